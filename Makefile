@@ -1,0 +1,54 @@
+# recshard: the two set-up commands are `make demo` and `make test`; both install what they need.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+NPM ?= npm
+export ONNXRUNTIME_NODE_INSTALL := skip
+
+.PHONY: help deps build gen typecheck test test-unit test-cluster demo cluster-up cluster-down control-plane clean
+
+help:
+	@echo "make demo          plan every example, then run the operator on a local control plane and show what it made"
+	@echo "make test          every test: unit, then the cluster suites on a real local control plane"
+	@echo "make cluster-up    start a local control plane (prints KUBECONFIG); make cluster-down stops it"
+	@echo "make gen           regenerate TypeScript types from crds/ after editing the CRD"
+
+node_modules/.deps-stamp: package.json package-lock.json
+	$(NPM) ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+deps: node_modules/.deps-stamp
+
+build: deps
+	npx tsc -p tsconfig.json
+
+gen: build
+	node dist/operator/api/gen-types.js operator/api/v1alpha1/types.generated.ts
+
+typecheck: deps
+	npx tsc -p tsconfig.json --noEmit
+	npx tsc -p test/tsconfig.json --noEmit
+
+# Builds the pinned control plane from Go modules into ~/.cache/recshard (once; seconds when cached).
+control-plane:
+	bash test/cluster/build-control-plane.sh >/dev/null
+
+test: build control-plane typecheck
+	npx vitest run
+
+test-unit: build
+	npx vitest run --project unit
+
+test-cluster: build control-plane
+	npx vitest run --project cluster
+
+demo: build control-plane
+	npx tsx scripts/demo.ts
+
+cluster-up: build control-plane
+	npx tsx test/cluster/cluster.ts up
+
+cluster-down: deps
+	npx tsx test/cluster/cluster.ts down
+
+clean:
+	rm -rf dist node_modules/.deps-stamp

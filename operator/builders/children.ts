@@ -1,0 +1,178 @@
+// Desired children of a RecModel: the plan ConfigMap, the main Deployment and Service, and one Deployment and
+// Service per sparse shard. Pure functions of (RecModel, plan, config); the controller applies what they return.
+import type { V1ConfigMap, V1Deployment, V1OwnerReference, V1PodSpec, V1Service, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
+import { API_VERSION, KIND, type ResolvedRecModelSpec } from '../api/v1alpha1/index.js';
+import { planDocument } from '../planner/format.js';
+import type { Plan } from '../planner/plan.js';
+import type { BuilderConfig } from './config.js';
+import {
+  ANNOTATION_CONFIG_HASH, ANNOTATION_PLAN_HASH, componentLabels, modelLabels, selectorLabels, type Role,
+} from './labels.js';
+import { mainName, planConfigMapName, shardName, shortHash } from './names.js';
+import { podPlacement } from './placement.js';
+
+export interface Owner {
+  name: string;
+  namespace: string;
+  uid: string;
+}
+
+export interface Children {
+  configMap: V1ConfigMap;
+  deployments: V1Deployment[];
+  services: V1Service[];
+}
+
+export const CONFIG_MOUNT = '/etc/recshard';
+export const PLAN_KEY = 'plan.json';
+export const MODEL_KEY = 'model.json';
+export const CONTAINER = 'shard-server';
+
+function ownerReference(owner: Owner): V1OwnerReference {
+  return { apiVersion: API_VERSION, kind: KIND, name: owner.name, uid: owner.uid, controller: true, blockOwnerDeletion: true };
+}
+
+function meta(owner: Owner, name: string, labels: Record<string, string>) {
+  return { name, namespace: owner.namespace, labels, ownerReferences: [ownerReference(owner)] };
+}
+
+/** The document the shard-servers read: the plan plus where each shard answers. */
+export function servingConfig(owner: Owner, spec: ResolvedRecModelSpec, plan: Plan) {
+  const port = spec.serving.port;
+  const doc = planDocument(owner.name, plan);
+  return {
+    ...doc,
+    main: { ...doc.main, service: mainName(owner.name) },
+    shards: doc.shards.map((s) => ({
+      ...s,
+      service: shardName(owner.name, s.index),
+      endpoint: `http://${shardName(owner.name, s.index)}.${owner.namespace}.svc:${port}`,
+    })),
+  };
+}
+
+export function buildConfigMap(owner: Owner, spec: ResolvedRecModelSpec, plan: Plan): V1ConfigMap {
+  const model = { model: spec.model, artifact: spec.artifact ?? {}, serving: spec.serving };
+  return {
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
+    metadata: meta(owner, planConfigMapName(owner.name), modelLabels(owner.name)),
+    data: {
+      [PLAN_KEY]: JSON.stringify(servingConfig(owner, spec, plan), null, 2),
+      [MODEL_KEY]: JSON.stringify(model, null, 2),
+    },
+  };
+}
+
+function artifactVolume(spec: ResolvedRecModelSpec): { volume?: V1Volume; mount?: V1VolumeMount } {
+  const a = spec.artifact;
+  if (!a?.uri?.startsWith('file://') || !a.volume) return {};
+  const path = a.uri.slice('file://'.length);
+  const dir = path.endsWith('/') ? path.replace(/\/+$/, '') || '/' : path.slice(0, path.lastIndexOf('/')) || '/';
+  return {
+    volume: { ...(a.volume as unknown as V1Volume), name: 'model' },
+    mount: { name: 'model', mountPath: dir, readOnly: true },
+  };
+}
+
+interface ComponentArgs {
+  owner: Owner;
+  spec: ResolvedRecModelSpec;
+  plan: Plan;
+  cfg: BuilderConfig;
+  role: Role;
+  shard?: number;
+  configHash: string;
+}
+
+export function buildDeployment(a: ComponentArgs): V1Deployment {
+  const { owner, spec, plan, cfg, role, shard } = a;
+  const placementSpec = role === 'main' ? spec.placement.main : spec.placement.sparse;
+  const tableBytes = role === 'main' ? plan.tables.filter((t) => plan.mainTables.includes(t.name)).reduce((s, t) => s + t.bytes, 0) : plan.shards[shard!]!.bytes;
+  const derivedMemory = tableBytes > 0 ? tableBytes * cfg.memoryOverhead + cfg.baseMemoryBytes : undefined;
+  const placement = podPlacement(placementSpec, cfg, derivedMemory);
+  const name = role === 'main' ? mainName(owner.name) : shardName(owner.name, shard!);
+  const port = spec.serving.port;
+  const { volume, mount } = artifactVolume(spec);
+  const pod: V1PodSpec = {
+    automountServiceAccountToken: false,
+    enableServiceLinks: false,
+    securityContext: { runAsNonRoot: true, runAsUser: 10001, runAsGroup: 10001, seccompProfile: { type: 'RuntimeDefault' } },
+    affinity: placement.affinity,
+    ...(placement.tolerations ? { tolerations: placement.tolerations } : {}),
+    ...(placement.nodeSelector ? { nodeSelector: placement.nodeSelector } : {}),
+    containers: [
+      {
+        name: CONTAINER,
+        image: cfg.shardServerImage,
+        imagePullPolicy: cfg.imagePullPolicy,
+        args: [
+          `--role=${role}`,
+          ...(shard !== undefined ? [`--shard=${shard}`] : []),
+          `--plan=${CONFIG_MOUNT}/${PLAN_KEY}`,
+          `--model-config=${CONFIG_MOUNT}/${MODEL_KEY}`,
+          `--port=${port}`,
+        ],
+        env: [
+          { name: 'RECSHARD_MODEL', value: owner.name },
+          { name: 'RECSHARD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
+          { name: 'RECSHARD_POD', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+        ],
+        ports: [{ name: 'http', containerPort: port, protocol: 'TCP' }],
+        readinessProbe: { httpGet: { path: '/readyz', port: 'http' }, periodSeconds: 5, failureThreshold: 3 },
+        livenessProbe: { httpGet: { path: '/healthz', port: 'http' }, periodSeconds: 10, failureThreshold: 6 },
+        ...(Object.keys(placement.resources).length ? { resources: placement.resources } : {}),
+        securityContext: {
+          allowPrivilegeEscalation: false,
+          readOnlyRootFilesystem: true,
+          runAsNonRoot: true,
+          capabilities: { drop: ['ALL'] },
+        },
+        volumeMounts: [{ name: 'config', mountPath: CONFIG_MOUNT, readOnly: true }, ...(mount ? [mount] : [])],
+      },
+    ],
+    volumes: [{ name: 'config', configMap: { name: planConfigMapName(owner.name) } }, ...(volume ? [volume] : [])],
+  };
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: meta(owner, name, componentLabels(owner.name, role, shard)),
+    spec: {
+      // Left out while autoscaling owns the count, so the operator's apply never fights the scaler.
+      ...(spec.autoscaling.enabled ? {} : { replicas: placementSpec.replicas }),
+      selector: { matchLabels: selectorLabels(owner.name, role, shard) },
+      template: {
+        metadata: {
+          labels: componentLabels(owner.name, role, shard),
+          annotations: { [ANNOTATION_PLAN_HASH]: plan.hash, [ANNOTATION_CONFIG_HASH]: a.configHash },
+        },
+        spec: pod,
+      },
+    },
+  };
+}
+
+export function buildService(owner: Owner, spec: ResolvedRecModelSpec, role: Role, shard?: number): V1Service {
+  const name = role === 'main' ? mainName(owner.name) : shardName(owner.name, shard!);
+  return {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: meta(owner, name, componentLabels(owner.name, role, shard)),
+    spec: {
+      type: 'ClusterIP',
+      selector: selectorLabels(owner.name, role, shard),
+      ports: [{ name: 'http', port: spec.serving.port, targetPort: 'http', protocol: 'TCP' }],
+    },
+  };
+}
+
+export function buildChildren(owner: Owner, spec: ResolvedRecModelSpec, plan: Plan, cfg: BuilderConfig): Children {
+  const configMap = buildConfigMap(owner, spec, plan);
+  const configHash = shortHash(JSON.stringify(configMap.data), 10);
+  const components: { role: Role; shard?: number }[] = [{ role: 'main' }, ...plan.shards.map((s) => ({ role: 'sparse' as const, shard: s.index }))];
+  return {
+    configMap,
+    deployments: components.map((c) => buildDeployment({ owner, spec, plan, cfg, configHash, ...c })),
+    services: components.map((c) => buildService(owner, spec, c.role, c.shard)),
+  };
+}

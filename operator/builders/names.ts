@@ -1,0 +1,24 @@
+// Stable child names and label values: DNS-1123 labels of at most 63 characters; a name that would be longer
+// is cut and given a short hash of the full name so two long names never collide.
+import { createHash } from 'node:crypto';
+
+const MAX = 63;
+
+export function shortHash(s: string, n = 8): string {
+  return createHash('sha256').update(s).digest('hex').slice(0, n);
+}
+
+/** A DNS-1123 label (also a valid label value) from `base-suffix`, hashed when too long. */
+export function dnsLabel(base: string, suffix?: string): string {
+  const clean = base.toLowerCase().replace(/[^a-z0-9-]/g, '-');
+  const full = suffix ? `${clean}-${suffix}` : clean;
+  if (full.length <= MAX) return full;
+  const hash = shortHash(full);
+  const keep = MAX - hash.length - 1 - (suffix ? suffix.length + 1 : 0);
+  const head = clean.slice(0, keep).replace(/-+$/, '');
+  return suffix ? `${head}-${hash}-${suffix}` : `${head}-${hash}`;
+}
+
+export const mainName = (model: string) => dnsLabel(model, 'main');
+export const shardName = (model: string, index: number) => dnsLabel(model, `shard-${index}`);
+export const planConfigMapName = (model: string) => dnsLabel(model, 'plan');

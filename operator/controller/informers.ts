@@ -1,0 +1,116 @@
+// Watch-backed caches of RecModels and of the children the operator manages. Event handlers only enqueue
+// keys: a RecModel maps to itself, a child to its controlling RecModel. Watches restart by themselves on
+// close and on 410 Gone (the library relists); any other failure restarts the informer with backoff.
+import {
+  makeInformer, type Informer, type KubeConfig, type KubernetesObject, type ObjectCache, type V1ConfigMap,
+  type V1Deployment, type V1Service,
+} from '@kubernetes/client-node';
+import { API_VERSION, GROUP, KIND, PLURAL, VERSION, type RecModel } from '../api/v1alpha1/index.js';
+import { LABEL_INSTANCE, MANAGED_SELECTOR } from '../builders/labels.js';
+import type { Clock } from '../lib/clock.js';
+import type { Logger } from '../lib/log.js';
+import { apiErrorMessage, type KubeClient } from '../kube/client.js';
+
+interface Source<T extends KubernetesObject> {
+  kind: string;
+  informer: Informer<T> & ObjectCache<T>;
+  synced: boolean;
+  /** Consecutive failures, for restart backoff; reset by a successful list. */
+  failures: number;
+}
+
+export function controllerOf(obj: KubernetesObject): { kind: string; name: string; uid: string; apiVersion: string } | undefined {
+  const ref = obj.metadata?.ownerReferences?.find((r) => r.controller);
+  return ref ? { kind: ref.kind, name: ref.name, uid: ref.uid, apiVersion: ref.apiVersion } : undefined;
+}
+
+export const keyOf = (namespace: string, name: string) => `${namespace}/${name}`;
+
+export class Caches {
+  readonly recModels: Source<RecModel & KubernetesObject>;
+  readonly deployments: Source<V1Deployment>;
+  readonly services: Source<V1Service>;
+  readonly configMaps: Source<V1ConfigMap>;
+  private stopped = false;
+
+  constructor(
+    kubeConfig: KubeConfig,
+    client: KubeClient,
+    private readonly namespace: string | undefined,
+    private readonly enqueue: (key: string) => void,
+    private readonly log: Logger,
+    private readonly clock: Clock,
+  ) {
+    const ns = namespace ? `/namespaces/${namespace}` : '';
+    const make = <T extends KubernetesObject>(kind: string, apiVersion: string, path: string, labelSelector?: string): Source<T> => {
+      const source: Source<T> = { kind, synced: false, failures: 0, informer: undefined as never };
+      const list = async () => {
+        const result = await client.objects.list<T>(apiVersion, kind, namespace, undefined, undefined, undefined, undefined, labelSelector);
+        source.synced = true;
+        source.failures = 0;
+        return result;
+      };
+      source.informer = makeInformer<T>(kubeConfig, path, list, labelSelector);
+      return source;
+    };
+    this.recModels = make(KIND, API_VERSION, `/apis/${GROUP}/${VERSION}${ns}/${PLURAL}`);
+    this.deployments = make('Deployment', 'apps/v1', `/apis/apps/v1${ns}/deployments`, MANAGED_SELECTOR);
+    this.services = make('Service', 'v1', `/api/v1${ns}/services`, MANAGED_SELECTOR);
+    this.configMaps = make('ConfigMap', 'v1', `/api/v1${ns}/configmaps`, MANAGED_SELECTOR);
+
+    const ownKey = (o: KubernetesObject) => this.enqueue(keyOf(o.metadata!.namespace!, o.metadata!.name!));
+    for (const verb of ['add', 'update', 'delete'] as const) this.recModels.informer.on(verb, ownKey);
+    const ownerKey = (o: KubernetesObject) => {
+      const owner = controllerOf(o);
+      if (owner?.kind === KIND && owner.apiVersion.startsWith(`${GROUP}/`)) this.enqueue(keyOf(o.metadata!.namespace!, owner.name));
+    };
+    for (const s of this.childSources()) for (const verb of ['add', 'update', 'delete'] as const) s.informer.on(verb, ownerKey);
+  }
+
+  private childSources(): Source<KubernetesObject>[] {
+    return [this.deployments, this.services, this.configMaps] as Source<KubernetesObject>[];
+  }
+
+  private all(): Source<KubernetesObject>[] {
+    return [this.recModels as Source<KubernetesObject>, ...this.childSources()];
+  }
+
+  /** Starts every informer; resolves once each has listed. */
+  async start(): Promise<void> {
+    for (const s of this.all()) s.informer.on('error', (err) => this.restart(s, err));
+    await Promise.all(this.all().map((s) => s.informer.start()));
+    while (!this.synced && !this.stopped) await new Promise((r) => this.clock.setTimeout(() => r(undefined), 100));
+  }
+
+  private restart(s: Source<KubernetesObject>, err: unknown): void {
+    if (this.stopped) return;
+    const delay = Math.min(30_000, 500 * 2 ** s.failures++);
+    this.log.warn('watch failed; restarting', { kind: s.kind, error: apiErrorMessage(err), retryInMs: delay });
+    this.clock.setTimeout(() => {
+      if (!this.stopped) void s.informer.start();
+    }, delay);
+  }
+
+  get synced(): boolean {
+    return this.all().every((s) => s.synced);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await Promise.all(this.all().map((s) => s.informer.stop()));
+  }
+
+  recModel(namespace: string, name: string): RecModel | undefined {
+    return this.recModels.informer.get(name, namespace) as RecModel | undefined;
+  }
+
+  allRecModelKeys(): string[] {
+    return this.recModels.informer.list().map((r) => keyOf(r.metadata!.namespace!, r.metadata!.name!));
+  }
+
+  /** Children in the model's namespace that carry its instance label. */
+  children(namespace: string, instance: string) {
+    const mine = <T extends KubernetesObject>(s: Source<T>) => s.informer.list(namespace).filter((o) => o.metadata?.labels?.[LABEL_INSTANCE] === instance);
+    return { deployments: mine(this.deployments), services: mine(this.services), configMaps: mine(this.configMaps) };
+  }
+}

@@ -1,0 +1,74 @@
+// Runs the controller: caches, work queue, workers and periodic resync, started when this replica becomes
+// leader and drained on shutdown.
+import type { Clock } from '../lib/clock.js';
+import type { Logger } from '../lib/log.js';
+import type { OperatorMetrics } from '../server/metrics.js';
+import type { Caches } from './informers.js';
+import type { Reconciler } from './reconciler.js';
+import { WorkQueue } from './workqueue.js';
+
+export interface ManagerOptions {
+  workers: number;
+  resyncMs: number;
+}
+
+export class Manager {
+  readonly queue: WorkQueue;
+  private running = false;
+  private workers: Promise<void>[] = [];
+  private resyncTimer: unknown;
+
+  constructor(
+    private readonly caches: Caches,
+    private readonly reconciler: Reconciler,
+    private readonly opts: ManagerOptions,
+    private readonly metrics: OperatorMetrics,
+    private readonly clock: Clock,
+    private readonly log: Logger,
+  ) {
+    this.queue = new WorkQueue({ baseMs: 200, maxMs: 5 * 60_000 }, clock, (d) => metrics.queueDepth.set(d));
+  }
+
+  /** Starts the workers and enqueues every RecModel; the caches must be synced. */
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    for (let i = 0; i < this.opts.workers; i++) this.workers.push(this.work());
+    this.resync();
+  }
+
+  private resync(): void {
+    for (const key of this.caches.allRecModelKeys()) this.queue.add(key);
+    this.resyncTimer = this.clock.setTimeout(() => this.resync(), this.opts.resyncMs);
+  }
+
+  private async work(): Promise<void> {
+    for (;;) {
+      const key = await this.queue.get();
+      if (key === undefined) return;
+      const [namespace, name] = key.split('/') as [string, string];
+      const end = this.metrics.reconcileDuration.startTimer();
+      try {
+        const result = await this.reconciler.reconcile(namespace, name);
+        this.queue.forget(key);
+        if (result.requeueAfterMs) this.queue.addAfter(key, result.requeueAfterMs);
+        end({ result: result.requeueAfterMs ? 'requeue' : 'success' });
+      } catch (e) {
+        end({ result: 'error' });
+        const reason = (e as { code?: number }).code ? `http_${(e as { code: number }).code}` : 'error';
+        this.metrics.reconcileErrors.inc({ reason });
+        const delay = this.queue.addRateLimited(key);
+        this.log.error('reconcile failed; retrying', { recmodel: key, error: (e as Error).message, retryInMs: delay });
+      } finally {
+        this.queue.done(key);
+      }
+    }
+  }
+
+  /** Stops handing out keys and waits for in-flight reconciles. */
+  async stop(): Promise<void> {
+    this.clock.clearTimeout(this.resyncTimer);
+    await this.queue.shutdown();
+    await Promise.all(this.workers);
+  }
+}

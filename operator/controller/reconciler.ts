@@ -1,0 +1,169 @@
+// Reconcile one RecModel: observe (cache -> one plain object), decide (pure: plan, desired children, stale
+// children), act (apply, delete, events, status). Level-based and idempotent; an invalid or infeasible spec is
+// terminal (a False condition, no retry), a failed write throws so the queue retries with backoff.
+import type { KubernetesObject, V1Deployment } from '@kubernetes/client-node';
+import { formatFieldErrors, resolveSpec, type RecModel } from '../api/v1alpha1/index.js';
+import { buildChildren, type Owner } from '../builders/children.js';
+import type { BuilderConfig } from '../builders/config.js';
+import { dnsLabel } from '../builders/names.js';
+import type { Clock } from '../lib/clock.js';
+import { plural } from '../lib/text.js';
+import type { Logger } from '../lib/log.js';
+import { planModel } from '../planner/plan.js';
+import { apiErrorMessage, type KubeClient } from '../kube/client.js';
+import { EventReason, type EventRecorder } from '../kube/events.js';
+import type { OperatorMetrics } from '../server/metrics.js';
+import { Reason } from '../status/conditions.js';
+import { computeStatus, sameStatus, type PlanOutcome } from '../status/status.js';
+import { controllerOf, type Caches } from './informers.js';
+
+export interface ReconcileResult {
+  requeueAfterMs?: number;
+}
+
+/** What one reconcile sees: the RecModel and the children it controls, from the cache. */
+export interface Observed {
+  rm: RecModel;
+  owned: KubernetesObject[];
+  /** Cached managed objects with our instance label but another controller (e.g. a same-named model's). */
+  foreign: KubernetesObject[];
+}
+
+export interface Decision {
+  outcome: PlanOutcome;
+  desired: KubernetesObject[];
+  stale: KubernetesObject[];
+}
+
+const kindOrder: Record<string, number> = { ConfigMap: 0, Service: 1, Deployment: 2 };
+const refKey = (o: KubernetesObject) => `${o.kind}/${o.metadata!.name}`;
+
+/** Pure: from the observed state to the plan, the desired children and the children to delete. */
+export function decide(observed: Observed, cfg: BuilderConfig): Decision {
+  const { rm, owned } = observed;
+  const resolved = resolveSpec(rm.spec);
+  if (!resolved.ok) {
+    return { outcome: { ok: false, reason: Reason.InvalidSpec, message: formatFieldErrors(resolved.errors) }, desired: [], stale: [] };
+  }
+  const planned = planModel(resolved.spec);
+  if (!planned.ok) {
+    return { outcome: { ok: false, reason: planned.error.reason, message: planned.error.message }, desired: [], stale: [] };
+  }
+  const owner: Owner = { name: rm.metadata.name, namespace: rm.metadata.namespace!, uid: rm.metadata.uid! };
+  const children = buildChildren(owner, resolved.spec, planned.plan, cfg);
+  const desired = [children.configMap, ...children.services, ...children.deployments] as KubernetesObject[];
+  desired.sort((a, b) => kindOrder[a.kind!]! - kindOrder[b.kind!]!);
+  const wanted = new Set(desired.map(refKey));
+  const stale = owned.filter((o) => !wanted.has(refKey(o)));
+  return { outcome: { ok: true, plan: planned.plan }, desired, stale };
+}
+
+export interface ReconcilerDeps {
+  caches: Caches;
+  client: KubeClient;
+  events: EventRecorder;
+  cfg: BuilderConfig;
+  clock: Clock;
+  log: Logger;
+  metrics: OperatorMetrics;
+}
+
+export class Reconciler {
+  constructor(private readonly d: ReconcilerDeps) {}
+
+  observe(namespace: string, name: string): Observed | undefined {
+    const rm = this.d.caches.recModel(namespace, name);
+    if (!rm || rm.metadata.deletionTimestamp) return undefined;
+    const c = this.d.caches.children(namespace, dnsLabel(name));
+    const all = [
+      ...c.configMaps.map((o) => ({ ...o, kind: 'ConfigMap', apiVersion: 'v1' })),
+      ...c.services.map((o) => ({ ...o, kind: 'Service', apiVersion: 'v1' })),
+      ...c.deployments.map((o) => ({ ...o, kind: 'Deployment', apiVersion: 'apps/v1' })),
+    ] as KubernetesObject[];
+    const mine = (o: KubernetesObject) => controllerOf(o)?.uid === rm.metadata.uid;
+    return { rm, owned: all.filter(mine), foreign: all.filter((o) => !mine(o)) };
+  }
+
+  async reconcile(namespace: string, name: string): Promise<ReconcileResult> {
+    const observed = this.observe(namespace, name);
+    if (!observed) return {};
+    const { rm } = observed;
+    const log = this.d.log.with({ recmodel: `${namespace}/${name}` });
+    const decision = decide(observed, this.d.cfg);
+    const conflicts: string[] = [];
+    const applyErrors: string[] = [];
+    let deployments: V1Deployment[];
+
+    if (decision.outcome.ok) {
+      const plan = decision.outcome.plan;
+      const previousHash = rm.status?.plan?.hash;
+      if (previousHash !== plan.hash) {
+        const was = rm.status?.plan ? ` (was ${rm.status.plan.strategy}, ${plural(rm.status.plan.shards ?? 0, 'shard')}, plan ${previousHash})` : '';
+        await this.d.events.emit(rm, 'Normal', EventReason.PlanChanged, `${plan.strategy}: ${plural(plan.shards.length, 'shard')}, imbalance ${plan.imbalance.toFixed(3)}, plan ${plan.hash}${was}`);
+      }
+      deployments = [];
+      for (const obj of decision.desired) {
+        const foreign = await this.foreignOwner(observed, obj);
+        if (foreign) {
+          conflicts.push(`${obj.kind} ${obj.metadata!.name}`);
+          await this.d.events.emit(rm, 'Warning', EventReason.ResourceConflict, `${obj.kind} ${obj.metadata!.name} exists and is not controlled by this RecModel (${foreign}); left unchanged`);
+          continue;
+        }
+        try {
+          const live = await this.d.client.apply(obj);
+          this.d.metrics.applies.inc({ kind: obj.kind });
+          if (obj.kind === 'Deployment') deployments.push(live as V1Deployment);
+        } catch (e) {
+          const msg = `apply ${obj.kind} ${obj.metadata!.name}: ${apiErrorMessage(e)}`;
+          applyErrors.push(msg);
+          await this.d.events.emit(rm, 'Warning', EventReason.ApplyFailed, msg);
+        }
+      }
+      for (const obj of decision.stale) {
+        try {
+          await this.d.client.delete({ apiVersion: obj.apiVersion!, kind: obj.kind!, namespace, name: obj.metadata!.name! });
+          if (obj.kind === 'Deployment') await this.d.events.emit(rm, 'Normal', EventReason.DeletedStaleShard, `deleted ${obj.kind} ${obj.metadata!.name}: not in plan ${plan.hash}`);
+        } catch (e) {
+          applyErrors.push(`delete ${obj.kind} ${obj.metadata!.name}: ${apiErrorMessage(e)}`);
+        }
+      }
+    } else {
+      const { reason, message } = decision.outcome;
+      await this.d.events.emit(rm, 'Warning', reason, message);
+      // Nothing is lost: the children of the last good plan keep serving.
+      deployments = observed.owned.filter((o) => o.kind === 'Deployment') as V1Deployment[];
+    }
+
+    const status = computeStatus({
+      name,
+      generation: rm.metadata.generation ?? 0,
+      previous: rm.status,
+      plan: decision.outcome,
+      deployments,
+      conflicts,
+      applyErrors,
+      now: this.d.clock.now(),
+    });
+    if (!sameStatus(rm.status, status)) {
+      await this.d.client.patchRecModelStatus(namespace, name, status);
+      log.debug('status updated', { ready: status.ready });
+    }
+    if (applyErrors.length) throw new Error(applyErrors.join('; '));
+    return {};
+  }
+
+  /** Describes the controller of an existing same-named object when it is not this RecModel; else undefined. */
+  private async foreignOwner(observed: Observed, obj: KubernetesObject): Promise<string | undefined> {
+    const describe = (o: KubernetesObject) => {
+      const c = controllerOf(o);
+      return c ? `controlled by ${c.kind} ${c.name}` : 'no controller';
+    };
+    if (observed.owned.some((o) => refKey(o) === refKey(obj))) return undefined;
+    const cached = observed.foreign.find((o) => refKey(o) === refKey(obj));
+    if (cached) return describe(cached);
+    // Objects without our labels are not in the cache: ask the API server before creating.
+    const live = await this.d.client.get({ apiVersion: obj.apiVersion!, kind: obj.kind!, namespace: obj.metadata!.namespace!, name: obj.metadata!.name! });
+    if (!live || controllerOf(live)?.uid === observed.rm.metadata.uid) return undefined;
+    return describe(live);
+  }
+}

@@ -1,0 +1,30 @@
+// Kubernetes resource quantities (the subset the RecModel schema allows) and human-readable byte sizes.
+const SUFFIX: Record<string, number> = {
+  '': 1, k: 1e3, M: 1e6, G: 1e9, T: 1e12, P: 1e15,
+  Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40, Pi: 2 ** 50,
+};
+
+/** Bytes of a quantity such as 16Gi, 1.5G or 1048576. Throws on anything else. */
+export function parseQuantity(q: string | number): number {
+  if (typeof q === 'number') return q;
+  const m = /^([0-9]+(?:\.[0-9]+)?)(Ki|Mi|Gi|Ti|Pi|k|M|G|T|P)?$/.exec(q.trim());
+  if (!m) throw new Error(`invalid quantity ${JSON.stringify(q)}`);
+  return Math.floor(Number(m[1]) * SUFFIX[m[2] ?? '']!);
+}
+
+/** 1536 -> "1.5 KiB": binary units, one decimal, for messages and tables. */
+export function formatBytes(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
+  let v = bytes;
+  let i = 0;
+  while (Math.abs(v) >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return i === 0 ? `${v} B` : `${v.toFixed(1)} ${units[i]}`;
+}
+
+/** Bytes as a quantity the API server accepts, rounded up to whole MiB (e.g. for memory requests). */
+export function toMiQuantity(bytes: number): string {
+  return `${Math.ceil(bytes / 2 ** 20)}Mi`;
+}

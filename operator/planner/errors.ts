@@ -1,0 +1,13 @@
+// The planner's one error type: a constant reason the operator puts in the Planned condition, and a message
+// that names the table, the sizes and the capacity involved.
+export type PlanErrorReason = 'InvalidModel' | 'Infeasible';
+
+export class PlanError extends Error {
+  constructor(
+    readonly reason: PlanErrorReason,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'PlanError';
+  }
+}

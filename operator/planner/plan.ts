@@ -1,0 +1,159 @@
+// The shard planner: a resolved RecModel spec in, a shard plan out. Pure, deterministic, no Kubernetes imports.
+import { createHash } from 'node:crypto';
+import type { ResolvedRecModelSpec } from '../api/v1alpha1/index.js';
+import { formatBytes, parseQuantity } from '../lib/quantity.js';
+import { PlanError } from './errors.js';
+import { balance, firstFitDecreasing, netSpecific, type Bin } from './strategies.js';
+import { expandTables, type PlannedTable } from './tables.js';
+
+export type Strategy = ResolvedRecModelSpec['sharding']['strategy'];
+
+export interface ShardPlan {
+  index: number;
+  /** Component name suffix, e.g. shard-0. */
+  name: string;
+  /** The net every table belongs to (net-specific only). */
+  net?: string;
+  tables: string[];
+  bytes: number;
+  /** Percent of the usable capacity (shardMemory less headroom) the tables fill. */
+  percentOfCapacity: number;
+  /** Expected lookups per sample (sum of pooling factors). */
+  lookupsPerSample: number;
+  /** Expected bytes read per sample, the load the planner balances. */
+  lookupBytesPerSample: number;
+}
+
+export interface Plan {
+  strategy: Strategy;
+  shardMemoryBytes: number;
+  headroomPercent: number;
+  /** Usable bytes per shard for tables. */
+  capacityBytes: number;
+  tables: PlannedTable[];
+  totalBytes: number;
+  /** Tables the main holds itself (monolithic only). */
+  mainTables: string[];
+  shards: ShardPlan[];
+  /** Max over mean lookup bytes per sample across shards; 1 with fewer than two shards. */
+  imbalance: number;
+  /** Short hash of the assignment; changes exactly when some table moves. */
+  hash: string;
+}
+
+export type PlanResult = { ok: true; plan: Plan } | { ok: false; error: PlanError };
+
+const MAX_AUTO_SHARDS = 256;
+
+export function planModel(spec: ResolvedRecModelSpec): PlanResult {
+  try {
+    return { ok: true, plan: buildPlan(spec) };
+  } catch (e) {
+    if (e instanceof PlanError) return { ok: false, error: e };
+    throw e;
+  }
+}
+
+function buildPlan(spec: ResolvedRecModelSpec): Plan {
+  const { strategy, shardMemory, headroom } = spec.sharding;
+  const shardMemoryBytes = parseQuantity(shardMemory);
+  const capacity = Math.floor((shardMemoryBytes * (100 - headroom)) / 100);
+  const tables = expandTables(spec.model);
+  const totalBytes = tables.reduce((s, t) => s + t.bytes, 0);
+  const capText = `${formatBytes(capacity)} (shardMemory ${shardMemory} less ${headroom}% headroom)`;
+
+  for (const t of tables) {
+    if (t.bytes > capacity) {
+      throw new PlanError(
+        'Infeasible',
+        `table "${t.name}" needs ${formatBytes(t.bytes)} (${t.bytes} bytes: ${t.rows} rows x ${t.dim} x ${t.dtype}) but one server holds at most ${capText}`,
+      );
+    }
+  }
+
+  let bins: { net?: string; bin: Bin }[];
+  let mainTables: string[] = [];
+  switch (strategy) {
+    case 'monolithic':
+    case 'singular': {
+      if (totalBytes > capacity) {
+        const where = strategy === 'monolithic' ? 'the main' : 'one sparse shard';
+        throw new PlanError(
+          'Infeasible',
+          `${strategy}: the ${tables.length} tables need ${formatBytes(totalBytes)} but ${where} holds at most ${capText}; use load-balanced or net-specific, or raise spec.sharding.shardMemory`,
+        );
+      }
+      const all = { tables, bytes: totalBytes, load: tables.reduce((s, t) => s + t.loadBytes, 0) };
+      if (strategy === 'monolithic') {
+        mainTables = tables.map((t) => t.name);
+        bins = [];
+      } else bins = [{ bin: all }];
+      break;
+    }
+    case 'load-balanced': {
+      const minShards = Math.max(1, Math.ceil(totalBytes / capacity));
+      if (spec.sharding.shards !== undefined) {
+        const n = spec.sharding.shards;
+        const found = balance(tables, n, capacity);
+        if (!found) {
+          throw new PlanError(
+            'Infeasible',
+            `load-balanced: ${n} shards of ${capText} cannot hold the ${tables.length} tables (${formatBytes(totalBytes)} in all); at least ${Math.max(minShards, n + 1)} shards are needed`,
+          );
+        }
+        bins = found.map((bin) => ({ bin }));
+      } else {
+        let found: Bin[] | undefined;
+        let n = Math.max(2, minShards);
+        for (; n <= MAX_AUTO_SHARDS && !(found = balance(tables, n, capacity)); n++);
+        if (!found) throw new PlanError('Infeasible', `load-balanced: no shard count up to ${MAX_AUTO_SHARDS} holds the tables at ${capText}`);
+        bins = found.map((bin) => ({ bin }));
+      }
+      break;
+    }
+    case 'net-specific':
+      bins = netSpecific(tables, capacity).flatMap(({ net, bins }) => bins.map((bin) => ({ net, bin })));
+      break;
+  }
+
+  const shards: ShardPlan[] = bins.map(({ net, bin }, index) => ({
+    index,
+    name: `shard-${index}`,
+    ...(net !== undefined ? { net } : {}),
+    tables: bin.tables.map((t) => t.name).sort(),
+    bytes: bin.bytes,
+    percentOfCapacity: round((100 * bin.bytes) / capacity, 1),
+    lookupsPerSample: round(bin.tables.reduce((s, t) => s + t.poolingFactor, 0), 3),
+    lookupBytesPerSample: bin.load,
+  }));
+  return {
+    strategy,
+    shardMemoryBytes,
+    headroomPercent: headroom,
+    capacityBytes: capacity,
+    tables: [...tables].sort((a, b) => (a.name < b.name ? -1 : 1)),
+    totalBytes,
+    mainTables,
+    shards,
+    imbalance: imbalanceOf(shards.map((s) => s.lookupBytesPerSample)),
+    hash: hashAssignment(strategy, mainTables, shards),
+  };
+}
+
+export function imbalanceOf(loads: number[]): number {
+  if (loads.length < 2) return 1;
+  const mean = loads.reduce((s, l) => s + l, 0) / loads.length;
+  return mean === 0 ? 1 : round(Math.max(...loads) / mean, 4);
+}
+
+function hashAssignment(strategy: Strategy, main: string[], shards: ShardPlan[]): string {
+  const canonical = JSON.stringify({ strategy, main, shards: shards.map((s) => s.tables) });
+  return createHash('sha256').update(canonical).digest('hex').slice(0, 10);
+}
+
+const round = (v: number, digits: number) => Math.round(v * 10 ** digits) / 10 ** digits;
+
+/** The fewest shards FFD needs per net, for the net-specific property (exported for tests and the CLI). */
+export function ffdShardCount(tables: PlannedTable[], capacity: number): number {
+  return firstFitDecreasing(tables, capacity).length;
+}

@@ -1,0 +1,44 @@
+// Embedding tables as the planner sees them: the explicit list and the generator form expanded into one list,
+// each with its size and its expected lookup work per sample.
+import type { ResolvedModel } from '../api/v1alpha1/index.js';
+import { PlanError } from './errors.js';
+
+export const BYTES_PER_ELEMENT = { fp32: 4, fp16: 2 } as const;
+
+export interface PlannedTable {
+  name: string;
+  rows: number;
+  dim: number;
+  dtype: keyof typeof BYTES_PER_ELEMENT;
+  poolingFactor: number;
+  net: string;
+  /** Stored size: rows x dim x bytes per element. */
+  bytes: number;
+  /** Expected bytes read per sample: pooling factor x dim x bytes per element (the load we balance). */
+  loadBytes: number;
+}
+
+function planned(t: Omit<PlannedTable, 'bytes' | 'loadBytes'>): PlannedTable {
+  const el = BYTES_PER_ELEMENT[t.dtype];
+  return { ...t, bytes: t.rows * t.dim * el, loadBytes: t.poolingFactor * t.dim * el };
+}
+
+/** Every table of the model, explicit ones first then groups in order; names must be unique. */
+export function expandTables(model: ResolvedModel): PlannedTable[] {
+  const out: PlannedTable[] = [];
+  for (const t of model.tables ?? []) out.push(planned(t));
+  for (const g of model.tableGroups ?? []) {
+    for (let i = 0; i < g.count; i++) {
+      out.push(planned({ name: `${g.namePrefix}${i}`, rows: g.rows, dim: g.dim, dtype: g.dtype, poolingFactor: g.poolingFactor, net: g.net }));
+    }
+  }
+  const seen = new Map<string, number>();
+  out.forEach((t, i) => {
+    if (seen.has(t.name)) {
+      throw new PlanError('InvalidModel', `spec.model: table name "${t.name}" is declared twice (tables and tableGroups must generate unique names)`);
+    }
+    seen.set(t.name, i);
+  });
+  if (out.length === 0) throw new PlanError('InvalidModel', 'spec.model: the model has no embedding tables');
+  return out;
+}

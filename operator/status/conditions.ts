@@ -1,0 +1,59 @@
+// Standard conditions: constant types and reasons, and a setter that keeps lastTransitionTime when the status
+// of a condition does not change.
+import type { Condition } from '../api/v1alpha1/index.js';
+
+export const ConditionType = {
+  Ready: 'Ready',
+  Planned: 'Planned',
+  Available: 'Available',
+  Progressing: 'Progressing',
+  Degraded: 'Degraded',
+} as const;
+
+export const Reason = {
+  // Planned
+  PlanComputed: 'PlanComputed',
+  InvalidSpec: 'InvalidSpec',
+  Infeasible: 'Infeasible',
+  InvalidModel: 'InvalidModel',
+  // Available / Progressing
+  AllComponentsAvailable: 'AllComponentsAvailable',
+  ComponentsUnavailable: 'ComponentsUnavailable',
+  RollingOut: 'RollingOut',
+  RolloutComplete: 'RolloutComplete',
+  // Degraded
+  AsExpected: 'AsExpected',
+  ResourceConflict: 'ResourceConflict',
+  ApplyFailed: 'ApplyFailed',
+  // Ready
+  Ready: 'Ready',
+  NotPlanned: 'NotPlanned',
+  NotAvailable: 'NotAvailable',
+  Progressing: 'Progressing',
+  Degraded: 'Degraded',
+} as const;
+
+export type ConditionStatus = 'True' | 'False' | 'Unknown';
+
+export interface ConditionInput {
+  type: string;
+  status: ConditionStatus;
+  reason: string;
+  message: string;
+}
+
+/**
+ * Merges new conditions into the previous list: same type and status keeps the old lastTransitionTime; every
+ * condition carries the generation it was computed for. Output order follows `next`.
+ */
+export function mergeConditions(previous: Condition[] | undefined, next: ConditionInput[], generation: number, now: Date): Condition[] {
+  return next.map((c) => {
+    const old = previous?.find((p) => p.type === c.type);
+    const lastTransitionTime = old && old.status === c.status ? old.lastTransitionTime : now.toISOString().replace(/\.\d{3}Z$/, 'Z');
+    return { ...c, observedGeneration: generation, lastTransitionTime };
+  });
+}
+
+export function findCondition(conditions: Condition[] | undefined, type: string): Condition | undefined {
+  return conditions?.find((c) => c.type === type);
+}

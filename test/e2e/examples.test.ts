@@ -1,0 +1,109 @@
+// Every example applied with kubectl to the real control plane: the operator makes the planned ConfigMap,
+// Deployments and Services, the scheduler places GPU components on GPU nodes and CPU ones on CPU nodes, pods
+// become Ready through KWOK, and `kubectl wait --for=condition=Ready` succeeds.
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { resolveSpec, type RecModel } from '../../operator/api/v1alpha1/index.js';
+import { ANNOTATION_PLAN_HASH } from '../../operator/builders/labels.js';
+import { planModel } from '../../operator/planner/plan.js';
+import { FAKE_NODES } from '../cluster/harness.js';
+import {
+  ROOT, childNames, createNamespace, deleteNamespace, getRecModel, installCrd, kubeconfig, kubectl, kubectlJson,
+  readExample, startOperator, type OperatorProcess,
+} from './support.js';
+
+const EXAMPLES = ['dlrm-rmc1.yaml', 'dlrm-rmc2.yaml', 'dlrm-rmc3.yaml', 'wide-and-deep.yaml'];
+
+let ns: string;
+let op: OperatorProcess;
+
+beforeAll(async () => {
+  installCrd();
+  ns = createNamespace('examples');
+  op = await startOperator(ns);
+});
+
+afterAll(async () => {
+  await op?.stop();
+  if (ns) deleteNamespace(ns);
+});
+
+function planOf(rm: RecModel) {
+  const r = resolveSpec(rm.spec);
+  if (!r.ok) throw new Error(JSON.stringify(r.errors));
+  const p = planModel(r.spec);
+  if (!p.ok) throw p.error;
+  return { spec: r.spec, plan: p.plan };
+}
+
+describe.each(EXAMPLES)('example %s', (file) => {
+  it('reconciles every strategy into the planned, correctly placed, Ready children', async () => {
+    kubectl(['apply', '-n', ns, '-f', join(ROOT, 'examples', file)]);
+    for (const rm of readExample(file)) {
+      const name = rm.metadata.name;
+      kubectl(['wait', '-n', ns, '--for=condition=Ready', `recmodel/${name}`, '--timeout=120s']);
+      const { spec, plan } = planOf(rm);
+      const shards = plan.shards.map((s) => `${name}-shard-${s.index}`);
+
+      expect(childNames(ns, 'deployments', name)).toEqual([`${name}-main`, ...shards].sort());
+      expect(childNames(ns, 'services', name)).toEqual([`${name}-main`, ...shards].sort());
+      expect(childNames(ns, 'configmaps', name)).toEqual([`${name}-plan`]);
+
+      const cm = kubectlJson(['get', 'configmap', `${name}-plan`, '-n', ns]);
+      const served = JSON.parse(cm.data['plan.json']);
+      expect(served.strategy).toBe(plan.strategy);
+      expect(served.shards.map((s: { tables: string[] }) => s.tables)).toEqual(plan.shards.map((s) => s.tables));
+      expect(served.shards.map((s: { endpoint: string }) => s.endpoint)).toEqual(shards.map((s) => `http://${s}.${ns}.svc:8080`));
+
+      const live = getRecModel(ns, name);
+      expect(live.status?.observedGeneration).toBe(live.metadata.generation);
+      expect(live.status?.plan?.hash).toBe(plan.hash);
+      expect(live.status?.plan?.shards).toBe(plan.shards.length);
+      expect(live.status?.ready).toBe(`${shards.length + 1}/${shards.length + 1}`);
+
+      for (const [deployment, role] of [[`${name}-main`, 'main'], ...shards.map((s) => [s, 'sparse'])] as [string, 'main' | 'sparse'][]) {
+        const d = kubectlJson(['get', 'deployment', deployment, '-n', ns]);
+        const device = role === 'main' ? spec.placement.main.device : spec.placement.sparse.device;
+        const container = d.spec.template.spec.containers[0];
+        expect(d.spec.template.metadata.annotations[ANNOTATION_PLAN_HASH]).toBe(plan.hash);
+        expect(container.args).toContain(`--role=${role}`);
+        if (device === 'gpu') {
+          expect(container.resources.limits['nvidia.com/gpu']).toBe('1');
+          expect(d.spec.template.spec.tolerations).toContainEqual({ key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' });
+        } else {
+          expect(container.resources?.limits?.['nvidia.com/gpu']).toBeUndefined();
+        }
+        if (role === 'sparse') expect(container.resources.requests.memory).toMatch(/^\d+Mi$/);
+        const pods = kubectlJson(['get', 'pods', '-n', ns, '-l', Object.entries(d.spec.selector.matchLabels).map(([k, v]) => `${k}=${v}`).join(',')]).items;
+        expect(pods).toHaveLength(1);
+        const nodes: readonly string[] = device === 'gpu' ? FAKE_NODES.gpu : FAKE_NODES.cpu;
+        expect(nodes).toContain(pods[0].spec.nodeName);
+        expect(pods[0].status.conditions.find((c: { type: string }) => c.type === 'Ready').status).toBe('True');
+      }
+    }
+  });
+});
+
+describe('what users see', () => {
+  it('kubectl get recmodels shows strategy, shards, ready and age columns', () => {
+    const out = kubectl(['get', 'rm', '-n', ns]);
+    const [header, ...rows] = out.trim().split('\n');
+    expect(header!.split(/\s+/)).toEqual(['NAME', 'STRATEGY', 'SHARDS', 'READY', 'P99', 'AGE']);
+    const lb = rows.find((r) => r.startsWith('rmc1-lb '))!.split(/\s+/);
+    expect(lb.slice(1, 4)).toEqual(['load-balanced', '4', '5/5']);
+  });
+
+  it('kubectl explain documents the fields', () => {
+    const out = kubectl(['explain', 'recmodel.spec.sharding.strategy']);
+    expect(out).toContain('net-specific (tables of');
+  });
+
+  it('the kubectl plugin prints the plan (kubectl recshard plan)', () => {
+    const env = { ...process.env, PATH: `${join(ROOT, 'bin')}:${process.env.PATH}`, KUBECONFIG: kubeconfig() };
+    const table = execFileSync('kubectl', ['recshard', 'plan', join(ROOT, 'examples', 'dlrm-rmc2.yaml')], { env, encoding: 'utf8' });
+    expect(table).toContain('Model rmc2-net: net-specific, 32 tables');
+    const json = JSON.parse(execFileSync('kubectl', ['recshard', 'plan', '-o', 'json', join(ROOT, 'examples', 'dlrm-rmc1.yaml')], { env, encoding: 'utf8' }).split('\n\n')[0]!);
+    expect(json.model).toBe('rmc1-mono');
+  });
+});

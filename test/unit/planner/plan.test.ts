@@ -1,0 +1,178 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import type { RecModelSpec } from '../../../operator/api/v1alpha1/index.js';
+import { ffdShardCount, planModel, type Plan } from '../../../operator/planner/plan.js';
+import { expandTables } from '../../../operator/planner/tables.js';
+import { specOf, type TableInput } from '../fixtures.js';
+
+const MiB = 2 ** 20;
+
+const tableArb = fc.record({
+  rows: fc.integer({ min: 1, max: 400_000 }),
+  dim: fc.constantFrom(4, 8, 16, 32, 64, 128),
+  dtype: fc.constantFrom('fp32' as const, 'fp16' as const),
+  poolingFactor: fc.integer({ min: 0, max: 120 }),
+  net: fc.constantFrom('user', 'item', 'ctx', 'ad'),
+});
+const tablesArb = fc.array(tableArb, { minLength: 1, maxLength: 40 }).map((ts) => ts.map((t, i): TableInput => ({ ...t, name: `t${i}` })));
+
+function spec(tables: TableInput[], sharding: RecModelSpec['sharding']) {
+  return specOf({ tables, sharding });
+}
+
+function placedTables(plan: Plan): string[] {
+  return [...plan.mainTables, ...plan.shards.flatMap((s) => s.tables)];
+}
+
+function expectValidPlan(plan: Plan, tables: TableInput[]): void {
+  // every table exactly once
+  expect(placedTables(plan).sort()).toEqual(tables.map((t) => t.name).sort());
+  for (const s of plan.shards) {
+    expect(s.bytes).toBeLessThanOrEqual(plan.capacityBytes);
+    const bytes = plan.tables.filter((t) => s.tables.includes(t.name)).reduce((a, t) => a + t.bytes, 0);
+    expect(s.bytes).toBe(bytes);
+  }
+}
+
+describe('planner properties on random models', () => {
+  it('load-balanced: every table once, no shard over capacity, deterministic and order-independent', () => {
+    fc.assert(
+      fc.property(tablesArb, fc.integer({ min: 1, max: 8 }), fc.integer({ min: 16, max: 512 }), (tables, shards, memMiB) => {
+        const s = spec(tables, { strategy: 'load-balanced', shards, shardMemory: `${memMiB}Mi`, headroom: 10 });
+        const r = planModel(s);
+        if (!r.ok) {
+          expect(r.error.reason).toBe('Infeasible');
+          return;
+        }
+        expectValidPlan(r.plan, tables);
+        expect(r.plan.shards).toHaveLength(shards);
+        expect(planModel(s)).toEqual(r);
+        const shuffled = spec([...tables].reverse(), { strategy: 'load-balanced', shards, shardMemory: `${memMiB}Mi`, headroom: 10 });
+        expect(planModel(shuffled)).toEqual(r);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('load-balanced: when capacity does not bind, max load <= mean + largest table load (list-scheduling bound)', () => {
+    fc.assert(
+      fc.property(tablesArb, fc.integer({ min: 2, max: 8 }), (tables, shards) => {
+        const r = planModel(spec(tables, { strategy: 'load-balanced', shards, shardMemory: '64Gi' }));
+        if (!r.ok) throw r.error;
+        const loads = r.plan.shards.map((s) => s.lookupBytesPerSample);
+        const mean = loads.reduce((a, b) => a + b, 0) / shards;
+        const largest = Math.max(...r.plan.tables.map((t) => t.loadBytes));
+        expect(Math.max(...loads)).toBeLessThanOrEqual(mean + largest + 1e-9);
+        if (mean > 0) expect(r.plan.imbalance).toBeLessThanOrEqual(1 + largest / mean + 1e-3);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('load-balanced: equal tables spread evenly (imbalance 1 when the count divides)', () => {
+    const tables = Array.from({ length: 12 }, (_, i) => ({ name: `t${i}`, rows: 1000, dim: 32, poolingFactor: 10 }));
+    const r = planModel(spec(tables, { strategy: 'load-balanced', shards: 4 }));
+    expect(r.ok && r.plan.imbalance).toBe(1);
+  });
+
+  it('net-specific: never mixes nets, uses the FFD shard count per net, respects capacity', () => {
+    fc.assert(
+      fc.property(tablesArb, fc.integer({ min: 16, max: 256 }), (tables, memMiB) => {
+        const s = spec(tables, { strategy: 'net-specific', shardMemory: `${memMiB}Mi`, headroom: 0 });
+        const r = planModel(s);
+        if (!r.ok) {
+          // only possible when one table alone exceeds a shard
+          expect(r.error.message).toMatch(/table "t\d+" needs/);
+          return;
+        }
+        expectValidPlan(r.plan, tables);
+        const byName = new Map(r.plan.tables.map((t) => [t.name, t]));
+        for (const shard of r.plan.shards) {
+          const nets = new Set(shard.tables.map((n) => byName.get(n)!.net));
+          expect(nets.size).toBe(1);
+          expect(shard.net).toBe([...nets][0]);
+        }
+        const all = expandTables(s.model);
+        for (const net of new Set(all.map((t) => t.net))) {
+          const own = all.filter((t) => t.net === net);
+          expect(r.plan.shards.filter((x) => x.net === net)).toHaveLength(ffdShardCount(own, r.plan.capacityBytes));
+        }
+        expect(planModel(s)).toEqual(r);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('singular and monolithic hold everything in one place or say why not', () => {
+    fc.assert(
+      fc.property(tablesArb, fc.integer({ min: 1, max: 64 }), fc.constantFrom('singular' as const, 'monolithic' as const), (tables, memMiB, strategy) => {
+        const r = planModel(spec(tables, { strategy, shardMemory: `${memMiB}Mi`, headroom: 10 }));
+        const total = tables.reduce((a, t) => a + t.rows * t.dim * (t.dtype === 'fp16' ? 2 : 4), 0);
+        const capacity = Math.floor((memMiB * MiB * 90) / 100);
+        if (total > capacity) {
+          expect(r.ok).toBe(false);
+          return;
+        }
+        if (!r.ok) throw r.error;
+        expectValidPlan(r.plan, tables);
+        expect(r.plan.shards).toHaveLength(strategy === 'singular' ? 1 : 0);
+        expect(r.plan.mainTables).toHaveLength(strategy === 'monolithic' ? tables.length : 0);
+      }),
+      { numRuns: 200 },
+    );
+  });
+});
+
+describe('infeasible plans name the table, its size and the capacity', () => {
+  it('a table larger than a shard', () => {
+    const r = planModel(spec([{ name: 'small', rows: 10, dim: 4 }, { name: 'huge', rows: 10_000_000, dim: 64 }], { strategy: 'load-balanced', shards: 4, shardMemory: '1Gi', headroom: 10 }));
+    expect(r.ok).toBe(false);
+    if (r.ok) return;
+    expect(r.error.reason).toBe('Infeasible');
+    expect(r.error.message).toContain('table "huge" needs 2.4 GiB (2560000000 bytes: 10000000 rows x 64 x fp32)');
+    expect(r.error.message).toContain('921.6 MiB (shardMemory 1Gi less 10% headroom)');
+  });
+
+  it('singular when the tables together do not fit', () => {
+    const tables = Array.from({ length: 4 }, (_, i) => ({ name: `t${i}`, rows: 1_000_000, dim: 64 }));
+    const r = planModel(spec(tables, { strategy: 'singular', shardMemory: '512Mi', headroom: 0 }));
+    expect(!r.ok && r.error.message).toBe(
+      'singular: the 4 tables need 976.6 MiB but one sparse shard holds at most 512.0 MiB (shardMemory 512Mi less 0% headroom); use load-balanced or net-specific, or raise spec.sharding.shardMemory',
+    );
+  });
+
+  it('load-balanced with too few shards says how many are needed', () => {
+    const tables = Array.from({ length: 6 }, (_, i) => ({ name: `t${i}`, rows: 1_000_000, dim: 64 }));
+    const r = planModel(spec(tables, { strategy: 'load-balanced', shards: 2, shardMemory: '512Mi', headroom: 0 }));
+    expect(!r.ok && r.error.message).toMatch(/^load-balanced: 2 shards of 512.0 MiB .* cannot hold the 6 tables \(1.4 GiB in all\); at least 3 shards are needed$/);
+  });
+
+  it('load-balanced without a shard count picks the fewest that fit (at least 2)', () => {
+    const tables = Array.from({ length: 6 }, (_, i) => ({ name: `t${i}`, rows: 1_000_000, dim: 64 }));
+    const r = planModel(spec(tables, { strategy: 'load-balanced', shardMemory: '512Mi', headroom: 0 }));
+    expect(r.ok && r.plan.shards.length).toBe(3);
+    const tiny = planModel(spec([{ name: 'a', rows: 10, dim: 4 }], { strategy: 'load-balanced' }));
+    expect(tiny.ok && tiny.plan.shards.length).toBe(2);
+  });
+
+  it('duplicate names from tables and groups are an invalid model', () => {
+    const s = specOf({ tables: [{ name: 't0', rows: 10, dim: 4 }] });
+    s.model.tableGroups = [{ namePrefix: 'x', count: 11, rows: 1, dim: 1, dtype: 'fp32', poolingFactor: 1, net: 'default' }, { namePrefix: 'x1', count: 1, rows: 1, dim: 1, dtype: 'fp32', poolingFactor: 1, net: 'default' }];
+    const r = planModel(s);
+    expect(!r.ok && r.error.reason).toBe('InvalidModel');
+    expect(!r.ok && r.error.message).toContain('"x10" is declared twice');
+  });
+});
+
+describe('plan hash', () => {
+  it('changes when a table moves and not otherwise', () => {
+    const tables = Array.from({ length: 8 }, (_, i) => ({ name: `t${i}`, rows: 1000 * (i + 1), dim: 16, poolingFactor: i + 1 }));
+    const a = planModel(spec(tables, { strategy: 'load-balanced', shards: 2 }));
+    const b = planModel(spec(tables, { strategy: 'load-balanced', shards: 2, headroom: 20 }));
+    const c = planModel(spec(tables, { strategy: 'load-balanced', shards: 3 }));
+    if (!a.ok || !b.ok || !c.ok) throw new Error('plans should be feasible');
+    expect(a.plan.hash).toBe(b.plan.hash);
+    expect(a.plan.hash).not.toBe(c.plan.hash);
+    expect(a.plan.hash).toMatch(/^[0-9a-f]{10}$/);
+  });
+});
