@@ -35,6 +35,8 @@ export interface Decision {
   stale: KubernetesObject[];
 }
 
+export const CONFLICT_RECHECK_MS = 5_000;
+
 const kindOrder: Record<string, number> = { ConfigMap: 0, Service: 1, Deployment: 2 };
 const refKey = (o: KubernetesObject) => `${o.kind}/${o.metadata!.name}`;
 
@@ -149,7 +151,8 @@ export class Reconciler {
       log.debug('status updated', { ready: status.ready });
     }
     if (applyErrors.length) throw new Error(applyErrors.join('; '));
-    return {};
+    // A conflicting object is not ours to watch: look again later in case its owner removed it.
+    return conflicts.length ? { requeueAfterMs: CONFLICT_RECHECK_MS } : {};
   }
 
   /** Describes the controller of an existing same-named object when it is not this RecModel; else undefined. */

@@ -1,0 +1,233 @@
+// The RecModel lifecycle on the real control plane: re-planning rolls pods and deletes stale shards, deletion
+// garbage-collects every child, bad specs are rejected by the API server (and by the CLI, with the same
+// rules), infeasible plans are reported without touching what runs, foreign objects are left alone, and a
+// killed operator converges to the same objects when it comes back.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { resolveSpec, type RecModel } from '../../operator/api/v1alpha1/index.js';
+import { ANNOTATION_PLAN_HASH } from '../../operator/builders/labels.js';
+import { planModel } from '../../operator/planner/plan.js';
+import {
+  applyYaml, childNames, condition, createNamespace, deleteNamespace, getRecModel, installCrd, kubectl,
+  kubectlFails, kubectlJson, startOperator, waitUntil, type OperatorProcess,
+} from './support.js';
+
+function recModel(name: string, spec: Record<string, unknown>): RecModel {
+  return {
+    apiVersion: 'recshard.io/v1alpha1',
+    kind: 'RecModel',
+    metadata: { name },
+    spec: {
+      model: {
+        architecture: 'dlrm-rmc2',
+        denseFeatures: 256,
+        bottomMLP: [128, 64],
+        topMLP: [128, 64, 1],
+        tableGroups: [
+          { namePrefix: 'user-', count: 6, rows: 200_000, dim: 64, poolingFactor: 120, net: 'user' },
+          { namePrefix: 'item-', count: 6, rows: 200_000, dim: 64, poolingFactor: 120, net: 'item' },
+        ],
+      },
+      ...spec,
+    } as RecModel['spec'],
+  };
+}
+
+function events(ns: string, name: string): { reason: string; type: string; message: string }[] {
+  return kubectlJson(['get', 'events', '-n', ns, '--field-selector', `involvedObject.kind=RecModel,involvedObject.name=${name}`]).items;
+}
+
+async function waitReady(ns: string, name: string, timeoutMs = 90_000): Promise<RecModel> {
+  return waitUntil(`${name} Ready on its current generation`, () => {
+    const rm = getRecModel(ns, name);
+    const ready = condition(rm, 'Ready');
+    return ready?.status === 'True' && rm.status?.observedGeneration === rm.metadata.generation && rm;
+  }, timeoutMs);
+}
+
+let ns: string;
+let op: OperatorProcess;
+
+beforeAll(async () => {
+  installCrd();
+  ns = createNamespace('lifecycle');
+  op = await startOperator(ns);
+});
+
+afterAll(async () => {
+  await op?.stop();
+  if (ns) deleteNamespace(ns);
+});
+
+describe('re-planning', () => {
+  it('changing shard count or strategy re-plans, rolls the pods and deletes stale shards', async () => {
+    applyYaml(ns, [recModel('replan', { sharding: { strategy: 'load-balanced', shards: 4 } })]);
+    const first = await waitReady(ns, 'replan');
+    expect(childNames(ns, 'deployments', 'replan')).toEqual(['replan-main', 'replan-shard-0', 'replan-shard-1', 'replan-shard-2', 'replan-shard-3']);
+    const oldHash = first.status!.plan!.hash!;
+    const oldPods = kubectlJson(['get', 'pods', '-n', ns, '-l', 'app.kubernetes.io/instance=replan,recshard.io/shard=0']).items.map((p: { metadata: { name: string } }) => p.metadata.name);
+
+    kubectl(['patch', 'recmodel', 'replan', '-n', ns, '--type=merge', '-p', JSON.stringify({ spec: { sharding: { shards: 2 } } })]);
+    const second = await waitReady(ns, 'replan');
+    expect(second.status!.plan!.shards).toBe(2);
+    expect(second.status!.plan!.hash).not.toBe(oldHash);
+    await waitUntil('stale shards deleted', () => childNames(ns, 'deployments', 'replan').length === 3);
+    expect(childNames(ns, 'deployments', 'replan')).toEqual(['replan-main', 'replan-shard-0', 'replan-shard-1']);
+    expect(childNames(ns, 'services', 'replan')).toEqual(['replan-main', 'replan-shard-0', 'replan-shard-1']);
+    const shard0 = kubectlJson(['get', 'deployment', 'replan-shard-0', '-n', ns]);
+    expect(shard0.spec.template.metadata.annotations[ANNOTATION_PLAN_HASH]).toBe(second.status!.plan!.hash);
+    await waitUntil('shard-0 pods replaced by the new plan\'s', () => {
+      const pods = kubectlJson(['get', 'pods', '-n', ns, '-l', 'app.kubernetes.io/instance=replan,recshard.io/shard=0']).items;
+      return pods.length === 1 && !oldPods.includes(pods[0].metadata.name);
+    });
+    expect(events(ns, 'replan').filter((e) => e.reason === 'PlanChanged').map((e) => e.message)).toContainEqual(expect.stringContaining('(was load-balanced, 4 shards'));
+
+    kubectl(['patch', 'recmodel', 'replan', '-n', ns, '--type=json', '-p', JSON.stringify([
+      { op: 'remove', path: '/spec/sharding/shards' },
+      { op: 'replace', path: '/spec/sharding/strategy', value: 'net-specific' },
+      { op: 'replace', path: '/spec/sharding/shardMemory', value: '512Mi' },
+    ])]);
+    const third = await waitReady(ns, 'replan');
+    expect(third.spec.sharding!.strategy).toBe('net-specific');
+    // 6 tables of 48.8 MiB per net in 460.8 MiB shards: one shard per net
+    expect(third.status!.plan!.shards).toBe(2);
+    const cm = JSON.parse(kubectlJson(['get', 'configmap', 'replan-plan', '-n', ns]).data['plan.json']);
+    expect(cm.shards.map((s: { net: string }) => s.net)).toEqual(['item', 'user']);
+
+    kubectl(['patch', 'recmodel', 'replan', '-n', ns, '--type=merge', '-p', JSON.stringify({ spec: { sharding: { strategy: 'monolithic', shardMemory: '2Gi' } } })]);
+    await waitReady(ns, 'replan');
+    await waitUntil('every shard deleted', () => childNames(ns, 'deployments', 'replan').length === 1);
+    expect(childNames(ns, 'services', 'replan')).toEqual(['replan-main']);
+  });
+});
+
+describe('deletion', () => {
+  it('deleting the RecModel garbage-collects every child', async () => {
+    applyYaml(ns, [recModel('gone', { sharding: { strategy: 'net-specific', shardMemory: '256Mi' } })]);
+    await waitReady(ns, 'gone');
+    expect(childNames(ns, 'deployments', 'gone').length).toBeGreaterThan(2);
+    kubectl(['delete', 'recmodel', 'gone', '-n', ns, '--wait=true']);
+    await waitUntil('children collected', () =>
+      ['deployments', 'services', 'configmaps', 'replicasets', 'pods'].every((k) => childNames(ns, k, 'gone').length === 0), 90_000);
+  });
+});
+
+describe('bad specs', () => {
+  const invalid: [string, Record<string, unknown>, string, string][] = [
+    ['shards with singular', { sharding: { strategy: 'singular', shards: 3 } }, 'spec.sharding', 'shards may only be set when strategy is load-balanced'],
+    ['gpu limits on a cpu component', { placement: { sparse: { device: 'cpu', resources: { limits: { 'nvidia.com/gpu': 1 } } } } }, 'spec.placement.sparse', 'requires device gpu'],
+    ['autoscaling without a policy', { autoscaling: { enabled: true } }, 'spec.autoscaling', 'policyRef is required when autoscaling is enabled'],
+    ['unknown strategy', { sharding: { strategy: 'round-robin' } }, 'spec.sharding.strategy', 'Unsupported value'],
+    ['headroom above 90%', { sharding: { headroom: 95 } }, 'spec.sharding.headroom', '90'],
+    ['bad artifact scheme', { artifact: { uri: 's3://bucket/m' } }, 'spec.artifact.uri', 'must start with file://'],
+  ];
+
+  it.each(invalid)('%s: the API server and the CLI both reject it, naming the field', (_what, spec, field, message) => {
+    const rm = recModel('bad', spec);
+    const err = kubectlFails(['apply', '-n', ns, '-f', '-'], JSON.stringify(rm));
+    expect(err).toContain(field);
+    expect(err).toContain(message);
+    const local = resolveSpec(rm.spec);
+    expect(local.ok).toBe(false);
+    if (!local.ok) expect(local.errors.map((e) => e.field)).toContain(field);
+  });
+
+  it('a model without tables is rejected by the API server', () => {
+    const rm = recModel('empty', {});
+    (rm.spec.model as Record<string, unknown>).tableGroups = [];
+    const err = kubectlFails(['apply', '-n', ns, '-f', '-'], JSON.stringify(rm));
+    expect(err).toContain('spec.model must declare at least one embedding table');
+  });
+
+  it('an infeasible plan sets Planned=False with the numbers and leaves running children alone', async () => {
+    applyYaml(ns, [recModel('tight', { sharding: { strategy: 'singular', shardMemory: '2Gi' } })]);
+    await waitReady(ns, 'tight');
+    const before = childNames(ns, 'deployments', 'tight');
+    kubectl(['patch', 'recmodel', 'tight', '-n', ns, '--type=merge', '-p', JSON.stringify({ spec: { sharding: { shardMemory: '256Mi' } } })]);
+    const rm = await waitUntil('Planned=False', () => {
+      const r = getRecModel(ns, 'tight');
+      return condition(r, 'Planned')?.status === 'False' && r.status?.observedGeneration === r.metadata.generation && r;
+    });
+    const planned = condition(rm, 'Planned')!;
+    expect(planned.reason).toBe('Infeasible');
+    expect(planned.message).toBe(
+      'singular: the 12 tables need 585.9 MiB but one sparse shard holds at most 230.4 MiB (shardMemory 256Mi less 10% headroom); use load-balanced or net-specific, or raise spec.sharding.shardMemory',
+    );
+    expect(condition(rm, 'Ready')).toMatchObject({ status: 'False', reason: 'NotPlanned' });
+    expect(rm.status!.plan!.strategy).toBe('singular');
+    expect(childNames(ns, 'deployments', 'tight')).toEqual(before);
+    await waitUntil('Warning event', () => events(ns, 'tight').some((e) => e.type === 'Warning' && e.reason === 'Infeasible' && e.message === planned.message));
+  });
+});
+
+describe('ownership', () => {
+  it('an existing object of the same name that the RecModel does not control is left alone, with a Warning', async () => {
+    const foreign = {
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name: 'squat-main', labels: { team: 'someone-else' } },
+      spec: { selector: { app: 'theirs' }, ports: [{ port: 9999 }] },
+    };
+    applyYaml(ns, [foreign]);
+    applyYaml(ns, [recModel('squat', { sharding: { strategy: 'singular' } })]);
+    const rm = await waitUntil('Degraded=True', () => {
+      const r = getRecModel(ns, 'squat');
+      return condition(r, 'Degraded')?.status === 'True' && r;
+    });
+    expect(condition(rm, 'Degraded')).toMatchObject({ reason: 'ResourceConflict', message: 'Service squat-main exists and is not controlled by this RecModel' });
+    expect(condition(rm, 'Ready')).toMatchObject({ status: 'False', reason: 'Degraded' });
+    const svc = kubectlJson(['get', 'service', 'squat-main', '-n', ns]);
+    expect(svc.spec.selector).toEqual({ app: 'theirs' });
+    expect(svc.spec.ports.map((p: { port: number }) => p.port)).toEqual([9999]);
+    expect(svc.metadata.ownerReferences).toBeUndefined();
+    expect(svc.metadata.labels).toEqual({ team: 'someone-else' });
+    // the rest of the model is still reconciled
+    expect(childNames(ns, 'deployments', 'squat')).toEqual(['squat-main', 'squat-shard-0']);
+    await waitUntil('Warning event', () => events(ns, 'squat').some((e) => e.type === 'Warning' && e.reason === 'ResourceConflict'));
+
+    kubectl(['delete', 'service', 'squat-main', '-n', ns]);
+    await waitReady(ns, 'squat');
+    expect(kubectlJson(['get', 'service', 'squat-main', '-n', ns]).metadata.ownerReferences[0].name).toBe('squat');
+  });
+});
+
+describe('operator restarts', () => {
+  it('a killed operator converges to the same objects when restarted mid-reconcile', async () => {
+    const spec = { sharding: { strategy: 'load-balanced', shards: 12 } };
+    applyYaml(ns, [recModel('crash', spec)]);
+    // kill -9 as soon as the first children appear, so the reconcile is cut off half-way
+    await waitUntil('first child applied', () => childNames(ns, 'deployments', 'crash').length > 0 || childNames(ns, 'configmaps', 'crash').length > 0, 30_000, 5);
+    await op.stop('SIGKILL');
+    op = await startOperator(ns);
+    const rm = await waitReady(ns, 'crash');
+    const r = resolveSpec(recModel('crash', spec).spec);
+    if (!r.ok) throw new Error('spec');
+    const p = planModel(r.spec);
+    if (!p.ok) throw p.error;
+    const expected = ['crash-main', ...p.plan.shards.map((s) => `crash-shard-${s.index}`)].sort();
+    expect(childNames(ns, 'deployments', 'crash')).toEqual(expected);
+    expect(childNames(ns, 'services', 'crash')).toEqual(expected);
+    expect(rm.status!.plan!.hash).toBe(p.plan.hash);
+    for (const d of expected) {
+      const dep = kubectlJson(['get', 'deployment', d, '-n', ns, '--show-managed-fields']);
+      expect(dep.spec.template.metadata.annotations[ANNOTATION_PLAN_HASH]).toBe(p.plan.hash);
+      expect(dep.metadata.managedFields.filter((f: { manager: string; operation: string }) => f.operation === 'Apply').map((f: { manager: string }) => f.manager)).toEqual(['recshard-operator']);
+    }
+  });
+
+  it('two replicas elect one leader; when it stops, the other takes over and reconciles', async () => {
+    const standby = await startOperator(ns);
+    try {
+      const holder = () => kubectlJson(['get', 'lease', 'recshard-operator', '-n', ns]).spec.holderIdentity as string;
+      expect(holder()).toBe(op.identity);
+      expect(await standby.metrics()).toMatch(/^recshard_operator_leader 0$/m);
+      expect(await op.metrics()).toMatch(/^recshard_operator_leader 1$/m);
+      expect(await op.stop('SIGTERM')).toBe(0);
+      await waitUntil('standby holds the lease', () => holder() === standby.identity, 30_000);
+      applyYaml(ns, [recModel('after-failover', { sharding: { strategy: 'singular' } })]);
+      await waitReady(ns, 'after-failover');
+      expect(await standby.metrics()).toMatch(/^recshard_operator_reconcile_duration_seconds_count\{result="success"\} [1-9]/m);
+    } finally {
+      op = standby;
+    }
+  });
+});
