@@ -106,13 +106,13 @@ function httpGet(port: number, path: string): Promise<{ status: number; body: st
   });
 }
 
-export async function startOperator(namespace: string, opts: { identity?: string; leaderElect?: boolean; extraArgs?: string[] } = {}): Promise<OperatorProcess> {
+export async function startOperator(namespace: string, opts: { identity?: string; leaderElect?: boolean; kubeconfig?: string; extraArgs?: string[] } = {}): Promise<OperatorProcess> {
   const main = join(ROOT, 'dist', 'operator', 'main.js');
   if (!existsSync(main)) throw new Error(`${main} is missing: run \`make build\` (make test does) before the cluster suites`);
   const port = await freePort();
   const identity = opts.identity ?? `op-${randomBytes(3).toString('hex')}`;
   const args = [
-    main, `--kubeconfig=${kubeconfig()}`, `--namespace=${namespace}`, `--lease-namespace=${namespace}`,
+    main, `--kubeconfig=${opts.kubeconfig ?? kubeconfig()}`, `--namespace=${namespace}`, `--lease-namespace=${namespace}`,
     `--identity=${identity}`, `--listen=127.0.0.1:${port}`, '--log-level=debug', '--resync=30',
     ...(opts.leaderElect === false ? ['--no-leader-elect'] : []),
     ...(opts.extraArgs ?? []),

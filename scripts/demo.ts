@@ -1,0 +1,72 @@
+// `make demo`: plan every example, then run the operator against a real local control plane, apply the
+// examples with kubectl and show what it made: RecModels, where the scheduler put each pod, and the Events.
+// (The data plane that serves traffic in these pods comes with the shard-server.)
+import { spawn } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import Table from 'cli-table3';
+import { resolveSpec } from '../operator/api/v1alpha1/index.js';
+import { readRecModels } from '../operator/cli/program.js';
+import { formatPlan } from '../operator/planner/format.js';
+import { planModel } from '../operator/planner/plan.js';
+import { formatBytes } from '../operator/lib/quantity.js';
+import { kubectl, startCluster } from '../test/cluster/harness.js';
+
+const ROOT = join(import.meta.dirname, '..');
+const examples = readdirSync(join(ROOT, 'examples')).filter((f) => f.endsWith('.yaml')).sort();
+const t0 = Date.now();
+let stepNo = 0;
+const STEPS = 6;
+const step = (what: string) => console.log(`\n\x1b[1m[${++stepNo}/${STEPS}] ${what}\x1b[0m  (${((Date.now() - t0) / 1000).toFixed(1)}s)`);
+
+step('Plan every example (recshard plan)');
+const summary = new Table({ head: ['MODEL', 'STRATEGY', 'SHARDS', 'TABLE BYTES', 'FULLEST SHARD', 'IMBALANCE'], style: { head: [], compact: true } });
+for (const file of examples) {
+  for (const rm of readRecModels(join(ROOT, 'examples', file))) {
+    const r = resolveSpec(rm.spec);
+    if (!r.ok) throw new Error(`${file}: ${JSON.stringify(r.errors)}`);
+    const p = planModel(r.spec);
+    if (!p.ok) throw p.error;
+    const fullest = Math.max(0, ...p.plan.shards.map((s) => s.percentOfCapacity));
+    summary.push([rm.metadata.name, p.plan.strategy, p.plan.shards.length, formatBytes(p.plan.totalBytes), p.plan.shards.length ? `${fullest}%` : '-', p.plan.imbalance.toFixed(3)]);
+    if (rm.metadata.name === 'rmc2-net') console.log(formatPlan(rm.metadata.name, p.plan, 'table'));
+  }
+}
+console.log(summary.toString());
+
+step('Start a local control plane (etcd, kube-apiserver, controller-manager, scheduler, KWOK: 2 CPU + 2 GPU nodes)');
+const cluster = await startCluster({ log: (l) => console.log(l) });
+const k = (args: string[]) => kubectl(cluster.kubeconfig, args);
+let operator: ReturnType<typeof spawn> | undefined;
+try {
+  console.log(k(['get', 'nodes', '-L', 'nvidia.com/gpu.present']));
+
+  step('Install the RecModel CRD and start the operator');
+  k(['apply', '-f', join(ROOT, 'crds')]);
+  k(['wait', '--for=condition=Established', 'crd/recmodels.recshard.io']);
+  k(['create', 'namespace', 'recsys']);
+  operator = spawn(process.execPath, [join(ROOT, 'dist/operator/main.js'), `--kubeconfig=${cluster.kubeconfig}`, '--lease-namespace=recsys', '--listen=127.0.0.1:0'], { stdio: 'ignore' });
+
+  step('kubectl apply -f examples/ (4 DeepRecInfra models x 4 strategies)');
+  const applied = k(['apply', '-n', 'recsys', '-f', join(ROOT, 'examples')]).trim().split('\n').length;
+  const tApply = Date.now();
+  k(['wait', '-n', 'recsys', '--for=condition=Ready', 'recmodels', '--all', '--timeout=180s']);
+  console.log(`${applied} RecModels applied; every one Ready (kubectl wait --for=condition=Ready) after ${((Date.now() - tApply) / 1000).toFixed(1)}s`);
+
+  step('What the operator made');
+  console.log(k(['get', 'recmodels', '-n', 'recsys']));
+  console.log(k(['get', 'deployments', '-n', 'recsys', '-l', 'app.kubernetes.io/instance=wnd-lb']));
+  console.log('Pods of wnd-lb and rmc3-lb and the nodes the scheduler chose (GPU components on kwok-gpu-*):');
+  console.log(k(['get', 'pods', '-n', 'recsys', '-l', 'app.kubernetes.io/instance in (wnd-lb,rmc3-lb)', '-o', 'custom-columns=POD:.metadata.name,COMPONENT:.metadata.labels.app\\.kubernetes\\.io/component,NODE:.spec.nodeName,GPUS:.spec.containers[0].resources.limits.nvidia\\.com/gpu,MEMORY:.spec.containers[0].resources.requests.memory']));
+
+  step('Re-plan: rmc1-lb from 4 to 2 shards (stale shards are deleted, pods roll)');
+  k(['patch', 'recmodel', 'rmc1-lb', '-n', 'recsys', '--type=merge', '-p', '{"spec":{"sharding":{"shards":2}}}']);
+  k(['wait', '-n', 'recsys', '--for=jsonpath={.status.plan.shards}=2', 'recmodel/rmc1-lb', '--timeout=60s']);
+  k(['wait', '-n', 'recsys', '--for=condition=Ready', 'recmodel/rmc1-lb', '--timeout=60s']);
+  console.log(k(['get', 'deployments', '-n', 'recsys', '-l', 'app.kubernetes.io/instance=rmc1-lb']));
+  console.log(k(['get', 'events', '-n', 'recsys', '--field-selector', 'involvedObject.name=rmc1-lb', '-o', 'custom-columns=TYPE:.type,REASON:.reason,MESSAGE:.message']));
+} finally {
+  operator?.kill('SIGTERM');
+  await cluster.stop();
+}
+console.log(`\nDone in ${((Date.now() - t0) / 1000).toFixed(1)}s. Keep a cluster running with \`make cluster-up\`, then follow the README.`);

@@ -1,0 +1,138 @@
+import { describe, expect, it } from 'vitest';
+import { buildChildren } from '../../../operator/builders/children.js';
+import { DEFAULT_BUILDER_CONFIG as cfg } from '../../../operator/builders/config.js';
+import { dnsLabel, mainName, shardName } from '../../../operator/builders/names.js';
+import { podPlacement } from '../../../operator/builders/placement.js';
+import { planModel } from '../../../operator/planner/plan.js';
+import { specOf } from '../fixtures.js';
+
+const owner = { name: 'rmc', namespace: 'prod', uid: '0000-1111' };
+
+function childrenOf(partial: Parameters<typeof specOf>[0]) {
+  const spec = specOf(partial);
+  const p = planModel(spec);
+  if (!p.ok) throw p.error;
+  return { spec, plan: p.plan, children: buildChildren(owner, spec, p.plan, cfg) };
+}
+
+const tables = Array.from({ length: 4 }, (_, i) => ({ name: `t${i}`, rows: 100_000, dim: 32, poolingFactor: 10, net: i < 2 ? 'user' : 'item' }));
+
+describe('children of a load-balanced model', () => {
+  const { children, plan } = childrenOf({ tables, sharding: { strategy: 'load-balanced', shards: 2 } });
+
+  it('match the snapshot', () => {
+    expect(children).toMatchSnapshot();
+  });
+
+  it('are one ConfigMap, plus a Deployment and a Service per component, all controlled by the RecModel', () => {
+    expect(children.deployments.map((d) => d.metadata!.name)).toEqual(['rmc-main', 'rmc-shard-0', 'rmc-shard-1']);
+    expect(children.services.map((s) => s.metadata!.name)).toEqual(['rmc-main', 'rmc-shard-0', 'rmc-shard-1']);
+    for (const o of [children.configMap, ...children.deployments, ...children.services]) {
+      expect(o.metadata!.ownerReferences).toEqual([{ apiVersion: 'recshard.io/v1alpha1', kind: 'RecModel', name: 'rmc', uid: '0000-1111', controller: true, blockOwnerDeletion: true }]);
+      expect(o.metadata!.labels!['app.kubernetes.io/managed-by']).toBe('recshard-operator');
+      expect(o.metadata!.namespace).toBe('prod');
+    }
+  });
+
+  it('carry the plan hash on pod templates and derive shard memory from the plan', () => {
+    for (const d of children.deployments) expect(d.spec!.template.metadata!.annotations!['recshard.io/plan-hash']).toBe(plan.hash);
+    const shardBytes = plan.shards[0]!.bytes;
+    const mem = children.deployments[1]!.spec!.template.spec!.containers[0]!.resources!.requests!.memory;
+    expect(mem).toBe(`${Math.ceil((shardBytes * 1.1 + 256 * 2 ** 20) / 2 ** 20)}Mi`);
+    expect(children.deployments[0]!.spec!.template.spec!.containers[0]!.resources).toBeUndefined();
+  });
+
+  it('select pods of exactly one component', () => {
+    const selectors = children.deployments.map((d) => JSON.stringify(d.spec!.selector.matchLabels));
+    expect(new Set(selectors).size).toBe(3);
+    children.services.forEach((s, i) => expect(s.spec!.selector).toEqual(children.deployments[i]!.spec!.selector.matchLabels));
+  });
+});
+
+describe('replicas', () => {
+  it('are set from placement, and left out when autoscaling owns them', () => {
+    const manual = childrenOf({ tables, placement: { main: { replicas: 3 }, sparse: { replicas: 2 } } }).children;
+    expect(manual.deployments.map((d) => d.spec!.replicas)).toEqual([3, 2, 2]);
+    const auto = childrenOf({ tables, autoscaling: { enabled: true, policyRef: { name: 'p' } } }).children;
+    for (const d of auto.deployments) expect('replicas' in d.spec!).toBe(false);
+  });
+});
+
+describe('monolithic', () => {
+  it('has only the main, which holds every table and gets their memory', () => {
+    const { children, plan } = childrenOf({ tables, sharding: { strategy: 'monolithic' } });
+    expect(children.deployments).toHaveLength(1);
+    expect(JSON.parse(children.configMap.data!['plan.json']!).main.tables).toEqual(plan.tables.map((t) => t.name));
+    expect(children.deployments[0]!.spec!.template.spec!.containers[0]!.resources!.requests!.memory).toMatch(/Mi$/);
+  });
+});
+
+describe('placement', () => {
+  const base = { device: 'cpu' as const, replicas: 1 };
+
+  it.each([
+    ['cpu avoids GPU nodes', base, [{ key: 'nvidia.com/gpu.present', operator: 'DoesNotExist' }], undefined, undefined],
+    ['gpu requires GPU nodes, asks for one GPU and tolerates the taint', { ...base, device: 'gpu' as const }, [{ key: 'nvidia.com/gpu.present', operator: 'In', values: ['true'] }], [{ key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' }], { 'nvidia.com/gpu': '1' }],
+    ['gpus sets the GPU count', { ...base, device: 'gpu' as const, gpus: 4 }, [{ key: 'nvidia.com/gpu.present', operator: 'In', values: ['true'] }], [{ key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' }], { 'nvidia.com/gpu': '4' }],
+  ])('%s', (_name, p, expressions, tolerations, limits) => {
+    const out = podPlacement(p, cfg);
+    expect(out.affinity.nodeAffinity!.requiredDuringSchedulingIgnoredDuringExecution!.nodeSelectorTerms).toEqual([{ matchExpressions: expressions }]);
+    expect(out.tolerations).toEqual(tolerations);
+    expect(out.resources.limits).toEqual(limits);
+  });
+
+  it('ANDs the device requirement into each user term and keeps the rest of the user affinity', () => {
+    const out = podPlacement(
+      {
+        ...base,
+        device: 'gpu',
+        nodeSelector: { zone: 'a' },
+        tolerations: [{ key: 'dedicated', operator: 'Equal', value: 'recsys', effect: 'NoSchedule' }, { key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' }],
+        affinity: {
+          nodeAffinity: {
+            requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'gpu-model', operator: 'In', values: ['h100'] }] }, { matchExpressions: [{ key: 'gpu-model', operator: 'In', values: ['a100'] }] }] },
+            preferredDuringSchedulingIgnoredDuringExecution: [{ weight: 10, preference: { matchExpressions: [{ key: 'spot', operator: 'DoesNotExist' }] } }],
+          },
+          podAntiAffinity: { preferredDuringSchedulingIgnoredDuringExecution: [] },
+        },
+        resources: { limits: { 'nvidia.com/gpu': '2', memory: '8Gi' } },
+      },
+      cfg,
+    );
+    const device = { key: 'nvidia.com/gpu.present', operator: 'In', values: ['true'] };
+    expect(out.affinity.nodeAffinity!.requiredDuringSchedulingIgnoredDuringExecution!.nodeSelectorTerms).toEqual([
+      { matchExpressions: [device, { key: 'gpu-model', operator: 'In', values: ['h100'] }] },
+      { matchExpressions: [device, { key: 'gpu-model', operator: 'In', values: ['a100'] }] },
+    ]);
+    expect(out.affinity.nodeAffinity!.preferredDuringSchedulingIgnoredDuringExecution).toHaveLength(1);
+    expect(out.affinity.podAntiAffinity).toEqual({ preferredDuringSchedulingIgnoredDuringExecution: [] });
+    expect(out.nodeSelector).toEqual({ zone: 'a' });
+    expect(out.tolerations).toEqual([
+      { key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' },
+      { key: 'dedicated', operator: 'Equal', value: 'recsys', effect: 'NoSchedule' },
+    ]);
+    expect(out.resources.limits).toEqual({ 'nvidia.com/gpu': '2', memory: '8Gi' });
+  });
+
+  it('keeps a user memory request over the derived one', () => {
+    expect(podPlacement({ ...base, resources: { requests: { memory: '3Gi' } } }, cfg, 10 * 2 ** 30).resources.requests).toEqual({ memory: '3Gi' });
+    expect(podPlacement(base, cfg, 10 * 2 ** 20).resources.requests).toEqual({ memory: '10Mi' });
+  });
+});
+
+describe('names', () => {
+  it('are DNS-1123 labels of at most 63 characters, hashed when long, and never collide', () => {
+    expect(mainName('rmc1')).toBe('rmc1-main');
+    expect(shardName('rmc1', 7)).toBe('rmc1-shard-7');
+    const long = 'a'.repeat(80);
+    const a = shardName(long, 12);
+    const b = shardName(`${long}b`, 12);
+    for (const n of [a, b, mainName(long), dnsLabel(long)]) {
+      expect(n.length).toBeLessThanOrEqual(63);
+      expect(n).toMatch(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/);
+    }
+    expect(a).not.toBe(b);
+    expect(a.endsWith('-shard-12')).toBe(true);
+    expect(dnsLabel('my.model')).toBe('my-model');
+  });
+});

@@ -1,0 +1,56 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { parse, parseAllDocuments } from 'yaml';
+import { CliError, planCommand } from '../../../operator/cli/program.js';
+
+const examples = join(import.meta.dirname, '..', '..', '..', 'examples');
+const dir = mkdtempSync(join(tmpdir(), 'recshard-cli-'));
+const file = (name: string, text: string) => {
+  const p = join(dir, name);
+  writeFileSync(p, text);
+  return p;
+};
+
+describe('recshard plan', () => {
+  it('prints per shard the tables, bytes, percent of capacity and lookups, and the imbalance', () => {
+    const out = planCommand(join(examples, 'dlrm-rmc1.yaml'), 'table');
+    expect(out).toContain('Model rmc1-lb: load-balanced, 8 tables, 3.8 GiB in all');
+    expect(out).toContain('Shard capacity 7.2 GiB (8.0 GiB less 10% headroom)');
+    expect(out).toMatch(/shard-0 .* 2 .* 976.6 MiB .* 13.2% .* 160 .* 20480 /);
+    expect(out).toContain('Imbalance (max/mean lookup bytes per sample): 1.000');
+    expect(out).toContain('Main holds every table: 3.8 GiB');
+  });
+
+  it('prints the same plan as JSON and YAML', () => {
+    const json = planCommand(join(examples, 'dlrm-rmc2.yaml'), 'json').split('\n\n').map((s) => JSON.parse(s));
+    const yaml = parseAllDocuments(planCommand(join(examples, 'dlrm-rmc2.yaml'), 'yaml')).map((d) => d.toJS());
+    expect(json).toEqual(yaml);
+    expect(json.map((p) => p.strategy)).toEqual(['monolithic', 'singular', 'load-balanced', 'net-specific']);
+    const net = json[3];
+    expect(net.shards.every((s: { net: string }) => ['user', 'item'].includes(s.net))).toBe(true);
+    expect(net.shards.flatMap((s: { tables: string[] }) => s.tables)).toHaveLength(32);
+  });
+
+  it.each([
+    ['an infeasible plan', 'apiVersion: recshard.io/v1alpha1\nkind: RecModel\nmetadata: {name: big}\nspec:\n  model: {architecture: custom, topMLP: [1], tables: [{name: huge, rows: 100000000, dim: 64}]}\n  sharding: {strategy: singular, shardMemory: 1Gi}\n', 'RecModel big: plan is Infeasible: table "huge" needs 23.8 GiB'],
+    ['an invalid spec', 'apiVersion: recshard.io/v1alpha1\nkind: RecModel\nmetadata: {name: bad}\nspec:\n  model: {architecture: custom, topMLP: [1], tables: [{name: t, rows: 1, dim: 0}]}\n', 'RecModel bad is invalid: spec.model.tables[0].dim: must be >= 1'],
+    ['a CEL violation', 'apiVersion: recshard.io/v1alpha1\nkind: RecModel\nmetadata: {name: bad}\nspec:\n  model: {architecture: custom, topMLP: [1], tables: [{name: t, rows: 1, dim: 1}]}\n  sharding: {strategy: net-specific, shards: 2}\n', 'spec.sharding: spec.sharding.shards may only be set when strategy is load-balanced'],
+    ['another kind', 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n', 'not a RecModel: apiVersion: must be recshard.io/v1alpha1'],
+    ['broken YAML', 'spec: [unclosed\n', 'invalid YAML'],
+  ])('fails with a clear message on %s', (_name, text, message) => {
+    const p = file(`${_name.replace(/\W/g, '-')}.yaml`, text);
+    expect(() => planCommand(p, 'table')).toThrow(CliError);
+    expect(() => planCommand(p, 'table')).toThrow(message);
+  });
+
+  it('fails on a missing file', () => {
+    expect(() => planCommand(join(dir, 'nope.yaml'), 'table')).toThrow(/cannot read .*nope.yaml/);
+  });
+
+  it('reads JSON too', () => {
+    const p = file('m.json', JSON.stringify(parse('apiVersion: recshard.io/v1alpha1\nkind: RecModel\nmetadata: {name: j}\nspec:\n  model: {architecture: custom, topMLP: [1], tables: [{name: t, rows: 10, dim: 4}]}\n')));
+    expect(planCommand(p, 'json')).toContain('"model": "j"');
+  });
+});

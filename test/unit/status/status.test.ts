@@ -1,0 +1,80 @@
+import type { V1Deployment } from '@kubernetes/client-node';
+import { describe, expect, it } from 'vitest';
+import { mergeConditions } from '../../../operator/status/conditions.js';
+import { computeStatus, sameStatus, type StatusInput } from '../../../operator/status/status.js';
+import { planModel } from '../../../operator/planner/plan.js';
+import { specOf } from '../fixtures.js';
+
+const t0 = new Date('2026-01-01T00:00:00Z');
+const t1 = new Date('2026-01-01T00:05:00Z');
+
+function deployment(name: string, role: 'main' | 'sparse', s: { replicas?: number; ready?: number; available?: number; updated?: number; total?: number; observed?: number; generation?: number }): V1Deployment {
+  return {
+    metadata: { name, generation: s.generation ?? 1, labels: { 'app.kubernetes.io/component': role, ...(role === 'sparse' ? { 'recshard.io/shard': name.slice(-1) } : {}) } },
+    spec: { replicas: s.replicas ?? 1, selector: {}, template: {} },
+    status: { observedGeneration: s.observed ?? 1, replicas: s.total ?? s.replicas ?? 1, readyReplicas: s.ready ?? 1, availableReplicas: s.available ?? 1, updatedReplicas: s.updated ?? s.replicas ?? 1 },
+  };
+}
+
+const plan = (() => {
+  const p = planModel(specOf({ sharding: { strategy: 'singular' } }));
+  if (!p.ok) throw p.error;
+  return p.plan;
+})();
+
+function input(over: Partial<StatusInput>): StatusInput {
+  return { name: 'm', generation: 2, previous: undefined, plan: { ok: true, plan }, deployments: [deployment('m-main', 'main', {}), deployment('m-shard-0', 'sparse', {})], conflicts: [], applyErrors: [], now: t0, ...over };
+}
+
+const cond = (s: ReturnType<typeof computeStatus>, type: string) => s.conditions!.find((c) => c.type === type)!;
+
+describe('conditions', () => {
+  it.each([
+    ['all available and rolled out', {}, { Ready: ['True', 'Ready'], Available: ['True', 'AllComponentsAvailable'], Progressing: ['False', 'RolloutComplete'], Degraded: ['False', 'AsExpected'], Planned: ['True', 'PlanComputed'] }],
+    ['a shard not yet available', { deployments: [deployment('m-main', 'main', {}), deployment('m-shard-0', 'sparse', { available: 0, ready: 0 })] }, { Ready: ['False', 'NotAvailable'], Available: ['False', 'ComponentsUnavailable'], Progressing: ['True', 'RollingOut'] }],
+    ['a rollout not yet observed', { deployments: [deployment('m-main', 'main', { generation: 2, observed: 1 }), deployment('m-shard-0', 'sparse', {})] }, { Ready: ['False', 'Progressing'], Progressing: ['True', 'RollingOut'], Available: ['True', 'AllComponentsAvailable'] }],
+    ['old pods still present', { deployments: [deployment('m-main', 'main', { total: 2, updated: 1 }), deployment('m-shard-0', 'sparse', {})] }, { Ready: ['False', 'Progressing'] }],
+    ['an infeasible plan', { plan: { ok: false as const, reason: 'Infeasible' as const, message: 'too big' } }, { Ready: ['False', 'NotPlanned'], Planned: ['False', 'Infeasible'] }],
+    ['a conflict', { conflicts: ['Service m-main'] }, { Ready: ['False', 'Degraded'], Degraded: ['True', 'ResourceConflict'] }],
+    ['an apply error', { applyErrors: ['apply Deployment m-main: 422: bad'] }, { Ready: ['False', 'Degraded'], Degraded: ['True', 'ApplyFailed'] }],
+  ])('%s', (_name, over, expected) => {
+    const s = computeStatus(input(over));
+    for (const [type, [status, reason]] of Object.entries(expected)) expect(cond(s, type)).toMatchObject({ status, reason, observedGeneration: 2 });
+  });
+
+  it('keep lastTransitionTime while the status does not change', () => {
+    const first = computeStatus(input({ now: t0 }));
+    const again = computeStatus(input({ now: t1, previous: first }));
+    expect(cond(again, 'Ready').lastTransitionTime).toBe('2026-01-01T00:00:00Z');
+    expect(sameStatus(first, again)).toBe(true);
+    const broken = computeStatus(input({ now: t1, previous: first, conflicts: ['x'] }));
+    expect(cond(broken, 'Ready').lastTransitionTime).toBe('2026-01-01T00:05:00Z');
+    expect(cond(broken, 'Planned').lastTransitionTime).toBe('2026-01-01T00:00:00Z');
+    expect(sameStatus(first, broken)).toBe(false);
+  });
+
+  it('mergeConditions stamps the generation and formats times without milliseconds', () => {
+    const [c] = mergeConditions(undefined, [{ type: 'Ready', status: 'True', reason: 'Ready', message: '' }], 7, new Date('2026-01-01T00:00:00.123Z'));
+    expect(c).toEqual({ type: 'Ready', status: 'True', reason: 'Ready', message: '', observedGeneration: 7, lastTransitionTime: '2026-01-01T00:00:00Z' });
+  });
+});
+
+describe('status fields', () => {
+  it('summarise the plan, components, ready count and the scale subresource', () => {
+    const s = computeStatus(input({ deployments: [deployment('m-main', 'main', { replicas: 3, total: 3, ready: 2, available: 2, updated: 3 }), deployment('m-shard-0', 'sparse', {})] }));
+    expect(s.plan).toMatchObject({ strategy: 'singular', shards: 1, tables: 1, hash: plan.hash, imbalance: '1.000' });
+    expect(s.ready).toBe('1/2');
+    expect(s.replicas).toBe(3);
+    expect(s.selector).toBe('app.kubernetes.io/name=recshard-shard-server,app.kubernetes.io/instance=m,app.kubernetes.io/component=main');
+    expect(s.components).toEqual([
+      { name: 'm-main', role: 'main', replicas: 3, readyReplicas: 2, availableReplicas: 2 },
+      { name: 'm-shard-0', role: 'sparse', shard: 0, replicas: 1, readyReplicas: 1, availableReplicas: 1 },
+    ]);
+  });
+
+  it('keep the last good plan summary while the new spec cannot be planned', () => {
+    const good = computeStatus(input({}));
+    const bad = computeStatus(input({ previous: good, plan: { ok: false, reason: 'InvalidSpec', message: 'x' } }));
+    expect(bad.plan).toEqual(good.plan);
+  });
+});
