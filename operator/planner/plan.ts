@@ -45,6 +45,9 @@ export type PlanResult = { ok: true; plan: Plan } | { ok: false; error: PlanErro
 
 const MAX_AUTO_SHARDS = 256;
 
+/** Natural order (emb-2 before emb-10), the same in every locale. */
+const byName = new Intl.Collator('en', { numeric: true }).compare;
+
 export function planModel(spec: ResolvedRecModelSpec): PlanResult {
   try {
     return { ok: true, plan: buildPlan(spec) };
@@ -120,7 +123,7 @@ function buildPlan(spec: ResolvedRecModelSpec): Plan {
     index,
     name: `shard-${index}`,
     ...(net !== undefined ? { net } : {}),
-    tables: bin.tables.map((t) => t.name).sort(),
+    tables: bin.tables.map((t) => t.name).sort(byName),
     bytes: bin.bytes,
     percentOfCapacity: round((100 * bin.bytes) / capacity, 1),
     lookupsPerSample: round(bin.tables.reduce((s, t) => s + t.poolingFactor, 0), 3),
@@ -131,7 +134,7 @@ function buildPlan(spec: ResolvedRecModelSpec): Plan {
     shardMemoryBytes,
     headroomPercent: headroom,
     capacityBytes: capacity,
-    tables: [...tables].sort((a, b) => (a.name < b.name ? -1 : 1)),
+    tables: [...tables].sort((a, b) => byName(a.name, b.name)),
     totalBytes,
     mainTables,
     shards,
