@@ -4,7 +4,8 @@ import { defineConfig } from 'vitest/config';
 // setup, which builds the binaries on first use). `make test` runs both.
 export default defineConfig({
   test: {
-    reporters: process.env.CI ? ['verbose'] : ['default'],
+    reporters: process.env.CI ? ['verbose', 'json'] : ['default'],
+    outputFile: { json: 'dist/test-results.json' },
     projects: [
       {
         test: {

@@ -1,0 +1,46 @@
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildApp } from '../../../operator/server/app.js';
+import { OperatorMetrics } from '../../../operator/server/metrics.js';
+
+let ready = false;
+const metrics = new OperatorMetrics();
+const app = buildApp({ live: () => true, ready: () => ({ ok: ready, detail: ready ? 'ok' : 'caches not synced' }) }, metrics.registry);
+let server: ReturnType<typeof app.listen>;
+let base = '';
+
+beforeAll(async () => {
+  await new Promise<void>((r) => {
+    server = app.listen(0, '127.0.0.1', () => r());
+  });
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+afterAll(() => void server.close());
+
+describe('operator HTTP endpoints', () => {
+  it('/healthz answers ok', async () => {
+    const res = await fetch(`${base}/healthz`);
+    expect(res.status).toBe(200);
+  });
+
+  it('/readyz follows cache sync', async () => {
+    ready = false;
+    let res = await fetch(`${base}/readyz`);
+    expect(res.status).toBe(503);
+    expect(await res.text()).toContain('caches not synced');
+    ready = true;
+    res = await fetch(`${base}/readyz`);
+    expect(res.status).toBe(200);
+  });
+
+  it('/metrics exposes reconcile, queue and leader metrics with unit suffixes', async () => {
+    metrics.reconcileDuration.observe({ result: 'success' }, 0.02);
+    metrics.reconcileErrors.inc({ reason: 'http_409' });
+    metrics.queueDepth.set(3);
+    const body = await (await fetch(`${base}/metrics`)).text();
+    expect(body).toMatch(/^recshard_operator_reconcile_duration_seconds_bucket\{le="0.025",result="success"\} 1$/m);
+    expect(body).toMatch(/^recshard_operator_reconcile_errors_total\{reason="http_409"\} 1$/m);
+    expect(body).toMatch(/^recshard_operator_workqueue_depth 3$/m);
+    expect(body).toMatch(/^recshard_operator_leader 0$/m);
+  });
+});
