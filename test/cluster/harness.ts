@@ -24,6 +24,8 @@ export interface ClusterInfo {
 
 export interface Cluster extends ClusterInfo {
   stop(): Promise<void>;
+  /** Stops one component and starts it again with the same flags (the API server: until /readyz is ok). */
+  restart(name: string): Promise<void>;
 }
 
 export const FAKE_NODES = {
@@ -119,7 +121,9 @@ export async function startCluster(opts: StartOptions = {}): Promise<Cluster> {
     'current-context': 'recshard',
   }));
 
+  const argsOf = new Map<string, string[]>();
   const start = (name: string, args: string[]) => {
+    argsOf.set(name, args);
     const out = openSync(join(dir, `${name}.log`), 'a');
     const p = spawn(join(binDir, name), args, { stdio: ['ignore', out, out], detached: opts.detached ?? false });
     closeSync(out);
@@ -127,17 +131,23 @@ export async function startCluster(opts: StartOptions = {}): Promise<Cluster> {
     procs.set(name, p);
   };
 
+  const stopOne = async (p: ChildProcess) => {
+    if (p.exitCode !== null || p.signalCode !== null) return;
+    const exited = new Promise((r) => p.once('exit', r));
+    p.kill('SIGTERM');
+    const timer = setTimeout(() => p.kill('SIGKILL'), 5000);
+    await exited;
+    clearTimeout(timer);
+  };
   const stop = async () => {
-    for (const [name, p] of [...procs].reverse()) {
-      if (p.exitCode !== null || p.signalCode !== null) continue;
-      p.kill('SIGTERM');
-      const exited = new Promise((r) => p.once('exit', r));
-      const timer = setTimeout(() => p.kill('SIGKILL'), 5000);
-      await exited;
-      clearTimeout(timer);
-      void name;
-    }
+    for (const p of [...procs.values()].reverse()) await stopOne(p);
     if (!process.env.RECSHARD_KEEP_CLUSTER) rmSync(dir, { recursive: true, force: true });
+  };
+  const apiReady = async () => (await httpsGet(`${server}/readyz`, token)).status === 200;
+  const restart = async (name: string) => {
+    await stopOne(procs.get(name)!);
+    start(name, argsOf.get(name)!);
+    if (name === 'kube-apiserver') await waitFor('kube-apiserver /readyz after restart', apiReady, 90_000, procs, dir);
   };
 
   try {
@@ -158,7 +168,7 @@ export async function startCluster(opts: StartOptions = {}): Promise<Cluster> {
       '--service-cluster-ip-range=10.96.0.0/16', '--endpoint-reconciler-type=none', '--allow-privileged=true',
       '--enable-priority-and-fairness=false', '--v=0',
     ]);
-    await waitFor('kube-apiserver /readyz', async () => (await httpsGet(`${server}/readyz`, token)).status === 200, 90_000, procs, dir);
+    await waitFor('kube-apiserver /readyz', apiReady, 90_000, procs, dir);
     const common = [`--kubeconfig=${kubeconfig}`, `--authentication-kubeconfig=${kubeconfig}`, `--authorization-kubeconfig=${kubeconfig}`, '--leader-elect=false', '--bind-address=127.0.0.1'];
     start('kube-controller-manager', [
       ...common, `--secure-port=${kcmPort}`, `--service-account-private-key-file=${saKey}`,
@@ -187,7 +197,7 @@ export async function startCluster(opts: StartOptions = {}): Promise<Cluster> {
   }
   log(`[control-plane] up in ${((Date.now() - t0) / 1000).toFixed(1)}s; KUBECONFIG=${kubeconfig}`);
   const pids = Object.fromEntries([...procs].map(([n, p]) => [n, p.pid!]));
-  return { dir, kubeconfig, server, token, binDir, pids, stop };
+  return { dir, kubeconfig, server, token, binDir, pids, stop, restart };
 }
 
 export function kubectl(kubeconfig: string, args: string[], input?: string): string {
