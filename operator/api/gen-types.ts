@@ -1,7 +1,6 @@
 // Generates operator/api/v1alpha1/types.generated.ts from the CRD schema, so types and schema cannot drift.
 // `make gen` writes it; test/operator/api/types-drift.test.ts fails when the committed file is stale.
 import { writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
 import { compile, type JSONSchema } from 'json-schema-to-typescript';
 import { loadCrd, toJsonSchema, type SchemaNode } from './v1alpha1/crd.js';
 
@@ -35,8 +34,6 @@ export async function generateTypes(): Promise<string> {
   ];
   return parts.join('\n');
 }
-
-export const TYPES_FILE = join(dirname(dirname(new URL(import.meta.url).pathname)), 'api', 'v1alpha1', 'types.generated.ts');
 
 if (process.argv[1] && new URL(import.meta.url).pathname === process.argv[1]) {
   const out = process.argv[2] ?? 'operator/api/v1alpha1/types.generated.ts';

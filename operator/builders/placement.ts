@@ -2,6 +2,7 @@
 // for GPUs and tolerate their taint) merged with the user's nodeSelector, affinity and tolerations.
 import type { V1Affinity, V1NodeSelectorRequirement, V1NodeSelectorTerm, V1ResourceRequirements, V1Toleration } from '@kubernetes/client-node';
 import type { ResolvedPlacement } from '../api/v1alpha1/index.js';
+import { toMiQuantity } from '../lib/quantity.js';
 import type { BuilderConfig } from './config.js';
 
 export interface PodPlacement {
@@ -36,7 +37,7 @@ export function podPlacement(p: ResolvedPlacement, cfg: BuilderConfig, derivedMe
   const requests: Record<string, string> = { ...(p.resources?.requests as Record<string, string> | undefined) };
   const limits: Record<string, string> = { ...(p.resources?.limits as Record<string, string> | undefined) };
   if (derivedMemoryBytes !== undefined && requests.memory === undefined) {
-    requests.memory = `${Math.ceil(derivedMemoryBytes / 2 ** 20)}Mi`;
+    requests.memory = toMiQuantity(derivedMemoryBytes);
   }
   const userTolerations = (p.tolerations ?? []) as V1Toleration[];
   let tolerations = userTolerations;

@@ -156,7 +156,7 @@ function hashAssignment(strategy: Strategy, main: string[], shards: ShardPlan[])
 
 const round = (v: number, digits: number) => Math.round(v * 10 ** digits) / 10 ** digits;
 
-/** The fewest shards FFD needs per net, for the net-specific property (exported for tests and the CLI). */
+/** The number of shards first-fit-decreasing needs for these tables: net-specific's per-net shard count. */
 export function ffdShardCount(tables: PlannedTable[], capacity: number): number {
   return firstFitDecreasing(tables, capacity).length;
 }

@@ -2,7 +2,7 @@
 // broken by shard index or table name, so the same model always gives the same plan.
 import type { PlannedTable } from './tables.js';
 
-/** A shard under construction: table indices into the planner's table list, with running totals. */
+/** A shard under construction: its tables, with running totals of bytes and expected load. */
 export interface Bin {
   tables: PlannedTable[];
   bytes: number;
