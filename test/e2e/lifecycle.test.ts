@@ -100,6 +100,28 @@ describe('re-planning', () => {
   });
 });
 
+describe('scale subresource and user placement', () => {
+  it('kubectl scale drives the main; a user nodeSelector narrows the device default', async () => {
+    applyYaml(ns, [recModel('placed', {
+      sharding: { strategy: 'load-balanced', shards: 3 },
+      placement: { sparse: { device: 'cpu', nodeSelector: { 'kubernetes.io/hostname': 'kwok-cpu-1' } } },
+    })]);
+    await waitReady(ns, 'placed');
+    const nodes = kubectlJson(['get', 'pods', '-n', ns, '-l', 'app.kubernetes.io/instance=placed,app.kubernetes.io/component=sparse']).items.map((p: { spec: { nodeName: string } }) => p.spec.nodeName);
+    expect(nodes).toEqual(['kwok-cpu-1', 'kwok-cpu-1', 'kwok-cpu-1']);
+
+    kubectl(['scale', 'recmodel', 'placed', '-n', ns, '--replicas=3']);
+    const rm = await waitUntil('main scaled to 3 and Ready', async () => {
+      const r = await waitReady(ns, 'placed');
+      return r.status?.replicas === 3 && r;
+    });
+    expect(rm.spec.placement!.main!.replicas).toBe(3);
+    expect(kubectlJson(['get', 'deployment', 'placed-main', '-n', ns]).status.readyReplicas).toBe(3);
+    const scale = JSON.parse(kubectl(['get', '--raw', `/apis/recshard.io/v1alpha1/namespaces/${ns}/recmodels/placed/scale`]));
+    expect(scale.status).toMatchObject({ replicas: 3, selector: expect.stringContaining('app.kubernetes.io/component=main') });
+  });
+});
+
 describe('deletion', () => {
   it('deleting the RecModel garbage-collects every child', async () => {
     applyYaml(ns, [recModel('gone', { sharding: { strategy: 'net-specific', shardMemory: '256Mi' } })]);
