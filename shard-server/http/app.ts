@@ -1,0 +1,119 @@
+// The shard-server's HTTP layer (express): the main's predict API or the sparse shard's lookup API, plus
+// /healthz, /readyz and /metrics. Inference code lives in ../inference and imports no web framework.
+import express, { type Express, type NextFunction, type Request, type Response } from 'express';
+import type { Logger } from '../../operator/lib/log.js';
+import type { LookupService } from '../inference/lookup-service.js';
+import type { Predictor } from '../inference/predictor.js';
+import { CONTENT_TYPE } from '../inference/protocol.js';
+import { parsePredict, type Limits } from '../inference/request.js';
+import { ErrorCode, ServeError } from './errors.js';
+import type { ServerMetrics } from './metrics.js';
+
+export interface ServerState {
+  /** Set once the model is loaded. */
+  predictor?: Predictor;
+  lookup?: LookupService;
+  /** Why the server is not ready (loading, a bad file, unreachable shards). */
+  notReady(): string | undefined;
+}
+
+export interface AppOptions {
+  model: string;
+  role: 'main' | 'sparse';
+  limits: Limits;
+  maxBodyBytes: number;
+  metrics: ServerMetrics;
+  log: Logger;
+}
+
+export function buildServerApp(state: ServerState, o: AppOptions): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  const m = o.metrics;
+  const labels = m.labels;
+
+  app.get('/healthz', (_req, res) => void res.type('text/plain').send('ok\n'));
+  app.get('/readyz', (_req, res) => {
+    const why = state.notReady();
+    res.status(why ? 503 : 200).type('text/plain').send(why ? `${why}\n` : 'ok\n');
+  });
+  app.get('/metrics', async (_req, res) => void res.type(m.registry.contentType).send(await m.registry.metrics()));
+
+  const track = (handler: (req: Request, res: Response) => Promise<void>) => async (req: Request, res: Response, next: NextFunction) => {
+    m.inflight.inc(labels);
+    const end = m.duration.startTimer({ ...labels, stage: 'end_to_end', shard: '' });
+    try {
+      await handler(req, res);
+    } catch (e) {
+      next(e);
+    } finally {
+      end();
+      m.inflight.dec(labels);
+    }
+  };
+
+  if (o.role === 'main') {
+    const tableIndex = new Map<string, number>();
+    app.post(
+      '/v1/models/:target',
+      express.json({ limit: o.maxBodyBytes, strict: false, type: () => true }),
+      track(async (req, res) => {
+        if (req.params.target !== `${o.model}:predict`) throw new ServeError(ErrorCode.ModelNotFound, `no such endpoint: this server serves POST /v1/models/${o.model}:predict`);
+        const p = state.predictor;
+        if (!p) throw new ServeError(ErrorCode.NotReady, state.notReady() ?? 'not ready');
+        if (!tableIndex.size) p.manifest.tables.forEach((t, i) => tableIndex.set(t.name, i));
+        const input = parsePredict(req.body, p.manifest, o.limits, tableIndex);
+        m.batch.observe(labels, input.batch);
+        const result = await p.predict(input, {
+          stage: (stage, seconds, shard) => m.duration.observe({ ...labels, stage, shard: shard === undefined ? '' : String(shard) }, seconds),
+          fallback: (shard) => m.fallbacks.inc({ model: o.model, shard: String(shard) }),
+        });
+        let looked = 0;
+        for (const s of input.sparse.values()) looked += s.indices.length;
+        m.lookups.inc(labels, looked);
+        const scores: number[][] = [];
+        for (let b = 0; b < input.batch; b++) scores.push(Array.from(result.scores.subarray(b * result.outputs, (b + 1) * result.outputs)));
+        res.json({ model: o.model, scores, ...(result.fallbacks.length ? { degraded: { zeroEmbeddingShards: result.fallbacks } } : {}) });
+      }),
+    );
+  } else {
+    app.post(
+      '/v1/lookup',
+      (req, _res, next) => next(req.is(CONTENT_TYPE) ? undefined : new ServeError(ErrorCode.UnsupportedMediaType, `content-type must be ${CONTENT_TYPE}`)),
+      express.raw({ type: CONTENT_TYPE, limit: o.maxBodyBytes }),
+      track(async (req, res) => {
+        const svc = state.lookup;
+        if (!svc) throw new ServeError(ErrorCode.NotReady, state.notReady() ?? 'not ready');
+        const t = performance.now();
+        const body = req.body as Buffer;
+        const out = svc.handle(new Uint8Array(body.buffer, body.byteOffset, body.byteLength));
+        m.duration.observe({ ...labels, stage: 'lookup', shard: '' }, (performance.now() - t) / 1000);
+        m.batch.observe(labels, out.batch);
+        m.lookups.inc(labels, out.lookups);
+        res.type(CONTENT_TYPE).send(Buffer.from(out.response.buffer, out.response.byteOffset, out.response.byteLength));
+      }),
+    );
+  }
+
+  app.use((_req: Request, _res: Response, next: NextFunction) => next(new ServeError(ErrorCode.NotFound, 'no such endpoint')));
+  // eslint-disable-next-line @typescript-eslint/no-unused-vars
+  app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
+    const e = toServeError(err);
+    m.errors.inc({ ...labels, code: e.kind.code });
+    if (e.status >= 500) o.log.error('request failed', { code: e.kind.code, error: e.message });
+    else o.log.debug('request rejected', { code: e.kind.code, error: e.message });
+    res.status(e.status).json(e.body());
+  });
+  return app;
+}
+
+/** Maps body-parser and unknown errors into the catalogue. */
+function toServeError(err: unknown): ServeError {
+  if (err instanceof ServeError) return err;
+  const type = (err as { type?: string }).type;
+  if (type === 'entity.parse.failed') return new ServeError(ErrorCode.InvalidJson, `body is not valid JSON: ${(err as Error).message}`);
+  if (type === 'entity.too.large') return new ServeError(ErrorCode.BodyTooLarge, `body exceeds the limit of ${(err as { limit?: number }).limit} bytes`);
+  if (type === 'encoding.unsupported' || type === 'charset.unsupported') return new ServeError(ErrorCode.UnsupportedMediaType, (err as Error).message);
+  if (type === 'request.aborted' || type === 'request.size.invalid' || (err as { status?: number }).status === 400) return new ServeError(ErrorCode.InvalidRequest, (err as Error).message);
+  return new ServeError(ErrorCode.Internal, (err as Error)?.message ?? String(err));
+}

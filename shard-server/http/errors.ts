@@ -1,0 +1,43 @@
+// The one error catalogue of the shard-server: stable codes, HTTP statuses, and messages that name the field.
+// Clients get {"error": {"code", "message"}}.
+export const ErrorCode = {
+  InvalidJson: { status: 400, code: 'INVALID_JSON' },
+  InvalidField: { status: 400, code: 'INVALID_FIELD' },
+  UnknownTable: { status: 400, code: 'UNKNOWN_TABLE' },
+  IndexOutOfRange: { status: 400, code: 'INDEX_OUT_OF_RANGE' },
+  InvalidRequest: { status: 400, code: 'INVALID_REQUEST' },
+  BatchTooLarge: { status: 413, code: 'BATCH_TOO_LARGE' },
+  BodyTooLarge: { status: 413, code: 'BODY_TOO_LARGE' },
+  UnsupportedMediaType: { status: 415, code: 'UNSUPPORTED_MEDIA_TYPE' },
+  ModelNotFound: { status: 404, code: 'MODEL_NOT_FOUND' },
+  NotFound: { status: 404, code: 'NOT_FOUND' },
+  MethodNotAllowed: { status: 405, code: 'METHOD_NOT_ALLOWED' },
+  NotReady: { status: 503, code: 'NOT_READY' },
+  ShardUnavailable: { status: 503, code: 'SHARD_UNAVAILABLE' },
+  DeadlineExceeded: { status: 504, code: 'DEADLINE_EXCEEDED' },
+  Internal: { status: 500, code: 'INTERNAL' },
+} as const;
+
+export type ErrorKind = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+export class ServeError extends Error {
+  constructor(
+    readonly kind: ErrorKind,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ServeError';
+  }
+
+  get status(): number {
+    return this.kind.status;
+  }
+
+  body() {
+    return { error: { code: this.kind.code, message: this.message } };
+  }
+}
+
+export const fail = (kind: ErrorKind, message: string): never => {
+  throw new ServeError(kind, message);
+};

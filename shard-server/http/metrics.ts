@@ -1,0 +1,33 @@
+// Shard-server metrics in an explicit registry; latency buckets span the DeepRecSys targets (5 ms to 400 ms).
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.4, 1, 2.5];
+
+export class ServerMetrics {
+  readonly registry = new Registry();
+  readonly duration: Histogram<'model' | 'role' | 'stage' | 'shard'>;
+  readonly batch: Histogram<'model' | 'role'>;
+  readonly inflight: Gauge<'model' | 'role'>;
+  readonly lookups: Counter<'model' | 'role'>;
+  readonly errors: Counter<'model' | 'role' | 'code'>;
+  readonly resident: Gauge<'model' | 'role'>;
+  readonly shardUp: Gauge<'model' | 'shard'>;
+  readonly fallbacks: Counter<'model' | 'shard'>;
+
+  constructor(readonly model: string, readonly role: 'main' | 'sparse') {
+    collectDefaultMetrics({ register: this.registry });
+    const r = [this.registry];
+    this.duration = new Histogram({ name: 'recshard_request_duration_seconds', help: 'Request latency by stage (end_to_end, bottom_mlp, embeddings, fanout, shard_call, interaction, top_mlp, lookup).', labelNames: ['model', 'role', 'stage', 'shard'], buckets: LATENCY_BUCKETS, registers: r });
+    this.batch = new Histogram({ name: 'recshard_batch_size', help: 'Samples per request.', labelNames: ['model', 'role'], buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024], registers: r });
+    this.inflight = new Gauge({ name: 'recshard_inflight_requests', help: 'Requests being served.', labelNames: ['model', 'role'], registers: r });
+    this.lookups = new Counter({ name: 'recshard_lookups_total', help: 'Embedding rows read.', labelNames: ['model', 'role'], registers: r });
+    this.errors = new Counter({ name: 'recshard_errors_total', help: 'Failed requests by error code.', labelNames: ['model', 'role', 'code'], registers: r });
+    this.resident = new Gauge({ name: 'recshard_table_resident_bytes', help: 'Bytes of embedding tables held in memory.', labelNames: ['model', 'role'], registers: r });
+    this.shardUp = new Gauge({ name: 'recshard_shard_up', help: '1 when the main can reach the sparse shard.', labelNames: ['model', 'shard'], registers: r });
+    this.fallbacks = new Counter({ name: 'recshard_fallbacks_total', help: 'Shard calls replaced by zero embeddings under the zero failure policy.', labelNames: ['model', 'shard'], registers: r });
+  }
+
+  get labels() {
+    return { model: this.model, role: this.role };
+  }
+}

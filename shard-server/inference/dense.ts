@@ -1,0 +1,22 @@
+// Dense MLPs through onnxruntime-node: one single-threaded session per network.
+import ort from 'onnxruntime-node';
+import { INPUT, OUTPUT } from '../model/onnx.js';
+
+export class DenseNet {
+  private constructor(
+    private readonly session: ort.InferenceSession,
+    readonly inputs: number,
+    readonly outputs: number,
+  ) {}
+
+  static async load(bytes: Uint8Array, inputs: number, outputs: number): Promise<DenseNet> {
+    const session = await ort.InferenceSession.create(bytes, { intraOpNumThreads: 1, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all' });
+    return new DenseNet(session, inputs, outputs);
+  }
+
+  /** x: batch x inputs, row-major; returns batch x outputs. */
+  async run(x: Float32Array, batch: number): Promise<Float32Array> {
+    const out = await this.session.run({ [INPUT]: new ort.Tensor('float32', x, [batch, this.inputs]) });
+    return out[OUTPUT]!.data as Float32Array;
+  }
+}

@@ -1,0 +1,156 @@
+// Local serving: the main and every sparse shard of a RecModel as shard-server processes on loopback,
+// configured exactly as the operator configures the pods (same planner, same plan.json shape).
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, openSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { findRepoFile } from '../operator/api/v1alpha1/crd.js';
+import { formatFieldErrors, resolveSpec, type RecModel, type ResolvedRecModelSpec } from '../operator/api/v1alpha1/index.js';
+import { planModel, type Plan } from '../operator/planner/plan.js';
+import { generateModel } from './model/generate.js';
+import type { ServingPlan } from './server.js';
+
+export interface LocalOptions {
+  /** A model directory to serve; when absent one is generated from the RecModel (cached by shape, seed, scale). */
+  modelDir?: string;
+  scale: number;
+  seed: number;
+  failurePolicy?: 'fail' | 'zero';
+  deadlineMs?: number;
+  /** Where process logs go. */
+  logDir?: string;
+  log?: (line: string) => void;
+}
+
+export interface LocalProcess {
+  name: string;
+  port: number;
+  args: string[];
+  proc: ChildProcess;
+}
+
+export interface LocalDeployment {
+  spec: ResolvedRecModelSpec;
+  plan: Plan;
+  modelDir: string;
+  mainUrl: string;
+  predictUrl: string;
+  processes: LocalProcess[];
+  /** Kills one process (SIGKILL) and returns a function that starts it again on the same port. */
+  kill(name: string): Promise<() => Promise<void>>;
+  stop(): Promise<void>;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.on('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const p = (s.address() as { port: number }).port;
+      s.close(() => resolve(p));
+    });
+  });
+}
+
+export async function waitReady(url: string, timeoutMs: number, procs: LocalProcess[] = []): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last = '';
+  while (Date.now() < deadline) {
+    for (const p of procs) if (p.proc.exitCode !== null) throw new Error(`${p.name} exited with code ${p.proc.exitCode}`);
+    try {
+      const res = await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(1000) });
+      last = (await res.text()).trim();
+      if (res.ok) return;
+    } catch (e) {
+      last = (e as Error).message;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${url} not ready after ${timeoutMs} ms: ${last}`);
+}
+
+export function resolveLocal(rm: RecModel): { spec: ResolvedRecModelSpec; plan: Plan } {
+  const r = resolveSpec(rm.spec);
+  if (!r.ok) throw new Error(`RecModel ${rm.metadata.name} is invalid: ${formatFieldErrors(r.errors)}`);
+  const p = planModel(r.spec);
+  if (!p.ok) throw new Error(`RecModel ${rm.metadata.name}: plan is ${p.error.reason}: ${p.error.message}`);
+  return { spec: r.spec, plan: p.plan };
+}
+
+/** Generates (once) the model a RecModel describes, at a scale, into a cache directory. */
+export function ensureModel(rm: RecModel, spec: ResolvedRecModelSpec, scale: number, seed: number, log: (l: string) => void): string {
+  const key = createHash('sha256').update(JSON.stringify({ model: spec.model, scale, seed })).digest('hex').slice(0, 12);
+  const dir = join(tmpdir(), 'recshard-models', `${rm.metadata.name}-${key}`);
+  if (existsSync(join(dir, 'manifest.json'))) return dir;
+  log(`generating ${spec.model.architecture} model for ${rm.metadata.name} at scale ${scale} into ${dir}`);
+  generateModel({ name: rm.metadata.name, model: spec.model, seed, scale, outDir: dir });
+  return dir;
+}
+
+export async function serveLocal(rm: RecModel, o: LocalOptions): Promise<LocalDeployment> {
+  const log = o.log ?? (() => {});
+  const { spec, plan } = resolveLocal(rm);
+  const modelDir = o.modelDir ?? ensureModel(rm, spec, o.scale, o.seed, log);
+  const name = rm.metadata.name;
+  const runDir = o.logDir ?? join(tmpdir(), 'recshard-local', `${name}-${process.pid}-${Date.now()}`);
+  mkdirSync(runDir, { recursive: true });
+  const ports = await Promise.all(plan.shards.map(() => freePort()));
+  const mainPort = await freePort();
+  const servingPlan: ServingPlan = {
+    model: name,
+    strategy: plan.strategy,
+    main: { tables: plan.mainTables },
+    shards: plan.shards.map((s, i) => ({ index: s.index, tables: s.tables, endpoint: `http://127.0.0.1:${ports[i]}` })),
+  };
+  const planFile = join(runDir, 'plan.json');
+  writeFileSync(planFile, JSON.stringify(servingPlan, null, 2));
+  const entry = findRepoFile('dist', 'shard-server', 'main.js');
+  const common = [`--plan=${planFile}`, `--model=${modelDir}`, '--host=127.0.0.1', `--deadline-ms=${o.deadlineMs ?? 1000}`, `--failure-policy=${o.failurePolicy ?? 'fail'}`, '--probe-ms=250'];
+
+  const processes: LocalProcess[] = [];
+  const launch = (pname: string, port: number, args: string[]): LocalProcess => {
+    const out = openSync(join(runDir, `${pname}.log`), 'a');
+    const proc = spawn(process.execPath, [entry, ...args, `--port=${port}`], { stdio: ['ignore', out, out] });
+    return { name: pname, port, args, proc };
+  };
+  plan.shards.forEach((s, i) => processes.push(launch(`shard-${s.index}`, ports[i]!, ['--role=sparse', `--shard=${s.index}`, ...common])));
+  processes.push(launch('main', mainPort, ['--role=main', ...common]));
+
+  const stop = async () => {
+    await Promise.all(
+      processes.map(
+        (p) =>
+          new Promise<void>((resolve) => {
+            if (p.proc.exitCode !== null || p.proc.signalCode !== null) return resolve();
+            p.proc.once('exit', () => resolve());
+            p.proc.kill('SIGTERM');
+            setTimeout(() => p.proc.kill('SIGKILL'), 5000).unref();
+          }),
+      ),
+    );
+  };
+  const mainUrl = `http://127.0.0.1:${mainPort}`;
+  try {
+    await waitReady(mainUrl, 60_000, processes);
+  } catch (e) {
+    await stop();
+    throw new Error(`${(e as Error).message} (logs in ${runDir})`);
+  }
+  return {
+    spec, plan, modelDir, mainUrl, predictUrl: `${mainUrl}/v1/models/${name}:predict`, processes, stop,
+    async kill(pname) {
+      const i = processes.findIndex((p) => p.name === pname);
+      const p = processes[i]!;
+      await new Promise<void>((resolve) => {
+        p.proc.once('exit', () => resolve());
+        p.proc.kill('SIGKILL');
+      });
+      return async () => {
+        processes[i] = launch(p.name, p.port, p.args);
+        await waitReady(`http://127.0.0.1:${p.port}`, 30_000, [processes[i]!]);
+      };
+    },
+  };
+}

@@ -1,0 +1,57 @@
+#!/usr/bin/env node
+// The shard-server process: flags (as the operator sets them in pods, or `recshard serve --local`), then
+// startServer. SIGTERM drains in-flight requests before exit.
+import { readFile } from 'node:fs/promises';
+import { Command, Option } from 'commander';
+import { jsonLogger, type Level } from '../operator/lib/log.js';
+import { readPlanFile, startServer } from './server.js';
+
+const env = process.env;
+const flags = new Command('shard-server')
+  .addOption(new Option('--role <role>', 'main or sparse').choices(['main', 'sparse']).makeOptionMandatory())
+  .option('--shard <n>', 'shard index (sparse)')
+  .requiredOption('--plan <file>', 'plan.json (from the plan ConfigMap)')
+  .option('--model-config <file>', 'model.json (from the plan ConfigMap); its artifact.uri locates the model')
+  .option('--model <uri>', 'model directory or URL; overrides model.json', env.RECSHARD_MODEL_URI)
+  .option('--host <addr>', 'listen address', '0.0.0.0')
+  .option('--port <n>', 'listen port', '8080')
+  .option('--deadline-ms <n>', 'deadline of one predict, shard calls included', env.RECSHARD_DEADLINE_MS ?? '1000')
+  .addOption(new Option('--failure-policy <p>', 'when a shard fails: fail the request, or use zero embeddings').choices(['fail', 'zero']).default(env.RECSHARD_FAILURE_POLICY ?? 'fail'))
+  .option('--max-batch <n>', 'samples per request', '1024')
+  .option('--max-body-bytes <n>', 'request body limit', String(16 * 2 ** 20))
+  .option('--probe-ms <n>', 'how often the main checks each shard', '1000')
+  .option('--log-level <level>', 'debug, info, warn, error', env.RECSHARD_LOG_LEVEL ?? 'info')
+  .parse(process.argv)
+  .opts();
+
+const log = jsonLogger(flags.logLevel as Level, { component: 'shard-server', role: flags.role, ...(flags.shard !== undefined ? { shard: Number(flags.shard) } : {}) });
+const plan = await readPlanFile(flags.plan);
+let modelUri: string | undefined = flags.model;
+if (!modelUri && flags.modelConfig) modelUri = (JSON.parse(await readFile(flags.modelConfig, 'utf8')) as { artifact?: { uri?: string } }).artifact?.uri;
+
+const server = await startServer({
+  role: flags.role,
+  shard: flags.shard === undefined ? undefined : Number(flags.shard),
+  plan,
+  modelUri,
+  host: flags.host,
+  port: Number(flags.port),
+  deadlineMs: Number(flags.deadlineMs),
+  policy: flags.failurePolicy,
+  maxBatch: Number(flags.maxBatch),
+  maxBodyBytes: Number(flags.maxBodyBytes),
+  probeMs: Number(flags.probeMs),
+  log,
+});
+log.info('listening', { port: server.port });
+
+let stopping = false;
+const stop = async (signal: string) => {
+  if (stopping) return;
+  stopping = true;
+  log.info('draining', { signal });
+  await server.close();
+  process.exit(0);
+};
+process.on('SIGTERM', () => void stop('SIGTERM'));
+process.on('SIGINT', () => void stop('SIGINT'));

@@ -1,0 +1,105 @@
+// `recshard model generate`: writes a model with deterministic random weights. The same shape, seed and scale
+// give the same bytes. Tables stream to disk in chunks, hashed as they are written.
+import { createHash } from 'node:crypto';
+import { closeSync, mkdirSync, openSync, writeFileSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { xoroshiro128plus } from 'pure-rand/generator/xoroshiro128plus';
+import type { ResolvedModel } from '../../operator/api/v1alpha1/index.js';
+import { expandTables } from '../../operator/planner/tables.js';
+import { toHalf } from './fp16.js';
+import { FORMAT, interactionWidth, type FileRef, type Manifest, type TableManifest } from './manifest.js';
+import { mlpToOnnx, type Layer } from './onnx.js';
+
+export interface GenerateOptions {
+  name: string;
+  model: ResolvedModel;
+  seed: number;
+  /** Multiplies every table's rows (at least 8 rows remain). */
+  scale: number;
+  outDir: string;
+  onTable?: (done: number, total: number, name: string) => void;
+}
+
+/** A random stream per named object, so one table's bytes do not depend on the others. */
+function stream(seed: number, name: string): () => number {
+  const h = createHash('sha256').update(`${seed}/${name}`).digest();
+  const g = xoroshiro128plus(h.readInt32LE(0) ^ seed);
+  return () => g.next() / 2 ** 31; // [-1, 1)
+}
+
+function layers(seed: number, prefix: string, widths: number[]): Layer[] {
+  const out: Layer[] = [];
+  for (let i = 1; i < widths.length; i++) {
+    const inputs = widths[i - 1]!;
+    const outputs = widths[i]!;
+    const limit = Math.sqrt(6 / (inputs + outputs)); // Glorot uniform keeps activations in range
+    const r = stream(seed, `${prefix}/${i}`);
+    const weights = new Float32Array(inputs * outputs);
+    for (let j = 0; j < weights.length; j++) weights[j] = r() * limit;
+    const bias = new Float32Array(outputs);
+    for (let j = 0; j < outputs; j++) bias[j] = r() * 0.01;
+    out.push({ weights, bias, inputs, outputs });
+  }
+  return out;
+}
+
+function writeFile(dir: string, file: string, data: Uint8Array): FileRef {
+  writeFileSync(join(dir, file), data);
+  return { file, sha256: createHash('sha256').update(data).digest('hex'), bytes: data.byteLength };
+}
+
+export function generateModel(o: GenerateOptions): Manifest {
+  const m = o.model;
+  mkdirSync(join(o.outDir, 'dense'), { recursive: true });
+  mkdirSync(join(o.outDir, 'tables'), { recursive: true });
+  const tables = expandTables(m);
+  const bottomOut = m.bottomMLP.length ? m.bottomMLP[m.bottomMLP.length - 1]! : m.denseFeatures;
+  if (m.interaction === 'dot') {
+    const bad = tables.find((t) => t.dim !== bottomOut);
+    if (bad) throw new Error(`dot interaction needs every table dim to equal the bottom MLP output (${bottomOut}); table "${bad.name}" has dim ${bad.dim}`);
+  }
+  const topInput = interactionWidth(m.interaction, bottomOut, tables.map((t) => t.dim));
+
+  const dense: Manifest['dense'] = {
+    ...(m.bottomMLP.length ? { bottom: writeFile(o.outDir, 'dense/bottom.onnx', mlpToOnnx('bottom', layers(o.seed, 'bottom', [m.denseFeatures, ...m.bottomMLP]), 'Relu')) } : {}),
+    top: writeFile(o.outDir, 'dense/top.onnx', mlpToOnnx('top', layers(o.seed, 'top', [topInput, ...m.topMLP]), 'Sigmoid')),
+  };
+
+  const out: TableManifest[] = [];
+  const CHUNK = 1 << 20;
+  tables.forEach((t, i) => {
+    o.onTable?.(i, tables.length, t.name);
+    const rows = Math.max(8, Math.round(t.rows * o.scale));
+    const file = `tables/${t.name}.bin`;
+    const fd = openSync(join(o.outDir, file), 'w');
+    const hash = createHash('sha256');
+    const r = stream(o.seed, `table/${t.name}`);
+    const limit = Math.sqrt(1 / rows);
+    let left = rows * t.dim;
+    const f32 = new Float32Array(Math.min(CHUNK, left));
+    const f16 = t.dtype === 'fp16' ? new Uint16Array(f32.length) : undefined;
+    while (left > 0) {
+      const n = Math.min(left, f32.length);
+      for (let j = 0; j < n; j++) f32[j] = r() * limit;
+      const bytes = f16
+        ? (() => {
+            for (let j = 0; j < n; j++) f16[j] = toHalf(f32[j]!);
+            return new Uint8Array(f16.buffer, 0, n * 2);
+          })()
+        : new Uint8Array(f32.buffer, 0, n * 4);
+      writeSync(fd, bytes);
+      hash.update(bytes);
+      left -= n;
+    }
+    closeSync(fd);
+    out.push({ name: t.name, rows, dim: t.dim, dtype: t.dtype, net: t.net, poolingFactor: t.poolingFactor, file, sha256: hash.digest('hex'), bytes: rows * t.dim * (t.dtype === 'fp16' ? 2 : 4) });
+  });
+  o.onTable?.(tables.length, tables.length, '');
+
+  const manifest: Manifest = {
+    format: FORMAT, name: o.name, architecture: m.architecture, seed: o.seed, denseFeatures: m.denseFeatures,
+    bottomMLP: m.bottomMLP, topMLP: m.topMLP, interaction: m.interaction, topInput, tables: out, dense,
+  };
+  writeFileSync(join(o.outDir, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
+  return manifest;
+}

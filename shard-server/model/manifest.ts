@@ -1,0 +1,45 @@
+// The on-disk model format (docs/model-format.md): manifest.json, dense/bottom.onnx and dense/top.onnx, and one
+// little-endian binary file per embedding table (rows x dim, row-major, fp32 or fp16), each with a sha256.
+export const FORMAT = 'recshard-model/v1';
+
+export type DType = 'fp32' | 'fp16';
+export type Interaction = 'dot' | 'concat';
+
+export interface FileRef {
+  file: string;
+  sha256: string;
+  bytes: number;
+}
+
+export interface TableManifest extends FileRef {
+  name: string;
+  rows: number;
+  dim: number;
+  dtype: DType;
+  net: string;
+  poolingFactor: number;
+}
+
+export interface Manifest {
+  format: typeof FORMAT;
+  name: string;
+  architecture: string;
+  seed: number;
+  denseFeatures: number;
+  bottomMLP: number[];
+  topMLP: number[];
+  interaction: Interaction;
+  /** Width of the feature vector entering the top MLP. */
+  topInput: number;
+  tables: TableManifest[];
+  dense: { bottom?: FileRef; top: FileRef };
+}
+
+export const BYTES: Record<DType, number> = { fp32: 4, fp16: 2 };
+
+/** Width after the feature interaction, given the bottom output and the table dims. */
+export function interactionWidth(interaction: Interaction, bottomOut: number, dims: number[]): number {
+  if (interaction === 'concat') return bottomOut + dims.reduce((a, b) => a + b, 0);
+  const n = dims.length + (bottomOut > 0 ? 1 : 0);
+  return bottomOut + (n * (n - 1)) / 2;
+}
