@@ -16,6 +16,16 @@ export default defineConfig({
       },
       {
         test: {
+          name: 'dataplane',
+          include: ['test/dataplane/**/*.test.ts'],
+          testTimeout: 180_000,
+          hookTimeout: 60_000,
+          // Each suite starts several shard-server processes; two cores run one suite at a time.
+          fileParallelism: false,
+        },
+      },
+      {
+        test: {
           name: 'cluster',
           include: ['test/e2e/**/*.test.ts'],
           globalSetup: ['test/cluster/global-setup.ts'],
