@@ -5,8 +5,9 @@ import { ErrorCode, ServeError } from '../http/errors.js';
 import { CONTENT_TYPE, decodeResponse, encodeRequest, type LookupRequest, type LookupResult } from './protocol.js';
 
 export class ShardClient {
-  up = false;
+  private reachable = false;
   private timer: unknown;
+  private onChange: (up: boolean) => void = () => {};
 
   constructor(
     readonly shard: number,
@@ -14,6 +15,17 @@ export class ShardClient {
     readonly tables: number[],
     private readonly clock: Clock,
   ) {}
+
+  get up(): boolean {
+    return this.reachable;
+  }
+
+  /** Every observation (a lookup or a probe) goes through here, so watchers see each transition once. */
+  private mark(up: boolean): void {
+    if (up === this.reachable) return;
+    this.reachable = up;
+    this.onChange(up);
+  }
 
   private async call(req: LookupRequest, body: Uint8Array, deadline: number): Promise<LookupResult[]> {
     const left = deadline - this.clock.now().getTime();
@@ -34,15 +46,15 @@ export class ShardClient {
     const body = encodeRequest(req);
     try {
       const r = await this.call(req, body, deadline);
-      this.up = true;
+      this.mark(true);
       return r;
     } catch (first) {
       try {
         const r = await this.call(req, body, deadline);
-        this.up = true;
+        this.mark(true);
         return r;
       } catch {
-        this.up = false;
+        this.mark(false);
         throw first;
       }
     }
@@ -50,6 +62,7 @@ export class ShardClient {
 
   /** Polls the shard's /readyz every intervalMs until stopped. */
   startProbe(intervalMs: number, onChange: (up: boolean) => void): void {
+    this.onChange = onChange;
     const probe = async () => {
       let ok = false;
       try {
@@ -57,10 +70,7 @@ export class ShardClient {
       } catch {
         ok = false;
       }
-      if (ok !== this.up) {
-        this.up = ok;
-        onChange(ok);
-      }
+      this.mark(ok);
       this.timer = this.clock.setTimeout(() => void probe(), intervalMs);
     };
     void probe();

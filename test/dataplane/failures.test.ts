@@ -1,0 +1,105 @@
+// A sparse shard killed or frozen mid-traffic: the main answers every request within its deadline (an error or
+// zero embeddings, per policy; never a hang), reports the shard on /readyz and in metrics, and recovers by
+// itself when the shard returns.
+import { afterEach, describe, expect, it } from 'vitest';
+import { serveLocal, type LocalDeployment } from '../../shard-server/local.js';
+import { readManifest, modelSource } from '../../shard-server/model/load.js';
+import { randomRequest, zooRecModel } from './helpers.js';
+
+const DEADLINE_MS = 400;
+let d: LocalDeployment | undefined;
+
+afterEach(async () => {
+  await d?.stop();
+  d = undefined;
+});
+
+async function timed(url: string, body: unknown) {
+  const t = performance.now();
+  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  return { status: res.status, json: (await res.json()) as any, ms: performance.now() - t };
+}
+
+const readyz = async (url: string) => {
+  const res = await fetch(`${url}/readyz`);
+  return { status: res.status, text: await res.text() };
+};
+
+async function until<T>(what: string, fn: () => Promise<T | false>, ms = 10_000): Promise<T> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    const v = await fn();
+    if (v) return v;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+async function deploy(policy: 'fail' | 'zero') {
+  d = await serveLocal(zooRecModel('wide-and-deep', `wnd-${policy}`, { strategy: 'load-balanced', shards: 2 }), { scale: 0.001, seed: 5, failurePolicy: policy, deadlineMs: DEADLINE_MS });
+  const m = await readManifest(modelSource(d.modelDir));
+  return { d, request: randomRequest(m, 8, 99) };
+}
+
+describe('a sparse shard dies', () => {
+  it('fail policy: every request gets a prompt 503, /readyz and metrics say which shard, and it recovers', async () => {
+    const { d, request } = await deploy('fail');
+    const ok = await timed(d.predictUrl, request);
+    expect(ok.status).toBe(200);
+
+    const restart = await d.kill('shard-1');
+    for (let i = 0; i < 20; i++) {
+      const r = await timed(d.predictUrl, request);
+      expect(r.status).toBe(503);
+      expect(r.json.error.code).toBe('SHARD_UNAVAILABLE');
+      expect(r.json.error.message).toContain('shard 1');
+      expect(r.ms).toBeLessThan(DEADLINE_MS + 200);
+    }
+    const down = await until('main not ready', async () => {
+      const r = await readyz(d.mainUrl);
+      return r.status === 503 && r;
+    });
+    expect(down.text).toContain('sparse shards unreachable: shard 1');
+    const metrics = await (await fetch(`${d.mainUrl}/metrics`)).text();
+    expect(metrics).toMatch(/^recshard_shard_up\{model="wnd-fail",shard="1"\} 0$/m);
+    expect(metrics).toMatch(/^recshard_shard_up\{model="wnd-fail",shard="0"\} 1$/m);
+    expect(metrics).toMatch(/^recshard_errors_total\{model="wnd-fail",role="main",code="SHARD_UNAVAILABLE"\} 20$/m);
+
+    await restart();
+    await until('main ready again', async () => (await readyz(d.mainUrl)).status === 200);
+    const back = await timed(d.predictUrl, request);
+    expect(back.status).toBe(200);
+    expect(back.json.scores).toEqual(ok.json.scores);
+  });
+
+  it('zero policy: requests succeed with zero embeddings for the lost shard and are counted', async () => {
+    const { d, request } = await deploy('zero');
+    const ok = await timed(d.predictUrl, request);
+    await d.kill('shard-0');
+    const r = await timed(d.predictUrl, request);
+    expect(r.status).toBe(200);
+    expect(r.json.degraded).toEqual({ zeroEmbeddingShards: [0] });
+    expect(r.json.scores).not.toEqual(ok.json.scores);
+    expect(r.ms).toBeLessThan(DEADLINE_MS + 200);
+    expect(await (await fetch(`${d.mainUrl}/metrics`)).text()).toMatch(/^recshard_fallbacks_total\{model="wnd-zero",shard="0"\} 1$/m);
+  });
+});
+
+describe('a sparse shard hangs', () => {
+  it('a frozen shard costs at most the deadline, then answers resume when it thaws', async () => {
+    const { d, request } = await deploy('fail');
+    const shard = d.processes.find((p) => p.name === 'shard-1')!;
+    shard.proc.kill('SIGSTOP');
+    try {
+      const rs = await Promise.all(Array.from({ length: 5 }, () => timed(d.predictUrl, request)));
+      for (const r of rs) {
+        expect(r.status).toBe(504);
+        expect(r.json.error.code).toBe('DEADLINE_EXCEEDED');
+        expect(r.ms).toBeLessThan(DEADLINE_MS + 300);
+      }
+    } finally {
+      shard.proc.kill('SIGCONT');
+    }
+    await until('answers resume', async () => (await timed(d.predictUrl, request)).status === 200);
+  });
+});
