@@ -117,9 +117,12 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     async close(drainMs = 10_000) {
       clients.forEach((c) => c.stop());
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      server.closeIdleConnections();
+      // Keep-alive connections go idle once their last response is sent: close them as that happens.
+      const sweep = setInterval(() => server.closeIdleConnections(), 50);
       const timer = setTimeout(() => server.closeAllConnections(), drainMs);
+      server.closeIdleConnections();
       await closed;
+      clearInterval(sweep);
       clearTimeout(timer);
     },
   };

@@ -103,3 +103,21 @@ describe('a sparse shard hangs', () => {
     await until('answers resume', async () => (await timed(d.predictUrl, request)).status === 200);
   });
 });
+
+describe('shutdown', () => {
+  it('SIGTERM drains the request in flight before the main exits', async () => {
+    const { d, request } = await deploy('fail');
+    const shard = d.processes.find((p) => p.name === 'shard-0')!;
+    const main = d.processes.find((p) => p.name === 'main')!;
+    const exited = new Promise<number | null>((r) => main.proc.once('exit', (code) => r(code)));
+    shard.proc.kill('SIGSTOP');
+    const inFlight = timed(d.predictUrl, request);
+    await new Promise((r) => setTimeout(r, 100));
+    main.proc.kill('SIGTERM');
+    await new Promise((r) => setTimeout(r, 100));
+    shard.proc.kill('SIGCONT');
+    const r = await inFlight;
+    expect(r.status).toBe(200);
+    expect(await exited).toBe(0);
+  });
+});
