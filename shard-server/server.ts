@@ -7,7 +7,6 @@ import { realClock, type Clock } from '../operator/lib/clock.js';
 import type { Logger } from '../operator/lib/log.js';
 import { buildServerApp, type ServerState } from './http/app.js';
 import { ServerMetrics } from './http/metrics.js';
-import { DenseNet } from './inference/dense.js';
 import { LookupService } from './inference/lookup-service.js';
 import { Predictor, type FailurePolicy } from './inference/predictor.js';
 import { ShardClient } from './inference/shard-client.js';
@@ -84,6 +83,8 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       metrics.resident.set(metrics.labels, state.lookup.residentBytes);
       return;
     }
+    // onnxruntime is loaded by the main only: a sparse shard's memory is its tables plus Node itself.
+    const { DenseNet } = await import('./inference/dense.js');
     const bottomOut = manifest.bottomMLP.length ? manifest.bottomMLP[manifest.bottomMLP.length - 1]! : manifest.denseFeatures;
     const bottom = manifest.dense.bottom ? await DenseNet.load(await readVerified(src, manifest.dense.bottom), manifest.denseFeatures, bottomOut) : undefined;
     const top = await DenseNet.load(await readVerified(src, manifest.dense.top), manifest.topInput, manifest.topMLP[manifest.topMLP.length - 1]!);
