@@ -4,7 +4,7 @@ SHELL := bash
 NPM ?= npm
 export ONNXRUNTIME_NODE_INSTALL := skip
 
-.PHONY: help deps build gen typecheck test test-unit test-cluster demo cluster-up cluster-down control-plane clean
+.PHONY: help deps build gen typecheck test test-unit test-dataplane test-cluster demo cluster-up cluster-down control-plane clean
 
 help:
 	@echo "make demo          plan every example, then run the operator on a local control plane and show what it made"
@@ -37,6 +37,9 @@ test: build control-plane typecheck
 
 test-unit: build
 	npx vitest run --project unit
+
+test-dataplane: build
+	npx vitest run --project dataplane
 
 test-cluster: build control-plane
 	npx vitest run --project cluster
