@@ -4,10 +4,12 @@ import express, { type Express, type NextFunction, type Request, type Response }
 import type { Logger } from '../../operator/lib/log.js';
 import type { LookupService } from '../inference/lookup-service.js';
 import type { Predictor } from '../inference/predictor.js';
-import { CONTENT_TYPE } from '../inference/protocol.js';
-import { parsePredict, type Limits } from '../inference/request.js';
+import { CONTENT_TYPE, PREDICT_CONTENT_TYPE, encodeScores } from '../inference/protocol.js';
+import { parsePredict, parsePredictBinary, type Limits } from '../inference/request.js';
 import { ErrorCode, ServeError } from './errors.js';
 import type { ServerMetrics } from './metrics.js';
+
+const isBinary = (req: Request) => req.is(PREDICT_CONTENT_TYPE) === PREDICT_CONTENT_TYPE;
 
 export interface ServerState {
   /** Set once the model is loaded. */
@@ -56,13 +58,17 @@ export function buildServerApp(state: ServerState, o: AppOptions): Express {
     const tableIndex = new Map<string, number>();
     app.post(
       '/v1/models/:target',
-      express.json({ limit: o.maxBodyBytes, strict: false, type: () => true }),
+      express.raw({ type: PREDICT_CONTENT_TYPE, limit: o.maxBodyBytes }),
+      express.json({ limit: o.maxBodyBytes, strict: false, type: (req) => !isBinary(req as Request) }),
       track(async (req, res) => {
         if (req.params.target !== `${o.model}:predict`) throw new ServeError(ErrorCode.ModelNotFound, `no such endpoint: this server serves POST /v1/models/${o.model}:predict`);
         const p = state.predictor;
         if (!p) throw new ServeError(ErrorCode.NotReady, state.notReady() ?? 'not ready');
         if (!tableIndex.size) p.manifest.tables.forEach((t, i) => tableIndex.set(t.name, i));
-        const input = parsePredict(req.body, p.manifest, o.limits, tableIndex);
+        const binary = isBinary(req);
+        const input = binary
+          ? parsePredictBinary(new Uint8Array((req.body as Buffer).buffer, (req.body as Buffer).byteOffset, (req.body as Buffer).byteLength), p.manifest, o.limits)
+          : parsePredict(req.body, p.manifest, o.limits, tableIndex);
         m.batch.observe(labels, input.batch);
         const result = await p.predict(input, {
           stage: (stage, seconds, shard) => m.duration.observe({ ...labels, stage, shard: shard === undefined ? '' : String(shard) }, seconds),
@@ -71,6 +77,12 @@ export function buildServerApp(state: ServerState, o: AppOptions): Express {
         let looked = 0;
         for (const s of input.sparse.values()) looked += s.indices.length;
         m.lookups.inc(labels, looked);
+        if (binary) {
+          const out = encodeScores(input.batch, result.outputs, result.scores);
+          if (result.fallbacks.length) res.setHeader('x-recshard-zero-embedding-shards', result.fallbacks.join(','));
+          res.type(PREDICT_CONTENT_TYPE).send(Buffer.from(out.buffer, out.byteOffset, out.byteLength));
+          return;
+        }
         const scores: number[][] = [];
         for (let b = 0; b < input.batch; b++) scores.push(Array.from(result.scores.subarray(b * result.outputs, (b + 1) * result.outputs)));
         res.json({ model: o.model, scores, ...(result.fallbacks.length ? { degraded: { zeroEmbeddingShards: result.fallbacks } } : {}) });

@@ -2,7 +2,7 @@
 import { ErrorCode, fail } from '../http/errors.js';
 import type { EmbeddingTable } from '../model/load.js';
 import { poolInto } from './embeddings.js';
-import { decodeRequest, encodeResponse, type LookupResult } from './protocol.js';
+import { MAGIC, decodeRequest } from './protocol.js';
 
 export class LookupService {
   private readonly byIndex = new Map<number, EmbeddingTable>();
@@ -21,23 +21,36 @@ export class LookupService {
     return n;
   }
 
+  /** Pools straight into the response buffer: one allocation per request, none per table or per index. */
   handle(body: Uint8Array): { response: Uint8Array; batch: number; lookups: number } {
     const req = decodeRequest(body, this.maxBatch);
-    const results: LookupResult[] = [];
-    let count = 0;
-    for (const [i, l] of req.lookups.entries()) {
+    let words = 2;
+    const tables = req.lookups.map((l, i) => {
       const table = this.byIndex.get(l.table);
       if (!table) fail(ErrorCode.UnknownTable, `tables[${i}]: this shard does not hold table index ${l.table}`);
       const rows = table!.meta.rows;
       for (let k = 0; k < l.indices.length; k++) {
         if (l.indices[k]! >= rows) fail(ErrorCode.IndexOutOfRange, `tables[${i}].indices[${k}] = ${l.indices[k]} is out of range: table "${table!.meta.name}" has ${rows} rows`);
       }
-      const values = new Float32Array(req.batch * table!.meta.dim);
-      poolInto(table!, l.offsets, l.indices, req.batch, l.pooling, values);
-      results.push({ table: l.table, dim: table!.meta.dim, values });
+      words += 2 + req.batch * table!.meta.dim;
+      return table!;
+    });
+    const buf = new ArrayBuffer(words * 4);
+    const u = new Uint32Array(buf);
+    const f = new Float32Array(buf);
+    u[0] = MAGIC;
+    u[1] = tables.length;
+    let p = 2;
+    let count = 0;
+    req.lookups.forEach((l, i) => {
+      const table = tables[i]!;
+      u[p++] = l.table;
+      u[p++] = table.meta.dim;
+      poolInto(table, l.offsets, l.indices, req.batch, l.pooling, f, p);
+      p += req.batch * table.meta.dim;
       count += l.indices.length;
-    }
+    });
     this.lookups += count;
-    return { response: encodeResponse(results), batch: req.batch, lookups: count };
+    return { response: new Uint8Array(buf), batch: req.batch, lookups: count };
   }
 }

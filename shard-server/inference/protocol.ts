@@ -42,10 +42,31 @@ export function encodeRequest(req: LookupRequest): Uint8Array {
 }
 
 /** Word view of a body, copied only when the bytes are not 4-aligned. */
-function words(body: Uint8Array): Uint32Array {
+export function words(body: Uint8Array): Uint32Array {
   if (body.byteLength % 4 !== 0) fail(ErrorCode.InvalidRequest, `body length ${body.byteLength} is not a multiple of 4`);
   if (body.byteOffset % 4 === 0) return new Uint32Array(body.buffer, body.byteOffset, body.byteLength / 4);
   return new Uint32Array(body.slice().buffer);
+}
+
+/**
+ * One table section at word p: tableIndex, [pooling,] nIndices, offsets[batch + 1], indices[nIndices].
+ * Checks the structure; table ranges are checked by whoever holds the tables.
+ */
+export function readSection(u: Uint32Array, p: number, batch: number, t: number, withPooling: boolean): { lookup: TableLookup; next: number } {
+  const head = withPooling ? 3 : 2;
+  if (p + head > u.length) fail(ErrorCode.InvalidRequest, `truncated at table ${t}`);
+  const table = u[p++]!;
+  const mode = withPooling ? u[p++]! : 0;
+  const nIdx = u[p++]!;
+  if (mode > 1) fail(ErrorCode.InvalidField, `tables[${t}].pooling must be 0 (sum) or 1 (mean), got ${mode}`);
+  if (p + batch + 1 + nIdx > u.length) fail(ErrorCode.InvalidRequest, `truncated in table ${t}`);
+  const offsets = u.subarray(p, p + batch + 1);
+  p += batch + 1;
+  const indices = u.subarray(p, p + nIdx);
+  p += nIdx;
+  if (offsets[0] !== 0 || offsets[batch] !== nIdx) fail(ErrorCode.InvalidField, `tables[${t}].offsets must start at 0 and end at ${nIdx}`);
+  for (let b = 0; b < batch; b++) if (offsets[b + 1]! < offsets[b]!) fail(ErrorCode.InvalidField, `tables[${t}].offsets must not decrease (sample ${b})`);
+  return { lookup: { table, pooling: mode === 1 ? 'mean' : 'sum', offsets, indices }, next: p };
 }
 
 /** Decodes and checks structure (not table ranges: the server checks those against its tables). */
@@ -58,46 +79,58 @@ export function decodeRequest(body: Uint8Array, maxBatch: number): LookupRequest
   let p = 3;
   const lookups: TableLookup[] = [];
   for (let t = 0; t < n; t++) {
-    if (p + 3 > u.length) fail(ErrorCode.InvalidRequest, `truncated at table ${t}`);
-    const table = u[p++]!;
-    const mode = u[p++]!;
-    const nIdx = u[p++]!;
-    if (mode > 1) fail(ErrorCode.InvalidField, `tables[${t}].pooling must be 0 (sum) or 1 (mean), got ${mode}`);
-    if (p + batch + 1 + nIdx > u.length) fail(ErrorCode.InvalidRequest, `truncated in table ${t}`);
-    const offsets = u.subarray(p, p + batch + 1);
-    p += batch + 1;
-    const indices = u.subarray(p, p + nIdx);
-    p += nIdx;
-    if (offsets[0] !== 0 || offsets[batch] !== nIdx) fail(ErrorCode.InvalidField, `tables[${t}].offsets must start at 0 and end at ${nIdx}`);
-    for (let b = 0; b < batch; b++) if (offsets[b + 1]! < offsets[b]!) fail(ErrorCode.InvalidField, `tables[${t}].offsets must not decrease (sample ${b})`);
-    lookups.push({ table, pooling: mode === 1 ? 'mean' : 'sum', offsets, indices });
+    const section = readSection(u, p, batch, t, true);
+    lookups.push(section.lookup);
+    p = section.next;
   }
   if (p !== u.length) fail(ErrorCode.InvalidRequest, `${u.length - p} trailing words`);
   return { batch, lookups };
+}
+
+// The main's binary predict API, the equivalent of the JSON form:
+//   request : PREDICT_MAGIC, batch, denseFeatures, pooling, f32 dense[batch * denseFeatures], nTables,
+//             then per table: tableIndex, nIndices, offsets[batch + 1], indices[nIndices]
+//   response: PREDICT_MAGIC, batch, outputs, f32 scores[batch * outputs]
+export const PREDICT_MAGIC = 0x31505352; // "RSP1"
+export const PREDICT_CONTENT_TYPE = 'application/x-recshard-predict';
+
+export function encodePredict(batch: number, denseFeatures: number, pooling: Pooling, dense: Float32Array, tables: { table: number; offsets: Uint32Array; indices: Uint32Array }[]): Uint8Array {
+  let n = 5 + dense.length;
+  for (const t of tables) n += 2 + t.offsets.length + t.indices.length;
+  const buf = new ArrayBuffer(n * 4);
+  const u = new Uint32Array(buf);
+  new Float32Array(buf).set(dense, 4);
+  u.set([PREDICT_MAGIC, batch, denseFeatures, pooling === 'mean' ? 1 : 0]);
+  let p = 4 + dense.length;
+  u[p++] = tables.length;
+  for (const t of tables) {
+    u[p++] = t.table;
+    u[p++] = t.indices.length;
+    u.set(t.offsets, p);
+    p += t.offsets.length;
+    u.set(t.indices, p);
+    p += t.indices.length;
+  }
+  return new Uint8Array(buf);
+}
+
+export function encodeScores(batch: number, outputs: number, scores: Float32Array): Uint8Array {
+  const buf = new ArrayBuffer((3 + scores.length) * 4);
+  new Uint32Array(buf).set([PREDICT_MAGIC, batch, outputs]);
+  new Float32Array(buf).set(scores, 3);
+  return new Uint8Array(buf);
+}
+
+export function decodeScores(body: Uint8Array): { batch: number; outputs: number; scores: Float32Array } {
+  const u = words(body);
+  if (u[0] !== PREDICT_MAGIC) throw new Error('bad predict response');
+  return { batch: u[1]!, outputs: u[2]!, scores: new Float32Array(u.buffer, u.byteOffset + 12, u[1]! * u[2]!) };
 }
 
 export interface LookupResult {
   table: number;
   dim: number;
   values: Float32Array;
-}
-
-export function encodeResponse(results: LookupResult[]): Uint8Array {
-  let words = 2;
-  for (const r of results) words += 2 + r.values.length;
-  const buf = new ArrayBuffer(words * 4);
-  const u = new Uint32Array(buf);
-  const f = new Float32Array(buf);
-  let p = 0;
-  u[p++] = MAGIC;
-  u[p++] = results.length;
-  for (const r of results) {
-    u[p++] = r.table;
-    u[p++] = r.dim;
-    f.set(r.values, p);
-    p += r.values.length;
-  }
-  return new Uint8Array(buf);
 }
 
 export function decodeResponse(body: Uint8Array, batch: number): LookupResult[] {

@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { xoroshiro128plus } from 'pure-rand/generator/xoroshiro128plus';
 import { serveLocal, type LocalDeployment } from '../../shard-server/local.js';
-import { CONTENT_TYPE, MAGIC } from '../../shard-server/inference/protocol.js';
+import { CONTENT_TYPE, MAGIC, PREDICT_CONTENT_TYPE, PREDICT_MAGIC, decodeScores, encodePredict } from '../../shard-server/inference/protocol.js';
 import { readManifest, modelSource } from '../../shard-server/model/load.js';
 import type { Manifest } from '../../shard-server/model/manifest.js';
 import { predict, randomRequest, zooRecModel } from './helpers.js';
@@ -129,5 +129,43 @@ describe('fuzzing', () => {
     const wrongType = await raw(shardUrl, new Uint8Array(8), 'application/json');
     expect(wrongType.status).toBe(415);
     expect((await fetch(`${shardUrl.replace('/v1/lookup', '/readyz')}`)).status).toBe(200);
+  });
+});
+
+describe('binary predict', () => {
+  function binaryOf(req: ReturnType<typeof randomRequest>, batch: number) {
+    const dense = new Float32Array(req.dense!.flat());
+    const tables = Object.entries(req.sparse).map(([name, lists]) => {
+      const offsets = new Uint32Array(batch + 1);
+      lists.forEach((l, i) => (offsets[i + 1] = offsets[i]! + l.length));
+      return { table: manifest.tables.findIndex((t) => t.name === name), offsets, indices: new Uint32Array(lists.flat()) };
+    });
+    return encodePredict(batch, manifest.denseFeatures, 'sum', dense, tables);
+  }
+
+  it('gives the same scores as the JSON form', async () => {
+    const res = await fetch(d.predictUrl, { method: 'POST', headers: { 'content-type': PREDICT_CONTENT_TYPE }, body: binaryOf(valid, 4) as BodyInit });
+    expect(res.status).toBe(200);
+    const { batch, outputs, scores } = decodeScores(new Uint8Array(await res.arrayBuffer()));
+    expect([batch, outputs]).toEqual([4, 1]);
+    expect(Array.from(scores).map((v) => [v])).toEqual(validScores);
+  });
+
+  it('rejects a bad index, a wrong dense width and random bytes with 4xx', async () => {
+    const bad = structuredClone(valid);
+    bad.sparse['item-emb-3']![0]![0] = manifest.tables.find((t) => t.name === 'item-emb-3')!.rows;
+    const r1 = await raw(d.predictUrl, binaryOf(bad, 4), PREDICT_CONTENT_TYPE);
+    expect([r1.status, r1.json.error.code]).toEqual([400, 'INDEX_OUT_OF_RANGE']);
+    const body = binaryOf(valid, 4);
+    new Uint32Array(body.buffer)[2] = 13;
+    const r2 = await raw(d.predictUrl, body, PREDICT_CONTENT_TYPE);
+    expect(r2.json.error.message).toBe('denseFeatures is 13; the model takes 256');
+    const g = xoroshiro128plus(5);
+    for (let i = 0; i < 500; i++) {
+      const junk = new Uint32Array(1 + ((g.next() >>> 0) % 64)).map(() => ((g.next() >>> 0) % 3 === 0 ? g.next() >>> 0 : (g.next() >>> 0) % 8));
+      if (i % 2) junk[0] = PREDICT_MAGIC;
+      const r = await raw(d.predictUrl, new Uint8Array(junk.buffer), PREDICT_CONTENT_TYPE);
+      expect(r.status).toBeLessThan(500);
+    }
   });
 });
