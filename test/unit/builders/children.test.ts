@@ -136,3 +136,24 @@ describe('names', () => {
     expect(dnsLabel('my.model')).toBe('my-model');
   });
 });
+
+describe('what the pods read', () => {
+  it('plan.json is the document the shard-server serves from, and model.json carries the artifact source', async () => {
+    const { children, plan } = childrenOf({
+      tables,
+      sharding: { strategy: 'net-specific' },
+      artifact: { uri: 'file:///models/rmc/', volume: { persistentVolumeClaim: { claimName: 'models', readOnly: true } } },
+    });
+    const served: import('../../../shard-server/server.js').ServingPlan = JSON.parse(children.configMap.data!['plan.json']!);
+    expect(served.model).toBe('rmc');
+    expect(served.main.tables).toEqual([]);
+    expect(served.shards.map((s) => [s.index, s.tables, s.endpoint])).toEqual(plan.shards.map((s) => [s.index, s.tables, `http://rmc-shard-${s.index}.prod.svc:8080`]));
+    expect(JSON.parse(children.configMap.data!['model.json']!).artifact.uri).toBe('file:///models/rmc/');
+    for (const d of children.deployments) {
+      const pod = d.spec!.template.spec!;
+      expect(pod.volumes).toContainEqual({ name: 'model', persistentVolumeClaim: { claimName: 'models', readOnly: true } });
+      expect(pod.containers[0]!.volumeMounts).toContainEqual({ name: 'model', mountPath: '/models/rmc', readOnly: true });
+      expect(pod.containers[0]!.args).toContain('--model-config=/etc/recshard/model.json');
+    }
+  });
+});
