@@ -121,3 +121,19 @@ describe('shutdown', () => {
     expect(await exited).toBe(0);
   });
 });
+
+describe('fan-out', () => {
+  it('calls only the shards that hold the tables a request names', async () => {
+    const { d, request } = await deploy('fail');
+    const onShard0 = d.plan.shards[0]!.tables;
+    const only0 = { dense: request.dense, sparse: Object.fromEntries(Object.entries(request.sparse).filter(([name]) => onShard0.includes(name))) };
+    // with shard 1 gone, a request that needs only shard 0 still succeeds: shard 1 is never called
+    await d.kill('shard-1');
+    const r = await timed(d.predictUrl, only0);
+    expect(r.status).toBe(200);
+    const metrics = await (await fetch(`${d.mainUrl}/metrics`)).text();
+    expect(metrics).toMatch(/^recshard_request_duration_seconds_count\{model="wnd-fail",role="main",stage="shard_call",shard="0"\} 1$/m);
+    expect(metrics).not.toMatch(/stage="shard_call",shard="1"/);
+    expect((await timed(d.predictUrl, request)).status).toBe(503);
+  });
+});
