@@ -10,22 +10,39 @@ export type Pooling = 'sum' | 'mean';
  * Indices must already be checked against the table's rows.
  */
 export function poolInto(table: EmbeddingTable, offsets: Uint32Array, indices: Uint32Array, batch: number, pooling: Pooling, out: Float32Array, outOffset = 0): void {
-  const dim = table.meta.dim;
-  const data = table.data;
-  const half = data instanceof Uint16Array;
+  // Two monomorphic kernels: one element type per loop keeps the JIT's typed-array access fast.
+  if (table.data instanceof Uint16Array) poolHalf(table.data, table.meta.dim, offsets, indices, batch, out, outOffset);
+  else poolFloat(table.data, table.meta.dim, offsets, indices, batch, out, outOffset);
+  if (pooling === 'mean') {
+    const dim = table.meta.dim;
+    for (let b = 0; b < batch; b++) {
+      const count = offsets[b + 1]! - offsets[b]!;
+      if (count < 2) continue;
+      const inv = 1 / count;
+      const o = outOffset + b * dim;
+      for (let d = 0; d < dim; d++) out[o + d]! *= inv;
+    }
+  }
+}
+
+function poolFloat(data: Float32Array, dim: number, offsets: Uint32Array, indices: Uint32Array, batch: number, out: Float32Array, outOffset: number): void {
   for (let b = 0; b < batch; b++) {
     const o = outOffset + b * dim;
     out.fill(0, o, o + dim);
-    const start = offsets[b]!;
-    const end = offsets[b + 1]!;
-    for (let k = start; k < end; k++) {
+    for (let k = offsets[b]!, end = offsets[b + 1]!; k < end; k++) {
       const row = indices[k]! * dim;
-      if (half) for (let d = 0; d < dim; d++) out[o + d]! += HALF_TO_FLOAT[data[row + d]!]!;
-      else for (let d = 0; d < dim; d++) out[o + d]! += data[row + d]!;
+      for (let d = 0; d < dim; d++) out[o + d]! += data[row + d]!;
     }
-    if (pooling === 'mean' && end > start) {
-      const inv = 1 / (end - start);
-      for (let d = 0; d < dim; d++) out[o + d]! *= inv;
+  }
+}
+
+function poolHalf(data: Uint16Array, dim: number, offsets: Uint32Array, indices: Uint32Array, batch: number, out: Float32Array, outOffset: number): void {
+  for (let b = 0; b < batch; b++) {
+    const o = outOffset + b * dim;
+    out.fill(0, o, o + dim);
+    for (let k = offsets[b]!, end = offsets[b + 1]!; k < end; k++) {
+      const row = indices[k]! * dim;
+      for (let d = 0; d < dim; d++) out[o + d]! += HALF_TO_FLOAT[data[row + d]!]!;
     }
   }
 }

@@ -20,13 +20,13 @@ export function interact(kind: Interaction, batch: number, bottom: Float32Array,
     }
     // dot: vectors are [bottom, pooled_0, ..., pooled_{T-1}], all of width bottomOut
     const n = pooled.length + 1;
-    const vec = (i: number): [Float32Array, number] => (i === 0 ? [bottom, b * bottomOut] : [pooled[i - 1]!, b * bottomOut]);
+    const base = b * bottomOut;
     for (let i = 1; i < n; i++) {
-      const [a, ao] = vec(i);
+      const a = pooled[i - 1]!;
       for (let j = 0; j < i; j++) {
-        const [c, co] = vec(j);
+        const c = j === 0 ? bottom : pooled[j - 1]!;
         let s = 0;
-        for (let d = 0; d < bottomOut; d++) s += a[ao + d]! * c[co + d]!;
+        for (let d = 0; d < bottomOut; d++) s += a[base + d]! * c[base + d]!;
         out[p++] = s;
       }
     }
