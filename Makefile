@@ -7,7 +7,7 @@ export ONNXRUNTIME_NODE_INSTALL := skip
 .PHONY: help deps build gen typecheck test test-unit test-dataplane test-cluster demo cluster-up cluster-down control-plane clean
 
 help:
-	@echo "make demo          plan every example, then run the operator on a local control plane and show what it made"
+	@echo "make demo          plan the examples, serve DLRM-RMC2 locally in every strategy under load, run the operator on a local control plane"
 	@echo "make test          every test: unit, then the cluster suites on a real local control plane"
 	@echo "make cluster-up    start a local control plane (prints KUBECONFIG); make cluster-down stops it"
 	@echo "make gen           regenerate TypeScript types from crds/ after editing the CRD"
