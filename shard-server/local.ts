@@ -3,10 +3,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, openSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { findRepoFile } from '../operator/api/v1alpha1/crd.js';
+import { freePort } from '../operator/lib/net.js';
 import { formatFieldErrors, resolveSpec, type RecModel, type ResolvedRecModelSpec } from '../operator/api/v1alpha1/index.js';
 import { planModel, type Plan } from '../operator/planner/plan.js';
 import { generateModel } from './model/generate.js';
@@ -41,17 +41,6 @@ export interface LocalDeployment {
   /** Kills one process (SIGKILL) and returns a function that starts it again on the same port. */
   kill(name: string): Promise<() => Promise<void>>;
   stop(): Promise<void>;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => resolve(p));
-    });
-  });
 }
 
 export async function waitReady(url: string, timeoutMs: number, procs: LocalProcess[] = []): Promise<void> {

@@ -5,11 +5,11 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
+import { freePort } from '../../operator/lib/net.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 
@@ -40,18 +40,6 @@ export function ensureBinaries(log: (line: string) => void = (l) => process.stde
   const bin = out.trim().split('\n').pop()!;
   log(`[control-plane] binaries ready in ${bin} (${((Date.now() - t0) / 1000).toFixed(1)}s)`);
   return bin;
-}
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 function httpsGet(url: string, token: string): Promise<{ status: number; body: string }> {
