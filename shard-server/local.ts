@@ -19,6 +19,8 @@ export interface LocalOptions {
   seed: number;
   failurePolicy?: 'fail' | 'zero';
   deadlineMs?: number;
+  /** Request body limit of every process (default: the shard-server's). */
+  maxBodyBytes?: number;
   /** Where process logs go. */
   logDir?: string;
   log?: (line: string) => void;
@@ -96,7 +98,7 @@ export async function serveLocal(rm: RecModel, o: LocalOptions): Promise<LocalDe
   const planFile = join(runDir, 'plan.json');
   writeFileSync(planFile, JSON.stringify(servingPlan, null, 2));
   const entry = findRepoFile('dist', 'shard-server', 'main.js');
-  const common = [`--plan=${planFile}`, `--model=${modelDir}`, '--host=127.0.0.1', `--deadline-ms=${o.deadlineMs ?? 1000}`, `--failure-policy=${o.failurePolicy ?? 'fail'}`, '--probe-ms=250'];
+  const common = [`--plan=${planFile}`, `--model=${modelDir}`, '--host=127.0.0.1', `--deadline-ms=${o.deadlineMs ?? 1000}`, `--failure-policy=${o.failurePolicy ?? 'fail'}`, '--probe-ms=250', ...(o.maxBodyBytes ? [`--max-body-bytes=${o.maxBodyBytes}`] : [])];
 
   const processes: LocalProcess[] = [];
   const launch = (pname: string, port: number, args: string[]): LocalProcess => {

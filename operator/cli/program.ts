@@ -1,5 +1,6 @@
 // The recshard command line: commands as functions that return their output (tested directly), wired into commander.
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { Presets, SingleBar } from 'cli-progress';
 import { Command, Option } from 'commander';
 import { parseAllDocuments } from 'yaml';
 import { checkEnvelope, formatFieldErrors, resolveSpec, type RecModel } from '../api/v1alpha1/index.js';
@@ -9,6 +10,9 @@ import { formatBytes } from '../lib/quantity.js';
 import { generateModel } from '../../shard-server/model/generate.js';
 import { ARCHITECTURES, ZOO } from '../../shard-server/model/zoo.js';
 import { serveLocal } from '../../shard-server/local.js';
+import { parseSizeSpec } from '../../loadgen/distributions.js';
+import { runLoad, type LoadResult } from '../../loadgen/run.js';
+import { buildQueries, type ModelInfo } from '../../loadgen/workload.js';
 
 /** Thrown for user errors: printed without a stack, exit code 1. */
 export class CliError extends Error {}
@@ -87,7 +91,95 @@ export function buildProgram(name = 'recshard'): Command {
       });
       await d.stop();
     });
+  program
+    .command('load')
+    .description('open-loop DeepRecInfra load against a main (Poisson arrivals, HDR latency histogram)')
+    .option('--url <url>', 'base URL of a main, e.g. http://127.0.0.1:8080')
+    .option('--model <name>', 'model name at that URL')
+    .option('--local <file>', 'bring up the RecModel in this file locally (as serve --local) and load it')
+    .option('--qps <n>', 'offered queries per second', '50')
+    .option('--duration <s>', 'seconds of load', '10')
+    .option('--sizes <spec>', 'query sizes: fixed:N, normal:MEAN,SD, lognormal:MU,SIGMA, production, file:PATH', 'production')
+    .option('--zipf <s>', 'Zipf exponent of row popularity (0 = uniform)', '0')
+    .option('--seed <n>', 'seed of sizes, rows and arrivals', '1')
+    .option('--timeout-ms <n>', 'client timeout per query', '5000')
+    .option('--pool <n>', 'distinct queries generated and cycled', '256')
+    .option('--scale <s>', 'row scale of a model generated for --local', '0.001')
+    .option('--json <file>', 'write the results as JSON to this file')
+    .action(async (opts: LoadFlags) => {
+      const result = await loadCommand(opts, process.stderr.isTTY === true);
+      process.stdout.write(formatLoadResult(result));
+      if (opts.json) writeFileSync(opts.json, JSON.stringify(result, null, 2) + '\n');
+    });
   return program;
+}
+
+interface LoadFlags {
+  url?: string;
+  model?: string;
+  local?: string;
+  qps: string;
+  duration: string;
+  sizes: string;
+  zipf: string;
+  seed: string;
+  timeoutMs: string;
+  pool: string;
+  scale: string;
+  json?: string;
+}
+
+export async function loadCommand(f: LoadFlags, tty: boolean): Promise<LoadResult & { target: string; model: string; sizes: string; zipf: number }> {
+  if (!f.local && !(f.url && f.model)) throw new CliError('give --local FILE, or --url URL and --model NAME');
+  const num = (name: string, v: string, min: number) => {
+    const n = Number(v);
+    if (!Number.isFinite(n) || n < min) throw new CliError(`--${name} must be a number >= ${min}, got ${JSON.stringify(v)}`);
+    return n;
+  };
+  const qps = num('qps', f.qps, 0.001);
+  const duration = num('duration', f.duration, 0.1);
+  let sizes;
+  try {
+    sizes = parseSizeSpec(f.sizes, (path) => readFileSync(path, 'utf8'));
+  } catch (e) {
+    throw new CliError((e as Error).message);
+  }
+  const rm = f.local ? readRecModels(f.local)[0]! : undefined;
+  const local = rm ? await serveLocal(rm, { scale: num('scale', f.scale, 1e-9), seed: 1 }) : undefined;
+  try {
+    const base = local?.mainUrl ?? f.url!.replace(/\/+$/, '');
+    const model = rm?.metadata.name ?? f.model!;
+    const info = await fetch(`${base}/v1/models/${model}`).then(async (r) => {
+      if (!r.ok) throw new CliError(`GET ${base}/v1/models/${model} answered ${r.status}: ${await r.text()}`);
+      return (await r.json()) as ModelInfo;
+    }, (e: Error) => {
+      throw new CliError(`cannot reach ${base}: ${e.message}`);
+    });
+    const queries = buildQueries(info, { sizes, zipf: num('zipf', f.zipf, 0), seed: num('seed', f.seed, 0), pool: num('pool', f.pool, 1) });
+    const bar = tty ? new SingleBar({ format: 'load |{bar}| {percentage}% | {sent} sent | p99 {p99} ms | errors {errors}', hideCursor: true }, Presets.shades_classic) : undefined;
+    bar?.start(Math.round(duration * 1000), 0, { sent: 0, p99: 0, errors: 0 });
+    const result = await runLoad({
+      predictUrl: `${base}/v1/models/${model}:predict`, qps, durationMs: duration * 1000, timeoutMs: num('timeout-ms', f.timeoutMs, 1), queries, seed: num('seed', f.seed, 0),
+      onTick: (t) => {
+        if (bar) bar.update(Math.min(Math.round(t.elapsedMs), Math.round(duration * 1000)), { sent: t.sent, p99: t.p99Ms, errors: t.errors });
+        else process.stderr.write(`t=${(t.elapsedMs / 1000).toFixed(0)}s sent=${t.sent} done=${t.done} errors=${t.errors} p99=${t.p99Ms}ms\n`);
+      },
+    });
+    bar?.stop();
+    return { target: base, model, sizes: f.sizes, zipf: Number(f.zipf), ...result };
+  } finally {
+    await local?.stop();
+  }
+}
+
+export function formatLoadResult(r: Awaited<ReturnType<typeof loadCommand>>): string {
+  const l = r.latencyMs;
+  return [
+    `${r.model} at ${r.target}: offered ${r.offeredQps} QPS for ${r.durationS} s, query sizes ${r.sizes} (mean ${r.meanQuerySize}), zipf ${r.zipf}`,
+    `achieved ${r.achievedQps} QPS (${r.samplesPerSecond} samples/s); ${r.ok} ok, ${r.errors} errors, ${r.timeouts} timeouts`,
+    `latency ms: p50 ${l.p50}  p95 ${l.p95}  p99 ${l.p99}  p99.9 ${l.p999}  max ${l.max}`,
+    '',
+  ].join('\n');
 }
 
 export function generateCommand(arch: string, scale: number, seed: number, out: string): string {

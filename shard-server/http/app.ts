@@ -56,6 +56,17 @@ export function buildServerApp(state: ServerState, o: AppOptions): Express {
 
   if (o.role === 'main') {
     const tableIndex = new Map<string, number>();
+    // Model metadata, for clients that build requests (the load generator): tables in protocol order.
+    app.get('/v1/models/:name', (req, res) => {
+      const p = state.predictor;
+      if (req.params.name !== o.model) throw new ServeError(ErrorCode.ModelNotFound, `this server serves model ${o.model}`);
+      if (!p) throw new ServeError(ErrorCode.NotReady, state.notReady() ?? 'not ready');
+      const m = p.manifest;
+      res.json({
+        name: o.model, architecture: m.architecture, denseFeatures: m.denseFeatures, interaction: m.interaction,
+        outputs: m.topMLP[m.topMLP.length - 1], tables: m.tables.map((t) => ({ name: t.name, rows: t.rows, dim: t.dim, dtype: t.dtype, net: t.net, poolingFactor: t.poolingFactor })),
+      });
+    });
     app.post(
       '/v1/models/:target',
       express.raw({ type: PREDICT_CONTENT_TYPE, limit: o.maxBodyBytes }),

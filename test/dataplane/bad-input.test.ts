@@ -14,7 +14,7 @@ let valid: ReturnType<typeof randomRequest>;
 let validScores: number[][];
 
 beforeAll(async () => {
-  d = await serveLocal(zooRecModel('dlrm-rmc2', 'rmc2', { strategy: 'load-balanced', shards: 2 }), { scale: 0.0005, seed: 3 });
+  d = await serveLocal(zooRecModel('dlrm-rmc2', 'rmc2', { strategy: 'load-balanced', shards: 2 }), { scale: 0.0005, seed: 3, maxBodyBytes: 16 * 2 ** 20 });
   manifest = await readManifest(modelSource(d.modelDir));
   valid = randomRequest(manifest, 4, 11);
   const r = await predict(d.predictUrl, valid);
