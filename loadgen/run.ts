@@ -13,6 +13,8 @@ export interface LoadOptions {
   timeoutMs: number;
   queries: Query[];
   seed: number;
+  /** Also report latency at this percentile as latencyMs.tail (default 99). */
+  tailPercentile?: number;
   /** Called about once a second with the running numbers. */
   onTick?: (t: Tick) => void;
 }
@@ -34,7 +36,7 @@ export interface LoadResult {
   errors: number;
   timeouts: number;
   errorsByStatus: Record<string, number>;
-  latencyMs: { p50: number; p95: number; p99: number; p999: number; max: number; mean: number };
+  latencyMs: { p50: number; p95: number; p99: number; p999: number; max: number; mean: number; tail: number; tailPercentile: number };
   meanQuerySize: number;
   samplesPerSecond: number;
 }
@@ -126,6 +128,8 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
       p999: ms(hist.getValueAtPercentile(99.9)),
       max: ms(hist.maxValue),
       mean: ms(hist.mean),
+      tail: ms(hist.getValueAtPercentile(o.tailPercentile ?? 99)),
+      tailPercentile: o.tailPercentile ?? 99,
     },
     meanQuerySize: sent ? Math.round((sizeSum / sent) * 10) / 10 : 0,
     samplesPerSecond: Math.round(samples / (o.durationMs / 1000)),

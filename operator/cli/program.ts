@@ -11,6 +11,7 @@ import { generateModel } from '../../shard-server/model/generate.js';
 import { ARCHITECTURES, ZOO } from '../../shard-server/model/zoo.js';
 import { serveLocal } from '../../shard-server/local.js';
 import { parseSizeSpec } from '../../loadgen/distributions.js';
+import { findCapacity } from '../../loadgen/capacity.js';
 import { runLoad, type LoadResult } from '../../loadgen/run.js';
 import { buildQueries, type ModelInfo } from '../../loadgen/workload.js';
 
@@ -111,6 +112,31 @@ export function buildProgram(name = 'recshard'): Command {
       process.stdout.write(formatLoadResult(result));
       if (opts.json) writeFileSync(opts.json, JSON.stringify(result, null, 2) + '\n');
     });
+  const bench = program.command('bench').description('benchmarks');
+  bench
+    .command('capacity')
+    .description('latency-bounded throughput: the highest QPS whose tail latency stays under the target')
+    .option('--url <url>', 'base URL of a main')
+    .option('--model <name>', 'model name at that URL')
+    .option('--local <file>', 'bring up the RecModel in this file locally')
+    .option('--target-ms <ms>', 'latency target (default: the RecModel\'s spec.serving.latencyTarget)')
+    .option('--percentile <p>', 'percentile held under the target', '95')
+    .option('--level-seconds <s>', 'seconds of load at each level', '5')
+    .option('--start-qps <n>', 'first load level', '5')
+    .option('--precision <r>', 'stop when the failing level is within this ratio of the passing one', '1.1')
+    .option('--max-levels <n>', 'at most this many levels', '12')
+    .option('--sizes <spec>', 'query sizes (as for load)', 'production')
+    .option('--zipf <s>', 'Zipf exponent of row popularity', '0')
+    .option('--seed <n>', 'seed', '1')
+    .option('--timeout-ms <n>', 'client timeout per query', '5000')
+    .option('--pool <n>', 'distinct queries', '256')
+    .option('--scale <s>', 'row scale of a model generated for --local', '0.001')
+    .option('--json <file>', 'write the search as JSON')
+    .action(async (opts: CapacityFlags) => {
+      const r = await capacityCommand(opts, (l) => process.stderr.write(`${l}\n`));
+      process.stdout.write(`${r.model}: latency-bounded throughput ${r.qps} QPS at p${r.percentile} <= ${r.targetMs} ms (query sizes ${r.sizes}, ${r.levels.length} levels)\n`);
+      if (opts.json) writeFileSync(opts.json, JSON.stringify(r, null, 2) + '\n');
+    });
   return program;
 }
 
@@ -129,47 +155,124 @@ interface LoadFlags {
   json?: string;
 }
 
-export async function loadCommand(f: LoadFlags, tty: boolean): Promise<LoadResult & { target: string; model: string; sizes: string; zipf: number }> {
+interface Target {
+  base: string;
+  model: string;
+  info: ModelInfo;
+  rm?: RecModel;
+  close(): Promise<void>;
+}
+
+const num = (name: string, v: string, min: number) => {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < min) throw new CliError(`--${name} must be a number >= ${min}, got ${JSON.stringify(v)}`);
+  return n;
+};
+
+/** The main to load: one at --url, or a RecModel brought up locally from --local. */
+async function openTarget(f: { url?: string; model?: string; local?: string; scale: string }): Promise<Target> {
   if (!f.local && !(f.url && f.model)) throw new CliError('give --local FILE, or --url URL and --model NAME');
-  const num = (name: string, v: string, min: number) => {
-    const n = Number(v);
-    if (!Number.isFinite(n) || n < min) throw new CliError(`--${name} must be a number >= ${min}, got ${JSON.stringify(v)}`);
-    return n;
-  };
-  const qps = num('qps', f.qps, 0.001);
-  const duration = num('duration', f.duration, 0.1);
+  const rm = f.local ? readRecModels(f.local)[0]! : undefined;
+  const local = rm ? await serveLocal(rm, { scale: num('scale', f.scale, 1e-9), seed: 1 }) : undefined;
+  const close = async () => void (await local?.stop());
+  try {
+    const base = local?.mainUrl ?? f.url!.replace(/\/+$/, '');
+    const model = rm?.metadata.name ?? f.model!;
+    const res = await fetch(`${base}/v1/models/${model}`).catch((e: Error) => {
+      throw new CliError(`cannot reach ${base}: ${e.message}`);
+    });
+    if (!res.ok) throw new CliError(`GET ${base}/v1/models/${model} answered ${res.status}: ${await res.text()}`);
+    return { base, model, info: (await res.json()) as ModelInfo, rm, close };
+  } catch (e) {
+    await close();
+    throw e;
+  }
+}
+
+function workloadOf(f: LoadFlags, info: ModelInfo) {
   let sizes;
   try {
     sizes = parseSizeSpec(f.sizes, (path) => readFileSync(path, 'utf8'));
   } catch (e) {
     throw new CliError((e as Error).message);
   }
-  const rm = f.local ? readRecModels(f.local)[0]! : undefined;
-  const local = rm ? await serveLocal(rm, { scale: num('scale', f.scale, 1e-9), seed: 1 }) : undefined;
+  return buildQueries(info, { sizes, zipf: num('zipf', f.zipf, 0), seed: num('seed', f.seed, 0), pool: num('pool', f.pool, 1) });
+}
+
+export async function loadCommand(f: LoadFlags, tty: boolean): Promise<LoadResult & { target: string; model: string; sizes: string; zipf: number }> {
+  const qps = num('qps', f.qps, 0.001);
+  const duration = num('duration', f.duration, 0.1);
+  parseSizeSpecOrFail(f.sizes);
+  const t = await openTarget(f);
   try {
-    const base = local?.mainUrl ?? f.url!.replace(/\/+$/, '');
-    const model = rm?.metadata.name ?? f.model!;
-    const info = await fetch(`${base}/v1/models/${model}`).then(async (r) => {
-      if (!r.ok) throw new CliError(`GET ${base}/v1/models/${model} answered ${r.status}: ${await r.text()}`);
-      return (await r.json()) as ModelInfo;
-    }, (e: Error) => {
-      throw new CliError(`cannot reach ${base}: ${e.message}`);
-    });
-    const queries = buildQueries(info, { sizes, zipf: num('zipf', f.zipf, 0), seed: num('seed', f.seed, 0), pool: num('pool', f.pool, 1) });
+    const queries = workloadOf(f, t.info);
     const bar = tty ? new SingleBar({ format: 'load |{bar}| {percentage}% | {sent} sent | p99 {p99} ms | errors {errors}', hideCursor: true }, Presets.shades_classic) : undefined;
     bar?.start(Math.round(duration * 1000), 0, { sent: 0, p99: 0, errors: 0 });
     const result = await runLoad({
-      predictUrl: `${base}/v1/models/${model}:predict`, qps, durationMs: duration * 1000, timeoutMs: num('timeout-ms', f.timeoutMs, 1), queries, seed: num('seed', f.seed, 0),
-      onTick: (t) => {
-        if (bar) bar.update(Math.min(Math.round(t.elapsedMs), Math.round(duration * 1000)), { sent: t.sent, p99: t.p99Ms, errors: t.errors });
-        else process.stderr.write(`t=${(t.elapsedMs / 1000).toFixed(0)}s sent=${t.sent} done=${t.done} errors=${t.errors} p99=${t.p99Ms}ms\n`);
+      predictUrl: `${t.base}/v1/models/${t.model}:predict`, qps, durationMs: duration * 1000, timeoutMs: num('timeout-ms', f.timeoutMs, 1), queries, seed: num('seed', f.seed, 0),
+      onTick: (tick) => {
+        if (bar) bar.update(Math.min(Math.round(tick.elapsedMs), Math.round(duration * 1000)), { sent: tick.sent, p99: tick.p99Ms, errors: tick.errors });
+        else process.stderr.write(`t=${(tick.elapsedMs / 1000).toFixed(0)}s sent=${tick.sent} done=${tick.done} errors=${tick.errors} p99=${tick.p99Ms}ms\n`);
       },
     });
     bar?.stop();
-    return { target: base, model, sizes: f.sizes, zipf: Number(f.zipf), ...result };
+    return { target: t.base, model: t.model, sizes: f.sizes, zipf: Number(f.zipf), ...result };
   } finally {
-    await local?.stop();
+    await t.close();
   }
+}
+
+function parseSizeSpecOrFail(spec: string): void {
+  try {
+    parseSizeSpec(spec, () => '1');
+  } catch (e) {
+    throw new CliError((e as Error).message);
+  }
+}
+
+export interface CapacityFlags extends LoadFlags {
+  targetMs?: string;
+  percentile: string;
+  levelSeconds: string;
+  startQps: string;
+  precision: string;
+  maxLevels: string;
+}
+
+export async function capacityCommand(f: CapacityFlags, log: (line: string) => void) {
+  const percentile = num('percentile', f.percentile, 1);
+  const levelMs = num('level-seconds', f.levelSeconds, 0.1) * 1000;
+  parseSizeSpecOrFail(f.sizes);
+  const t = await openTarget(f);
+  try {
+    const target = f.targetMs !== undefined ? num('target-ms', f.targetMs, 0.001) : t.rm ? parseDurationMs(resolveSpec(t.rm.spec)) : undefined;
+    if (target === undefined) throw new CliError('give --target-ms (or --local with a RecModel, whose spec.serving.latencyTarget is used)');
+    const queries = workloadOf(f, t.info);
+    const timeoutMs = num('timeout-ms', f.timeoutMs, 1);
+    const startQps = num('start-qps', f.startQps, 0.01);
+    // warm-up at the first level, discarded: JIT compilation and connection set-up are not the server's steady state
+    await runLoad({ predictUrl: `${t.base}/v1/models/${t.model}:predict`, qps: startQps, durationMs: Math.min(levelMs, 2000), timeoutMs, queries, seed: 0 });
+    const result = await findCapacity({
+      targetMs: target,
+      startQps,
+      precision: num('precision', f.precision, 1.001),
+      maxLevels: num('max-levels', f.maxLevels, 1),
+      measure: async (qps) => {
+        const r = await runLoad({ predictUrl: `${t.base}/v1/models/${t.model}:predict`, qps, durationMs: levelMs, timeoutMs, queries, seed: num('seed', f.seed, 0), tailPercentile: percentile });
+        return { latencyMs: r.latencyMs.tail, errors: r.errors + r.timeouts };
+      },
+      onLevel: (l) => log(`${l.pass ? 'pass' : 'FAIL'}  ${String(l.qps).padStart(8)} QPS  p${percentile} ${l.latencyMs} ms${l.errors ? `  ${l.errors} errors` : ''}`),
+    });
+    return { model: t.model, targetMs: target, percentile, sizes: f.sizes, ...result };
+  } finally {
+    await t.close();
+  }
+}
+
+function parseDurationMs(r: ReturnType<typeof resolveSpec>): number | undefined {
+  if (!r.ok) return undefined;
+  const m = /^([0-9.]+)(us|ms|s)$/.exec(r.spec.serving.latencyTarget);
+  return m ? Number(m[1]) * { us: 0.001, ms: 1, s: 1000 }[m[2] as 'us' | 'ms' | 's'] : undefined;
 }
 
 export function formatLoadResult(r: Awaited<ReturnType<typeof loadCommand>>): string {

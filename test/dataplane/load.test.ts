@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
-import { loadCommand } from '../../operator/cli/program.js';
+import { capacityCommand, loadCommand } from '../../operator/cli/program.js';
 import { serveLocal, type LocalDeployment } from '../../shard-server/local.js';
 import { zooRecModel } from './helpers.js';
 
@@ -65,5 +65,24 @@ describe('recshard load', () => {
     await expect(loadCommand(flags({ url: d.mainUrl, model: 'rmc1', qps: '-1' }), false)).rejects.toThrow('--qps must be a number');
     await expect(loadCommand(flags({ url: d.mainUrl, model: 'rmc1', sizes: 'zipf:3' }), false)).rejects.toThrow('--sizes');
     await expect(loadCommand(flags({ url: d.mainUrl, model: 'nope' }), false)).rejects.toThrow(/answered 404/);
+  });
+});
+
+describe('recshard bench capacity', () => {
+  it('searches load levels and reports the highest that met the target', async () => {
+    const logged: string[] = [];
+    const r = await capacityCommand({ ...flags({ url: d.mainUrl, model: 'rmc1' }), targetMs: '5000', percentile: '95', levelSeconds: '0.6', startQps: '5', precision: '1.5', maxLevels: '3' }, (l) => logged.push(l));
+    // a 5 s target is met at every level this short search reaches: it keeps doubling
+    expect(r.levels.map((l) => l.qps)).toEqual([5, 10, 20]);
+    expect(r.levels.every((l) => l.pass)).toBe(true);
+    expect(r.qps).toBe(20);
+    expect(logged).toHaveLength(3);
+    expect(logged[0]).toMatch(/^pass +5 QPS {2}p95 [\d.]+ ms$/);
+  });
+
+  it('reports 0 when the target cannot be met', async () => {
+    const r = await capacityCommand({ ...flags({ url: d.mainUrl, model: 'rmc1' }), targetMs: '0.001', percentile: '99', levelSeconds: '0.5', startQps: '5', precision: '1.5', maxLevels: '2' }, () => {});
+    expect(r.qps).toBe(0);
+    expect(r.levels.every((l) => !l.pass)).toBe(true);
   });
 });
