@@ -92,20 +92,9 @@ export function buildProgram(name = 'recshard'): Command {
       });
       await d.stop();
     });
-  program
-    .command('load')
-    .description('open-loop DeepRecInfra load against a main (Poisson arrivals, HDR latency histogram)')
-    .option('--url <url>', 'base URL of a main, e.g. http://127.0.0.1:8080')
-    .option('--model <name>', 'model name at that URL')
-    .option('--local <file>', 'bring up the RecModel in this file locally (as serve --local) and load it')
+  withTargetAndWorkload(program.command('load').description('open-loop DeepRecInfra load against a main (Poisson arrivals, HDR latency histogram)'))
     .option('--qps <n>', 'offered queries per second', '50')
     .option('--duration <s>', 'seconds of load', '10')
-    .option('--sizes <spec>', 'query sizes: fixed:N, normal:MEAN,SD, lognormal:MU,SIGMA, production, file:PATH', 'production')
-    .option('--zipf <s>', 'Zipf exponent of row popularity (0 = uniform)', '0')
-    .option('--seed <n>', 'seed of sizes, rows and arrivals', '1')
-    .option('--timeout-ms <n>', 'client timeout per query', '5000')
-    .option('--pool <n>', 'distinct queries generated and cycled', '256')
-    .option('--scale <s>', 'row scale of a model generated for --local', '0.001')
     .option('--json <file>', 'write the results as JSON to this file')
     .action(async (opts: LoadFlags) => {
       const result = await loadCommand(opts, process.stderr.isTTY === true);
@@ -113,24 +102,13 @@ export function buildProgram(name = 'recshard'): Command {
       if (opts.json) writeFileSync(opts.json, JSON.stringify(result, null, 2) + '\n');
     });
   const bench = program.command('bench').description('benchmarks');
-  bench
-    .command('capacity')
-    .description('latency-bounded throughput: the highest QPS whose tail latency stays under the target')
-    .option('--url <url>', 'base URL of a main')
-    .option('--model <name>', 'model name at that URL')
-    .option('--local <file>', 'bring up the RecModel in this file locally')
+  withTargetAndWorkload(bench.command('capacity').description('latency-bounded throughput: the highest QPS whose tail latency stays under the target'))
     .option('--target-ms <ms>', 'latency target (default: the RecModel\'s spec.serving.latencyTarget)')
     .option('--percentile <p>', 'percentile held under the target', '95')
     .option('--level-seconds <s>', 'seconds of load at each level', '5')
     .option('--start-qps <n>', 'first load level', '5')
     .option('--precision <r>', 'stop when the failing level is within this ratio of the passing one', '1.1')
     .option('--max-levels <n>', 'at most this many levels', '12')
-    .option('--sizes <spec>', 'query sizes (as for load)', 'production')
-    .option('--zipf <s>', 'Zipf exponent of row popularity', '0')
-    .option('--seed <n>', 'seed', '1')
-    .option('--timeout-ms <n>', 'client timeout per query', '5000')
-    .option('--pool <n>', 'distinct queries', '256')
-    .option('--scale <s>', 'row scale of a model generated for --local', '0.001')
     .option('--json <file>', 'write the search as JSON')
     .action(async (opts: CapacityFlags) => {
       const r = await capacityCommand(opts, (l) => process.stderr.write(`${l}\n`));
@@ -138,6 +116,20 @@ export function buildProgram(name = 'recshard'): Command {
       if (opts.json) writeFileSync(opts.json, JSON.stringify(r, null, 2) + '\n');
     });
   return program;
+}
+
+/** The options load and bench capacity share: where the main is, and what queries to send it. */
+function withTargetAndWorkload(cmd: Command): Command {
+  return cmd
+    .option('--url <url>', 'base URL of a main, e.g. http://127.0.0.1:8080')
+    .option('--model <name>', 'model name at that URL')
+    .option('--local <file>', 'bring up the RecModel in this file locally (as serve --local) and load it')
+    .option('--sizes <spec>', 'query sizes: fixed:N, normal:MEAN,SD, lognormal:MU,SIGMA, production, file:PATH', 'production')
+    .option('--zipf <s>', 'Zipf exponent of row popularity (0 = uniform)', '0')
+    .option('--seed <n>', 'seed of sizes, rows and arrivals', '1')
+    .option('--timeout-ms <n>', 'client timeout per query', '5000')
+    .option('--pool <n>', 'distinct queries generated and cycled', '256')
+    .option('--scale <s>', 'row scale of a model generated for --local', '0.001');
 }
 
 interface LoadFlags {
