@@ -91,7 +91,12 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     const local = await loadTables(src, manifest, o.plan.main.tables);
     const byIndex = new Map([...local.values()].map((t) => [t.index, t]));
     metrics.resident.set(metrics.labels, [...local.values()].reduce((n, t) => n + t.data.byteLength, 0));
-    clients = o.plan.shards.map((s) => new ShardClient(s.index, s.endpoint, s.tables.map((n) => manifest.tables.findIndex((t) => t.name === n)), clock));
+    const indexOf = (name: string) => {
+      const i = manifest.tables.findIndex((t) => t.name === name);
+      if (i < 0) throw new ModelLoadError('plan.json', `the plan assigns table "${name}", which the model does not have`);
+      return i;
+    };
+    clients = o.plan.shards.map((s) => new ShardClient(s.index, s.endpoint, s.tables.map(indexOf), clock));
     for (const c of clients) {
       metrics.shardUp.set({ model: o.plan.model, shard: String(c.shard) }, 0);
       c.startProbe(o.probeMs, (up) => {

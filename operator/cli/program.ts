@@ -10,7 +10,7 @@ import { formatBytes } from '../lib/quantity.js';
 import { generateModel } from '../../shard-server/model/generate.js';
 import { ARCHITECTURES, ZOO } from '../../shard-server/model/zoo.js';
 import { serveLocal } from '../../shard-server/local.js';
-import { parseSizeSpec } from '../../loadgen/distributions.js';
+import { parseSizeSpec, type SizeSpec } from '../../loadgen/distributions.js';
 import { findCapacity } from '../../loadgen/capacity.js';
 import { runLoad, type LoadResult } from '../../loadgen/run.js';
 import { buildQueries, type ModelInfo } from '../../loadgen/workload.js';
@@ -181,23 +181,26 @@ async function openTarget(f: { url?: string; model?: string; local?: string; sca
   }
 }
 
-function workloadOf(f: LoadFlags, info: ModelInfo) {
-  let sizes;
+/** Parsed before any server starts, so a bad --sizes fails at once. */
+function parseSizes(spec: string): SizeSpec {
   try {
-    sizes = parseSizeSpec(f.sizes, (path) => readFileSync(path, 'utf8'));
+    return parseSizeSpec(spec, (path) => readFileSync(path, 'utf8'));
   } catch (e) {
     throw new CliError((e as Error).message);
   }
+}
+
+function workloadOf(f: LoadFlags, info: ModelInfo, sizes: SizeSpec) {
   return buildQueries(info, { sizes, zipf: num('zipf', f.zipf, 0), seed: num('seed', f.seed, 0), pool: num('pool', f.pool, 1) });
 }
 
 export async function loadCommand(f: LoadFlags, tty: boolean): Promise<LoadResult & { target: string; model: string; sizes: string; zipf: number }> {
   const qps = num('qps', f.qps, 0.001);
   const duration = num('duration', f.duration, 0.1);
-  parseSizeSpecOrFail(f.sizes);
+  const sizes = parseSizes(f.sizes);
   const t = await openTarget(f);
   try {
-    const queries = workloadOf(f, t.info);
+    const queries = workloadOf(f, t.info, sizes);
     const bar = tty ? new SingleBar({ format: 'load |{bar}| {percentage}% | {sent} sent | p99 {p99} ms | errors {errors}', hideCursor: true }, Presets.shades_classic) : undefined;
     bar?.start(Math.round(duration * 1000), 0, { sent: 0, p99: 0, errors: 0 });
     const result = await runLoad({
@@ -214,14 +217,6 @@ export async function loadCommand(f: LoadFlags, tty: boolean): Promise<LoadResul
   }
 }
 
-function parseSizeSpecOrFail(spec: string): void {
-  try {
-    parseSizeSpec(spec, () => '1');
-  } catch (e) {
-    throw new CliError((e as Error).message);
-  }
-}
-
 export interface CapacityFlags extends LoadFlags {
   targetMs?: string;
   percentile: string;
@@ -234,12 +229,12 @@ export interface CapacityFlags extends LoadFlags {
 export async function capacityCommand(f: CapacityFlags, log: (line: string) => void) {
   const percentile = num('percentile', f.percentile, 1);
   const levelMs = num('level-seconds', f.levelSeconds, 0.1) * 1000;
-  parseSizeSpecOrFail(f.sizes);
+  const sizes = parseSizes(f.sizes);
   const t = await openTarget(f);
   try {
     const target = f.targetMs !== undefined ? num('target-ms', f.targetMs, 0.001) : t.rm ? parseDurationMs(resolveSpec(t.rm.spec)) : undefined;
     if (target === undefined) throw new CliError('give --target-ms (or --local with a RecModel, whose spec.serving.latencyTarget is used)');
-    const queries = workloadOf(f, t.info);
+    const queries = workloadOf(f, t.info, sizes);
     const timeoutMs = num('timeout-ms', f.timeoutMs, 1);
     const startQps = num('start-qps', f.startQps, 0.01);
     // warm-up at the first level, discarded: JIT compilation and connection set-up are not the server's steady state
