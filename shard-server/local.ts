@@ -21,6 +21,10 @@ export interface LocalOptions {
   deadlineMs?: number;
   /** Request body limit of every process (default: the shard-server's). */
   maxBodyBytes?: number;
+  /** Overrides of the main's scheduling (the RecModel's serving section sets the rest). */
+  scheduler?: 'auto' | 'fixed';
+  batchSize?: number;
+  workers?: number;
   /** Where process logs go. */
   logDir?: string;
   log?: (line: string) => void;
@@ -97,6 +101,15 @@ export async function serveLocal(rm: RecModel, o: LocalOptions): Promise<LocalDe
   };
   const planFile = join(runDir, 'plan.json');
   writeFileSync(planFile, JSON.stringify(servingPlan, null, 2));
+  // model.json as the operator writes it: the serving section carries the scheduling settings.
+  const modelConfig = join(runDir, 'model.json');
+  writeFileSync(modelConfig, JSON.stringify({ model: spec.model, artifact: { uri: modelDir }, serving: spec.serving }, null, 2));
+  const mainArgs = [
+    '--role=main', `--model-config=${modelConfig}`,
+    ...(o.scheduler ? [`--scheduler=${o.scheduler}`] : []),
+    ...(o.batchSize !== undefined ? [`--batch-size=${o.batchSize}`] : []),
+    ...(o.workers !== undefined ? [`--workers=${o.workers}`] : []),
+  ];
   const entry = findRepoFile('dist', 'shard-server', 'main.js');
   const common = [`--plan=${planFile}`, `--model=${modelDir}`, '--host=127.0.0.1', `--deadline-ms=${o.deadlineMs ?? 1000}`, `--failure-policy=${o.failurePolicy ?? 'fail'}`, '--probe-ms=250', ...(o.maxBodyBytes ? [`--max-body-bytes=${o.maxBodyBytes}`] : [])];
 
@@ -107,7 +120,7 @@ export async function serveLocal(rm: RecModel, o: LocalOptions): Promise<LocalDe
     return { name: pname, port, args, proc };
   };
   plan.shards.forEach((s, i) => processes.push(launch(`shard-${s.index}`, ports[i]!, ['--role=sparse', `--shard=${s.index}`, ...common])));
-  processes.push(launch('main', mainPort, ['--role=main', ...common]));
+  processes.push(launch('main', mainPort, [...mainArgs, ...common]));
 
   const stop = async () => {
     await Promise.all(

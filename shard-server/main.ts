@@ -4,7 +4,7 @@
 import { readFile } from 'node:fs/promises';
 import { Command, Option } from 'commander';
 import { jsonLogger, type Level } from '../operator/lib/log.js';
-import { readPlanFile, startServer } from './server.js';
+import { DEFAULT_SCHEDULING, readPlanFile, startServer } from './server.js';
 
 const env = process.env;
 const flags = new Command('shard-server')
@@ -20,14 +20,24 @@ const flags = new Command('shard-server')
   .option('--max-batch <n>', 'samples per request', '1024')
   .option('--max-body-bytes <n>', 'request body limit (a 1,000-item RMC2 query is about 16 MiB)', String(64 * 2 ** 20))
   .option('--probe-ms <n>', 'how often the main checks each shard', '1000')
+  .addOption(new Option('--scheduler <mode>', 'main: auto tunes the batch size B online; fixed uses --batch-size (default: model.json serving.scheduler, else auto)').choices(['auto', 'fixed']))
+  .option('--batch-size <n>', 'main: split queries into parts of B samples (auto: where tuning starts; default: model.json serving.batchSize, else 64)')
+  .option('--workers <n>', 'main: worker threads that run request parts; 0 runs them on the event loop (default: the cores available)')
+  .option('--accelerator <provider>', 'main: onnxruntime execution provider for whole large queries, e.g. cuda (default none)', env.RECSHARD_ACCELERATOR ?? 'none')
   .option('--log-level <level>', 'debug, info, warn, error', env.RECSHARD_LOG_LEVEL ?? 'info')
   .parse(process.argv)
   .opts();
 
 const log = jsonLogger(flags.logLevel as Level, { component: 'shard-server', role: flags.role, ...(flags.shard !== undefined ? { shard: Number(flags.shard) } : {}) });
 const plan = await readPlanFile(flags.plan);
-let modelUri: string | undefined = flags.model;
-if (!modelUri && flags.modelConfig) modelUri = (JSON.parse(await readFile(flags.modelConfig, 'utf8')) as { artifact?: { uri?: string } }).artifact?.uri;
+interface ModelConfig {
+  artifact?: { uri?: string };
+  serving?: { scheduler?: 'auto' | 'fixed'; batchSize?: number; percentile?: number; workers?: number };
+}
+const config: ModelConfig = flags.modelConfig ? (JSON.parse(await readFile(flags.modelConfig, 'utf8')) as ModelConfig) : {};
+const modelUri: string | undefined = flags.model ?? config.artifact?.uri;
+const serving = config.serving ?? {};
+const num = (flag: string | undefined, fallback: number | undefined) => (flag === undefined ? fallback : Number(flag));
 
 const server = await startServer({
   role: flags.role,
@@ -41,6 +51,13 @@ const server = await startServer({
   maxBatch: Number(flags.maxBatch),
   maxBodyBytes: Number(flags.maxBodyBytes),
   probeMs: Number(flags.probeMs),
+  scheduling: {
+    mode: flags.scheduler ?? serving.scheduler ?? DEFAULT_SCHEDULING.mode,
+    batchSize: num(flags.batchSize, serving.batchSize) ?? DEFAULT_SCHEDULING.batchSize,
+    percentile: serving.percentile ?? DEFAULT_SCHEDULING.percentile,
+    workers: num(flags.workers, serving.workers),
+    accelerator: flags.accelerator,
+  },
   log,
 });
 log.info('listening', { port: server.port });

@@ -7,8 +7,11 @@ import { realClock, type Clock } from '../operator/lib/clock.js';
 import type { Logger } from '../operator/lib/log.js';
 import { buildServerApp, type ServerState } from './http/app.js';
 import { ServerMetrics } from './http/metrics.js';
+import { availableParallelism } from 'node:os';
+import type { Executor, WorkerInit } from './inference/executor.js';
 import { LookupService } from './inference/lookup-service.js';
 import { Predictor, type FailurePolicy } from './inference/predictor.js';
+import { Scheduler, type SchedulerMode } from './inference/scheduler.js';
 import { ShardClient } from './inference/shard-client.js';
 import { loadTables, modelSource, readManifest, readVerified, ModelLoadError } from './model/load.js';
 
@@ -32,9 +35,28 @@ export interface ServerOptions {
   maxBatch: number;
   maxBodyBytes: number;
   probeMs: number;
+  /** The main's request scheduling (DeepRecSched). */
+  scheduling?: SchedulingOptions;
   log: Logger;
   clock?: Clock;
 }
+
+export interface SchedulingOptions {
+  mode: SchedulerMode;
+  /** Fixed B, or where auto starts. */
+  batchSize: number;
+  /** The percentile auto tunes the tail latency at. */
+  percentile: number;
+  /** Worker threads for request parts; 0 runs them on the event loop. Default: the cores available. */
+  workers?: number;
+  /** An onnxruntime execution provider for whole large queries (e.g. cuda); none by default. */
+  accelerator?: string;
+  /** Tuning windows (tests shorten them). */
+  windowQueries?: number;
+  windowMs?: number;
+}
+
+export const DEFAULT_SCHEDULING: SchedulingOptions = { mode: 'auto', batchSize: 64, percentile: 95 };
 
 export interface RunningServer {
   port: number;
@@ -53,6 +75,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const metrics = new ServerMetrics(o.plan.model, o.role);
   let loadError: string | undefined;
   let clients: ShardClient[] = [];
+  const executors: Executor[] = [];
   const state: ServerState = {
     notReady() {
       if (loadError) return `model not loaded: ${loadError}`;
@@ -84,13 +107,36 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       return;
     }
     // onnxruntime is loaded by the main only: a sparse shard's memory is its tables plus Node itself.
+    const sched = { ...DEFAULT_SCHEDULING, ...o.scheduling };
+    const workers = sched.workers ?? availableParallelism();
     const { DenseNet } = await import('./inference/dense.js');
-    const bottomOut = manifest.bottomMLP.length ? manifest.bottomMLP[manifest.bottomMLP.length - 1]! : manifest.denseFeatures;
-    const bottom = manifest.dense.bottom ? await DenseNet.load(await readVerified(src, manifest.dense.bottom), manifest.denseFeatures, bottomOut) : undefined;
-    const top = await DenseNet.load(await readVerified(src, manifest.dense.top), manifest.topInput, manifest.topMLP[manifest.topMLP.length - 1]!);
-    const local = await loadTables(src, manifest, o.plan.main.tables);
-    const byIndex = new Map([...local.values()].map((t) => [t.index, t]));
+    const { PartComputer } = await import('./inference/compute.js');
+    const { InlineExecutor, WorkerPool } = await import('./inference/executor.js');
+    const bottomBytes = manifest.dense.bottom ? await readVerified(src, manifest.dense.bottom) : undefined;
+    const topBytes = await readVerified(src, manifest.dense.top);
+    // Worker threads share the tables' memory instead of copying it.
+    const local = await loadTables(src, manifest, o.plan.main.tables, workers > 0);
     metrics.resident.set(metrics.labels, [...local.values()].reduce((n, t) => n + t.data.byteLength, 0));
+    const init: WorkerInit = {
+      manifest, bottom: bottomBytes, top: topBytes,
+      tables: [...local.values()].map((t) => ({ index: t.index, meta: t.meta, buffer: t.data.buffer as SharedArrayBuffer })),
+    };
+    if (workers > 0) executors.push(await WorkerPool.start(init, workers, o.log));
+    else {
+      const bottomOut = manifest.bottomMLP.length ? manifest.bottomMLP[manifest.bottomMLP.length - 1]! : manifest.denseFeatures;
+      const bottom = bottomBytes ? await DenseNet.load(bottomBytes, manifest.denseFeatures, bottomOut) : undefined;
+      const top = await DenseNet.load(topBytes, manifest.topInput, outputsOf(manifest));
+      executors.push(new InlineExecutor(new PartComputer(manifest, bottom, top, new Map([...local.values()].map((t) => [t.index, t])))));
+    }
+    let accelerator: Executor | undefined;
+    if (sched.accelerator && sched.accelerator !== 'none') {
+      try {
+        accelerator = await WorkerPool.start({ ...init, providers: [sched.accelerator] }, 1, o.log);
+        executors.push(accelerator);
+      } catch (e) {
+        o.log.error('accelerator unavailable; serving on CPU only', { provider: sched.accelerator, error: (e as Error).message });
+      }
+    }
     const indexOf = (name: string) => {
       const i = manifest.tables.findIndex((t) => t.name === name);
       if (i < 0) throw new ModelLoadError('plan.json', `the plan assigns table "${name}", which the model does not have`);
@@ -104,7 +150,12 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
         o.log.info(up ? 'shard reachable' : 'shard unreachable', { shard: c.shard, endpoint: c.endpoint });
       });
     }
-    state.predictor = new Predictor(manifest, bottom, top, byIndex, clients, { policy: o.policy, deadlineMs: o.deadlineMs }, clock);
+    const scheduler = new Scheduler({ mode: sched.mode, batchSize: sched.batchSize, percentile: sched.percentile, accelerator: accelerator !== undefined, windowQueries: sched.windowQueries, windowMs: sched.windowMs });
+    metrics.observeScheduler(() => scheduler.state());
+    state.predictor = new Predictor({
+      manifest, localTables: [...local.values()].map((t) => t.index), shards: clients, executor: executors[0]!, accelerator, scheduler,
+      outputs: outputsOf(manifest), policy: o.policy, deadlineMs: o.deadlineMs, clock,
+    });
   };
   const loaded = load().then(
     () => o.log.info('model loaded', { role: o.role, shard: o.shard, port }),
@@ -130,6 +181,9 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       await closed;
       clearInterval(sweep);
       clearTimeout(timer);
+      await Promise.all(executors.map((e) => e.close()));
     },
   };
 }
+
+const outputsOf = (m: { topMLP: number[] }) => m.topMLP[m.topMLP.length - 1]!;

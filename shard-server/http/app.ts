@@ -64,7 +64,7 @@ export function buildServerApp(state: ServerState, o: AppOptions): Express {
       const m = p.manifest;
       res.json({
         name: o.model, architecture: m.architecture, denseFeatures: m.denseFeatures, interaction: m.interaction,
-        outputs: m.topMLP[m.topMLP.length - 1], tables: m.tables.map((t) => ({ name: t.name, rows: t.rows, dim: t.dim, dtype: t.dtype, net: t.net, poolingFactor: t.poolingFactor })),
+        outputs: m.topMLP[m.topMLP.length - 1], scheduler: p.scheduler.state(), tables: m.tables.map((t) => ({ name: t.name, rows: t.rows, dim: t.dim, dtype: t.dtype, net: t.net, poolingFactor: t.poolingFactor })),
       });
     });
     app.post(
@@ -85,6 +85,7 @@ export function buildServerApp(state: ServerState, o: AppOptions): Express {
           stage: (stage, seconds, shard) => m.duration.observe({ ...labels, stage, shard: shard === undefined ? '' : String(shard) }, seconds),
           fallback: (shard) => m.fallbacks.inc({ model: o.model, shard: String(shard) }),
         });
+        m.parts.inc({ ...labels, executor: result.accelerator ? 'accelerator' : 'cpu' }, result.parts);
         let looked = 0;
         for (const s of input.sparse.values()) looked += s.indices.length;
         m.lookups.inc(labels, looked);

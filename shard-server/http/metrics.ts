@@ -1,5 +1,6 @@
 // Shard-server metrics in an explicit registry; latency buckets span the DeepRecSys targets (5 ms to 400 ms).
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { SchedulerState } from '../inference/scheduler.js';
 
 export const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.4, 1, 2.5];
 
@@ -13,11 +14,13 @@ export class ServerMetrics {
   readonly resident: Gauge<'model' | 'role'>;
   readonly shardUp: Gauge<'model' | 'shard'>;
   readonly fallbacks: Counter<'model' | 'shard'>;
+  readonly parts: Counter<'model' | 'role' | 'executor'>;
+  private scheduler?: () => SchedulerState;
 
   constructor(readonly model: string, readonly role: 'main' | 'sparse') {
     collectDefaultMetrics({ register: this.registry });
     const r = [this.registry];
-    this.duration = new Histogram({ name: 'recshard_request_duration_seconds', help: 'Request latency by stage (end_to_end, bottom_mlp, embeddings, fanout, shard_call, interaction, top_mlp, lookup).', labelNames: ['model', 'role', 'stage', 'shard'], buckets: LATENCY_BUCKETS, registers: r });
+    this.duration = new Histogram({ name: 'recshard_request_duration_seconds', help: 'Request latency by stage (end_to_end, queue, bottom_mlp, embeddings, fanout, shard_call, interaction, top_mlp, lookup).', labelNames: ['model', 'role', 'stage', 'shard'], buckets: LATENCY_BUCKETS, registers: r });
     this.batch = new Histogram({ name: 'recshard_batch_size', help: 'Samples per request.', labelNames: ['model', 'role'], buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024], registers: r });
     this.inflight = new Gauge({ name: 'recshard_inflight_requests', help: 'Requests being served.', labelNames: ['model', 'role'], registers: r });
     this.lookups = new Counter({ name: 'recshard_lookups_total', help: 'Embedding rows read.', labelNames: ['model', 'role'], registers: r });
@@ -25,6 +28,28 @@ export class ServerMetrics {
     this.resident = new Gauge({ name: 'recshard_table_resident_bytes', help: 'Bytes of embedding tables held in memory.', labelNames: ['model', 'role'], registers: r });
     this.shardUp = new Gauge({ name: 'recshard_shard_up', help: '1 when the main can reach the sparse shard.', labelNames: ['model', 'shard'], registers: r });
     this.fallbacks = new Counter({ name: 'recshard_fallbacks_total', help: 'Shard calls replaced by zero embeddings under the zero failure policy.', labelNames: ['model', 'shard'], registers: r });
+    this.parts = new Counter({ name: 'recshard_request_parts_total', help: 'Request parts run, by executor (cpu workers or the accelerator).', labelNames: ['model', 'role', 'executor'], registers: r });
+    const state = () => this.scheduler?.();
+    const labels = () => this.labels;
+    new Gauge({
+      name: 'recshard_scheduler_batch_size', help: 'The batch size B the main splits queries into (DeepRecSched).', labelNames: ['model', 'role', 'mode'], registers: r,
+      collect() {
+        const s = state();
+        if (s) this.set({ ...labels(), mode: s.mode }, s.batchSize);
+      },
+    });
+    new Gauge({
+      name: 'recshard_scheduler_accelerator_threshold', help: 'Queries with more samples than this go whole to the accelerator.', labelNames: ['model', 'role'], registers: r,
+      collect() {
+        const t = state()?.acceleratorThreshold;
+        if (t !== undefined) this.set(labels(), t);
+      },
+    });
+  }
+
+  /** The main's scheduler, read at every scrape. */
+  observeScheduler(fn: () => SchedulerState): void {
+    this.scheduler = fn;
   }
 
   get labels() {

@@ -9,8 +9,12 @@ export class DenseNet {
     readonly outputs: number,
   ) {}
 
-  static async load(bytes: Uint8Array, inputs: number, outputs: number): Promise<DenseNet> {
-    const session = await ort.InferenceSession.create(bytes, { intraOpNumThreads: 1, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all' });
+  /** providers: onnxruntime execution providers in preference order (default cpu), e.g. ['cuda']. */
+  static async load(bytes: Uint8Array, inputs: number, outputs: number, providers?: string[]): Promise<DenseNet> {
+    const session = await ort.InferenceSession.create(bytes, {
+      intraOpNumThreads: 1, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all',
+      ...(providers?.length ? { executionProviders: providers } : {}),
+    });
     return new DenseNet(session, inputs, outputs);
   }
 

@@ -1,18 +1,20 @@
-// The main role's pipeline, free of any web framework: bottom MLP, pooled embeddings (local tables, or a
-// parallel fan-out to only the shards that hold the tables the request touches), interaction, top MLP.
+// The main role's pipeline, free of any web framework. A query is split into parts of the batch size the
+// scheduler chooses (DeepRecSched); each part fetches the rows pooled by the shards that hold tables it touches
+// (in parallel, only those shards), then runs on a free executor slot: bottom MLP, pooled lookups in local
+// tables, interaction, top MLP. Large queries may go whole to an accelerator executor instead.
 import type { Clock } from '../../operator/lib/clock.js';
 import { ServeError } from '../http/errors.js';
-import type { EmbeddingTable } from '../model/load.js';
 import type { Manifest } from '../model/manifest.js';
-import type { DenseNet } from './dense.js';
-import { poolInto } from './embeddings.js';
-import { interact } from './interaction.js';
-import type { TableLookup } from './protocol.js';
+import { joinScores, splitQuery, type Part } from './batching.js';
+import type { PartTask } from './compute.js';
+import type { Executor } from './executor.js';
 import type { PredictInput } from './request.js';
+import type { Scheduler } from './scheduler.js';
 import type { ShardClient } from './shard-client.js';
+import type { TableLookup } from './protocol.js';
 
 export type FailurePolicy = 'fail' | 'zero';
-export type Stage = 'bottom_mlp' | 'embeddings' | 'fanout' | 'shard_call' | 'interaction' | 'top_mlp';
+export type Stage = 'bottom_mlp' | 'embeddings' | 'fanout' | 'shard_call' | 'interaction' | 'top_mlp' | 'queue';
 
 export interface PredictHooks {
   stage?(stage: Stage, seconds: number, shard?: number): void;
@@ -24,78 +26,87 @@ export interface PredictResult {
   outputs: number;
   /** Shards whose tables were replaced by zeros under the zero policy. */
   fallbacks: number[];
+  /** Parts the query was split into, and whether it ran on the accelerator. */
+  parts: number;
+  accelerator: boolean;
+}
+
+export interface PredictorParts {
+  manifest: Manifest;
+  /** Indices of the tables this process holds. */
+  localTables: number[];
+  shards: ShardClient[];
+  executor: Executor;
+  accelerator?: Executor;
+  scheduler: Scheduler;
+  outputs: number;
+  policy: FailurePolicy;
+  deadlineMs: number;
+  clock: Clock;
 }
 
 export class Predictor {
-  readonly bottomOut: number;
-  private readonly dims: number[];
+  readonly manifest: Manifest;
+  readonly shards: ShardClient[];
+  readonly scheduler: Scheduler;
 
-  constructor(
-    readonly manifest: Manifest,
-    private readonly bottom: DenseNet | undefined,
-    private readonly top: DenseNet,
-    private readonly local: Map<number, EmbeddingTable>,
-    readonly shards: ShardClient[],
-    private readonly opts: { policy: FailurePolicy; deadlineMs: number },
-    private readonly clock: Clock,
-  ) {
-    this.bottomOut = manifest.bottomMLP.length ? manifest.bottomMLP[manifest.bottomMLP.length - 1]! : manifest.denseFeatures;
-    this.dims = manifest.tables.map((t) => t.dim);
+  constructor(private readonly p: PredictorParts) {
+    this.manifest = p.manifest;
+    this.shards = p.shards;
+    this.scheduler = p.scheduler;
   }
 
   async predict(input: PredictInput, hooks: PredictHooks = {}): Promise<PredictResult> {
-    const { batch } = input;
-    const now = () => performance.now();
-    const deadline = this.clock.now().getTime() + this.opts.deadlineMs;
-    const pooled = this.dims.map((d) => new Float32Array(batch * d));
+    const start = performance.now();
+    const deadline = this.p.clock.now().getTime() + this.p.deadlineMs;
+    const decision = this.scheduler.decide(input.batch);
+    const accelerator = decision.accelerator && this.p.accelerator !== undefined;
+    const executor = accelerator ? this.p.accelerator! : this.p.executor;
+    const parts = splitQuery(input, accelerator ? input.batch : decision.batchSize, this.manifest.denseFeatures);
+    const fallbacks = new Set<number>();
+    const done = await Promise.all(parts.map((part) => this.runPart(part, executor, deadline, hooks, fallbacks)));
+    const scores = joinScores(done, input.batch, this.p.outputs);
+    this.scheduler.observe(performance.now() - start, performance.now());
+    return { scores, outputs: this.p.outputs, fallbacks: [...fallbacks].sort((a, b) => a - b), parts: parts.length, accelerator };
+  }
 
-    // Remote lookups start first so the network overlaps the bottom MLP.
-    const fallbacks: number[] = [];
-    const t0 = now();
-    const remote = Promise.all(
-      this.shards.map(async (s) => {
-        const lookups: TableLookup[] = [];
-        for (const t of s.tables) {
-          const sp = input.sparse.get(t);
-          if (sp) lookups.push({ table: t, pooling: input.pooling, offsets: sp.offsets, indices: sp.indices });
-        }
-        if (!lookups.length) return;
-        const ts = now();
-        try {
-          for (const r of await s.lookup({ batch, lookups }, deadline)) pooled[r.table]!.set(r.values);
-        } catch (e) {
-          if (!(e instanceof ServeError) || this.opts.policy === 'fail') throw e;
-          fallbacks.push(s.shard);
-          hooks.fallback?.(s.shard, e);
-        } finally {
-          hooks.stage?.('shard_call', (now() - ts) / 1000, s.shard);
-        }
-      }),
-    );
-    remote.catch(() => {}); // observed below; avoid an unhandled rejection while the bottom MLP runs
-
-    let tb = now();
-    const bottom = this.bottom ? await this.bottom.run(input.dense, batch) : input.dense;
-    if (this.bottom) hooks.stage?.('bottom_mlp', (now() - tb) / 1000);
-
-    tb = now();
-    for (const [t, table] of this.local) {
+  private async runPart(part: Part, executor: Executor, deadline: number, hooks: PredictHooks, fallbacks: Set<number>) {
+    const { input } = part;
+    const task: PartTask = { batch: input.batch, dense: input.dense, pooling: input.pooling, sparse: [], remote: [] };
+    for (const t of this.p.localTables) {
       const sp = input.sparse.get(t);
-      if (sp) poolInto(table, sp.offsets, sp.indices, batch, input.pooling, pooled[t]!);
+      if (sp) task.sparse.push([t, sp.offsets, sp.indices]);
     }
-    if (this.local.size) hooks.stage?.('embeddings', (now() - tb) / 1000);
+    if (this.shards.length) {
+      const t0 = performance.now();
+      await Promise.all(this.shards.map((s) => this.callShard(s, input, deadline, hooks, fallbacks, task)));
+      hooks.stage?.('fanout', (performance.now() - t0) / 1000);
+    }
+    const r = await executor.run(task);
+    hooks.stage?.('queue', r.waited);
+    if (this.manifest.bottomMLP.length) hooks.stage?.('bottom_mlp', r.timings.bottom);
+    if (task.sparse.length) hooks.stage?.('embeddings', r.timings.embeddings);
+    hooks.stage?.('interaction', r.timings.interaction);
+    hooks.stage?.('top_mlp', r.timings.top);
+    return { start: part.start, scores: r.scores };
+  }
 
-    await remote;
-    if (this.shards.length) hooks.stage?.('fanout', (now() - t0) / 1000);
-
-    tb = now();
-    const z = new Float32Array(batch * this.manifest.topInput);
-    interact(this.manifest.interaction, batch, bottom, this.bottomOut, pooled, this.dims, z, this.manifest.topInput);
-    hooks.stage?.('interaction', (now() - tb) / 1000);
-
-    tb = now();
-    const scores = await this.top.run(z, batch);
-    hooks.stage?.('top_mlp', (now() - tb) / 1000);
-    return { scores, outputs: this.top.outputs, fallbacks: fallbacks.sort() };
+  private async callShard(s: ShardClient, input: PredictInput, deadline: number, hooks: PredictHooks, fallbacks: Set<number>, task: PartTask): Promise<void> {
+    const lookups: TableLookup[] = [];
+    for (const t of s.tables) {
+      const sp = input.sparse.get(t);
+      if (sp) lookups.push({ table: t, pooling: input.pooling, offsets: sp.offsets, indices: sp.indices });
+    }
+    if (!lookups.length) return;
+    const ts = performance.now();
+    try {
+      for (const r of await s.lookup({ batch: input.batch, lookups }, deadline)) task.remote.push([r.table, r.values]);
+    } catch (e) {
+      if (!(e instanceof ServeError) || this.p.policy === 'fail') throw e;
+      fallbacks.add(s.shard);
+      hooks.fallback?.(s.shard, e);
+    } finally {
+      hooks.stage?.('shard_call', (performance.now() - ts) / 1000, s.shard);
+    }
   }
 }

@@ -77,7 +77,8 @@ export interface EmbeddingTable {
   data: Float32Array | Uint16Array;
 }
 
-export async function loadTables(src: ModelSource, m: Manifest, names: string[]): Promise<Map<string, EmbeddingTable>> {
+/** shared: back the tables with SharedArrayBuffers, so worker threads can read them without a copy. */
+export async function loadTables(src: ModelSource, m: Manifest, names: string[], shared = false): Promise<Map<string, EmbeddingTable>> {
   const out = new Map<string, EmbeddingTable>();
   for (const name of names) {
     const index = m.tables.findIndex((t) => t.name === name);
@@ -85,7 +86,7 @@ export async function loadTables(src: ModelSource, m: Manifest, names: string[])
     const meta = m.tables[index]!;
     const bytes = await readVerified(src, meta);
     // copy into an aligned buffer owned by the table
-    const buf = new ArrayBuffer(bytes.byteLength);
+    const buf = shared ? new SharedArrayBuffer(bytes.byteLength) : new ArrayBuffer(bytes.byteLength);
     new Uint8Array(buf).set(bytes);
     out.set(name, { index, meta, data: meta.dtype === 'fp16' ? new Uint16Array(buf) : new Float32Array(buf) });
   }

@@ -1,0 +1,42 @@
+// DeepRecSched's request splitting: a query of N samples becomes ceil(N / B) parts of at most B samples, each
+// with its own copies of the dense rows and of the sparse offsets (rebased to 0) and indices, so a part can be
+// transferred to a worker thread without dragging the whole request body along.
+import type { PredictInput, SparseInput } from './request.js';
+
+export interface Part {
+  /** First sample of the part in the query. */
+  start: number;
+  input: PredictInput;
+}
+
+/** Splits into parts of at most `batchSize` samples; batchSize >= batch returns the query as one part. */
+export function splitQuery(input: PredictInput, batchSize: number, denseFeatures: number): Part[] {
+  const n = input.batch;
+  const size = Math.max(1, Math.floor(batchSize));
+  const parts: Part[] = [];
+  for (let start = 0; start < n; start += size) {
+    const end = Math.min(n, start + size);
+    const sparse = new Map<number, SparseInput>();
+    for (const [t, sp] of input.sparse) sparse.set(t, sliceSparse(sp, start, end));
+    parts.push({
+      start,
+      input: { batch: end - start, dense: input.dense.slice(start * denseFeatures, end * denseFeatures), sparse, pooling: input.pooling },
+    });
+  }
+  return parts;
+}
+
+function sliceSparse(sp: SparseInput, start: number, end: number): SparseInput {
+  const first = sp.offsets[start]!;
+  const offsets = new Uint32Array(end - start + 1);
+  for (let b = 0; b <= end - start; b++) offsets[b] = sp.offsets[start + b]! - first;
+  return { offsets, indices: sp.indices.slice(first, sp.offsets[end]!) };
+}
+
+/** Writes each part's scores (batch x outputs) back at its position in the query. */
+export function joinScores(parts: { start: number; scores: Float32Array }[], batch: number, outputs: number): Float32Array {
+  if (parts.length === 1 && parts[0]!.scores.length === batch * outputs) return parts[0]!.scores;
+  const out = new Float32Array(batch * outputs);
+  for (const p of parts) out.set(p.scores, p.start * outputs);
+  return out;
+}

@@ -1,0 +1,25 @@
+// A worker thread of the main role: builds its own single-threaded onnxruntime sessions over the model bytes
+// and views of the shared tables, then runs one request part per message.
+import { parentPort, workerData } from 'node:worker_threads';
+import type { EmbeddingTable } from '../model/load.js';
+import { PartComputer, type PartTask } from './compute.js';
+import { DenseNet } from './dense.js';
+import type { WorkerInit } from './executor.js';
+
+const init = workerData as WorkerInit;
+const m = init.manifest;
+const bottomOut = m.bottomMLP.length ? m.bottomMLP[m.bottomMLP.length - 1]! : m.denseFeatures;
+const bottom = init.bottom ? await DenseNet.load(init.bottom, m.denseFeatures, bottomOut, init.providers) : undefined;
+const top = await DenseNet.load(init.top, m.topInput, m.topMLP[m.topMLP.length - 1]!, init.providers);
+const tables = new Map<number, EmbeddingTable>(
+  init.tables.map((t) => [t.index, { index: t.index, meta: t.meta, data: t.meta.dtype === 'fp16' ? new Uint16Array(t.buffer) : new Float32Array(t.buffer) }]),
+);
+const computer = new PartComputer(m, bottom, top, tables);
+const port = parentPort!;
+port.on('message', (task: PartTask) => {
+  computer.run(task).then(
+    (result) => port.postMessage({ result }),
+    (e: unknown) => port.postMessage({ error: e instanceof Error ? e.message : String(e) }),
+  );
+});
+port.postMessage({ ready: true });
