@@ -20,6 +20,7 @@ deps: node_modules/.deps-stamp
 
 build: deps
 	npx tsc -p tsconfig.json
+	npx tsx scripts/build-wasm.ts
 
 gen: build
 	node dist/operator/api/gen-types.js operator/api/v1alpha1/types.generated.ts

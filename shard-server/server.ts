@@ -114,12 +114,12 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     const { InlineExecutor, WorkerPool } = await import('./inference/executor.js');
     const bottomBytes = manifest.dense.bottom ? await readVerified(src, manifest.dense.bottom) : undefined;
     const topBytes = await readVerified(src, manifest.dense.top);
-    // Worker threads share the tables' memory instead of copying it.
-    const local = await loadTables(src, manifest, o.plan.main.tables, workers > 0);
+    // Kernel slots: the event loop, each worker and the accelerator's worker share the tables' memory.
+    const local = await loadTables(src, manifest, o.plan.main.tables, workers + 2);
     metrics.resident.set(metrics.labels, [...local.values()].reduce((n, t) => n + t.data.byteLength, 0));
     const init: WorkerInit = {
       manifest, bottom: bottomBytes, top: topBytes,
-      tables: [...local.values()].map((t) => ({ index: t.index, meta: t.meta, buffer: t.data.buffer as SharedArrayBuffer })),
+      tables: [...local.values()].map((t) => ({ index: t.index, meta: t.meta, buffer: t.data.buffer as SharedArrayBuffer, arena: t.arena })),
     };
     if (workers > 0) executors.push(await WorkerPool.start(init, workers, o.log));
     else {
@@ -131,7 +131,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     let accelerator: Executor | undefined;
     if (sched.accelerator && sched.accelerator !== 'none') {
       try {
-        accelerator = await WorkerPool.start({ ...init, providers: [sched.accelerator] }, 1, o.log);
+        accelerator = await WorkerPool.start({ ...init, providers: [sched.accelerator] }, 1, o.log, workers + 1);
         executors.push(accelerator);
       } catch (e) {
         o.log.error('accelerator unavailable; serving on CPU only', { provider: sched.accelerator, error: (e as Error).message });

@@ -73,16 +73,16 @@ export function buildProgram(name = 'recshard'): Command {
     .action((opts: { arch: string; scale: string; seed: string; out: string }) => {
       process.stdout.write(generateCommand(opts.arch, Number(opts.scale), Number(opts.seed), opts.out));
     });
-  program
-    .command('serve')
+  withScheduling(program
+    .command('serve'))
     .description('serve a RecModel locally: the main and each sparse shard as processes on loopback')
     .requiredOption('--local <file>', 'RecModel file (the first RecModel in it)')
     .option('--model <dir>', 'model directory (default: generate one from the RecModel)')
     .option('--scale <s>', 'row scale of a generated model', '0.001')
     .option('--seed <n>', 'seed of a generated model', '1')
-    .action(async (opts: { local: string; model?: string; scale: string; seed: string }) => {
+    .action(async (opts: { local: string; model?: string; scale: string; seed: string } & SchedulingFlags) => {
       const rm = readRecModels(opts.local)[0]!;
-      const d = await serveLocal(rm, { modelDir: opts.model, scale: Number(opts.scale), seed: Number(opts.seed), log: (l) => console.log(l) });
+      const d = await serveLocal(rm, { modelDir: opts.model, scale: Number(opts.scale), seed: Number(opts.seed), ...schedulingOf(opts), log: (l) => console.log(l) });
       console.log(`${rm.metadata.name}: ${d.plan.strategy}, ${d.plan.shards.length} sparse shard(s), model in ${d.modelDir}`);
       for (const p of d.processes) console.log(`  ${p.name.padEnd(8)} http://127.0.0.1:${p.port}`);
       console.log(`predict: POST ${d.predictUrl}   (Ctrl-C stops)`);
@@ -120,7 +120,7 @@ export function buildProgram(name = 'recshard'): Command {
 
 /** The options load and bench capacity share: where the main is, and what queries to send it. */
 function withTargetAndWorkload(cmd: Command): Command {
-  return cmd
+  cmd
     .option('--url <url>', 'base URL of a main, e.g. http://127.0.0.1:8080')
     .option('--model <name>', 'model name at that URL')
     .option('--local <file>', 'bring up the RecModel in this file locally (as serve --local) and load it')
@@ -130,9 +130,32 @@ function withTargetAndWorkload(cmd: Command): Command {
     .option('--timeout-ms <n>', 'client timeout per query', '5000')
     .option('--pool <n>', 'distinct queries generated and cycled', '256')
     .option('--scale <s>', 'row scale of a model generated for --local', '0.001');
+  return withScheduling(cmd);
 }
 
-interface LoadFlags {
+/** The main's scheduling, for a RecModel served with --local (overrides its spec.serving). */
+function withScheduling(cmd: Command): Command {
+  return cmd
+    .addOption(new Option('--scheduler <mode>', 'local main: auto tunes the batch size online, fixed uses --batch-size').choices(['auto', 'fixed']))
+    .option('--batch-size <n>', 'local main: samples per request part (B)')
+    .option('--workers <n>', 'local main: worker threads (0 = on the event loop)');
+}
+
+interface SchedulingFlags {
+  scheduler?: 'auto' | 'fixed';
+  batchSize?: string;
+  workers?: string;
+}
+
+function schedulingOf(f: SchedulingFlags) {
+  return {
+    scheduler: f.scheduler,
+    batchSize: f.batchSize === undefined ? undefined : num('batch-size', f.batchSize, 1),
+    workers: f.workers === undefined ? undefined : num('workers', f.workers, 0),
+  };
+}
+
+interface LoadFlags extends SchedulingFlags {
   url?: string;
   model?: string;
   local?: string;
@@ -162,10 +185,10 @@ const num = (name: string, v: string, min: number) => {
 };
 
 /** The main to load: one at --url, or a RecModel brought up locally from --local. */
-async function openTarget(f: { url?: string; model?: string; local?: string; scale: string }): Promise<Target> {
+async function openTarget(f: { url?: string; model?: string; local?: string; scale: string } & SchedulingFlags): Promise<Target> {
   if (!f.local && !(f.url && f.model)) throw new CliError('give --local FILE, or --url URL and --model NAME');
   const rm = f.local ? readRecModels(f.local)[0]! : undefined;
-  const local = rm ? await serveLocal(rm, { scale: num('scale', f.scale, 1e-9), seed: 1 }) : undefined;
+  const local = rm ? await serveLocal(rm, { scale: num('scale', f.scale, 1e-9), seed: 1, ...schedulingOf(f) }) : undefined;
   const close = async () => void (await local?.stop());
   try {
     const base = local?.mainUrl ?? f.url!.replace(/\/+$/, '');

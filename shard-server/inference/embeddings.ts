@@ -1,7 +1,9 @@
-// The pooled-lookup kernel: for each sample, sum (or average) the rows its indices name. Typed arrays only,
-// writing into a caller-owned output; no allocation per sample or per index.
+// The pooled-lookup kernel: for each sample, sum (or average) the rows its indices name, writing into a
+// caller-owned output with no allocation per sample or per index. fp32 tables in a WebAssembly arena use the
+// SIMD kernel (kernels/pool.wat); fp16 tables and tables too large for an arena use the JavaScript loops.
 import { HALF_TO_FLOAT } from '../model/fp16.js';
 import type { EmbeddingTable } from '../model/load.js';
+import { poolerFor } from './kernels/pool.js';
 
 export type Pooling = 'sum' | 'mean';
 
@@ -11,7 +13,8 @@ export type Pooling = 'sum' | 'mean';
  */
 export function poolInto(table: EmbeddingTable, offsets: Uint32Array, indices: Uint32Array, batch: number, pooling: Pooling, out: Float32Array, outOffset = 0): void {
   // Two monomorphic kernels: one element type per loop keeps the JIT's typed-array access fast.
-  if (table.data instanceof Uint16Array) poolHalf(table.data, table.meta.dim, offsets, indices, batch, out, outOffset);
+  if (table.arena && table.data instanceof Float32Array) poolerFor(table.arena).run(table.meta.dim, offsets, indices, batch, out, outOffset);
+  else if (table.data instanceof Uint16Array) poolHalf(table.data, table.meta.dim, offsets, indices, batch, out, outOffset);
   else poolFloat(table.data, table.meta.dim, offsets, indices, batch, out, outOffset);
   if (pooling === 'mean') {
     const dim = table.meta.dim;

@@ -1,11 +1,11 @@
 // Where request parts run: inline on the event loop, or on a pool of worker threads, each with its own
 // single-threaded onnxruntime sessions and a view of the same SharedArrayBuffer tables (DeepRecSched's
 // one-request-per-core execution). The pool keeps one FIFO queue and hands a part to the first idle worker.
-import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { findRepoFile } from '../../operator/api/v1alpha1/crd.js';
+import { builtSibling } from '../../operator/lib/paths.js';
 import type { Logger } from '../../operator/lib/log.js';
 import type { EmbeddingTable } from '../model/load.js';
+import type { Arena } from './kernels/pool.js';
 import type { Manifest } from '../model/manifest.js';
 import type { PartComputer, PartResult, PartTask } from './compute.js';
 
@@ -34,7 +34,7 @@ export interface WorkerInit {
   manifest: Manifest;
   bottom?: Uint8Array;
   top: Uint8Array;
-  tables: { index: number; meta: EmbeddingTable['meta']; buffer: SharedArrayBuffer }[];
+  tables: { index: number; meta: EmbeddingTable['meta']; buffer: SharedArrayBuffer; arena?: Arena }[];
   /** onnxruntime execution providers, e.g. ['cuda'] for the accelerator; default cpu. */
   providers?: string[];
 }
@@ -50,16 +50,13 @@ interface Job {
 
 interface Slot {
   worker: Worker;
+  /** The worker's kernel slot, kept by its replacement. */
+  slot: number;
   job?: Job;
 }
 
 type Reply = { ready: true } | { result: PartResult } | { error: string };
 
-/** The worker entry: next to this file in dist, or dist's copy when running from sources (tests). */
-function workerEntry(): string {
-  const here = fileURLToPath(import.meta.url);
-  return here.endsWith('.ts') ? findRepoFile('dist', 'shard-server', 'inference', 'worker.js') : fileURLToPath(new URL('./worker.js', import.meta.url));
-}
 
 export class WorkerPool implements Executor {
   private readonly slots: Slot[] = [];
@@ -72,11 +69,14 @@ export class WorkerPool implements Executor {
     private readonly log: Logger,
   ) {}
 
-  /** Starts `size` workers and resolves once every one has loaded its sessions. */
-  static async start(init: WorkerInit, size: number, log: Logger): Promise<WorkerPool> {
+  /**
+   * Starts `size` workers and resolves once every one has loaded its sessions. Worker i pools in kernel slot
+   * firstSlot + i of the tables' arenas.
+   */
+  static async start(init: WorkerInit, size: number, log: Logger, firstSlot = 1): Promise<WorkerPool> {
     const pool = new WorkerPool(init, log);
     try {
-      await Promise.all(Array.from({ length: size }, () => pool.spawn()));
+      await Promise.all(Array.from({ length: size }, (_, i) => pool.spawn(firstSlot + i)));
     } catch (e) {
       await pool.close();
       throw e;
@@ -116,22 +116,22 @@ export class WorkerPool implements Executor {
     }
   }
 
-  private spawn(): Promise<void> {
+  private spawn(slot: number): Promise<void> {
     return new Promise((resolve, reject) => {
-      const worker = new Worker(workerEntry(), { workerData: this.init });
-      const slot: Slot = { worker };
+      const worker = new Worker(builtSibling(import.meta.url, 'worker.js'), { workerData: { ...this.init, slot } });
+      const entry: Slot = { worker, slot };
       let ready = false;
       worker.on('message', (m: Reply) => {
         if ('ready' in m) {
           ready = true;
-          this.slots.push(slot);
-          this.idle.push(slot);
+          this.slots.push(entry);
+          this.idle.push(entry);
           this.pump();
           return resolve();
         }
-        const job = slot.job!;
-        slot.job = undefined;
-        this.idle.push(slot);
+        const job = entry.job!;
+        entry.job = undefined;
+        this.idle.push(entry);
         if ('error' in m) job.reject(new Error(m.error));
         else job.resolve({ ...m.result, waited: job.waited ?? 0 });
         this.pump();
@@ -143,11 +143,11 @@ export class WorkerPool implements Executor {
       worker.on('exit', (code) => {
         if (!ready || this.closing) return;
         // A worker that dies takes its part with it; the rest carry on and a replacement starts.
-        slot.job?.reject(new Error(`worker exited with code ${code}`));
-        this.slots.splice(this.slots.indexOf(slot), 1);
-        const i = this.idle.indexOf(slot);
+        entry.job?.reject(new Error(`worker exited with code ${code}`));
+        this.slots.splice(this.slots.indexOf(entry), 1);
+        const i = this.idle.indexOf(entry);
         if (i >= 0) this.idle.splice(i, 1);
-        this.spawn().catch((e: Error) => this.log.error('worker restart failed', { error: e.message }));
+        this.spawn(slot).catch((e: Error) => this.log.error('worker restart failed', { error: e.message }));
       });
     });
   }

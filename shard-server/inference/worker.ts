@@ -5,14 +5,21 @@ import type { EmbeddingTable } from '../model/load.js';
 import { PartComputer, type PartTask } from './compute.js';
 import { DenseNet } from './dense.js';
 import type { WorkerInit } from './executor.js';
+import { setThreadSlot } from './kernels/pool.js';
 
-const init = workerData as WorkerInit;
+const init = workerData as WorkerInit & { slot: number };
+setThreadSlot(init.slot);
 const m = init.manifest;
 const bottomOut = m.bottomMLP.length ? m.bottomMLP[m.bottomMLP.length - 1]! : m.denseFeatures;
 const bottom = init.bottom ? await DenseNet.load(init.bottom, m.denseFeatures, bottomOut, init.providers) : undefined;
 const top = await DenseNet.load(init.top, m.topInput, m.topMLP[m.topMLP.length - 1]!, init.providers);
 const tables = new Map<number, EmbeddingTable>(
-  init.tables.map((t) => [t.index, { index: t.index, meta: t.meta, data: t.meta.dtype === 'fp16' ? new Uint16Array(t.buffer) : new Float32Array(t.buffer) }]),
+  init.tables.map((t) => [
+    t.index,
+    t.arena
+      ? { index: t.index, meta: t.meta, data: new Float32Array(t.arena.memory.buffer, t.arena.tableOffset, t.meta.bytes / 4), arena: t.arena }
+      : { index: t.index, meta: t.meta, data: t.meta.dtype === 'fp16' ? new Uint16Array(t.buffer) : new Float32Array(t.buffer) },
+  ]),
 );
 const computer = new PartComputer(m, bottom, top, tables);
 const port = parentPort!;

@@ -1,5 +1,6 @@
 // Loads a model from a file:// directory or an http(s):// base URL, verifying each file's size and sha256. A
 // sparse shard reads only the tables its plan gives it. Failures name the file and the reason.
+import { createArena, type Arena } from '../inference/kernels/pool.js';
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -75,18 +76,29 @@ export interface EmbeddingTable {
   meta: TableManifest;
   /** fp32 rows, or fp16 bit patterns. */
   data: Float32Array | Uint16Array;
+  /** The WebAssembly memory holding an fp32 table's rows, for the SIMD kernel. */
+  arena?: Arena;
 }
 
-/** shared: back the tables with SharedArrayBuffers, so worker threads can read them without a copy. */
-export async function loadTables(src: ModelSource, m: Manifest, names: string[], shared = false): Promise<Map<string, EmbeddingTable>> {
+/**
+ * Tables are backed by shared memory, so worker threads read them without a copy; fp32 tables go into a
+ * WebAssembly arena with `kernelSlots` scratch areas (one per thread that pools) when they fit in one.
+ */
+export async function loadTables(src: ModelSource, m: Manifest, names: string[], kernelSlots = 1): Promise<Map<string, EmbeddingTable>> {
   const out = new Map<string, EmbeddingTable>();
   for (const name of names) {
     const index = m.tables.findIndex((t) => t.name === name);
     if (index < 0) throw new ModelLoadError('manifest.json', `the plan assigns table "${name}", which the model does not have`);
     const meta = m.tables[index]!;
     const bytes = await readVerified(src, meta);
+    const arena = meta.dtype === 'fp32' ? createArena(bytes.byteLength, kernelSlots) : undefined;
+    if (arena) {
+      new Uint8Array(arena.memory.buffer, arena.tableOffset, bytes.byteLength).set(bytes);
+      out.set(name, { index, meta, data: new Float32Array(arena.memory.buffer, arena.tableOffset, bytes.byteLength / 4), arena });
+      continue;
+    }
     // copy into an aligned buffer owned by the table
-    const buf = shared ? new SharedArrayBuffer(bytes.byteLength) : new ArrayBuffer(bytes.byteLength);
+    const buf = new SharedArrayBuffer(bytes.byteLength);
     new Uint8Array(buf).set(bytes);
     out.set(name, { index, meta, data: meta.dtype === 'fp16' ? new Uint16Array(buf) : new Float32Array(buf) });
   }

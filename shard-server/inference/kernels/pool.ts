@@ -1,0 +1,94 @@
+// The WebAssembly SIMD pooling kernel (pool.wat) and the memory it works in. An arena is a shared
+// WebAssembly.Memory laid out as [scratch of slot 0 | scratch of slot 1 | ... | table rows]: the table is loaded
+// once and every thread (the event loop is slot 0, worker i is slot i + 1) runs the kernel over the same rows
+// through its own instance, copying a chunk of indices into its scratch and the pooled rows out of it.
+import { readFileSync } from 'node:fs';
+import { builtSibling } from '../../../operator/lib/paths.js';
+
+export interface Arena {
+  memory: WebAssembly.Memory;
+  module: WebAssembly.Module;
+  /** Byte offset of the table rows. */
+  tableOffset: number;
+  slots: number;
+}
+
+const PAGE = 65536;
+const MAX_PAGES = 65536; // wasm32: 4 GiB per memory
+const SCRATCH = 1 << 20;
+const OFFS_BYTES = 16 << 10; // up to 4095 samples per chunk
+const IDX_BYTES = 512 << 10; // up to 131072 indices per chunk
+const OUT_BYTES = SCRATCH - OFFS_BYTES - IDX_BYTES;
+
+let compiled: WebAssembly.Module | undefined;
+function kernelModule(): WebAssembly.Module {
+  compiled ??= new WebAssembly.Module(readFileSync(builtSibling(import.meta.url, 'pool.wasm')));
+  return compiled;
+}
+
+/** An arena for an fp32 table of `tableBytes`, or undefined when it would not fit in 4 GiB (then JS pools). */
+export function createArena(tableBytes: number, slots: number): Arena | undefined {
+  const tableOffset = slots * SCRATCH;
+  const pages = Math.ceil((tableOffset + tableBytes) / PAGE);
+  if (pages > MAX_PAGES) return undefined;
+  const memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
+  return { memory, module: kernelModule(), tableOffset, slots };
+}
+
+let threadSlot = 0;
+/** Which scratch area this thread uses (worker threads call this once at start). */
+export function setThreadSlot(slot: number): void {
+  threadSlot = slot;
+}
+
+class Pooler {
+  private readonly pool: (table: number, dim: number, offs: number, idx: number, batch: number, out: number) => void;
+  private readonly u32: Uint32Array;
+  private readonly f32: Float32Array;
+  private readonly offs: number;
+  private readonly idx: number;
+  private readonly out: number;
+
+  constructor(private readonly arena: Arena, slot: number) {
+    if (slot >= arena.slots) throw new Error(`kernel slot ${slot} outside the arena's ${arena.slots} slots`);
+    const instance = new WebAssembly.Instance(arena.module, { env: { memory: arena.memory } });
+    this.pool = instance.exports.pool as Pooler['pool'];
+    this.u32 = new Uint32Array(arena.memory.buffer);
+    this.f32 = new Float32Array(arena.memory.buffer);
+    this.offs = slot * SCRATCH;
+    this.idx = this.offs + OFFS_BYTES;
+    this.out = this.idx + IDX_BYTES;
+  }
+
+  /** Sums rows into out[outOffset + b * dim ..], in chunks of samples that fit the scratch area. */
+  run(dim: number, offsets: Uint32Array, indices: Uint32Array, batch: number, out: Float32Array, outOffset: number): void {
+    const maxSamples = Math.max(1, Math.min(OFFS_BYTES / 4 - 1, Math.floor(OUT_BYTES / (dim * 4))));
+    const maxIdx = IDX_BYTES / 4;
+    for (let b0 = 0; b0 < batch; ) {
+      let b1 = b0 + 1;
+      while (b1 < batch && b1 - b0 < maxSamples && offsets[b1 + 1]! - offsets[b0]! <= maxIdx) b1++;
+      const first = offsets[b0]!;
+      let count = offsets[b1]! - first;
+      if (count > maxIdx) count = maxIdx; // a single sample never has more than the request limit allows
+      const o = this.offs >> 2;
+      for (let b = b0; b <= b1; b++) this.u32[o + b - b0] = offsets[b]! - first;
+      this.u32.set(indices.subarray(first, first + count), this.idx >> 2);
+      this.pool(this.arena.tableOffset, dim, this.offs, this.idx, b1 - b0, this.out);
+      const n = (b1 - b0) * dim;
+      out.set(this.f32.subarray(this.out >> 2, (this.out >> 2) + n), outOffset + b0 * dim);
+      b0 = b1;
+    }
+  }
+}
+
+const poolers = new WeakMap<WebAssembly.Memory, Pooler>();
+
+/** This thread's kernel over the arena. */
+export function poolerFor(arena: Arena): Pooler {
+  let p = poolers.get(arena.memory);
+  if (!p) {
+    p = new Pooler(arena, threadSlot);
+    poolers.set(arena.memory, p);
+  }
+  return p;
+}
