@@ -15,6 +15,7 @@ import { realClock } from './lib/clock.js';
 import { jsonLogger, type Level } from './lib/log.js';
 import { buildApp } from './server/app.js';
 import { OperatorMetrics } from './server/metrics.js';
+import { DEFAULT_MAIN_URL_TEMPLATE, HttpServingProbe } from './signals/serving.js';
 
 interface Flags {
   kubeconfig?: string;
@@ -26,6 +27,8 @@ interface Flags {
   listen: string;
   workers: string;
   resync: string;
+  servingPoll: string;
+  mainUrlTemplate: string;
   logLevel: Level;
   shardServerImage: string;
   imagePullPolicy: BuilderConfig['imagePullPolicy'];
@@ -44,6 +47,8 @@ const program = new Command('recshard-operator')
   .option('--listen <addr>', 'health and metrics address', env.RECSHARD_LISTEN ?? '0.0.0.0:8081')
   .option('--workers <n>', 'concurrent reconciles', '2')
   .option('--resync <seconds>', 'periodic resync of every RecModel', '300')
+  .option('--serving-poll <seconds>', 'how often the scheduler of each serving main is read into status.scheduler (0: never)', '30')
+  .option('--main-url-template <url>', 'where the operator reaches a main: {name}, {namespace}, {service} and {port} are filled in', DEFAULT_MAIN_URL_TEMPLATE)
   .option('--log-level <level>', 'debug, info, warn or error', env.RECSHARD_LOG_LEVEL ?? 'info')
   .option('--shard-server-image <image>', 'image of the pods the operator creates', env.RECSHARD_SHARD_SERVER_IMAGE ?? DEFAULT_BUILDER_CONFIG.shardServerImage)
   .option('--image-pull-policy <policy>', 'pull policy of those pods', env.RECSHARD_IMAGE_PULL_POLICY ?? DEFAULT_BUILDER_CONFIG.imagePullPolicy)
@@ -71,7 +76,9 @@ const metrics = new OperatorMetrics();
 let manager: Manager | undefined;
 const caches = new Caches(kubeConfig, client, flags.namespace, (key) => manager?.queue.add(key), log, clock);
 const events = new EventRecorder(client, 'recshard-operator', flags.identity, clock, log);
-const reconciler = new Reconciler({ caches, client, events, cfg, clock, log, metrics });
+const pollMs = Number(flags.servingPoll) * 1000;
+const serving = pollMs > 0 ? { probe: new HttpServingProbe(flags.mainUrlTemplate), pollMs } : undefined;
+const reconciler = new Reconciler({ caches, client, events, cfg, clock, log, metrics, serving });
 manager = new Manager(caches, reconciler, { workers: Number(flags.workers), resyncMs: Number(flags.resync) * 1000 }, metrics, clock, log);
 
 let shuttingDown = false;

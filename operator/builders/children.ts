@@ -8,6 +8,7 @@ import type { BuilderConfig } from './config.js';
 import {
   ANNOTATION_CONFIG_HASH, ANNOTATION_PLAN_HASH, componentLabels, modelLabels, selectorLabels, type Role,
 } from './labels.js';
+import { parseCpu } from '../lib/quantity.js';
 import { mainName, planConfigMapName, shardName, shortHash } from './names.js';
 import { podPlacement } from './placement.js';
 
@@ -85,6 +86,25 @@ interface ComponentArgs {
   configHash: string;
 }
 
+/**
+ * The main's worker threads follow its CPU allowance unless spec.serving.workers says otherwise (Node sees the
+ * node's cores, not the container's quota); a GPU main gets the CUDA session for whole large queries.
+ */
+export function mainSchedulingArgs(spec: ResolvedRecModelSpec): string[] {
+  const args: string[] = [];
+  const res = spec.placement.main.resources as { limits?: Record<string, string | number>; requests?: Record<string, string | number> } | undefined;
+  const cpu = res?.limits?.cpu ?? res?.requests?.cpu;
+  let cores: number | undefined;
+  try {
+    cores = cpu === undefined ? undefined : Math.max(1, Math.ceil(parseCpu(cpu)));
+  } catch {
+    cores = undefined; // a quantity we cannot read: the main falls back to the cores it sees
+  }
+  if (spec.serving.workers === undefined && cores !== undefined) args.push(`--workers=${cores}`);
+  if (spec.placement.main.device === 'gpu') args.push('--accelerator=cuda');
+  return args;
+}
+
 export function buildDeployment(a: ComponentArgs): V1Deployment {
   const { owner, spec, plan, cfg, role, shard } = a;
   const placementSpec = role === 'main' ? spec.placement.main : spec.placement.sparse;
@@ -112,6 +132,7 @@ export function buildDeployment(a: ComponentArgs): V1Deployment {
           `--plan=${CONFIG_MOUNT}/${PLAN_KEY}`,
           `--model-config=${CONFIG_MOUNT}/${MODEL_KEY}`,
           `--port=${port}`,
+          ...(role === 'main' ? mainSchedulingArgs(spec) : []),
         ],
         env: [
           { name: 'RECSHARD_MODEL', value: owner.name },

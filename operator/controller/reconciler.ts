@@ -16,6 +16,9 @@ import type { OperatorMetrics } from '../server/metrics.js';
 import { Reason } from '../status/conditions.js';
 import { computeStatus, sameStatus, type PlanOutcome } from '../status/status.js';
 import { controllerOf, type Caches } from './informers.js';
+import { mainServing, type ServingProbe } from '../signals/serving.js';
+import { mainName } from '../builders/names.js';
+import { LABEL_COMPONENT } from '../builders/labels.js';
 
 export interface ReconcileResult {
   requeueAfterMs?: number;
@@ -40,6 +43,11 @@ export const CONFLICT_RECHECK_MS = 5_000;
 const kindOrder: Record<string, number> = { ConfigMap: 0, Service: 1, Deployment: 2 };
 const refKey = (o: KubernetesObject) => `${o.kind}/${o.metadata!.name}`;
 
+const resolvedPort = (rm: RecModel): number => {
+  const r = resolveSpec(rm.spec);
+  return r.ok ? r.spec.serving.port : 8080;
+};
+
 /** Pure: from the observed state to the plan, the desired children and the children to delete. */
 export function decide(observed: Observed, cfg: BuilderConfig): Decision {
   const { rm, owned } = observed;
@@ -61,6 +69,8 @@ export function decide(observed: Observed, cfg: BuilderConfig): Decision {
 }
 
 export interface ReconcilerDeps {
+  /** Reads the main's scheduler into status; absent, status.scheduler is left alone. */
+  serving?: { probe: ServingProbe; pollMs: number };
   caches: Caches;
   client: KubeClient;
   events: EventRecorder;
@@ -136,6 +146,9 @@ export class Reconciler {
       deployments = observed.owned.filter((o) => o.kind === 'Deployment') as V1Deployment[];
     }
 
+    const main = deployments.find((d) => d.metadata?.labels?.[LABEL_COMPONENT] === 'main');
+    const polling = this.d.serving !== undefined && mainServing(main);
+    const scheduler = polling ? await this.d.serving!.probe.scheduler({ name, namespace, service: mainName(name), port: resolvedPort(rm) }) : undefined;
     const status = computeStatus({
       name,
       generation: rm.metadata.generation ?? 0,
@@ -144,6 +157,7 @@ export class Reconciler {
       deployments,
       conflicts,
       applyErrors,
+      scheduler,
       now: this.d.clock.now(),
     });
     if (!sameStatus(rm.status, status)) {
@@ -152,7 +166,9 @@ export class Reconciler {
     }
     if (applyErrors.length) throw new Error(applyErrors.join('; '));
     // A conflicting object is not ours to watch: look again later in case its owner removed it.
-    return conflicts.length ? { requeueAfterMs: CONFLICT_RECHECK_MS } : {};
+    if (conflicts.length) return { requeueAfterMs: CONFLICT_RECHECK_MS };
+    // A serving main is read again on a schedule: its scheduler changes without any Kubernetes event.
+    return polling ? { requeueAfterMs: this.d.serving!.pollMs } : {};
   }
 
   /** Describes the controller of an existing same-named object when it is not this RecModel; else undefined. */

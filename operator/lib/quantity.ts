@@ -12,6 +12,14 @@ export function parseQuantity(q: string | number): number {
   return Math.floor(Number(m[1]) * SUFFIX[m[2] ?? '']!);
 }
 
+/** Cores of a CPU quantity such as 2, 1.5 or 500m. Throws on anything else. */
+export function parseCpu(q: string | number): number {
+  if (typeof q === 'number') return q;
+  const m = /^([0-9]+(?:\.[0-9]+)?)(m)?$/.exec(q.trim());
+  if (!m) throw new Error(`invalid CPU quantity ${JSON.stringify(q)}`);
+  return Number(m[1]) / (m[2] ? 1000 : 1);
+}
+
 /** 1536 -> "1.5 KiB": binary units, one decimal, for messages and tables. */
 export function formatBytes(bytes: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];

@@ -1,4 +1,5 @@
 // RecModel status as a pure function of what the reconcile decided and observed.
+import type { SchedulerReading } from '../signals/serving.js';
 import type { V1Deployment } from '@kubernetes/client-node';
 import type { ComponentStatus, RecModelStatus } from '../api/v1alpha1/index.js';
 import { LABEL_COMPONENT, LABEL_SHARD, selectorLabels, selectorString } from '../builders/labels.js';
@@ -21,8 +22,13 @@ export interface StatusInput {
   conflicts: string[];
   /** Messages of failed writes in this reconcile. */
   applyErrors: string[];
+  /** The main's scheduler as just read; absent when it was not read (the previous reading is kept). */
+  scheduler?: SchedulerReading;
   now: Date;
 }
+
+/** Readings older than this are re-stamped even when unchanged, so observedTime shows the data is fresh. */
+export const SCHEDULER_RESTAMP_MS = 5 * 60_000;
 
 export function componentStatus(d: V1Deployment): ComponentStatus {
   const labels = d.metadata?.labels ?? {};
@@ -114,8 +120,21 @@ export function computeStatus(input: StatusInput): RecModelStatus {
     selector: selectorString(selectorLabels(input.name, 'main')),
     ready: `${available.length}/${sorted.length}`,
     components,
+    ...schedulerStatus(input),
     ...(input.previous?.latency ? { latency: input.previous.latency } : {}),
   };
+}
+
+/** A new reading replaces the old one; an unchanged one keeps its observedTime for a while (no write churn). */
+function schedulerStatus(input: StatusInput): Pick<RecModelStatus, 'scheduler'> {
+  const prev = input.previous?.scheduler;
+  const r = input.scheduler;
+  if (!r) return prev ? { scheduler: prev } : {};
+  const next = { mode: r.mode, batchSize: r.batchSize, ...(r.acceleratorThreshold !== undefined ? { acceleratorThreshold: r.acceleratorThreshold } : {}) };
+  const { observedTime, windowLatencyMs: _w, ...prevValues } = prev ?? {};
+  const fresh = observedTime !== undefined && input.now.getTime() - Date.parse(observedTime) < SCHEDULER_RESTAMP_MS;
+  if (prev && fresh && canonical(prevValues) === canonical(next)) return { scheduler: prev };
+  return { scheduler: { ...next, ...(r.windowLatencyMs !== undefined ? { windowLatencyMs: r.windowLatencyMs } : {}), observedTime: input.now.toISOString() } };
 }
 
 /** Status equality ignoring nothing but key order, to skip writes that would change nothing. */

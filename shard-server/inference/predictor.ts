@@ -66,7 +66,7 @@ export class Predictor {
     const fallbacks = new Set<number>();
     const done = await Promise.all(parts.map((part) => this.runPart(part, executor, deadline, hooks, fallbacks)));
     const scores = joinScores(done, input.batch, this.p.outputs);
-    this.scheduler.observe(performance.now() - start, performance.now());
+    this.scheduler.observe(performance.now() - start, performance.now(), input.batch);
     return { scores, outputs: this.p.outputs, fallbacks: [...fallbacks].sort((a, b) => a - b), parts: parts.length, accelerator };
   }
 

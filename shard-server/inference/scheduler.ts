@@ -17,7 +17,7 @@ export interface SchedulerOptions {
   percentile: number;
   /** An accelerator executor exists: also tune the whole-query threshold. */
   accelerator?: boolean;
-  /** Where the accelerator threshold starts (default 256). */
+  /** Where the accelerator threshold starts (default: the 75th percentile of the query sizes seen so far). */
   threshold?: number;
   /** A window closes when it has at least this many queries ... (default 100) */
   windowQueries?: number;
@@ -62,6 +62,14 @@ export class HillClimber {
 
   get settled(): boolean {
     return this.phase === 'dwell';
+  }
+
+  /** Starts over from the ladder value nearest `start`. */
+  reset(start: number): void {
+    this.i = nearest(this.ladder, start);
+    this.phase = 'home';
+    this.failures = 0;
+    this.dir = 1;
   }
 
   /** The latency the window just run with `value` observed. */
@@ -134,6 +142,8 @@ export class Scheduler {
   private readonly threshold?: HillClimber;
   private active: HillClimber;
   private hist: Histogram = newHistogram();
+  private readonly sizes: Histogram = newHistogram();
+  private thresholdStarted: boolean;
   private windowStart?: number;
   private windows = 0;
   private last?: number;
@@ -145,6 +155,7 @@ export class Scheduler {
     this.batch = new HillClimber(o.mode === 'fixed' ? [o.batchSize] : BATCH_LADDER, o.batchSize, climb);
     if (o.accelerator) this.threshold = new HillClimber(o.mode === 'fixed' ? [o.threshold ?? 256] : BATCH_LADDER.filter((b) => b >= 8), o.threshold ?? 256, climb);
     this.active = this.batch;
+    this.thresholdStarted = o.threshold !== undefined;
     this.windowQueries = o.windowQueries ?? 100;
     this.windowMs = o.windowMs ?? 1000;
   }
@@ -156,8 +167,9 @@ export class Scheduler {
   }
 
   /** Records a finished query; closes the window and takes a tuning step when it is full. */
-  observe(latencyMs: number, nowMs: number): void {
+  observe(latencyMs: number, nowMs: number, items = 1): void {
     this.windowStart ??= nowMs;
+    if (this.threshold) this.sizes.recordValue(Math.max(1, items));
     this.hist.recordValue(Math.max(1, Math.round(latencyMs * 1000)));
     if (this.hist.totalCount < this.windowQueries || nowMs - this.windowStart < this.windowMs) return;
     const score = this.hist.getValueAtPercentile(this.o.percentile) / 1000;
@@ -168,7 +180,14 @@ export class Scheduler {
     if (this.o.mode === 'fixed') return;
     this.active.step(score);
     // Coordinate descent: once one parameter settles, the other one gets its turn.
-    if (this.threshold && this.active.settled) this.active = this.active === this.batch ? this.threshold : this.batch;
+    if (this.threshold && this.active.settled) {
+      this.active = this.active === this.batch ? this.threshold : this.batch;
+      // The threshold's landscape is flat above the largest query: start where a quarter of queries offload.
+      if (this.active === this.threshold && !this.thresholdStarted) {
+        this.threshold.reset(this.sizes.getValueAtPercentile(75));
+        this.thresholdStarted = true;
+      }
+    }
   }
 
   state(): SchedulerState {

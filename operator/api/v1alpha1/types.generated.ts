@@ -262,6 +262,18 @@ percentile?: number
  * Port of the shard-server HTTP API and metrics in every pod.
  */
 port?: number
+/**
+ * How the main splits a query of N items into parts of batch size B that run in parallel (DeepRecSched). auto tunes B online by hill climbing on the tail latency at the target percentile and re-tunes when load or query sizes shift (on GPU mains it also tunes the query size above which a query goes whole to the GPU); fixed always uses batchSize.
+ */
+scheduler?: ("auto" | "fixed")
+/**
+ * The batch size B for the fixed scheduler, and where auto starts tuning.
+ */
+batchSize?: number
+/**
+ * Worker threads of the main that run request parts, each single-threaded; 0 runs them on the event loop. Default is the main's CPU limit (or request), else the node's cores.
+ */
+workers?: number
 }
 /**
  * Latency autoscaling of the main and the shards under an SRE-owned LatencyScalingPolicy.
@@ -548,6 +560,18 @@ percentile: number
  * Port of the shard-server HTTP API and metrics in every pod.
  */
 port: number
+/**
+ * How the main splits a query of N items into parts of batch size B that run in parallel (DeepRecSched). auto tunes B online by hill climbing on the tail latency at the target percentile and re-tunes when load or query sizes shift (on GPU mains it also tunes the query size above which a query goes whole to the GPU); fixed always uses batchSize.
+ */
+scheduler: ("auto" | "fixed")
+/**
+ * The batch size B for the fixed scheduler, and where auto starts tuning.
+ */
+batchSize: number
+/**
+ * Worker threads of the main that run request parts, each single-threaded; 0 runs them on the event loop. Default is the main's CPU limit (or request), else the node's cores.
+ */
+workers?: number
 }
 /**
  * Latency autoscaling of the main and the shards under an SRE-owned LatencyScalingPolicy.
@@ -688,6 +712,31 @@ readyReplicas?: number
  */
 availableReplicas?: number
 }[]
+/**
+ * The main's request scheduler as last read from its pods (DeepRecSched).
+ */
+scheduler?: {
+/**
+ * auto or fixed.
+ */
+mode?: string
+/**
+ * The batch size B the main splits queries into now.
+ */
+batchSize?: number
+/**
+ * Queries larger than this go whole to the accelerator (GPU mains only).
+ */
+acceleratorThreshold?: number
+/**
+ * Latency at the target percentile in the scheduler's last tuning window
+ */
+windowLatencyMs?: number
+/**
+ * When the operator read it.
+ */
+observedTime?: string
+}
 /**
  * Observed latency of the main, filled by the autoscaler.
  */

@@ -157,3 +157,30 @@ describe('what the pods read', () => {
     }
   });
 });
+
+describe('the main\'s scheduling', () => {
+  const argsOf = (partial: Parameters<typeof specOf>[0]) => childrenOf({ tables, ...partial }).children.deployments.map((d) => d.spec!.template.spec!.containers[0]!.args!);
+
+  it('gives the main as many workers as its CPU limit, else its request, rounded up', () => {
+    expect(argsOf({ placement: { main: { resources: { limits: { cpu: '3' }, requests: { cpu: '1' } } } } })[0]).toContain('--workers=3');
+    expect(argsOf({ placement: { main: { resources: { requests: { cpu: '1500m' } } } } })[0]).toContain('--workers=2');
+    expect(argsOf({ placement: { main: { resources: { requests: { cpu: '100m' } } } } })[0]).toContain('--workers=1');
+  });
+
+  it('leaves the count to spec.serving.workers (model.json) or the node when set or unknown, and never touches shards', () => {
+    const explicit = argsOf({ serving: { workers: 4 }, placement: { main: { resources: { requests: { cpu: '2' } } } } });
+    expect(explicit[0]!.some((a) => a.startsWith('--workers'))).toBe(false);
+    expect(argsOf({})[0]!.some((a) => a.startsWith('--workers'))).toBe(false);
+    for (const shard of explicit.slice(1)) expect(shard.some((a) => a.startsWith('--workers') || a.startsWith('--accelerator'))).toBe(false);
+  });
+
+  it('gives a GPU main the CUDA session for whole large queries', () => {
+    expect(argsOf({ placement: { main: { device: 'gpu' } } })[0]).toContain('--accelerator=cuda');
+    expect(argsOf({})[0]!.some((a) => a.startsWith('--accelerator'))).toBe(false);
+  });
+
+  it('passes the scheduler settings to the main through model.json', () => {
+    const { children } = childrenOf({ tables, serving: { scheduler: 'fixed', batchSize: 16 } });
+    expect(JSON.parse(children.configMap.data!['model.json']!).serving).toMatchObject({ scheduler: 'fixed', batchSize: 16 });
+  });
+});

@@ -1,7 +1,8 @@
 import type { V1Deployment } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import { mergeConditions } from '../../../operator/status/conditions.js';
-import { computeStatus, sameStatus, type StatusInput } from '../../../operator/status/status.js';
+import { computeStatus, sameStatus, SCHEDULER_RESTAMP_MS, type StatusInput } from '../../../operator/status/status.js';
+import { DEFAULT_MAIN_URL_TEMPLATE, mainUrl } from '../../../operator/signals/serving.js';
 import { planModel } from '../../../operator/planner/plan.js';
 import { specOf } from '../fixtures.js';
 
@@ -76,5 +77,31 @@ describe('status fields', () => {
     const good = computeStatus(input({}));
     const bad = computeStatus(input({ previous: good, plan: { ok: false, reason: 'InvalidSpec', message: 'x' } }));
     expect(bad.plan).toEqual(good.plan);
+  });
+});
+
+describe('status.scheduler', () => {
+  const reading = { mode: 'auto', batchSize: 24, windowLatencyMs: 41.2 };
+
+  it('records a reading with the time it was read, and keeps the last one while the main cannot be read', () => {
+    const s = computeStatus(input({ scheduler: reading }));
+    expect(s.scheduler).toEqual({ mode: 'auto', batchSize: 24, windowLatencyMs: 41.2, observedTime: t0.toISOString() });
+    expect(computeStatus(input({ previous: s, now: new Date(t0.getTime() + 60_000) })).scheduler).toEqual(s.scheduler);
+  });
+
+  it('does not rewrite status for an unchanged reading until it is five minutes old, but does for a new B', () => {
+    const first = computeStatus(input({ scheduler: reading }));
+    const later = (ms: number, r = reading) => computeStatus(input({ previous: first, scheduler: { ...r, windowLatencyMs: 50 }, now: new Date(t0.getTime() + ms) }));
+    expect(sameStatus(first, later(60_000))).toBe(true);
+    expect(later(SCHEDULER_RESTAMP_MS + 1).scheduler!.observedTime).not.toBe(first.scheduler!.observedTime);
+    expect(later(60_000, { ...reading, batchSize: 32 }).scheduler).toMatchObject({ batchSize: 32, windowLatencyMs: 50 });
+  });
+});
+
+describe('main URL templates', () => {
+  it('fill in the model, namespace, Service and port', () => {
+    const t = { name: 'rmc', namespace: 'prod', service: 'rmc-main', port: 8080 };
+    expect(mainUrl(DEFAULT_MAIN_URL_TEMPLATE, t)).toBe('http://rmc-main.prod.svc:8080');
+    expect(mainUrl('http://127.0.0.1:9000/{namespace}/{name}', t)).toBe('http://127.0.0.1:9000/prod/rmc');
   });
 });

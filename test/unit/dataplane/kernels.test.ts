@@ -1,0 +1,96 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { splitQuery, joinScores } from '../../../shard-server/inference/batching.js';
+import { poolInto } from '../../../shard-server/inference/embeddings.js';
+import { createArena, poolerFor } from '../../../shard-server/inference/kernels/pool.js';
+import type { EmbeddingTable } from '../../../shard-server/model/load.js';
+import type { PredictInput } from '../../../shard-server/inference/request.js';
+
+function tables(rows: number, dim: number, seed: number): { js: EmbeddingTable; wasm: EmbeddingTable } {
+  const meta = { name: 't', rows, dim, dtype: 'fp32' as const, net: 'n', poolingFactor: 1, file: '', sha256: '', bytes: rows * dim * 4 };
+  const data = new Float32Array(rows * dim);
+  let x = seed | 1;
+  for (let i = 0; i < data.length; i++) {
+    x ^= x << 13; x ^= x >>> 17; x ^= x << 5;
+    data[i] = ((x >>> 0) / 2 ** 32 - 0.5) * 8;
+  }
+  const arena = createArena(data.byteLength, 2)!;
+  const view = new Float32Array(arena.memory.buffer, arena.tableOffset, data.length);
+  view.set(data);
+  return { js: { index: 0, meta, data }, wasm: { index: 0, meta, data: view, arena } };
+}
+
+describe('the WebAssembly SIMD pooling kernel', () => {
+  it('sums exactly what the JavaScript loop sums, for any dim (SIMD body plus scalar tail) and pooling', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 70 }), fc.integer({ min: 1, max: 300 }), fc.array(fc.integer({ min: 0, max: 40 }), { minLength: 1, maxLength: 40 }), fc.constantFrom('sum' as const, 'mean' as const), fc.integer(),
+        (dim, rows, counts, pooling, seed) => {
+          const { js, wasm } = tables(rows, dim, seed);
+          const offsets = new Uint32Array(counts.length + 1);
+          counts.forEach((c, b) => (offsets[b + 1] = offsets[b]! + c));
+          const indices = Uint32Array.from({ length: offsets[counts.length]! }, (_, i) => (i * 7919 + Math.abs(seed)) % rows);
+          const a = new Float32Array(counts.length * dim).fill(NaN);
+          const b = new Float32Array(counts.length * dim).fill(NaN);
+          poolInto(js, offsets, indices, counts.length, pooling, a);
+          poolInto(wasm, offsets, indices, counts.length, pooling, b);
+          expect(b).toEqual(a);
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+
+  it('chunks requests larger than its scratch area (many samples, many indices) without changing the sums', () => {
+    const { js, wasm } = tables(5000, 64, 3);
+    const batch = 5000; // more samples than one chunk's offsets hold, and more output than its scratch
+    const offsets = Uint32Array.from({ length: batch + 1 }, (_, b) => b * 40); // 200,000 indices > 131,072 per chunk
+    const indices = Uint32Array.from({ length: batch * 40 }, (_, i) => (i * 104729) % 5000);
+    const a = new Float32Array(batch * 64);
+    const b = new Float32Array(batch * 64);
+    poolInto(js, offsets, indices, batch, 'sum', a);
+    poolInto(wasm, offsets, indices, batch, 'sum', b, 0);
+    expect(b).toEqual(a);
+  });
+
+  it('writes at an output offset and keeps threads apart by slot', () => {
+    const { js, wasm } = tables(10, 4, 9);
+    const offsets = Uint32Array.of(0, 2);
+    const indices = Uint32Array.of(1, 3);
+    const out = new Float32Array(12).fill(-1);
+    poolInto(wasm, offsets, indices, 1, 'sum', out, 8);
+    expect([...out.subarray(0, 8)]).toEqual(new Array(8).fill(-1));
+    expect([...out.subarray(8)]).toEqual([0, 1, 2, 3].map((d) => Math.fround(js.data[4 + d]! + js.data[12 + d]!)));
+    expect(() => poolerFor({ ...wasm.arena!, memory: new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true }), slots: 0 })).toThrow(/slot 0 outside/);
+  });
+
+  it('declines tables an arena cannot hold (wasm32 memories stop at 4 GiB), which then pool in JavaScript', () => {
+    expect(createArena(4 * 2 ** 30, 1)).toBeUndefined();
+  });
+});
+
+describe('query splitting', () => {
+  const input = (): PredictInput => ({
+    batch: 5,
+    dense: Float32Array.from({ length: 10 }, (_, i) => i),
+    pooling: 'sum',
+    sparse: new Map([[2, { offsets: Uint32Array.of(0, 1, 3, 3, 6, 7), indices: Uint32Array.of(10, 11, 12, 13, 14, 15, 16) }]]),
+  });
+
+  it('cuts a query into parts of B samples with their own dense rows and rebased offsets', () => {
+    const parts = splitQuery(input(), 2, 2);
+    expect(parts.map((p) => [p.start, p.input.batch])).toEqual([[0, 2], [2, 2], [4, 1]]);
+    expect([...parts[1]!.input.dense]).toEqual([4, 5, 6, 7]);
+    expect([...parts[1]!.input.sparse.get(2)!.offsets]).toEqual([0, 0, 3]);
+    expect([...parts[1]!.input.sparse.get(2)!.indices]).toEqual([13, 14, 15]);
+    expect([...parts[2]!.input.sparse.get(2)!.indices]).toEqual([16]);
+    // parts own their memory: transferring one cannot drag the request body along
+    for (const p of parts) expect(p.input.dense.byteOffset === 0 && p.input.dense.buffer.byteLength === p.input.dense.byteLength).toBe(true);
+  });
+
+  it('keeps a query whole when B is at least its size, and joins scores back in order', () => {
+    expect(splitQuery(input(), 64, 2)).toHaveLength(1);
+    const parts = splitQuery(input(), 2, 2).map((p) => ({ start: p.start, scores: Float32Array.from({ length: p.input.batch * 2 }, (_, i) => p.start * 2 + i) }));
+    expect([...joinScores(parts, 5, 2)]).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+  });
+});
