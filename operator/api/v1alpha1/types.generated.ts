@@ -729,7 +729,7 @@ batchSize?: number
  */
 acceleratorThreshold?: number
 /**
- * Latency at the target percentile in the scheduler's last tuning window
+ * Latency at the target percentile in the scheduler's last tuning window, in ms.
  */
 windowLatencyMs?: number
 /**
