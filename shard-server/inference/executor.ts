@@ -1,6 +1,6 @@
 // Where request parts run: inline on the event loop, or on a pool of worker threads, each with its own
 // single-threaded onnxruntime sessions and a view of the same SharedArrayBuffer tables (DeepRecSched's
-// one-request-per-core execution). The pool keeps one FIFO queue and hands a part to the first idle worker.
+// one-request-per-core execution). The pool keeps one FIFO queue and hands a part to the least busy worker.
 import { Worker } from 'node:worker_threads';
 import { builtSibling } from '../../operator/lib/paths.js';
 import type { Logger } from '../../operator/lib/log.js';
@@ -29,6 +29,21 @@ export class InlineExecutor implements Executor {
   async close() {}
 }
 
+/** A part's buffers move to the worker instead of being copied (each is the part's own, see batching.ts). */
+export function transferables(task: PartTask): ArrayBuffer[] {
+  const out = new Set<ArrayBuffer>();
+  const add = (a: ArrayBufferView) => {
+    if (a.buffer instanceof ArrayBuffer && a.byteLength > 0) out.add(a.buffer);
+  };
+  add(task.dense);
+  for (const [, offsets, indices] of task.sparse) {
+    add(offsets);
+    add(indices);
+  }
+  for (const [, values] of task.remote) add(values);
+  return [...out];
+}
+
 /** What a worker needs to build its PartComputer: the model files' bytes and the shared tables. */
 export interface WorkerInit {
   manifest: Manifest;
@@ -52,16 +67,24 @@ interface Slot {
   worker: Worker;
   /** The worker's kernel slot, kept by its replacement. */
   slot: number;
-  job?: Job;
+  ready: boolean;
+  /** Parts sent and not yet answered, by id. */
+  inflight: Map<number, Job>;
 }
 
-type Reply = { ready: true } | { result: PartResult } | { error: string };
+/**
+ * Parts in flight per worker: the second is already there when the first finishes, so a worker does not sit
+ * idle for a message round trip between parts.
+ */
+const DEPTH = 2;
+
+type Reply = { ready: true } | { id: number; result: PartResult } | { id: number; error: string };
 
 
 export class WorkerPool implements Executor {
   private readonly slots: Slot[] = [];
-  private readonly idle: Slot[] = [];
   private readonly queue: Job[] = [];
+  private nextId = 0;
   private closing = false;
 
   private constructor(
@@ -107,46 +130,44 @@ export class WorkerPool implements Executor {
   }
 
   private pump(): void {
-    while (this.idle.length && this.queue.length) {
-      const slot = this.idle.pop()!;
+    while (this.queue.length) {
+      let slot: Slot | undefined;
+      for (const s of this.slots) if (s.ready && s.inflight.size < DEPTH && (!slot || s.inflight.size < slot.inflight.size)) slot = s;
+      if (!slot) return;
       const job = this.queue.shift()!;
-      slot.job = job;
+      const id = this.nextId++;
+      slot.inflight.set(id, job);
       job.waited = (performance.now() - job.enqueued) / 1000;
-      slot.worker.postMessage(job.task);
+      slot.worker.postMessage({ id, task: job.task }, transferables(job.task));
     }
   }
 
   private spawn(slot: number): Promise<void> {
     return new Promise((resolve, reject) => {
       const worker = new Worker(builtSibling(import.meta.url, 'worker.js'), { workerData: { ...this.init, slot } });
-      const entry: Slot = { worker, slot };
-      let ready = false;
+      const entry: Slot = { worker, slot, ready: false, inflight: new Map() };
       worker.on('message', (m: Reply) => {
         if ('ready' in m) {
-          ready = true;
+          entry.ready = true;
           this.slots.push(entry);
-          this.idle.push(entry);
           this.pump();
           return resolve();
         }
-        const job = entry.job!;
-        entry.job = undefined;
-        this.idle.push(entry);
+        const job = entry.inflight.get(m.id)!;
+        entry.inflight.delete(m.id);
         if ('error' in m) job.reject(new Error(m.error));
         else job.resolve({ ...m.result, waited: job.waited ?? 0 });
         this.pump();
       });
       worker.on('error', (e) => {
-        if (!ready) return reject(e);
+        if (!entry.ready) return reject(e);
         this.log.error('worker failed', { error: e.message });
       });
       worker.on('exit', (code) => {
-        if (!ready || this.closing) return;
-        // A worker that dies takes its part with it; the rest carry on and a replacement starts.
-        entry.job?.reject(new Error(`worker exited with code ${code}`));
+        if (!entry.ready || this.closing) return;
+        // A worker that dies takes its parts with it; the rest carry on and a replacement starts.
+        for (const job of entry.inflight.values()) job.reject(new Error(`worker exited with code ${code}`));
         this.slots.splice(this.slots.indexOf(entry), 1);
-        const i = this.idle.indexOf(entry);
-        if (i >= 0) this.idle.splice(i, 1);
         this.spawn(slot).catch((e: Error) => this.log.error('worker restart failed', { error: e.message }));
       });
     });

@@ -23,10 +23,10 @@ const tables = new Map<number, EmbeddingTable>(
 );
 const computer = new PartComputer(m, bottom, top, tables);
 const port = parentPort!;
-port.on('message', (task: PartTask) => {
+port.on('message', ({ id, task }: { id: number; task: PartTask }) => {
   computer.run(task).then(
-    (result) => port.postMessage({ result }),
-    (e: unknown) => port.postMessage({ error: e instanceof Error ? e.message : String(e) }),
+    (result) => port.postMessage({ id, result }, result.scores.buffer instanceof ArrayBuffer && result.scores.byteOffset === 0 && result.scores.buffer.byteLength === result.scores.byteLength ? [result.scores.buffer] : []),
+    (e: unknown) => port.postMessage({ id, error: e instanceof Error ? e.message : String(e) }),
   );
 });
 port.postMessage({ ready: true });

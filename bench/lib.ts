@@ -1,0 +1,115 @@
+// Shared pieces of the benchmarks: serving a RecModel locally, capacity searches, open-loop load, CPU time of
+// every process of a deployment (from /proc), and the machine description each result is stated against.
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { availableParallelism, cpus, totalmem } from 'node:os';
+import { readRecModels } from '../operator/cli/program.js';
+import type { RecModel } from '../operator/api/v1alpha1/index.js';
+import { findCapacity } from '../loadgen/capacity.js';
+import { parseSizeSpec } from '../loadgen/distributions.js';
+import { runLoad, type LoadResult } from '../loadgen/run.js';
+import { buildQueries, type ModelInfo, type Query } from '../loadgen/workload.js';
+import { serveLocal, type LocalDeployment, type LocalOptions } from '../shard-server/local.js';
+
+export interface Machine {
+  cpuModel: string;
+  cores: number;
+  memoryGiB: number;
+  node: string;
+  os: string;
+}
+
+export function machine(): Machine {
+  let os = '';
+  try {
+    os = /PRETTY_NAME="([^"]+)"/.exec(readFileSync('/etc/os-release', 'utf8'))?.[1] ?? '';
+  } catch {
+    os = process.platform;
+  }
+  return { cpuModel: cpus()[0]?.model ?? 'unknown', cores: availableParallelism(), memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version, os };
+}
+
+/** The first RecModel of an example file, optionally with its sharding replaced. */
+export function example(file: string, sharding?: RecModel['spec']['sharding'], name?: string): RecModel {
+  const rm = readRecModels(new URL(`../examples/${file}`, import.meta.url).pathname)[0]!;
+  return { ...rm, metadata: { ...rm.metadata, name: name ?? rm.metadata.name }, spec: { ...rm.spec, ...(sharding ? { sharding } : {}) } };
+}
+
+export const SCALE = 0.001;
+
+export async function serve(rm: RecModel, o: Partial<LocalOptions> = {}): Promise<{ d: LocalDeployment; info: ModelInfo }> {
+  const d = await serveLocal(rm, { scale: SCALE, seed: 1, ...o });
+  const info = (await (await fetch(`${d.mainUrl}/v1/models/${rm.metadata.name}`)).json()) as ModelInfo;
+  return { d, info };
+}
+
+export function queries(info: ModelInfo, sizes = 'production', pool = 512): Query[] {
+  return buildQueries(info, { sizes: parseSizeSpec(sizes, () => ''), zipf: 0, seed: 7, pool });
+}
+
+export function load(d: LocalDeployment, qs: Query[], qps: number, seconds: number, percentile = 95): Promise<LoadResult> {
+  return runLoad({ predictUrl: d.predictUrl, qps, durationMs: seconds * 1000, timeoutMs: 10_000, queries: qs, seed: 3, tailPercentile: percentile });
+}
+
+export interface CapacityRun {
+  qps: number;
+  levels: { qps: number; latencyMs: number; pass: boolean }[];
+  /** The target held at every level measured, so qps is a lower bound. */
+  censored?: boolean;
+}
+
+/**
+ * Latency-bounded throughput on a fixed grid of load levels, the same for every configuration compared, so
+ * the comparison is not at the mercy of where an adaptive search happened to land. The capacity is where the
+ * tail latency crosses the target, interpolated between the last level that held it and the first that did not.
+ */
+export async function gridCapacity(d: LocalDeployment, qs: Query[], o: { targetMs: number; grid: number[]; levelSeconds: number; warmupQps: number }): Promise<CapacityRun> {
+  await load(d, qs, o.warmupQps, 3);
+  const levels: CapacityRun['levels'] = [];
+  for (const qps of o.grid) {
+    const l = await load(d, qs, qps, o.levelSeconds);
+    const pass = l.errors + l.timeouts === 0 && l.latencyMs.tail <= o.targetMs;
+    levels.push({ qps, latencyMs: l.latencyMs.tail, pass });
+    if (!pass && levels.length >= 2 && !levels[levels.length - 2]!.pass) break; // two fails in a row: past the knee
+  }
+  const firstFail = levels.findIndex((l) => !l.pass);
+  if (firstFail < 0) return { qps: levels.at(-1)!.qps, levels, censored: true };
+  if (firstFail === 0) return { qps: 0, levels };
+  const a = levels[firstFail - 1]!;
+  const b = levels[firstFail]!;
+  // linear in log latency between the bracketing levels
+  const f = (Math.log(o.targetMs) - Math.log(a.latencyMs)) / (Math.log(b.latencyMs) - Math.log(a.latencyMs));
+  return { qps: round(a.qps + Math.max(0, Math.min(1, f)) * (b.qps - a.qps), 1), levels };
+}
+
+/** Latency-bounded throughput: p95 under the target, after a warm-up. */
+export async function capacity(d: LocalDeployment, qs: Query[], o: { targetMs: number; startQps: number; levelSeconds: number; precision: number; maxLevels: number }): Promise<CapacityRun> {
+  await load(d, qs, o.startQps, Math.min(2, o.levelSeconds));
+  const r = await findCapacity({
+    targetMs: o.targetMs, startQps: o.startQps, precision: o.precision, maxLevels: o.maxLevels,
+    measure: async (qps) => {
+      const l = await load(d, qs, qps, o.levelSeconds);
+      return { latencyMs: l.latencyMs.tail, errors: l.errors + l.timeouts };
+    },
+  });
+  return { qps: r.qps, levels: r.levels.map((l) => ({ qps: l.qps, latencyMs: l.latencyMs, pass: l.pass })) };
+}
+
+/** CPU seconds (user + system) each process of the deployment has used so far. */
+export function cpuSeconds(d: LocalDeployment): number {
+  const tick = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
+  let total = 0;
+  for (const p of d.processes) {
+    if (!p.proc.pid) continue;
+    const stat = readFileSync(`/proc/${p.proc.pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    total += (Number(fields[11]) + Number(fields[12])) / tick; // utime, stime (fields 14 and 15 of stat)
+  }
+  return total;
+}
+
+export const round = (v: number, digits = 1) => Math.round(v * 10 ** digits) / 10 ** digits;
+
+export function log(line: string): void {
+  process.stderr.write(`${line}\n`);
+}

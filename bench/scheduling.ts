@@ -1,0 +1,77 @@
+// Benchmark 1, DeepRecSched: latency-bounded throughput (p95 under the model's target) of the main with the
+// auto scheduler, with fixed B = whole query, and with fixed B over a sweep, for four DeepRecInfra models
+// served monolithic (so the main's scheduling is all that differs).
+import { resolveSpec } from '../operator/api/v1alpha1/index.js';
+import { capacity, example, gridCapacity, log, queries, round, serve, type CapacityRun } from './lib.js';
+
+export interface SchedulingRow {
+  model: string;
+  file: string;
+  targetMs: number;
+  meanQuerySize: number;
+  whole: CapacityRun;
+  sweep: { batchSize: number; run: CapacityRun }[];
+  auto: CapacityRun & { finalBatchSize: number };
+  best: { batchSize: number; qps: number };
+  /** auto / best fixed and auto / whole query. */
+  autoVsBest: number;
+  autoVsWhole: number;
+}
+
+export const SCHEDULING_MODELS = [
+  { model: 'DLRM-RMC1', file: 'dlrm-rmc1.yaml' },
+  { model: 'DLRM-RMC2', file: 'dlrm-rmc2.yaml' },
+  { model: 'DLRM-RMC3', file: 'dlrm-rmc3.yaml' },
+  { model: 'Wide&Deep', file: 'wide-and-deep.yaml' },
+];
+
+export interface SchedulingOptions {
+  models: typeof SCHEDULING_MODELS;
+  sweep: number[];
+  levelSeconds: number;
+  /** Load levels as multiples of the calibrated capacity of the whole-query configuration. */
+  grid: number[];
+}
+
+export async function benchScheduling(o: SchedulingOptions): Promise<SchedulingRow[]> {
+  const rows: SchedulingRow[] = [];
+  for (const m of o.models) {
+    const rm = example(m.file, { strategy: 'monolithic' }, `bench-${m.file.replace('.yaml', '')}`);
+    const r = resolveSpec(rm.spec);
+    if (!r.ok) throw new Error(`${m.file}: invalid`);
+    const targetMs = parseFloat(r.spec.serving.latencyTarget) * (r.spec.serving.latencyTarget.endsWith('us') ? 0.001 : r.spec.serving.latencyTarget.endsWith('ms') ? 1 : 1000);
+    let meanQuerySize = 0;
+    let grid: number[] = [];
+    const measure = async (label: string, scheduler: 'auto' | 'fixed', batchSize: number) => {
+      const { d, info } = await serve(rm, { scheduler, batchSize });
+      try {
+        const qs = queries(info);
+        meanQuerySize = qs.reduce((s, q) => s + q.size, 0) / qs.length;
+        if (!grid.length) {
+          // calibration: a coarse adaptive search on the whole-query configuration places the grid
+          const c = await capacity(d, qs, { targetMs, startQps: 2, levelSeconds: 2, precision: 1.25, maxLevels: 8 });
+          grid = o.grid.map((g) => round(Math.max(c.qps, 1) * g, 1));
+          log(`  ${m.model} calibration: about ${c.qps} QPS; levels ${grid.join(', ')}`);
+        }
+        const run = await gridCapacity(d, qs, { targetMs, grid, levelSeconds: o.levelSeconds, warmupQps: grid[0]! });
+        const state = (await (await fetch(`${d.mainUrl}/v1/models/${rm.metadata.name}`)).json()) as { scheduler: { batchSize: number } };
+        log(`  ${m.model} ${label}: ${run.qps}${run.censored ? '+' : ''} QPS (p95 ${run.levels.map((l) => Math.round(l.latencyMs)).join('/')} ms)${scheduler === 'auto' ? `, B now ${state.scheduler.batchSize}` : ''}`);
+        return { run, finalBatchSize: state.scheduler.batchSize };
+      } finally {
+        await d.stop();
+      }
+    };
+    log(`scheduling: ${m.model} (p95 <= ${targetMs} ms)`);
+    const whole = (await measure('whole query (B = 1024)', 'fixed', 1024)).run;
+    const sweep = [];
+    for (const b of o.sweep) sweep.push({ batchSize: b, run: (await measure(`B = ${b}`, 'fixed', b)).run });
+    const auto = await measure('auto', 'auto', 64);
+    const fixed = [{ batchSize: 1024, qps: whole.qps }, ...sweep.map((s) => ({ batchSize: s.batchSize, qps: s.run.qps }))];
+    const best = fixed.reduce((a, b) => (b.qps > a.qps ? b : a));
+    rows.push({
+      model: m.model, file: m.file, targetMs, meanQuerySize: round(meanQuerySize), whole, sweep, auto: { ...auto.run, finalBatchSize: auto.finalBatchSize }, best,
+      autoVsBest: round(auto.run.qps / Math.max(best.qps, 1e-9), 3), autoVsWhole: round(auto.run.qps / Math.max(whole.qps, 1e-9), 3),
+    });
+  }
+  return rows;
+}
