@@ -1,0 +1,116 @@
+// Benchmark 3, sparse lookups against the physical limit: pooled lookups per second on one core of the sparse
+// shard's kernel (WebAssembly SIMD, and the plain JavaScript loop it replaced) against C kernels compiled here
+// with gcc -O3 (the textbook loop and our loop order; the faster is the reference) over the same table and
+// indices files, and the bytes those lookups read against the machine's
+// measured memory read bandwidth. Two tables: one that fits in cache (compute-bound) and one far larger
+// (memory-bound, like production tables).
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { poolInto } from '../shard-server/inference/embeddings.js';
+import { createArena } from '../shard-server/inference/kernels/pool.js';
+import type { EmbeddingTable } from '../shard-server/model/load.js';
+import { log, round } from './lib.js';
+
+export interface KernelRow {
+  table: string;
+  rows: number;
+  dim: number;
+  tableMiB: number;
+  wasm: number;
+  js: number;
+  /** The faster of the two C kernels, and each of them. */
+  c: number;
+  cNaive: number;
+  cBlocked: number;
+  wasmVsC: number;
+  jsVsC: number;
+  /** GB/s the WebAssembly kernel reads, and that as a share of the measured bandwidth. */
+  wasmGBps: number;
+  wasmVsBandwidth: number;
+}
+
+export interface KernelResult {
+  compiler: string;
+  flags: string;
+  batch: number;
+  pooling: number;
+  readGBps: number;
+  rows: KernelRow[];
+}
+
+function timeKernel(table: EmbeddingTable, offsets: Uint32Array, indices: Uint32Array, batch: number, seconds: number): number {
+  const out = new Float32Array(batch * table.meta.dim);
+  poolInto(table, offsets, indices, batch, 'sum', out); // warm-up (JIT, caches)
+  let calls = 0;
+  const t0 = performance.now();
+  let t = t0;
+  do {
+    poolInto(table, offsets, indices, batch, 'sum', out);
+    calls++;
+    t = performance.now();
+  } while (t - t0 < seconds * 1000);
+  return (calls * indices.length) / ((t - t0) / 1000);
+}
+
+export async function benchKernel(o: { sizes: { label: string; rows: number }[]; dim: number; seconds: number; bandwidthMiB: number }): Promise<KernelResult> {
+  const dir = mkdtempSync(join(tmpdir(), 'recshard-kernel-'));
+  const flags = '-O3';
+  try {
+    const exe = (name: string) => {
+      const bin = join(dir, name);
+      execFileSync('gcc', [flags, '-o', bin, new URL(`./c/${name}.c`, import.meta.url).pathname]);
+      return bin;
+    };
+    const poolBin = exe('pool');
+    const bwBin = exe('membw');
+    const compiler = execFileSync('gcc', ['--version']).toString().split('\n')[0]!;
+    const readGBps = (JSON.parse(execFileSync(bwBin, [String(o.bandwidthMiB), '5']).toString()) as { readGBps: number }).readGBps;
+    log(`kernel: memory read bandwidth ${readGBps} GB/s (${compiler} ${flags})`);
+    const batch = 256;
+    const pooling = 80;
+    const rowsOut: KernelRow[] = [];
+    for (const size of o.sizes) {
+      const { rows } = size;
+      const dim = o.dim;
+      const data = new Float32Array(rows * dim);
+      let x = 12345;
+      for (let i = 0; i < data.length; i++) {
+        x = (Math.imul(x, 1103515245) + 12345) | 0;
+        data[i] = (x >>> 8) / 2 ** 24 - 0.5;
+      }
+      const indices = new Uint32Array(batch * pooling);
+      for (let i = 0; i < indices.length; i++) {
+        x = (Math.imul(x, 1103515245) + 12345) | 0;
+        indices[i] = (x >>> 0) % rows;
+      }
+      const offsets = Uint32Array.from({ length: batch + 1 }, (_, b) => Math.floor((indices.length * b) / batch));
+      const tableFile = join(dir, 'table.bin');
+      const indexFile = join(dir, 'indices.bin');
+      writeFileSync(tableFile, new Uint8Array(data.buffer));
+      writeFileSync(indexFile, new Uint8Array(indices.buffer));
+      const meta = { name: 't', rows, dim, dtype: 'fp32' as const, net: 'n', poolingFactor: pooling, file: '', sha256: '', bytes: data.byteLength };
+      const arena = createArena(data.byteLength, 1)!;
+      const view = new Float32Array(arena.memory.buffer, arena.tableOffset, data.length);
+      view.set(data);
+      const wasm = timeKernel({ index: 0, meta, data: view, arena }, offsets, indices, batch, o.seconds);
+      const js = timeKernel({ index: 0, meta, data }, offsets, indices, batch, o.seconds);
+      const runC = (variant: string) => (JSON.parse(execFileSync(poolBin, [variant, tableFile, String(rows), String(dim), indexFile, String(batch), String(o.seconds)]).toString()) as { lookupsPerSecond: number }).lookupsPerSecond;
+      const cNaive = runC('naive');
+      const cBlocked = runC('blocked');
+      const c = Math.max(cNaive, cBlocked);
+      const wasmGBps = (wasm * dim * 4) / 1e9;
+      const row: KernelRow = {
+        table: size.label, rows, dim, tableMiB: round(data.byteLength / 2 ** 20, 1),
+        wasm: Math.round(wasm), js: Math.round(js), c: Math.round(c), cNaive: Math.round(cNaive), cBlocked: Math.round(cBlocked), wasmVsC: round(wasm / c, 3), jsVsC: round(js / c, 3),
+        wasmGBps: round(wasmGBps, 2), wasmVsBandwidth: round(wasmGBps / readGBps, 3),
+      };
+      log(`  ${size.label} (${row.tableMiB} MiB): wasm ${(wasm / 1e6).toFixed(1)}M, js ${(js / 1e6).toFixed(1)}M, C ${(cNaive / 1e6).toFixed(1)}M naive / ${(cBlocked / 1e6).toFixed(1)}M blocked lookups/s; wasm/C ${row.wasmVsC}`);
+      rowsOut.push(row);
+    }
+    return { compiler, flags, batch, pooling, readGBps, rows: rowsOut };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
