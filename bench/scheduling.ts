@@ -31,6 +31,7 @@ export interface SchedulingOptions {
   levelSeconds: number;
   /** Load levels as multiples of the calibrated capacity of the whole-query configuration. */
   grid: number[];
+  calibration: { levelSeconds: number; maxLevels: number };
 }
 
 export async function benchScheduling(o: SchedulingOptions): Promise<SchedulingRow[]> {
@@ -49,7 +50,7 @@ export async function benchScheduling(o: SchedulingOptions): Promise<SchedulingR
         meanQuerySize = qs.reduce((s, q) => s + q.size, 0) / qs.length;
         if (!grid.length) {
           // calibration: a coarse adaptive search on the whole-query configuration places the grid
-          const c = await capacity(d, qs, { targetMs, startQps: 2, levelSeconds: 2, precision: 1.25, maxLevels: 8 });
+          const c = await capacity(d, qs, { targetMs, startQps: 2, levelSeconds: o.calibration.levelSeconds, precision: 1.25, maxLevels: o.calibration.maxLevels });
           grid = o.grid.map((g) => round(Math.max(c.qps, 1) * g, 1));
           log(`  ${m.model} calibration: about ${c.qps} QPS; levels ${grid.join(', ')}`);
         }

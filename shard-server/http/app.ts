@@ -31,6 +31,8 @@ export interface AppOptions {
 export function buildServerApp(state: ServerState, o: AppOptions): Express {
   const app = express();
   app.disable('x-powered-by');
+  // No ETags: every predict and lookup answer is fresh, and hashing a megabyte of pooled rows per call is waste.
+  app.set('etag', false);
   const m = o.metrics;
   const labels = m.labels;
 

@@ -1,6 +1,6 @@
-// DeepRecSched's request splitting: a query of N samples becomes ceil(N / B) parts of at most B samples, each
-// with its own copies of the dense rows and of the sparse offsets (rebased to 0) and indices, so a part can be
-// transferred to a worker thread without dragging the whole request body along.
+// DeepRecSched's request splitting: a query of N samples becomes ceil(N / B) parts of at most B samples. Parts
+// are views into the query (dense rows and indices) with their own offsets rebased to 0, so splitting copies
+// nothing large; what goes to a worker thread is copied once, by partTask, into buffers the worker then owns.
 import type { PredictInput, SparseInput } from './request.js';
 
 export interface Part {
@@ -20,7 +20,7 @@ export function splitQuery(input: PredictInput, batchSize: number, denseFeatures
     for (const [t, sp] of input.sparse) sparse.set(t, sliceSparse(sp, start, end));
     parts.push({
       start,
-      input: { batch: end - start, dense: input.dense.slice(start * denseFeatures, end * denseFeatures), sparse, pooling: input.pooling },
+      input: { batch: end - start, dense: input.dense.subarray(start * denseFeatures, end * denseFeatures), sparse, pooling: input.pooling },
     });
   }
   return parts;
@@ -28,9 +28,10 @@ export function splitQuery(input: PredictInput, batchSize: number, denseFeatures
 
 function sliceSparse(sp: SparseInput, start: number, end: number): SparseInput {
   const first = sp.offsets[start]!;
+  if (first === 0 && end === sp.offsets.length - 1) return sp;
   const offsets = new Uint32Array(end - start + 1);
   for (let b = 0; b <= end - start; b++) offsets[b] = sp.offsets[start + b]! - first;
-  return { offsets, indices: sp.indices.slice(first, sp.offsets[end]!) };
+  return { offsets, indices: sp.indices.subarray(first, sp.offsets[end]!) };
 }
 
 /** Writes each part's scores (batch x outputs) back at its position in the query. */

@@ -2,7 +2,7 @@
 import { ErrorCode, fail } from '../http/errors.js';
 import type { EmbeddingTable } from '../model/load.js';
 import { poolInto } from './embeddings.js';
-import { MAGIC, decodeRequest } from './protocol.js';
+import { MAGIC, decodeRequest, firstOutOfRange } from './protocol.js';
 
 export class LookupService {
   private readonly byIndex = new Map<number, EmbeddingTable>();
@@ -29,9 +29,8 @@ export class LookupService {
       const table = this.byIndex.get(l.table);
       if (!table) fail(ErrorCode.UnknownTable, `tables[${i}]: this shard does not hold table index ${l.table}`);
       const rows = table!.meta.rows;
-      for (let k = 0; k < l.indices.length; k++) {
-        if (l.indices[k]! >= rows) fail(ErrorCode.IndexOutOfRange, `tables[${i}].indices[${k}] = ${l.indices[k]} is out of range: table "${table!.meta.name}" has ${rows} rows`);
-      }
+      const k = firstOutOfRange(l.indices, rows);
+      if (k >= 0) fail(ErrorCode.IndexOutOfRange, `tables[${i}].indices[${k}] = ${l.indices[k]} is out of range: table "${table!.meta.name}" has ${rows} rows`);
       words += 2 + req.batch * table!.meta.dim;
       return table!;
     });

@@ -72,10 +72,11 @@ export class Predictor {
 
   private async runPart(part: Part, executor: Executor, deadline: number, hooks: PredictHooks, fallbacks: Set<number>) {
     const { input } = part;
-    const task: PartTask = { batch: input.batch, dense: input.dense, pooling: input.pooling, sparse: [], remote: [] };
+    // The worker gets its own copies (transferred, not cloned again); shard calls encode from the views.
+    const task: PartTask = { batch: input.batch, dense: input.dense.slice(), pooling: input.pooling, sparse: [], remote: [] };
     for (const t of this.p.localTables) {
       const sp = input.sparse.get(t);
-      if (sp) task.sparse.push([t, sp.offsets, sp.indices]);
+      if (sp) task.sparse.push([t, sp.offsets.slice(), sp.indices.slice()]);
     }
     if (this.shards.length) {
       const t0 = performance.now();

@@ -41,6 +41,15 @@ export function encodeRequest(req: LookupRequest): Uint8Array {
   return new Uint8Array(u.buffer);
 }
 
+/** Position of the first index >= rows, or -1: one tight loop, run on every index of every request. */
+export function firstOutOfRange(indices: Uint32Array, rows: number): number {
+  let max = 0;
+  for (let k = 0; k < indices.length; k++) if (indices[k]! > max) max = indices[k]!;
+  if (max < rows) return -1;
+  for (let k = 0; k < indices.length; k++) if (indices[k]! >= rows) return k;
+  return -1;
+}
+
 /** Word view of a body, copied only when the bytes are not 4-aligned. */
 export function words(body: Uint8Array): Uint32Array {
   if (body.byteLength % 4 !== 0) fail(ErrorCode.InvalidRequest, `body length ${body.byteLength} is not a multiple of 4`);

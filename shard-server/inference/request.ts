@@ -2,7 +2,7 @@
 import { ErrorCode, fail } from '../http/errors.js';
 import type { Manifest } from '../model/manifest.js';
 import type { Pooling } from './embeddings.js';
-import { PREDICT_MAGIC, readSection, words } from './protocol.js';
+import { PREDICT_MAGIC, firstOutOfRange, readSection, words } from './protocol.js';
 
 export interface Limits {
   maxBatch: number;
@@ -113,12 +113,13 @@ export function parsePredictBinary(body: Uint8Array, m: Manifest, limits: Limits
     const meta = m.tables[lookup.table];
     if (!meta) fail(ErrorCode.UnknownTable, `tables[${t}]: the model has no table index ${lookup.table}`);
     if (sparse.has(lookup.table)) fail(ErrorCode.InvalidField, `tables[${t}]: table index ${lookup.table} appears twice`);
+    const offsets = lookup.offsets;
+    const maxPer = limits.maxIndicesPerSample;
     for (let b = 0; b < batch; b++) {
-      if (lookup.offsets[b + 1]! - lookup.offsets[b]! > limits.maxIndicesPerSample) fail(ErrorCode.InvalidField, `tables[${t}] sample ${b} has more than ${limits.maxIndicesPerSample} indices`);
+      if (offsets[b + 1]! - offsets[b]! > maxPer) fail(ErrorCode.InvalidField, `tables[${t}] sample ${b} has more than ${maxPer} indices`);
     }
-    for (let k = 0; k < lookup.indices.length; k++) {
-      if (lookup.indices[k]! >= meta!.rows) fail(ErrorCode.IndexOutOfRange, `tables[${t}].indices[${k}] = ${lookup.indices[k]} is out of range: table "${meta!.name}" has ${meta!.rows} rows`);
-    }
+    const k = firstOutOfRange(lookup.indices, meta!.rows);
+    if (k >= 0) fail(ErrorCode.IndexOutOfRange, `tables[${t}].indices[${k}] = ${lookup.indices[k]} is out of range: table "${meta!.name}" has ${meta!.rows} rows`);
     sparse.set(lookup.table, { offsets: lookup.offsets, indices: lookup.indices });
   }
   if (p !== u.length) fail(ErrorCode.InvalidRequest, `${u.length - p} trailing words`);

@@ -31,7 +31,7 @@ describe('request splitting', () => {
     const ds = await Promise.all(configs.map((c, i) => serve(`rmc1-split-${i}`, c)));
     const m = await readManifest(modelSource(ds[0]!.modelDir));
     const body = randomRequest(m, 37, 4);
-    const scores = [];
+    const scores: number[][] = [];
     for (const d of ds) {
       const r = await predict(d.predictUrl, body);
       expect(r.status).toBe(200);

@@ -1,0 +1,91 @@
+// Benchmark 4, server overhead: the end-to-end latency of one query at a time through the main (HTTP, parsing,
+// scheduling, a worker thread, embeddings, interaction) against the bare onnxruntime time of the same batch
+// through the same dense networks in-process. The difference is what recshard adds; the server's own stage
+// metrics split it into the embedding and interaction work (real compute) and the rest.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { build } from 'hdr-histogram-js';
+import { DenseNet } from '../shard-server/inference/dense.js';
+import type { Manifest } from '../shard-server/model/manifest.js';
+import { PREDICT_CONTENT_TYPE } from '../shard-server/inference/protocol.js';
+import { example, log, queries, round, serve } from './lib.js';
+
+export interface OverheadRow {
+  model: string;
+  batch: number;
+  /** Medians in microseconds. */
+  endToEndUs: number;
+  bareOrtUs: number;
+  overheadUs: number;
+  overheadPct: number;
+  /** Per query, from the server's stage histograms (means, microseconds). */
+  server: { endToEnd: number; embeddings: number; interaction: number; dense: number; queue: number };
+}
+
+const median = (xs: number[]) => {
+  const h = build({ lowestDiscernibleValue: 1, highestTrackableValue: 1e9, numberOfSignificantValueDigits: 3 });
+  for (const x of xs) h.recordValue(Math.max(1, Math.round(x)));
+  return h.getValueAtPercentile(50);
+};
+
+async function stageMeans(url: string): Promise<Record<string, number>> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const sums: Record<string, number> = {};
+  const counts: Record<string, number> = {};
+  for (const line of text.split('\n')) {
+    const m = /^recshard_request_duration_seconds_(sum|count)\{[^}]*stage="([a-z_]+)"[^}]*\} (\S+)$/.exec(line);
+    if (!m) continue;
+    (m[1] === 'sum' ? sums : counts)[m[2]!] = ((m[1] === 'sum' ? sums : counts)[m[2]!] ?? 0) + Number(m[3]);
+  }
+  return Object.fromEntries(Object.keys(sums).map((k) => [k, (sums[k]! / Math.max(counts.end_to_end ?? 1, 1)) * 1e6]));
+}
+
+export async function benchOverhead(o: { models: { model: string; file: string }[]; batch: number; queries: number }): Promise<OverheadRow[]> {
+  const rows: OverheadRow[] = [];
+  for (const m of o.models) {
+    const rm = example(m.file, { strategy: 'monolithic' }, `bench-${m.file.replace('.yaml', '')}`);
+    const { d, info } = await serve(rm, { scheduler: 'fixed', batchSize: 1024 });
+    try {
+      const qs = queries(info, `fixed:${o.batch}`, 16);
+      const send = async (i: number) => {
+        const t = performance.now();
+        const res = await fetch(d.predictUrl, { method: 'POST', headers: { 'content-type': PREDICT_CONTENT_TYPE }, body: qs[i % qs.length]!.body as unknown as BodyInit });
+        await res.arrayBuffer();
+        if (!res.ok) throw new Error(`predict answered ${res.status}`);
+        return (performance.now() - t) * 1000;
+      };
+      for (let i = 0; i < 50; i++) await send(i); // warm-up
+      const before = await stageMeans(d.mainUrl);
+      const e2e: number[] = [];
+      for (let i = 0; i < o.queries; i++) e2e.push(await send(i));
+      const after = await stageMeans(d.mainUrl);
+      // the same networks, bare: one single-threaded session each, the same batch
+      const manifest = JSON.parse(readFileSync(join(d.modelDir, 'manifest.json'), 'utf8')) as Manifest;
+      const bottomOut = manifest.bottomMLP.at(-1) ?? manifest.denseFeatures;
+      const bottom = manifest.dense.bottom ? await DenseNet.load(readFileSync(join(d.modelDir, manifest.dense.bottom.file)), manifest.denseFeatures, bottomOut) : undefined;
+      const top = await DenseNet.load(readFileSync(join(d.modelDir, manifest.dense.top.file)), manifest.topInput, manifest.topMLP.at(-1)!);
+      const x = Float32Array.from({ length: o.batch * manifest.denseFeatures }, (_, i) => Math.sin(i));
+      const z = Float32Array.from({ length: o.batch * manifest.topInput }, (_, i) => Math.cos(i));
+      const bare: number[] = [];
+      for (let i = 0; i < 50 + o.queries; i++) {
+        const t = performance.now();
+        if (bottom) await bottom.run(x, o.batch);
+        await top.run(z, o.batch);
+        if (i >= 50) bare.push((performance.now() - t) * 1000);
+      }
+      // stage means over the measured queries only: (sum_after - sum_before) / queries
+      const stage = (k: string) => round(((after[k] ?? 0) * (50 + o.queries) - (before[k] ?? 0) * 50) / o.queries, 0);
+      const endToEndUs = median(e2e);
+      const bareOrtUs = median(bare);
+      const row: OverheadRow = {
+        model: m.model, batch: o.batch, endToEndUs, bareOrtUs, overheadUs: endToEndUs - bareOrtUs, overheadPct: round(((endToEndUs - bareOrtUs) / endToEndUs) * 100, 1),
+        server: { endToEnd: stage('end_to_end'), embeddings: stage('embeddings'), interaction: stage('interaction'), dense: stage('bottom_mlp') + stage('top_mlp'), queue: stage('queue') },
+      };
+      log(`overhead: ${m.model} batch ${o.batch}: end to end ${endToEndUs} us, bare onnxruntime ${bareOrtUs} us, overhead ${row.overheadUs} us (${row.overheadPct}%)`);
+      rows.push(row);
+    } finally {
+      await d.stop();
+    }
+  }
+  return rows;
+}

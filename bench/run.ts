@@ -1,0 +1,90 @@
+#!/usr/bin/env node
+// `make bench`: the four benchmarks of docs/benchmarks.md, written there with their charts and raw JSON.
+// `--quick` runs each at smoke-test size (seconds, not minutes) into a directory of your choice.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { Command, Option } from 'commander';
+import { kernelChart, overheadChart, scaleOutChart, schedulingChart, svg } from './charts.js';
+import { benchKernel } from './kernel.js';
+import { capacity, example, log, machine, queries, round, serve } from './lib.js';
+import { benchOverhead } from './overhead.js';
+import { renderReport, type BenchResults } from './report.js';
+import { benchScaleOut, SCALEOUT_CONFIGS, SCALEOUT_MODELS } from './scaleout.js';
+import { benchScheduling, SCHEDULING_MODELS } from './scheduling.js';
+
+const ALL = ['scheduling', 'scaleout', 'kernel', 'overhead'] as const;
+const flags = new Command('bench')
+  .option('--quick', 'smoke-test sizes: every benchmark in about a minute (numbers are not meaningful)')
+  .option('--out <dir>', 'where benchmarks.md goes (charts and results.json in <dir>/bench)', 'docs')
+  .addOption(new Option('--only <names...>', 'run only these').choices([...ALL]))
+  .parse(process.argv)
+  .opts<{ quick?: boolean; out: string; only?: (typeof ALL)[number][] }>();
+
+const quick = flags.quick === true;
+const only = new Set(flags.only ?? ALL);
+const started = new Date();
+const t0 = performance.now();
+const results: BenchResults = {
+  command: ['make bench', ...(quick ? ['--quick'] : []), ...(flags.only ? [`--only ${flags.only.join(' ')}`] : [])].join(' ').replace('make bench --', 'npx tsx bench/run.ts --'),
+  quick, startedAt: started.toISOString(), durationS: 0, machine: machine(),
+};
+if (!quick && !flags.only) results.command = 'make bench';
+const step = (name: string) => log(`\n== ${name} (${((performance.now() - t0) / 1000).toFixed(0)} s)`);
+
+if (only.has('scheduling')) {
+  step('1/4 scheduling');
+  results.scheduling = await benchScheduling(quick
+    ? { models: SCHEDULING_MODELS.slice(0, 1), sweep: [32], levelSeconds: 1, grid: [0.5, 1], calibration: { levelSeconds: 0.5, maxLevels: 4 } }
+    : { models: SCHEDULING_MODELS, sweep: [8, 32, 128], levelSeconds: 3, grid: [0.7, 0.85, 1, 1.15, 1.3, 1.5], calibration: { levelSeconds: 2, maxLevels: 8 } });
+}
+
+if (only.has('scaleout')) {
+  step('2/4 scale-out');
+  const half = async (file: string) => {
+    const row = results.scheduling?.find((s) => s.file === file);
+    if (row) return round(Math.max(row.whole.qps, 1) / 2, 1);
+    const { d, info } = await serve(example(file, { strategy: 'monolithic' }, 'bench-calibrate'), { scheduler: 'fixed', batchSize: 1024 });
+    try {
+      const c = await capacity(d, queries(info), { targetMs: 100, startQps: 2, levelSeconds: quick ? 0.5 : 2, precision: 1.25, maxLevels: quick ? 3 : 8 });
+      return round(Math.max(c.qps, 1) / 2, 1);
+    } finally {
+      await d.stop();
+    }
+  };
+  const models = quick ? SCALEOUT_MODELS.slice(0, 1) : SCALEOUT_MODELS;
+  const loads = new Map<string, number>();
+  for (const m of models) loads.set(m.file, await half(m.file));
+  results.scaleOut = await benchScaleOut({ models, configs: quick ? SCALEOUT_CONFIGS.slice(0, 3) : SCALEOUT_CONFIGS, seconds: quick ? 1 : 8, load: (f) => loads.get(f)! });
+}
+
+if (only.has('kernel')) {
+  step('3/4 kernel');
+  results.kernel = await benchKernel(quick
+    ? { sizes: [{ label: 'cache-resident', rows: 4096 }], dim: 64, seconds: 0.2, bandwidthMiB: 64 }
+    : { sizes: [{ label: 'cache-resident', rows: 4096 }, { label: 'DRAM', rows: 1 << 20 }], dim: 64, seconds: 1.5, bandwidthMiB: 1024 });
+}
+
+if (only.has('overhead')) {
+  step('4/4 overhead');
+  results.overhead = await benchOverhead({ models: quick ? [SCHEDULING_MODELS[0]!] : [SCHEDULING_MODELS[0]!, SCHEDULING_MODELS[2]!], batch: 64, queries: quick ? 20 : 300 });
+}
+
+results.durationS = Math.round((performance.now() - t0) / 1000);
+const chartDir = join(flags.out, 'bench');
+mkdirSync(chartDir, { recursive: true });
+const charts: Record<string, string> = {};
+const chart = async (name: string, spec: Parameters<typeof svg>[0]) => {
+  const file = join(chartDir, `${name}.svg`);
+  writeFileSync(file, await svg(spec));
+  charts[name] = relative(flags.out, file);
+};
+if (results.scheduling) await chart('scheduling', schedulingChart(results.scheduling));
+if (results.scaleOut) {
+  await chart('scaleOutLatency', scaleOutChart(results.scaleOut, 'p99Ms'));
+  await chart('scaleOutCpu', scaleOutChart(results.scaleOut, 'cpuSecondsPer1000'));
+}
+if (results.kernel) await chart('kernel', kernelChart(results.kernel));
+if (results.overhead) await chart('overhead', overheadChart(results.overhead));
+writeFileSync(join(chartDir, 'results.json'), JSON.stringify(results, null, 2) + '\n');
+writeFileSync(join(flags.out, 'benchmarks.md'), renderReport(results, charts));
+log(`\nwrote ${join(flags.out, 'benchmarks.md')} and ${Object.keys(charts).length} charts in ${chartDir} (${results.durationS} s)`);
