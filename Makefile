@@ -4,12 +4,13 @@ SHELL := bash
 NPM ?= npm
 export ONNXRUNTIME_NODE_INSTALL := skip
 
-.PHONY: help deps build gen typecheck test test-unit test-dataplane test-cluster demo cluster-up cluster-down control-plane clean
+.PHONY: help deps build gen typecheck test test-unit test-dataplane test-cluster demo bench cluster-up cluster-down control-plane clean
 
 help:
 	@echo "make demo          plan the examples, serve DLRM-RMC2 locally in every strategy under load, run the operator on a local control plane"
 	@echo "make test          every test: unit, then the cluster suites on a real local control plane"
 	@echo "make cluster-up    start a local control plane (prints KUBECONFIG); make cluster-down stops it"
+	@echo "make bench         the four benchmarks into docs/benchmarks.md with charts (about 12 min; BENCH_FLAGS=--quick for a smoke run)"
 	@echo "make gen           regenerate TypeScript types from crds/ after editing the CRD"
 
 node_modules/.deps-stamp: package.json package-lock.json
@@ -47,6 +48,11 @@ test-cluster: build control-plane
 
 demo: build control-plane
 	npx tsx scripts/demo.ts
+
+# Needs gcc for the C reference kernels of benchmark 3.
+BENCH_FLAGS ?=
+bench: build
+	npx tsx bench/run.ts $(BENCH_FLAGS)
 
 cluster-up: build control-plane
 	npx tsx test/cluster/cluster.ts up

@@ -19,7 +19,7 @@ export function schedulingChart(rows: SchedulingRow[]): TopLevelSpec {
   const values = rows.flatMap((r) => [
     { model: r.model, config: 'whole query', qps: r.whole.qps },
     ...r.sweep.map((s) => ({ model: r.model, config: `B = ${s.batchSize}`, qps: s.run.qps })),
-    { model: r.model, config: `auto (B → ${r.auto.finalBatchSize})`.replace(/\(B → \d+\)/, 'auto'), qps: r.auto.qps },
+    { model: r.model, config: 'auto', qps: r.auto.qps },
   ]);
   const order = ['whole query', ...(rows[0]?.sweep.map((s) => `B = ${s.batchSize}`) ?? []), 'auto'];
   return {
@@ -90,29 +90,53 @@ export function kernelChart(k: KernelResult): TopLevelSpec {
 }
 
 export function overheadChart(rows: OverheadRow[]): TopLevelSpec {
-  const order = ['onnxruntime (bare)', 'embeddings', 'interaction', 'server: parse, schedule, worker hop, ORT calls', 'HTTP client and transport'];
-  const values = rows.flatMap((r) => {
-    const serverRest = Math.max(0, r.server.endToEnd - r.server.embeddings - r.server.interaction - r.bareOrtUs);
-    return [
-      { model: r.model, part: order[0], us: r.bareOrtUs },
-      { model: r.model, part: order[1], us: r.server.embeddings },
-      { model: r.model, part: order[2], us: r.server.interaction },
-      { model: r.model, part: order[3], us: serverRest },
-      { model: r.model, part: order[4], us: Math.max(0, r.endToEndUs - r.server.endToEnd) },
-    ];
-  });
+  const parts = overheadParts(rows[0]!).map((p) => p.part);
+  const values = rows.flatMap((r) => overheadParts(r).map((p, i) => ({ model: r.model, ...p, order: i })));
   return {
     ...base,
-    title: { text: `Where one query's time goes (batch ${rows[0]?.batch}, medians and means, µs)` },
+    title: { text: `Where one query's time goes (batch ${rows[0]?.batch}; µs, medians and stage means)` },
     data: { values },
     mark: 'bar',
     encoding: {
       y: { field: 'model', type: 'nominal', title: null },
       x: { field: 'us', type: 'quantitative', title: 'µs', stack: 'zero' },
-      color: { field: 'part', type: 'nominal', sort: order, title: null, legend: { orient: 'bottom', columns: 2 } },
-      order: { field: 'part', sort: 'ascending' },
+      color: { field: 'part', type: 'nominal', sort: parts, title: null, legend: { orient: 'bottom', columns: 2, labelLimit: 400 } },
+      order: { field: 'order', type: 'quantitative' },
     },
-    width: 520,
+    width: 560,
     height: 90,
+  } as TopLevelSpec;
+}
+
+/** One query's time, split: bare onnxruntime, what onnxruntime took beyond that in the server, the model's other
+ * work, the rest of the server, and the client and transport. */
+export function overheadParts(r: OverheadRow): { part: string; us: number }[] {
+  const dense = Math.max(r.server.dense, r.bareOrtUs);
+  return [
+    { part: 'onnxruntime, bare', us: r.bareOrtUs },
+    { part: 'onnxruntime in the server, beyond bare', us: dense - r.bareOrtUs },
+    { part: 'embedding lookups', us: r.server.embeddings },
+    { part: 'interaction', us: r.server.interaction },
+    { part: 'server: HTTP, parsing, scheduling, worker hand-off', us: Math.max(0, r.server.endToEnd - dense - r.server.embeddings - r.server.interaction) },
+    { part: 'client and transport', us: Math.max(0, r.endToEndUs - r.server.endToEnd) },
+  ];
+}
+
+/** The demo's picture: p50 and p99 per strategy at one offered load. */
+export function strategiesChart(rows: { strategy: string; p50Ms: number; p99Ms: number }[], subtitle: string): TopLevelSpec {
+  const values = rows.flatMap((r) => [{ strategy: r.strategy, percentile: 'p50', ms: r.p50Ms }, { strategy: r.strategy, percentile: 'p99', ms: r.p99Ms }]);
+  return {
+    ...base,
+    title: { text: 'Latency by sharding strategy', subtitle },
+    data: { values },
+    mark: 'bar',
+    encoding: {
+      x: { field: 'strategy', type: 'nominal', sort: rows.map((r) => r.strategy), title: null, axis: { labelAngle: 0 } },
+      xOffset: { field: 'percentile', type: 'nominal', sort: ['p50', 'p99'] },
+      y: { field: 'ms', type: 'quantitative', title: 'ms' },
+      color: { field: 'percentile', type: 'nominal', sort: ['p50', 'p99'], title: null },
+    },
+    width: 460,
+    height: 240,
   } as TopLevelSpec;
 }

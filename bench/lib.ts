@@ -1,6 +1,5 @@
 // Shared pieces of the benchmarks: serving a RecModel locally, capacity searches, open-loop load, CPU time of
 // every process of a deployment (from /proc), and the machine description each result is stated against.
-import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { availableParallelism, cpus, totalmem } from 'node:os';
 import { readRecModels } from '../operator/cli/program.js';
@@ -93,19 +92,6 @@ export async function capacity(d: LocalDeployment, qs: Query[], o: { targetMs: n
     },
   });
   return { qps: r.qps, levels: r.levels.map((l) => ({ qps: l.qps, latencyMs: l.latencyMs, pass: l.pass })) };
-}
-
-/** CPU seconds (user + system) each process of the deployment has used so far. */
-export function cpuSeconds(d: LocalDeployment): number {
-  const tick = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
-  let total = 0;
-  for (const p of d.processes) {
-    if (!p.proc.pid) continue;
-    const stat = readFileSync(`/proc/${p.proc.pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    total += (Number(fields[11]) + Number(fields[12])) / tick; // utime, stime (fields 14 and 15 of stat)
-  }
-  return total;
 }
 
 export const round = (v: number, digits = 1) => Math.round(v * 10 ** digits) / 10 ** digits;

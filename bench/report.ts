@@ -2,6 +2,7 @@
 // its target and a chart.
 import type { KernelResult } from './kernel.js';
 import type { Machine } from './lib.js';
+import { overheadParts } from './charts.js';
 import type { OverheadRow } from './overhead.js';
 import type { ScaleOutResult } from './scaleout.js';
 import type { SchedulingRow } from './scheduling.js';
@@ -73,8 +74,9 @@ export function renderReport(r: BenchResults, charts: Record<string, string>): s
   if (r.overhead) {
     out.push('## 4. Server overhead', '');
     out.push('One query at a time (closed loop, one client) through a monolithic main with whole-query scheduling, against the bare onnxruntime time of the same batch through the same two dense networks in-process (single-threaded sessions). Medians of the client\'s latency; the server\'s stage histograms give the means of its parts.', '');
-    out.push(table(['model', 'batch', 'end to end µs', 'bare onnxruntime µs', 'difference µs', 'difference %', 'of which embeddings µs', 'interaction µs', 'server rest µs', 'HTTP client µs'], r.overhead.map((x) => [x.model, x.batch, x.endToEndUs, x.bareOrtUs, x.overheadUs, x.overheadPct, x.server.embeddings, x.server.interaction, Math.max(0, x.server.endToEnd - x.server.embeddings - x.server.interaction - x.bareOrtUs), Math.max(0, x.endToEndUs - x.server.endToEnd)])), '');
-    out.push('The difference is everything recshard adds to the dense compute: the embedding lookups and the interaction (model work that bare onnxruntime does not do), and the serving cost proper (HTTP, parsing the binary request, the scheduler, the hand-off to a worker thread and back).', '');
+    const parts = overheadParts(r.overhead[0]!).map((p) => p.part);
+    out.push(table(['model', 'batch', 'end to end µs', 'bare onnxruntime µs', 'difference µs', 'difference %', ...parts.slice(1).map((p) => `${p} µs`)], r.overhead.map((x) => [x.model, x.batch, x.endToEndUs, x.bareOrtUs, x.overheadUs, x.overheadPct, ...overheadParts(x).slice(1).map((p) => Math.round(p.us))])), '');
+    out.push('The difference is everything between the client and the dense compute: model work that bare onnxruntime does not do (embedding lookups, the interaction), onnxruntime running slower inside the busy server than alone, and the serving cost proper (HTTP, parsing the binary request, the scheduler, the hand-off to a worker thread and back, and the client\'s own HTTP stack). Stage times are means over the measured queries; end to end and bare are medians.', '');
     out.push(`![overhead](${charts.overhead})`, '');
   }
 

@@ -35,7 +35,7 @@ if (only.has('scheduling')) {
   step('1/4 scheduling');
   results.scheduling = await benchScheduling(quick
     ? { models: SCHEDULING_MODELS.slice(0, 1), sweep: [32], levelSeconds: 1, grid: [0.5, 1], calibration: { levelSeconds: 0.5, maxLevels: 4 } }
-    : { models: SCHEDULING_MODELS, sweep: [8, 32, 128], levelSeconds: 3, grid: [0.7, 0.85, 1, 1.15, 1.3, 1.5], calibration: { levelSeconds: 2, maxLevels: 8 } });
+    : { models: SCHEDULING_MODELS, sweep: [8, 32, 128], levelSeconds: 3, grid: [0.6, 0.8, 1, 1.25, 1.5, 1.8, 2.2], calibration: { levelSeconds: 2, maxLevels: 8 } });
 }
 
 if (only.has('scaleout')) {

@@ -2,7 +2,7 @@
 // singular, load-balanced over 2, 4 and 8 shards and net-specific; p50/p99 latency and the CPU seconds all of
 // the deployment's processes spent per 1,000 queries.
 import type { RecModel } from '../operator/api/v1alpha1/index.js';
-import { cpuSeconds, example, load, log, queries, round, serve } from './lib.js';
+import { example, load, log, queries, round, serve } from './lib.js';
 
 export interface ScaleOutRow {
   config: string;
@@ -54,9 +54,9 @@ export async function benchScaleOut(o: { models: typeof SCALEOUT_MODELS; configs
       try {
         const qs = queries(info);
         await load(d, qs, offeredQps / 2, 2); // warm-up
-        const cpu0 = cpuSeconds(d);
+        const cpu0 = d.cpuSeconds();
         const r = await load(d, qs, offeredQps, o.seconds, 99);
-        const cpu = cpuSeconds(d) - cpu0;
+        const cpu = d.cpuSeconds() - cpu0;
         const row = {
           config: c.config, shards: d.plan.shards.length, processes: d.processes.length, p50Ms: r.latencyMs.p50, p99Ms: r.latencyMs.p99,
           achievedQps: r.achievedQps, errors: r.errors + r.timeouts, cpuSecondsPer1000: round((cpu / Math.max(r.ok, 1)) * 1000, 2),

@@ -2,6 +2,7 @@
 // auto scheduler, with fixed B = whole query, and with fixed B over a sweep, for four DeepRecInfra models
 // served monolithic (so the main's scheduling is all that differs).
 import { resolveSpec } from '../operator/api/v1alpha1/index.js';
+import { durationMs } from '../operator/lib/duration.js';
 import { capacity, example, gridCapacity, log, queries, round, serve, type CapacityRun } from './lib.js';
 
 export interface SchedulingRow {
@@ -40,7 +41,7 @@ export async function benchScheduling(o: SchedulingOptions): Promise<SchedulingR
     const rm = example(m.file, { strategy: 'monolithic' }, `bench-${m.file.replace('.yaml', '')}`);
     const r = resolveSpec(rm.spec);
     if (!r.ok) throw new Error(`${m.file}: invalid`);
-    const targetMs = parseFloat(r.spec.serving.latencyTarget) * (r.spec.serving.latencyTarget.endsWith('us') ? 0.001 : r.spec.serving.latencyTarget.endsWith('ms') ? 1 : 1000);
+    const targetMs = durationMs(r.spec.serving.latencyTarget)!;
     let meanQuerySize = 0;
     let grid: number[] = [];
     const measure = async (label: string, scheduler: 'auto' | 'fixed', batchSize: number) => {

@@ -1,5 +1,6 @@
-// `make demo`: plan every example; serve DLRM-RMC2 locally in every strategy under load (real shard-server
-// processes on loopback) and report latency, throughput and memory; then run the operator against a real local
+// `make demo`: plan every example; serve DLRM-RMC2 locally in every strategy under a DeepRecInfra workload (real
+// shard-server processes on loopback, open-loop Poisson arrivals, production query sizes) and report latency,
+// CPU, the scheduler's batch size and memory, with a chart; then run the operator against a real local
 // control plane, apply the examples with kubectl and show what it made.
 import { spawn } from 'node:child_process';
 import { readdirSync } from 'node:fs';
@@ -10,11 +11,14 @@ import { readRecModels } from '../operator/cli/program.js';
 import { formatPlan } from '../operator/planner/format.js';
 import { planModel } from '../operator/planner/plan.js';
 import { formatBytes } from '../operator/lib/quantity.js';
-import { build } from 'hdr-histogram-js';
-import { readFileSync } from 'node:fs';
-import { xoroshiro128plus } from 'pure-rand/generator/xoroshiro128plus';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { dirname } from 'node:path';
+import { strategiesChart, svg } from '../bench/charts.js';
+import { parseSizeSpec } from '../loadgen/distributions.js';
+import { runLoad } from '../loadgen/run.js';
+import { buildQueries, type ModelInfo } from '../loadgen/workload.js';
 import { serveLocal } from '../shard-server/local.js';
-import { modelSource, readManifest } from '../shard-server/model/load.js';
 import { ZOO } from '../shard-server/model/zoo.js';
 import type { RecModel } from '../operator/api/v1alpha1/index.js';
 import { kubectl, startCluster } from '../test/cluster/harness.js';
@@ -41,43 +45,39 @@ for (const file of examples) {
 }
 console.log(summary.toString());
 
-step('Serve DLRM-RMC2 (rows scaled to 0.2%) locally in each strategy: 4 clients x 3 s of batch-32 queries');
+const QPS = 12;
+const SECONDS = 6;
+step(`Serve DLRM-RMC2 (rows scaled to 0.1%) locally in each strategy under a DeepRecInfra workload: ${QPS} QPS open loop for ${SECONDS} s, production query sizes`);
 const rssMiB = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
-const serving = new Table({ head: ['STRATEGY', 'SHARDS', 'QPS', 'P50 MS', 'P99 MS', 'ERRORS', 'MAIN RSS', 'SHARD RSS (each)', 'TABLES PER SHARD'], style: { head: [], compact: true } });
+const serving = new Table({ head: ['STRATEGY', 'SHARDS', 'QPS', 'P50 MS', 'P99 MS', 'ERRORS', 'CPU S / 1000 Q', 'BATCH B', 'MAIN RSS', 'SHARD RSS (each)'], style: { head: [], compact: true } });
+const chartRows: { strategy: string; p50Ms: number; p99Ms: number }[] = [];
 for (const sharding of [{ strategy: 'monolithic' }, { strategy: 'singular' }, { strategy: 'load-balanced', shards: 2 }, { strategy: 'load-balanced', shards: 4 }, { strategy: 'net-specific', shardMemory: '3Gi' }]) {
   const rm = { apiVersion: 'recshard.io/v1alpha1', kind: 'RecModel', metadata: { name: 'rmc2' }, spec: { model: structuredClone(ZOO['dlrm-rmc2']!), sharding: { shardMemory: '8Gi', ...sharding } } } as RecModel;
-  const d = await serveLocal(rm, { scale: 0.002, seed: 1, log: (l) => console.log(l) });
+  const d = await serveLocal(rm, { scale: 0.001, seed: 1, log: (l) => console.log(l) });
   try {
-    const m = await readManifest(modelSource(d.modelDir));
-    const g = xoroshiro128plus(1);
-    const u = () => (g.next() >>> 0) / 2 ** 32;
-    const body = () => JSON.stringify({
-      dense: Array.from({ length: 32 }, () => Array.from({ length: m.denseFeatures }, () => u())),
-      sparse: Object.fromEntries(m.tables.map((t) => [t.name, Array.from({ length: 32 }, () => Array.from({ length: 8 }, () => Math.floor(u() * t.rows)))])),
-    });
-    const bodies = Array.from({ length: 64 }, body);
-    const hist = build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 });
-    let n = 0;
-    let errors = 0;
-    const end = Date.now() + 3000;
-    await Promise.all(Array.from({ length: 4 }, async () => {
-      while (Date.now() < end) {
-        const t = performance.now();
-        const res = await fetch(d.predictUrl, { method: 'POST', headers: { 'content-type': 'application/json' }, body: bodies[n++ % bodies.length] });
-        await res.arrayBuffer();
-        if (res.ok) hist.recordValue(Math.max(1, Math.round((performance.now() - t) * 1000)));
-        else errors++;
-      }
-    }));
+    const info = (await (await fetch(`${d.mainUrl}/v1/models/rmc2`)).json()) as ModelInfo;
+    const queries = buildQueries(info, { sizes: parseSizeSpec('production', () => ''), zipf: 0, seed: 1, pool: 256 });
+    await runLoad({ predictUrl: d.predictUrl, qps: QPS / 2, durationMs: 1500, timeoutMs: 5000, queries, seed: 2 }); // warm-up
+    const cpu0 = d.cpuSeconds();
+    const r = await runLoad({ predictUrl: d.predictUrl, qps: QPS, durationMs: SECONDS * 1000, timeoutMs: 5000, queries, seed: 1 });
+    const cpu = d.cpuSeconds() - cpu0;
+    const sched = ((await (await fetch(`${d.mainUrl}/v1/models/rmc2`)).json()) as { scheduler: { batchSize: number } }).scheduler;
+    const label = `${d.plan.strategy}${sharding.shards ? `/${sharding.shards}` : ''}`;
     const shardRss = d.processes.filter((p) => p.name !== 'main').map((p) => `${rssMiB(p.proc.pid!).toFixed(0)}`);
     const mainRss = rssMiB(d.processes.find((p) => p.name === 'main')!.proc.pid!);
-    serving.push([d.plan.strategy, d.plan.shards.length, (hist.totalCount / 3).toFixed(0), (hist.getValueAtPercentile(50) / 1000).toFixed(2), (hist.getValueAtPercentile(99) / 1000).toFixed(2), errors, `${mainRss.toFixed(0)} MiB`, shardRss.length ? `${shardRss.join(', ')} MiB` : '-', d.plan.shards.map((s) => s.tables.length).join(', ') || `${m.tables.length} in main`]);
+    serving.push([label, d.plan.shards.length, r.achievedQps.toFixed(1), r.latencyMs.p50.toFixed(1), r.latencyMs.p99.toFixed(1), r.errors + r.timeouts, ((cpu / Math.max(r.ok, 1)) * 1000).toFixed(1), sched.batchSize, `${mainRss.toFixed(0)} MiB`, shardRss.length ? `${shardRss.join(', ')} MiB` : '-']);
+    chartRows.push({ strategy: label, p50Ms: r.latencyMs.p50, p99Ms: r.latencyMs.p99 });
   } finally {
     await d.stop();
   }
 }
 console.log(serving.toString());
-console.log('Every strategy gives the same scores as monolithic (test/dataplane/correctness.test.ts); try it yourself: bin/recshard serve --local examples/dlrm-rmc2.yaml');
+const chartFile = join(tmpdir(), 'recshard-demo', 'strategies.svg');
+mkdirSync(dirname(chartFile), { recursive: true });
+writeFileSync(chartFile, await svg(strategiesChart(chartRows, `DLRM-RMC2, ${QPS} QPS open loop, production query sizes, ${cpus().length} cores`)));
+console.log(`Chart: ${chartFile}`);
+console.log('Every strategy gives the same scores as monolithic (test/dataplane/correctness.test.ts). CPU counts every process of the deployment; all share this machine\'s cores.');
+console.log('Measure it yourself: bin/recshard load --local examples/dlrm-rmc2.yaml --qps 12; the full benchmarks: make bench (docs/benchmarks.md).');
 
 step('Start a local control plane (etcd, kube-apiserver, controller-manager, scheduler, KWOK: 2 CPU + 2 GPU nodes)');
 const cluster = await startCluster({ log: (l) => console.log(l) });

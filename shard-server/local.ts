@@ -2,7 +2,7 @@
 // configured exactly as the operator configures the pods (same planner, same plan.json shape).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, openSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { findRepoFile } from '../operator/api/v1alpha1/crd.js';
@@ -44,9 +44,24 @@ export interface LocalDeployment {
   mainUrl: string;
   predictUrl: string;
   processes: LocalProcess[];
+  /** CPU seconds (user + system) every process of the deployment has used so far (Linux /proc). */
+  cpuSeconds(): number;
   /** Kills one process (SIGKILL) and returns a function that starts it again on the same port. */
   kill(name: string): Promise<() => Promise<void>>;
   stop(): Promise<void>;
+}
+
+const CLOCK_TICKS = 100; // USER_HZ on Linux
+
+/** utime + stime of a process from /proc/PID/stat, in seconds; 0 once it is gone. */
+export function processCpuSeconds(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+  } catch {
+    return 0;
+  }
 }
 
 export async function waitReady(url: string, timeoutMs: number, procs: LocalProcess[] = []): Promise<void> {
@@ -144,6 +159,7 @@ export async function serveLocal(rm: RecModel, o: LocalOptions): Promise<LocalDe
   }
   return {
     spec, plan, modelDir, mainUrl, predictUrl: `${mainUrl}/v1/models/${name}:predict`, processes, stop,
+    cpuSeconds: () => processes.reduce((sum, p) => sum + (p.proc.pid ? processCpuSeconds(p.proc.pid) : 0), 0),
     async kill(pname) {
       const i = processes.findIndex((p) => p.name === pname);
       const p = processes[i]!;

@@ -3,6 +3,7 @@
 // startServer. SIGTERM drains in-flight requests before exit.
 import { readFile } from 'node:fs/promises';
 import { Command, Option } from 'commander';
+import { durationMs } from '../operator/lib/duration.js';
 import { jsonLogger, type Level } from '../operator/lib/log.js';
 import { DEFAULT_SCHEDULING, readPlanFile, startServer } from './server.js';
 
@@ -32,7 +33,7 @@ const log = jsonLogger(flags.logLevel as Level, { component: 'shard-server', rol
 const plan = await readPlanFile(flags.plan);
 interface ModelConfig {
   artifact?: { uri?: string };
-  serving?: { scheduler?: 'auto' | 'fixed'; batchSize?: number; percentile?: number; workers?: number };
+  serving?: { scheduler?: 'auto' | 'fixed'; batchSize?: number; percentile?: number; workers?: number; latencyTarget?: string };
 }
 const config: ModelConfig = flags.modelConfig ? (JSON.parse(await readFile(flags.modelConfig, 'utf8')) as ModelConfig) : {};
 const modelUri: string | undefined = flags.model ?? config.artifact?.uri;
@@ -55,6 +56,7 @@ const server = await startServer({
     mode: flags.scheduler ?? serving.scheduler ?? DEFAULT_SCHEDULING.mode,
     batchSize: num(flags.batchSize, serving.batchSize) ?? DEFAULT_SCHEDULING.batchSize,
     percentile: serving.percentile ?? DEFAULT_SCHEDULING.percentile,
+    targetMs: serving.latencyTarget !== undefined ? durationMs(serving.latencyTarget) : undefined,
     workers: num(flags.workers, serving.workers),
     accelerator: flags.accelerator,
   },

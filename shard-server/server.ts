@@ -47,6 +47,8 @@ export interface SchedulingOptions {
   batchSize: number;
   /** The percentile auto tunes the tail latency at. */
   percentile: number;
+  /** The latency target at that percentile. */
+  targetMs?: number;
   /** Worker threads for request parts; 0 runs them on the event loop. Default: the cores available. */
   workers?: number;
   /** An onnxruntime execution provider for whole large queries (e.g. cuda); none by default. */
@@ -150,7 +152,10 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
         o.log.info(up ? 'shard reachable' : 'shard unreachable', { shard: c.shard, endpoint: c.endpoint });
       });
     }
-    const scheduler = new Scheduler({ mode: sched.mode, batchSize: sched.batchSize, percentile: sched.percentile, accelerator: accelerator !== undefined, windowQueries: sched.windowQueries, windowMs: sched.windowMs });
+    const scheduler = new Scheduler({
+      mode: sched.mode, batchSize: sched.batchSize, percentile: sched.percentile, targetMs: sched.targetMs, accelerator: accelerator !== undefined,
+      windowQueries: sched.windowQueries, windowMs: sched.windowMs, cpuMs: processCpuMs,
+    });
     metrics.observeScheduler(() => scheduler.state());
     state.predictor = new Predictor({
       manifest, localTables: [...local.values()].map((t) => t.index), shards: clients, executor: executors[0]!, accelerator, scheduler,
@@ -187,3 +192,9 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
 }
 
 const outputsOf = (m: { topMLP: number[] }) => m.topMLP[m.topMLP.length - 1]!;
+
+/** CPU time of this process, every thread (the workers included), in ms. */
+function processCpuMs(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+}

@@ -1,4 +1,5 @@
 // The recshard command line: commands as functions that return their output (tested directly), wired into commander.
+import { durationMs } from '../lib/duration.js';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { Presets, SingleBar } from 'cli-progress';
 import { Command, Option } from 'commander';
@@ -280,9 +281,7 @@ export async function capacityCommand(f: CapacityFlags, log: (line: string) => v
 }
 
 function parseDurationMs(r: ReturnType<typeof resolveSpec>): number | undefined {
-  if (!r.ok) return undefined;
-  const m = /^([0-9.]+)(us|ms|s)$/.exec(r.spec.serving.latencyTarget);
-  return m ? Number(m[1]) * { us: 0.001, ms: 1, s: 1000 }[m[2] as 'us' | 'ms' | 's'] : undefined;
+  return r.ok ? durationMs(r.spec.serving.latencyTarget) : undefined;
 }
 
 export function formatLoadResult(r: Awaited<ReturnType<typeof loadCommand>>): string {

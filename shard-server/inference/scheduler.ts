@@ -1,10 +1,16 @@
-// DeepRecSched's online tuning, pure (latencies and times in, decisions out). With `fixed`, every query is split
-// into parts of the configured batch size B. With `auto`, B is tuned by hill climbing on the tail latency that
-// each window of queries observed: measure at home, probe a neighbour on the ladder, keep it if it is better by
-// more than the noise tolerance, otherwise go home and try the other side; with both sides worse, dwell at home
-// and watch for a load shift (the home latency moving by more than `drift`), then probe again. With an
-// accelerator, a second climber tunes the query size above which a query goes whole to it; the two climbers
-// take turns, each until it settles.
+// DeepRecSched's online tuning, pure (latencies, CPU time and clocks in, decisions out). With `fixed`, every query
+// is split into parts of the configured batch size B. With `auto`, B is tuned by hill climbing over windows of
+// queries: measure at home, probe a neighbour on the ladder, keep it if it is better by more than the noise
+// tolerance, otherwise go home and try the other side; with both sides worse, dwell at home and watch for a shift
+// (the home window moving by more than `drift`, or crossing the latency bound), then probe again.
+//
+// "Better" is what raises latency-bounded throughput. While both windows compared keep their tail latency under
+// the bound (a margin below the target), the one that spent less CPU per item is better, and a larger B that is
+// no worse within the noise wins the tie: splitting costs CPU (a worker hand-off and onnxruntime calls per part),
+// and CPU is what runs out at the throughput limit, where the saving shows. Once a
+// window's tail reaches the bound, tail latency decides: smaller parts finish a large query sooner on more cores.
+// With an accelerator, a second climber tunes the query size above which a query goes whole to it; the two
+// climbers take turns, each until it settles.
 import { build, type Histogram } from 'hdr-histogram-js';
 
 export type SchedulerMode = 'auto' | 'fixed';
@@ -15,13 +21,19 @@ export interface SchedulerOptions {
   batchSize: number;
   /** The percentile of the latency target (e.g. 95). */
   percentile: number;
+  /** The latency target at that percentile; without one, windows compare on tail latency alone. */
+  targetMs?: number;
+  /** Share of the target under which CPU per item decides (default 0.8). */
+  headroom?: number;
+  /** Process CPU time in ms (all threads); without it, windows compare on tail latency alone. */
+  cpuMs?: () => number;
   /** An accelerator executor exists: also tune the whole-query threshold. */
   accelerator?: boolean;
   /** Where the accelerator threshold starts (default: the 75th percentile of the query sizes seen so far). */
   threshold?: number;
-  /** A window closes when it has at least this many queries ... (default 100) */
+  /** A window closes when it has at least this many queries ... (default 50) */
   windowQueries?: number;
-  /** ... and spans at least this many milliseconds (default 1000). */
+  /** ... and spans at least this many milliseconds (default 500). */
   windowMs?: number;
   /** Relative latency change treated as noise (default 0.05). */
   tolerance?: number;
@@ -36,13 +48,32 @@ export const BATCH_LADDER = [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 
 
 type Phase = 'home' | 'probe' | 'dwell';
 
+/** What one window measured. */
+export interface WindowSample {
+  /** Latency at the target percentile. */
+  latencyMs: number;
+  /** Process CPU time per item served. */
+  cpuPerItemMs?: number;
+}
+
+/** How two windows compare. */
+export interface Judge {
+  /**
+   * a is better than b by more than the noise tolerance; or, `toward` the climber's preferred direction, no
+   * worse than b within it.
+   */
+  better(a: WindowSample, b: WindowSample, toward: boolean): boolean;
+  /** a differs from the settled reference enough to look again. */
+  shifted(a: WindowSample, ref: WindowSample): boolean;
+}
+
 /** One tuned parameter on a ladder of values. */
 export class HillClimber {
   private i: number;
   private dir: 1 | -1 = 1;
   private phase: Phase = 'home';
   private failures = 0;
-  private home = Infinity;
+  private home?: WindowSample;
   private dwellLeft = 0;
   /** Probes that moved the setting (for tests and metrics). */
   moves = 0;
@@ -50,7 +81,10 @@ export class HillClimber {
   constructor(
     readonly ladder: number[],
     start: number,
-    private readonly o: { tolerance: number; dwellWindows: number; drift: number },
+    private readonly judge: Judge,
+    private readonly dwellWindows: number,
+    /** The direction a tie goes (+1: up the ladder), or 0 for none. */
+    private readonly prefer: 1 | -1 | 0 = 0,
   ) {
     this.i = nearest(ladder, start);
   }
@@ -72,22 +106,21 @@ export class HillClimber {
     this.dir = 1;
   }
 
-  /** The latency the window just run with `value` observed. */
-  step(score: number): void {
-    const { tolerance, drift } = this.o;
+  /** What the window just run with `value` measured. */
+  step(w: WindowSample): void {
     switch (this.phase) {
       case 'home':
-        this.home = score;
+        this.home = w;
         if (this.failures >= 2) {
           this.phase = 'dwell';
-          this.dwellLeft = this.o.dwellWindows;
+          this.dwellLeft = this.dwellWindows;
         } else this.probeNext();
         return;
       case 'probe':
-        if (score < this.home * (1 - tolerance)) {
+        if (this.judge.better(w, this.home!, this.dir === this.prefer)) {
           this.i += this.dir;
           this.moves++;
-          this.home = score;
+          this.home = w;
           this.failures = 0;
           this.probeNext();
         } else {
@@ -97,8 +130,8 @@ export class HillClimber {
         }
         return;
       case 'dwell':
-        if (Math.abs(score - this.home) > this.home * drift || --this.dwellLeft <= 0) {
-          this.home = score;
+        if (this.judge.shifted(w, this.home!) || --this.dwellLeft <= 0) {
+          this.home = w;
           this.failures = 0;
           this.probeNext();
         }
@@ -120,6 +153,23 @@ export class HillClimber {
   }
 }
 
+/** The judge described at the top: CPU per item while both windows have headroom, else tail latency. */
+export function throughputJudge(o: { tolerance: number; drift: number; boundMs: number }): Judge {
+  const onCpu = (a: WindowSample, b: WindowSample) => a.cpuPerItemMs !== undefined && b.cpuPerItemMs !== undefined && Math.max(a.latencyMs, b.latencyMs) <= o.boundMs;
+  const key = (w: WindowSample, cpu: boolean) => (cpu ? w.cpuPerItemMs! : w.latencyMs);
+  return {
+    better: (a, b, toward) => {
+      const cpu = onCpu(a, b);
+      return toward && cpu ? key(a, cpu) <= key(b, cpu) * (1 + o.tolerance) : key(a, cpu) < key(b, cpu) * (1 - o.tolerance);
+    },
+    shifted: (a, ref) => {
+      if (a.latencyMs > o.boundMs !== ref.latencyMs > o.boundMs) return true;
+      const cpu = onCpu(a, ref);
+      return Math.abs(key(a, cpu) - key(ref, cpu)) > key(ref, cpu) * o.drift;
+    },
+  };
+}
+
 export interface Decision {
   /** Send the query whole to the accelerator. */
   accelerator: boolean;
@@ -135,6 +185,8 @@ export interface SchedulerState {
   windows: number;
   /** The latency at the target percentile in the last closed window, in ms. */
   windowLatencyMs?: number;
+  /** Process CPU per item served in the last closed window, in ms. */
+  windowCpuPerItemMs?: number;
 }
 
 export class Scheduler {
@@ -145,19 +197,23 @@ export class Scheduler {
   private readonly sizes: Histogram = newHistogram();
   private thresholdStarted: boolean;
   private windowStart?: number;
+  private windowItems = 0;
+  private windowCpu?: number;
   private windows = 0;
-  private last?: number;
+  private last?: WindowSample;
   private readonly windowQueries: number;
   private readonly windowMs: number;
 
   constructor(private readonly o: SchedulerOptions) {
-    const climb = { tolerance: o.tolerance ?? 0.05, dwellWindows: o.dwellWindows ?? 8, drift: o.drift ?? 0.3 };
-    this.batch = new HillClimber(o.mode === 'fixed' ? [o.batchSize] : BATCH_LADDER, o.batchSize, climb);
-    if (o.accelerator) this.threshold = new HillClimber(o.mode === 'fixed' ? [o.threshold ?? 256] : BATCH_LADDER.filter((b) => b >= 8), o.threshold ?? 256, climb);
+    const judge = throughputJudge({ tolerance: o.tolerance ?? 0.05, drift: o.drift ?? 0.3, boundMs: o.targetMs !== undefined ? o.targetMs * (o.headroom ?? 0.8) : Infinity });
+    const dwell = o.dwellWindows ?? 8;
+    // With headroom, larger parts win ties: they never cost more CPU, and the saving shows only under load.
+    this.batch = new HillClimber(o.mode === 'fixed' ? [o.batchSize] : BATCH_LADDER, o.batchSize, judge, dwell, 1);
+    if (o.accelerator) this.threshold = new HillClimber(o.mode === 'fixed' ? [o.threshold ?? 256] : BATCH_LADDER.filter((b) => b >= 8), o.threshold ?? 256, judge, dwell);
     this.active = this.batch;
     this.thresholdStarted = o.threshold !== undefined;
-    this.windowQueries = o.windowQueries ?? 100;
-    this.windowMs = o.windowMs ?? 1000;
+    this.windowQueries = o.windowQueries ?? 50;
+    this.windowMs = o.windowMs ?? 500;
   }
 
   /** How to run a query of `items` samples. */
@@ -168,17 +224,27 @@ export class Scheduler {
 
   /** Records a finished query; closes the window and takes a tuning step when it is full. */
   observe(latencyMs: number, nowMs: number, items = 1): void {
-    this.windowStart ??= nowMs;
+    if (this.windowStart === undefined) {
+      this.windowStart = nowMs;
+      this.windowCpu = this.o.cpuMs?.();
+    }
     if (this.threshold) this.sizes.recordValue(Math.max(1, items));
     this.hist.recordValue(Math.max(1, Math.round(latencyMs * 1000)));
+    this.windowItems += items;
     if (this.hist.totalCount < this.windowQueries || nowMs - this.windowStart < this.windowMs) return;
-    const score = this.hist.getValueAtPercentile(this.o.percentile) / 1000;
+    const cpu = this.o.cpuMs?.();
+    const sample: WindowSample = {
+      latencyMs: this.hist.getValueAtPercentile(this.o.percentile) / 1000,
+      ...(cpu !== undefined && this.windowCpu !== undefined ? { cpuPerItemMs: (cpu - this.windowCpu) / Math.max(1, this.windowItems) } : {}),
+    };
     this.hist.reset();
     this.windowStart = nowMs;
+    this.windowCpu = cpu;
+    this.windowItems = 0;
     this.windows++;
-    this.last = score;
+    this.last = sample;
     if (this.o.mode === 'fixed') return;
-    this.active.step(score);
+    this.active.step(sample);
     // Coordinate descent: once one parameter settles, the other one gets its turn.
     if (this.threshold && this.active.settled) {
       this.active = this.active === this.batch ? this.threshold : this.batch;
@@ -196,7 +262,8 @@ export class Scheduler {
       batchSize: this.batch.value,
       ...(this.threshold ? { acceleratorThreshold: this.threshold.value } : {}),
       windows: this.windows,
-      ...(this.last !== undefined ? { windowLatencyMs: Math.round(this.last * 1000) / 1000 } : {}),
+      ...(this.last !== undefined ? { windowLatencyMs: Math.round(this.last.latencyMs * 1000) / 1000 } : {}),
+      ...(this.last?.cpuPerItemMs !== undefined ? { windowCpuPerItemMs: Math.round(this.last.cpuPerItemMs * 1000) / 1000 } : {}),
     };
   }
 }

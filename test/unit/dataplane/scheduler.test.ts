@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { BATCH_LADDER, HillClimber, Scheduler } from '../../../shard-server/inference/scheduler.js';
+import { BATCH_LADDER, HillClimber, Scheduler, throughputJudge, type SchedulerOptions } from '../../../shard-server/inference/scheduler.js';
 
 /** Runs `windows` windows of 20 queries, 100 ms apart, each with the latency `latency(B)` of the chosen B. */
 function drive(s: Scheduler, windows: number, latency: (b: number, items: number) => number, items = 100, start = 0): { chosen: number[]; t: number } {
@@ -88,9 +88,44 @@ describe('the hill-climbing scheduler', () => {
 
 describe('HillClimber', () => {
   it('turns at the ends of the ladder', () => {
-    const h = new HillClimber(BATCH_LADDER, 1024, { tolerance: 0.05, dwellWindows: 3, drift: 0.3 });
+    const h = new HillClimber(BATCH_LADDER, 1024, throughputJudge({ tolerance: 0.05, drift: 0.3, boundMs: Infinity }), 3);
     expect(h.value).toBe(1024);
-    h.step(10); // home measured; probing up is impossible, so it probes down
+    h.step({ latencyMs: 10 }); // home measured; probing up is impossible, so it probes down
     expect(h.value).toBe(768);
+  });
+});
+
+describe('with a latency target and CPU time', () => {
+  /** Each query of 100 items costs cpu(B) ms of CPU per item and takes latency(B) ms. */
+  function run(o: Partial<SchedulerOptions>, windows: number, latency: (b: number) => number, cpuPerItem: (b: number) => number) {
+    let cpu = 0;
+    const s = new Scheduler({ mode: 'auto', batchSize: 16, percentile: 95, windowQueries: 20, windowMs: 50, targetMs: 100, cpuMs: () => cpu, ...o });
+    const chosen: number[] = [];
+    let t = 0;
+    for (let w = 0; w < windows; w++) {
+      for (let q = 0; q < 20; q++) {
+        const b = s.decide(100).batchSize;
+        cpu += cpuPerItem(b) * 100;
+        t += 5;
+        s.observe(latency(b), t, 100);
+      }
+      chosen.push(s.state().batchSize);
+    }
+    return { s, chosen };
+  }
+  // splitting costs a fixed 0.5 ms of CPU per part; small parts finish a query sooner on more cores
+  const cpuPerItem = (b: number) => 1 + 0.5 / Math.min(b, 100);
+  const latency = (scale: number) => (b: number) => scale * (Math.min(b, 100) / 100 + 0.2) + 0.5 * Math.ceil(100 / b);
+
+  it('with headroom under the target, spends the least CPU per item: climbs to whole queries', () => {
+    const { chosen, s } = run({}, 60, latency(30), cpuPerItem); // at most 36 ms + overheads: far under 100 ms
+    expect(chosen.slice(-20).filter((b) => b >= 96).length).toBeGreaterThanOrEqual(14);
+    expect(s.state().windowCpuPerItemMs).toBeGreaterThan(1);
+  });
+
+  it('when the tail nears the target, trades CPU for latency and settles at smaller parts', () => {
+    const { chosen } = run({}, 80, latency(150), cpuPerItem); // whole queries take 180 ms: over the target
+    const tail = chosen.slice(-20);
+    expect(tail.filter((b) => b <= 48).length).toBeGreaterThanOrEqual(14);
   });
 });
