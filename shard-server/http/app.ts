@@ -6,6 +6,7 @@ import type { LookupService } from '../inference/lookup-service.js';
 import type { Predictor } from '../inference/predictor.js';
 import { CONTENT_TYPE, PREDICT_CONTENT_TYPE, encodeScores } from '../inference/protocol.js';
 import { parsePredict, parsePredictBinary, type Limits } from '../inference/request.js';
+import { BufferPool, readBody } from './buffers.js';
 import { ErrorCode, ServeError } from './errors.js';
 import type { ServerMetrics } from './metrics.js';
 
@@ -69,53 +70,73 @@ export function buildServerApp(state: ServerState, o: AppOptions): Express {
         outputs: m.topMLP[m.topMLP.length - 1], scheduler: p.scheduler.state(), tables: m.tables.map((t) => ({ name: t.name, rows: t.rows, dim: t.dim, dtype: t.dtype, net: t.net, poolingFactor: t.poolingFactor })),
       });
     });
+    const buffers = new BufferPool();
     app.post(
       '/v1/models/:target',
-      express.raw({ type: PREDICT_CONTENT_TYPE, limit: o.maxBodyBytes }),
       express.json({ limit: o.maxBodyBytes, strict: false, type: (req) => !isBinary(req as Request) }),
       track(async (req, res) => {
-        if (req.params.target !== `${o.model}:predict`) throw new ServeError(ErrorCode.ModelNotFound, `no such endpoint: this server serves POST /v1/models/${o.model}:predict`);
-        const p = state.predictor;
-        if (!p) throw new ServeError(ErrorCode.NotReady, state.notReady() ?? 'not ready');
-        if (!tableIndex.size) p.manifest.tables.forEach((t, i) => tableIndex.set(t.name, i));
-        const binary = isBinary(req);
-        const input = binary
-          ? parsePredictBinary(new Uint8Array((req.body as Buffer).buffer, (req.body as Buffer).byteOffset, (req.body as Buffer).byteLength), p.manifest, o.limits)
-          : parsePredict(req.body, p.manifest, o.limits, tableIndex);
-        m.batch.observe(labels, input.batch);
-        const result = await p.predict(input, {
-          stage: (stage, seconds, shard) => m.duration.observe({ ...labels, stage, shard: shard === undefined ? '' : String(shard) }, seconds),
-          fallback: (shard) => m.fallbacks.inc({ model: o.model, shard: String(shard) }),
-        });
-        m.parts.inc({ ...labels, executor: result.accelerator ? 'accelerator' : 'cpu' }, result.parts);
-        let looked = 0;
-        for (const s of input.sparse.values()) looked += s.indices.length;
-        m.lookups.inc(labels, looked);
-        if (binary) {
-          const out = encodeScores(input.batch, result.outputs, result.scores);
-          if (result.fallbacks.length) res.setHeader('x-recshard-zero-embedding-shards', result.fallbacks.join(','));
-          res.type(PREDICT_CONTENT_TYPE).send(Buffer.from(out.buffer, out.byteOffset, out.byteLength));
-          return;
+        const raw = isBinary(req) ? await readBody(req, buffers, o.maxBodyBytes) : undefined;
+        try {
+          await predict(req, res, raw);
+        } finally {
+          // every view into the body is copied or encoded by the time predict settles
+          if (raw) buffers.release(raw);
         }
-        const scores: number[][] = [];
-        for (let b = 0; b < input.batch; b++) scores.push(Array.from(result.scores.subarray(b * result.outputs, (b + 1) * result.outputs)));
-        res.json({ model: o.model, scores, ...(result.fallbacks.length ? { degraded: { zeroEmbeddingShards: result.fallbacks } } : {}) });
       }),
     );
+    const predict = async (req: Request, res: Response, raw: Uint8Array | undefined) => {
+      if (req.params.target !== `${o.model}:predict`) throw new ServeError(ErrorCode.ModelNotFound, `no such endpoint: this server serves POST /v1/models/${o.model}:predict`);
+      const p = state.predictor;
+      if (!p) throw new ServeError(ErrorCode.NotReady, state.notReady() ?? 'not ready');
+      if (!tableIndex.size) p.manifest.tables.forEach((t, i) => tableIndex.set(t.name, i));
+      const binary = raw !== undefined;
+      const input = binary ? parsePredictBinary(raw, p.manifest, o.limits) : parsePredict(req.body, p.manifest, o.limits, tableIndex);
+      m.batch.observe(labels, input.batch);
+      const result = await p.predict(input, {
+        stage: (stage, seconds, shard) => m.duration.observe({ ...labels, stage, shard: shard === undefined ? '' : String(shard) }, seconds),
+        fallback: (shard) => m.fallbacks.inc({ model: o.model, shard: String(shard) }),
+      });
+      m.parts.inc({ ...labels, executor: result.accelerator ? 'accelerator' : 'cpu' }, result.parts);
+      let looked = 0;
+      for (const s of input.sparse.values()) looked += s.indices.length;
+      m.lookups.inc(labels, looked);
+      if (binary) {
+        const out = encodeScores(input.batch, result.outputs, result.scores);
+        if (result.fallbacks.length) res.setHeader('x-recshard-zero-embedding-shards', result.fallbacks.join(','));
+        res.type(PREDICT_CONTENT_TYPE).send(Buffer.from(out.buffer, out.byteOffset, out.byteLength));
+        return;
+      }
+      const scores: number[][] = [];
+      for (let b = 0; b < input.batch; b++) scores.push(Array.from(result.scores.subarray(b * result.outputs, (b + 1) * result.outputs)));
+      res.json({ model: o.model, scores, ...(result.fallbacks.length ? { degraded: { zeroEmbeddingShards: result.fallbacks } } : {}) });
+    };
   } else {
+    const buffers = new BufferPool();
     app.post(
       '/v1/lookup',
       (req, _res, next) => next(req.is(CONTENT_TYPE) ? undefined : new ServeError(ErrorCode.UnsupportedMediaType, `content-type must be ${CONTENT_TYPE}`)),
-      express.raw({ type: CONTENT_TYPE, limit: o.maxBodyBytes }),
       track(async (req, res) => {
         const svc = state.lookup;
         if (!svc) throw new ServeError(ErrorCode.NotReady, state.notReady() ?? 'not ready');
+        const body = await readBody(req, buffers, o.maxBodyBytes);
         const t = performance.now();
-        const body = req.body as Buffer;
-        const out = svc.handle(new Uint8Array(body.buffer, body.byteOffset, body.byteLength));
+        let out: ReturnType<LookupService['handle']>;
+        try {
+          out = svc.handle(body, (bytes) => buffers.acquire(bytes));
+        } finally {
+          buffers.release(body);
+        }
         m.duration.observe({ ...labels, stage: 'lookup', shard: '' }, (performance.now() - t) / 1000);
         m.batch.observe(labels, out.batch);
         m.lookups.inc(labels, out.lookups);
+        // the response buffer goes back to the pool once the socket is done with it
+        let released = false;
+        const release = () => {
+          if (!released) buffers.release(out.response);
+          released = true;
+        };
+        res.once('finish', release);
+        res.once('close', release);
         res.type(CONTENT_TYPE).send(Buffer.from(out.response.buffer, out.response.byteOffset, out.response.byteLength));
       }),
     );

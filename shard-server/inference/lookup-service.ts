@@ -21,8 +21,11 @@ export class LookupService {
     return n;
   }
 
-  /** Pools straight into the response buffer: one allocation per request, none per table or per index. */
-  handle(body: Uint8Array): { response: Uint8Array; batch: number; lookups: number } {
+  /**
+   * Pools straight into the response buffer: at most one allocation per request (none with a pooled `alloc`),
+   * none per table or per index.
+   */
+  handle(body: Uint8Array, alloc: (bytes: number) => Uint8Array = (n) => new Uint8Array(n)): { response: Uint8Array; batch: number; lookups: number } {
     const req = decodeRequest(body, this.maxBatch);
     let words = 2;
     const tables = req.lookups.map((l, i) => {
@@ -34,9 +37,9 @@ export class LookupService {
       words += 2 + req.batch * table!.meta.dim;
       return table!;
     });
-    const buf = new ArrayBuffer(words * 4);
-    const u = new Uint32Array(buf);
-    const f = new Float32Array(buf);
+    const response = alloc(words * 4);
+    const u = new Uint32Array(response.buffer, response.byteOffset, words);
+    const f = new Float32Array(response.buffer, response.byteOffset, words);
     u[0] = MAGIC;
     u[1] = tables.length;
     let p = 2;
@@ -50,6 +53,6 @@ export class LookupService {
       count += l.indices.length;
     });
     this.lookups += count;
-    return { response: new Uint8Array(buf), batch: req.batch, lookups: count };
+    return { response, batch: req.batch, lookups: count };
   }
 }

@@ -21,10 +21,12 @@ export interface LookupRequest {
   lookups: TableLookup[];
 }
 
-export function encodeRequest(req: LookupRequest): Uint8Array {
+/** alloc gives the bytes to encode into (4-byte aligned); default a fresh buffer. */
+export function encodeRequest(req: LookupRequest, alloc: (bytes: number) => Uint8Array = (n) => new Uint8Array(n)): Uint8Array {
   let words = 3;
   for (const l of req.lookups) words += 3 + l.offsets.length + l.indices.length;
-  const u = new Uint32Array(words);
+  const bytes = alloc(words * 4);
+  const u = new Uint32Array(bytes.buffer, bytes.byteOffset, words);
   let p = 0;
   u[p++] = MAGIC;
   u[p++] = req.batch;
@@ -38,7 +40,7 @@ export function encodeRequest(req: LookupRequest): Uint8Array {
     u.set(l.indices, p);
     p += l.indices.length;
   }
-  return new Uint8Array(u.buffer);
+  return bytes;
 }
 
 /** Position of the first index >= rows, or -1: one tight loop, run on every index of every request. */

@@ -4,6 +4,7 @@
 // stream copies (a DLRM-RMC2 query moves megabytes of indices and pooled rows).
 import { Agent, request } from 'node:http';
 import type { Clock } from '../../operator/lib/clock.js';
+import { BufferPool } from './buffer-pool.js';
 import { ErrorCode, ServeError } from '../http/errors.js';
 import { CONTENT_TYPE, decodeResponse, encodeRequest, type LookupRequest, type LookupResult } from './protocol.js';
 
@@ -11,6 +12,13 @@ export class ShardClient {
   private reachable = false;
   private timer: unknown;
   private readonly agent = new Agent({ keepAlive: true, maxSockets: 256 });
+  private readonly buffers = new BufferPool();
+  /** Bodies of requests destroyed mid-write (timeouts): never reused. */
+  private readonly abandoned = new WeakSet<Uint8Array>();
+
+  private settled(body: Uint8Array): boolean {
+    return !this.abandoned.has(body);
+  }
   private onChange: (up: boolean) => void = () => {};
 
   constructor(
@@ -72,7 +80,10 @@ export class ShardClient {
         clearTimeout(timer);
         reject(e);
       };
-      const timer = setTimeout(() => r.destroy(Object.assign(new Error(`no answer within ${timeoutMs} ms`), { name: 'TimeoutError' })), timeoutMs);
+      const timer = setTimeout(() => {
+        this.abandoned.add(body);
+        r.destroy(Object.assign(new Error(`no answer within ${timeoutMs} ms`), { name: 'TimeoutError' }));
+      }, timeoutMs);
       r.on('error', fail);
       r.end(body);
     });
@@ -80,7 +91,7 @@ export class ShardClient {
 
   /** One lookup, retried once on failure while the deadline allows. */
   async lookup(req: LookupRequest, deadline: number): Promise<LookupResult[]> {
-    const body = encodeRequest(req);
+    const body = encodeRequest(req, (n) => this.buffers.acquire(n));
     try {
       const r = await this.call(req, body, deadline);
       this.mark(true);
@@ -94,6 +105,9 @@ export class ShardClient {
         this.mark(false);
         throw first;
       }
+    } finally {
+      // A call that timed out may still be writing the body: only a completed exchange returns the buffer.
+      if (this.settled(body)) this.buffers.release(body);
     }
   }
 

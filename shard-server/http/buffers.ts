@@ -1,0 +1,49 @@
+// Request bodies of the binary endpoints, read into pooled buffers (see inference/buffer-pool.ts).
+import type { Request } from 'express';
+import { BufferPool, MIN_CLASS } from '../inference/buffer-pool.js';
+import { ErrorCode, ServeError } from './errors.js';
+
+export { BufferPool };
+
+/** Reads a request body into a pooled buffer, enforcing the size limit from Content-Length and as it streams. */
+export function readBody(req: Request, pool: BufferPool, limit: number): Promise<Uint8Array> {
+  const declared = req.headers['content-length'] === undefined ? undefined : Number(req.headers['content-length']);
+  if (declared !== undefined && (!Number.isFinite(declared) || declared < 0)) return Promise.reject(new ServeError(ErrorCode.InvalidRequest, 'invalid Content-Length'));
+  if (declared !== undefined && declared > limit) return Promise.reject(new ServeError(ErrorCode.BodyTooLarge, `body exceeds the limit of ${limit} bytes`));
+  return new Promise((resolve, reject) => {
+    let out = pool.acquire(declared ?? MIN_CLASS);
+    let n = 0;
+    const fail = (e: Error) => {
+      pool.release(out);
+      req.resume(); // drain what is left so the connection can be reused
+      reject(e);
+    };
+    const onData = (chunk: Buffer) => {
+      if (n + chunk.length > limit) return done(new ServeError(ErrorCode.BodyTooLarge, `body exceeds the limit of ${limit} bytes`));
+      if (declared !== undefined && n + chunk.length > declared) return done(new ServeError(ErrorCode.InvalidRequest, 'body is longer than its Content-Length'));
+      if (n + chunk.length > out.byteLength) {
+        const bigger = pool.acquire(Math.max(out.byteLength * 2, n + chunk.length));
+        bigger.set(out.subarray(0, n));
+        pool.release(out);
+        out = bigger;
+      }
+      out.set(chunk, n);
+      n += chunk.length;
+    };
+    const onEnd = () => {
+      if (declared !== undefined && n !== declared) return done(new ServeError(ErrorCode.InvalidRequest, `body ended after ${n} of ${declared} bytes`));
+      done(undefined);
+    };
+    const onAbort = () => done(new ServeError(ErrorCode.InvalidRequest, 'request aborted'));
+    const done = (e: Error | undefined) => {
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('aborted', onAbort);
+      if (e) fail(e);
+      else resolve(out.subarray(0, n));
+    };
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('aborted', onAbort);
+  });
+}
