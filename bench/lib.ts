@@ -59,13 +59,18 @@ export interface CapacityRun {
 
 /**
  * Latency-bounded throughput on a fixed grid of load levels, the same for every configuration compared, so
- * the comparison is not at the mercy of where an adaptive search happened to land. The capacity is where the
+ * the comparison is not at the mercy of where an adaptive search happened to land; a configuration that holds
+ * the target at the top of the grid continues up the same geometric steps (x1.2) until it fails. The capacity is where the
  * tail latency crosses the target, interpolated between the last level that held it and the first that did not.
  */
 export async function gridCapacity(d: LocalDeployment, qs: Query[], o: { targetMs: number; grid: number[]; levelSeconds: number; warmupQps: number }): Promise<CapacityRun> {
   await load(d, qs, o.warmupQps, 3);
   const levels: CapacityRun['levels'] = [];
-  for (const qps of o.grid) {
+  // The grid, then (when the target still holds at its top) the same geometric continuation for everyone.
+  const extra = 6;
+  for (let i = 0; i < o.grid.length + extra; i++) {
+    const qps = i < o.grid.length ? o.grid[i]! : round(o.grid.at(-1)! * 1.2 ** (i - o.grid.length + 1), 1);
+    if (i >= o.grid.length && levels.some((l) => !l.pass)) break;
     const l = await load(d, qs, qps, o.levelSeconds);
     const pass = l.errors + l.timeouts === 0 && l.latencyMs.tail <= o.targetMs;
     levels.push({ qps, latencyMs: l.latencyMs.tail, pass });

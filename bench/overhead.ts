@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { build } from 'hdr-histogram-js';
-import { DenseNet } from '../shard-server/inference/dense.js';
+import { loadDenseNets } from '../shard-server/inference/dense.js';
 import type { Manifest } from '../shard-server/model/manifest.js';
 import { PREDICT_CONTENT_TYPE } from '../shard-server/inference/protocol.js';
 import { example, log, queries, round, serve } from './lib.js';
@@ -61,9 +61,7 @@ export async function benchOverhead(o: { models: { model: string; file: string }
       const after = await stageMeans(d.mainUrl);
       // the same networks, bare: one single-threaded session each, the same batch
       const manifest = JSON.parse(readFileSync(join(d.modelDir, 'manifest.json'), 'utf8')) as Manifest;
-      const bottomOut = manifest.bottomMLP.at(-1) ?? manifest.denseFeatures;
-      const bottom = manifest.dense.bottom ? await DenseNet.load(readFileSync(join(d.modelDir, manifest.dense.bottom.file)), manifest.denseFeatures, bottomOut) : undefined;
-      const top = await DenseNet.load(readFileSync(join(d.modelDir, manifest.dense.top.file)), manifest.topInput, manifest.topMLP.at(-1)!);
+      const { bottom, top } = await loadDenseNets(manifest, manifest.dense.bottom && readFileSync(join(d.modelDir, manifest.dense.bottom.file)), readFileSync(join(d.modelDir, manifest.dense.top.file)));
       const x = Float32Array.from({ length: o.batch * manifest.denseFeatures }, (_, i) => Math.sin(i));
       const z = Float32Array.from({ length: o.batch * manifest.topInput }, (_, i) => Math.cos(i));
       const bare: number[] = [];

@@ -3,12 +3,14 @@
 // served monolithic (so the main's scheduling is all that differs).
 import { resolveSpec } from '../operator/api/v1alpha1/index.js';
 import { durationMs } from '../operator/lib/duration.js';
-import { capacity, example, gridCapacity, log, queries, round, serve, type CapacityRun } from './lib.js';
+import { capacity, example, gridCapacity, load, log, queries, round, serve, type CapacityRun } from './lib.js';
 
 export interface SchedulingRow {
   model: string;
   file: string;
+  /** The target measured against: the model's, or 3x the unloaded p95 where this machine cannot meet that. */
   targetMs: number;
+  modelTargetMs: number;
   meanQuerySize: number;
   whole: CapacityRun;
   sweep: { batchSize: number; run: CapacityRun }[];
@@ -41,15 +43,23 @@ export async function benchScheduling(o: SchedulingOptions): Promise<SchedulingR
     const rm = example(m.file, { strategy: 'monolithic' }, `bench-${m.file.replace('.yaml', '')}`);
     const r = resolveSpec(rm.spec);
     if (!r.ok) throw new Error(`${m.file}: invalid`);
-    const targetMs = durationMs(r.spec.serving.latencyTarget)!;
+    const modelTargetMs = durationMs(r.spec.serving.latencyTarget)!;
+    let targetMs = modelTargetMs;
     let meanQuerySize = 0;
     let grid: number[] = [];
     const measure = async (label: string, scheduler: 'auto' | 'fixed', batchSize: number) => {
-      const { d, info } = await serve(rm, { scheduler, batchSize });
+      const served = { ...rm, spec: { ...rm.spec, serving: { ...rm.spec.serving, latencyTarget: `${targetMs}ms` } } };
+      const { d, info } = await serve(served, { scheduler, batchSize });
       try {
         const qs = queries(info);
         meanQuerySize = qs.reduce((s, q) => s + q.size, 0) / qs.length;
         if (!grid.length) {
+          // The paper's targets assume its servers: where this machine cannot serve the largest queries within
+          // the model's target even unloaded, the target becomes 3x the unloaded p95 (and the auto scheduler
+          // is configured with it too).
+          const idle = await load(d, qs, 2, o.calibration.levelSeconds * 2);
+          targetMs = Math.max(modelTargetMs, Math.ceil(idle.latencyMs.p95 * 3));
+          if (targetMs !== modelTargetMs) log(`  ${m.model}: unloaded p95 ${idle.latencyMs.p95} ms; target raised from ${modelTargetMs} to ${targetMs} ms on this machine`);
           // calibration: a coarse adaptive search on the whole-query configuration places the grid
           const c = await capacity(d, qs, { targetMs, startQps: 2, levelSeconds: o.calibration.levelSeconds, precision: 1.25, maxLevels: o.calibration.maxLevels });
           grid = o.grid.map((g) => round(Math.max(c.qps, 1) * g, 1));
@@ -63,7 +73,7 @@ export async function benchScheduling(o: SchedulingOptions): Promise<SchedulingR
         await d.stop();
       }
     };
-    log(`scheduling: ${m.model} (p95 <= ${targetMs} ms)`);
+    log(`scheduling: ${m.model} (model target p95 <= ${modelTargetMs} ms)`);
     const whole = (await measure('whole query (B = 1024)', 'fixed', 1024)).run;
     const sweep = [];
     for (const b of o.sweep) sweep.push({ batchSize: b, run: (await measure(`B = ${b}`, 'fixed', b)).run });
@@ -71,7 +81,7 @@ export async function benchScheduling(o: SchedulingOptions): Promise<SchedulingR
     const fixed = [{ batchSize: 1024, qps: whole.qps }, ...sweep.map((s) => ({ batchSize: s.batchSize, qps: s.run.qps }))];
     const best = fixed.reduce((a, b) => (b.qps > a.qps ? b : a));
     rows.push({
-      model: m.model, file: m.file, targetMs, meanQuerySize: round(meanQuerySize), whole, sweep, auto: { ...auto.run, finalBatchSize: auto.finalBatchSize }, best,
+      model: m.model, file: m.file, targetMs, modelTargetMs, meanQuerySize: round(meanQuerySize), whole, sweep, auto: { ...auto.run, finalBatchSize: auto.finalBatchSize }, best,
       autoVsBest: round(auto.run.qps / Math.max(best.qps, 1e-9), 3), autoVsWhole: round(auto.run.qps / Math.max(whole.qps, 1e-9), 3),
     });
   }

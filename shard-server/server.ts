@@ -13,6 +13,7 @@ import { LookupService } from './inference/lookup-service.js';
 import { Predictor, type FailurePolicy } from './inference/predictor.js';
 import { Scheduler, type SchedulerMode } from './inference/scheduler.js';
 import { ShardClient } from './inference/shard-client.js';
+import { outputWidth } from './model/manifest.js';
 import { loadTables, modelSource, readManifest, readVerified, ModelLoadError } from './model/load.js';
 
 /** The plan document the operator writes into the ConfigMap (plan.json); local serving writes the same. */
@@ -111,7 +112,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     // onnxruntime is loaded by the main only: a sparse shard's memory is its tables plus Node itself.
     const sched = { ...DEFAULT_SCHEDULING, ...o.scheduling };
     const workers = sched.workers ?? availableParallelism();
-    const { DenseNet } = await import('./inference/dense.js');
+    const { loadDenseNets } = await import('./inference/dense.js');
     const { PartComputer } = await import('./inference/compute.js');
     const { InlineExecutor, WorkerPool } = await import('./inference/executor.js');
     const bottomBytes = manifest.dense.bottom ? await readVerified(src, manifest.dense.bottom) : undefined;
@@ -125,9 +126,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     };
     if (workers > 0) executors.push(await WorkerPool.start(init, workers, o.log));
     else {
-      const bottomOut = manifest.bottomMLP.length ? manifest.bottomMLP[manifest.bottomMLP.length - 1]! : manifest.denseFeatures;
-      const bottom = bottomBytes ? await DenseNet.load(bottomBytes, manifest.denseFeatures, bottomOut) : undefined;
-      const top = await DenseNet.load(topBytes, manifest.topInput, outputsOf(manifest));
+      const { bottom, top } = await loadDenseNets(manifest, bottomBytes, topBytes);
       executors.push(new InlineExecutor(new PartComputer(manifest, bottom, top, new Map([...local.values()].map((t) => [t.index, t])))));
     }
     let accelerator: Executor | undefined;
@@ -159,7 +158,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     metrics.observeScheduler(() => scheduler.state());
     state.predictor = new Predictor({
       manifest, localTables: [...local.values()].map((t) => t.index), shards: clients, executor: executors[0]!, accelerator, scheduler,
-      outputs: outputsOf(manifest), policy: o.policy, deadlineMs: o.deadlineMs, clock,
+      outputs: outputWidth(manifest), policy: o.policy, deadlineMs: o.deadlineMs, clock,
     });
   };
   const loaded = load().then(
@@ -190,8 +189,6 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     },
   };
 }
-
-const outputsOf = (m: { topMLP: number[] }) => m.topMLP[m.topMLP.length - 1]!;
 
 /** CPU time of this process, every thread (the workers included), in ms. */
 function processCpuMs(): number {

@@ -1,7 +1,7 @@
 // The compute of one request part, the same in a worker thread and inline: bottom MLP, pooled lookups in the
 // tables this process holds, the interaction with the pooled rows the shards sent, and the top MLP.
 import type { EmbeddingTable } from '../model/load.js';
-import type { Manifest } from '../model/manifest.js';
+import { bottomWidth, type Manifest } from '../model/manifest.js';
 import type { DenseNet } from './dense.js';
 import { poolInto, type Pooling } from './embeddings.js';
 import { interact } from './interaction.js';
@@ -42,7 +42,7 @@ export class PartComputer {
     private readonly top: DenseNet,
     private readonly local: Map<number, EmbeddingTable>,
   ) {
-    this.bottomOut = manifest.bottomMLP.length ? manifest.bottomMLP[manifest.bottomMLP.length - 1]! : manifest.denseFeatures;
+    this.bottomOut = bottomWidth(manifest);
     this.dims = manifest.tables.map((t) => t.dim);
   }
 

@@ -1,5 +1,6 @@
 // Dense MLPs through onnxruntime-node: one single-threaded session per network.
 import ort from 'onnxruntime-node';
+import { bottomWidth, outputWidth, type Manifest } from '../model/manifest.js';
 import { INPUT, OUTPUT } from '../model/onnx.js';
 
 export class DenseNet {
@@ -23,4 +24,12 @@ export class DenseNet {
     const out = await this.session.run({ [INPUT]: new ort.Tensor('float32', x, [batch, this.inputs]) });
     return out[OUTPUT]!.data as Float32Array;
   }
+}
+
+/** The model's two networks from their ONNX bytes (no bottom network when the model has no bottom MLP). */
+export async function loadDenseNets(m: Manifest, bottom: Uint8Array | undefined, top: Uint8Array, providers?: string[]): Promise<{ bottom?: DenseNet; top: DenseNet }> {
+  return {
+    bottom: bottom ? await DenseNet.load(bottom, m.denseFeatures, bottomWidth(m), providers) : undefined,
+    top: await DenseNet.load(top, m.topInput, outputWidth(m), providers),
+  };
 }

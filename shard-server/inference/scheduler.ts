@@ -37,7 +37,7 @@ export interface SchedulerOptions {
   windowMs?: number;
   /** Relative latency change treated as noise (default 0.05). */
   tolerance?: number;
-  /** Windows to stay at a settled point before probing again (default 8). */
+  /** Windows to stay at a settled point before probing again (default 16). */
   dwellWindows?: number;
   /** Relative change of the settled latency that counts as a load shift (default 0.3). */
   drift?: number;
@@ -160,7 +160,8 @@ export function throughputJudge(o: { tolerance: number; drift: number; boundMs: 
   return {
     better: (a, b, toward) => {
       const cpu = onCpu(a, b);
-      return toward && cpu ? key(a, cpu) <= key(b, cpu) * (1 + o.tolerance) : key(a, cpu) < key(b, cpu) * (1 - o.tolerance);
+      // a tie toward the preferred side allows twice the tolerance: CPU per item is noisy over short windows
+      return toward && cpu ? key(a, cpu) <= key(b, cpu) * (1 + 2 * o.tolerance) : key(a, cpu) < key(b, cpu) * (1 - o.tolerance);
     },
     shifted: (a, ref) => {
       if (a.latencyMs > o.boundMs !== ref.latencyMs > o.boundMs) return true;
@@ -206,7 +207,7 @@ export class Scheduler {
 
   constructor(private readonly o: SchedulerOptions) {
     const judge = throughputJudge({ tolerance: o.tolerance ?? 0.05, drift: o.drift ?? 0.3, boundMs: o.targetMs !== undefined ? o.targetMs * (o.headroom ?? 0.8) : Infinity });
-    const dwell = o.dwellWindows ?? 8;
+    const dwell = o.dwellWindows ?? 16;
     // With headroom, larger parts win ties: they never cost more CPU, and the saving shows only under load.
     this.batch = new HillClimber(o.mode === 'fixed' ? [o.batchSize] : BATCH_LADDER, o.batchSize, judge, dwell, 1);
     if (o.accelerator) this.threshold = new HillClimber(o.mode === 'fixed' ? [o.threshold ?? 256] : BATCH_LADDER.filter((b) => b >= 8), o.threshold ?? 256, judge, dwell);

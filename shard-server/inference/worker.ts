@@ -3,16 +3,14 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import type { EmbeddingTable } from '../model/load.js';
 import { PartComputer, type PartTask } from './compute.js';
-import { DenseNet } from './dense.js';
+import { loadDenseNets } from './dense.js';
 import type { WorkerInit } from './executor.js';
 import { setThreadSlot } from './kernels/pool.js';
 
 const init = workerData as WorkerInit & { slot: number };
 setThreadSlot(init.slot);
 const m = init.manifest;
-const bottomOut = m.bottomMLP.length ? m.bottomMLP[m.bottomMLP.length - 1]! : m.denseFeatures;
-const bottom = init.bottom ? await DenseNet.load(init.bottom, m.denseFeatures, bottomOut, init.providers) : undefined;
-const top = await DenseNet.load(init.top, m.topInput, m.topMLP[m.topMLP.length - 1]!, init.providers);
+const { bottom, top } = await loadDenseNets(m, init.bottom, init.top, init.providers);
 const tables = new Map<number, EmbeddingTable>(
   init.tables.map((t) => [
     t.index,

@@ -7,7 +7,7 @@ import { xoroshiro128plus } from 'pure-rand/generator/xoroshiro128plus';
 import type { ResolvedModel } from '../../operator/api/v1alpha1/index.js';
 import { expandTables } from '../../operator/planner/tables.js';
 import { toHalf } from './fp16.js';
-import { FORMAT, interactionWidth, type FileRef, type Manifest, type TableManifest } from './manifest.js';
+import { FORMAT, bottomWidth, interactionWidth, type FileRef, type Manifest, type TableManifest } from './manifest.js';
 import { mlpToOnnx, type Layer } from './onnx.js';
 
 export interface GenerateOptions {
@@ -53,7 +53,7 @@ export function generateModel(o: GenerateOptions): Manifest {
   mkdirSync(join(o.outDir, 'dense'), { recursive: true });
   mkdirSync(join(o.outDir, 'tables'), { recursive: true });
   const tables = expandTables(m);
-  const bottomOut = m.bottomMLP.length ? m.bottomMLP[m.bottomMLP.length - 1]! : m.denseFeatures;
+  const bottomOut = bottomWidth(m);
   if (m.interaction === 'dot') {
     const bad = tables.find((t) => t.dim !== bottomOut);
     if (bad) throw new Error(`dot interaction needs every table dim to equal the bottom MLP output (${bottomOut}); table "${bad.name}" has dim ${bad.dim}`);

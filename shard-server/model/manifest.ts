@@ -37,6 +37,16 @@ export interface Manifest {
 
 export const BYTES: Record<DType, number> = { fp32: 4, fp16: 2 };
 
+/** Width of the bottom MLP's output (the dense features themselves when there is no bottom MLP). */
+export function bottomWidth(m: Pick<Manifest, 'bottomMLP' | 'denseFeatures'>): number {
+  return m.bottomMLP.length ? m.bottomMLP[m.bottomMLP.length - 1]! : m.denseFeatures;
+}
+
+/** Scores per sample: the top MLP's last width. */
+export function outputWidth(m: Pick<Manifest, 'topMLP'>): number {
+  return m.topMLP[m.topMLP.length - 1]!;
+}
+
 /** Width after the feature interaction, given the bottom output and the table dims. */
 export function interactionWidth(interaction: Interaction, bottomOut: number, dims: number[]): number {
   if (interaction === 'concat') return bottomOut + dims.reduce((a, b) => a + b, 0);
