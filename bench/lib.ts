@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { availableParallelism, cpus, totalmem } from 'node:os';
 import { readRecModels } from '../operator/cli/program.js';
 import type { RecModel } from '../operator/api/v1alpha1/index.js';
-import { findCapacity } from '../loadgen/capacity.js';
+import { measureCapacity } from '../loadgen/capacity.js';
 import { parseSizeSpec } from '../loadgen/distributions.js';
 import { runLoad, type LoadResult } from '../loadgen/run.js';
 import { buildQueries, type ModelInfo, type Query } from '../loadgen/workload.js';
@@ -88,13 +88,9 @@ export async function gridCapacity(d: LocalDeployment, qs: Query[], o: { targetM
 
 /** Latency-bounded throughput: p95 under the target, after a warm-up. */
 export async function capacity(d: LocalDeployment, qs: Query[], o: { targetMs: number; startQps: number; levelSeconds: number; precision: number; maxLevels: number }): Promise<CapacityRun> {
-  await load(d, qs, o.startQps, Math.min(2, o.levelSeconds));
-  const r = await findCapacity({
-    targetMs: o.targetMs, startQps: o.startQps, precision: o.precision, maxLevels: o.maxLevels,
-    measure: async (qps) => {
-      const l = await load(d, qs, qps, o.levelSeconds);
-      return { latencyMs: l.latencyMs.tail, errors: l.errors + l.timeouts };
-    },
+  const r = await measureCapacity({
+    predictUrl: d.predictUrl, queries: qs, targetMs: o.targetMs, percentile: 95, startQps: o.startQps, levelMs: o.levelSeconds * 1000,
+    precision: o.precision, maxLevels: o.maxLevels, timeoutMs: 10_000, seed: 3,
   });
   return { qps: r.qps, levels: r.levels.map((l) => ({ qps: l.qps, latencyMs: l.latencyMs, pass: l.pass })) };
 }

@@ -1,5 +1,8 @@
 // Latency-bounded throughput (DeepRecSys): the highest offered QPS whose tail latency stays under the target.
 // Doubles the load until a level fails, then bisects between the last pass and the first fail.
+import { runLoad } from './run.js';
+import type { Query } from './workload.js';
+
 export interface Level {
   qps: number;
   latencyMs: number;
@@ -51,3 +54,36 @@ export async function findCapacity(o: CapacityOptions): Promise<Capacity> {
 }
 
 const round = (q: number) => (q >= 10 ? Math.round(q) : Math.round(q * 100) / 100);
+
+export interface CapacityRunOptions {
+  predictUrl: string;
+  queries: Query[];
+  targetMs: number;
+  percentile: number;
+  startQps: number;
+  levelMs: number;
+  precision: number;
+  maxLevels: number;
+  timeoutMs: number;
+  seed: number;
+  /** Seed of the warm-up run (default: seed). */
+  warmupSeed?: number;
+  onLevel?: (l: Level) => void;
+}
+
+/**
+ * The search against a live main: a discarded warm-up at the first level (JIT compilation and connection set-up
+ * are not the server's steady state), then one open-loop run per level.
+ */
+export async function measureCapacity(o: CapacityRunOptions): Promise<Capacity> {
+  const run = (qps: number, durationMs: number, seed: number) =>
+    runLoad({ predictUrl: o.predictUrl, qps, durationMs, timeoutMs: o.timeoutMs, queries: o.queries, seed, tailPercentile: o.percentile });
+  await run(o.startQps, Math.min(o.levelMs, 2000), o.warmupSeed ?? o.seed);
+  return findCapacity({
+    targetMs: o.targetMs, startQps: o.startQps, precision: o.precision, maxLevels: o.maxLevels, onLevel: o.onLevel,
+    measure: async (qps) => {
+      const r = await run(qps, o.levelMs, o.seed);
+      return { latencyMs: r.latencyMs.tail, errors: r.errors + r.timeouts };
+    },
+  });
+}

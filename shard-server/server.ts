@@ -13,7 +13,6 @@ import { LookupService } from './inference/lookup-service.js';
 import { Predictor, type FailurePolicy } from './inference/predictor.js';
 import { Scheduler, type SchedulerMode } from './inference/scheduler.js';
 import { ShardClient } from './inference/shard-client.js';
-import { outputWidth } from './model/manifest.js';
 import { loadTables, modelSource, readManifest, readVerified, ModelLoadError } from './model/load.js';
 
 /** The plan document the operator writes into the ConfigMap (plan.json); local serving writes the same. */
@@ -118,16 +117,16 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     const bottomBytes = manifest.dense.bottom ? await readVerified(src, manifest.dense.bottom) : undefined;
     const topBytes = await readVerified(src, manifest.dense.top);
     // Kernel slots: the event loop, each worker and the accelerator's worker share the tables' memory.
-    const local = await loadTables(src, manifest, o.plan.main.tables, workers + 2);
-    metrics.resident.set(metrics.labels, [...local.values()].reduce((n, t) => n + t.data.byteLength, 0));
+    const local = [...(await loadTables(src, manifest, o.plan.main.tables, workers + 2)).values()];
+    metrics.resident.set(metrics.labels, local.reduce((n, t) => n + t.data.byteLength, 0));
     const init: WorkerInit = {
       manifest, bottom: bottomBytes, top: topBytes,
-      tables: [...local.values()].map((t) => ({ index: t.index, meta: t.meta, buffer: t.data.buffer as SharedArrayBuffer, arena: t.arena })),
+      tables: local.map((t) => ({ index: t.index, meta: t.meta, buffer: t.data.buffer as SharedArrayBuffer, arena: t.arena })),
     };
     if (workers > 0) executors.push(await WorkerPool.start(init, workers, o.log));
     else {
       const { bottom, top } = await loadDenseNets(manifest, bottomBytes, topBytes);
-      executors.push(new InlineExecutor(new PartComputer(manifest, bottom, top, new Map([...local.values()].map((t) => [t.index, t])))));
+      executors.push(new InlineExecutor(new PartComputer(manifest, bottom, top, new Map(local.map((t) => [t.index, t])))));
     }
     let accelerator: Executor | undefined;
     if (sched.accelerator && sched.accelerator !== 'none') {
@@ -157,8 +156,8 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     });
     metrics.observeScheduler(() => scheduler.state());
     state.predictor = new Predictor({
-      manifest, localTables: [...local.values()].map((t) => t.index), shards: clients, executor: executors[0]!, accelerator, scheduler,
-      outputs: outputWidth(manifest), policy: o.policy, deadlineMs: o.deadlineMs, clock,
+      manifest, localTables: local.map((t) => t.index), shards: clients, executor: executors[0]!, accelerator, scheduler,
+      policy: o.policy, deadlineMs: o.deadlineMs, clock,
     });
   };
   const loaded = load().then(

@@ -12,7 +12,7 @@ import { generateModel } from '../../shard-server/model/generate.js';
 import { ARCHITECTURES, ZOO } from '../../shard-server/model/zoo.js';
 import { serveLocal } from '../../shard-server/local.js';
 import { parseSizeSpec, type SizeSpec } from '../../loadgen/distributions.js';
-import { findCapacity } from '../../loadgen/capacity.js';
+import { measureCapacity } from '../../loadgen/capacity.js';
 import { runLoad, type LoadResult } from '../../loadgen/run.js';
 import { buildQueries, type ModelInfo } from '../../loadgen/workload.js';
 
@@ -259,19 +259,14 @@ export async function capacityCommand(f: CapacityFlags, log: (line: string) => v
     const target = f.targetMs !== undefined ? num('target-ms', f.targetMs, 0.001) : t.rm ? parseDurationMs(resolveSpec(t.rm.spec)) : undefined;
     if (target === undefined) throw new CliError('give --target-ms (or --local with a RecModel, whose spec.serving.latencyTarget is used)');
     const queries = workloadOf(f, t.info, sizes);
-    const timeoutMs = num('timeout-ms', f.timeoutMs, 1);
-    const startQps = num('start-qps', f.startQps, 0.01);
-    // warm-up at the first level, discarded: JIT compilation and connection set-up are not the server's steady state
-    await runLoad({ predictUrl: `${t.base}/v1/models/${t.model}:predict`, qps: startQps, durationMs: Math.min(levelMs, 2000), timeoutMs, queries, seed: 0 });
-    const result = await findCapacity({
-      targetMs: target,
-      startQps,
+    const result = await measureCapacity({
+      predictUrl: `${t.base}/v1/models/${t.model}:predict`, queries, targetMs: target, percentile, levelMs,
+      startQps: num('start-qps', f.startQps, 0.01),
       precision: num('precision', f.precision, 1.001),
       maxLevels: num('max-levels', f.maxLevels, 1),
-      measure: async (qps) => {
-        const r = await runLoad({ predictUrl: `${t.base}/v1/models/${t.model}:predict`, qps, durationMs: levelMs, timeoutMs, queries, seed: num('seed', f.seed, 0), tailPercentile: percentile });
-        return { latencyMs: r.latencyMs.tail, errors: r.errors + r.timeouts };
-      },
+      timeoutMs: num('timeout-ms', f.timeoutMs, 1),
+      seed: num('seed', f.seed, 0),
+      warmupSeed: 0,
       onLevel: (l) => log(`${l.pass ? 'pass' : 'FAIL'}  ${String(l.qps).padStart(8)} QPS  p${percentile} ${l.latencyMs} ms${l.errors ? `  ${l.errors} errors` : ''}`),
     });
     return { model: t.model, targetMs: target, percentile, sizes: f.sizes, ...result };

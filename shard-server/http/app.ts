@@ -6,7 +6,8 @@ import type { LookupService } from '../inference/lookup-service.js';
 import type { Predictor } from '../inference/predictor.js';
 import { CONTENT_TYPE, PREDICT_CONTENT_TYPE, encodeScores } from '../inference/protocol.js';
 import { parsePredict, parsePredictBinary, type Limits } from '../inference/request.js';
-import { BufferPool, readBody } from './buffers.js';
+import { BufferPool } from '../inference/buffer-pool.js';
+import { readBody } from './buffers.js';
 import { ErrorCode, ServeError } from './errors.js';
 import type { ServerMetrics } from './metrics.js';
 

@@ -46,10 +46,6 @@ export class PartComputer {
     this.dims = manifest.tables.map((t) => t.dim);
   }
 
-  get outputs(): number {
-    return this.top.outputs;
-  }
-
   async run(task: PartTask): Promise<PartResult> {
     const { batch } = task;
     const now = () => performance.now();

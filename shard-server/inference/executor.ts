@@ -10,18 +10,12 @@ import type { Manifest } from '../model/manifest.js';
 import type { PartComputer, PartResult, PartTask } from './compute.js';
 
 export interface Executor {
-  /** Parts that can run at once. */
-  readonly size: number;
-  /** Parts waiting for a free slot. */
-  readonly queued: number;
   /** Runs a part; resolves with its scores, stage timings and the seconds it waited for a slot. */
   run(task: PartTask): Promise<PartResult & { waited: number }>;
   close(): Promise<void>;
 }
 
 export class InlineExecutor implements Executor {
-  readonly size = 1;
-  readonly queued = 0;
   constructor(private readonly computer: PartComputer) {}
   async run(task: PartTask) {
     return { ...(await this.computer.run(task)), waited: 0 };
@@ -105,14 +99,6 @@ export class WorkerPool implements Executor {
       throw e;
     }
     return pool;
-  }
-
-  get size(): number {
-    return this.slots.length;
-  }
-
-  get queued(): number {
-    return this.queue.length;
   }
 
   run(task: PartTask): Promise<PartResult & { waited: number }> {

@@ -4,7 +4,7 @@
 // tables, interaction, top MLP. Large queries may go whole to an accelerator executor instead.
 import type { Clock } from '../../operator/lib/clock.js';
 import { ServeError } from '../http/errors.js';
-import type { Manifest } from '../model/manifest.js';
+import { outputWidth, type Manifest } from '../model/manifest.js';
 import { joinScores, splitQuery, type Part } from './batching.js';
 import type { PartTask } from './compute.js';
 import type { Executor } from './executor.js';
@@ -39,7 +39,6 @@ export interface PredictorParts {
   executor: Executor;
   accelerator?: Executor;
   scheduler: Scheduler;
-  outputs: number;
   policy: FailurePolicy;
   deadlineMs: number;
   clock: Clock;
@@ -49,9 +48,11 @@ export class Predictor {
   readonly manifest: Manifest;
   readonly shards: ShardClient[];
   readonly scheduler: Scheduler;
+  private readonly outputs: number;
 
   constructor(private readonly p: PredictorParts) {
     this.manifest = p.manifest;
+    this.outputs = outputWidth(p.manifest);
     this.shards = p.shards;
     this.scheduler = p.scheduler;
   }
@@ -65,9 +66,9 @@ export class Predictor {
     const parts = splitQuery(input, accelerator ? input.batch : decision.batchSize, this.manifest.denseFeatures);
     const fallbacks = new Set<number>();
     const done = await Promise.all(parts.map((part) => this.runPart(part, executor, deadline, hooks, fallbacks)));
-    const scores = joinScores(done, input.batch, this.p.outputs);
+    const scores = joinScores(done, input.batch, this.outputs);
     this.scheduler.observe(performance.now() - start, performance.now(), input.batch);
-    return { scores, outputs: this.p.outputs, fallbacks: [...fallbacks].sort((a, b) => a - b), parts: parts.length, accelerator };
+    return { scores, outputs: this.outputs, fallbacks: [...fallbacks].sort((a, b) => a - b), parts: parts.length, accelerator };
   }
 
   private async runPart(part: Part, executor: Executor, deadline: number, hooks: PredictHooks, fallbacks: Set<number>) {

@@ -75,8 +75,6 @@ export class HillClimber {
   private failures = 0;
   private home?: WindowSample;
   private dwellLeft = 0;
-  /** Probes that moved the setting (for tests and metrics). */
-  moves = 0;
 
   constructor(
     readonly ladder: number[],
@@ -119,7 +117,6 @@ export class HillClimber {
       case 'probe':
         if (this.judge.better(w, this.home!, this.dir === this.prefer)) {
           this.i += this.dir;
-          this.moves++;
           this.home = w;
           this.failures = 0;
           this.probeNext();

@@ -15,10 +15,6 @@ export class ShardClient {
   private readonly buffers = new BufferPool();
   /** Bodies of requests destroyed mid-write (timeouts): never reused. */
   private readonly abandoned = new WeakSet<Uint8Array>();
-
-  private settled(body: Uint8Array): boolean {
-    return !this.abandoned.has(body);
-  }
   private onChange: (up: boolean) => void = () => {};
 
   constructor(
@@ -107,7 +103,7 @@ export class ShardClient {
       }
     } finally {
       // A call that timed out may still be writing the body: only a completed exchange returns the buffer.
-      if (this.settled(body)) this.buffers.release(body);
+      if (!this.abandoned.has(body)) this.buffers.release(body);
     }
   }
 

@@ -12,11 +12,10 @@ setThreadSlot(init.slot);
 const m = init.manifest;
 const { bottom, top } = await loadDenseNets(m, init.bottom, init.top, init.providers);
 const tables = new Map<number, EmbeddingTable>(
+  // An arena table's buffer is the arena's memory; its rows start at the arena's table offset.
   init.tables.map((t) => [
     t.index,
-    t.arena
-      ? { index: t.index, meta: t.meta, data: new Float32Array(t.arena.memory.buffer, t.arena.tableOffset, t.meta.bytes / 4), arena: t.arena }
-      : { index: t.index, meta: t.meta, data: t.meta.dtype === 'fp16' ? new Uint16Array(t.buffer) : new Float32Array(t.buffer) },
+    { index: t.index, meta: t.meta, arena: t.arena, data: t.meta.dtype === 'fp16' ? new Uint16Array(t.buffer) : new Float32Array(t.buffer, t.arena?.tableOffset ?? 0, t.meta.bytes / 4) },
   ]),
 );
 const computer = new PartComputer(m, bottom, top, tables);
