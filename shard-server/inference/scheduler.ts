@@ -2,7 +2,9 @@
 // is split into parts of the configured batch size B. With `auto`, B is tuned by hill climbing over windows of
 // queries: measure at home, probe a neighbour on the ladder, keep it if it is better by more than the noise
 // tolerance, otherwise go home and try the other side; with both sides worse, dwell at home and watch for a shift
-// (the home window moving by more than `drift`, or crossing the latency bound), then probe again.
+// (two windows in a row moving by more than `drift` from home, or crossing the latency bound), then probe again.
+// A probe runs a worse setting for a window, which is what auto pays for tuning: each cycle that confirms the
+// same home doubles the next dwell (up to 8x), and any move or shift brings it back to the base.
 //
 // "Better" is what raises latency-bounded throughput. While both windows compared keep their tail latency under
 // the bound (a margin below the target), the one that spent less CPU per item is better, and a larger B that is
@@ -37,7 +39,7 @@ export interface SchedulerOptions {
   windowMs?: number;
   /** Relative latency change treated as noise (default 0.05). */
   tolerance?: number;
-  /** Windows to stay at a settled point before probing again (default 16). */
+  /** Windows to stay at a settled point before probing again (default 16; doubles, up to 8x, while probes keep confirming it). */
   dwellWindows?: number;
   /** Relative change of the settled latency that counts as a load shift (default 0.3). */
   drift?: number;
@@ -75,6 +77,12 @@ export class HillClimber {
   private failures = 0;
   private home?: WindowSample;
   private dwellLeft = 0;
+  /** The next dwell, in windows: doubles while probing keeps confirming the same home. */
+  private dwellNext: number;
+  /** Consecutive dwell windows that looked shifted. */
+  private shiftedRun = 0;
+  /** The home index when the current probe cycle began. */
+  private cycleFrom = -1;
 
   constructor(
     readonly ladder: number[],
@@ -85,6 +93,7 @@ export class HillClimber {
     private readonly prefer: 1 | -1 | 0 = 0,
   ) {
     this.i = nearest(ladder, start);
+    this.dwellNext = dwellWindows;
   }
 
   /** The setting to run the next window with. */
@@ -102,6 +111,8 @@ export class HillClimber {
     this.phase = 'home';
     this.failures = 0;
     this.dir = 1;
+    this.dwellNext = this.dwellWindows;
+    this.cycleFrom = -1;
   }
 
   /** What the window just run with `value` measured. */
@@ -110,8 +121,11 @@ export class HillClimber {
       case 'home':
         this.home = w;
         if (this.failures >= 2) {
+          // settled: a cycle that came back to where it began confirms the home, and the next look waits longer
+          this.dwellNext = this.cycleFrom === this.i ? Math.min(this.dwellNext * 2, this.dwellWindows * 8) : this.dwellWindows;
           this.phase = 'dwell';
-          this.dwellLeft = this.dwellWindows;
+          this.dwellLeft = this.dwellNext;
+          this.shiftedRun = 0;
         } else this.probeNext();
         return;
       case 'probe':
@@ -126,12 +140,18 @@ export class HillClimber {
           this.phase = 'home';
         }
         return;
-      case 'dwell':
-        if (this.judge.shifted(w, this.home!) || --this.dwellLeft <= 0) {
+      case 'dwell': {
+        // one window out of line is noise; two in a row are a shift
+        this.shiftedRun = this.judge.shifted(w, this.home!) ? this.shiftedRun + 1 : 0;
+        const shifted = this.shiftedRun >= 2;
+        if (shifted || --this.dwellLeft <= 0) {
+          if (shifted) this.dwellNext = this.dwellWindows;
           this.home = w;
           this.failures = 0;
+          this.cycleFrom = this.i;
           this.probeNext();
         }
+      }
     }
   }
 

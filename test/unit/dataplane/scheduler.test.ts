@@ -87,11 +87,43 @@ describe('the hill-climbing scheduler', () => {
 });
 
 describe('HillClimber', () => {
+  const judge = throughputJudge({ tolerance: 0.05, drift: 0.3, boundMs: Infinity });
+  /** Steps the climber with latency f(value) and returns the values it ran. */
+  const walk = (h: HillClimber, windows: number, f: (v: number) => number) => Array.from({ length: windows }, () => {
+    const v = h.value;
+    h.step({ latencyMs: f(v) });
+    return v;
+  });
+  /** Indices of the windows spent away from `home` (probes). */
+  const probes = (values: number[], home: number) => values.flatMap((v, i) => (v === home ? [] : [i]));
+
+
   it('turns at the ends of the ladder', () => {
     const h = new HillClimber(BATCH_LADDER, 1024, throughputJudge({ tolerance: 0.05, drift: 0.3, boundMs: Infinity }), 3);
     expect(h.value).toBe(1024);
     h.step({ latencyMs: 10 }); // home measured; probing up is impossible, so it probes down
     expect(h.value).toBe(768);
+  });
+
+  it('waits twice as long before each probe cycle that confirms the same home, up to 8x the dwell', () => {
+    const h = new HillClimber([1, 2, 3], 2, judge, 4);
+    const at = probes(walk(h, 120, (v) => (v === 2 ? 10 : 20)), 2); // 2 is best: every cycle comes home
+    const gaps = at.filter((_, k) => k % 2 === 0).map((i, k, a) => (k ? i - a[k - 1]! : i)); // one probe pair per cycle
+    // windows between cycles: home + probe + home + probe + home, then 4, 8, 16, 32, 32 dwell windows
+    expect(gaps.slice(1)).toEqual([4 + 4, 8 + 4, 16 + 4, 32 + 4, 32 + 4]);
+  });
+
+  it('ignores a single window out of line; two in a row start a new probe cycle at the base dwell', () => {
+    const h = new HillClimber([1, 2, 3], 2, judge, 4);
+    walk(h, 4, (v) => (v === 2 ? 10 : 20)); // home, probe up, home, probe down
+    expect(h.settled).toBe(false);
+    walk(h, 1, () => 10); // home again: settled
+    expect(h.settled).toBe(true);
+    walk(h, 1, () => 30); // one noisy window
+    expect(h.settled).toBe(true);
+    walk(h, 1, () => 10);
+    walk(h, 2, () => 30); // a shift that persists
+    expect(h.settled).toBe(false);
   });
 });
 
