@@ -23,8 +23,8 @@ build: deps
 	npx tsc -p tsconfig.json
 	npx tsx scripts/build-wasm.ts
 
-gen: build
-	node dist/operator/api/gen-types.js operator/api/v1alpha1/types.generated.ts
+gen: deps
+	npx tsx operator/api/gen-types.ts operator/api/v1alpha1/types.generated.ts
 
 # Type-checks the tests, scripts and sources together (the build checks the sources alone).
 typecheck: deps

@@ -8,6 +8,7 @@ import { measureCapacity } from '../loadgen/capacity.js';
 import { parseSizeSpec } from '../loadgen/distributions.js';
 import { runLoad, type LoadResult } from '../loadgen/run.js';
 import { buildQueries, type ModelInfo, type Query } from '../loadgen/workload.js';
+import { PREDICT_CONTENT_TYPE } from '../shard-server/inference/protocol.js';
 import { serveLocal, type LocalDeployment, type LocalOptions } from '../shard-server/local.js';
 
 export interface Machine {
@@ -48,6 +49,19 @@ export function queries(info: ModelInfo, sizes = 'production', pool = 512): Quer
 
 export function load(d: LocalDeployment, qs: Query[], qps: number, seconds: number, percentile = 95): Promise<LoadResult> {
   return runLoad({ predictUrl: d.predictUrl, qps, durationMs: seconds * 1000, timeoutMs: 10_000, queries: qs, seed: 3, tailPercentile: percentile });
+}
+
+/** Latencies (ms) of `count` queries sent one at a time: service times without queueing. */
+export async function oneAtATime(d: LocalDeployment, qs: Query[], count: number): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = 0; i < count; i++) {
+    const t = performance.now();
+    const res = await fetch(d.predictUrl, { method: 'POST', headers: { 'content-type': PREDICT_CONTENT_TYPE }, body: qs[i % qs.length]!.body as unknown as BodyInit });
+    await res.arrayBuffer();
+    if (!res.ok) throw new Error(`predict answered ${res.status}`);
+    out.push(performance.now() - t);
+  }
+  return out;
 }
 
 export interface CapacityRun {

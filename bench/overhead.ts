@@ -7,8 +7,7 @@ import { join } from 'node:path';
 import { build } from 'hdr-histogram-js';
 import { loadDenseNets } from '../shard-server/inference/dense.js';
 import type { Manifest } from '../shard-server/model/manifest.js';
-import { PREDICT_CONTENT_TYPE } from '../shard-server/inference/protocol.js';
-import { example, log, queries, round, serve } from './lib.js';
+import { example, log, oneAtATime, queries, round, serve } from './lib.js';
 
 export interface OverheadRow {
   model: string;
@@ -47,17 +46,9 @@ export async function benchOverhead(o: { models: { model: string; file: string }
     const { d, info } = await serve(rm, { scheduler: 'fixed', batchSize: 1024 });
     try {
       const qs = queries(info, `fixed:${o.batch}`, 16);
-      const send = async (i: number) => {
-        const t = performance.now();
-        const res = await fetch(d.predictUrl, { method: 'POST', headers: { 'content-type': PREDICT_CONTENT_TYPE }, body: qs[i % qs.length]!.body as unknown as BodyInit });
-        await res.arrayBuffer();
-        if (!res.ok) throw new Error(`predict answered ${res.status}`);
-        return (performance.now() - t) * 1000;
-      };
-      for (let i = 0; i < 50; i++) await send(i); // warm-up
+      await oneAtATime(d, qs, 50); // warm-up
       const before = await stageMeans(d.mainUrl);
-      const e2e: number[] = [];
-      for (let i = 0; i < o.queries; i++) e2e.push(await send(i));
+      const e2e = (await oneAtATime(d, qs, o.queries)).map((ms) => ms * 1000);
       const after = await stageMeans(d.mainUrl);
       // the same networks, bare: one single-threaded session each, the same batch
       const manifest = JSON.parse(readFileSync(join(d.modelDir, 'manifest.json'), 'utf8')) as Manifest;

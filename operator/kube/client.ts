@@ -1,12 +1,14 @@
 // The thin Kubernetes client the controller acts through: server-side apply with one field manager, get,
 // delete, status patches, Events and Leases. Nothing else in the operator talks to the API server directly.
 import {
-  ApiException, CoordinationV1Api, CoreV1Api, CustomObjectsApi, KubeConfig, KubernetesObjectApi, PatchStrategy,
+  ApiException, AppsV1Api, CoordinationV1Api, CoreV1Api, CustomObjectsApi, KubeConfig, KubernetesObjectApi, PatchStrategy,
   setHeaderOptions, type CoreV1Event, type KubernetesObject, type V1Lease,
 } from '@kubernetes/client-node';
 import { GROUP, PLURAL, VERSION, type RecModelStatus } from '../api/v1alpha1/index.js';
 
 export const FIELD_MANAGER = 'recshard-operator';
+/** The autoscaler writes replicas through the scale subresource under its own manager, never by apply. */
+export const SCALER_FIELD_MANAGER = 'recshard-autoscaler';
 
 export function isStatus(e: unknown, code: number): boolean {
   return e instanceof ApiException && e.code === code;
@@ -41,12 +43,22 @@ export class KubeClient {
   readonly core: CoreV1Api;
   readonly custom: CustomObjectsApi;
   readonly coordination: CoordinationV1Api;
+  readonly apps: AppsV1Api;
 
   constructor(readonly kubeConfig: KubeConfig) {
     this.objects = KubernetesObjectApi.makeApiClient(kubeConfig);
     this.core = kubeConfig.makeApiClient(CoreV1Api);
     this.custom = kubeConfig.makeApiClient(CustomObjectsApi);
     this.coordination = kubeConfig.makeApiClient(CoordinationV1Api);
+    this.apps = kubeConfig.makeApiClient(AppsV1Api);
+  }
+
+  /** Sets a Deployment's replicas through its scale subresource. */
+  async scaleDeployment(namespace: string, name: string, replicas: number): Promise<void> {
+    await this.apps.patchNamespacedDeploymentScale(
+      { namespace, name, body: { spec: { replicas } }, fieldManager: SCALER_FIELD_MANAGER },
+      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+    );
   }
 
   /** Server-side apply of exactly the fields we own, forced, under the operator's field manager. */

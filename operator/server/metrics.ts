@@ -7,6 +7,9 @@ export class OperatorMetrics {
   readonly queueDepth: Gauge;
   readonly leader: Gauge;
   readonly applies: Counter<'kind'>;
+  readonly scalingDecisions: Counter<'direction' | 'reason'>;
+  readonly metricQueryFailures: Counter<'source'>;
+  readonly desiredReplicas: Gauge<'namespace' | 'recmodel' | 'component'>;
 
   constructor(readonly registry: Registry = new Registry()) {
     collectDefaultMetrics({ register: registry, prefix: 'recshard_operator_' });
@@ -29,6 +32,24 @@ export class OperatorMetrics {
       name: 'recshard_operator_applies_total',
       help: 'Server-side applies of child objects, by kind.',
       labelNames: ['kind'],
+      registers: [registry],
+    });
+    this.scalingDecisions = new Counter({
+      name: 'recshard_operator_scaling_decisions_total',
+      help: 'Replica changes the latency autoscaler made, by direction (up, down) and reason.',
+      labelNames: ['direction', 'reason'],
+      registers: [registry],
+    });
+    this.metricQueryFailures = new Counter({
+      name: 'recshard_operator_metric_query_failures_total',
+      help: 'Latency reads that failed, by source (prometheus, scrape).',
+      labelNames: ['source'],
+      registers: [registry],
+    });
+    this.desiredReplicas = new Gauge({
+      name: 'recshard_operator_desired_replicas',
+      help: 'Replicas the latency autoscaler wants for each component.',
+      labelNames: ['namespace', 'recmodel', 'component'],
       registers: [registry],
     });
   }

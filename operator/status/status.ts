@@ -6,6 +6,7 @@ import { LABEL_COMPONENT, LABEL_SHARD, selectorLabels, selectorString } from '..
 import { plural } from '../lib/text.js';
 import type { Plan } from '../planner/plan.js';
 import { ConditionType as T, Reason as R, mergeConditions, type ConditionInput } from './conditions.js';
+import { autoscalingConditions, autoscalingStatus, componentAutoscaling, type AutoscalingInput } from './autoscaling.js';
 
 export type PlanOutcome =
   | { ok: true; plan: Plan }
@@ -24,6 +25,8 @@ export interface StatusInput {
   applyErrors: string[];
   /** The main's scheduler as just read; absent when it was not read (the previous reading is kept). */
   scheduler?: SchedulerReading;
+  /** Absent when spec.autoscaling is not enabled. */
+  autoscaling?: AutoscalingInput;
   now: Date;
 }
 
@@ -76,7 +79,8 @@ function planSummary(plan: Plan): NonNullable<RecModelStatus['plan']> {
 export function computeStatus(input: StatusInput): RecModelStatus {
   const { plan, deployments } = input;
   const sorted = [...deployments].sort((a, b) => (a.metadata!.name! < b.metadata!.name! ? -1 : 1));
-  const components = sorted.map(componentStatus);
+  const nowIso = input.now.toISOString().replace(/\.\d{3}Z$/, 'Z');
+  const components = sorted.map(componentStatus).map((c) => componentAutoscaling(input.autoscaling, c, input.previous?.components?.find((p) => p.name === c.name), nowIso));
   const available = sorted.filter(isAvailable);
   const rolling = sorted.filter(isRollingOut);
   const unavailable = sorted.filter((d) => !isAvailable(d)).map((d) => d.metadata!.name!);
@@ -112,16 +116,18 @@ export function computeStatus(input: StatusInput): RecModelStatus {
 
   const main = sorted.find((d) => d.metadata?.labels?.[LABEL_COMPONENT] === 'main');
   const summary = plan.ok ? planSummary(plan.plan) : input.previous?.plan;
+  const scaling = autoscalingStatus(input.autoscaling, input.previous?.autoscaling, nowIso);
+  const conditions = [ready, planned, availableC, progressing, degraded, ...autoscalingConditions(input.autoscaling, input.previous?.conditions)];
   return {
     observedGeneration: input.generation,
-    conditions: mergeConditions(input.previous?.conditions, [ready, planned, availableC, progressing, degraded], input.generation, input.now),
+    conditions: mergeConditions(input.previous?.conditions, conditions, input.generation, input.now),
     ...(summary ? { plan: summary } : {}),
     replicas: main?.status?.replicas ?? 0,
     selector: selectorString(selectorLabels(input.name, 'main')),
     ready: `${available.length}/${sorted.length}`,
     components,
     ...schedulerStatus(input),
-    ...(input.previous?.latency ? { latency: input.previous.latency } : {}),
+    ...(scaling ? { autoscaling: scaling } : {}),
   };
 }
 

@@ -1,11 +1,12 @@
-// Loads the RecModel CRD from crds/, the schema source of truth, wherever this module runs from (the source
-// tree under vitest, dist/ when compiled, an image that copies crds/ beside dist/).
+// Loads the CRDs (RecModel, LatencyScalingPolicy) from crds/, the schema source of truth, wherever this module
+// runs from (the source tree under vitest, dist/ when compiled, an image that copies crds/ beside dist/).
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
 
 export const CRD_FILE = 'recshard.io_recmodels.yaml';
+export const POLICY_CRD_FILE = 'recshard.io_latencyscalingpolicies.yaml';
 
 /** A JSON-schema node as the CRD writes it (OpenAPI v3 plus the x-kubernetes extensions). */
 export interface SchemaNode {
@@ -36,21 +37,23 @@ export function findRepoFile(...parts: string[]): string {
   }
 }
 
-export function crdPath(): string {
-  return findRepoFile('crds', CRD_FILE);
+export function crdPath(file = CRD_FILE): string {
+  return findRepoFile('crds', file);
 }
 
-let cached: { crd: Record<string, unknown>; schema: SchemaNode } | undefined;
+const cached = new Map<string, { crd: Record<string, unknown>; schema: SchemaNode }>();
 
 /** The parsed CRD and the openAPIV3Schema of its single version. */
-export function loadCrd(): { crd: Record<string, unknown>; schema: SchemaNode } {
-  if (!cached) {
-    const crd = parse(readFileSync(crdPath(), 'utf8')) as {
+export function loadCrd(file = CRD_FILE): { crd: Record<string, unknown>; schema: SchemaNode } {
+  let c = cached.get(file);
+  if (!c) {
+    const crd = parse(readFileSync(crdPath(file), 'utf8')) as {
       spec: { versions: { schema: { openAPIV3Schema: SchemaNode } }[] };
     };
-    cached = { crd: crd as unknown as Record<string, unknown>, schema: crd.spec.versions[0]!.schema.openAPIV3Schema };
+    c = { crd: crd as unknown as Record<string, unknown>, schema: crd.spec.versions[0]!.schema.openAPIV3Schema };
+    cached.set(file, c);
   }
-  return cached;
+  return c;
 }
 
 /**

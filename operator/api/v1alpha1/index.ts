@@ -1,11 +1,11 @@
 // The RecModel API (recshard.io/v1alpha1): constants, object types and the one entry point that turns a raw
 // object (a file or an API response) into a defaulted, validated spec.
 import { applyDefaults } from './defaults.js';
-import { loadCrd } from './crd.js';
+import { loadCrd, POLICY_CRD_FILE } from './crd.js';
 import { validateSpec, type FieldError } from './validate.js';
-import type { RecModelSpec, RecModelStatus, ResolvedRecModelSpec } from './types.generated.js';
+import type { LatencyScalingPolicySpec, RecModelSpec, RecModelStatus, ResolvedLatencyScalingPolicySpec, ResolvedRecModelSpec } from './types.generated.js';
 
-export type { RecModelSpec, RecModelStatus, ResolvedRecModelSpec } from './types.generated.js';
+export type { LatencyScalingPolicySpec, RecModelSpec, RecModelStatus, ResolvedLatencyScalingPolicySpec, ResolvedRecModelSpec } from './types.generated.js';
 export type { FieldError } from './validate.js';
 export { formatFieldErrors } from './validate.js';
 
@@ -14,6 +14,8 @@ export const VERSION = 'v1alpha1';
 export const API_VERSION = `${GROUP}/${VERSION}`;
 export const KIND = 'RecModel';
 export const PLURAL = 'recmodels';
+export const POLICY_KIND = 'LatencyScalingPolicy';
+export const POLICY_PLURAL = 'latencyscalingpolicies';
 
 export interface ObjectMeta {
   name: string;
@@ -35,6 +37,14 @@ export interface RecModel {
   status?: RecModelStatus;
 }
 
+/** Cluster-scoped: how RecModels that reference it are scaled on tail latency (owned by SRE teams). */
+export interface LatencyScalingPolicy {
+  apiVersion: typeof API_VERSION;
+  kind: typeof POLICY_KIND;
+  metadata: ObjectMeta;
+  spec: LatencyScalingPolicySpec;
+}
+
 export type ResolvedModel = ResolvedRecModelSpec['model'];
 export type ResolvedTable = NonNullable<ResolvedModel['tables']>[number];
 export type ResolvedTableGroup = NonNullable<ResolvedModel['tableGroups']>[number];
@@ -42,16 +52,26 @@ export type ResolvedPlacement = ResolvedRecModelSpec['placement']['main'];
 export type Condition = NonNullable<RecModelStatus['conditions']>[number];
 export type ComponentStatus = NonNullable<RecModelStatus['components']>[number];
 
-export type ResolveResult = { ok: true; spec: ResolvedRecModelSpec } | { ok: false; errors: FieldError[] };
+export type Resolved<T> = { ok: true; spec: T } | { ok: false; errors: FieldError[] };
+export type ResolveResult = Resolved<ResolvedRecModelSpec>;
 
-/** Defaults then validates a spec with the CRD's schema and CEL rules (what the API server would do). */
-export function resolveSpec(spec: unknown): ResolveResult {
+function resolveWith<T>(spec: unknown, file?: string): Resolved<T> {
   if (spec === null || typeof spec !== 'object' || Array.isArray(spec)) {
     return { ok: false, errors: [{ field: 'spec', message: 'Required value: spec must be an object' }] };
   }
-  const defaulted = applyDefaults(loadCrd().schema.properties!.spec!, spec);
-  const errors = validateSpec(defaulted);
-  return errors.length ? { ok: false, errors } : { ok: true, spec: defaulted as ResolvedRecModelSpec };
+  const defaulted = applyDefaults(loadCrd(file).schema.properties!.spec!, spec);
+  const errors = validateSpec(defaulted, file);
+  return errors.length ? { ok: false, errors } : { ok: true, spec: defaulted as T };
+}
+
+/** Defaults then validates a RecModel spec with the CRD's schema and CEL rules (what the API server would do). */
+export function resolveSpec(spec: unknown): ResolveResult {
+  return resolveWith<ResolvedRecModelSpec>(spec);
+}
+
+/** The same for a LatencyScalingPolicy spec. */
+export function resolvePolicySpec(spec: unknown): Resolved<ResolvedLatencyScalingPolicySpec> {
+  return resolveWith<ResolvedLatencyScalingPolicySpec>(spec, POLICY_CRD_FILE);
 }
 
 /** Checks the envelope of a RecModel document read from a file. */

@@ -1,8 +1,8 @@
-// Validates a RecModel spec locally with the CRD's own schema and CEL rules, so the CLI rejects what the API
-// server rejects, with the field named. The cluster tests feed the same bad specs to both and compare.
+// Validates a spec locally with its CRD's own schema and CEL rules, so the CLI and the operator reject what the
+// API server rejects, with the field named. The cluster tests feed the same bad specs to both and compare.
 import { Ajv, type ErrorObject } from 'ajv';
 import { evaluate } from '@marcbachmann/cel-js';
-import { loadCrd, toJsonSchema, type SchemaNode } from './crd.js';
+import { CRD_FILE, loadCrd, toJsonSchema, type SchemaNode } from './crd.js';
 
 export interface FieldError {
   /** JSON path in Kubernetes style, e.g. spec.model.tables[0].dim */
@@ -10,14 +10,16 @@ export interface FieldError {
   message: string;
 }
 
-let compiled: ReturnType<Ajv['compile']> | undefined;
+const compiled = new Map<string, ReturnType<Ajv['compile']>>();
 
-function structuralValidator(): ReturnType<Ajv['compile']> {
-  if (!compiled) {
+function structuralValidator(file: string): ReturnType<Ajv['compile']> {
+  let v = compiled.get(file);
+  if (!v) {
     const ajv = new Ajv({ allErrors: true, strict: false, validateFormats: false });
-    compiled = ajv.compile(toJsonSchema(loadCrd().schema.properties!.spec!));
+    v = ajv.compile(toJsonSchema(loadCrd(file).schema.properties!.spec!));
+    compiled.set(file, v);
   }
-  return compiled;
+  return v;
 }
 
 function ajvPath(base: string, err: ErrorObject): string {
@@ -62,15 +64,15 @@ function celErrors(schema: SchemaNode, value: unknown, path: string, out: FieldE
   }
 }
 
-/** Errors of a spec that has already been defaulted; empty when valid. */
-export function validateSpec(spec: unknown): FieldError[] {
-  const validate = structuralValidator();
+/** Errors of a spec (of the CRD in `file`) that has already been defaulted; empty when valid. */
+export function validateSpec(spec: unknown, file = CRD_FILE): FieldError[] {
+  const validate = structuralValidator(file);
   if (!validate(spec)) {
     const errors = (validate.errors ?? []).map((e) => ({ field: ajvPath('spec', e), message: ajvMessage(e) }));
     return dedupe(errors);
   }
   const out: FieldError[] = [];
-  celErrors(loadCrd().schema.properties!.spec!, spec, 'spec', out);
+  celErrors(loadCrd(file).schema.properties!.spec!, spec, 'spec', out);
   return out;
 }
 

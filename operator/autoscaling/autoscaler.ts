@@ -1,0 +1,150 @@
+// The latency autoscaler's part of a reconcile: observe (the policy, the components' pods, the latency
+// signals), decide (evaluate: pure), act (the scale subresource, Events, metrics). The reconciler calls it after
+// applying the children and folds what it returns into status; evaluations happen once per policy interval.
+import type { V1Deployment, V1Pod } from '@kubernetes/client-node';
+import type { LatencyScalingPolicy, RecModel, ResolvedRecModelSpec } from '../api/v1alpha1/index.js';
+import { LABEL_COMPONENT, LABEL_INSTANCE, LABEL_SHARD } from '../builders/labels.js';
+import { dnsLabel } from '../builders/names.js';
+import { apiErrorMessage, FIELD_MANAGER, type KubeClient } from '../kube/client.js';
+import type { EventRecorder } from '../kube/events.js';
+import type { Clock } from '../lib/clock.js';
+import type { Logger } from '../lib/log.js';
+import type { OperatorMetrics } from '../server/metrics.js';
+import type { LatencyReading, LatencySource } from '../signals/latency.js';
+import { ScalingReason, type AutoscalingInput } from '../status/autoscaling.js';
+import { evaluate, Memories, type ComponentView, type Evaluation } from './evaluate.js';
+import { effectivePolicy } from './policy.js';
+
+export interface AutoscalerDeps {
+  policy(name: string): LatencyScalingPolicy | undefined;
+  /** Pods in a namespace carrying the model's instance label. */
+  pods(namespace: string, instance: string): V1Pod[];
+  client: Pick<KubeClient, 'scaleDeployment'>;
+  events: EventRecorder;
+  source: LatencySource;
+  metrics: OperatorMetrics;
+  clock: Clock;
+  log: Logger;
+}
+
+export interface AutoscalerResult {
+  input: AutoscalingInput;
+  /** When to look again (the next evaluation). */
+  requeueAfterMs?: number;
+}
+
+/** Does our apply own spec.replicas of this Deployment? Then the autoscaler must co-own it before apply drops it. */
+export function applyOwnsReplicas(d: V1Deployment): boolean {
+  return (d.metadata?.managedFields ?? []).some((f) => f.manager === FIELD_MANAGER && f.operation === 'Apply' && (f.fieldsV1 as { 'f:spec'?: Record<string, unknown> } | undefined)?.['f:spec']?.['f:replicas'] !== undefined);
+}
+
+export function podView(p: V1Pod) {
+  const ready = p.status?.conditions?.find((c) => c.type === 'Ready');
+  const isReady = ready?.status === 'True' && !p.metadata?.deletionTimestamp;
+  const since = ready?.lastTransitionTime ? new Date(ready.lastTransitionTime as unknown as string).getTime() : undefined;
+  return { name: p.metadata!.name!, ...(p.status?.podIP ? { ip: p.status.podIP } : {}), ready: isReady, ...(isReady && since !== undefined ? { readySinceMs: since } : {}) };
+}
+
+export class Autoscaler {
+  private readonly memories = new Memories();
+  private readonly lastEvaluation = new Map<string, number>();
+
+  constructor(private readonly d: AutoscalerDeps) {}
+
+  /** Forgets a deleted model. */
+  forget(namespace: string, name: string): void {
+    this.lastEvaluation.delete(`${namespace}/${name}`);
+    this.memories.retain(`${namespace}/${name}/`, new Set());
+  }
+
+  /** Hands spec.replicas over from apply to the autoscaler, keeping the value (else apply would reset it to 1). */
+  async handOver(deployments: V1Deployment[]): Promise<void> {
+    for (const dep of deployments) {
+      if (!applyOwnsReplicas(dep)) continue;
+      await this.d.client.scaleDeployment(dep.metadata!.namespace!, dep.metadata!.name!, dep.spec?.replicas ?? 1);
+    }
+  }
+
+  async run(rm: RecModel, spec: ResolvedRecModelSpec, deployments: V1Deployment[]): Promise<AutoscalerResult> {
+    const policyName = spec.autoscaling.policyRef!.name;
+    const policyObject = this.d.policy(policyName);
+    if (!policyObject) {
+      return { input: { state: 'refused', policyName, reason: ScalingReason.PolicyNotFound, message: `LatencyScalingPolicy ${policyName} not found; replicas are left as they are` } };
+    }
+    const r = effectivePolicy(policyObject, spec.autoscaling);
+    if (!r.ok) return { input: { state: 'refused', policyName, reason: r.reason === 'PolicyInvalid' ? ScalingReason.PolicyInvalid : ScalingReason.OverrideNotAllowed, message: r.message } };
+    const policy = r.policy;
+    if (policy.actuator !== 'Operator') return { input: { state: 'delegated', policy } };
+
+    const ns = rm.metadata.namespace!;
+    const key = `${ns}/${rm.metadata.name}`;
+    const now = this.d.clock.now().getTime();
+    const last = this.lastEvaluation.get(key);
+    if (last !== undefined && now - last < policy.intervalMs * 0.9) {
+      return { input: { state: 'active', policy, scaled: new Map() }, requeueAfterMs: policy.intervalMs - (now - last) };
+    }
+    this.lastEvaluation.set(key, now);
+
+    const pods = this.d.pods(ns, dnsLabel(rm.metadata.name));
+    const components: ComponentView[] = deployments.map((dep) => {
+      const labels = dep.metadata?.labels ?? {};
+      const role = labels[LABEL_COMPONENT] === 'sparse' ? 'sparse' : 'main';
+      const shard = labels[LABEL_SHARD] !== undefined ? Number(labels[LABEL_SHARD]) : undefined;
+      const mine = pods.filter((p) => p.metadata?.labels?.[LABEL_COMPONENT] === role && p.metadata?.labels?.[LABEL_SHARD] === labels[LABEL_SHARD] && p.metadata?.labels?.[LABEL_INSTANCE] === labels[LABEL_INSTANCE]);
+      return { name: dep.metadata!.name!, role, ...(shard !== undefined ? { shard } : {}), replicas: dep.spec?.replicas ?? 1, pods: mine.map(podView) };
+    });
+
+    const { readings, error } = await this.read(rm, spec, policy.windowMs, components);
+    const evaluation = evaluate(policy, components, readings, this.memories, `${key}/`, now);
+    const scaled = await this.act(rm, evaluation);
+    if (evaluation.metricsMissing) {
+      await this.d.events.emit(rm, 'Warning', ScalingReason.NoSamples, `no latency for the main (${error ?? 'no samples from its warm pods'}); holding replicas`);
+    }
+    return { input: { state: 'active', policy, evaluation, scaled, ...(error ? { sourceError: error } : {}) }, requeueAfterMs: policy.intervalMs };
+  }
+
+  private async read(rm: RecModel, spec: ResolvedRecModelSpec, windowMs: number, components: ComponentView[]) {
+    const base = { namespace: rm.metadata.namespace!, model: rm.metadata.name, windowMs, port: spec.serving.port };
+    let error: string | undefined;
+    const get = async (q: Parameters<LatencySource['read']>[0]): Promise<LatencyReading | undefined> => {
+      try {
+        return await this.d.source.read(q);
+      } catch (e) {
+        error = `${this.d.source.name}: ${apiErrorMessage(e)}`;
+        this.d.metrics.metricQueryFailures.inc({ source: this.d.source.name });
+        return undefined;
+      }
+    };
+    const main = components.find((c) => c.role === 'main');
+    const mainPods = main?.pods ?? [];
+    const readings = {
+      main: main ? await get({ ...base, role: 'main', stage: 'end_to_end', pods: mainPods }) : undefined,
+      shardCalls: components.some((c) => c.role === 'sparse') ? await get({ ...base, role: 'main', stage: 'shard_call', pods: mainPods }) : undefined,
+      shards: new Map<number, LatencyReading | undefined>(),
+    };
+    for (const c of components) if (c.role === 'sparse') readings.shards.set(c.shard!, await get({ ...base, role: 'sparse', stage: 'end_to_end', pods: c.pods }));
+    return { readings, error };
+  }
+
+  /** Scales what the evaluation changed; returns the reason of each change by Deployment. */
+  private async act(rm: RecModel, e: Evaluation): Promise<Map<string, string>> {
+    const scaled = new Map<string, string>();
+    for (const c of e.components) {
+      this.d.metrics.desiredReplicas.set({ namespace: rm.metadata.namespace!, recmodel: rm.metadata.name, component: c.name }, c.desired);
+      if (c.desired === c.current) continue;
+      const direction = c.desired > c.current ? 'up' : 'down';
+      const why = `${c.reason}: ${c.message}`;
+      try {
+        await this.d.client.scaleDeployment(rm.metadata.namespace!, c.name, c.desired);
+      } catch (err) {
+        await this.d.events.emit(rm, 'Warning', 'ScaleFailed', `${c.name}: ${c.current} -> ${c.desired} replicas failed: ${apiErrorMessage(err)}`);
+        throw err;
+      }
+      this.d.metrics.scalingDecisions.inc({ direction, reason: c.reason });
+      scaled.set(c.name, why);
+      this.d.log.info('scaled', { recmodel: `${rm.metadata.namespace}/${rm.metadata.name}`, component: c.name, from: c.current, to: c.desired, reason: c.reason });
+      await this.d.events.emit(rm, 'Normal', direction === 'up' ? 'ScaledUp' : 'ScaledDown', `${c.name}: ${c.current} -> ${c.desired} replicas (${why}${c.limited ? `; ${c.limited}` : ''})`);
+    }
+    return scaled;
+  }
+}

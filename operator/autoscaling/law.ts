@@ -1,0 +1,244 @@
+// The control law of the latency autoscaler, for one component (the main or one sparse shard). Pure: samples
+// and the clock in, replicas out; the memory it keeps is a plain object the caller holds.
+//
+// Why not HPA's ceil(current x metric / target): a percentile is not proportional to load. Far below the target
+// the tail is the service time and says nothing about how many pods are idle (HPA then removes most of them);
+// past the knee it grows without bound (HPA then overshoots). And a target is a ceiling, not a setpoint: a
+// window's tail that sits at the target has many seconds above it. So, with t the tolerance:
+// - Up: when the end-to-end tail passes (1 - t) x target and this component is allowed to act (critical path),
+//   take the larger of: the warm pods times the ratio of the tail to the middle of the band (at most twice as
+//   many), and the demand (served rate plus the backlog's growth) over what a pod serves now, less t. New pods
+//   count once warm and a half window later; until then only a larger demand adds more.
+// - Down: only after the tail stayed under (1 - 2t) x target for the whole scale-down stabilization window, and
+//   only to a per-pod request rate this component has served with the tail under the band (its learned
+//   latency-bounded capacity, plus t, or where the fitted latency-load curve puts the band's bottom); with
+//   nothing better known, one pod of three or more at a time while the tail is under half the target; never to
+//   a per-pod rate near one that once pushed the tail over the band (remembered for a day).
+// - Missing metrics: hold (or add pods, if the policy says so); never remove pods.
+// Then the policy's rate limits and bounds apply; both are reported when they cut the recommendation.
+import type { Bounds, EffectivePolicy, RateLimit } from './policy.js';
+
+/** What the signals said about the component over the policy's window. */
+export interface ComponentSample {
+  /** The end-to-end tail latency the target applies to (the main's), at the policy's percentile; absent: missing. */
+  latencyMs?: number;
+  /** Requests per second this component's ready pods served. */
+  rate: number;
+  /** Pods that are ready. */
+  readyPods: number;
+  /** Ready pods past their warm-up, whose samples the latency is made of. */
+  warmPods: number;
+  /** Requests in the ready pods now (queued or being served); its growth is demand the rate does not show. */
+  inflight?: number;
+}
+
+export interface LawInput {
+  policy: Pick<EffectivePolicy, 'targetMs' | 'tolerance' | 'windowMs' | 'scaleUp' | 'scaleDown' | 'missingMetrics'>;
+  bounds: Bounds;
+  /** Replicas the Deployment asks for now. */
+  current: number;
+  sample: ComponentSample;
+  /** False when another component dominates the tail (critical path): this one may not add pods for it. */
+  mayScaleUp: boolean;
+  nowMs: number;
+}
+
+export interface LawOutput {
+  desired: number;
+  /** What the recommendation was before rate limits and bounds. */
+  recommended: number;
+  /** A constant CamelCase reason and a sentence. */
+  reason: ScaleReason;
+  message: string;
+  /** Set when a rate limit or a bound cut the recommendation. */
+  limited?: string;
+}
+
+export type ScaleReason = 'LatencyAboveTarget' | 'LatencyBelowTarget' | 'WithinTolerance' | 'WaitingForWarmup' | 'OtherComponentCritical' | 'MetricsUnavailable' | 'OutsideBounds';
+
+/** What the law remembers between evaluations of one component. */
+export interface LawMemory {
+  /** Since when the latency has been under the band (the scale-down stabilization window counts from here). */
+  lowSince?: number;
+  /** Replica changes, for the rate limits. */
+  changes: { atMs: number; delta: number }[];
+  /** Highest per-pod rate served within the target, and lowest that missed it, with when they were seen. */
+  passing: { atMs: number; perPod: number }[];
+  failing: { atMs: number; perPod: number }[];
+  /** Steady samples (every pod warm) of per-pod rate and tail latency, for the latency-load curve. */
+  curve: { atMs: number; perPod: number; latencyMs: number }[];
+  /** While new pods warm up: the replicas they bring the component to. */
+  pendingUntilWarm?: number;
+  /** When they all were warm: the window must then pass once more before the tail shows what they do. */
+  warmSince?: number;
+  /** The last in-flight reading, for the backlog's growth. */
+  inflight?: { atMs: number; value: number };
+}
+
+/** How long a per-pod rate is remembered as within or over the target (the workload mix drifts). */
+export const CAPACITY_MEMORY_MS = 30 * 60_000;
+/** How long steady samples feed the latency-load curve. */
+export const CURVE_MEMORY_MS = 60 * 60_000;
+/** How long a miss is remembered: a day, so that each quiet night does not probe the same miss again (a new plan, i.e. new pods, starts afresh). */
+export const MISS_MEMORY_MS = 24 * 3600_000;
+
+export const newMemory = (): LawMemory => ({ changes: [], passing: [], failing: [], curve: [] });
+
+/**
+ * The per-pod latency-load curve fitted to steady samples: L(x) = a / (1 - x / c), the shape of a queue's
+ * sojourn time (a: the unloaded tail, c: the per-pod rate where it diverges), by least squares on 1/L, which is
+ * linear in x. Undefined until the samples say something: 8 or more, their loads spread over 20% of the mean and
+ * their latencies over 10%, latency rising with load.
+ */
+export function fitCurve(samples: { perPod: number; latencyMs: number }[]): { a: number; c: number } | undefined {
+  if (samples.length < 8) return undefined;
+  const n = samples.length;
+  const mx = samples.reduce((s, p) => s + p.perPod, 0) / n;
+  const my = samples.reduce((s, p) => s + 1 / p.latencyMs, 0) / n;
+  const spread = Math.max(...samples.map((p) => p.perPod)) - Math.min(...samples.map((p) => p.perPod));
+  const lat = samples.map((p) => p.latencyMs);
+  // the samples must span load, and latency must have moved with it (else the curve is a guess)
+  if (spread < 0.2 * mx || Math.max(...lat) - Math.min(...lat) < 0.1 * (n / samples.reduce((s, p) => s + 1 / p.latencyMs, 0))) return undefined;
+  let sxy = 0;
+  let sxx = 0;
+  for (const p of samples) {
+    sxy += (p.perPod - mx) * (1 / p.latencyMs - my);
+    sxx += (p.perPod - mx) ** 2;
+  }
+  const slope = sxy / sxx;
+  const intercept = my - slope * mx;
+  if (!(slope < 0) || !(intercept > 0)) return undefined;
+  return { a: 1 / intercept, c: -intercept / slope };
+}
+
+/** The per-pod rate at which the fitted curve reaches `latencyMs` (0 when it cannot). */
+export const perPodAt = (f: { a: number; c: number }, latencyMs: number) => (latencyMs > f.a ? f.c * (1 - f.a / latencyMs) : 0);
+
+export function decide(mem: LawMemory, i: LawInput): LawOutput {
+  const { policy, bounds, current, sample, nowMs } = i;
+  prune(mem, nowMs, policy);
+  const clamp = (n: number) => Math.min(bounds.max, Math.max(bounds.min, n));
+  const done = (recommended: number, reason: ScaleReason, message: string): LawOutput => {
+    if (current < bounds.min || current > bounds.max) {
+      const desired = clamp(current);
+      return record(mem, nowMs, current, policy, { desired, recommended, reason: 'OutsideBounds', message: `${current} replicas is outside [${bounds.min}, ${bounds.max}]; ${message}` });
+    }
+    const limitedByRate = rateLimited(mem, nowMs, current, recommended, recommended > current ? policy.scaleUp : policy.scaleDown);
+    const desired = clamp(limitedByRate);
+    const limited =
+      desired !== limitedByRate ? `the policy bounds [${bounds.min}, ${bounds.max}] cap ${limitedByRate} at ${desired}` :
+      limitedByRate !== recommended ? `the ${recommended > current ? 'scale-up' : 'scale-down'} rate limit allows ${limitedByRate} now, not ${recommended}` : undefined;
+    return record(mem, nowMs, current, policy, { desired, recommended, reason, message, ...(limited ? { limited } : {}) });
+  };
+
+  if (sample.latencyMs === undefined) {
+    mem.lowSince = undefined;
+    if (policy.missingMetrics === 'ScaleUp') return done(current * 2, 'MetricsUnavailable', 'latency unavailable; adding pods as the policy says');
+    return done(current, 'MetricsUnavailable', 'latency unavailable; holding replicas');
+  }
+
+  const ratio = sample.latencyMs / policy.targetMs;
+  const high = 1 - policy.tolerance;
+  const low = 1 - 2 * policy.tolerance;
+  const perPod = sample.readyPods > 0 ? sample.rate / sample.readyPods : 0;
+  // demand: what was served plus how fast the backlog grew since the last look
+  const prevInflight = mem.inflight;
+  if (sample.inflight !== undefined) mem.inflight = { atMs: nowMs, value: sample.inflight };
+  const growth = sample.inflight !== undefined && prevInflight && nowMs > prevInflight.atMs ? Math.max(0, (sample.inflight - prevInflight.value) / ((nowMs - prevInflight.atMs) / 1000)) : 0;
+  const demand = sample.rate + growth;
+  if (perPod > 0 && ratio < low) mem.passing.push({ atMs: nowMs, perPod });
+  const steady = mem.pendingUntilWarm === undefined && sample.warmPods === sample.readyPods && sample.readyPods === current;
+  if (perPod > 0 && steady) mem.curve.push({ atMs: nowMs, perPod, latencyMs: sample.latencyMs });
+  const curve = fitCurve(mem.curve);
+  // a miss counts against this component's capacity only when it is the one on the critical path
+  if (perPod > 0 && ratio > high && i.mayScaleUp && mem.pendingUntilWarm === undefined) mem.failing.push({ atMs: nowMs, perPod });
+  if (mem.pendingUntilWarm !== undefined && sample.warmPods >= Math.min(mem.pendingUntilWarm, current)) {
+    mem.warmSince ??= nowMs;
+    // the window still holds the time before they served; a tail that kept rising is acted on at half a window
+    if (nowMs - mem.warmSince >= policy.windowMs / 2) {
+      mem.pendingUntilWarm = undefined;
+      mem.warmSince = undefined;
+    }
+  }
+  const lat = `${round(sample.latencyMs)} ms against ${round(policy.targetMs)} ms`;
+
+  if (ratio > high) {
+    mem.lowSince = undefined;
+    if (!i.mayScaleUp) return done(current, 'OtherComponentCritical', `${lat}; another component dominates the tail`);
+    // when the backlog grows (overload), pods for the demand at the per-pod rate served now (what a pod can do),
+    // with the tolerance as margin; and the latency ratio to the middle of the band, at most doubling
+    const overloaded = growth > policy.tolerance * sample.rate;
+    const byDemand = overloaded && perPod > 0 ? Math.ceil(demand / (perPod * (1 - policy.tolerance))) : 0;
+    if (mem.pendingUntilWarm !== undefined && byDemand <= mem.pendingUntilWarm) {
+      return done(current, 'WaitingForWarmup', `${lat}; waiting for the pods added last to warm up and show in the window`);
+    }
+    const base = Math.max(1, sample.warmPods);
+    const byRatio = mem.pendingUntilWarm !== undefined ? 0 : Math.ceil(base * Math.min(ratio / ((high + low) / 2), 2));
+    // the fitted curve: pods that bring the load per pod to where it predicts the middle of the band
+    const xMid = curve ? perPodAt(curve, ((high + low) / 2) * policy.targetMs) : 0;
+    const byCurve = xMid > 0 ? Math.min(Math.ceil(sample.rate / xMid), 2 * current) : 0;
+    const want = Math.max(current + 1, byRatio, byDemand, byCurve);
+    return done(want, 'LatencyAboveTarget', `${lat}, over ${Math.round(high * 100)}% of the target${growth > 0 ? `; demand ${round(demand)} requests/s` : ''}`);
+  }
+  if (ratio >= low) {
+    mem.lowSince = undefined;
+    return done(current, 'WithinTolerance', `${lat}, in the band ${Math.round(low * 100)}-${Math.round(high * 100)}% of the target`);
+  }
+
+  mem.lowSince ??= nowMs;
+  const quietFor = nowMs - mem.lowSince;
+  if (quietFor < policy.scaleDown.stabilizationMs) return done(current, 'WithinTolerance', `${lat}; under the band for ${Math.round(quietFor / 1000)} s of the ${Math.round(policy.scaleDown.stabilizationMs / 1000)} s stabilization window`);
+  if (mem.pendingUntilWarm !== undefined || sample.readyPods < current) return done(current, 'WaitingForWarmup', `${lat}; not every pod is ready`);
+  const passMax = Math.max(0, ...mem.passing.map((p) => p.perPod));
+  const failMin = Math.min(Infinity, ...mem.failing.map((p) => p.perPod));
+  // the fewest pods at a per-pod rate up to a tolerance beyond one already served under the band, else (far
+  // under the target) one fewer
+  const xLow = curve ? perPodAt(curve, low * policy.targetMs) : 0;
+  // (the curve extrapolates: it may raise the load per pod by half at most)
+  const known = Math.min(Math.ceil(sample.rate / (Math.max(passMax, perPod) * (1 + policy.tolerance))), xLow > 0 ? Math.ceil(sample.rate / Math.min(xLow, 1.5 * perPod)) : Infinity);
+  // (a probe raises the load per pod by current / (current - 1): only where that is at most 1.5x, and to well
+  // under any remembered miss)
+  const probe = ratio < 0.5 && current >= 3 && sample.rate / (current - 1) < failMin * (1 - 2 * policy.tolerance);
+  let want = known < current ? known : probe ? current - 1 : current;
+  // never back to a per-pod rate that missed the target
+  while (want < current && sample.rate / Math.max(want, 1) >= failMin * (1 - policy.tolerance)) want++;
+  if (want >= current) return done(current, 'WithinTolerance', `${lat}; no per-pod rate served under the band would let fewer pods carry ${round(sample.rate)} requests/s`);
+  return done(Math.max(want, 1), 'LatencyBelowTarget', `${lat} for ${Math.round(quietFor / 1000)} s`);
+}
+
+/** The recommendation after the rate limit of its direction: changes within the last period count against it. */
+function rateLimited(mem: LawMemory, nowMs: number, current: number, recommended: number, l: RateLimit): number {
+  if (recommended === current) return current;
+  const recent = mem.changes.filter((c) => nowMs - c.atMs < l.periodMs);
+  if (recommended > current) {
+    const start = current - recent.filter((c) => c.delta > 0).reduce((s, c) => s + c.delta, 0);
+    const allowed = start + Math.max(l.maxPods, Math.ceil((start * l.maxPercent) / 100));
+    return Math.max(current, Math.min(recommended, allowed));
+  }
+  const start = current - recent.filter((c) => c.delta < 0).reduce((s, c) => s + c.delta, 0);
+  const allowed = start - Math.max(l.maxPods, Math.floor((start * l.maxPercent) / 100));
+  return Math.min(current, Math.max(recommended, allowed));
+}
+
+function record(mem: LawMemory, nowMs: number, current: number, p: LawInput['policy'], out: LawOutput): LawOutput {
+  if (out.desired !== current) {
+    mem.changes.push({ atMs: nowMs, delta: out.desired - current });
+    if (out.desired > current) {
+      mem.pendingUntilWarm = out.desired;
+      mem.warmSince = undefined;
+    }
+    // a further step down waits until a whole window (and period) has measured the new load per pod
+    else if (mem.lowSince !== undefined) mem.lowSince = nowMs - p.scaleDown.stabilizationMs + Math.max(p.windowMs, p.scaleDown.periodMs);
+  }
+  return out;
+}
+
+function prune(mem: LawMemory, nowMs: number, p: LawInput['policy']): void {
+  const keep = Math.max(p.scaleUp.periodMs, p.scaleDown.periodMs);
+  mem.changes = mem.changes.filter((c) => nowMs - c.atMs < keep);
+  mem.passing = mem.passing.filter((c) => nowMs - c.atMs < CAPACITY_MEMORY_MS);
+  mem.failing = mem.failing.filter((c) => nowMs - c.atMs < MISS_MEMORY_MS);
+  mem.curve = mem.curve.filter((c) => nowMs - c.atMs < CURVE_MEMORY_MS);
+}
+
+const round = (v: number) => Math.round(v * 10) / 10;

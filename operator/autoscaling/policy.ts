@@ -1,0 +1,104 @@
+// The policy in force for one RecModel: its LatencyScalingPolicy, defaulted and validated, with the model's
+// overrides applied where the policy allows them. Pure; every refusal names the field and the limit.
+import { API_VERSION, formatFieldErrors, POLICY_KIND, resolvePolicySpec, type FieldError, type LatencyScalingPolicy, type ResolvedRecModelSpec } from '../api/v1alpha1/index.js';
+import { durationMs } from '../lib/duration.js';
+
+export interface Bounds {
+  min: number;
+  max: number;
+}
+
+export interface RateLimit {
+  stabilizationMs: number;
+  maxPods: number;
+  maxPercent: number;
+  periodMs: number;
+}
+
+export type ScaleOn = 'critical-path' | 'all';
+export type Actuator = 'Operator' | 'HPA' | 'KEDA';
+
+export interface EffectivePolicy {
+  name: string;
+  percentile: number;
+  targetMs: number;
+  tolerance: number;
+  intervalMs: number;
+  windowMs: number;
+  warmupMs: number;
+  main: Bounds;
+  sparse: Bounds;
+  scaleUp: RateLimit;
+  scaleDown: RateLimit;
+  missingMetrics: 'Hold' | 'ScaleUp';
+  scaleOn: ScaleOn;
+  actuator: Actuator;
+}
+
+export type PolicyResult = { ok: true; policy: EffectivePolicy } | { ok: false; reason: 'PolicyInvalid' | 'OverrideNotAllowed'; message: string };
+
+const ms = (d: string) => durationMs(d)!; // the schema's patterns admit only durations
+
+/** The policy `p` as `autoscaling` (a resolved RecModel spec's) changes it. */
+export function effectivePolicy(p: LatencyScalingPolicy, autoscaling: ResolvedRecModelSpec['autoscaling']): PolicyResult {
+  const r = resolvePolicySpec(p.spec);
+  if (!r.ok) return { ok: false, reason: 'PolicyInvalid', message: `LatencyScalingPolicy ${p.metadata.name}: ${formatFieldErrors(r.errors)}` };
+  const s = r.spec;
+  const rate = (l: typeof s.scaleUp): RateLimit => ({ stabilizationMs: ms(l.stabilizationWindow), maxPods: l.maxPods, maxPercent: l.maxPercent, periodMs: ms(l.period) });
+  const policy: EffectivePolicy = {
+    name: p.metadata.name,
+    percentile: s.target.percentile,
+    targetMs: ms(s.target.latency),
+    tolerance: s.tolerance,
+    intervalMs: ms(s.interval),
+    windowMs: ms(s.window),
+    warmupMs: ms(s.warmup),
+    main: { min: s.main.minReplicas, max: s.main.maxReplicas },
+    sparse: { min: s.sparse.minReplicas, max: s.sparse.maxReplicas },
+    scaleUp: rate(s.scaleUp),
+    scaleDown: rate(s.scaleDown),
+    missingMetrics: s.missingMetrics,
+    scaleOn: s.scaleOn,
+    actuator: s.actuator,
+  };
+
+  const o = autoscaling.overrides;
+  if (!o) return { ok: true, policy };
+  const errors: FieldError[] = [];
+  const field = (f: string) => `spec.autoscaling.overrides.${f}`;
+  const allowed = s.overrides;
+  if (o.latency !== undefined) {
+    const range = allowed?.latency;
+    const want = ms(o.latency);
+    if (!range) errors.push({ field: field('latency'), message: `policy ${p.metadata.name} does not allow overriding the latency target (${s.target.latency})` });
+    else if (want < ms(range.min) || want > ms(range.max)) errors.push({ field: field('latency'), message: `${o.latency} is outside the range policy ${p.metadata.name} allows (${range.min} to ${range.max})` });
+    else policy.targetMs = want;
+  }
+  for (const role of ['main', 'sparse'] as const) {
+    const b = o[role];
+    if (!b || (b.minReplicas === undefined && b.maxReplicas === undefined)) continue;
+    const ceiling = allowed?.maxReplicas;
+    if (ceiling === undefined) {
+      errors.push({ field: field(role), message: `policy ${p.metadata.name} does not allow overriding replica bounds` });
+      continue;
+    }
+    const bounds = { min: b.minReplicas ?? policy[role].min, max: b.maxReplicas ?? policy[role].max };
+    if (bounds.max > ceiling) errors.push({ field: field(`${role}.maxReplicas`), message: `${bounds.max} exceeds the ${ceiling} policy ${p.metadata.name} allows` });
+    else if (bounds.min > ceiling) errors.push({ field: field(`${role}.minReplicas`), message: `${bounds.min} exceeds the ${ceiling} policy ${p.metadata.name} allows` });
+    else if (bounds.min > bounds.max) errors.push({ field: field(`${role}.minReplicas`), message: `${bounds.min} exceeds maxReplicas ${bounds.max}` });
+    else policy[role] = bounds;
+  }
+  if (o.scaleOn !== undefined && o.scaleOn !== policy.scaleOn) {
+    if (!allowed?.scaleOn) errors.push({ field: field('scaleOn'), message: `policy ${p.metadata.name} does not allow overriding scaleOn (${policy.scaleOn})` });
+    else policy.scaleOn = o.scaleOn;
+  }
+  return errors.length ? { ok: false, reason: 'OverrideNotAllowed', message: formatFieldErrors(errors) } : { ok: true, policy };
+}
+
+/** A policy with the CRD's defaults, this target and these upper bounds (for the simulator and tests). */
+export function defaultPolicy(targetMs: number, maxReplicas: number): EffectivePolicy {
+  const p: LatencyScalingPolicy = { apiVersion: API_VERSION, kind: POLICY_KIND, metadata: { name: 'default' }, spec: { target: { latency: `${targetMs}ms` }, main: { maxReplicas }, sparse: { maxReplicas } } };
+  const r = effectivePolicy(p, { enabled: true });
+  if (!r.ok) throw new Error(r.message);
+  return r.policy;
+}

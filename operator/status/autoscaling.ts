@@ -1,0 +1,123 @@
+// The autoscaling part of RecModel status, pure: the policy in force, the main's latency and the critical
+// component, per-component latency and desired replicas, when and why each last scaled, and the conditions
+// ScalingActive, ScalingLimited and MetricsUnavailable.
+import type { ComponentStatus, RecModelStatus } from '../api/v1alpha1/index.js';
+import type { Evaluation } from '../autoscaling/evaluate.js';
+import type { EffectivePolicy } from '../autoscaling/policy.js';
+import { formatMs } from '../lib/duration.js';
+import type { ConditionInput } from './conditions.js';
+
+export const ScalingCondition = {
+  ScalingActive: 'ScalingActive',
+  ScalingLimited: 'ScalingLimited',
+  MetricsUnavailable: 'MetricsUnavailable',
+} as const;
+
+export const ScalingReason = {
+  // ScalingActive
+  ScalingOnLatency: 'ScalingOnLatency',
+  DelegatedToHPA: 'DelegatedToHPA',
+  DelegatedToKEDA: 'DelegatedToKEDA',
+  PolicyNotFound: 'PolicyNotFound',
+  PolicyInvalid: 'PolicyInvalid',
+  OverrideNotAllowed: 'OverrideNotAllowed',
+  // ScalingLimited
+  WithinLimits: 'WithinLimits',
+  RateLimited: 'RateLimited',
+  AtBounds: 'AtBounds',
+  // MetricsUnavailable
+  MetricsAvailable: 'MetricsAvailable',
+  NoSamples: 'NoSamples',
+  SourceFailed: 'SourceFailed',
+} as const;
+
+/** What the reconcile knows about autoscaling this time. */
+export type AutoscalingInput =
+  | { state: 'refused'; policyName: string; reason: typeof ScalingReason.PolicyNotFound | typeof ScalingReason.PolicyInvalid | typeof ScalingReason.OverrideNotAllowed; message: string }
+  | { state: 'delegated'; policy: EffectivePolicy }
+  /** Evaluated now (evaluation set), or not due yet (previous status kept). */
+  | { state: 'active'; policy: EffectivePolicy; evaluation?: Evaluation; sourceError?: string; scaled: Map<string, string> };
+
+/** Fields merged into each component's status; lastScale* carried over from the previous status unless it scaled now. */
+export function componentAutoscaling(input: AutoscalingInput | undefined, c: ComponentStatus, previous: ComponentStatus | undefined, nowIso: string): ComponentStatus {
+  if (!input || input.state !== 'active') return c;
+  const carried = {
+    ...(previous?.lastScaleTime ? { lastScaleTime: previous.lastScaleTime } : {}),
+    ...(previous?.lastScaleReason ? { lastScaleReason: previous.lastScaleReason } : {}),
+  };
+  const d = input.evaluation?.components.find((x) => x.name === c.name);
+  if (!d) {
+    const { name: _n, role: _r, shard: _s, replicas: _re, readyReplicas: _rr, availableReplicas: _ar, ...prevAutoscaling } = previous ?? ({} as ComponentStatus);
+    return { ...c, ...prevAutoscaling, ...carried };
+  }
+  const why = input.scaled.get(c.name);
+  return {
+    ...c,
+    ...(d.latencyMs !== undefined ? { latency: formatMs(d.latencyMs) } : {}),
+    requestRate: Math.round(d.rate * 100) / 100,
+    desiredReplicas: d.desired,
+    ...carried,
+    ...(why ? { lastScaleTime: nowIso, lastScaleReason: why } : {}),
+  };
+}
+
+export function autoscalingStatus(input: AutoscalingInput | undefined, previous: RecModelStatus['autoscaling'], nowIso: string): RecModelStatus['autoscaling'] | undefined {
+  if (!input) return undefined;
+  if (input.state === 'refused') return { policy: input.policyName };
+  const p = input.policy;
+  const base = { policy: p.name, percentile: p.percentile, target: formatMs(p.targetMs), actuator: p.actuator };
+  if (input.state === 'delegated') return base;
+  const e = input.evaluation;
+  if (!e) return { ...previous, ...base };
+  return {
+    ...base,
+    ...(e.mainLatencyMs !== undefined ? { mainLatency: formatMs(e.mainLatencyMs) } : {}),
+    ...(e.critical ? { criticalComponent: e.critical } : {}),
+    lastEvaluationTime: nowIso,
+  };
+}
+
+/** The three scaling conditions; the previous ones are kept while an evaluation is not due. */
+export function autoscalingConditions(input: AutoscalingInput | undefined, previous: RecModelStatus['conditions']): ConditionInput[] {
+  if (!input) return [];
+  const T = ScalingCondition;
+  const R = ScalingReason;
+  if (input.state === 'refused') {
+    return [
+      { type: T.ScalingActive, status: 'False', reason: input.reason, message: input.message },
+      { type: T.ScalingLimited, status: 'False', reason: R.WithinLimits, message: 'not scaling' },
+      { type: T.MetricsUnavailable, status: 'Unknown', reason: input.reason, message: 'not reading metrics' },
+    ];
+  }
+  const p = input.policy;
+  if (input.state === 'delegated') {
+    const reason = p.actuator === 'HPA' ? R.DelegatedToHPA : R.DelegatedToKEDA;
+    return [
+      { type: T.ScalingActive, status: 'True', reason, message: `${p.actuator} scales each component under policy ${p.name} (p${p.percentile} ${formatMs(p.targetMs)})` },
+      { type: T.ScalingLimited, status: 'Unknown', reason, message: `see the ${p.actuator} objects` },
+      { type: T.MetricsUnavailable, status: 'Unknown', reason, message: `see the ${p.actuator} objects` },
+    ];
+  }
+  const e = input.evaluation;
+  if (!e) {
+    const keep = (type: string) => previous?.find((c) => c.type === type);
+    const kept = [T.ScalingActive, T.ScalingLimited, T.MetricsUnavailable].map((type) => keep(type));
+    if (kept.every(Boolean)) return kept.map((c) => ({ type: c!.type, status: c!.status as ConditionInput['status'], reason: c!.reason, message: c!.message }));
+    return [
+      { type: T.ScalingActive, status: 'True', reason: R.ScalingOnLatency, message: `scaling on p${p.percentile} latency under policy ${p.name}; first evaluation pending` },
+      { type: T.ScalingLimited, status: 'False', reason: R.WithinLimits, message: 'no evaluation yet' },
+      { type: T.MetricsUnavailable, status: 'Unknown', reason: R.NoSamples, message: 'no evaluation yet' },
+    ];
+  }
+  const limited = e.components.filter((c) => c.limited);
+  const atBounds = limited.some((c) => /bounds/.test(c.limited!));
+  return [
+    { type: T.ScalingActive, status: 'True', reason: R.ScalingOnLatency, message: `holding the main's p${p.percentile} under ${formatMs(p.targetMs)} (policy ${p.name}, ${p.scaleOn})` },
+    limited.length
+      ? { type: T.ScalingLimited, status: 'True', reason: atBounds ? R.AtBounds : R.RateLimited, message: limited.map((c) => `${c.name}: ${c.limited}`).join('; ') }
+      : { type: T.ScalingLimited, status: 'False', reason: R.WithinLimits, message: 'every recommendation is within the bounds and rate limits' },
+    e.metricsMissing
+      ? { type: T.MetricsUnavailable, status: 'True', reason: input.sourceError ? R.SourceFailed : R.NoSamples, message: `${input.sourceError ?? 'no latency samples from the main\'s warm pods'}; holding replicas (${p.missingMetrics})` }
+      : { type: T.MetricsUnavailable, status: 'False', reason: R.MetricsAvailable, message: `main p${p.percentile} ${formatMs(e.mainLatencyMs!)}` },
+  ];
+}
