@@ -4,7 +4,7 @@ SHELL := bash
 NPM ?= npm
 export ONNXRUNTIME_NODE_INSTALL := skip
 
-.PHONY: help deps build gen typecheck test test-unit test-dataplane test-cluster demo bench cluster-up cluster-down control-plane clean
+.PHONY: help deps build gen typecheck test test-unit test-dataplane test-cluster demo bench cluster-up cluster-down control-plane prometheus clean
 
 help:
 	@echo "make demo          plan the examples, serve DLRM-RMC2 locally in every strategy under load, run the operator on a local control plane"
@@ -34,7 +34,11 @@ typecheck: deps
 control-plane:
 	bash test/cluster/build-control-plane.sh >/dev/null
 
-test: build control-plane typecheck
+# The real Prometheus server (Debian's package, unpacked into ~/.cache/recshard) for the autoscaling tests.
+prometheus:
+	bash test/cluster/install-prometheus.sh >/dev/null
+
+test: build control-plane prometheus typecheck
 	npx vitest run
 
 test-unit: build
@@ -43,7 +47,7 @@ test-unit: build
 test-dataplane: build
 	npx vitest run --project dataplane
 
-test-cluster: build control-plane
+test-cluster: build control-plane prometheus
 	npx vitest run --project cluster
 
 demo: build control-plane

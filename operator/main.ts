@@ -16,6 +16,8 @@ import { jsonLogger, type Level } from './lib/log.js';
 import { buildApp } from './server/app.js';
 import { OperatorMetrics } from './server/metrics.js';
 import { DEFAULT_MAIN_URL_TEMPLATE, HttpServingProbe } from './signals/serving.js';
+import { PrometheusSource, ScrapeSource, type LatencySource } from './signals/latency.js';
+import { Autoscaler } from './autoscaling/autoscaler.js';
 
 interface Flags {
   kubeconfig?: string;
@@ -29,6 +31,8 @@ interface Flags {
   resync: string;
   servingPoll: string;
   mainUrlTemplate: string;
+  prometheusUrl?: string;
+  metricsSource?: 'prometheus' | 'scrape';
   logLevel: Level;
   shardServerImage: string;
   imagePullPolicy: BuilderConfig['imagePullPolicy'];
@@ -49,6 +53,8 @@ const program = new Command('recshard-operator')
   .option('--resync <seconds>', 'periodic resync of every RecModel', '300')
   .option('--serving-poll <seconds>', 'how often the scheduler of each serving main is read into status.scheduler (0: never)', '30')
   .option('--main-url-template <url>', 'where the operator reaches a main: {name}, {namespace}, {service} and {port} are filled in', DEFAULT_MAIN_URL_TEMPLATE)
+  .option('--prometheus-url <url>', 'Prometheus HTTP API the autoscaler reads latency from', env.RECSHARD_PROMETHEUS_URL || undefined)
+  .option('--metrics-source <source>', 'prometheus or scrape (the pods\' /metrics directly); default: prometheus when --prometheus-url is set', env.RECSHARD_METRICS_SOURCE || undefined)
   .option('--log-level <level>', 'debug, info, warn or error', env.RECSHARD_LOG_LEVEL ?? 'info')
   .option('--shard-server-image <image>', 'image of the pods the operator creates', env.RECSHARD_SHARD_SERVER_IMAGE ?? DEFAULT_BUILDER_CONFIG.shardServerImage)
   .option('--image-pull-policy <policy>', 'pull policy of those pods', env.RECSHARD_IMAGE_PULL_POLICY ?? DEFAULT_BUILDER_CONFIG.imagePullPolicy)
@@ -78,7 +84,13 @@ const caches = new Caches(kubeConfig, client, flags.namespace, (key) => manager?
 const events = new EventRecorder(client, 'recshard-operator', flags.identity, clock, log);
 const pollMs = Number(flags.servingPoll) * 1000;
 const serving = pollMs > 0 ? { probe: new HttpServingProbe(flags.mainUrlTemplate), pollMs } : undefined;
-const reconciler = new Reconciler({ caches, client, events, cfg, clock, log, metrics, serving });
+const sourceKind = flags.metricsSource ?? (flags.prometheusUrl ? 'prometheus' : 'scrape');
+if (sourceKind !== 'prometheus' && sourceKind !== 'scrape') throw new Error(`--metrics-source: must be prometheus or scrape, got ${JSON.stringify(sourceKind)}`);
+if (sourceKind === 'prometheus' && !flags.prometheusUrl) throw new Error('--metrics-source prometheus needs --prometheus-url');
+const source: LatencySource = sourceKind === 'prometheus' ? new PrometheusSource(flags.prometheusUrl!) : new ScrapeSource(() => clock.now().getTime());
+const autoscaler = new Autoscaler({ policy: (n) => caches.policy(n), pods: (ns, i) => caches.modelPods(ns, i), client, events, source, metrics, clock, log });
+log.info('latency autoscaling', { source: source.name, ...(flags.prometheusUrl ? { prometheus: flags.prometheusUrl } : {}) });
+const reconciler = new Reconciler({ caches, client, events, cfg, clock, log, metrics, serving, autoscaler });
 manager = new Manager(caches, reconciler, { workers: Number(flags.workers), resyncMs: Number(flags.resync) * 1000 }, metrics, clock, log);
 
 let shuttingDown = false;

@@ -26,6 +26,7 @@ const flags = new Command('shard-server')
   .option('--workers <n>', 'main: worker threads that run request parts; 0 runs them on the event loop (default: the cores available)')
   .option('--accelerator <provider>', 'main: onnxruntime execution provider for whole large queries, e.g. cuda (default none)', env.RECSHARD_ACCELERATOR ?? 'none')
   .option('--log-level <level>', 'debug, info, warn, error', env.RECSHARD_LOG_LEVEL ?? 'info')
+  .option('--emulate-service-ms <n>', 'testing: every request also holds one serial lane for N ms, a server of 1000/N requests/s that uses no CPU (autoscaling tests on small machines)', '0')
   .parse(process.argv)
   .opts();
 
@@ -52,6 +53,7 @@ const server = await startServer({
   maxBatch: Number(flags.maxBatch),
   maxBodyBytes: Number(flags.maxBodyBytes),
   probeMs: Number(flags.probeMs),
+  emulateServiceMs: Number(flags.emulateServiceMs),
   scheduling: {
     mode: flags.scheduler ?? serving.scheduler ?? DEFAULT_SCHEDULING.mode,
     batchSize: num(flags.batchSize, serving.batchSize) ?? DEFAULT_SCHEDULING.batchSize,

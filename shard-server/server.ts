@@ -35,6 +35,8 @@ export interface ServerOptions {
   maxBatch: number;
   maxBodyBytes: number;
   probeMs: number;
+  /** Testing: every request also holds one serial lane this long (see AppOptions.emulateServiceMs). */
+  emulateServiceMs?: number;
   /** The main's request scheduling (DeepRecSched). */
   scheduling?: SchedulingOptions;
   log: Logger;
@@ -88,7 +90,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   };
   const app = buildServerApp(state, {
     model: o.plan.model, role: o.role, metrics, log: o.log,
-    limits: { maxBatch: o.maxBatch, maxIndicesPerSample: 4096 }, maxBodyBytes: o.maxBodyBytes,
+    limits: { maxBatch: o.maxBatch, maxIndicesPerSample: 4096 }, maxBodyBytes: o.maxBodyBytes, emulateServiceMs: o.emulateServiceMs ?? 0,
   });
   const server: Server = await new Promise((resolve) => {
     const s = app.listen(o.port, o.host, () => resolve(s));

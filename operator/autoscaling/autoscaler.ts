@@ -41,7 +41,9 @@ export function applyOwnsReplicas(d: V1Deployment): boolean {
 export function podView(p: V1Pod) {
   const ready = p.status?.conditions?.find((c) => c.type === 'Ready');
   const isReady = ready?.status === 'True' && !p.metadata?.deletionTimestamp;
-  const since = ready?.lastTransitionTime ? new Date(ready.lastTransitionTime as unknown as string).getTime() : undefined;
+  // when it became ready; without a transition time, when it started (or was created)
+  const stamp = ready?.lastTransitionTime ?? p.status?.startTime ?? p.metadata?.creationTimestamp;
+  const since = stamp ? new Date(stamp as unknown as string).getTime() : undefined;
   return { name: p.metadata!.name!, ...(p.status?.podIP ? { ip: p.status.podIP } : {}), ready: isReady, ...(isReady && since !== undefined ? { readySinceMs: since } : {}) };
 }
 
@@ -98,7 +100,7 @@ export class Autoscaler {
     const evaluation = evaluate(policy, components, readings, this.memories, `${key}/`, now);
     const scaled = await this.act(rm, evaluation);
     if (evaluation.metricsMissing) {
-      await this.d.events.emit(rm, 'Warning', ScalingReason.NoSamples, `no latency for the main (${error ?? 'no samples from its warm pods'}); holding replicas`);
+      await this.d.events.emit(rm, 'Warning', 'MetricsUnavailable', `no latency for the main (${error ?? 'no samples from its warm pods'}); holding replicas`);
     }
     return { input: { state: 'active', policy, evaluation, scaled, ...(error ? { sourceError: error } : {}) }, requeueAfterMs: policy.intervalMs };
   }
@@ -131,6 +133,7 @@ export class Autoscaler {
     const scaled = new Map<string, string>();
     for (const c of e.components) {
       this.d.metrics.desiredReplicas.set({ namespace: rm.metadata.namespace!, recmodel: rm.metadata.name, component: c.name }, c.desired);
+      this.d.log.debug('autoscaling decision', { recmodel: `${rm.metadata.namespace}/${rm.metadata.name}`, component: c.name, current: c.current, desired: c.desired, reason: c.reason, message: c.message, ...(c.limited ? { limited: c.limited } : {}) });
       if (c.desired === c.current) continue;
       const direction = c.desired > c.current ? 'up' : 'down';
       const why = `${c.reason}: ${c.message}`;

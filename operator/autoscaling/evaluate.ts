@@ -80,7 +80,9 @@ export function evaluate(policy: EffectivePolicy, components: ComponentView[], r
   const q = policy.percentile / 100;
   const main = components.find((c) => c.role === 'main');
   const mainMeasure = main ? measure(readings.main, main.pods, nowMs, policy.warmupMs) : { rate: 0 };
-  const mainLatencyMs = mainMeasure.rates ? quantileMs(mainMeasure.rates, q) : undefined;
+  // series for the warm pods but no requests: idle, which is a latency of nothing rather than a missing one
+  const idle = mainMeasure.rates !== undefined && totalRate(mainMeasure.rates) === 0;
+  const mainLatencyMs = mainMeasure.rates ? (idle ? 0 : quantileMs(mainMeasure.rates, q)) : undefined;
 
   // The critical path: the main's own time (its tail less the slowest shard call) against each shard call.
   let critical = main?.name;

@@ -191,11 +191,12 @@ export function decide(mem: LawMemory, i: LawInput): LawOutput {
   if (mem.pendingUntilWarm !== undefined || sample.readyPods < current) return done(current, 'WaitingForWarmup', `${lat}; not every pod is ready`);
   const passMax = Math.max(0, ...mem.passing.map((p) => p.perPod));
   const failMin = Math.min(Infinity, ...mem.failing.map((p) => p.perPod));
-  // the fewest pods at a per-pod rate up to a tolerance beyond one already served under the band, else (far
-  // under the target) one fewer
+  // the fewest pods at a per-pod rate up to a tolerance beyond one already served under the band (none when
+  // idle), else (far under the target) one fewer
   const xLow = curve ? perPodAt(curve, low * policy.targetMs) : 0;
   // (the curve extrapolates: it may raise the load per pod by half at most)
-  const known = Math.min(Math.ceil(sample.rate / (Math.max(passMax, perPod) * (1 + policy.tolerance))), xLow > 0 ? Math.ceil(sample.rate / Math.min(xLow, 1.5 * perPod)) : Infinity);
+  const served = Math.max(passMax, perPod);
+  const known = sample.rate === 0 ? 0 : Math.min(served > 0 ? Math.ceil(sample.rate / (served * (1 + policy.tolerance))) : current, xLow > 0 ? Math.ceil(sample.rate / Math.min(xLow, 1.5 * perPod)) : Infinity);
   // (a probe raises the load per pod by current / (current - 1): only where that is at most 1.5x, and to well
   // under any remembered miss)
   const probe = ratio < 0.5 && current >= 3 && sample.rate / (current - 1) < failMin * (1 - 2 * policy.tolerance);

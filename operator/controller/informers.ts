@@ -1,11 +1,12 @@
-// Watch-backed caches of RecModels and of the children the operator manages. Event handlers only enqueue
-// keys: a RecModel maps to itself, a child to its controlling RecModel. Watches restart by themselves on
+// Watch-backed caches of RecModels, LatencyScalingPolicies, the children the operator manages and their pods.
+// Event handlers only enqueue keys: a RecModel maps to itself, a child to its controlling RecModel, a policy to
+// every RecModel that references it; pods are only read (by the autoscaler), never a trigger. Watches restart by themselves on
 // close and on 410 Gone (the library relists); any other failure restarts the informer with backoff.
 import {
   makeInformer, type Informer, type KubeConfig, type KubernetesObject, type ObjectCache, type V1ConfigMap,
-  type V1Deployment, type V1Service,
+  type V1Deployment, type V1Pod, type V1Service,
 } from '@kubernetes/client-node';
-import { API_VERSION, GROUP, KIND, PLURAL, VERSION, type RecModel } from '../api/v1alpha1/index.js';
+import { API_VERSION, GROUP, KIND, PLURAL, POLICY_KIND, POLICY_PLURAL, VERSION, type LatencyScalingPolicy, type RecModel } from '../api/v1alpha1/index.js';
 import { LABEL_INSTANCE, MANAGED_SELECTOR } from '../builders/labels.js';
 import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/log.js';
@@ -31,6 +32,8 @@ export class Caches {
   readonly deployments: Source<V1Deployment>;
   readonly services: Source<V1Service>;
   readonly configMaps: Source<V1ConfigMap>;
+  readonly policies: Source<LatencyScalingPolicy & KubernetesObject>;
+  readonly pods: Source<V1Pod>;
   private stopped = false;
 
   constructor(
@@ -42,10 +45,10 @@ export class Caches {
     private readonly clock: Clock,
   ) {
     const ns = namespace ? `/namespaces/${namespace}` : '';
-    const make = <T extends KubernetesObject>(kind: string, apiVersion: string, path: string, labelSelector?: string): Source<T> => {
+    const make = <T extends KubernetesObject>(kind: string, apiVersion: string, path: string, labelSelector?: string, clusterScoped = false): Source<T> => {
       const source: Source<T> = { kind, synced: false, failures: 0, informer: undefined as never };
       const list = async () => {
-        const result = await client.objects.list<T>(apiVersion, kind, namespace, undefined, undefined, undefined, undefined, labelSelector);
+        const result = await client.objects.list<T>(apiVersion, kind, clusterScoped ? undefined : namespace, undefined, undefined, undefined, undefined, labelSelector);
         source.synced = true;
         source.failures = 0;
         return result;
@@ -57,6 +60,9 @@ export class Caches {
     this.deployments = make('Deployment', 'apps/v1', `/apis/apps/v1${ns}/deployments`, MANAGED_SELECTOR);
     this.services = make('Service', 'v1', `/api/v1${ns}/services`, MANAGED_SELECTOR);
     this.configMaps = make('ConfigMap', 'v1', `/api/v1${ns}/configmaps`, MANAGED_SELECTOR);
+    this.policies = make(POLICY_KIND, API_VERSION, `/apis/${GROUP}/${VERSION}/${POLICY_PLURAL}`, undefined, true);
+    // the pods' labels come from the pod templates, which carry the model labels (managed-by included)
+    this.pods = make('Pod', 'v1', `/api/v1${ns}/pods`, MANAGED_SELECTOR);
 
     const ownKey = (o: KubernetesObject) => this.enqueue(keyOf(o.metadata!.namespace!, o.metadata!.name!));
     for (const verb of ['add', 'update', 'delete'] as const) this.recModels.informer.on(verb, ownKey);
@@ -65,6 +71,10 @@ export class Caches {
       if (owner?.kind === KIND && owner.apiVersion.startsWith(`${GROUP}/`)) this.enqueue(keyOf(o.metadata!.namespace!, owner.name));
     };
     for (const s of this.childSources()) for (const verb of ['add', 'update', 'delete'] as const) s.informer.on(verb, ownerKey);
+    const policyUsers = (p: KubernetesObject) => {
+      for (const rm of this.recModels.informer.list()) if ((rm as RecModel).spec?.autoscaling?.policyRef?.name === p.metadata!.name) ownKey(rm);
+    };
+    for (const verb of ['add', 'update', 'delete'] as const) this.policies.informer.on(verb, policyUsers);
   }
 
   private childSources(): Source<KubernetesObject>[] {
@@ -72,7 +82,7 @@ export class Caches {
   }
 
   private all(): Source<KubernetesObject>[] {
-    return [this.recModels as Source<KubernetesObject>, ...this.childSources()];
+    return [this.recModels as Source<KubernetesObject>, ...this.childSources(), this.policies as Source<KubernetesObject>, this.pods as Source<KubernetesObject>];
   }
 
   /** Starts every informer; resolves once each has listed. */
@@ -106,6 +116,15 @@ export class Caches {
 
   allRecModelKeys(): string[] {
     return this.recModels.informer.list().map((r) => keyOf(r.metadata!.namespace!, r.metadata!.name!));
+  }
+
+  policy(name: string): LatencyScalingPolicy | undefined {
+    return this.policies.informer.get(name) as LatencyScalingPolicy | undefined;
+  }
+
+  /** Pods in the namespace that carry the model's instance label. */
+  modelPods(namespace: string, instance: string): V1Pod[] {
+    return this.pods.informer.list(namespace).filter((p) => p.metadata?.labels?.[LABEL_INSTANCE] === instance);
   }
 
   /** Children in the model's namespace that carry its instance label. */

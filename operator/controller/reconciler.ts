@@ -2,7 +2,8 @@
 // children), act (apply, delete, events, status). Level-based and idempotent; an invalid or infeasible spec is
 // terminal (a False condition, no retry), a failed write throws so the queue retries with backoff.
 import type { KubernetesObject, V1Deployment } from '@kubernetes/client-node';
-import { formatFieldErrors, resolveSpec, type RecModel } from '../api/v1alpha1/index.js';
+import { formatFieldErrors, resolveSpec, type RecModel, type ResolvedRecModelSpec } from '../api/v1alpha1/index.js';
+import type { Autoscaler, AutoscalerResult } from '../autoscaling/autoscaler.js';
 import { buildChildren, type Owner } from '../builders/children.js';
 import type { BuilderConfig } from '../builders/config.js';
 import { dnsLabel } from '../builders/names.js';
@@ -34,6 +35,8 @@ export interface Observed {
 
 export interface Decision {
   outcome: PlanOutcome;
+  /** The defaulted spec, when valid. */
+  spec?: ResolvedRecModelSpec;
   desired: KubernetesObject[];
   stale: KubernetesObject[];
 }
@@ -57,7 +60,7 @@ export function decide(observed: Observed, cfg: BuilderConfig): Decision {
   }
   const planned = planModel(resolved.spec);
   if (!planned.ok) {
-    return { outcome: { ok: false, reason: planned.error.reason, message: planned.error.message }, desired: [], stale: [] };
+    return { outcome: { ok: false, reason: planned.error.reason, message: planned.error.message }, spec: resolved.spec, desired: [], stale: [] };
   }
   const owner: Owner = { name: rm.metadata.name, namespace: rm.metadata.namespace!, uid: rm.metadata.uid! };
   const children = buildChildren(owner, resolved.spec, planned.plan, cfg);
@@ -65,12 +68,14 @@ export function decide(observed: Observed, cfg: BuilderConfig): Decision {
   desired.sort((a, b) => kindOrder[a.kind!]! - kindOrder[b.kind!]!);
   const wanted = new Set(desired.map(refKey));
   const stale = owned.filter((o) => !wanted.has(refKey(o)));
-  return { outcome: { ok: true, plan: planned.plan }, desired, stale };
+  return { outcome: { ok: true, plan: planned.plan }, spec: resolved.spec, desired, stale };
 }
 
 export interface ReconcilerDeps {
   /** Reads the main's scheduler into status; absent, status.scheduler is left alone. */
   serving?: { probe: ServingProbe; pollMs: number };
+  /** Scales components on latency where spec.autoscaling is enabled; absent, replicas are left alone. */
+  autoscaler?: Autoscaler;
   caches: Caches;
   client: KubeClient;
   events: EventRecorder;
@@ -98,7 +103,10 @@ export class Reconciler {
 
   async reconcile(namespace: string, name: string): Promise<ReconcileResult> {
     const observed = this.observe(namespace, name);
-    if (!observed) return {};
+    if (!observed) {
+      this.d.autoscaler?.forget(namespace, name);
+      return {};
+    }
     const { rm } = observed;
     const log = this.d.log.with({ recmodel: `${namespace}/${name}` });
     const decision = decide(observed, this.d.cfg);
@@ -106,8 +114,11 @@ export class Reconciler {
     const applyErrors: string[] = [];
     let deployments: V1Deployment[];
 
+    const autoscaler = decision.spec?.autoscaling.enabled ? this.d.autoscaler : undefined;
     if (decision.outcome.ok) {
       const plan = decision.outcome.plan;
+      // replicas go from apply to the autoscaler before an apply without them would reset them
+      if (autoscaler) await autoscaler.handOver(observed.owned.filter((o) => o.kind === 'Deployment') as V1Deployment[]);
       const previousHash = rm.status?.plan?.hash;
       if (previousHash !== plan.hash) {
         const was = rm.status?.plan ? ` (was ${rm.status.plan.strategy}, ${plural(rm.status.plan.shards ?? 0, 'shard')}, plan ${previousHash})` : '';
@@ -146,6 +157,7 @@ export class Reconciler {
       deployments = observed.owned.filter((o) => o.kind === 'Deployment') as V1Deployment[];
     }
 
+    const scaling: AutoscalerResult | undefined = autoscaler && decision.outcome.ok ? await autoscaler.run(rm, decision.spec!, deployments) : undefined;
     const main = deployments.find((d) => d.metadata?.labels?.[LABEL_COMPONENT] === 'main');
     const polling = this.d.serving !== undefined && mainServing(main);
     const scheduler = polling ? await this.d.serving!.probe.scheduler({ name, namespace, service: mainName(name), port: resolvedPort(rm) }) : undefined;
@@ -158,6 +170,7 @@ export class Reconciler {
       conflicts,
       applyErrors,
       scheduler,
+      ...(scaling ? { autoscaling: scaling.input } : {}),
       now: this.d.clock.now(),
     });
     if (!sameStatus(rm.status, status)) {
@@ -167,8 +180,10 @@ export class Reconciler {
     if (applyErrors.length) throw new Error(applyErrors.join('; '));
     // A conflicting object is not ours to watch: look again later in case its owner removed it.
     if (conflicts.length) return { requeueAfterMs: CONFLICT_RECHECK_MS };
-    // A serving main is read again on a schedule: its scheduler changes without any Kubernetes event.
-    return polling ? { requeueAfterMs: this.d.serving!.pollMs } : {};
+    // A serving main is read again on a schedule (its scheduler changes without any Kubernetes event), and an
+    // autoscaled model at its policy's interval.
+    const next = [polling ? this.d.serving!.pollMs : undefined, scaling?.requeueAfterMs].filter((v): v is number => v !== undefined);
+    return next.length ? { requeueAfterMs: Math.min(...next) } : {};
   }
 
   /** Describes the controller of an existing same-named object when it is not this RecModel; else undefined. */

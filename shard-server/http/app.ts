@@ -28,6 +28,12 @@ export interface AppOptions {
   maxBodyBytes: number;
   metrics: ServerMetrics;
   log: Logger;
+  /**
+   * Testing: every predict or lookup also waits for one serial lane and holds it this long, so the process
+   * behaves as a single server with this service time (latency grows with load, replicas add capacity) while
+   * using no CPU: the autoscaling end-to-end test runs many replicas on a 2-core machine with it. 0: off.
+   */
+  emulateServiceMs?: number;
 }
 
 export function buildServerApp(state: ServerState, o: AppOptions): Express {
@@ -45,10 +51,22 @@ export function buildServerApp(state: ServerState, o: AppOptions): Express {
   });
   app.get('/metrics', async (_req, res) => void res.type(m.registry.contentType).send(await m.registry.metrics()));
 
+  let lane = Promise.resolve();
+  const emulated = async () => {
+    const ms = o.emulateServiceMs ?? 0;
+    if (ms <= 0) return;
+    const before = lane;
+    let release = () => {};
+    lane = new Promise<void>((r) => (release = r));
+    await before;
+    await new Promise((r) => setTimeout(r, ms));
+    release();
+  };
   const track = (handler: (req: Request, res: Response) => Promise<void>) => async (req: Request, res: Response, next: NextFunction) => {
     m.inflight.inc(labels);
     const end = m.duration.startTimer({ ...labels, stage: 'end_to_end', shard: '' });
     try {
+      await emulated();
       await handler(req, res);
     } catch (e) {
       next(e);

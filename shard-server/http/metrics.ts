@@ -1,8 +1,13 @@
-// Shard-server metrics in an explicit registry; latency buckets span the DeepRecSys targets (5 ms to 400 ms).
+// Shard-server metrics in an explicit registry. Latency buckets are dense (steps of 1.25x to 1.33x) from 5 ms to
+// 1 s, where the DeepRecSys targets sit (5 ms to 400 ms): the autoscaler reads percentiles from them, and a
+// percentile interpolated inside a bucket twice as wide as the next would be off by up to half the bucket.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { SchedulerState } from '../inference/scheduler.js';
 
-export const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.4, 1, 2.5];
+export const LATENCY_BUCKETS = [
+  0.0005, 0.001, 0.002, 0.003, 0.004, 0.005, 0.006, 0.008, 0.01, 0.0125, 0.015, 0.02, 0.025, 0.03, 0.04, 0.05, 0.06, 0.075,
+  0.1, 0.125, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.75, 1, 1.5, 2.5, 5,
+];
 
 export class ServerMetrics {
   readonly registry = new Registry();

@@ -67,7 +67,11 @@ describe('helm chart', () => {
 
     const asOperator = (args: string[]) => execFileSync('kubectl', [`--kubeconfig=${saKubeconfig}`, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
     expect(() => asOperator(['get', 'secrets', '-n', ns])).toThrow(/forbidden/);
-    expect(() => asOperator(['get', 'pods', '-n', ns])).toThrow(/forbidden/);
+    // pods are read-only (the autoscaler reads readiness and addresses); nothing else about them is allowed
+    expect(asOperator(['auth', 'can-i', 'list', 'pods', '-n', ns]).trim()).toBe('yes');
+    expect(kubectlFails([`--as=system:serviceaccount:${ns}:${release}-operator`, 'delete', 'pods', '--all', '-n', ns, '--dry-run=server'])).toMatch(/forbidden/);
+    expect(() => asOperator(['auth', 'can-i', 'create', 'pods', '-n', ns])).toThrow(); // `can-i` exits 1 for no
+    expect(asOperator(['auth', 'can-i', 'patch', 'deployments', '--subresource=scale', '-n', ns]).trim()).toBe('yes');
     expect(asOperator(['auth', 'can-i', 'patch', 'recmodels', '--subresource=status', '-n', ns]).trim()).toBe('yes');
     expect(kubectlFails([`--as=system:serviceaccount:${ns}:${release}-operator`, 'delete', 'nodes', '--all', '--dry-run=server'])).toMatch(/forbidden/);
 

@@ -844,7 +844,7 @@ percentile?: number
  */
 target?: string
 /**
- * Who scales (Operator
+ * Who scales: Operator, HPA or KEDA.
  */
 actuator?: string
 /**

@@ -1,0 +1,201 @@
+// Latency autoscaling end to end: the real control plane, the operator process, the real Prometheus scraping
+// real shard-server processes, one process per pod KWOK runs (test/e2e/replicas.ts), so the replicas the
+// operator asks for are the ones that serve. Shard 1 is the slow one (an emulated 50 ms serial service time,
+// 20 requests/s per process); open-loop load past its capacity must scale shard 1 and nothing else until the
+// main's p95 is back under the target; without the load it scales down only after a stabilization window of
+// low latency; with Prometheus gone, replicas hold and MetricsUnavailable says why. DEBUG_AUTOSCALING=1 prints the
+// replicas and latency the test saw each second, the final status and the operator's scaling log lines.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { LatencyScalingPolicy, RecModel } from '../../operator/api/v1alpha1/index.js';
+import { durationMs } from '../../operator/lib/duration.js';
+import { ensureModel, resolveLocal } from '../../shard-server/local.js';
+import { startPrometheus, type PrometheusServer } from './prometheus.js';
+import { ReplicaRunner } from './replicas.js';
+import { applyYaml, client, createNamespace, deleteNamespace, installCrd, kubectl, ROOT, startOperator, waitUntil, type OperatorProcess } from './support.js';
+
+const NAME = 'ncf-scale';
+const TARGET_MS = 150;
+const rm: RecModel = {
+  apiVersion: 'recshard.io/v1alpha1',
+  kind: 'RecModel',
+  metadata: { name: NAME },
+  spec: {
+    model: { architecture: 'ncf', denseFeatures: 0, topMLP: [32, 1], tables: [{ name: 'users', rows: 20_000, dim: 16, net: 'user' }, { name: 'items', rows: 20_000, dim: 16, net: 'item' }] },
+    sharding: { strategy: 'net-specific' },
+    serving: { scheduler: 'fixed', batchSize: 1024 },
+  } as RecModel['spec'],
+};
+const BOUNDS = { main: { min: 1, max: 3 }, sparse: { min: 1, max: 4 } };
+const STABILIZATION_S = 20;
+
+let ns: string;
+let policyName: string;
+let op: OperatorProcess | undefined;
+let prom: PrometheusServer | undefined;
+let runner: ReplicaRunner | undefined;
+let load: ChildProcess | undefined;
+const api = client();
+const history: { t: number; replicas: Record<string, number>; latencyMs?: number }[] = [];
+let sampler: NodeJS.Timeout | undefined;
+
+const deployments = () => [`${NAME}-main`, `${NAME}-shard-0`, `${NAME}-shard-1`];
+async function replicas(): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  for (const d of deployments()) out[d] = (await api.apps.readNamespacedDeployment({ name: d, namespace: ns })).spec?.replicas ?? 1;
+  return out;
+}
+const recModel = async () => (await api.custom.getNamespacedCustomObject({ group: 'recshard.io', version: 'v1alpha1', namespace: ns, plural: 'recmodels', name: NAME })) as RecModel;
+const cond = (r: RecModel, type: string) => r.status?.conditions?.find((c) => c.type === type);
+
+function startLoad(qps: number): ChildProcess {
+  return spawn(process.execPath, [join(ROOT, 'dist', 'operator', 'cli', 'recshard.js'), 'load', `--url=${runner!.mainUrl}`, `--model=${NAME}`, '--sizes=fixed:4', `--qps=${qps}`, '--duration=600', '--timeout-ms=5000'], { stdio: 'ignore' });
+}
+const stopLoad = async () => {
+  const p = load;
+  load = undefined;
+  if (!p || p.exitCode !== null) return;
+  await new Promise<void>((r) => {
+    p.once('exit', () => r());
+    p.kill('SIGKILL');
+  });
+};
+
+beforeAll(async () => {
+  installCrd();
+  kubectl(['wait', '--for=condition=Established', 'crd/latencyscalingpolicies.recshard.io', '--timeout=60s']);
+  ns = createNamespace('scale');
+  policyName = `fast-${ns}`;
+  const dir = mkdtempSync(join(tmpdir(), 'recshard-autoscaling-'));
+  const { spec } = resolveLocal(rm);
+  const modelDir = ensureModel(rm, spec, 1, 3, () => {});
+  runner = new ReplicaRunner({ namespace: ns, rm, modelDir, dir: join(dir, 'replicas'), client: api, emulateMs: (role, shard) => (role === 'sparse' && shard === 1 ? 50 : 0) });
+  await runner.start();
+  prom = await startPrometheus({ dir: join(dir, 'prometheus'), targetsFile: runner.targetsFile });
+  const policy: LatencyScalingPolicy = {
+    apiVersion: 'recshard.io/v1alpha1',
+    kind: 'LatencyScalingPolicy',
+    metadata: { name: policyName },
+    spec: {
+      target: { percentile: 95, latency: `${TARGET_MS}ms` },
+      tolerance: 0.1, interval: '2s', window: '10s', warmup: '2s',
+      main: { minReplicas: BOUNDS.main.min, maxReplicas: BOUNDS.main.max },
+      sparse: { minReplicas: BOUNDS.sparse.min, maxReplicas: BOUNDS.sparse.max },
+      scaleUp: { stabilizationWindow: '0s', maxPods: 1, maxPercent: 100, period: '4s' },
+      scaleDown: { stabilizationWindow: `${STABILIZATION_S}s`, maxPods: 1, maxPercent: 50, period: '4s' },
+      scaleOn: 'critical-path',
+    },
+  };
+  kubectl(['apply', '-f', '-'], JSON.stringify(policy));
+  op = await startOperator(ns, { extraArgs: [`--prometheus-url=${prom.url}`, '--serving-poll=0'] });
+  applyYaml(ns, [{ ...rm, spec: { ...rm.spec, autoscaling: { enabled: true, policyRef: { name: policyName } } } }]);
+  await waitUntil('every component serving', () => {
+    const c = runner!.counts();
+    return c.main === 1 && c['shard-0'] === 1 && c['shard-1'] === 1;
+  }, 90_000);
+  sampler = setInterval(() => {
+    void Promise.all([replicas(), recModel()]).then(([r, m]) => {
+      const l = m.status?.autoscaling?.mainLatency;
+      history.push({ t: Date.now(), replicas: r, ...(l ? { latencyMs: durationMs(l) } : {}) });
+    }).catch(() => {});
+  }, 1000);
+});
+
+afterAll(async () => {
+  clearInterval(sampler);
+  if (process.env.DEBUG_AUTOSCALING) {
+    console.log(history.map((h) => `${Math.round((h.t - history[0]!.t) / 1000)} ${Object.values(h.replicas).join('/')} ${h.latencyMs}`).join('\n'));
+    console.log(JSON.stringify((await recModel()).status?.components, null, 1));
+    console.log(op?.logs().split('\n').filter((l) => /scaled|autoscaling decision.*shard-1|error|warn/i.test(l)).slice(-30).join('\n'));
+  }
+  await stopLoad();
+  await op?.stop();
+  await prom?.stop();
+  await runner?.stop();
+  if (ns) deleteNamespace(ns);
+  if (policyName) kubectl(['delete', 'latencyscalingpolicy', policyName, '--ignore-not-found']);
+});
+
+describe('latency autoscaling on the critical path', () => {
+  it('adds pods to the shard that dominates the tail, and only to it, until the p95 is back under the target', async () => {
+    load = startLoad(16); // shard 1 alone serves 20/s: 80% busy, its queue pushes the main's p95 far over 150 ms
+    await waitUntil('shard 1 scaled up', async () => ((await replicas())[`${NAME}-shard-1`]! >= 2 ? true : undefined), 90_000, 1000);
+    const now = await replicas();
+    expect(now[`${NAME}-main`]).toBe(1);
+    expect(now[`${NAME}-shard-0`]).toBe(1);
+    const status = await waitUntil('the scale in status', async () => {
+      const st = (await recModel()).status;
+      return st?.components?.find((c) => c.name === `${NAME}-shard-1`)?.lastScaleReason ? st : undefined;
+    }, 30_000, 500);
+    expect(status.autoscaling).toMatchObject({ policy: policyName, percentile: 95, target: '150ms', actuator: 'Operator', criticalComponent: `${NAME}-shard-1` });
+    expect(status.components!.find((c) => c.name === `${NAME}-shard-1`)!.lastScaleReason).toMatch(/^LatencyAboveTarget/);
+    expect(cond(await recModel(), 'ScalingActive')).toMatchObject({ status: 'True', reason: 'ScalingOnLatency' });
+    expect(cond(await recModel(), 'MetricsUnavailable')).toMatchObject({ status: 'False' });
+
+    // the loop closes: the added processes serve and the main's p95 falls back under the target
+    await waitUntil('p95 back under the target', async () => {
+      const l = (await recModel()).status?.autoscaling?.mainLatency;
+      return l && durationMs(l)! < TARGET_MS ? true : undefined;
+    }, 90_000, 1000);
+    expect(runner!.counts()['shard-1']).toBeGreaterThanOrEqual(2);
+    const final = await replicas();
+    expect(final[`${NAME}-main`]).toBe(1);
+    expect(final[`${NAME}-shard-0`]).toBe(1);
+
+    const events = (await api.core.listNamespacedEvent({ namespace: ns })).items.filter((e) => e.involvedObject.name === NAME);
+    expect(events.some((e) => e.reason === 'ScaledUp' && e.message!.startsWith(`${NAME}-shard-1: 1 -> 2 replicas (LatencyAboveTarget`))).toBe(true);
+    expect(events.some((e) => e.reason === 'ScaledUp' && !e.message!.startsWith(`${NAME}-shard-1`))).toBe(false);
+    expect(await op!.metrics()).toMatch(/recshard_operator_scaling_decisions_total\{direction="up",reason="LatencyAboveTarget"\} [1-9]/);
+  });
+
+  it('scales down only after the latency stayed under the band for the stabilization window', async () => {
+    // the load goes away: an idle main has no tail (status shows 0ms), which is under the band
+    await stopLoad();
+    const t0 = Date.now();
+    const peak = (await replicas())[`${NAME}-shard-1`]!;
+    await waitUntil('shard 1 back to one replica', async () => ((await replicas())[`${NAME}-shard-1`] === 1 ? true : undefined), 120_000, 1000);
+    // every scale-down of shard 1 was preceded by a stabilization window in which the p95 stayed under the band
+    // (80% of the target), as status showed it
+    const downs = history.filter((h, i) => i > 0 && h.t >= t0 - 5000 && h.replicas[`${NAME}-shard-1`]! < history[i - 1]!.replicas[`${NAME}-shard-1`]!);
+    expect(downs.length).toBeGreaterThanOrEqual(Math.min(1, peak - 1));
+    for (const d of downs) {
+      const before = history.filter((h) => h.t >= d.t - (STABILIZATION_S - 3) * 1000 && h.t <= d.t - 3000 && h.latencyMs !== undefined);
+      expect(before.length).toBeGreaterThan(5);
+      expect(before.every((h) => h.latencyMs! < 0.8 * TARGET_MS)).toBe(true);
+    }
+    const events = (await api.core.listNamespacedEvent({ namespace: ns })).items.filter((e) => e.involvedObject.name === NAME && e.reason === 'ScaledDown');
+    expect(events.some((e) => e.message!.startsWith(`${NAME}-shard-1:`))).toBe(true);
+  });
+
+  it('holds the replicas and sets MetricsUnavailable when Prometheus goes away', async () => {
+    const before = await replicas();
+    await prom!.stop();
+    const c = await waitUntil('MetricsUnavailable', async () => {
+      const m = cond(await recModel(), 'MetricsUnavailable');
+      return m?.status === 'True' ? m : undefined;
+    }, 30_000, 500);
+    expect(c.reason).toBe('SourceFailed');
+    expect(c.message).toMatch(/prometheus/);
+    // several evaluations later, nothing moved (never to the floor, never anywhere)
+    await new Promise((r) => setTimeout(r, 8000));
+    expect(await replicas()).toEqual(before);
+    expect(await op!.metrics()).toMatch(/recshard_operator_metric_query_failures_total\{source="prometheus"\} [1-9]/);
+    const events = (await api.core.listNamespacedEvent({ namespace: ns })).items.filter((e) => e.involvedObject.name === NAME && e.reason === 'MetricsUnavailable');
+    expect(events.length).toBeGreaterThan(0);
+  });
+
+  it('kept every component within the policy bounds throughout', () => {
+    expect(history.length).toBeGreaterThan(30);
+    for (const h of history) {
+      expect(h.replicas[`${NAME}-main`]).toBeGreaterThanOrEqual(BOUNDS.main.min);
+      expect(h.replicas[`${NAME}-main`]).toBeLessThanOrEqual(BOUNDS.main.max);
+      for (const s of [0, 1]) {
+        expect(h.replicas[`${NAME}-shard-${s}`]).toBeGreaterThanOrEqual(BOUNDS.sparse.min);
+        expect(h.replicas[`${NAME}-shard-${s}`]).toBeLessThanOrEqual(BOUNDS.sparse.max);
+      }
+    }
+  });
+});
