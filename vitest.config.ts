@@ -1,7 +1,9 @@
 import { defineConfig } from 'vitest/config';
 
-// Two projects: pure unit tests, and tests against the real local control plane (started once by the global
-// setup, which builds the binaries on first use). `make test` runs both.
+// Three projects: pure unit tests, data-plane tests (shard-server processes on loopback), and tests against the
+// real local control plane (started once by the global setup, which builds the binaries on first use). `make
+// test` runs all three, one after the other (groupOrder): two cores cannot run the data plane's load and the
+// autoscaling suite's latency measurements side by side.
 export default defineConfig({
   test: {
     reporters: process.env.CI ? ['verbose', 'json'] : ['default'],
@@ -11,6 +13,7 @@ export default defineConfig({
         test: {
           name: 'unit',
           include: ['test/unit/**/*.test.ts'],
+          sequence: { groupOrder: 0 },
           testTimeout: 30_000,
         },
       },
@@ -18,6 +21,7 @@ export default defineConfig({
         test: {
           name: 'dataplane',
           include: ['test/dataplane/**/*.test.ts'],
+          sequence: { groupOrder: 1 },
           testTimeout: 180_000,
           hookTimeout: 60_000,
           // Each suite starts several shard-server processes; two cores run one suite at a time.
@@ -28,6 +32,7 @@ export default defineConfig({
         test: {
           name: 'cluster',
           include: ['test/e2e/**/*.test.ts'],
+          sequence: { groupOrder: 2 },
           globalSetup: ['test/cluster/global-setup.ts'],
           testTimeout: 180_000,
           hookTimeout: 240_000,

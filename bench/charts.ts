@@ -1,6 +1,7 @@
 // The benchmark charts, as Vega-Lite specifications rendered to SVG by Vega (no browser needed).
 import * as vega from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
+import type { AutoscalingResult } from './autoscaling/compare.js';
 import type { KernelResult } from './kernel.js';
 import type { OverheadRow } from './overhead.js';
 import type { ScaleOutResult } from './scaleout.js';
@@ -138,5 +139,45 @@ export function strategiesChart(rows: { strategy: string; p50Ms: number; p99Ms: 
     },
     width: 460,
     height: 240,
+  } as TopLevelSpec;
+}
+
+/** Replicas over time under each controller, with the offered load, one panel per trace. */
+export function autoscalingChart(r: AutoscalingResult): TopLevelSpec {
+  const panel = (t: AutoscalingResult['traces'][number]) => {
+    const minutes = (sec: number) => Math.round((sec / 60) * 100) / 100;
+    const replicas = t.series.map((p) => ({ minutes: minutes(p.t), controller: p.controller, replicas: p.replicas }));
+    const load = t.series.filter((p) => p.controller === 'HPA').map((p) => ({ minutes: minutes(p.t), qps: p.qps }));
+    return {
+      title: { text: t.title, fontSize: 12 },
+      layer: [
+        {
+          data: { values: replicas },
+          mark: { type: 'line', interpolate: 'step-after' },
+          encoding: {
+            x: { field: 'minutes', type: 'quantitative', title: 'minutes' },
+            y: { field: 'replicas', type: 'quantitative', title: 'replicas' },
+            color: { field: 'controller', type: 'nominal', title: null, sort: ['recshard', 'HPA'], scale: { domain: ['recshard', 'HPA'], range: ['#4c78a8', '#e45756'] } },
+          },
+        },
+        {
+          data: { values: load },
+          mark: { type: 'line', strokeDash: [4, 3], color: '#9d9d9d' },
+          encoding: {
+            x: { field: 'minutes', type: 'quantitative' },
+            y: { field: 'qps', type: 'quantitative', title: 'offered QPS (dashed)', axis: { orient: 'right' } },
+          },
+        },
+      ],
+      resolve: { scale: { y: 'independent' } },
+      width: 320,
+      height: 150,
+    };
+  };
+  return {
+    ...base,
+    title: { text: 'Replicas under recshard\'s latency autoscaler and under the HPA algorithm, same traces', subtitle: `simulated pods with measured service times; target p${r.percentile} ${r.targetMs} ms` },
+    concat: r.traces.map(panel),
+    columns: 2,
   } as TopLevelSpec;
 }

@@ -1,18 +1,19 @@
 #!/usr/bin/env node
-// `make bench`: the four benchmarks of docs/benchmarks.md, written there with their charts and raw JSON.
+// `make bench`: the five benchmarks of docs/benchmarks.md, written there with their charts and raw JSON.
 // `--quick` runs each at smoke-test size (seconds, not minutes) into a directory of your choice.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { Command, Option } from 'commander';
-import { kernelChart, overheadChart, scaleOutChart, schedulingChart, svg } from './charts.js';
+import { autoscalingChart, kernelChart, overheadChart, scaleOutChart, schedulingChart, svg } from './charts.js';
+import { compareAutoscalers } from './autoscaling/compare.js';
 import { benchKernel } from './kernel.js';
-import { capacity, example, log, machine, queries, round, serve } from './lib.js';
+import { capacity, example, log, machine, oneAtATime, queries, round, serve } from './lib.js';
 import { benchOverhead } from './overhead.js';
 import { renderReport, type BenchResults } from './report.js';
 import { benchScaleOut, SCALEOUT_CONFIGS, SCALEOUT_MODELS } from './scaleout.js';
 import { benchScheduling, SCHEDULING_MODELS } from './scheduling.js';
 
-const ALL = ['scheduling', 'scaleout', 'kernel', 'overhead'] as const;
+const ALL = ['scheduling', 'scaleout', 'kernel', 'overhead', 'autoscaling'] as const;
 const flags = new Command('bench')
   .option('--quick', 'smoke-test sizes: every benchmark in about a minute (numbers are not meaningful)')
   .option('--out <dir>', 'where benchmarks.md goes (charts and results.json in <dir>/bench)', 'docs')
@@ -32,14 +33,14 @@ if (!quick && !flags.only) results.command = 'make bench';
 const step = (name: string) => log(`\n== ${name} (${((performance.now() - t0) / 1000).toFixed(0)} s)`);
 
 if (only.has('scheduling')) {
-  step('1/4 scheduling');
+  step('1/5 scheduling');
   results.scheduling = await benchScheduling(quick
     ? { models: SCHEDULING_MODELS.slice(0, 1), sweep: [32], levelSeconds: 1, grid: [0.5, 1], calibration: { levelSeconds: 0.5, maxLevels: 4 } }
     : { models: SCHEDULING_MODELS, sweep: [8, 32, 128], levelSeconds: 3, grid: [0.6, 0.8, 1, 1.25, 1.5, 1.8, 2.2], calibration: { levelSeconds: 2, maxLevels: 8 } });
 }
 
 if (only.has('scaleout')) {
-  step('2/4 scale-out');
+  step('2/5 scale-out');
   const half = async (file: string) => {
     const row = results.scheduling?.find((s) => s.file === file);
     if (row) return round(Math.max(row.whole.qps, 1) / 2, 1);
@@ -58,15 +59,32 @@ if (only.has('scaleout')) {
 }
 
 if (only.has('kernel')) {
-  step('3/4 kernel');
+  step('3/5 kernel');
   results.kernel = await benchKernel(quick
     ? { sizes: [{ label: 'cache-resident', rows: 4096 }], dim: 64, seconds: 0.2, bandwidthMiB: 64 }
     : { sizes: [{ label: 'cache-resident', rows: 4096 }, { label: 'DRAM', rows: 1 << 20 }], dim: 64, seconds: 1.5, bandwidthMiB: 1024 });
 }
 
 if (only.has('overhead')) {
-  step('4/4 overhead');
+  step('4/5 overhead');
   results.overhead = await benchOverhead({ models: quick ? [SCHEDULING_MODELS[0]!] : [SCHEDULING_MODELS[0]!, SCHEDULING_MODELS[2]!], batch: 64, queries: quick ? 20 : 300 });
+}
+
+if (only.has('autoscaling')) {
+  step('5/5 autoscaling');
+  // service times of a real main, one query at a time (production query sizes), feed the simulated pods
+  const file = 'dlrm-rmc3.yaml';
+  const { d, info } = await serve(example(file, { strategy: 'monolithic' }, 'bench-autoscaling'), { scheduler: 'fixed', batchSize: 1024 });
+  let serviceMs: number[];
+  try {
+    const qs = queries(info);
+    await oneAtATime(d, qs, quick ? 10 : 50);
+    serviceMs = await oneAtATime(d, qs, quick ? 60 : 400);
+  } finally {
+    await d.stop();
+  }
+  results.autoscaling = compareAutoscalers({ serviceMs, source: `DLRM-RMC3 main (examples/${file}, monolithic, whole queries), ${serviceMs.length} production-size queries one at a time`, quick });
+  for (const t of results.autoscaling.traces) log(`  ${t.trace}: seconds over target HPA ${t.hpa.secondsOver} / recshard ${t.recshard.secondsOver}; replica-seconds ratio ${t.replicaSecondsRatio}; reversals HPA ${t.hpa.reversals} / recshard ${t.recshard.reversals}`);
 }
 
 results.durationS = Math.round((performance.now() - t0) / 1000);
@@ -85,6 +103,7 @@ if (results.scaleOut) {
 }
 if (results.kernel) await chart('kernel', kernelChart(results.kernel));
 if (results.overhead) await chart('overhead', overheadChart(results.overhead));
+if (results.autoscaling) await chart('autoscaling', autoscalingChart(results.autoscaling));
 writeFileSync(join(chartDir, 'results.json'), JSON.stringify(results, null, 2) + '\n');
 writeFileSync(join(flags.out, 'benchmarks.md'), renderReport(results, charts));
 log(`\nwrote ${join(flags.out, 'benchmarks.md')} and ${Object.keys(charts).length} charts in ${chartDir} (${results.durationS} s)`);

@@ -17,6 +17,7 @@ export interface TraceComparison {
   /** Reversals the trace itself calls for (0 for a step or a ramp, 1 for a spike, 2 for a day); more is flapping. */
   inherentReversals: number;
   met: boolean;
+  /** Per evaluation (thinned for long traces): offered load, replicas and the window's tail, for the charts. */
   series: { t: number; qps: number; controller: string; replicas: number; latencyMs: number }[];
 }
 
@@ -35,6 +36,12 @@ export interface AutoscalingResult {
 
 // from 4 pods: the day starts at midnight (down, up in the morning, down in the evening); a spike goes up and down
 const INHERENT: Record<string, number> = { step: 0, spike: 1, diurnal: 2, ramp: 0 };
+
+/** At most 600 points per series (a day has 5,760 evaluations): keeps every n-th, and every change of replicas. */
+function thin<T extends { replicas: number }>(xs: T[]): T[] {
+  const every = Math.max(1, Math.ceil(xs.length / 600));
+  return xs.filter((p, i) => i % every === 0 || p.replicas !== xs[i - 1]?.replicas);
+}
 
 const quantile = (xs: number[], q: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(q * xs.length))]!;
 
@@ -60,7 +67,7 @@ export function compareAutoscalers(o: { serviceMs: number[]; source: string; qui
     rows.push({
       trace: trace.name, title: trace.title, durationS: t.durationS, hpa: hpaSummary, recshard: ourSummary, replicaSecondsRatio: ratio, inherentReversals: inherent,
       met: (r.secondsOver < h.secondsOver || r.secondsOver === 0) && ratio <= 1.1 && r.reversals <= inherent,
-      series: [...hs.map((p) => ({ ...p, controller: 'HPA' })), ...rs.map((p) => ({ ...p, controller: 'recshard' }))],
+      series: [...thin(hs).map((p) => ({ ...p, controller: 'HPA' })), ...thin(rs).map((p) => ({ ...p, controller: 'recshard' }))],
     });
   }
   return {

@@ -76,7 +76,6 @@ export class Autoscaler {
     const r = effectivePolicy(policyObject, spec.autoscaling);
     if (!r.ok) return { input: { state: 'refused', policyName, reason: r.reason === 'PolicyInvalid' ? ScalingReason.PolicyInvalid : ScalingReason.OverrideNotAllowed, message: r.message } };
     const policy = r.policy;
-    if (policy.actuator !== 'Operator') return { input: { state: 'delegated', policy } };
 
     const ns = rm.metadata.namespace!;
     const key = `${ns}/${rm.metadata.name}`;

@@ -16,7 +16,6 @@ export interface RateLimit {
 }
 
 export type ScaleOn = 'critical-path' | 'all';
-export type Actuator = 'Operator' | 'HPA' | 'KEDA';
 
 export interface EffectivePolicy {
   name: string;
@@ -32,7 +31,6 @@ export interface EffectivePolicy {
   scaleDown: RateLimit;
   missingMetrics: 'Hold' | 'ScaleUp';
   scaleOn: ScaleOn;
-  actuator: Actuator;
 }
 
 export type PolicyResult = { ok: true; policy: EffectivePolicy } | { ok: false; reason: 'PolicyInvalid' | 'OverrideNotAllowed'; message: string };
@@ -59,7 +57,6 @@ export function effectivePolicy(p: LatencyScalingPolicy, autoscaling: ResolvedRe
     scaleDown: rate(s.scaleDown),
     missingMetrics: s.missingMetrics,
     scaleOn: s.scaleOn,
-    actuator: s.actuator,
   };
 
   const o = autoscaling.overrides;

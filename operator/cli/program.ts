@@ -4,7 +4,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { Presets, SingleBar } from 'cli-progress';
 import { Command, Option } from 'commander';
 import { parseAllDocuments } from 'yaml';
-import { checkEnvelope, formatFieldErrors, resolveSpec, type RecModel } from '../api/v1alpha1/index.js';
+import { API_VERSION, checkEnvelope, formatFieldErrors, POLICY_KIND, resolvePolicySpec, resolveSpec, type LatencyScalingPolicy, type RecModel } from '../api/v1alpha1/index.js';
 import { formatPlan, type OutputFormat } from '../planner/format.js';
 import { planModel } from '../planner/plan.js';
 import { formatBytes } from '../lib/quantity.js';
@@ -33,6 +33,13 @@ export function readRecModels(file: string): RecModel[] {
     if (doc.errors.length) throw new CliError(`${file}: invalid YAML: ${doc.errors[0]!.message}`);
     const value = doc.toJS() as unknown;
     if (value === null || value === undefined) continue;
+    // a LatencyScalingPolicy beside the models it scales is checked, not planned
+    const policy = value as Partial<LatencyScalingPolicy>;
+    if (policy.kind === POLICY_KIND && policy.apiVersion === API_VERSION) {
+      const r = resolvePolicySpec(policy.spec);
+      if (!r.ok) throw new CliError(`${file}: LatencyScalingPolicy ${policy.metadata?.name ?? '(unnamed)'} is invalid: ${formatFieldErrors(r.errors)}`);
+      continue;
+    }
     const envelope = checkEnvelope(value);
     if (envelope.length) throw new CliError(`${file}: not a RecModel: ${formatFieldErrors(envelope)}`);
     out.push(value as RecModel);

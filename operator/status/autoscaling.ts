@@ -16,8 +16,6 @@ export const ScalingCondition = {
 export const ScalingReason = {
   // ScalingActive
   ScalingOnLatency: 'ScalingOnLatency',
-  DelegatedToHPA: 'DelegatedToHPA',
-  DelegatedToKEDA: 'DelegatedToKEDA',
   PolicyNotFound: 'PolicyNotFound',
   PolicyInvalid: 'PolicyInvalid',
   OverrideNotAllowed: 'OverrideNotAllowed',
@@ -34,7 +32,6 @@ export const ScalingReason = {
 /** What the reconcile knows about autoscaling this time. */
 export type AutoscalingInput =
   | { state: 'refused'; policyName: string; reason: typeof ScalingReason.PolicyNotFound | typeof ScalingReason.PolicyInvalid | typeof ScalingReason.OverrideNotAllowed; message: string }
-  | { state: 'delegated'; policy: EffectivePolicy }
   /** Evaluated now (evaluation set), or not due yet (previous status kept). */
   | { state: 'active'; policy: EffectivePolicy; evaluation?: Evaluation; sourceError?: string; scaled: Map<string, string> };
 
@@ -65,8 +62,7 @@ export function autoscalingStatus(input: AutoscalingInput | undefined, previous:
   if (!input) return undefined;
   if (input.state === 'refused') return { policy: input.policyName };
   const p = input.policy;
-  const base = { policy: p.name, percentile: p.percentile, target: formatMs(p.targetMs), actuator: p.actuator };
-  if (input.state === 'delegated') return base;
+  const base = { policy: p.name, percentile: p.percentile, target: formatMs(p.targetMs) };
   const e = input.evaluation;
   if (!e) return { ...previous, ...base };
   return {
@@ -90,14 +86,6 @@ export function autoscalingConditions(input: AutoscalingInput | undefined, previ
     ];
   }
   const p = input.policy;
-  if (input.state === 'delegated') {
-    const reason = p.actuator === 'HPA' ? R.DelegatedToHPA : R.DelegatedToKEDA;
-    return [
-      { type: T.ScalingActive, status: 'True', reason, message: `${p.actuator} scales each component under policy ${p.name} (p${p.percentile} ${formatMs(p.targetMs)})` },
-      { type: T.ScalingLimited, status: 'Unknown', reason, message: `see the ${p.actuator} objects` },
-      { type: T.MetricsUnavailable, status: 'Unknown', reason, message: `see the ${p.actuator} objects` },
-    ];
-  }
   const e = input.evaluation;
   if (!e) {
     const keep = (type: string) => previous?.find((c) => c.type === type);
@@ -117,7 +105,7 @@ export function autoscalingConditions(input: AutoscalingInput | undefined, previ
       ? { type: T.ScalingLimited, status: 'True', reason: atBounds ? R.AtBounds : R.RateLimited, message: limited.map((c) => `${c.name}: ${c.limited}`).join('; ') }
       : { type: T.ScalingLimited, status: 'False', reason: R.WithinLimits, message: 'every recommendation is within the bounds and rate limits' },
     e.metricsMissing
-      ? { type: T.MetricsUnavailable, status: 'True', reason: input.sourceError ? R.SourceFailed : R.NoSamples, message: `${input.sourceError ?? 'no latency samples from the main\'s warm pods'}; holding replicas (${p.missingMetrics})` }
+      ? { type: T.MetricsUnavailable, status: 'True', reason: input.sourceError ? R.SourceFailed : R.NoSamples, message: `${input.sourceError ?? 'no latency samples from the main\'s warm pods'}; ${p.missingMetrics === 'ScaleUp' ? 'adding pods at the scale-up rate, as the policy says' : 'holding replicas'}` }
       : { type: T.MetricsUnavailable, status: 'False', reason: R.MetricsAvailable, message: `main p${p.percentile} ${formatMs(e.mainLatencyMs!)}` },
   ];
 }

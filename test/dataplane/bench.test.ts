@@ -1,4 +1,4 @@
-// `make bench --quick` as a smoke test: the four benchmarks run end to end at toy sizes and produce a
+// `make bench --quick` as a smoke test: the five benchmarks run end to end at toy sizes and produce a
 // well-formed report (markdown with every section and target line, charts as SVG, raw JSON), not timings.
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -11,17 +11,18 @@ const out = mkdtempSync(join(tmpdir(), 'recshard-bench-'));
 afterAll(() => rmSync(out, { recursive: true, force: true }));
 
 describe('bench --quick', () => {
-  it('runs all four benchmarks and writes the report, its charts and the raw results', () => {
+  it('runs all five benchmarks and writes the report, its charts and the raw results', () => {
     const r = spawnSync('npx', ['tsx', 'bench/run.ts', '--quick', '--out', out], { encoding: 'utf8', timeout: 240_000 });
     expect(r.status, r.stderr).toBe(0);
-    expect(r.stderr).toMatch(/== 4\/4 overhead/);
+    expect(r.stderr).toMatch(/== 5\/5 autoscaling/);
 
     const md = readFileSync(join(out, 'benchmarks.md'), 'utf8');
-    for (const heading of ['## 1. Scheduling', '## 2. The cost of scale-out', '## 3. Sparse lookups against the physical limit', '## 4. Server overhead', '## Reproducing']) expect(md).toContain(heading);
+    for (const heading of ['## 1. Scheduling', '## 2. The cost of scale-out', '## 3. Sparse lookups against the physical limit', '## 4. Server overhead', '## 5. Latency autoscaling against the HPA algorithm', '## Reproducing']) expect(md).toContain(heading);
     expect(md).toMatch(/Machine: \d+ cores \(/);
     expect(md).toMatch(/Target: auto within 5% of the best fixed B on every model: \*\*(met|not met)\*\*/);
     expect(md).toMatch(/Target \(within 5%\): \*\*(met|not met)\*\*/);
     expect(md).toMatch(/Target: at least half the C kernel's rate: \*\*(met|not met)\*\*/);
+    expect(md).toMatch(/Target: fewer seconds over the target than HPA on every trace, at no more than 10% more replica-seconds, and no flapping \(no more direction reversals than the trace itself calls for\): \*\*(met|not met)\*\*/);
     expect(md).toContain('npx tsx bench/run.ts --quick');
 
     const res = JSON.parse(readFileSync(join(out, 'bench', 'results.json'), 'utf8')) as BenchResults;
@@ -39,8 +40,17 @@ describe('bench --quick', () => {
     expect(res.kernel!.rows[0]!.cBlocked).toBeGreaterThan(0);
     expect(res.kernel!.readGBps).toBeGreaterThan(0);
     expect(res.overhead![0]!.endToEndUs).toBeGreaterThan(res.overhead![0]!.bareOrtUs);
+    const a = res.autoscaling!;
+    expect(a.traces.map((t) => t.trace)).toEqual(['step', 'spike', 'diurnal', 'ramp']);
+    expect(a.service.samples).toBe(60);
+    expect(a.service.meanMs).toBeGreaterThan(0);
+    for (const t of a.traces) {
+      expect(t.hpa.replicaSeconds).toBeGreaterThan(0);
+      expect(t.recshard.replicaSeconds).toBeGreaterThan(0);
+      expect(t.series.some((p) => p.controller === 'HPA') && t.series.some((p) => p.controller === 'recshard')).toBe(true);
+    }
 
-    for (const chart of ['scheduling', 'scaleOutLatency', 'scaleOutCpu', 'kernel', 'overhead']) {
+    for (const chart of ['scheduling', 'scaleOutLatency', 'scaleOutCpu', 'kernel', 'overhead', 'autoscaling']) {
       const svg = readFileSync(join(out, 'bench', `${chart}.svg`), 'utf8');
       expect(svg.startsWith('<svg')).toBe(true);
       expect(svg).toContain('</svg>');

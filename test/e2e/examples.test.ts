@@ -86,10 +86,10 @@ describe.each(EXAMPLES)('example %s', (file) => {
 });
 
 describe('what users see', () => {
-  it('kubectl get recmodels shows strategy, shards, ready and age columns', () => {
+  it('kubectl get recmodels shows strategy, shards, ready, latency and age columns', () => {
     const out = kubectl(['get', 'rm', '-n', ns]);
     const [header, ...rows] = out.trim().split('\n');
-    expect(header!.split(/\s+/)).toEqual(['NAME', 'STRATEGY', 'SHARDS', 'READY', 'P99', 'AGE']);
+    expect(header!.split(/\s+/)).toEqual(['NAME', 'STRATEGY', 'SHARDS', 'READY', 'LATENCY', 'AGE']);
     const lb = rows.find((r) => r.startsWith('rmc1-lb '))!.split(/\s+/);
     expect(lb.slice(1, 4)).toEqual(['load-balanced', '4', '5/5']);
   });
@@ -97,6 +97,9 @@ describe('what users see', () => {
   it('kubectl explain documents the fields', () => {
     const out = kubectl(['explain', 'recmodel.spec.sharding.strategy']);
     expect(out).toContain('net-specific (tables of');
+    expect(kubectl(['explain', 'latencyscalingpolicy.spec.missingMetrics'])).toMatch(/Neither\s+ever\s+removes\s+pods/);
+    // the autoscaling example (a policy and a model under it) is accepted by the API server as written
+    expect(kubectl(['apply', '--dry-run=server', '-n', ns, '-f', join(ROOT, 'examples', 'autoscaling')])).toMatch(/latencyscalingpolicy.recshard.io\/recsys-p95-100ms (created|configured|unchanged) \(server dry run\)/);
   });
 
   it('the kubectl plugin prints the plan (kubectl recshard plan)', () => {

@@ -844,10 +844,6 @@ percentile?: number
  */
 target?: string
 /**
- * Who scales: Operator, HPA or KEDA.
- */
-actuator?: string
-/**
  * The main's latency at the percentile, e.g. 85.2ms.
  */
 mainLatency?: string
@@ -971,10 +967,6 @@ missingMetrics?: ("Hold" | "ScaleUp")
  * critical-path: when the main misses its target, scale the sparse shard whose calls dominate the main's tail (or the main, when its own work does); all: scale every component on its own latency.
  */
 scaleOn?: ("critical-path" | "all")
-/**
- * Operator: the operator scales the Deployments itself (recommended). HPA or KEDA: the operator instead creates an autoscaling/v2 HorizontalPodAutoscaler or a KEDA ScaledObject per component from this policy, for clusters that standardise on them (they average, and scale on an empty query as on a low one; see the docs).
- */
-actuator?: ("Operator" | "HPA" | "KEDA")
 /**
  * What a RecModel may change in its spec.autoscaling.overrides, and within which limits.
  */
@@ -1112,10 +1104,6 @@ missingMetrics: ("Hold" | "ScaleUp")
  * critical-path: when the main misses its target, scale the sparse shard whose calls dominate the main's tail (or the main, when its own work does); all: scale every component on its own latency.
  */
 scaleOn: ("critical-path" | "all")
-/**
- * Operator: the operator scales the Deployments itself (recommended). HPA or KEDA: the operator instead creates an autoscaling/v2 HorizontalPodAutoscaler or a KEDA ScaledObject per component from this policy, for clusters that standardise on them (they average, and scale on an empty query as on a low one; see the docs).
- */
-actuator: ("Operator" | "HPA" | "KEDA")
 /**
  * What a RecModel may change in its spec.autoscaling.overrides, and within which limits.
  */

@@ -15,7 +15,7 @@ describe('LatencyScalingPolicy defaults and validation', () => {
       main: { minReplicas: 1, maxReplicas: 10 }, sparse: { minReplicas: 1, maxReplicas: 10 },
       scaleUp: { stabilizationWindow: '0s', maxPods: 4, maxPercent: 100, period: '15s' },
       scaleDown: { stabilizationWindow: '5m', maxPods: 1, maxPercent: 10, period: '1m' },
-      missingMetrics: 'Hold', scaleOn: 'critical-path', actuator: 'Operator',
+      missingMetrics: 'Hold', scaleOn: 'critical-path',
     });
   });
 

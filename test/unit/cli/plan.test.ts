@@ -23,6 +23,11 @@ describe('recshard plan', () => {
     expect(out).toContain('Main holds every table: 3.8 GiB');
   });
 
+  it('checks a LatencyScalingPolicy beside the models and plans the models', () => {
+    const out = planCommand(join(examples, 'autoscaling', 'latency-policy.yaml'), 'table');
+    expect(out).toContain('Model rmc2-autoscaled: load-balanced, 32 tables');
+  });
+
   it('prints the same plan as JSON and YAML', () => {
     const json = planCommand(join(examples, 'dlrm-rmc2.yaml'), 'json').split('\n\n').map((s) => JSON.parse(s));
     const yaml = parseAllDocuments(planCommand(join(examples, 'dlrm-rmc2.yaml'), 'yaml')).map((d) => d.toJS());
@@ -38,6 +43,7 @@ describe('recshard plan', () => {
     ['an invalid spec', 'apiVersion: recshard.io/v1alpha1\nkind: RecModel\nmetadata: {name: bad}\nspec:\n  model: {architecture: custom, topMLP: [1], tables: [{name: t, rows: 1, dim: 0}]}\n', 'RecModel bad is invalid: spec.model.tables[0].dim: must be >= 1'],
     ['a CEL violation', 'apiVersion: recshard.io/v1alpha1\nkind: RecModel\nmetadata: {name: bad}\nspec:\n  model: {architecture: custom, topMLP: [1], tables: [{name: t, rows: 1, dim: 1}]}\n  sharding: {strategy: net-specific, shards: 2}\n', 'spec.sharding: spec.sharding.shards may only be set when strategy is load-balanced'],
     ['another kind', 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n', 'not a RecModel: apiVersion: must be recshard.io/v1alpha1'],
+    ['an invalid policy beside a model', 'apiVersion: recshard.io/v1alpha1\nkind: LatencyScalingPolicy\nmetadata: {name: p}\nspec: {target: {latency: soon}}\n---\napiVersion: recshard.io/v1alpha1\nkind: RecModel\nmetadata: {name: m}\nspec:\n  model: {architecture: custom, topMLP: [1], tables: [{name: t, rows: 1, dim: 1}]}\n', 'LatencyScalingPolicy p is invalid: spec.target.latency: must match pattern'],
     ['broken YAML', 'spec: [unclosed\n', 'invalid YAML'],
   ])('fails with a clear message on %s', (_name, text, message) => {
     const p = file(`${_name.replace(/\W/g, '-')}.yaml`, text);

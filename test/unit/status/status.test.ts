@@ -5,6 +5,8 @@ import { computeStatus, sameStatus, SCHEDULER_RESTAMP_MS, type StatusInput } fro
 import { DEFAULT_MAIN_URL_TEMPLATE, mainUrl } from '../../../operator/signals/serving.js';
 import { planModel } from '../../../operator/planner/plan.js';
 import { specOf } from '../fixtures.js';
+import { defaultPolicy } from '../../../operator/autoscaling/policy.js';
+import type { ComponentDecision, Evaluation } from '../../../operator/autoscaling/evaluate.js';
 
 const t0 = new Date('2026-01-01T00:00:00Z');
 const t1 = new Date('2026-01-01T00:05:00Z');
@@ -103,5 +105,44 @@ describe('main URL templates', () => {
     const t = { name: 'rmc', namespace: 'prod', service: 'rmc-main', port: 8080 };
     expect(mainUrl(DEFAULT_MAIN_URL_TEMPLATE, t)).toBe('http://rmc-main.prod.svc:8080');
     expect(mainUrl('http://127.0.0.1:9000/{namespace}/{name}', t)).toBe('http://127.0.0.1:9000/prod/rmc');
+  });
+});
+
+describe('autoscaling status', () => {
+  const policy = defaultPolicy(100, 10);
+  const decision = (name: string, over: Partial<ComponentDecision> = {}): ComponentDecision => ({
+    name, role: name.endsWith('main') ? 'main' : 'sparse', current: 1, desired: 1, recommended: 1, reason: 'WithinTolerance', message: 'fine', latencyMs: 42.345, rate: 12.345, ...over,
+  });
+  const evaluation: Evaluation = { mainLatencyMs: 142.34, critical: 'm-shard-0', metricsMissing: false, components: [decision('m-main'), decision('m-shard-0', { desired: 3, recommended: 4, reason: 'LatencyAboveTarget', message: '142 ms against 100 ms', limited: 'the scale-up rate limit allows 3 now, not 4' })] };
+
+  it('shows the policy, the main\'s tail, the critical component, per-component latency and desired replicas', () => {
+    const s = computeStatus(input({ autoscaling: { state: 'active', policy, evaluation, scaled: new Map([['m-shard-0', 'LatencyAboveTarget: 142 ms against 100 ms']]) } }));
+    expect(s.autoscaling).toEqual({ policy: 'default', percentile: 95, target: '100ms', mainLatency: '142.3ms', criticalComponent: 'm-shard-0', lastEvaluationTime: '2026-01-01T00:00:00Z' });
+    expect(s.components![1]).toMatchObject({ name: 'm-shard-0', latency: '42.3ms', requestRate: 12.35, desiredReplicas: 3, lastScaleTime: '2026-01-01T00:00:00Z', lastScaleReason: 'LatencyAboveTarget: 142 ms against 100 ms' });
+    expect(s.components![0]!.lastScaleTime).toBeUndefined();
+    expect(cond(s, 'ScalingActive')).toMatchObject({ status: 'True', reason: 'ScalingOnLatency' });
+    expect(cond(s, 'ScalingLimited')).toMatchObject({ status: 'True', reason: 'RateLimited', message: 'm-shard-0: the scale-up rate limit allows 3 now, not 4' });
+    expect(cond(s, 'MetricsUnavailable')).toMatchObject({ status: 'False', reason: 'MetricsAvailable' });
+  });
+
+  it('keeps the last scaling and the conditions between evaluations', () => {
+    const first = computeStatus(input({ autoscaling: { state: 'active', policy, evaluation, scaled: new Map([['m-shard-0', 'LatencyAboveTarget: x']]) } }));
+    const later = computeStatus(input({ previous: first, now: t1, autoscaling: { state: 'active', policy, scaled: new Map() } }));
+    expect(later.components![1]).toMatchObject({ lastScaleTime: '2026-01-01T00:00:00Z', lastScaleReason: 'LatencyAboveTarget: x', desiredReplicas: 3, latency: '42.3ms' });
+    expect(later.autoscaling).toEqual(first.autoscaling);
+    expect(cond(later, 'ScalingLimited')).toEqual(cond(first, 'ScalingLimited'));
+  });
+
+  it('says why when the metrics are missing, and when the policy is refused', () => {
+    const missing = computeStatus(input({ autoscaling: { state: 'active', policy, evaluation: { ...evaluation, metricsMissing: true, mainLatencyMs: undefined }, scaled: new Map(), sourceError: 'prometheus: connect ECONNREFUSED' } }));
+    expect(cond(missing, 'MetricsUnavailable')).toMatchObject({ status: 'True', reason: 'SourceFailed', message: 'prometheus: connect ECONNREFUSED; holding replicas' });
+    const refused = computeStatus(input({ autoscaling: { state: 'refused', policyName: 'gone', reason: 'PolicyNotFound', message: 'LatencyScalingPolicy gone not found' } }));
+    expect(cond(refused, 'ScalingActive')).toMatchObject({ status: 'False', reason: 'PolicyNotFound', message: 'LatencyScalingPolicy gone not found' });
+    expect(refused.autoscaling).toEqual({ policy: 'gone' });
+    expect(refused.conditions!.find((c) => c.type === 'Ready')!.status).toBe('True'); // serving is not autoscaling
+  });
+
+  it('adds no scaling conditions without autoscaling', () => {
+    expect(computeStatus(input({})).conditions!.map((c) => c.type)).toEqual(['Ready', 'Planned', 'Available', 'Progressing', 'Degraded']);
   });
 });
