@@ -75,7 +75,8 @@ export interface CapacityRun {
  * Latency-bounded throughput on a fixed grid of load levels, the same for every configuration compared, so
  * the comparison is not at the mercy of where an adaptive search happened to land; a configuration that holds
  * the target at the top of the grid continues up the same geometric steps (x1.2) until it fails. The capacity is where the
- * tail latency crosses the target, interpolated between the last level that held it and the first that did not.
+ * tail latency crosses the target, interpolated between the last level that held it and the first miss that the
+ * next level confirms (two misses in a row, or a miss at the last level).
  */
 export async function gridCapacity(d: LocalDeployment, qs: Query[], o: { targetMs: number; grid: number[]; levelSeconds: number; warmupQps: number }): Promise<CapacityRun> {
   await load(d, qs, o.warmupQps, 3);
@@ -90,7 +91,9 @@ export async function gridCapacity(d: LocalDeployment, qs: Query[], o: { targetM
     levels.push({ qps, latencyMs: l.latencyMs.tail, pass });
     if (!pass && levels.length >= 2 && !levels[levels.length - 2]!.pass) break; // two fails in a row: past the knee
   }
-  const firstFail = levels.findIndex((l) => !l.pass);
+  // the knee: the first miss that the next level confirms (or the last level); a lone miss between passes is a
+  // noise spike on a shared machine, kept in the levels but not taken for the capacity
+  const firstFail = levels.findIndex((l, i) => !l.pass && (i === levels.length - 1 || !levels[i + 1]!.pass));
   if (firstFail < 0) return { qps: levels.at(-1)!.qps, levels, censored: true };
   if (firstFail === 0) return { qps: 0, levels };
   const a = levels[firstFail - 1]!;
