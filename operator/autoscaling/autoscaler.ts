@@ -3,7 +3,7 @@
 // applying the children and folds what it returns into status; evaluations happen once per policy interval.
 import type { V1Deployment, V1Pod } from '@kubernetes/client-node';
 import type { LatencyScalingPolicy, RecModel, ResolvedRecModelSpec } from '../api/v1alpha1/index.js';
-import { LABEL_COMPONENT, LABEL_INSTANCE, LABEL_SHARD } from '../builders/labels.js';
+import { ANNOTATION_PLAN_HASH, LABEL_COMPONENT, LABEL_INSTANCE, LABEL_SHARD } from '../builders/labels.js';
 import { dnsLabel } from '../builders/names.js';
 import { apiErrorMessage, FIELD_MANAGER, type KubeClient } from '../kube/client.js';
 import type { EventRecorder } from '../kube/events.js';
@@ -92,7 +92,8 @@ export class Autoscaler {
       const role = labels[LABEL_COMPONENT] === 'sparse' ? 'sparse' : 'main';
       const shard = labels[LABEL_SHARD] !== undefined ? Number(labels[LABEL_SHARD]) : undefined;
       const mine = pods.filter((p) => p.metadata?.labels?.[LABEL_COMPONENT] === role && p.metadata?.labels?.[LABEL_SHARD] === labels[LABEL_SHARD] && p.metadata?.labels?.[LABEL_INSTANCE] === labels[LABEL_INSTANCE]);
-      return { name: dep.metadata!.name!, role, ...(shard !== undefined ? { shard } : {}), replicas: dep.spec?.replicas ?? 1, pods: mine.map(podView) };
+      const planHash = dep.spec?.template?.metadata?.annotations?.[ANNOTATION_PLAN_HASH];
+      return { name: dep.metadata!.name!, role, ...(shard !== undefined ? { shard } : {}), replicas: dep.spec?.replicas ?? 1, pods: mine.map(podView), ...(planHash ? { planHash } : {}) };
     });
 
     const { readings, error } = await this.read(rm, spec, policy.windowMs, components);

@@ -22,6 +22,8 @@ export interface ComponentView {
   /** Replicas the Deployment asks for now. */
   replicas: number;
   pods: PodView[];
+  /** The plan hash of its pod template: pods of another plan are other pods, and the law learns them afresh. */
+  planHash?: string;
 }
 
 export interface Readings {
@@ -64,6 +66,8 @@ export class Memories {
   }
 }
 
+const memoryKey = (prefix: string, c: ComponentView) => `${prefix}${c.name}@${c.planHash ?? ''}`;
+
 const warm = (p: PodView, nowMs: number, warmupMs: number) => p.ready && p.readySinceMs !== undefined && nowMs - p.readySinceMs >= warmupMs;
 
 /** The merged buckets of the warm pods (keys "pod" or "pod/sub"), and the total rate of every ready pod. */
@@ -105,7 +109,7 @@ export function evaluate(policy: EffectivePolicy, components: ComponentView[], r
     const ownLatency = c.role === 'main' ? mainLatencyMs : own.rates ? quantileMs(own.rates, q) : undefined;
     const readyPods = c.pods.filter((p) => p.ready).length;
     const warmPods = c.pods.filter((p) => warm(p, nowMs, policy.warmupMs)).length;
-    const out = decide(memories.get(`${memoryPrefix}${c.name}`), {
+    const out = decide(memories.get(memoryKey(memoryPrefix, c)), {
       policy,
       bounds: c.role === 'main' ? policy.main : policy.sparse,
       current: c.replicas,
@@ -115,6 +119,6 @@ export function evaluate(policy: EffectivePolicy, components: ComponentView[], r
     });
     return { ...out, name: c.name, role: c.role, ...(c.shard !== undefined ? { shard: c.shard } : {}), current: c.replicas, ...(ownLatency !== undefined ? { latencyMs: ownLatency } : {}), rate: own.rate };
   });
-  memories.retain(memoryPrefix, new Set(components.map((c) => `${memoryPrefix}${c.name}`)));
+  memories.retain(memoryPrefix, new Set(components.map((c) => memoryKey(memoryPrefix, c))));
   return { ...(mainLatencyMs !== undefined ? { mainLatencyMs } : {}), ...(mainLatencyMs !== undefined && critical ? { critical } : {}), metricsMissing: mainLatencyMs === undefined, components: decisions };
 }

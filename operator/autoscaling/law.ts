@@ -6,9 +6,10 @@
 // past the knee it grows without bound (HPA then overshoots). And a target is a ceiling, not a setpoint: a
 // window's tail that sits at the target has many seconds above it. So, with t the tolerance:
 // - Up: when the end-to-end tail passes (1 - t) x target and this component is allowed to act (critical path),
-//   take the larger of: the warm pods times the ratio of the tail to the middle of the band (at most twice as
-//   many), and the demand (served rate plus the backlog's growth) over what a pod serves now, less t. New pods
-//   count once warm and a half window later; until then only a larger demand adds more.
+//   take the largest of: the warm pods times the ratio of the tail to the middle of the band (at most twice as
+//   many); when overloaded, the demand (served rate plus the backlog's growth) over what a pod serves now, less
+//   t; and the pods that bring the load per pod to where the fitted latency-load curve puts the middle of the
+//   band. New pods count once warm and a half window later; until then only a larger demand adds more.
 // - Down: only after the tail stayed under (1 - 2t) x target for the whole scale-down stabilization window, and
 //   only to a per-pod request rate this component has served with the tail under the band (its learned
 //   latency-bounded capacity, plus t, or where the fitted latency-load curve puts the band's bottom); with
@@ -62,7 +63,7 @@ export interface LawMemory {
   lowSince?: number;
   /** Replica changes, for the rate limits. */
   changes: { atMs: number; delta: number }[];
-  /** Highest per-pod rate served within the target, and lowest that missed it, with when they were seen. */
+  /** Per-pod rates served with the tail under the band, and rates that pushed it over the band, with when. */
   passing: { atMs: number; perPod: number }[];
   failing: { atMs: number; perPod: number }[];
   /** Steady samples (every pod warm) of per-pod rate and tail latency, for the latency-load curve. */
@@ -75,11 +76,11 @@ export interface LawMemory {
   inflight?: { atMs: number; value: number };
 }
 
-/** How long a per-pod rate is remembered as within or over the target (the workload mix drifts). */
+/** How long a per-pod rate served under the band is remembered (the workload mix drifts). */
 export const CAPACITY_MEMORY_MS = 30 * 60_000;
 /** How long steady samples feed the latency-load curve. */
 export const CURVE_MEMORY_MS = 60 * 60_000;
-/** How long a miss is remembered: a day, so that each quiet night does not probe the same miss again (a new plan, i.e. new pods, starts afresh). */
+/** How long a miss is remembered: a day, so that each quiet night does not probe the same miss again (pods of a new plan start afresh). */
 export const MISS_MEMORY_MS = 24 * 3600_000;
 
 export const newMemory = (): LawMemory => ({ changes: [], passing: [], failing: [], curve: [] });

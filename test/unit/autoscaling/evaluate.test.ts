@@ -56,3 +56,14 @@ describe('one autoscaling evaluation of a model', () => {
     expect(e.components.map((c) => c.desired)).toEqual([2, 2, 2]);
   });
 });
+
+describe('what the law learned', () => {
+  it('is kept per component and plan: a new plan\'s pods are learned afresh, and gone components are forgotten', () => {
+    const memories = new Memories();
+    const planned = components.map((c) => ({ ...c, planHash: 'p1' }));
+    evaluate(policy, planned, readings(380, 30, 350), memories, 'ns/m/', NOW); // shard 1 misses at 20/s per pod
+    expect(memories.get('ns/m/m-sparse-1@p1').failing.length).toBe(1);
+    evaluate(policy, planned.map((c) => ({ ...c, planHash: 'p2' })).slice(0, 2), readings(380, 30, 350), memories, 'ns/m/', NOW + 15_000);
+    expect(memories.get('ns/m/m-sparse-1@p1').failing).toEqual([]); // dropped when p2 replaced it, so a fresh one now
+  });
+});
