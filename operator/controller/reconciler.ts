@@ -46,11 +46,6 @@ export const CONFLICT_RECHECK_MS = 5_000;
 const kindOrder: Record<string, number> = { ConfigMap: 0, Service: 1, Deployment: 2 };
 const refKey = (o: KubernetesObject) => `${o.kind}/${o.metadata!.name}`;
 
-const resolvedPort = (rm: RecModel): number => {
-  const r = resolveSpec(rm.spec);
-  return r.ok ? r.spec.serving.port : 8080;
-};
-
 /** Pure: from the observed state to the plan, the desired children and the children to delete. */
 export function decide(observed: Observed, cfg: BuilderConfig): Decision {
   const { rm, owned } = observed;
@@ -160,7 +155,7 @@ export class Reconciler {
     const scaling: AutoscalerResult | undefined = autoscaler && decision.outcome.ok ? await autoscaler.run(rm, decision.spec!, deployments) : undefined;
     const main = deployments.find((d) => d.metadata?.labels?.[LABEL_COMPONENT] === 'main');
     const polling = this.d.serving !== undefined && mainServing(main);
-    const scheduler = polling ? await this.d.serving!.probe.scheduler({ name, namespace, service: mainName(name), port: resolvedPort(rm) }) : undefined;
+    const scheduler = polling ? await this.d.serving!.probe.scheduler({ name, namespace, service: mainName(name), port: decision.spec?.serving.port ?? 8080 }) : undefined;
     const status = computeStatus({
       name,
       generation: rm.metadata.generation ?? 0,

@@ -38,15 +38,10 @@ export type AutoscalingInput =
 /** Fields merged into each component's status; lastScale* carried over from the previous status unless it scaled now. */
 export function componentAutoscaling(input: AutoscalingInput | undefined, c: ComponentStatus, previous: ComponentStatus | undefined, nowIso: string): ComponentStatus {
   if (!input || input.state !== 'active') return c;
-  const carried = {
-    ...(previous?.lastScaleTime ? { lastScaleTime: previous.lastScaleTime } : {}),
-    ...(previous?.lastScaleReason ? { lastScaleReason: previous.lastScaleReason } : {}),
-  };
+  const keep = (fields: readonly (keyof ComponentStatus)[]) => Object.fromEntries(fields.flatMap((f) => (previous?.[f] !== undefined ? [[f, previous[f]]] : [])));
+  const carried = keep(['lastScaleTime', 'lastScaleReason']);
   const d = input.evaluation?.components.find((x) => x.name === c.name);
-  if (!d) {
-    const { name: _n, role: _r, shard: _s, replicas: _re, readyReplicas: _rr, availableReplicas: _ar, ...prevAutoscaling } = previous ?? ({} as ComponentStatus);
-    return { ...c, ...prevAutoscaling, ...carried };
-  }
+  if (!d) return { ...c, ...keep(['latency', 'requestRate', 'desiredReplicas']), ...carried };
   const why = input.scaled.get(c.name);
   return {
     ...c,

@@ -52,21 +52,20 @@ export function buildServerApp(state: ServerState, o: AppOptions): Express {
   app.get('/metrics', async (_req, res) => void res.type(m.registry.contentType).send(await m.registry.metrics()));
 
   let lane = Promise.resolve();
+  const emulateMs = o.emulateServiceMs ?? 0;
   const emulated = async () => {
-    const ms = o.emulateServiceMs ?? 0;
-    if (ms <= 0) return;
     const before = lane;
     let release = () => {};
     lane = new Promise<void>((r) => (release = r));
     await before;
-    await new Promise((r) => setTimeout(r, ms));
+    await new Promise((r) => setTimeout(r, emulateMs));
     release();
   };
   const track = (handler: (req: Request, res: Response) => Promise<void>) => async (req: Request, res: Response, next: NextFunction) => {
     m.inflight.inc(labels);
     const end = m.duration.startTimer({ ...labels, stage: 'end_to_end', shard: '' });
     try {
-      await emulated();
+      if (emulateMs > 0) await emulated();
       await handler(req, res);
     } catch (e) {
       next(e);

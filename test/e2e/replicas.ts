@@ -13,7 +13,7 @@ import { LABEL_COMPONENT, LABEL_INSTANCE, LABEL_SHARD } from '../../operator/bui
 import { freePort } from '../../operator/lib/net.js';
 import type { KubeClient } from '../../operator/kube/client.js';
 import type { ServingPlan } from '../../shard-server/server.js';
-import { resolveLocal } from '../../shard-server/local.js';
+import { resolveLocal, waitReady } from '../../shard-server/local.js';
 import { ROOT } from './support.js';
 
 interface Replica {
@@ -170,16 +170,11 @@ export class ReplicaRunner {
   }
 
   private async whenReady(r: Replica): Promise<void> {
-    for (let i = 0; i < 600 && r.proc.exitCode === null; i++) {
-      try {
-        if ((await fetch(`http://127.0.0.1:${r.port}/readyz`, { signal: AbortSignal.timeout(1000) })).ok) {
-          r.ready = true;
-          return;
-        }
-      } catch {
-        // still starting
-      }
-      await new Promise((res) => setTimeout(res, 100));
+    try {
+      await waitReady(`http://127.0.0.1:${r.port}`, 60_000, [{ name: r.pod, port: r.port, args: [], proc: r.proc }]);
+      r.ready = true;
+    } catch {
+      // exited or never ready: it takes no requests, and the test's assertions say what is missing
     }
   }
 
