@@ -18,6 +18,7 @@ import { OperatorMetrics } from './server/metrics.js';
 import { DEFAULT_MAIN_URL_TEMPLATE, HttpServingProbe } from './signals/serving.js';
 import { PrometheusSource, ScrapeSource, type LatencySource } from './signals/latency.js';
 import { Autoscaler } from './autoscaling/autoscaler.js';
+import { KEDA_API_VERSION, SCALED_OBJECT } from './builders/autoscalers.js';
 
 interface Flags {
   kubeconfig?: string;
@@ -80,7 +81,8 @@ const cfg: BuilderConfig = {
 const client = new KubeClient(kubeConfig);
 const metrics = new OperatorMetrics();
 let manager: Manager | undefined;
-const caches = new Caches(kubeConfig, client, flags.namespace, (key) => manager?.queue.add(key), log, clock);
+const kedaServed = await client.served(KEDA_API_VERSION, SCALED_OBJECT, flags.namespace);
+const caches = new Caches(kubeConfig, client, flags.namespace, (key) => manager?.queue.add(key), log, clock, { keda: kedaServed });
 const events = new EventRecorder(client, 'recshard-operator', flags.identity, clock, log);
 const pollMs = Number(flags.servingPoll) * 1000;
 const serving = pollMs > 0 ? { probe: new HttpServingProbe(flags.mainUrlTemplate), pollMs } : undefined;
@@ -88,9 +90,10 @@ const sourceKind = flags.metricsSource ?? (flags.prometheusUrl ? 'prometheus' : 
 if (sourceKind !== 'prometheus' && sourceKind !== 'scrape') throw new Error(`--metrics-source: must be prometheus or scrape, got ${JSON.stringify(sourceKind)}`);
 if (sourceKind === 'prometheus' && !flags.prometheusUrl) throw new Error('--metrics-source prometheus needs --prometheus-url');
 const source: LatencySource = sourceKind === 'prometheus' ? new PrometheusSource(flags.prometheusUrl!) : new ScrapeSource(() => clock.now().getTime());
-const autoscaler = new Autoscaler({ policy: (n) => caches.policy(n), pods: (ns, i) => caches.modelPods(ns, i), client, events, source, metrics, clock, log });
-log.info('latency autoscaling', { source: source.name, ...(flags.prometheusUrl ? { prometheus: flags.prometheusUrl } : {}) });
-const reconciler = new Reconciler({ caches, client, events, cfg, clock, log, metrics, serving, autoscaler });
+const autoscaler = new Autoscaler({ pods: (ns, i) => caches.modelPods(ns, i), client, events, source, metrics, clock, log });
+log.info('latency autoscaling', { source: source.name, keda: kedaServed, ...(flags.prometheusUrl ? { prometheus: flags.prometheusUrl } : {}) });
+const actuators = { kedaServed, ...(flags.prometheusUrl ? { prometheusUrl: flags.prometheusUrl } : {}) };
+const reconciler = new Reconciler({ caches, client, events, cfg, actuators, clock, log, metrics, serving, autoscaler });
 manager = new Manager(caches, reconciler, { workers: Number(flags.workers), resyncMs: Number(flags.resync) * 1000 }, metrics, clock, log);
 
 let shuttingDown = false;

@@ -89,7 +89,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     },
   };
   const app = buildServerApp(state, {
-    model: o.plan.model, role: o.role, metrics, log: o.log,
+    model: o.plan.model, role: o.role, ...(o.shard !== undefined ? { shard: o.shard } : {}), metrics, log: o.log,
     limits: { maxBatch: o.maxBatch, maxIndicesPerSample: 4096 }, maxBodyBytes: o.maxBodyBytes, emulateServiceMs: o.emulateServiceMs ?? 0,
   });
   const server: Server = await new Promise((resolve) => {

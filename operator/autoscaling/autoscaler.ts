@@ -1,8 +1,8 @@
 // The latency autoscaler's part of a reconcile: observe (the policy, the components' pods, the latency
 // signals), decide (evaluate: pure), act (the scale subresource, Events, metrics). The reconciler calls it after
 // applying the children and folds what it returns into status; evaluations happen once per policy interval.
-import type { V1Deployment, V1Pod } from '@kubernetes/client-node';
-import type { LatencyScalingPolicy, RecModel, ResolvedRecModelSpec } from '../api/v1alpha1/index.js';
+import type { V1Deployment, V1Pod, V2HorizontalPodAutoscaler } from '@kubernetes/client-node';
+import type { RecModel, ResolvedRecModelSpec } from '../api/v1alpha1/index.js';
 import { ANNOTATION_PLAN_HASH, LABEL_COMPONENT, LABEL_INSTANCE, LABEL_SHARD } from '../builders/labels.js';
 import { dnsLabel } from '../builders/names.js';
 import { apiErrorMessage, FIELD_MANAGER, type KubeClient } from '../kube/client.js';
@@ -13,10 +13,10 @@ import type { OperatorMetrics } from '../server/metrics.js';
 import type { LatencyReading, LatencySource } from '../signals/latency.js';
 import { ScalingReason, type AutoscalingInput } from '../status/autoscaling.js';
 import { evaluate, Memories, type ComponentView, type Evaluation } from './evaluate.js';
-import { effectivePolicy } from './policy.js';
+import { externalViews } from './external.js';
+import type { ScalingResolution } from './policy.js';
 
 export interface AutoscalerDeps {
-  policy(name: string): LatencyScalingPolicy | undefined;
   /** Pods in a namespace carrying the model's instance label. */
   pods(namespace: string, instance: string): V1Pod[];
   client: Pick<KubeClient, 'scaleDeployment'>;
@@ -67,15 +67,17 @@ export class Autoscaler {
     }
   }
 
-  async run(rm: RecModel, spec: ResolvedRecModelSpec, deployments: V1Deployment[]): Promise<AutoscalerResult> {
+  /**
+   * One reconcile's scaling: nothing while the policy is refused; under an HPA or KEDA actuator, only what the
+   * HPAs report (they scale); under the operator's own law, an evaluation once per interval.
+   */
+  async run(rm: RecModel, spec: ResolvedRecModelSpec, deployments: V1Deployment[], scaling: ScalingResolution, hpas: V2HorizontalPodAutoscaler[]): Promise<AutoscalerResult> {
     const policyName = spec.autoscaling.policyRef!.name;
-    const policyObject = this.d.policy(policyName);
-    if (!policyObject) {
-      return { input: { state: 'refused', policyName, reason: ScalingReason.PolicyNotFound, message: `LatencyScalingPolicy ${policyName} not found; replicas are left as they are` } };
+    if (!scaling.ok) return { input: { state: 'refused', policyName, reason: ScalingReason[scaling.reason], message: scaling.message } };
+    const policy = scaling.policy;
+    if (policy.actuator !== 'Operator') {
+      return { input: { state: 'external', policy, views: externalViews(policy, deployments.map((d) => d.metadata!.name!), hpas) }, requeueAfterMs: policy.intervalMs };
     }
-    const r = effectivePolicy(policyObject, spec.autoscaling);
-    if (!r.ok) return { input: { state: 'refused', policyName, reason: r.reason === 'PolicyInvalid' ? ScalingReason.PolicyInvalid : ScalingReason.OverrideNotAllowed, message: r.message } };
-    const policy = r.policy;
 
     const ns = rm.metadata.namespace!;
     const key = `${ns}/${rm.metadata.name}`;

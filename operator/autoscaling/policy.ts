@@ -16,6 +16,8 @@ export interface RateLimit {
 }
 
 export type ScaleOn = 'critical-path' | 'all';
+/** Who changes the replicas: recshard's control law, or HPA / KEDA objects the operator emits from the policy. */
+export type Actuator = 'Operator' | 'HPA' | 'KEDA';
 
 export interface EffectivePolicy {
   name: string;
@@ -31,9 +33,18 @@ export interface EffectivePolicy {
   scaleDown: RateLimit;
   missingMetrics: 'Hold' | 'ScaleUp';
   scaleOn: ScaleOn;
+  actuator: Actuator;
 }
 
 export type PolicyResult = { ok: true; policy: EffectivePolicy } | { ok: false; reason: 'PolicyInvalid' | 'OverrideNotAllowed'; message: string };
+/** A model's scaling as the reconcile resolves it: the policy in force, or why there is none. */
+export type ScalingResolution = PolicyResult | { ok: false; reason: 'PolicyNotFound' | 'ActuatorUnavailable'; message: string };
+
+/** Whole seconds, rounded up (the HPA API counts in seconds). */
+export const seconds = (ms: number) => Math.ceil(ms / 1000);
+/** Limits the autoscaling/v2 API puts on behavior (seconds). */
+const HPA_MAX_STABILIZATION_S = 3600;
+const HPA_MAX_PERIOD_S = 1800;
 
 const ms = (d: string) => durationMs(d)!; // the schema's patterns admit only durations
 
@@ -57,6 +68,7 @@ export function effectivePolicy(p: LatencyScalingPolicy, autoscaling: ResolvedRe
     scaleDown: rate(s.scaleDown),
     missingMetrics: s.missingMetrics,
     scaleOn: s.scaleOn,
+    actuator: s.actuator,
   };
 
   const o = autoscaling.overrides;
@@ -90,6 +102,36 @@ export function effectivePolicy(p: LatencyScalingPolicy, autoscaling: ResolvedRe
     else policy.scaleOn = o.scaleOn;
   }
   return errors.length ? { ok: false, reason: 'OverrideNotAllowed', message: formatFieldErrors(errors) } : { ok: true, policy };
+}
+
+/** What an HPA or KEDA actuator cannot express of this policy; empty when it can (or the actuator is the operator). */
+export function externalActuatorProblems(p: EffectivePolicy): FieldError[] {
+  if (p.actuator === 'Operator') return [];
+  const out: FieldError[] = [];
+  for (const dir of ['scaleUp', 'scaleDown'] as const) {
+    const r = p[dir];
+    if (seconds(r.stabilizationMs) > HPA_MAX_STABILIZATION_S) out.push({ field: `spec.${dir}.stabilizationWindow`, message: `${seconds(r.stabilizationMs)}s exceeds the ${HPA_MAX_STABILIZATION_S}s a HorizontalPodAutoscaler allows` });
+    if (seconds(r.periodMs) > HPA_MAX_PERIOD_S) out.push({ field: `spec.${dir}.period`, message: `${seconds(r.periodMs)}s exceeds the ${HPA_MAX_PERIOD_S}s a HorizontalPodAutoscaler allows` });
+  }
+  return out;
+}
+
+/** What the cluster offers the actuators: whether KEDA's ScaledObject API is served, and the Prometheus its triggers query. */
+export interface ActuatorEnv {
+  kedaServed: boolean;
+  prometheusUrl?: string;
+}
+
+/** The scaling of a model whose spec.autoscaling is enabled: its policy (absent: not found) resolved and checked against what the actuator can do here. */
+export function resolveScaling(policyName: string, policy: LatencyScalingPolicy | undefined, autoscaling: ResolvedRecModelSpec['autoscaling'], env: ActuatorEnv): ScalingResolution {
+  if (!policy) return { ok: false, reason: 'PolicyNotFound', message: `LatencyScalingPolicy ${policyName} not found; replicas are left as they are` };
+  const r = effectivePolicy(policy, autoscaling);
+  if (!r.ok) return r;
+  const problems = externalActuatorProblems(r.policy);
+  if (problems.length) return { ok: false, reason: 'PolicyInvalid', message: `LatencyScalingPolicy ${policyName} (actuator ${r.policy.actuator}): ${formatFieldErrors(problems)}` };
+  if (r.policy.actuator === 'KEDA' && !env.kedaServed) return { ok: false, reason: 'ActuatorUnavailable', message: `policy ${policyName} uses KEDA, but this cluster does not serve keda.sh/v1alpha1 ScaledObjects (install KEDA, then restart the operator); replicas are left as they are` };
+  if (r.policy.actuator === 'KEDA' && !env.prometheusUrl) return { ok: false, reason: 'ActuatorUnavailable', message: `policy ${policyName} uses KEDA, whose Prometheus trigger needs the operator's --prometheus-url (chart value autoscaling.prometheusUrl); replicas are left as they are` };
+  return r;
 }
 
 /** A policy with the CRD's defaults, this target and these upper bounds (for the simulator and tests). */

@@ -33,7 +33,8 @@ function ownerReference(owner: Owner): V1OwnerReference {
   return { apiVersion: API_VERSION, kind: KIND, name: owner.name, uid: owner.uid, controller: true, blockOwnerDeletion: true };
 }
 
-function meta(owner: Owner, name: string, labels: Record<string, string>) {
+/** Metadata of a child: its name, the model's namespace, labels and the controller reference to the RecModel. */
+export function childMeta(owner: Owner, name: string, labels: Record<string, string>) {
   return { name, namespace: owner.namespace, labels, ownerReferences: [ownerReference(owner)] };
 }
 
@@ -57,7 +58,7 @@ export function buildConfigMap(owner: Owner, spec: ResolvedRecModelSpec, plan: P
   return {
     apiVersion: 'v1',
     kind: 'ConfigMap',
-    metadata: meta(owner, planConfigMapName(owner.name), modelLabels(owner.name)),
+    metadata: childMeta(owner, planConfigMapName(owner.name), modelLabels(owner.name)),
     data: {
       [PLAN_KEY]: JSON.stringify(servingConfig(owner, spec, plan), null, 2),
       [MODEL_KEY]: JSON.stringify(model, null, 2),
@@ -157,7 +158,7 @@ export function buildDeployment(a: ComponentArgs): V1Deployment {
   return {
     apiVersion: 'apps/v1',
     kind: 'Deployment',
-    metadata: meta(owner, name, componentLabels(owner.name, role, shard)),
+    metadata: childMeta(owner, name, componentLabels(owner.name, role, shard)),
     spec: {
       // Left out while autoscaling owns the count, so the operator's apply never fights the scaler.
       ...(spec.autoscaling.enabled ? {} : { replicas: placementSpec.replicas }),
@@ -178,7 +179,7 @@ export function buildService(owner: Owner, spec: ResolvedRecModelSpec, role: Rol
   return {
     apiVersion: 'v1',
     kind: 'Service',
-    metadata: meta(owner, name, componentLabels(owner.name, role, shard)),
+    metadata: childMeta(owner, name, componentLabels(owner.name, role, shard)),
     spec: {
       type: 'ClusterIP',
       selector: selectorLabels(owner.name, role, shard),

@@ -1,12 +1,14 @@
-// Watch-backed caches of RecModels, LatencyScalingPolicies, the children the operator manages and their pods.
+// Watch-backed caches of RecModels, LatencyScalingPolicies, the children the operator manages (HPAs and KEDA
+// ScaledObjects included) and their pods.
 // Event handlers only enqueue keys: a RecModel maps to itself, a child to its controlling RecModel, a policy to
 // every RecModel that references it; pods are only read (by the autoscaler), never a trigger. Watches restart by themselves on
 // close and on 410 Gone (the library relists); any other failure restarts the informer with backoff.
 import {
   makeInformer, type Informer, type KubeConfig, type KubernetesObject, type ObjectCache, type V1ConfigMap,
-  type V1Deployment, type V1Pod, type V1Service,
+  type V1Deployment, type V1Pod, type V1Service, type V2HorizontalPodAutoscaler,
 } from '@kubernetes/client-node';
 import { API_VERSION, GROUP, KIND, PLURAL, POLICY_KIND, POLICY_PLURAL, VERSION, type LatencyScalingPolicy, type RecModel } from '../api/v1alpha1/index.js';
+import { KEDA_API_VERSION, SCALED_OBJECT } from '../builders/autoscalers.js';
 import { LABEL_INSTANCE, MANAGED_SELECTOR } from '../builders/labels.js';
 import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/log.js';
@@ -34,6 +36,10 @@ export class Caches {
   readonly configMaps: Source<V1ConfigMap>;
   readonly policies: Source<LatencyScalingPolicy & KubernetesObject>;
   readonly pods: Source<V1Pod>;
+  /** HPAs with our labels: the operator's (actuator HPA) and those KEDA makes from our ScaledObjects (it copies their labels). */
+  readonly hpas: Source<V2HorizontalPodAutoscaler>;
+  /** Only where KEDA's API is served (found at start-up). */
+  readonly scaledObjects?: Source<KubernetesObject>;
   private stopped = false;
 
   constructor(
@@ -43,6 +49,7 @@ export class Caches {
     private readonly enqueue: (key: string) => void,
     private readonly log: Logger,
     private readonly clock: Clock,
+    opts: { keda: boolean } = { keda: false },
   ) {
     const ns = namespace ? `/namespaces/${namespace}` : '';
     const make = <T extends KubernetesObject>(kind: string, apiVersion: string, path: string, labelSelector?: string, clusterScoped = false): Source<T> => {
@@ -63,6 +70,8 @@ export class Caches {
     this.policies = make(POLICY_KIND, API_VERSION, `/apis/${GROUP}/${VERSION}/${POLICY_PLURAL}`, undefined, true);
     // the pods' labels come from the pod templates, which carry the model labels (managed-by included)
     this.pods = make('Pod', 'v1', `/api/v1${ns}/pods`, MANAGED_SELECTOR);
+    this.hpas = make('HorizontalPodAutoscaler', 'autoscaling/v2', `/apis/autoscaling/v2${ns}/horizontalpodautoscalers`, MANAGED_SELECTOR);
+    if (opts.keda) this.scaledObjects = make(SCALED_OBJECT, KEDA_API_VERSION, `/apis/${KEDA_API_VERSION}${ns}/scaledobjects`, MANAGED_SELECTOR);
 
     const ownKey = (o: KubernetesObject) => this.enqueue(keyOf(o.metadata!.namespace!, o.metadata!.name!));
     for (const verb of ['add', 'update', 'delete'] as const) this.recModels.informer.on(verb, ownKey);
@@ -78,7 +87,7 @@ export class Caches {
   }
 
   private childSources(): Source<KubernetesObject>[] {
-    return [this.deployments, this.services, this.configMaps] as Source<KubernetesObject>[];
+    return [this.deployments, this.services, this.configMaps, this.hpas, ...(this.scaledObjects ? [this.scaledObjects] : [])] as Source<KubernetesObject>[];
   }
 
   private all(): Source<KubernetesObject>[] {
@@ -130,6 +139,12 @@ export class Caches {
   /** Children in the model's namespace that carry its instance label. */
   children(namespace: string, instance: string) {
     const mine = <T extends KubernetesObject>(s: Source<T>) => s.informer.list(namespace).filter((o) => o.metadata?.labels?.[LABEL_INSTANCE] === instance);
-    return { deployments: mine(this.deployments), services: mine(this.services), configMaps: mine(this.configMaps) };
+    return {
+      deployments: mine(this.deployments),
+      services: mine(this.services),
+      configMaps: mine(this.configMaps),
+      hpas: mine(this.hpas),
+      scaledObjects: this.scaledObjects ? mine(this.scaledObjects) : [],
+    };
   }
 }

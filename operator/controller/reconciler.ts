@@ -1,9 +1,11 @@
 // Reconcile one RecModel: observe (cache -> one plain object), decide (pure: plan, desired children, stale
 // children), act (apply, delete, events, status). Level-based and idempotent; an invalid or infeasible spec is
 // terminal (a False condition, no retry), a failed write throws so the queue retries with backoff.
-import type { KubernetesObject, V1Deployment } from '@kubernetes/client-node';
-import { formatFieldErrors, resolveSpec, type RecModel, type ResolvedRecModelSpec } from '../api/v1alpha1/index.js';
+import type { KubernetesObject, V1Deployment, V2HorizontalPodAutoscaler } from '@kubernetes/client-node';
+import { formatFieldErrors, resolveSpec, type LatencyScalingPolicy, type RecModel, type ResolvedRecModelSpec } from '../api/v1alpha1/index.js';
 import type { Autoscaler, AutoscalerResult } from '../autoscaling/autoscaler.js';
+import { resolveScaling, type ActuatorEnv, type ScalingResolution } from '../autoscaling/policy.js';
+import { buildAutoscalers, KEDA_API_VERSION, SCALED_OBJECT } from '../builders/autoscalers.js';
 import { buildChildren, type Owner } from '../builders/children.js';
 import type { BuilderConfig } from '../builders/config.js';
 import { dnsLabel } from '../builders/names.js';
@@ -29,8 +31,10 @@ export interface ReconcileResult {
 export interface Observed {
   rm: RecModel;
   owned: KubernetesObject[];
-  /** Cached managed objects with our instance label but another controller (e.g. a same-named model's). */
+  /** Cached managed objects with our instance label but another controller (e.g. a same-named model's, or KEDA's HPAs). */
   foreign: KubernetesObject[];
+  /** The LatencyScalingPolicy spec.autoscaling references, when enabled and found. */
+  policy?: LatencyScalingPolicy;
 }
 
 export interface Decision {
@@ -39,15 +43,18 @@ export interface Decision {
   spec?: ResolvedRecModelSpec;
   desired: KubernetesObject[];
   stale: KubernetesObject[];
+  /** When spec.autoscaling is enabled: the policy in force, or why there is none. */
+  scaling?: ScalingResolution;
 }
 
 export const CONFLICT_RECHECK_MS = 5_000;
 
-const kindOrder: Record<string, number> = { ConfigMap: 0, Service: 1, Deployment: 2 };
+const kindOrder: Record<string, number> = { ConfigMap: 0, Service: 1, Deployment: 2, HorizontalPodAutoscaler: 3, [SCALED_OBJECT]: 3 };
+const AUTOSCALER_KINDS = new Set(['HorizontalPodAutoscaler', SCALED_OBJECT]);
 const refKey = (o: KubernetesObject) => `${o.kind}/${o.metadata!.name}`;
 
 /** Pure: from the observed state to the plan, the desired children and the children to delete. */
-export function decide(observed: Observed, cfg: BuilderConfig): Decision {
+export function decide(observed: Observed, cfg: BuilderConfig, actuators: ActuatorEnv = { kedaServed: false }): Decision {
   const { rm, owned } = observed;
   const resolved = resolveSpec(rm.spec);
   if (!resolved.ok) {
@@ -58,12 +65,18 @@ export function decide(observed: Observed, cfg: BuilderConfig): Decision {
     return { outcome: { ok: false, reason: planned.error.reason, message: planned.error.message }, spec: resolved.spec, desired: [], stale: [] };
   }
   const owner: Owner = { name: rm.metadata.name, namespace: rm.metadata.namespace!, uid: rm.metadata.uid! };
-  const children = buildChildren(owner, resolved.spec, planned.plan, cfg);
-  const desired = [children.configMap, ...children.services, ...children.deployments] as KubernetesObject[];
+  const spec = resolved.spec;
+  const children = buildChildren(owner, spec, planned.plan, cfg);
+  const scaling = spec.autoscaling.enabled ? resolveScaling(spec.autoscaling.policyRef!.name, observed.policy, spec.autoscaling, actuators) : undefined;
+  const components = [{ role: 'main' as const }, ...planned.plan.shards.map((s) => ({ role: 'sparse' as const, shard: s.index }))];
+  const autoscalers = scaling?.ok ? buildAutoscalers(owner, scaling.policy, components, actuators.prometheusUrl) : [];
+  const desired = [children.configMap, ...children.services, ...children.deployments, ...autoscalers] as KubernetesObject[];
   desired.sort((a, b) => kindOrder[a.kind!]! - kindOrder[b.kind!]!);
   const wanted = new Set(desired.map(refKey));
-  const stale = owned.filter((o) => !wanted.has(refKey(o)));
-  return { outcome: { ok: true, plan: planned.plan }, spec: resolved.spec, desired, stale };
+  // While the policy is refused (missing, invalid), HPAs and ScaledObjects already made keep scaling: nothing is lost.
+  const keepAutoscalers = scaling !== undefined && !scaling.ok;
+  const stale = owned.filter((o) => !wanted.has(refKey(o)) && !(keepAutoscalers && AUTOSCALER_KINDS.has(o.kind!)));
+  return { outcome: { ok: true, plan: planned.plan }, spec, desired, stale, ...(scaling ? { scaling } : {}) };
 }
 
 export interface ReconcilerDeps {
@@ -75,6 +88,8 @@ export interface ReconcilerDeps {
   client: KubeClient;
   events: EventRecorder;
   cfg: BuilderConfig;
+  /** What HPA and KEDA actuators have here. */
+  actuators?: ActuatorEnv;
   clock: Clock;
   log: Logger;
   metrics: OperatorMetrics;
@@ -91,9 +106,13 @@ export class Reconciler {
       ...c.configMaps.map((o) => ({ ...o, kind: 'ConfigMap', apiVersion: 'v1' })),
       ...c.services.map((o) => ({ ...o, kind: 'Service', apiVersion: 'v1' })),
       ...c.deployments.map((o) => ({ ...o, kind: 'Deployment', apiVersion: 'apps/v1' })),
+      ...c.hpas.map((o) => ({ ...o, kind: 'HorizontalPodAutoscaler', apiVersion: 'autoscaling/v2' })),
+      ...c.scaledObjects.map((o) => ({ ...o, kind: SCALED_OBJECT, apiVersion: KEDA_API_VERSION })),
     ] as KubernetesObject[];
     const mine = (o: KubernetesObject) => controllerOf(o)?.uid === rm.metadata.uid;
-    return { rm, owned: all.filter(mine), foreign: all.filter((o) => !mine(o)) };
+    const policyName = rm.spec?.autoscaling?.enabled ? rm.spec.autoscaling.policyRef?.name : undefined;
+    const policy = policyName ? this.d.caches.policy(policyName) : undefined;
+    return { rm, owned: all.filter(mine), foreign: all.filter((o) => !mine(o)), ...(policy ? { policy } : {}) };
   }
 
   async reconcile(namespace: string, name: string): Promise<ReconcileResult> {
@@ -104,7 +123,7 @@ export class Reconciler {
     }
     const { rm } = observed;
     const log = this.d.log.with({ recmodel: `${namespace}/${name}` });
-    const decision = decide(observed, this.d.cfg);
+    const decision = decide(observed, this.d.cfg, this.d.actuators);
     const conflicts: string[] = [];
     const applyErrors: string[] = [];
     let deployments: V1Deployment[];
@@ -141,6 +160,7 @@ export class Reconciler {
         try {
           await this.d.client.delete({ apiVersion: obj.apiVersion!, kind: obj.kind!, namespace, name: obj.metadata!.name! });
           if (obj.kind === 'Deployment') await this.d.events.emit(rm, 'Normal', EventReason.DeletedStaleShard, `deleted ${obj.kind} ${obj.metadata!.name}: not in plan ${plan.hash}`);
+          if (AUTOSCALER_KINDS.has(obj.kind!)) await this.d.events.emit(rm, 'Normal', EventReason.DeletedAutoscaler, `deleted ${obj.kind} ${obj.metadata!.name}: ${decision.scaling?.ok ? `policy ${decision.scaling.policy.name} uses actuator ${decision.scaling.policy.actuator}` : 'autoscaling is disabled'}`);
         } catch (e) {
           applyErrors.push(`delete ${obj.kind} ${obj.metadata!.name}: ${apiErrorMessage(e)}`);
         }
@@ -152,7 +172,8 @@ export class Reconciler {
       deployments = observed.owned.filter((o) => o.kind === 'Deployment') as V1Deployment[];
     }
 
-    const scaling: AutoscalerResult | undefined = autoscaler && decision.outcome.ok ? await autoscaler.run(rm, decision.spec!, deployments) : undefined;
+    const hpas = [...observed.owned, ...observed.foreign].filter((o) => o.kind === 'HorizontalPodAutoscaler') as V2HorizontalPodAutoscaler[];
+    const scaling: AutoscalerResult | undefined = autoscaler && decision.outcome.ok ? await autoscaler.run(rm, decision.spec!, deployments, decision.scaling!, hpas) : undefined;
     const main = deployments.find((d) => d.metadata?.labels?.[LABEL_COMPONENT] === 'main');
     const polling = this.d.serving !== undefined && mainServing(main);
     const scheduler = polling ? await this.d.serving!.probe.scheduler({ name, namespace, service: mainName(name), port: decision.spec?.serving.port ?? 8080 }) : undefined;

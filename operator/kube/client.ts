@@ -53,6 +53,16 @@ export class KubeClient {
     this.apps = kubeConfig.makeApiClient(AppsV1Api);
   }
 
+  /** Whether the API server serves this kind (e.g. KEDA's ScaledObject, only where KEDA is installed). */
+  async served(apiVersion: string, kind: string, namespace?: string): Promise<boolean> {
+    try {
+      await this.objects.list(apiVersion, kind, namespace, undefined, undefined, undefined, undefined, undefined, 1);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
   /** Sets a Deployment's replicas through its scale subresource. */
   async scaleDeployment(namespace: string, name: string, replicas: number): Promise<void> {
     await this.apps.patchNamespacedDeploymentScale(

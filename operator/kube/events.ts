@@ -16,6 +16,8 @@ export const EventReason = {
   ResourceConflict: 'ResourceConflict',
   ApplyFailed: 'ApplyFailed',
   DeletedStaleShard: 'DeletedStaleShard',
+  /** An HPA or ScaledObject the policy's actuator no longer calls for. */
+  DeletedAutoscaler: 'DeletedAutoscaler',
 } as const;
 
 export class EventRecorder {

@@ -20,6 +20,16 @@ export function parseCpu(q: string | number): number {
   return Number(m[1]) / (m[2] ? 1000 : 1);
 }
 
+const DECIMAL: Record<string, number> = { n: 1e-9, u: 1e-6, m: 1e-3, '': 1, k: 1e3, M: 1e6, G: 1e9 };
+
+/** The value of a decimal quantity such as 150m, 2500u or 1.5 (metric values, e.g. an HPA's current latency in seconds). */
+export function parseDecimal(q: string | number): number {
+  if (typeof q === 'number') return q;
+  const m = /^(-?[0-9]+(?:\.[0-9]+)?)(n|u|m|k|M|G)?$/.exec(q.trim());
+  if (!m) throw new Error(`invalid quantity ${JSON.stringify(q)}`);
+  return Number(m[1]) * DECIMAL[m[2] ?? '']!;
+}
+
 /** 1536 -> "1.5 KiB": binary units, one decimal, for messages and tables. */
 export function formatBytes(bytes: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];

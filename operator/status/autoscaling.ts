@@ -19,6 +19,12 @@ export const ScalingReason = {
   PolicyNotFound: 'PolicyNotFound',
   PolicyInvalid: 'PolicyInvalid',
   OverrideNotAllowed: 'OverrideNotAllowed',
+  /** The policy's HPA or KEDA actuator cannot work here (KEDA not served, no Prometheus URL for its trigger). */
+  ActuatorUnavailable: 'ActuatorUnavailable',
+  /** HorizontalPodAutoscalers (the operator's, or KEDA's) scale the components. */
+  ScalingByHPA: 'ScalingByHPA',
+  /** An HPA the actuator should have made is not there yet. */
+  AutoscalerPending: 'AutoscalerPending',
   // ScalingLimited
   WithinLimits: 'WithinLimits',
   RateLimited: 'RateLimited',
@@ -29,14 +35,38 @@ export const ScalingReason = {
   SourceFailed: 'SourceFailed',
 } as const;
 
+/** One component as the HPA that scales it reports it (actuator HPA or KEDA). */
+export interface ExternalView {
+  deployment: string;
+  /** The HPA's name; found: false while it does not exist. */
+  hpa: string;
+  found: boolean;
+  latencyMs?: number;
+  desired?: number;
+  lastScaleTime?: string;
+  conditions: { type: string; status: string; reason?: string; message?: string }[];
+}
+
 /** What the reconcile knows about autoscaling this time. */
 export type AutoscalingInput =
-  | { state: 'refused'; policyName: string; reason: typeof ScalingReason.PolicyNotFound | typeof ScalingReason.PolicyInvalid | typeof ScalingReason.OverrideNotAllowed; message: string }
+  | { state: 'refused'; policyName: string; reason: typeof ScalingReason.PolicyNotFound | typeof ScalingReason.PolicyInvalid | typeof ScalingReason.OverrideNotAllowed | typeof ScalingReason.ActuatorUnavailable; message: string }
+  /** The policy's actuator is HPA or KEDA: status mirrors the HPAs. */
+  | { state: 'external'; policy: EffectivePolicy; views: ExternalView[] }
   /** Evaluated now (evaluation set), or not due yet (previous status kept). */
   | { state: 'active'; policy: EffectivePolicy; evaluation?: Evaluation; sourceError?: string; scaled: Map<string, string> };
 
 /** Fields merged into each component's status; lastScale* carried over from the previous status unless it scaled now. */
 export function componentAutoscaling(input: AutoscalingInput | undefined, c: ComponentStatus, previous: ComponentStatus | undefined, nowIso: string): ComponentStatus {
+  if (input?.state === 'external') {
+    const v = input.views.find((x) => x.deployment === c.name);
+    if (!v?.found) return c;
+    return {
+      ...c,
+      ...(v.latencyMs !== undefined ? { latency: formatMs(v.latencyMs) } : {}),
+      ...(v.desired !== undefined ? { desiredReplicas: v.desired } : {}),
+      ...(v.lastScaleTime ? { lastScaleTime: v.lastScaleTime, lastScaleReason: `scaled by HorizontalPodAutoscaler ${v.hpa} (${input.policy.actuator})` } : {}),
+    };
+  }
   if (!input || input.state !== 'active') return c;
   const keep = (fields: readonly (keyof ComponentStatus)[]) => Object.fromEntries(fields.flatMap((f) => (previous?.[f] !== undefined ? [[f, previous[f]]] : [])));
   const carried = keep(['lastScaleTime', 'lastScaleReason']);
@@ -57,7 +87,11 @@ export function autoscalingStatus(input: AutoscalingInput | undefined, previous:
   if (!input) return undefined;
   if (input.state === 'refused') return { policy: input.policyName };
   const p = input.policy;
-  const base = { policy: p.name, percentile: p.percentile, target: formatMs(p.targetMs) };
+  const base = { policy: p.name, actuator: p.actuator, percentile: p.percentile, target: formatMs(p.targetMs) };
+  if (input.state === 'external') {
+    const main = input.views.find((v) => v.deployment.endsWith('-main'))?.latencyMs;
+    return { ...base, ...(main !== undefined ? { mainLatency: formatMs(main) } : {}) };
+  }
   const e = input.evaluation;
   if (!e) return { ...previous, ...base };
   return {
@@ -80,6 +114,7 @@ export function autoscalingConditions(input: AutoscalingInput | undefined, previ
       { type: T.MetricsUnavailable, status: 'Unknown', reason: input.reason, message: 'not reading metrics' },
     ];
   }
+  if (input.state === 'external') return externalConditions(input.policy, input.views);
   const p = input.policy;
   const e = input.evaluation;
   if (!e) {
@@ -103,4 +138,35 @@ export function autoscalingConditions(input: AutoscalingInput | undefined, previ
       ? { type: T.MetricsUnavailable, status: 'True', reason: input.sourceError ? R.SourceFailed : R.NoSamples, message: `${input.sourceError ?? 'no latency samples from the main\'s warm pods'}; ${p.missingMetrics === 'ScaleUp' ? 'adding pods at the scale-up rate, as the policy says' : 'holding replicas'}` }
       : { type: T.MetricsUnavailable, status: 'False', reason: R.MetricsAvailable, message: `main p${p.percentile} ${formatMs(e.mainLatencyMs!)}` },
   ];
+}
+
+const hpaLimitReason: Record<string, string> = {
+  TooFewReplicas: ScalingReason.AtBounds,
+  TooManyReplicas: ScalingReason.AtBounds,
+  ScaleUpLimit: ScalingReason.RateLimited,
+  ScaleDownLimit: ScalingReason.RateLimited,
+};
+
+/** The three conditions from the HPAs' own: AbleToScale/ScalingActive/ScalingLimited, as the HPA controller sets them. */
+function externalConditions(p: EffectivePolicy, views: ExternalView[]): ConditionInput[] {
+  const T = ScalingCondition;
+  const R = ScalingReason;
+  const cond = (v: ExternalView, type: string) => v.conditions.find((c) => c.type === type);
+  const missing = views.filter((v) => !v.found);
+  const by = p.actuator === 'KEDA' ? 'KEDA' : 'the operator';
+  const active: ConditionInput = missing.length
+    ? { type: T.ScalingActive, status: 'False', reason: R.AutoscalerPending, message: `waiting for HorizontalPodAutoscaler ${missing.map((v) => v.hpa).join(', ')} (made by ${by}${p.actuator === 'KEDA' ? '; is KEDA running?' : ''})` }
+    : { type: T.ScalingActive, status: 'True', reason: R.ScalingByHPA, message: `${p.actuator}: HorizontalPodAutoscalers scale each component on its p${p.percentile} latency toward ${formatMs(p.targetMs)} (policy ${p.name})` };
+  const limited = views.filter((v) => cond(v, 'ScalingLimited')?.status === 'True');
+  const limitedC: ConditionInput = limited.length
+    ? { type: T.ScalingLimited, status: 'True', reason: limited.some((v) => hpaLimitReason[cond(v, 'ScalingLimited')!.reason ?? ''] === R.AtBounds) ? R.AtBounds : R.RateLimited, message: limited.map((v) => `${v.deployment}: ${cond(v, 'ScalingLimited')!.message ?? cond(v, 'ScalingLimited')!.reason}`).join('; ') }
+    : { type: T.ScalingLimited, status: 'False', reason: R.WithinLimits, message: 'no HorizontalPodAutoscaler is limited' };
+  const failing = views.filter((v) => v.found && cond(v, 'ScalingActive')?.status === 'False');
+  const unread = views.filter((v) => !v.found || !cond(v, 'ScalingActive'));
+  const metrics: ConditionInput = failing.length
+    ? { type: T.MetricsUnavailable, status: 'True', reason: R.SourceFailed, message: `${failing.map((v) => `${v.deployment}: ${cond(v, 'ScalingActive')!.reason}: ${cond(v, 'ScalingActive')!.message ?? ''}`.trim()).join('; ')}; the HPA holds replicas` }
+    : unread.length
+      ? { type: T.MetricsUnavailable, status: 'Unknown', reason: R.NoSamples, message: `no metric reading yet from ${unread.map((v) => v.hpa).join(', ')}` }
+      : { type: T.MetricsUnavailable, status: 'False', reason: R.MetricsAvailable, message: 'every HorizontalPodAutoscaler reads its latency metric' };
+  return [active, limitedC, metrics];
 }

@@ -24,6 +24,8 @@ export interface ServerState {
 export interface AppOptions {
   model: string;
   role: 'main' | 'sparse';
+  /** A sparse shard's index: its own stages carry it in the `shard` label, so one shard's series can be selected. */
+  shard?: number;
   limits: Limits;
   maxBodyBytes: number;
   metrics: ServerMetrics;
@@ -43,6 +45,7 @@ export function buildServerApp(state: ServerState, o: AppOptions): Express {
   app.set('etag', false);
   const m = o.metrics;
   const labels = m.labels;
+  const own = o.role === 'sparse' && o.shard !== undefined ? String(o.shard) : '';
 
   app.get('/healthz', (_req, res) => void res.type('text/plain').send('ok\n'));
   app.get('/readyz', (_req, res) => {
@@ -63,7 +66,7 @@ export function buildServerApp(state: ServerState, o: AppOptions): Express {
   };
   const track = (handler: (req: Request, res: Response) => Promise<void>) => async (req: Request, res: Response, next: NextFunction) => {
     m.inflight.inc(labels);
-    const end = m.duration.startTimer({ ...labels, stage: 'end_to_end', shard: '' });
+    const end = m.duration.startTimer({ ...labels, stage: 'end_to_end', shard: own });
     try {
       if (emulateMs > 0) await emulated();
       await handler(req, res);
@@ -144,7 +147,7 @@ export function buildServerApp(state: ServerState, o: AppOptions): Express {
         } finally {
           buffers.release(body);
         }
-        m.duration.observe({ ...labels, stage: 'lookup', shard: '' }, (performance.now() - t) / 1000);
+        m.duration.observe({ ...labels, stage: 'lookup', shard: own }, (performance.now() - t) / 1000);
         m.batch.observe(labels, out.batch);
         m.lookups.inc(labels, out.lookups);
         // the response buffer goes back to the pool once the socket is done with it

@@ -8,6 +8,7 @@ K8S_VERSION=v1.33.13
 ETCD_VERSION=v3.5.21 # the etcd server k8s.io/kubernetes requires; built inside the same module
 HELM_VERSION=v3.18.6
 KWOK_VERSION=v0.7.0
+KEDA_VERSION=v2.18.1 # only its ScaledObject CRD, from the Go module, for the HPA/KEDA actuator tests
 
 here=$(cd "$(dirname "$0")" && pwd)
 cache=${RECSHARD_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/recshard}
@@ -59,6 +60,14 @@ if need kwok; then
   t0=$SECONDS
   GOBIN="$bin" go install -trimpath -ldflags "-s -w" "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
   log "built kwok in $((SECONDS - t0))s"
+fi
+
+keda_crd="$bin/keda-$KEDA_VERSION-scaledobjects.yaml"
+if [ ! -s "$keda_crd" ]; then
+  log "fetching KEDA's ScaledObject CRD ($KEDA_VERSION) ..."
+  dir=$(go mod download -json "github.com/kedacore/keda/v2@$KEDA_VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+  cp "$dir/config/crd/bases/keda.sh_scaledobjects.yaml" "$keda_crd.tmp"
+  mv "$keda_crd.tmp" "$keda_crd"
 fi
 
 echo "$bin"

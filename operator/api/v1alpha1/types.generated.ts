@@ -836,6 +836,10 @@ autoscaling?: {
  */
 policy?: string
 /**
+ * Who changes the replicas: Operator (recshard's control law), HPA or KEDA (HorizontalPodAutoscalers made from the policy).
+ */
+actuator?: string
+/**
  * The percentile the target applies to.
  */
 percentile?: number
@@ -967,6 +971,10 @@ missingMetrics?: ("Hold" | "ScaleUp")
  * critical-path: when the main misses its target, scale the sparse shard whose calls dominate the main's tail (or the main, when its own work does); all: scale every component on its own latency.
  */
 scaleOn?: ("critical-path" | "all")
+/**
+ * Who changes the replicas. Operator: recshard's own control law (the band, critical path, learned capacity and every guard above). HPA: the operator emits one autoscaling/v2 HorizontalPodAutoscaler per component on an external metric (the latency percentile, served by prometheus-adapter with the rule `recshard hpa-rules` prints); KEDA: one ScaledObject per component with a Prometheus trigger (needs the operator's --prometheus-url). With HPA and KEDA the Kubernetes HPA algorithm decides: replicas scale with the ratio of latency to target, each component on its own latency (scaleOn must be all), the tolerance is the cluster's (10%), and warmup, missingMetrics ScaleUp under HPA and the learned capacity do not apply. See docs/autoscaling.md for the caveats.
+ */
+actuator?: ("Operator" | "HPA" | "KEDA")
 /**
  * What a RecModel may change in its spec.autoscaling.overrides, and within which limits.
  */
@@ -1104,6 +1112,10 @@ missingMetrics: ("Hold" | "ScaleUp")
  * critical-path: when the main misses its target, scale the sparse shard whose calls dominate the main's tail (or the main, when its own work does); all: scale every component on its own latency.
  */
 scaleOn: ("critical-path" | "all")
+/**
+ * Who changes the replicas. Operator: recshard's own control law (the band, critical path, learned capacity and every guard above). HPA: the operator emits one autoscaling/v2 HorizontalPodAutoscaler per component on an external metric (the latency percentile, served by prometheus-adapter with the rule `recshard hpa-rules` prints); KEDA: one ScaledObject per component with a Prometheus trigger (needs the operator's --prometheus-url). With HPA and KEDA the Kubernetes HPA algorithm decides: replicas scale with the ratio of latency to target, each component on its own latency (scaleOn must be all), the tolerance is the cluster's (10%), and warmup, missingMetrics ScaleUp under HPA and the learned capacity do not apply. See docs/autoscaling.md for the caveats.
+ */
+actuator: ("Operator" | "HPA" | "KEDA")
 /**
  * What a RecModel may change in its spec.autoscaling.overrides, and within which limits.
  */

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { resolvePolicySpec, type LatencyScalingPolicy } from '../../../operator/api/v1alpha1/index.js';
-import { effectivePolicy } from '../../../operator/autoscaling/policy.js';
+import { effectivePolicy, resolveScaling } from '../../../operator/autoscaling/policy.js';
 
 const policy = (spec: Record<string, unknown>): LatencyScalingPolicy => ({ apiVersion: 'recshard.io/v1alpha1', kind: 'LatencyScalingPolicy', metadata: { name: 'sre' }, spec: spec as unknown as LatencyScalingPolicy['spec'] });
 const base = { target: { latency: '100ms' }, overrides: { latency: { min: '50ms', max: '200ms' }, maxReplicas: 30 } };
@@ -64,5 +64,33 @@ describe('the policy in force for a RecModel', () => {
 
   it('reports an invalid policy as such', () => {
     expect(effectivePolicy(policy({ target: { latency: 'soon' } }), { enabled: true })).toMatchObject({ ok: false, reason: 'PolicyInvalid', message: expect.stringContaining('LatencyScalingPolicy sre: spec.target.latency') });
+  });
+});
+
+describe('actuators', () => {
+  const env = { kedaServed: true, prometheusUrl: 'http://prom:9090' };
+  it('default to the operator\'s own law; HPA and KEDA require scaleOn all, since they cannot follow the critical path', () => {
+    const r = resolvePolicySpec({ target: { latency: '100ms' } });
+    expect(r.ok && r.spec.actuator).toBe('Operator');
+    const bad = resolvePolicySpec({ target: { latency: '100ms' }, actuator: 'HPA' });
+    expect(bad.ok ? [] : bad.errors.map((e) => e.message).join()).toMatch(/scaleOn must be all when spec.actuator is HPA or KEDA/);
+    const overridable = resolvePolicySpec({ target: { latency: '100ms' }, actuator: 'KEDA', scaleOn: 'all', overrides: { scaleOn: true } });
+    expect(overridable.ok ? [] : overridable.errors.map((e) => e.message).join()).toMatch(/overrides.scaleOn cannot be allowed/);
+    expect(resolvePolicySpec({ target: { latency: '100ms' }, actuator: 'HPA', scaleOn: 'all' }).ok).toBe(true);
+  });
+
+  it('are refused with the reason when the cluster or the HPA API cannot carry them out', () => {
+    const keda = policy({ target: { latency: '100ms' }, actuator: 'KEDA', scaleOn: 'all' });
+    expect(resolveScaling('sre', keda, { enabled: true }, env)).toMatchObject({ ok: true, policy: { actuator: 'KEDA' } });
+    expect(resolveScaling('sre', keda, { enabled: true }, { ...env, kedaServed: false })).toMatchObject({ ok: false, reason: 'ActuatorUnavailable', message: expect.stringMatching(/does not serve keda.sh\/v1alpha1 ScaledObjects/) });
+    expect(resolveScaling('sre', keda, { enabled: true }, { kedaServed: true })).toMatchObject({ ok: false, reason: 'ActuatorUnavailable', message: expect.stringMatching(/--prometheus-url/) });
+    const long = policy({ target: { latency: '100ms' }, actuator: 'HPA', scaleOn: 'all', scaleDown: { stabilizationWindow: '90m', period: '31m' } });
+    const r = resolveScaling('sre', long, { enabled: true }, env);
+    expect(r).toMatchObject({ ok: false, reason: 'PolicyInvalid' });
+    expect(!r.ok && r.message).toMatch(/spec.scaleDown.stabilizationWindow: 5400s exceeds the 3600s a HorizontalPodAutoscaler allows/);
+    expect(!r.ok && r.message).toMatch(/spec.scaleDown.period: 1860s exceeds the 1800s/);
+    // the operator's own law has no such limits
+    expect(resolveScaling('sre', policy({ target: { latency: '100ms' }, scaleDown: { stabilizationWindow: '90m' } }), { enabled: true }, env).ok).toBe(true);
+    expect(resolveScaling('gone', undefined, { enabled: true }, env)).toMatchObject({ ok: false, reason: 'PolicyNotFound' });
   });
 });

@@ -1,4 +1,5 @@
-import type { V1Deployment } from '@kubernetes/client-node';
+import type { V1Deployment, V2HorizontalPodAutoscaler } from '@kubernetes/client-node';
+import { externalViews } from '../../../operator/autoscaling/external.js';
 import { describe, expect, it } from 'vitest';
 import { mergeConditions } from '../../../operator/status/conditions.js';
 import { computeStatus, sameStatus, SCHEDULER_RESTAMP_MS, type StatusInput } from '../../../operator/status/status.js';
@@ -117,7 +118,7 @@ describe('autoscaling status', () => {
 
   it('shows the policy, the main\'s tail, the critical component, per-component latency and desired replicas', () => {
     const s = computeStatus(input({ autoscaling: { state: 'active', policy, evaluation, scaled: new Map([['m-shard-0', 'LatencyAboveTarget: 142 ms against 100 ms']]) } }));
-    expect(s.autoscaling).toEqual({ policy: 'default', percentile: 95, target: '100ms', mainLatency: '142.3ms', criticalComponent: 'm-shard-0', lastEvaluationTime: '2026-01-01T00:00:00Z' });
+    expect(s.autoscaling).toEqual({ policy: 'default', actuator: 'Operator', percentile: 95, target: '100ms', mainLatency: '142.3ms', criticalComponent: 'm-shard-0', lastEvaluationTime: '2026-01-01T00:00:00Z' });
     expect(s.components![1]).toMatchObject({ name: 'm-shard-0', latency: '42.3ms', requestRate: 12.35, desiredReplicas: 3, lastScaleTime: '2026-01-01T00:00:00Z', lastScaleReason: 'LatencyAboveTarget: 142 ms against 100 ms' });
     expect(s.components![0]!.lastScaleTime).toBeUndefined();
     expect(cond(s, 'ScalingActive')).toMatchObject({ status: 'True', reason: 'ScalingOnLatency' });
@@ -144,5 +145,38 @@ describe('autoscaling status', () => {
 
   it('adds no scaling conditions without autoscaling', () => {
     expect(computeStatus(input({})).conditions!.map((c) => c.type)).toEqual(['Ready', 'Planned', 'Available', 'Progressing', 'Degraded']);
+  });
+});
+
+describe('autoscaling status under an HPA or KEDA actuator', () => {
+  const policy = { ...defaultPolicy(100, 10), actuator: 'HPA' as const, scaleOn: 'all' as const };
+  const hpa = (name: string, over: Partial<V2HorizontalPodAutoscaler['status']> = {}): V2HorizontalPodAutoscaler => ({
+    metadata: { name }, spec: { scaleTargetRef: { kind: 'Deployment', name: name.replace(/^keda-hpa-/, '') }, maxReplicas: 10 },
+    status: { currentReplicas: 1, desiredReplicas: 1, ...over } as V2HorizontalPodAutoscaler['status'],
+  });
+  const active = (status: string, reason: string, message = '') => ({ type: 'ScalingActive', status, reason, message });
+
+  it('mirrors the HPAs: latency, desired replicas, last scale, and their failing metric as MetricsUnavailable', () => {
+    const views = externalViews(policy, ['m-main', 'm-shard-0'], [
+      hpa('m-main', { desiredReplicas: 3, lastScaleTime: new Date('2026-01-01T00:00:00Z'), currentMetrics: [{ type: 'External', external: { metric: { name: 'x' }, current: { value: '142300u' } } }], conditions: [active('True', 'ValidMetricFound'), { type: 'ScalingLimited', status: 'True', reason: 'TooManyReplicas', message: 'the desired replica count is more than the maximum replica count' }] }),
+      hpa('m-shard-0', { conditions: [active('False', 'FailedGetExternalMetric', 'the HPA was unable to compute the replica count: unable to get external metric')] }),
+    ]);
+    const s = computeStatus(input({ autoscaling: { state: 'external', policy, views } }));
+    expect(s.autoscaling).toEqual({ policy: 'default', actuator: 'HPA', percentile: 95, target: '100ms', mainLatency: '142.3ms' });
+    expect(s.components![0]).toMatchObject({ name: 'm-main', latency: '142.3ms', desiredReplicas: 3, lastScaleTime: '2026-01-01T00:00:00.000Z', lastScaleReason: 'scaled by HorizontalPodAutoscaler m-main (HPA)' });
+    expect(cond(s, 'ScalingActive')).toMatchObject({ status: 'True', reason: 'ScalingByHPA' });
+    expect(cond(s, 'ScalingLimited')).toMatchObject({ status: 'True', reason: 'AtBounds', message: 'm-main: the desired replica count is more than the maximum replica count' });
+    expect(cond(s, 'MetricsUnavailable')).toMatchObject({ status: 'True', reason: 'SourceFailed', message: expect.stringMatching(/^m-shard-0: FailedGetExternalMetric: the HPA was unable.*; the HPA holds replicas$/) });
+  });
+
+  it('waits for KEDA\'s HPAs, and says so', () => {
+    const keda = { ...policy, actuator: 'KEDA' as const };
+    const views = externalViews(keda, ['m-main', 'm-shard-0'], [hpa('keda-hpa-m-main', { conditions: [active('True', 'ValidMetricFound')] })]);
+    expect(views.map((v) => [v.hpa, v.found])).toEqual([['keda-hpa-m-main', true], ['keda-hpa-m-shard-0', false]]);
+    const s = computeStatus(input({ autoscaling: { state: 'external', policy: keda, views } }));
+    expect(cond(s, 'ScalingActive')).toMatchObject({ status: 'False', reason: 'AutoscalerPending', message: expect.stringMatching(/keda-hpa-m-shard-0 \(made by KEDA; is KEDA running\?\)/) });
+    expect(cond(s, 'MetricsUnavailable')).toMatchObject({ status: 'Unknown', reason: 'NoSamples' });
+    const all = externalViews(keda, ['m-main'], [hpa('keda-hpa-m-main', { conditions: [active('True', 'ValidMetricFound')] })]);
+    expect(cond(computeStatus(input({ autoscaling: { state: 'external', policy: keda, views: all } })), 'MetricsUnavailable')).toMatchObject({ status: 'False', reason: 'MetricsAvailable' });
   });
 });

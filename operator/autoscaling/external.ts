@@ -1,0 +1,39 @@
+// Observing an HPA or KEDA actuator: each component's HorizontalPodAutoscaler (the operator's own under HPA,
+// the one KEDA makes for a ScaledObject under KEDA) read into the view status is built from. Pure.
+import type { V2HorizontalPodAutoscaler } from '@kubernetes/client-node';
+import { kedaHpaName } from '../builders/autoscalers.js';
+import { parseDecimal } from '../lib/quantity.js';
+import type { ExternalView } from '../status/autoscaling.js';
+import type { EffectivePolicy } from './policy.js';
+
+const iso = (t: unknown) => (t instanceof Date ? t.toISOString() : typeof t === 'string' ? t : undefined);
+
+/** The HPA that scales Deployment `deployment` under this policy's actuator. */
+export function hpaNameFor(p: Pick<EffectivePolicy, 'actuator'>, deployment: string): string {
+  return p.actuator === 'KEDA' ? kedaHpaName(deployment) : deployment;
+}
+
+export function externalViews(p: EffectivePolicy, deployments: string[], hpas: V2HorizontalPodAutoscaler[]): ExternalView[] {
+  return deployments.map((deployment) => {
+    const name = hpaNameFor(p, deployment);
+    const hpa = hpas.find((h) => h.metadata?.name === name && h.spec?.scaleTargetRef?.name === deployment);
+    if (!hpa) return { deployment, hpa: name, found: false, conditions: [] };
+    const current = hpa.status?.currentMetrics?.find((m) => m.type === 'External')?.external?.current?.value;
+    let latencyMs: number | undefined;
+    try {
+      latencyMs = current === undefined ? undefined : parseDecimal(current) * 1000;
+    } catch {
+      latencyMs = undefined; // a value we cannot read is left out, not guessed
+    }
+    const last = iso(hpa.status?.lastScaleTime);
+    return {
+      deployment,
+      hpa: name,
+      found: true,
+      ...(latencyMs !== undefined ? { latencyMs } : {}),
+      ...(hpa.status?.desiredReplicas !== undefined ? { desired: hpa.status.desiredReplicas } : {}),
+      ...(last ? { lastScaleTime: last } : {}),
+      conditions: (hpa.status?.conditions ?? []).map((c) => ({ type: c.type, status: c.status, ...(c.reason ? { reason: c.reason } : {}), ...(c.message ? { message: c.message } : {}) })),
+    };
+  });
+}
