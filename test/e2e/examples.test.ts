@@ -98,8 +98,11 @@ describe('what users see', () => {
     const out = kubectl(['explain', 'recmodel.spec.sharding.strategy']);
     expect(out).toContain('net-specific (tables of');
     expect(kubectl(['explain', 'latencyscalingpolicy.spec.missingMetrics'])).toMatch(/Neither\s+ever\s+removes\s+pods/);
-    // the autoscaling example (a policy and a model under it) is accepted by the API server as written
-    expect(kubectl(['apply', '--dry-run=server', '-n', ns, '-f', join(ROOT, 'examples', 'autoscaling')])).toMatch(/latencyscalingpolicy.recshard.io\/recsys-p95-100ms (created|configured|unchanged) \(server dry run\)/);
+    // the autoscaling examples (policies and a model under one) are accepted by the API server as written
+    const dryRun = kubectl(['apply', '--dry-run=server', '-n', ns, '-f', join(ROOT, 'examples', 'autoscaling')]);
+    expect(dryRun).toMatch(/latencyscalingpolicy.recshard.io\/recsys-p95-100ms (created|configured|unchanged) \(server dry run\)/);
+    expect(dryRun).toMatch(/latencyscalingpolicy.recshard.io\/recsys-hpa-p95-100ms (created|configured|unchanged) \(server dry run\)/);
+    expect(kubectl(['explain', 'latencyscalingpolicy.spec.actuator'])).toMatch(/HorizontalPodAutoscaler/);
   });
 
   it('the kubectl plugin prints the plan (kubectl recshard plan)', () => {

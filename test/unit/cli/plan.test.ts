@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments } from 'yaml';
-import { CliError, planCommand } from '../../../operator/cli/program.js';
+import { CliError, hpaRulesCommand, planCommand } from '../../../operator/cli/program.js';
 
 const examples = join(import.meta.dirname, '..', '..', '..', 'examples');
 const dir = mkdtempSync(join(tmpdir(), 'recshard-cli-'));
@@ -58,5 +58,24 @@ describe('recshard plan', () => {
   it('reads JSON too', () => {
     const p = file('m.json', JSON.stringify(parse('apiVersion: recshard.io/v1alpha1\nkind: RecModel\nmetadata: {name: j}\nspec:\n  model: {architecture: custom, topMLP: [1], tables: [{name: t, rows: 10, dim: 4}]}\n')));
     expect(planCommand(p, 'json')).toContain('"model": "j"');
+  });
+});
+
+describe('recshard hpa-rules', () => {
+  it('prints the prometheus-adapter rule that serves the metric the policy\'s HPAs read', () => {
+    const out = hpaRulesCommand(join(examples, 'autoscaling', 'hpa-policy.yaml'));
+    expect(out).toMatch(/^# prometheus-adapter rules for LatencyScalingPolicy recsys-hpa-p95-100ms \(actuator HPA\)/);
+    const doc = parse(out) as { externalRules: { name: { as: string }; metricsQuery: string; seriesQuery: string }[] };
+    expect(doc.externalRules).toHaveLength(1);
+    expect(doc.externalRules[0]!.name.as).toBe('recshard_latency_p95_60s_seconds');
+    expect(doc.externalRules[0]!.metricsQuery).toContain('histogram_quantile(0.95, sum by (le) (rate(<<.Series>>{<<.LabelMatchers>>}[60s])))');
+  });
+
+  it('one rule per percentile and window, and a clear error without a policy', () => {
+    const two = file('two.yaml', ['p95', 'p99', 'p99b'].map((n, i) => `apiVersion: recshard.io/v1alpha1\nkind: LatencyScalingPolicy\nmetadata: {name: ${n}}\nspec: {target: {latency: 100ms, percentile: ${i ? 99 : 95}}}\n`).join('---\n'));
+    expect((parse(hpaRulesCommand(two)) as { externalRules: unknown[] }).externalRules).toHaveLength(2);
+    expect(() => hpaRulesCommand(join(examples, 'dlrm-rmc1.yaml'))).toThrow(/no LatencyScalingPolicy found/);
+    const bad = file('bad.yaml', 'apiVersion: recshard.io/v1alpha1\nkind: LatencyScalingPolicy\nmetadata: {name: x}\nspec: {target: {latency: soon}}\n');
+    expect(() => hpaRulesCommand(bad)).toThrow(/LatencyScalingPolicy x is invalid: spec.target.latency/);
   });
 });
