@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LatencyScalingPolicy, RecModel } from '../../operator/api/v1alpha1/index.js';
+import { latencyQuery } from '../../operator/builders/autoscalers.js';
 import { durationMs } from '../../operator/lib/duration.js';
 import { ensureModel, resolveLocal } from '../../shard-server/local.js';
 import { startPrometheus, type PrometheusServer } from './prometheus.js';
@@ -50,6 +51,15 @@ async function replicas(): Promise<Record<string, number>> {
 }
 const recModel = async () => (await api.custom.getNamespacedCustomObject({ group: 'recshard.io', version: 'v1alpha1', namespace: ns, plural: 'recmodels', name: NAME })) as RecModel;
 const cond = (r: RecModel, type: string) => r.status?.conditions?.find((c) => c.type === type);
+
+/** The query a KEDA actuator's trigger runs for one component (builders/autoscalers.ts), against this Prometheus. */
+async function kedaQuery(labels: string): Promise<number[]> {
+  const query = latencyQuery(95, 10_000, `namespace="${ns}",${labels}`);
+  const res = await fetch(`${prom!.url}/api/v1/query`, { method: 'POST', body: new URLSearchParams({ query }) });
+  const body = (await res.json()) as { status: string; data: { result: { value: [number, string] }[] } };
+  expect(body.status).toBe('success');
+  return body.data.result.map((r) => Number(r.value[1]));
+}
 
 function startLoad(qps: number): ChildProcess {
   return spawn(process.execPath, [join(ROOT, 'dist', 'operator', 'cli', 'recshard.js'), 'load', `--url=${runner!.mainUrl}`, `--model=${NAME}`, '--sizes=fixed:4', `--qps=${qps}`, '--duration=600', '--timeout-ms=5000'], { stdio: 'ignore' });
@@ -150,6 +160,14 @@ describe('latency autoscaling on the critical path', () => {
     expect(final[`${NAME}-main`]).toBe(1);
     expect(final[`${NAME}-shard-0`]).toBe(1);
 
+    // the query a KEDA actuator would run picks one shard by its shard label: shard 1 (50 ms per request) reads
+    // slower than shard 0, and a model without series reads nothing (an error to KEDA, so its HPA holds)
+    const [slow] = await kedaQuery(`model="${NAME}",role="sparse",stage="end_to_end",shard="1"`);
+    const [fast] = await kedaQuery(`model="${NAME}",role="sparse",stage="end_to_end",shard="0"`);
+    expect(slow).toBeGreaterThanOrEqual(0.045);
+    expect(fast).toBeLessThan(slow!);
+    expect(await kedaQuery(`model="no-such-model",role="sparse",stage="end_to_end",shard="1"`)).toEqual([]);
+
     const events = (await api.core.listNamespacedEvent({ namespace: ns })).items.filter((e) => e.involvedObject.name === NAME);
     expect(events.some((e) => e.reason === 'ScaledUp' && e.message!.startsWith(`${NAME}-shard-1: 1 -> 2 replicas (LatencyAboveTarget`))).toBe(true);
     expect(events.some((e) => e.reason === 'ScaledUp' && !e.message!.startsWith(`${NAME}-shard-1`))).toBe(false);
@@ -173,6 +191,8 @@ describe('latency autoscaling on the critical path', () => {
     }
     const events = (await api.core.listNamespacedEvent({ namespace: ns })).items.filter((e) => e.involvedObject.name === NAME && e.reason === 'ScaledDown');
     expect(events.some((e) => e.message!.startsWith(`${NAME}-shard-1:`))).toBe(true);
+    // idle is not missing: with series but no requests over the window, the KEDA query reads 0, not nothing
+    await waitUntil('an idle window', async () => ((await kedaQuery(`model="${NAME}",role="sparse",stage="end_to_end",shard="1"`))[0] === 0 ? true : undefined), 30_000, 1000);
   });
 
   it('holds the replicas and sets MetricsUnavailable when Prometheus goes away', async () => {
