@@ -12,9 +12,10 @@
 //   band. New pods count once warm and a half window later; until then only a larger demand adds more.
 // - Down: only after the tail stayed under (1 - 2t) x target for the whole scale-down stabilization window, and
 //   only to a per-pod request rate this component has served with the tail under the band (its learned
-//   latency-bounded capacity, plus t, or where the fitted latency-load curve puts the band's bottom); with
-//   nothing better known, one pod of three or more at a time while the tail is under half the target; never to
-//   a per-pod rate near one that once pushed the tail over the band (remembered for a day).
+//   latency-bounded capacity, plus t, or where the fitted latency-load curve puts the band's bottom, at most a
+//   quarter beyond the load per pod now); with nothing better known, one pod of three or more at a time once the
+//   tail stayed under half the target for the whole window; never to within 2t of a per-pod rate that once
+//   pushed the tail over the band (remembered for a day, unless a later pass at a clearly higher rate refutes it).
 // - Missing metrics: hold (or add pods, if the policy says so); never remove pods.
 // Then the policy's rate limits and bounds apply; both are reported when they cut the recommendation.
 import type { Bounds, EffectivePolicy, RateLimit } from './policy.js';
@@ -61,6 +62,8 @@ export type ScaleReason = 'LatencyAboveTarget' | 'LatencyBelowTarget' | 'WithinT
 export interface LawMemory {
   /** Since when the latency has been under the band (the scale-down stabilization window counts from here). */
   lowSince?: number;
+  /** Since when it has been under half the target (a probe needs that for the whole stabilization window). */
+  halfSince?: number;
   /** Replica changes, for the rate limits. */
   changes: { atMs: number; delta: number }[];
   /** Per-pod rates served with the tail under the band, and rates that pushed it over the band, with when. */
@@ -72,6 +75,8 @@ export interface LawMemory {
   pendingUntilWarm?: number;
   /** When they all were warm: the window must then pass once more before the tail shows what they do. */
   warmSince?: number;
+  /** Consecutive evaluations over the band: one reading over the band but under the target is not yet acted on. */
+  overStreak?: number;
   /** The last in-flight reading, for the backlog's growth. */
   inflight?: { atMs: number; value: number };
 }
@@ -133,7 +138,7 @@ export function decide(mem: LawMemory, i: LawInput): LawOutput {
   };
 
   if (sample.latencyMs === undefined) {
-    mem.lowSince = undefined;
+    mem.lowSince = mem.halfSince = undefined;
     if (policy.missingMetrics === 'ScaleUp') return done(current * 2, 'MetricsUnavailable', 'latency unavailable; adding pods as the policy says');
     return done(current, 'MetricsUnavailable', 'latency unavailable; holding replicas');
   }
@@ -147,12 +152,22 @@ export function decide(mem: LawMemory, i: LawInput): LawOutput {
   if (sample.inflight !== undefined) mem.inflight = { atMs: nowMs, value: sample.inflight };
   const growth = sample.inflight !== undefined && prevInflight && nowMs > prevInflight.atMs ? Math.max(0, (sample.inflight - prevInflight.value) / ((nowMs - prevInflight.atMs) / 1000)) : 0;
   const demand = sample.rate + growth;
-  if (perPod > 0 && ratio < low) mem.passing.push({ atMs: nowMs, perPod });
+  if (perPod > 0 && ratio < low) {
+    mem.passing.push({ atMs: nowMs, perPod });
+    // a later pass at a per-pod rate clearly higher (by the tolerance) refutes a miss: it was a transient (a
+    // burst, pods warming), not the component's capacity
+    mem.failing = mem.failing.filter((f) => f.perPod * (1 + policy.tolerance) > perPod);
+  }
   const steady = mem.pendingUntilWarm === undefined && sample.warmPods === sample.readyPods && sample.readyPods === current;
   if (perPod > 0 && steady) mem.curve.push({ atMs: nowMs, perPod, latencyMs: sample.latencyMs });
   const curve = fitCurve(mem.curve);
   // a miss counts against this component's capacity only when it is the one on the critical path
-  if (perPod > 0 && ratio > high && i.mayScaleUp && mem.pendingUntilWarm === undefined) mem.failing.push({ atMs: nowMs, perPod });
+  mem.overStreak = ratio > high ? (mem.overStreak ?? 0) + 1 : 0;
+  const overloaded = growth > policy.tolerance * sample.rate;
+  // a window's tail is noisy (a few slow requests at a low rate): a reading over the band but still under the
+  // target, without a growing backlog, must be confirmed by the next one before it counts or adds pods
+  const confirmed = ratio > 1 || overloaded || mem.overStreak >= 3;
+  if (perPod > 0 && ratio > high && confirmed && i.mayScaleUp && mem.pendingUntilWarm === undefined) mem.failing.push({ atMs: nowMs, perPod });
   if (mem.pendingUntilWarm !== undefined && sample.warmPods >= Math.min(mem.pendingUntilWarm, current)) {
     mem.warmSince ??= nowMs;
     // the window still holds the time before they served; a tail that kept rising is acted on at half a window
@@ -162,14 +177,19 @@ export function decide(mem: LawMemory, i: LawInput): LawOutput {
     }
   }
   const lat = `${round(sample.latencyMs)} ms against ${round(policy.targetMs)} ms`;
+  // the learned capacity: the highest per-pod rate served under the band, the lowest that missed
+  const passMax = Math.max(0, ...mem.passing.map((p) => p.perPod));
+  const failMin = Math.min(Infinity, ...mem.failing.map((p) => p.perPod));
 
   if (ratio > high) {
-    mem.lowSince = undefined;
+    mem.lowSince = mem.halfSince = undefined;
     if (!i.mayScaleUp) return done(current, 'OtherComponentCritical', `${lat}; another component dominates the tail`);
-    // when the backlog grows (overload), pods for the demand at the per-pod rate served now (what a pod can do),
-    // with the tolerance as margin; and the latency ratio to the middle of the band, at most doubling
-    const overloaded = growth > policy.tolerance * sample.rate;
-    const byDemand = overloaded && perPod > 0 ? Math.ceil(demand / (perPod * (1 - policy.tolerance))) : 0;
+    if (!confirmed) return done(current, 'WithinTolerance', `${lat}, over ${Math.round(high * 100)}% of the target once; acting if the next reading confirms it`);
+    // when the backlog grows (overload), pods for the demand at the per-pod rate known to hold the target: the
+    // lowest of what a pod serves now (less the tolerance), the highest rate served under the band and, less the
+    // tolerance, the lowest that missed; and the latency ratio to the middle of the band, at most doubling
+    const safe = Math.min(perPod * (1 - policy.tolerance), passMax > 0 ? passMax : Infinity, failMin * (1 - policy.tolerance));
+    const byDemand = overloaded && safe > 0 ? Math.ceil(demand / safe) : 0;
     if (mem.pendingUntilWarm !== undefined && byDemand <= mem.pendingUntilWarm) {
       return done(current, 'WaitingForWarmup', `${lat}; waiting for the pods added last to warm up and show in the window`);
     }
@@ -182,28 +202,27 @@ export function decide(mem: LawMemory, i: LawInput): LawOutput {
     return done(want, 'LatencyAboveTarget', `${lat}, over ${Math.round(high * 100)}% of the target${growth > 0 ? `; demand ${round(demand)} requests/s` : ''}`);
   }
   if (ratio >= low) {
-    mem.lowSince = undefined;
+    mem.lowSince = mem.halfSince = undefined;
     return done(current, 'WithinTolerance', `${lat}, in the band ${Math.round(low * 100)}-${Math.round(high * 100)}% of the target`);
   }
 
   mem.lowSince ??= nowMs;
   const quietFor = nowMs - mem.lowSince;
+  if (ratio < 0.5) mem.halfSince ??= nowMs;
+  else mem.halfSince = undefined;
   if (quietFor < policy.scaleDown.stabilizationMs) return done(current, 'WithinTolerance', `${lat}; under the band for ${Math.round(quietFor / 1000)} s of the ${Math.round(policy.scaleDown.stabilizationMs / 1000)} s stabilization window`);
   if (mem.pendingUntilWarm !== undefined || sample.readyPods < current) return done(current, 'WaitingForWarmup', `${lat}; not every pod is ready`);
-  const passMax = Math.max(0, ...mem.passing.map((p) => p.perPod));
-  const failMin = Math.min(Infinity, ...mem.failing.map((p) => p.perPod));
   // the fewest pods at a per-pod rate up to a tolerance beyond one already served under the band (none when
-  // idle), else (far under the target) one fewer
-  const xLow = curve ? perPodAt(curve, low * policy.targetMs) : 0;
-  // (the curve extrapolates: it may raise the load per pod by half at most)
+  // idle), else (far under the target) one fewer. Not the fitted curve: it extrapolates, and a heavy tail makes
+  // it optimistic (it cost misses and reversals in the simulator).
   const served = Math.max(passMax, perPod);
-  const known = sample.rate === 0 ? 0 : Math.min(served > 0 ? Math.ceil(sample.rate / (served * (1 + policy.tolerance))) : current, xLow > 0 ? Math.ceil(sample.rate / Math.min(xLow, 1.5 * perPod)) : Infinity);
+  const known = sample.rate === 0 ? 0 : served > 0 ? Math.ceil(sample.rate / (served * (1 + policy.tolerance))) : current;
   // (a probe raises the load per pod by current / (current - 1): only where that is at most 1.5x, and to well
   // under any remembered miss)
-  const probe = ratio < 0.5 && current >= 3 && sample.rate / (current - 1) < failMin * (1 - 2 * policy.tolerance);
+  const probe = mem.halfSince !== undefined && nowMs - mem.halfSince >= policy.scaleDown.stabilizationMs && current >= 3 && sample.rate / (current - 1) < failMin * (1 - 2 * policy.tolerance);
   let want = known < current ? known : probe ? current - 1 : current;
   // never back to a per-pod rate that missed the target
-  while (want < current && sample.rate / Math.max(want, 1) >= failMin * (1 - policy.tolerance)) want++;
+  while (want < current && sample.rate / Math.max(want, 1) >= failMin * (1 - 2 * policy.tolerance)) want++;
   if (want >= current) return done(current, 'WithinTolerance', `${lat}; no per-pod rate served under the band would let fewer pods carry ${round(sample.rate)} requests/s`);
   return done(Math.max(want, 1), 'LatencyBelowTarget', `${lat} for ${Math.round(quietFor / 1000)} s`);
 }

@@ -23,13 +23,29 @@ describe('the latency control law (target 100 ms, tolerance 0.1: act over 90 ms,
   it('over the band, multiplies the warm pods by the ratio of the tail to the middle of the band, at most doubling', () => {
     expect(component(4).at(0, { latencyMs: 150 })).toMatchObject({ desired: 8, reason: 'LatencyAboveTarget' }); // 4 x 150/85
     expect(component(4).at(0, { latencyMs: 900 })).toMatchObject({ desired: 8, recommended: 8 });
-    expect(component(4).at(0, { latencyMs: 95 })).toMatchObject({ desired: 5 });
+    expect(component(4).at(0, { latencyMs: 101 })).toMatchObject({ desired: 5 });
     expect(component(4).at(0, { latencyMs: 88 })).toMatchObject({ desired: 4, reason: 'WithinTolerance' });
   });
 
+  it('acts on a tail over the band but under the target only once three readings in a row say so (a window\'s tail is noisy)', () => {
+    const c = component(4);
+    expect(c.at(0, { latencyMs: 95 })).toMatchObject({ desired: 4, reason: 'WithinTolerance', message: expect.stringMatching(/once; acting if the next reading confirms it/) });
+    expect(c.at(15, { latencyMs: 93 }).desired).toBe(4);
+    c.at(30, { latencyMs: 85 }); // back in the band: the count starts again
+    expect(c.at(45, { latencyMs: 95 }).desired).toBe(4);
+    expect(c.at(60, { latencyMs: 95 }).desired).toBe(4);
+    expect(c.at(75, { latencyMs: 95 })).toMatchObject({ desired: 5, reason: 'LatencyAboveTarget' });
+    // over the target itself, or a growing backlog, acts at once
+    expect(component(4).at(0, { latencyMs: 120 }).desired).toBeGreaterThan(4);
+    const backlog = component(4);
+    backlog.at(0, { latencyMs: 80, rate: 100, inflight: 0 });
+    expect(backlog.at(15, { latencyMs: 95, rate: 100, inflight: 300 }).desired).toBeGreaterThan(4);
+  });
+
   it('adds at least one pod when over the band', () => {
-    expect(component(20, { bounds: { min: 1, max: 40 } }).at(0, { latencyMs: 91 })).toMatchObject({ desired: 22 });
-    expect(component(1).at(0, { latencyMs: 91 })).toMatchObject({ desired: 2 });
+    const thrice = (c: ReturnType<typeof component>) => [0, 15, 30].map((t) => c.at(t, { latencyMs: 91 })).at(-1);
+    expect(thrice(component(20, { bounds: { min: 1, max: 40 } }))).toMatchObject({ desired: 22 }); // 20 x 91/85
+    expect(thrice(component(1))).toMatchObject({ desired: 2 });
   });
 
   it('does not act on the same overload again until the pods it added are warm and in the window', () => {
@@ -96,6 +112,31 @@ describe('the latency control law (target 100 ms, tolerance 0.1: act over 90 ms,
     expect(c.current).toBe(5);
     const out = c.at(t, { latencyMs: 30, rate: 180 });
     expect(out).toMatchObject({ desired: 5, reason: 'WithinTolerance' });
+  });
+
+  it('forgets a miss that a later pass at a clearly higher per-pod rate refutes (a burst, pods warming), not one barely passed', () => {
+    const run = (passPerPod: number) => {
+      const c = component(4, { bounds: { min: 1, max: 100 } });
+      c.at(0, { latencyMs: 300, rate: 200 }); // 50/s per pod missed: 8 pods
+      c.at(45, { latencyMs: 60, rate: 8 * passPerPod }); // then 8 pods serve passPerPod each, well under the band
+      let t = 60;
+      for (; t < 3600; t += 15) c.at(t, { latencyMs: 30, rate: 180 });
+      return { current: c.current, misses: c.mem.failing.length };
+    };
+    // 60/s passed (over 50 x 1.1): the miss is gone; the pods follow what was served (180 / (60 x 1.1) = 3), then,
+    // with the tail under half the target for the whole window, a probe of one pod fewer
+    expect(run(60)).toEqual({ current: 2, misses: 0 });
+    // 52/s is within the tolerance of the miss: it stands, and 180/s keeps 5 pods (4 would be 45/s, over 0.8 x 50)
+    expect(run(52)).toEqual({ current: 5, misses: 1 });
+  });
+
+  it('probes one pod fewer only after the tail stayed under half the target for the whole stabilization window', () => {
+    const c = component(8);
+    // under the band throughout, but back over half the target every 4 minutes: no probe
+    for (let t = 0; t <= 1200; t += 15) c.at(t, { latencyMs: t % 240 === 0 ? 60 : 40 });
+    expect(c.current).toBe(8);
+    for (let t = 1215; t < 1515; t += 15) expect(c.at(t, { latencyMs: 40 }).desired).toBe(8);
+    expect(c.at(1515, { latencyMs: 40 })).toMatchObject({ desired: 7, reason: 'LatencyBelowTarget' });
   });
 
   it('holds when metrics are missing (never to the floor), or adds pods when the policy says ScaleUp', () => {
