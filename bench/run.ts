@@ -83,8 +83,10 @@ if (only.has('autoscaling')) {
   } finally {
     await d.stop();
   }
-  results.autoscaling = compareAutoscalers({ serviceMs, source: `DLRM-RMC3 main (examples/${file}, monolithic, whole queries), ${serviceMs.length} production-size queries one at a time`, quick });
-  for (const t of results.autoscaling.traces) log(`  ${t.trace}: seconds over target HPA ${t.hpa.secondsOver} / recshard ${t.recshard.secondsOver}; replica-seconds ratio ${t.replicaSecondsRatio}; reversals HPA ${t.hpa.reversals} / recshard ${t.recshard.reversals}`);
+  results.autoscaling = await compareAutoscalers({ serviceMs, source: `DLRM-RMC3 main (examples/${file}, monolithic, whole queries), ${serviceMs.length} production-size queries one at a time`, quick });
+  for (const t of results.autoscaling.traces) {
+    for (const r of t.runs) log(`  ${t.trace} seed ${r.seed}: seconds over target HPA ${r.hpa.secondsOver} / recshard ${r.recshard.secondsOver}; replica-seconds ratio ${r.replicaSecondsRatio}; reversals HPA ${r.hpa.reversals} / recshard ${r.recshard.reversals}`);
+  }
 }
 
 results.durationS = Math.round((performance.now() - t0) / 1000);
