@@ -36,7 +36,7 @@ if (only.has('scheduling')) {
   step('1/5 scheduling');
   results.scheduling = await benchScheduling(quick
     ? { models: SCHEDULING_MODELS.slice(0, 1), sweep: [32], levelSeconds: 1, grid: [0.5, 1], calibration: { levelSeconds: 0.5, maxLevels: 4 } }
-    : { models: SCHEDULING_MODELS, sweep: [8, 32, 128], levelSeconds: 2.5, grid: [0.6, 0.8, 1, 1.25, 1.5, 1.8], calibration: { levelSeconds: 2, maxLevels: 8 } });
+    : { models: SCHEDULING_MODELS, sweep: [8, 32, 128], levelSeconds: 2.25, grid: [0.6, 0.8, 1, 1.25, 1.5, 1.8], calibration: { levelSeconds: 2, maxLevels: 8 } });
 }
 
 if (only.has('scaleout')) {
@@ -55,7 +55,7 @@ if (only.has('scaleout')) {
   const models = quick ? SCALEOUT_MODELS.slice(0, 1) : SCALEOUT_MODELS;
   const loads = new Map<string, number>();
   for (const m of models) loads.set(m.file, await half(m.file));
-  results.scaleOut = await benchScaleOut({ models, configs: quick ? SCALEOUT_CONFIGS.slice(0, 3) : SCALEOUT_CONFIGS, seconds: quick ? 1 : 7, load: (f) => loads.get(f)! });
+  results.scaleOut = await benchScaleOut({ models, configs: quick ? SCALEOUT_CONFIGS.slice(0, 3) : SCALEOUT_CONFIGS, seconds: quick ? 1 : 6, load: (f) => loads.get(f)! });
 }
 
 if (only.has('kernel')) {
