@@ -114,7 +114,7 @@ async function runAll(jobs: Job[]): Promise<ReturnType<typeof runJob>[]> {
         return;
       }
       current = next++;
-      child.send(jobs[current]);
+      child.send(jobs[current]!);
     };
     child.on('message', (m) => {
       out[current] = m as ReturnType<typeof runJob>;
