@@ -11,7 +11,7 @@ import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/log.js';
 import type { OperatorMetrics } from '../server/metrics.js';
 import type { LatencyReading, LatencySource } from '../signals/latency.js';
-import { ScalingReason, type AutoscalingInput } from '../status/autoscaling.js';
+import { ScalingReason, type AutoscalingInput, type LastScale } from '../status/autoscaling.js';
 import { evaluate, Memories, type ComponentView, type Evaluation } from './evaluate.js';
 import { externalViews } from './external.js';
 import type { ScalingResolution } from './policy.js';
@@ -49,13 +49,17 @@ export function podView(p: V1Pod) {
 
 export class Autoscaler {
   private readonly memories = new Memories();
-  private readonly lastEvaluation = new Map<string, number>();
+  /** Per model: the latest evaluation, when it ran (ms and as status writes it), and why it could not read. */
+  private readonly latest = new Map<string, { atMs: number; at: string; evaluation: Evaluation; sourceError?: string }>();
+  /** Per model, per component: the last scaling. */
+  private readonly lastScales = new Map<string, Map<string, LastScale>>();
 
   constructor(private readonly d: AutoscalerDeps) {}
 
   /** Forgets a deleted model. */
   forget(namespace: string, name: string): void {
-    this.lastEvaluation.delete(`${namespace}/${name}`);
+    this.latest.delete(`${namespace}/${name}`);
+    this.lastScales.delete(`${namespace}/${name}`);
     this.memories.retain(`${namespace}/${name}/`, new Set());
   }
 
@@ -76,17 +80,19 @@ export class Autoscaler {
     if (!scaling.ok) return { input: { state: 'refused', policyName, reason: ScalingReason[scaling.reason], message: scaling.message } };
     const policy = scaling.policy;
     if (policy.actuator !== 'Operator') {
-      return { input: { state: 'external', policy, views: externalViews(policy, deployments.map((d) => d.metadata!.name!), hpas) }, requeueAfterMs: policy.intervalMs };
+      return { input: { state: 'external', policy, views: externalViews(policy, deployments.map((d) => ({ name: d.metadata!.name!, role: d.metadata?.labels?.[LABEL_COMPONENT] === 'sparse' ? 'sparse' : 'main' })), hpas) }, requeueAfterMs: policy.intervalMs };
     }
 
     const ns = rm.metadata.namespace!;
     const key = `${ns}/${rm.metadata.name}`;
     const now = this.d.clock.now().getTime();
-    const last = this.lastEvaluation.get(key);
-    if (last !== undefined && now - last < policy.intervalMs * 0.9) {
-      return { input: { state: 'active', policy, scaled: new Map() }, requeueAfterMs: policy.intervalMs - (now - last) };
+    const scales = this.lastScales.get(key) ?? new Map<string, LastScale>();
+    this.lastScales.set(key, scales);
+    const last = this.latest.get(key);
+    if (last !== undefined && now - last.atMs < policy.intervalMs * 0.9) {
+      const { evaluation, at, sourceError } = last;
+      return { input: { state: 'active', policy, evaluation, evaluatedAt: at, lastScales: scales, ...(sourceError ? { sourceError } : {}) }, requeueAfterMs: policy.intervalMs - (now - last.atMs) };
     }
-    this.lastEvaluation.set(key, now);
 
     const pods = this.d.pods(ns, dnsLabel(rm.metadata.name));
     const components: ComponentView[] = deployments.map((dep) => {
@@ -100,11 +106,13 @@ export class Autoscaler {
 
     const { readings, error } = await this.read(rm, spec, policy.windowMs, components);
     const evaluation = evaluate(policy, components, readings, this.memories, `${key}/`, now);
-    const scaled = await this.act(rm, evaluation);
+    const at = new Date(now).toISOString().replace(/\.\d{3}Z$/, 'Z');
+    this.latest.set(key, { atMs: now, at, evaluation, ...(error ? { sourceError: error } : {}) });
+    for (const [component, reason] of await this.act(rm, evaluation)) scales.set(component, { time: at, reason });
     if (evaluation.metricsMissing) {
       await this.d.events.emit(rm, 'Warning', 'MetricsUnavailable', `no latency for the main (${error ?? 'no samples from its warm pods'}); holding replicas`);
     }
-    return { input: { state: 'active', policy, evaluation, scaled, ...(error ? { sourceError: error } : {}) }, requeueAfterMs: policy.intervalMs };
+    return { input: { state: 'active', policy, evaluation, evaluatedAt: at, lastScales: scales, ...(error ? { sourceError: error } : {}) }, requeueAfterMs: policy.intervalMs };
   }
 
   private async read(rm: RecModel, spec: ResolvedRecModelSpec, windowMs: number, components: ComponentView[]) {

@@ -13,11 +13,11 @@ export function hpaNameFor(p: Pick<EffectivePolicy, 'actuator'>, deployment: str
   return p.actuator === 'KEDA' ? kedaHpaName(deployment) : deployment;
 }
 
-export function externalViews(p: EffectivePolicy, deployments: string[], hpas: V2HorizontalPodAutoscaler[]): ExternalView[] {
-  return deployments.map((deployment) => {
+export function externalViews(p: EffectivePolicy, deployments: { name: string; role: 'main' | 'sparse' }[], hpas: V2HorizontalPodAutoscaler[]): ExternalView[] {
+  return deployments.map(({ name: deployment, role }) => {
     const name = hpaNameFor(p, deployment);
     const hpa = hpas.find((h) => h.metadata?.name === name && h.spec?.scaleTargetRef?.name === deployment);
-    if (!hpa) return { deployment, hpa: name, found: false, conditions: [] };
+    if (!hpa) return { deployment, role, hpa: name, found: false, conditions: [] };
     const current = hpa.status?.currentMetrics?.find((m) => m.type === 'External')?.external?.current?.value;
     let latencyMs: number | undefined;
     try {
@@ -28,6 +28,7 @@ export function externalViews(p: EffectivePolicy, deployments: string[], hpas: V
     const last = iso(hpa.status?.lastScaleTime);
     return {
       deployment,
+      role,
       hpa: name,
       found: true,
       ...(latencyMs !== undefined ? { latencyMs } : {}),

@@ -40,9 +40,9 @@ function readDocuments(file: string): unknown[] {
 
 const isPolicy = (v: unknown): v is LatencyScalingPolicy => (v as Partial<LatencyScalingPolicy>).kind === POLICY_KIND && (v as Partial<LatencyScalingPolicy>).apiVersion === API_VERSION;
 
-/** Every LatencyScalingPolicy of a file, defaulted and validated. */
-export function readPolicies(file: string): { name: string; spec: ResolvedLatencyScalingPolicySpec }[] {
-  return readDocuments(file).filter(isPolicy).map((p) => {
+/** The LatencyScalingPolicy documents among `docs`, defaulted and validated. */
+function policiesOf(file: string, docs: unknown[]): { name: string; spec: ResolvedLatencyScalingPolicySpec }[] {
+  return docs.filter(isPolicy).map((p) => {
     const r = resolvePolicySpec(p.spec);
     if (!r.ok) throw new CliError(`${file}: LatencyScalingPolicy ${p.metadata?.name ?? '(unnamed)'} is invalid: ${formatFieldErrors(r.errors)}`);
     return { name: p.metadata?.name ?? '(unnamed)', spec: r.spec };
@@ -51,9 +51,10 @@ export function readPolicies(file: string): { name: string; spec: ResolvedLatenc
 
 /** Reads every RecModel document of a YAML or JSON file; a LatencyScalingPolicy beside them is checked, not planned. */
 export function readRecModels(file: string): RecModel[] {
-  readPolicies(file);
+  const docs = readDocuments(file);
+  policiesOf(file, docs);
   const out: RecModel[] = [];
-  for (const value of readDocuments(file)) {
+  for (const value of docs) {
     if (isPolicy(value)) continue;
     const envelope = checkEnvelope(value);
     if (envelope.length) throw new CliError(`${file}: not a RecModel: ${formatFieldErrors(envelope)}`);
@@ -68,7 +69,7 @@ export function readRecModels(file: string): RecModel[] {
  * one externalRules entry per percentile and window.
  */
 export function hpaRulesCommand(file: string): string {
-  const policies = readPolicies(file);
+  const policies = policiesOf(file, readDocuments(file));
   if (!policies.length) throw new CliError(`${file}: no LatencyScalingPolicy found`);
   const rules = new Map<string, ReturnType<typeof adapterRule>>();
   for (const p of policies) {

@@ -38,6 +38,7 @@ export const ScalingReason = {
 /** One component as the HPA that scales it reports it (actuator HPA or KEDA). */
 export interface ExternalView {
   deployment: string;
+  role: 'main' | 'sparse';
   /** The HPA's name; found: false while it does not exist. */
   hpa: string;
   found: boolean;
@@ -52,8 +53,17 @@ export type AutoscalingInput =
   | { state: 'refused'; policyName: string; reason: typeof ScalingReason.PolicyNotFound | typeof ScalingReason.PolicyInvalid | typeof ScalingReason.OverrideNotAllowed | typeof ScalingReason.ActuatorUnavailable; message: string }
   /** The policy's actuator is HPA or KEDA: status mirrors the HPAs. */
   | { state: 'external'; policy: EffectivePolicy; views: ExternalView[] }
-  /** Evaluated now (evaluation set), or not due yet (previous status kept). */
-  | { state: 'active'; policy: EffectivePolicy; evaluation?: Evaluation; sourceError?: string; scaled: Map<string, string> };
+  /**
+   * Under the operator's law: the latest evaluation (absent before the first) and when it ran, and the last
+   * scaling of each component, all from the autoscaler's memory, so a reconcile that reads a stale cached
+   * status does not drop them.
+   */
+  | { state: 'active'; policy: EffectivePolicy; evaluation?: Evaluation; evaluatedAt?: string; sourceError?: string; lastScales: Map<string, LastScale> };
+
+export interface LastScale {
+  time: string;
+  reason: string;
+}
 
 /** Fields merged into each component's status; lastScale* carried over from the previous status unless it scaled now. */
 export function componentAutoscaling(input: AutoscalingInput | undefined, c: ComponentStatus, previous: ComponentStatus | undefined, nowIso: string): ComponentStatus {
@@ -68,18 +78,18 @@ export function componentAutoscaling(input: AutoscalingInput | undefined, c: Com
     };
   }
   if (!input || input.state !== 'active') return c;
+  // what the autoscaler remembers wins; the previous status only fills in after an operator restart
   const keep = (fields: readonly (keyof ComponentStatus)[]) => Object.fromEntries(fields.flatMap((f) => (previous?.[f] !== undefined ? [[f, previous[f]]] : [])));
-  const carried = keep(['lastScaleTime', 'lastScaleReason']);
+  const last = input.lastScales.get(c.name);
+  const scale = last ? { lastScaleTime: last.time, lastScaleReason: last.reason } : keep(['lastScaleTime', 'lastScaleReason']);
   const d = input.evaluation?.components.find((x) => x.name === c.name);
-  if (!d) return { ...c, ...keep(['latency', 'requestRate', 'desiredReplicas']), ...carried };
-  const why = input.scaled.get(c.name);
+  if (!d) return { ...c, ...keep(['latency', 'requestRate', 'desiredReplicas']), ...scale };
   return {
     ...c,
     ...(d.latencyMs !== undefined ? { latency: formatMs(d.latencyMs) } : {}),
     requestRate: Math.round(d.rate * 100) / 100,
     desiredReplicas: d.desired,
-    ...carried,
-    ...(why ? { lastScaleTime: nowIso, lastScaleReason: why } : {}),
+    ...scale,
   };
 }
 
@@ -89,7 +99,7 @@ export function autoscalingStatus(input: AutoscalingInput | undefined, previous:
   const p = input.policy;
   const base = { policy: p.name, actuator: p.actuator, percentile: p.percentile, target: formatMs(p.targetMs) };
   if (input.state === 'external') {
-    const main = input.views.find((v) => v.deployment.endsWith('-main'))?.latencyMs;
+    const main = input.views.find((v) => v.role === 'main')?.latencyMs;
     return { ...base, ...(main !== undefined ? { mainLatency: formatMs(main) } : {}) };
   }
   const e = input.evaluation;
@@ -98,7 +108,7 @@ export function autoscalingStatus(input: AutoscalingInput | undefined, previous:
     ...base,
     ...(e.mainLatencyMs !== undefined ? { mainLatency: formatMs(e.mainLatencyMs) } : {}),
     ...(e.critical ? { criticalComponent: e.critical } : {}),
-    lastEvaluationTime: nowIso,
+    lastEvaluationTime: input.evaluatedAt ?? nowIso,
   };
 }
 

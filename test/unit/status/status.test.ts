@@ -117,7 +117,7 @@ describe('autoscaling status', () => {
   const evaluation: Evaluation = { mainLatencyMs: 142.34, critical: 'm-shard-0', metricsMissing: false, components: [decision('m-main'), decision('m-shard-0', { desired: 3, recommended: 4, reason: 'LatencyAboveTarget', message: '142 ms against 100 ms', limited: 'the scale-up rate limit allows 3 now, not 4' })] };
 
   it('shows the policy, the main\'s tail, the critical component, per-component latency and desired replicas', () => {
-    const s = computeStatus(input({ autoscaling: { state: 'active', policy, evaluation, scaled: new Map([['m-shard-0', 'LatencyAboveTarget: 142 ms against 100 ms']]) } }));
+    const s = computeStatus(input({ autoscaling: { state: 'active', policy, evaluation, evaluatedAt: '2026-01-01T00:00:00Z', lastScales: new Map([['m-shard-0', { time: '2026-01-01T00:00:00Z', reason: 'LatencyAboveTarget: 142 ms against 100 ms' }]]) } }));
     expect(s.autoscaling).toEqual({ policy: 'default', actuator: 'Operator', percentile: 95, target: '100ms', mainLatency: '142.3ms', criticalComponent: 'm-shard-0', lastEvaluationTime: '2026-01-01T00:00:00Z' });
     expect(s.components![1]).toMatchObject({ name: 'm-shard-0', latency: '42.3ms', requestRate: 12.35, desiredReplicas: 3, lastScaleTime: '2026-01-01T00:00:00Z', lastScaleReason: 'LatencyAboveTarget: 142 ms against 100 ms' });
     expect(s.components![0]!.lastScaleTime).toBeUndefined();
@@ -126,16 +126,28 @@ describe('autoscaling status', () => {
     expect(cond(s, 'MetricsUnavailable')).toMatchObject({ status: 'False', reason: 'MetricsAvailable' });
   });
 
-  it('keeps the last scaling and the conditions between evaluations', () => {
-    const first = computeStatus(input({ autoscaling: { state: 'active', policy, evaluation, scaled: new Map([['m-shard-0', 'LatencyAboveTarget: x']]) } }));
-    const later = computeStatus(input({ previous: first, now: t1, autoscaling: { state: 'active', policy, scaled: new Map() } }));
+  it('shows the autoscaler\'s latest evaluation and last scalings between evaluations, whatever the cached status says', () => {
+    const lastScales = new Map([['m-shard-0', { time: '2026-01-01T00:00:00Z', reason: 'LatencyAboveTarget: x' }]]);
+    const active = { state: 'active' as const, policy, evaluation, evaluatedAt: '2026-01-01T00:00:00Z', lastScales };
+    const first = computeStatus(input({ autoscaling: active }));
+    // a reconcile right after, reading a cached status from before the scaling (the watch lags the patch)
+    const stale = computeStatus(input({ autoscaling: { state: 'active', policy, evaluation: { ...evaluation, components: [] }, evaluatedAt: '2025-12-31T23:59:00Z', lastScales: new Map() } }));
+    const later = computeStatus(input({ previous: stale, now: t1, autoscaling: active }));
     expect(later.components![1]).toMatchObject({ lastScaleTime: '2026-01-01T00:00:00Z', lastScaleReason: 'LatencyAboveTarget: x', desiredReplicas: 3, latency: '42.3ms' });
     expect(later.autoscaling).toEqual(first.autoscaling);
-    expect(cond(later, 'ScalingLimited')).toEqual(cond(first, 'ScalingLimited'));
+    expect(cond(later, 'ScalingLimited')).toMatchObject({ status: cond(first, 'ScalingLimited').status, reason: cond(first, 'ScalingLimited').reason, message: cond(first, 'ScalingLimited').message });
+  });
+
+  it('keeps what status said until the first evaluation after an operator restart', () => {
+    const before = computeStatus(input({ autoscaling: { state: 'active', policy, evaluation, evaluatedAt: '2026-01-01T00:00:00Z', lastScales: new Map([['m-shard-0', { time: '2026-01-01T00:00:00Z', reason: 'LatencyAboveTarget: x' }]]) } }));
+    const restarted = computeStatus(input({ previous: before, now: t1, autoscaling: { state: 'active', policy, lastScales: new Map() } }));
+    expect(restarted.components![1]).toMatchObject({ lastScaleTime: '2026-01-01T00:00:00Z', lastScaleReason: 'LatencyAboveTarget: x', desiredReplicas: 3 });
+    expect(restarted.autoscaling).toEqual(before.autoscaling);
+    expect(cond(restarted, 'ScalingLimited')).toMatchObject({ reason: cond(before, 'ScalingLimited').reason });
   });
 
   it('says why when the metrics are missing, and when the policy is refused', () => {
-    const missing = computeStatus(input({ autoscaling: { state: 'active', policy, evaluation: { ...evaluation, metricsMissing: true, mainLatencyMs: undefined }, scaled: new Map(), sourceError: 'prometheus: connect ECONNREFUSED' } }));
+    const missing = computeStatus(input({ autoscaling: { state: 'active', policy, evaluation: { ...evaluation, metricsMissing: true, mainLatencyMs: undefined }, lastScales: new Map(), sourceError: 'prometheus: connect ECONNREFUSED' } }));
     expect(cond(missing, 'MetricsUnavailable')).toMatchObject({ status: 'True', reason: 'SourceFailed', message: 'prometheus: connect ECONNREFUSED; holding replicas' });
     const refused = computeStatus(input({ autoscaling: { state: 'refused', policyName: 'gone', reason: 'PolicyNotFound', message: 'LatencyScalingPolicy gone not found' } }));
     expect(cond(refused, 'ScalingActive')).toMatchObject({ status: 'False', reason: 'PolicyNotFound', message: 'LatencyScalingPolicy gone not found' });
@@ -155,9 +167,11 @@ describe('autoscaling status under an HPA or KEDA actuator', () => {
     status: { currentReplicas: 1, desiredReplicas: 1, ...over } as V2HorizontalPodAutoscaler['status'],
   });
   const active = (status: string, reason: string, message = '') => ({ type: 'ScalingActive', status, reason, message });
+  const main = { name: 'm-main', role: 'main' as const };
+  const shard0 = { name: 'm-shard-0', role: 'sparse' as const };
 
   it('mirrors the HPAs: latency, desired replicas, last scale, and their failing metric as MetricsUnavailable', () => {
-    const views = externalViews(policy, ['m-main', 'm-shard-0'], [
+    const views = externalViews(policy, [main, shard0], [
       hpa('m-main', { desiredReplicas: 3, lastScaleTime: new Date('2026-01-01T00:00:00Z'), currentMetrics: [{ type: 'External', external: { metric: { name: 'x' }, current: { value: '142300u' } } }], conditions: [active('True', 'ValidMetricFound'), { type: 'ScalingLimited', status: 'True', reason: 'TooManyReplicas', message: 'the desired replica count is more than the maximum replica count' }] }),
       hpa('m-shard-0', { conditions: [active('False', 'FailedGetExternalMetric', 'the HPA was unable to compute the replica count: unable to get external metric')] }),
     ]);
@@ -171,12 +185,12 @@ describe('autoscaling status under an HPA or KEDA actuator', () => {
 
   it('waits for KEDA\'s HPAs, and says so', () => {
     const keda = { ...policy, actuator: 'KEDA' as const };
-    const views = externalViews(keda, ['m-main', 'm-shard-0'], [hpa('keda-hpa-m-main', { conditions: [active('True', 'ValidMetricFound')] })]);
+    const views = externalViews(keda, [main, shard0], [hpa('keda-hpa-m-main', { conditions: [active('True', 'ValidMetricFound')] })]);
     expect(views.map((v) => [v.hpa, v.found])).toEqual([['keda-hpa-m-main', true], ['keda-hpa-m-shard-0', false]]);
     const s = computeStatus(input({ autoscaling: { state: 'external', policy: keda, views } }));
     expect(cond(s, 'ScalingActive')).toMatchObject({ status: 'False', reason: 'AutoscalerPending', message: expect.stringMatching(/keda-hpa-m-shard-0 \(made by KEDA; is KEDA running\?\)/) });
     expect(cond(s, 'MetricsUnavailable')).toMatchObject({ status: 'Unknown', reason: 'NoSamples' });
-    const all = externalViews(keda, ['m-main'], [hpa('keda-hpa-m-main', { conditions: [active('True', 'ValidMetricFound')] })]);
+    const all = externalViews(keda, [main], [hpa('keda-hpa-m-main', { conditions: [active('True', 'ValidMetricFound')] })]);
     expect(cond(computeStatus(input({ autoscaling: { state: 'external', policy: keda, views: all } })), 'MetricsUnavailable')).toMatchObject({ status: 'False', reason: 'MetricsAvailable' });
   });
 });
