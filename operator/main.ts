@@ -38,6 +38,8 @@ interface Flags {
   shardServerImage: string;
   imagePullPolicy: BuilderConfig['imagePullPolicy'];
   gpuNodeLabel: string;
+  networkPolicies: boolean;
+  trustedNamespaces: string;
 }
 
 const env = process.env;
@@ -59,7 +61,9 @@ const program = new Command('recshard-operator')
   .option('--log-level <level>', 'debug, info, warn or error', env.RECSHARD_LOG_LEVEL ?? 'info')
   .option('--shard-server-image <image>', 'image of the pods the operator creates', env.RECSHARD_SHARD_SERVER_IMAGE ?? DEFAULT_BUILDER_CONFIG.shardServerImage)
   .option('--image-pull-policy <policy>', 'pull policy of those pods', env.RECSHARD_IMAGE_PULL_POLICY ?? DEFAULT_BUILDER_CONFIG.imagePullPolicy)
-  .option('--gpu-node-label <key=value>', 'label that marks GPU nodes', `${DEFAULT_BUILDER_CONFIG.gpuNodeLabel}=${DEFAULT_BUILDER_CONFIG.gpuNodeLabelValue}`);
+  .option('--gpu-node-label <key=value>', 'label that marks GPU nodes', `${DEFAULT_BUILDER_CONFIG.gpuNodeLabel}=${DEFAULT_BUILDER_CONFIG.gpuNodeLabelValue}`)
+  .option('--no-network-policies', 'do not create NetworkPolicies for the models\' pods')
+  .option('--trusted-namespaces <list>', 'comma-separated namespaces whose pods may reach every component\'s port (Prometheus); the operator\'s own is added', env.RECSHARD_TRUSTED_NAMESPACES ?? DEFAULT_BUILDER_CONFIG.trustedNamespaces.join(','));
 
 const flags = program.parse(process.argv).opts<Flags>();
 const log = jsonLogger(flags.logLevel, { component: 'recshard-operator' });
@@ -76,6 +80,9 @@ const cfg: BuilderConfig = {
   imagePullPolicy: flags.imagePullPolicy,
   gpuNodeLabel: gpuKey,
   gpuNodeLabelValue: gpuValue,
+  networkPolicies: flags.networkPolicies,
+  // the operator reads the pods itself (the scrape source, the main's scheduler): its namespace is trusted too
+  trustedNamespaces: [...new Set([...flags.trustedNamespaces.split(',').map((n) => n.trim()).filter(Boolean), ...(env.POD_NAMESPACE ? [env.POD_NAMESPACE] : [])])],
 };
 
 const client = new KubeClient(kubeConfig);

@@ -1,6 +1,6 @@
-// Desired children of a RecModel: the plan ConfigMap, the main Deployment and Service, and one Deployment and
-// Service per sparse shard. Pure functions of (RecModel, plan, config); the controller applies what they return.
-import type { V1ConfigMap, V1Deployment, V1OwnerReference, V1PodSpec, V1Service, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
+// Desired children of a RecModel: the plan ConfigMap, the main Deployment and Service, one Deployment and
+// Service per sparse shard, a PodDisruptionBudget per component and the NetworkPolicies (protection.ts). Pure functions of (RecModel, plan, config); the controller applies what they return.
+import type { V1ConfigMap, V1Deployment, V1NetworkPolicy, V1OwnerReference, V1PodDisruptionBudget, V1PodSpec, V1Service, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
 import { API_VERSION, KIND, type ResolvedRecModelSpec } from '../api/v1alpha1/index.js';
 import { planDocument } from '../planner/format.js';
 import type { Plan } from '../planner/plan.js';
@@ -11,6 +11,7 @@ import {
 import { parseCpu } from '../lib/quantity.js';
 import { mainName, planConfigMapName, shardName, shortHash } from './names.js';
 import { podPlacement } from './placement.js';
+import { buildNetworkPolicies, buildPdb } from './protection.js';
 
 export interface Owner {
   name: string;
@@ -22,6 +23,8 @@ export interface Children {
   configMap: V1ConfigMap;
   deployments: V1Deployment[];
   services: V1Service[];
+  pdbs: V1PodDisruptionBudget[];
+  networkPolicies: V1NetworkPolicy[];
 }
 
 export const CONFIG_MOUNT = '/etc/recshard';
@@ -196,5 +199,7 @@ export function buildChildren(owner: Owner, spec: ResolvedRecModelSpec, plan: Pl
     configMap,
     deployments: components.map((c) => buildDeployment({ owner, spec, plan, cfg, configHash, ...c })),
     services: components.map((c) => buildService(owner, spec, c.role, c.shard)),
+    pdbs: components.map((c) => buildPdb(owner, c.role, c.shard)),
+    networkPolicies: buildNetworkPolicies(owner, spec, plan, cfg),
   };
 }

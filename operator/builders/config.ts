@@ -12,6 +12,10 @@ export interface BuilderConfig {
   baseMemoryBytes: number;
   /** Multiplier on table bytes for derived memory requests (allocator and buffer overhead). */
   memoryOverhead: number;
+  /** NetworkPolicies per model: sparse shards take traffic only from their main (and the namespaces below). */
+  networkPolicies: boolean;
+  /** Namespaces whose pods may read every component's port: Prometheus (metrics), the operator (scrape, serving probe). */
+  trustedNamespaces: string[];
 }
 
 export const DEFAULT_BUILDER_CONFIG: BuilderConfig = {
@@ -22,4 +26,6 @@ export const DEFAULT_BUILDER_CONFIG: BuilderConfig = {
   gpuResource: 'nvidia.com/gpu',
   baseMemoryBytes: 256 * 2 ** 20,
   memoryOverhead: 1.1,
+  networkPolicies: true,
+  trustedNamespaces: ['monitoring'],
 };

@@ -1,11 +1,11 @@
-// Watch-backed caches of RecModels, LatencyScalingPolicies, the children the operator manages (HPAs and KEDA
-// ScaledObjects included) and their pods.
+// Watch-backed caches of RecModels, LatencyScalingPolicies, the children the operator manages (budgets,
+// NetworkPolicies, HPAs and KEDA ScaledObjects included) and their pods.
 // Event handlers only enqueue keys: a RecModel maps to itself, a child to its controlling RecModel, a policy to
 // every RecModel that references it; pods are only read (by the autoscaler), never a trigger. Watches restart by themselves on
 // close and on 410 Gone (the library relists); any other failure restarts the informer with backoff.
 import {
   makeInformer, type Informer, type KubeConfig, type KubernetesObject, type ObjectCache, type V1ConfigMap,
-  type V1Deployment, type V1Pod, type V1Service, type V2HorizontalPodAutoscaler,
+  type V1Deployment, type V1NetworkPolicy, type V1Pod, type V1PodDisruptionBudget, type V1Service, type V2HorizontalPodAutoscaler,
 } from '@kubernetes/client-node';
 import { API_VERSION, GROUP, KIND, PLURAL, POLICY_KIND, POLICY_PLURAL, VERSION, type LatencyScalingPolicy, type RecModel } from '../api/v1alpha1/index.js';
 import { KEDA_API_VERSION, SCALED_OBJECT } from '../builders/autoscalers.js';
@@ -34,6 +34,8 @@ export class Caches {
   readonly deployments: Source<V1Deployment>;
   readonly services: Source<V1Service>;
   readonly configMaps: Source<V1ConfigMap>;
+  readonly pdbs: Source<V1PodDisruptionBudget>;
+  readonly networkPolicies: Source<V1NetworkPolicy>;
   readonly policies: Source<LatencyScalingPolicy & KubernetesObject>;
   readonly pods: Source<V1Pod>;
   /** HPAs with our labels: the operator's (actuator HPA) and those KEDA makes from our ScaledObjects (it copies their labels). */
@@ -67,6 +69,8 @@ export class Caches {
     this.deployments = make('Deployment', 'apps/v1', `/apis/apps/v1${ns}/deployments`, MANAGED_SELECTOR);
     this.services = make('Service', 'v1', `/api/v1${ns}/services`, MANAGED_SELECTOR);
     this.configMaps = make('ConfigMap', 'v1', `/api/v1${ns}/configmaps`, MANAGED_SELECTOR);
+    this.pdbs = make('PodDisruptionBudget', 'policy/v1', `/apis/policy/v1${ns}/poddisruptionbudgets`, MANAGED_SELECTOR);
+    this.networkPolicies = make('NetworkPolicy', 'networking.k8s.io/v1', `/apis/networking.k8s.io/v1${ns}/networkpolicies`, MANAGED_SELECTOR);
     this.policies = make(POLICY_KIND, API_VERSION, `/apis/${GROUP}/${VERSION}/${POLICY_PLURAL}`, undefined, true);
     // the pods' labels come from the pod templates, which carry the model labels (managed-by included)
     this.pods = make('Pod', 'v1', `/api/v1${ns}/pods`, MANAGED_SELECTOR);
@@ -87,7 +91,7 @@ export class Caches {
   }
 
   private childSources(): Source<KubernetesObject>[] {
-    return [this.deployments, this.services, this.configMaps, this.hpas, ...(this.scaledObjects ? [this.scaledObjects] : [])] as Source<KubernetesObject>[];
+    return [this.deployments, this.services, this.configMaps, this.pdbs, this.networkPolicies, this.hpas, ...(this.scaledObjects ? [this.scaledObjects] : [])] as Source<KubernetesObject>[];
   }
 
   private all(): Source<KubernetesObject>[] {
@@ -143,6 +147,8 @@ export class Caches {
       deployments: mine(this.deployments),
       services: mine(this.services),
       configMaps: mine(this.configMaps),
+      pdbs: mine(this.pdbs),
+      networkPolicies: mine(this.networkPolicies),
       hpas: mine(this.hpas),
       scaledObjects: this.scaledObjects ? mine(this.scaledObjects) : [],
     };

@@ -49,7 +49,8 @@ export interface Decision {
 
 export const CONFLICT_RECHECK_MS = 5_000;
 
-const kindOrder: Record<string, number> = { ConfigMap: 0, Service: 1, Deployment: 2, HorizontalPodAutoscaler: 3, [SCALED_OBJECT]: 3 };
+// NetworkPolicies first, so no shard pod ever runs open; budgets and autoscalers once their Deployments exist
+const kindOrder: Record<string, number> = { NetworkPolicy: 0, ConfigMap: 1, Service: 2, Deployment: 3, PodDisruptionBudget: 4, HorizontalPodAutoscaler: 4, [SCALED_OBJECT]: 4 };
 const AUTOSCALER_KINDS = new Set(['HorizontalPodAutoscaler', SCALED_OBJECT]);
 const refKey = (o: KubernetesObject) => `${o.kind}/${o.metadata!.name}`;
 
@@ -70,7 +71,7 @@ export function decide(observed: Observed, cfg: BuilderConfig, actuators: Actuat
   const scaling = spec.autoscaling.enabled ? resolveScaling(spec.autoscaling.policyRef!.name, observed.policy, spec.autoscaling, actuators) : undefined;
   const components = [{ role: 'main' as const }, ...planned.plan.shards.map((s) => ({ role: 'sparse' as const, shard: s.index }))];
   const autoscalers = scaling?.ok ? buildAutoscalers(owner, scaling.policy, components, actuators.prometheusUrl) : [];
-  const desired = [children.configMap, ...children.services, ...children.deployments, ...autoscalers] as KubernetesObject[];
+  const desired = [...children.networkPolicies, children.configMap, ...children.services, ...children.deployments, ...children.pdbs, ...autoscalers] as KubernetesObject[];
   desired.sort((a, b) => kindOrder[a.kind!]! - kindOrder[b.kind!]!);
   const wanted = new Set(desired.map(refKey));
   // While the policy is refused (missing, invalid), HPAs and ScaledObjects already made keep scaling: nothing is lost.
@@ -106,6 +107,8 @@ export class Reconciler {
       ...c.configMaps.map((o) => ({ ...o, kind: 'ConfigMap', apiVersion: 'v1' })),
       ...c.services.map((o) => ({ ...o, kind: 'Service', apiVersion: 'v1' })),
       ...c.deployments.map((o) => ({ ...o, kind: 'Deployment', apiVersion: 'apps/v1' })),
+      ...c.pdbs.map((o) => ({ ...o, kind: 'PodDisruptionBudget', apiVersion: 'policy/v1' })),
+      ...c.networkPolicies.map((o) => ({ ...o, kind: 'NetworkPolicy', apiVersion: 'networking.k8s.io/v1' })),
       ...c.hpas.map((o) => ({ ...o, kind: 'HorizontalPodAutoscaler', apiVersion: 'autoscaling/v2' })),
       ...c.scaledObjects.map((o) => ({ ...o, kind: SCALED_OBJECT, apiVersion: KEDA_API_VERSION })),
     ] as KubernetesObject[];

@@ -184,3 +184,34 @@ describe('the main\'s scheduling', () => {
     expect(JSON.parse(children.configMap.data!['model.json']!).serving).toMatchObject({ scheduler: 'fixed', batchSize: 16 });
   });
 });
+
+describe('what protects a model\'s pods', () => {
+  it('a PodDisruptionBudget per component keeps one pod of each through a drain, and lets unready pods go', () => {
+    const { children } = childrenOf({ tables, sharding: { strategy: 'load-balanced', shards: 2 } });
+    expect(children.pdbs.map((p) => p.metadata!.name)).toEqual(['rmc-main', 'rmc-shard-0', 'rmc-shard-1']);
+    for (const [i, p] of children.pdbs.entries()) {
+      expect(p.spec).toEqual({ minAvailable: 1, selector: children.deployments[i]!.spec!.selector, unhealthyPodEvictionPolicy: 'AlwaysAllow' });
+      expect(p.metadata!.ownerReferences![0]).toMatchObject({ kind: 'RecModel', uid: '0000-1111', controller: true });
+    }
+  });
+
+  it('sparse shards take their port only from the model\'s main pods and the trusted namespaces; the main from anyone', () => {
+    const { children, spec } = childrenOf({ tables, sharding: { strategy: 'load-balanced', shards: 2 } });
+    const [main, shards] = children.networkPolicies;
+    const port = [{ protocol: 'TCP', port: spec.serving.port }];
+    expect(main!.spec).toEqual({ podSelector: { matchLabels: { 'app.kubernetes.io/name': 'recshard-shard-server', 'app.kubernetes.io/instance': 'rmc', 'app.kubernetes.io/component': 'main' } }, policyTypes: ['Ingress'], ingress: [{ ports: port }] });
+    expect(shards!.metadata!.name).toBe('rmc-shards');
+    expect(shards!.spec!.podSelector?.matchLabels).toEqual({ 'app.kubernetes.io/name': 'recshard-shard-server', 'app.kubernetes.io/instance': 'rmc', 'app.kubernetes.io/component': 'sparse' });
+    expect(shards!.spec!.ingress).toEqual([{ _from: [{ podSelector: main!.spec!.podSelector }, { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } }], ports: port }]);
+    // every shard Deployment's pods are selected: its pod labels carry the selector's
+    for (const d of children.deployments.filter((x) => x.metadata!.name !== 'rmc-main')) expect(d.spec!.template.metadata!.labels).toMatchObject(shards!.spec!.podSelector!.matchLabels!);
+  });
+
+  it('a monolithic model has only the main\'s policy, and none when NetworkPolicies are off', () => {
+    const spec = specOf({ tables, sharding: { strategy: 'monolithic' } });
+    const p = planModel(spec);
+    if (!p.ok) throw p.error;
+    expect(buildChildren(owner, spec, p.plan, cfg).networkPolicies.map((n) => n.metadata!.name)).toEqual(['rmc-main']);
+    expect(buildChildren(owner, spec, p.plan, { ...cfg, networkPolicies: false }).networkPolicies).toEqual([]);
+  });
+});
