@@ -10,7 +10,7 @@ help:
 	@echo "make demo          plan the examples, serve DLRM-RMC2 locally in every strategy under load, run the operator on a local control plane"
 	@echo "make test          every test: unit, then the cluster suites on a real local control plane"
 	@echo "make cluster-up    start a local control plane (prints KUBECONFIG); make cluster-down stops it"
-	@echo "make bench         the four benchmarks into docs/benchmarks.md with charts (about 13 min; BENCH_FLAGS=--quick for a smoke run)"
+	@echo "make bench         the five benchmarks into docs/benchmarks.md with charts (about 14 min; BENCH_FLAGS=--quick for a smoke run)"
 	@echo "make gen           regenerate TypeScript types from crds/ after editing the CRD"
 
 node_modules/.deps-stamp: package.json package-lock.json
