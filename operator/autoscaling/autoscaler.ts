@@ -7,7 +7,7 @@ import { ANNOTATION_PLAN_HASH, LABEL_COMPONENT, LABEL_INSTANCE, LABEL_SHARD } fr
 import { dnsLabel } from '../builders/names.js';
 import { apiErrorMessage, FIELD_MANAGER, type KubeClient } from '../kube/client.js';
 import type { EventRecorder } from '../kube/events.js';
-import type { Clock } from '../lib/clock.js';
+import { metaTime, type Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/log.js';
 import type { OperatorMetrics } from '../server/metrics.js';
 import type { LatencyReading, LatencySource } from '../signals/latency.js';
@@ -106,7 +106,7 @@ export class Autoscaler {
 
     const { readings, error } = await this.read(rm, spec, policy.windowMs, components);
     const evaluation = evaluate(policy, components, readings, this.memories, `${key}/`, now);
-    const at = new Date(now).toISOString().replace(/\.\d{3}Z$/, 'Z');
+    const at = metaTime(new Date(now));
     this.latest.set(key, { atMs: now, at, evaluation, ...(error ? { sourceError: error } : {}) });
     for (const [component, reason] of await this.act(rm, evaluation)) scales.set(component, { time: at, reason });
     if (evaluation.metricsMissing) {

@@ -14,3 +14,6 @@ export const realClock: Clock = {
   },
   clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
 };
+
+/** A time as Kubernetes writes metav1.Time: RFC 3339 in UTC, whole seconds. */
+export const metaTime = (d: Date): string => d.toISOString().replace(/\.\d{3}Z$/, 'Z');

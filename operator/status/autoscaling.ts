@@ -65,8 +65,8 @@ export interface LastScale {
   reason: string;
 }
 
-/** Fields merged into each component's status; lastScale* carried over from the previous status unless it scaled now. */
-export function componentAutoscaling(input: AutoscalingInput | undefined, c: ComponentStatus, previous: ComponentStatus | undefined, nowIso: string): ComponentStatus {
+/** Fields merged into each component's status: the HPA's view, or the autoscaler's latest evaluation and last scaling. */
+export function componentAutoscaling(input: AutoscalingInput | undefined, c: ComponentStatus, previous: ComponentStatus | undefined): ComponentStatus {
   if (input?.state === 'external') {
     const v = input.views.find((x) => x.deployment === c.name);
     if (!v?.found) return c;

@@ -1,5 +1,6 @@
 // Standard conditions: constant types and reasons, and a setter that keeps lastTransitionTime when the status
 // of a condition does not change.
+import { metaTime } from '../lib/clock.js';
 import type { Condition } from '../api/v1alpha1/index.js';
 
 export const ConditionType = {
@@ -49,7 +50,7 @@ export interface ConditionInput {
 export function mergeConditions(previous: Condition[] | undefined, next: ConditionInput[], generation: number, now: Date): Condition[] {
   return next.map((c) => {
     const old = previous?.find((p) => p.type === c.type);
-    const lastTransitionTime = old && old.status === c.status ? old.lastTransitionTime : now.toISOString().replace(/\.\d{3}Z$/, 'Z');
+    const lastTransitionTime = old && old.status === c.status ? old.lastTransitionTime : metaTime(now);
     return { ...c, observedGeneration: generation, lastTransitionTime };
   });
 }

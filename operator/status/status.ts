@@ -1,4 +1,5 @@
 // RecModel status as a pure function of what the reconcile decided and observed.
+import { metaTime } from '../lib/clock.js';
 import type { SchedulerReading } from '../signals/serving.js';
 import type { V1Deployment } from '@kubernetes/client-node';
 import type { ComponentStatus, RecModelStatus } from '../api/v1alpha1/index.js';
@@ -79,8 +80,8 @@ function planSummary(plan: Plan): NonNullable<RecModelStatus['plan']> {
 export function computeStatus(input: StatusInput): RecModelStatus {
   const { plan, deployments } = input;
   const sorted = [...deployments].sort((a, b) => (a.metadata!.name! < b.metadata!.name! ? -1 : 1));
-  const nowIso = input.now.toISOString().replace(/\.\d{3}Z$/, 'Z');
-  const components = sorted.map(componentStatus).map((c) => componentAutoscaling(input.autoscaling, c, input.previous?.components?.find((p) => p.name === c.name), nowIso));
+  const nowIso = metaTime(input.now);
+  const components = sorted.map(componentStatus).map((c) => componentAutoscaling(input.autoscaling, c, input.previous?.components?.find((p) => p.name === c.name)));
   const available = sorted.filter(isAvailable);
   const rolling = sorted.filter(isRollingOut);
   const unavailable = sorted.filter((d) => !isAvailable(d)).map((d) => d.metadata!.name!);
