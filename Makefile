@@ -4,13 +4,14 @@ SHELL := bash
 NPM ?= npm
 export ONNXRUNTIME_NODE_INSTALL := skip
 
-.PHONY: help deps build gen typecheck test test-unit test-dataplane test-cluster demo bench cluster-up cluster-down control-plane prometheus clean
+.PHONY: help deps build gen typecheck test test-unit test-dataplane test-cluster demo bench images cluster-up cluster-down control-plane prometheus clean
 
 help:
 	@echo "make demo          plan the examples, serve DLRM-RMC2 locally in every strategy under load, run the operator on a local control plane"
 	@echo "make test          every test: unit, then the cluster suites on a real local control plane"
 	@echo "make cluster-up    start a local control plane (prints KUBECONFIG); make cluster-down stops it"
 	@echo "make bench         the five benchmarks into docs/benchmarks.md with charts (about 14 min; BENCH_FLAGS=--quick for a smoke run)"
+	@echo "make images        build the operator and shard-server images with docker or podman (IMAGE_REGISTRY, IMAGE_TAG)"
 	@echo "make gen           regenerate TypeScript types from crds/ after editing the CRD"
 
 node_modules/.deps-stamp: package.json package-lock.json
@@ -57,6 +58,15 @@ demo: build control-plane
 BENCH_FLAGS ?=
 bench: build
 	npx tsx bench/run.ts $(BENCH_FLAGS)
+
+# The operator and shard-server images (images/Dockerfile), tagged as the chart expects them by default.
+IMAGE_REGISTRY ?= ghcr.io/recshard
+IMAGE_TAG ?= $(shell node -p 'require("./package.json").version')
+CONTAINER_ENGINE ?= $(shell command -v docker || command -v podman)
+images:
+	@if [ -z "$(CONTAINER_ENGINE)" ]; then echo "make images: neither docker nor podman is installed (set CONTAINER_ENGINE=...)" >&2; exit 1; fi
+	$(CONTAINER_ENGINE) build -f images/Dockerfile --target operator -t $(IMAGE_REGISTRY)/operator:$(IMAGE_TAG) .
+	$(CONTAINER_ENGINE) build -f images/Dockerfile --target shard-server -t $(IMAGE_REGISTRY)/shard-server:$(IMAGE_TAG) .
 
 cluster-up: build control-plane
 	npx tsx test/cluster/cluster.ts up

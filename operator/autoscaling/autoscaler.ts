@@ -142,7 +142,7 @@ export class Autoscaler {
   private async act(rm: RecModel, e: Evaluation): Promise<Map<string, string>> {
     const scaled = new Map<string, string>();
     for (const c of e.components) {
-      this.d.metrics.desiredReplicas.set({ namespace: rm.metadata.namespace!, recmodel: rm.metadata.name, component: c.name }, c.desired);
+      this.d.metrics.recordDesired(rm.metadata.namespace!, rm.metadata.name, c.name, c.desired);
       this.d.log.debug('autoscaling decision', { recmodel: `${rm.metadata.namespace}/${rm.metadata.name}`, component: c.name, current: c.current, desired: c.desired, reason: c.reason, message: c.message, ...(c.limited ? { limited: c.limited } : {}) });
       if (c.desired === c.current) continue;
       const direction = c.desired > c.current ? 'up' : 'down';

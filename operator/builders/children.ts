@@ -121,7 +121,8 @@ export function buildDeployment(a: ComponentArgs): V1Deployment {
   const pod: V1PodSpec = {
     automountServiceAccountToken: false,
     enableServiceLinks: false,
-    securityContext: { runAsNonRoot: true, runAsUser: 10001, runAsGroup: 10001, seccompProfile: { type: 'RuntimeDefault' } },
+    // the images' numeric non-root user (distroless nonroot)
+    securityContext: { runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, seccompProfile: { type: 'RuntimeDefault' } },
     affinity: placement.affinity,
     ...(placement.tolerations ? { tolerations: placement.tolerations } : {}),
     ...(placement.nodeSelector ? { nodeSelector: placement.nodeSelector } : {}),

@@ -122,6 +122,7 @@ export class Reconciler {
     const observed = this.observe(namespace, name);
     if (!observed) {
       this.d.autoscaler?.forget(namespace, name);
+      this.d.metrics.forgetModel(namespace, name);
       return {};
     }
     const { rm } = observed;
@@ -192,6 +193,7 @@ export class Reconciler {
       ...(scaling ? { autoscaling: scaling.input } : {}),
       now: this.d.clock.now(),
     });
+    this.d.metrics.recordModel(namespace, name, status.conditions ?? [], scaling?.input);
     if (!sameStatus(rm.status, status)) {
       await this.d.client.patchRecModelStatus(namespace, name, status);
       log.debug('status updated', { ready: status.ready });

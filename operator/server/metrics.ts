@@ -1,5 +1,10 @@
-// The operator's own Prometheus metrics, in an explicit registry.
+// The operator's own Prometheus metrics, in an explicit registry. Per-RecModel series (conditions, latency
+// against the policy's target, desired replicas) are what the chart's alerts and dashboard read.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Condition } from '../api/v1alpha1/index.js';
+import type { AutoscalingInput } from '../status/autoscaling.js';
+
+type ModelLabels = 'namespace' | 'recmodel';
 
 export class OperatorMetrics {
   readonly reconcileDuration: Histogram<'result'>;
@@ -9,7 +14,12 @@ export class OperatorMetrics {
   readonly applies: Counter<'kind'>;
   readonly scalingDecisions: Counter<'direction' | 'reason'>;
   readonly metricQueryFailures: Counter<'source'>;
-  readonly desiredReplicas: Gauge<'namespace' | 'recmodel' | 'component'>;
+  readonly desiredReplicas: Gauge<ModelLabels | 'component'>;
+  readonly condition: Gauge<ModelLabels | 'type' | 'status' | 'reason'>;
+  readonly latency: Gauge<ModelLabels | 'component' | 'role'>;
+  readonly latencyTarget: Gauge<ModelLabels | 'percentile'>;
+  /** The series set for each model ("ns/name"), so a model's series can be replaced or removed whole. */
+  private readonly series = new Map<string, { gauge: Gauge<string>; labels: Record<string, string> }[]>();
 
   constructor(readonly registry: Registry = new Registry()) {
     collectDefaultMetrics({ register: registry, prefix: 'recshard_operator_' });
@@ -52,5 +62,67 @@ export class OperatorMetrics {
       labelNames: ['namespace', 'recmodel', 'component'],
       registers: [registry],
     });
+    this.condition = new Gauge({
+      name: 'recshard_operator_recmodel_condition',
+      help: 'Each RecModel condition, 1 for its current type, status and reason.',
+      labelNames: ['namespace', 'recmodel', 'type', 'status', 'reason'],
+      registers: [registry],
+    });
+    this.latency = new Gauge({
+      name: 'recshard_operator_latency_seconds',
+      help: 'Latency of each component at its LatencyScalingPolicy\'s percentile, as last evaluated (the main: end to end).',
+      labelNames: ['namespace', 'recmodel', 'component', 'role'],
+      registers: [registry],
+    });
+    this.latencyTarget = new Gauge({
+      name: 'recshard_operator_latency_target_seconds',
+      help: 'The latency target of the LatencyScalingPolicy in force for each RecModel, at its percentile.',
+      labelNames: ['namespace', 'recmodel', 'percentile'],
+      registers: [registry],
+    });
+  }
+
+  /**
+   * Replaces one RecModel's series with what its latest status says: its conditions and, under a policy, the
+   * target and each component's latency. Desired replicas are set by the autoscaler as it decides and are kept.
+   */
+  recordModel(namespace: string, recmodel: string, conditions: Condition[], scaling: AutoscalingInput | undefined): void {
+    const key = `${namespace}/${recmodel}`;
+    const keep = (this.series.get(key) ?? []).filter((s) => s.gauge === this.desiredReplicas);
+    this.forgetModel(namespace, recmodel, (s) => s.gauge !== this.desiredReplicas);
+    const set: { gauge: Gauge<string>; labels: Record<string, string> }[] = [...keep];
+    const put = (gauge: Gauge<string>, labels: Record<string, string>, value: number) => {
+      gauge.set({ namespace, recmodel, ...labels }, value);
+      set.push({ gauge, labels: { namespace, recmodel, ...labels } });
+    };
+    for (const c of conditions) put(this.condition, { type: c.type, status: c.status, reason: c.reason }, 1);
+    if (scaling && scaling.state !== 'refused') {
+      put(this.latencyTarget, { percentile: String(scaling.policy.percentile) }, scaling.policy.targetMs / 1000);
+      const components =
+        scaling.state === 'external'
+          ? scaling.views.map((v) => ({ component: v.deployment, role: v.role, ms: v.latencyMs }))
+          : (scaling.evaluation?.components ?? []).map((c) => ({ component: c.name, role: c.role, ms: c.latencyMs }));
+      for (const c of components) if (c.ms !== undefined) put(this.latency, { component: c.component, role: c.role }, c.ms / 1000);
+    }
+    this.series.set(key, set);
+  }
+
+  /** Sets a component's desired replicas (the autoscaler's decision). */
+  recordDesired(namespace: string, recmodel: string, component: string, replicas: number): void {
+    const labels = { namespace, recmodel, component };
+    this.desiredReplicas.set(labels, replicas);
+    const key = `${namespace}/${recmodel}`;
+    const list = (this.series.get(key) ?? []).filter((s) => !(s.gauge === this.desiredReplicas && s.labels.component === component));
+    this.series.set(key, [...list, { gauge: this.desiredReplicas, labels }]);
+  }
+
+  /** Removes a model's series (all of them, or those `which` selects): a deleted model leaves none behind. */
+  forgetModel(namespace: string, recmodel: string, which: (s: { gauge: Gauge<string> }) => boolean = () => true): void {
+    const key = `${namespace}/${recmodel}`;
+    const list = this.series.get(key) ?? [];
+    for (const s of list.filter(which)) s.gauge.remove(s.labels);
+    const rest = list.filter((s) => !which(s));
+    if (rest.length) this.series.set(key, rest);
+    else this.series.delete(key);
   }
 }

@@ -9,6 +9,7 @@ ETCD_VERSION=v3.5.21 # the etcd server k8s.io/kubernetes requires; built inside 
 HELM_VERSION=v3.18.6
 KWOK_VERSION=v0.7.0
 KEDA_VERSION=v2.18.1 # only its ScaledObject CRD, from the Go module, for the HPA/KEDA actuator tests
+PROMETHEUS_OPERATOR_VERSION=v0.85.0 # only its ServiceMonitor, PodMonitor and PrometheusRule CRDs, for the chart tests
 
 here=$(cd "$(dirname "$0")" && pwd)
 cache=${RECSHARD_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/recshard}
@@ -68,6 +69,17 @@ if [ ! -s "$keda_crd" ]; then
   dir=$(go mod download -json "github.com/kedacore/keda/v2@$KEDA_VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
   cp "$dir/config/crd/bases/keda.sh_scaledobjects.yaml" "$keda_crd.tmp"
   mv "$keda_crd.tmp" "$keda_crd"
+fi
+
+monitoring_crds="$bin/prometheus-operator-$PROMETHEUS_OPERATOR_VERSION-crds"
+if [ ! -s "$monitoring_crds/monitoring.coreos.com_prometheusrules.yaml" ]; then
+  log "fetching the Prometheus Operator's monitoring CRDs ($PROMETHEUS_OPERATOR_VERSION) ..."
+  dir=$(go mod download -json "github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+  mkdir -p "$monitoring_crds.tmp"
+  for kind in servicemonitors podmonitors prometheusrules; do
+    cp "$dir/example/prometheus-operator-crd/monitoring.coreos.com_$kind.yaml" "$monitoring_crds.tmp/"
+  done
+  rm -rf "$monitoring_crds" && mv "$monitoring_crds.tmp" "$monitoring_crds"
 fi
 
 echo "$bin"

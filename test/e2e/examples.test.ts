@@ -9,8 +9,8 @@ import { ANNOTATION_PLAN_HASH } from '../../operator/builders/labels.js';
 import { planModel } from '../../operator/planner/plan.js';
 import { FAKE_NODES } from '../cluster/harness.js';
 import {
-  ROOT, childNames, createNamespace, deleteNamespace, getRecModel, installCrd, kubeconfig, kubectl, kubectlJson,
-  readExample, startOperator, type OperatorProcess,
+  ROOT, childNames, condition, createNamespace, deleteNamespace, getRecModel, installCrd, kubeconfig, kubectl, kubectlJson,
+  readExample, startOperator, waitUntil, type OperatorProcess,
 } from './support.js';
 
 const EXAMPLES = ['dlrm-rmc1.yaml', 'dlrm-rmc2.yaml', 'dlrm-rmc3.yaml', 'wide-and-deep.yaml'];
@@ -103,6 +103,21 @@ describe('what users see', () => {
     expect(dryRun).toMatch(/latencyscalingpolicy.recshard.io\/recsys-p95-100ms (created|configured|unchanged) \(server dry run\)/);
     expect(dryRun).toMatch(/latencyscalingpolicy.recshard.io\/recsys-hpa-p95-100ms (created|configured|unchanged) \(server dry run\)/);
     expect(kubectl(['explain', 'latencyscalingpolicy.spec.actuator'])).toMatch(/HorizontalPodAutoscaler/);
+  });
+
+  it('the kind walkthrough\'s manifests are accepted as written, and its model pods mount the volume read-only', async () => {
+    const dir = join(ROOT, 'examples', 'kind');
+    const dryRun = kubectl(['apply', '--dry-run=server', '-n', ns, '-f', join(dir, 'model.yaml'), '-f', join(dir, 'rmc1.yaml')]);
+    expect(dryRun).toMatch(/persistentvolumeclaim\/recshard-models created \(server dry run\)/);
+    expect(dryRun).toMatch(/job.batch\/rmc1-model created \(server dry run\)/);
+    expect(dryRun).toMatch(/recmodel.recshard.io\/rmc1-kind created \(server dry run\)/);
+    kubectl(['apply', '-n', ns, '-f', join(dir, 'rmc1.yaml')]);
+    // planned and built; its pods wait for the volume, which only the dry run created
+    await waitUntil('rmc1-kind planned with 2 shards', () => condition(getRecModel(ns, 'rmc1-kind'), 'Planned')?.status === 'True' && childNames(ns, 'deployments', 'rmc1-kind').length === 3, 60_000);
+    const shard = kubectlJson(['get', 'deployment', 'rmc1-kind-shard-0', '-n', ns]).spec.template.spec;
+    expect(shard.volumes).toContainEqual({ name: 'model', persistentVolumeClaim: { claimName: 'recshard-models', readOnly: true } });
+    expect(shard.containers[0].volumeMounts).toContainEqual({ name: 'model', mountPath: '/models', readOnly: true });
+    kubectl(['delete', '-n', ns, '-f', join(dir, 'rmc1.yaml'), '--wait=false']);
   });
 
   it('the kubectl plugin prints the plan (kubectl recshard plan)', () => {

@@ -14,8 +14,13 @@ export interface PrometheusServer {
   stop(): Promise<void>;
 }
 
+/** The prometheus binary (installing the package on first use); promtool lies beside it. */
+export function prometheusBinary(): string {
+  return execFileSync('bash', [join(ROOT, 'test', 'cluster', 'install-prometheus.sh')], { encoding: 'utf8' }).trim().split('\n').at(-1)!;
+}
+
 export async function startPrometheus(o: { dir: string; targetsFile: string }): Promise<PrometheusServer> {
-  const binary = execFileSync('bash', [join(ROOT, 'test', 'cluster', 'install-prometheus.sh')], { encoding: 'utf8' }).trim().split('\n').at(-1)!;
+  const binary = prometheusBinary();
   mkdirSync(o.dir, { recursive: true });
   const config = join(o.dir, 'prometheus.yml');
   writeFileSync(config, stringify({
