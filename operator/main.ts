@@ -40,6 +40,7 @@ interface Flags {
   gpuNodeLabel: string;
   networkPolicies: boolean;
   trustedNamespaces: string;
+  imagePullSecrets: string;
 }
 
 const env = process.env;
@@ -61,6 +62,7 @@ const program = new Command('recshard-operator')
   .option('--log-level <level>', 'debug, info, warn or error', env.RECSHARD_LOG_LEVEL ?? 'info')
   .option('--shard-server-image <image>', 'image of the pods the operator creates', env.RECSHARD_SHARD_SERVER_IMAGE ?? DEFAULT_BUILDER_CONFIG.shardServerImage)
   .option('--image-pull-policy <policy>', 'pull policy of those pods', env.RECSHARD_IMAGE_PULL_POLICY ?? DEFAULT_BUILDER_CONFIG.imagePullPolicy)
+  .option('--image-pull-secrets <list>', 'comma-separated Secret names those pods pull with; each must exist in the model\'s namespace', env.RECSHARD_IMAGE_PULL_SECRETS ?? '')
   .option('--gpu-node-label <key=value>', 'label that marks GPU nodes', `${DEFAULT_BUILDER_CONFIG.gpuNodeLabel}=${DEFAULT_BUILDER_CONFIG.gpuNodeLabelValue}`)
   .option('--no-network-policies', 'do not create NetworkPolicies for the models\' pods')
   .option('--trusted-namespaces <list>', 'comma-separated namespaces whose pods may reach every component\'s port (Prometheus); the operator\'s own is added', env.RECSHARD_TRUSTED_NAMESPACES ?? DEFAULT_BUILDER_CONFIG.trustedNamespaces.join(','));
@@ -81,6 +83,7 @@ const cfg: BuilderConfig = {
   gpuNodeLabel: gpuKey,
   gpuNodeLabelValue: gpuValue,
   networkPolicies: flags.networkPolicies,
+  imagePullSecrets: flags.imagePullSecrets.split(',').map((n) => n.trim()).filter(Boolean),
   // the operator reads the pods itself (the scrape source, the main's scheduler): its namespace is trusted too
   trustedNamespaces: [...new Set([...flags.trustedNamespaces.split(',').map((n) => n.trim()).filter(Boolean), ...(env.POD_NAMESPACE ? [env.POD_NAMESPACE] : [])])],
 };

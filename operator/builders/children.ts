@@ -121,6 +121,7 @@ export function buildDeployment(a: ComponentArgs): V1Deployment {
   const pod: V1PodSpec = {
     automountServiceAccountToken: false,
     enableServiceLinks: false,
+    ...(cfg.imagePullSecrets.length ? { imagePullSecrets: cfg.imagePullSecrets.map((name) => ({ name })) } : {}),
     // the images' numeric non-root user (distroless nonroot)
     securityContext: { runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, seccompProfile: { type: 'RuntimeDefault' } },
     affinity: placement.affinity,

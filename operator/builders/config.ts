@@ -16,6 +16,8 @@ export interface BuilderConfig {
   networkPolicies: boolean;
   /** Namespaces whose pods may read every component's port: Prometheus (metrics), the operator (scrape, serving probe). */
   trustedNamespaces: string[];
+  /** Secrets (by name, in each model's namespace) the model pods pull the shard-server image with. */
+  imagePullSecrets: string[];
 }
 
 export const DEFAULT_BUILDER_CONFIG: BuilderConfig = {
@@ -28,4 +30,5 @@ export const DEFAULT_BUILDER_CONFIG: BuilderConfig = {
   memoryOverhead: 1.1,
   networkPolicies: true,
   trustedNamespaces: ['monitoring'],
+  imagePullSecrets: [],
 };

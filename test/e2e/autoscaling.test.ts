@@ -6,7 +6,7 @@
 // low latency; with Prometheus gone, replicas hold and MetricsUnavailable says why. DEBUG_AUTOSCALING=1 prints the
 // replicas and latency the test saw each second, the final status and the operator's scaling log lines.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -52,13 +52,17 @@ async function replicas(): Promise<Record<string, number>> {
 const recModel = async () => (await api.custom.getNamespacedCustomObject({ group: 'recshard.io', version: 'v1alpha1', namespace: ns, plural: 'recmodels', name: NAME })) as RecModel;
 const cond = (r: RecModel, type: string) => r.status?.conditions?.find((c) => c.type === type);
 
+/** An instant query against this Prometheus; fails the test unless Prometheus accepts it. */
+async function promQuery(query: string): Promise<{ metric: Record<string, string>; value: [number, string] }[]> {
+  const res = await fetch(`${prom!.url}/api/v1/query`, { method: 'POST', body: new URLSearchParams({ query }) });
+  const body = (await res.json()) as { status: string; error?: string; data: { result: { metric: Record<string, string>; value: [number, string] }[] } };
+  expect(body.status, `${query}: ${body.error}`).toBe('success');
+  return body.data.result;
+}
+
 /** The query a KEDA actuator's trigger runs for one component (builders/autoscalers.ts), against this Prometheus. */
 async function kedaQuery(labels: string): Promise<number[]> {
-  const query = latencyQuery(95, 10_000, `namespace="${ns}",${labels}`);
-  const res = await fetch(`${prom!.url}/api/v1/query`, { method: 'POST', body: new URLSearchParams({ query }) });
-  const body = (await res.json()) as { status: string; data: { result: { value: [number, string] }[] } };
-  expect(body.status).toBe('success');
-  return body.data.result.map((r) => Number(r.value[1]));
+  return (await promQuery(latencyQuery(95, 10_000, `namespace="${ns}",${labels}`))).map((r) => Number(r.value[1]));
 }
 
 function startLoad(qps: number): ChildProcess {
@@ -167,6 +171,19 @@ describe('latency autoscaling on the critical path', () => {
     expect(slow).toBeGreaterThanOrEqual(0.045);
     expect(fast).toBeLessThan(slow!);
     expect(await kedaQuery(`model="no-such-model",role="sparse",stage="end_to_end",shard="1"`)).toEqual([]);
+
+    // the chart's Grafana dashboard, its variables filled in as Grafana would, against the same Prometheus: every
+    // query runs, and each panel fed by the pods' own series shows this model (the operator's series and the
+    // error counters are not scraped here)
+    const dashboard = JSON.parse(readFileSync(join(ROOT, 'charts', 'recshard', 'dashboards', 'recshard.json'), 'utf8')) as { panels: { title: string; targets: { expr: string }[] }[] };
+    for (const panel of dashboard.panels) {
+      for (const t of panel.targets) {
+        const series = await promQuery(t.expr.replaceAll('$__rate_interval', '1m').replaceAll('$namespace', ns).replaceAll('$model', NAME));
+        if (!/recshard_operator_|errors_total|fallbacks_total/.test(t.expr)) expect(series.length, `${panel.title}: ${t.expr}`).toBeGreaterThan(0);
+      }
+    }
+    const perShard = await promQuery(dashboard.panels.find((p) => p.title.startsWith('Per-shard call latency'))!.targets[0]!.expr.replaceAll('$__rate_interval', '1m').replaceAll('$namespace', ns).replaceAll('$model', NAME));
+    expect(perShard.map((r) => r.metric.shard).sort()).toEqual(['0', '1']);
 
     const events = (await api.core.listNamespacedEvent({ namespace: ns })).items.filter((e) => e.involvedObject.name === NAME);
     expect(events.some((e) => e.reason === 'ScaledUp' && e.message!.startsWith(`${NAME}-shard-1: 1 -> 2 replicas (LatencyAboveTarget`))).toBe(true);

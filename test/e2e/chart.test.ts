@@ -93,11 +93,16 @@ describe('helm chart: rendering', () => {
     }
   });
 
-  it('the image repositories, tags and pull policies reach the operator and the pods it creates', () => {
-    const out = docs(template('r', 'n', ['--set', 'image.repository=reg.local/op,image.tag=v9,image.pullPolicy=Never', '--set', 'shardServer.image.repository=reg.local/ss,shardServer.image.tag=v8,shardServer.image.pullPolicy=Always']));
-    const c = out.find((d) => d.kind === 'Deployment')!.spec.template.spec.containers[0];
-    expect([c.image, c.imagePullPolicy]).toEqual(['reg.local/op:v9', 'Never']);
-    expect(c.args).toEqual(expect.arrayContaining(['--shard-server-image=reg.local/ss:v8', '--image-pull-policy=Always']));
+  it('the image repositories, tags, pull policies and pull secrets reach the operator and the pods it creates', () => {
+    const out = docs(template('r', 'n', [
+      '--set', 'image.repository=reg.local/op,image.tag=v9,image.pullPolicy=Never,imagePullSecrets[0].name=op-pull',
+      '--set', 'shardServer.image.repository=reg.local/ss,shardServer.image.tag=v8,shardServer.image.pullPolicy=Always',
+      '--set', 'shardServer.imagePullSecrets[0].name=pull-a,shardServer.imagePullSecrets[1].name=pull-b',
+    ]));
+    const pod = out.find((d) => d.kind === 'Deployment')!.spec.template.spec;
+    const c = pod.containers[0];
+    expect([c.image, c.imagePullPolicy, pod.imagePullSecrets]).toEqual(['reg.local/op:v9', 'Never', [{ name: 'op-pull' }]]);
+    expect(c.args).toEqual(expect.arrayContaining(['--shard-server-image=reg.local/ss:v8', '--image-pull-policy=Always', '--image-pull-secrets=pull-a,pull-b']));
   });
 
   it('refuses bad values at install, naming the value and the problem', () => {
@@ -263,12 +268,17 @@ describe('helm chart: on the real control plane', () => {
     expect(refused(['create', 'service', 'clusterip', 'someone-elses', '--tcp=80:80', '-n', ns])).toMatch(notOwned);
     expect(kubectlJson(['get', 'configmap', 'someone-elses', '-n', ns]).data.k).toBe('v');
 
-    op = await startOperator(ns, { kubeconfig: saKubeconfig, extraArgs: [`--lease-name=${release}-operator`] });
+    op = await startOperator(ns, { kubeconfig: saKubeconfig, extraArgs: [`--lease-name=${release}-operator`, '--image-pull-secrets=registry-a'] });
     const rm = readExample('dlrm-rmc3.yaml').find((r) => r.metadata.name === 'rmc3-lb')!;
     kubectl(['apply', '-n', ns, '-f', '-'], JSON.stringify(rm));
     await waitUntil('rmc3-lb Ready', () => condition(getRecModel(ns, 'rmc3-lb'), 'Ready')?.status === 'True', 90_000);
     expect(childNames(ns, 'deployments', 'rmc3-lb')).toEqual(['rmc3-lb-main', 'rmc3-lb-shard-0', 'rmc3-lb-shard-1']);
     expect(childNames(ns, 'poddisruptionbudgets', 'rmc3-lb')).toHaveLength(3);
+    expect(kubectlJson(['get', 'deployment', 'rmc3-lb-shard-1', '-n', ns]).spec.template.spec.imagePullSecrets).toEqual([{ name: 'registry-a' }]);
+    expect(op.logs()).not.toMatch(/forbidden|denied request/);
+    // the admission policy lets it delete what it manages: a monolithic plan takes the shards away
+    kubectl(['patch', 'recmodel', 'rmc3-lb', '-n', ns, '--type=merge', '-p', '{"spec":{"sharding":{"strategy":"monolithic","shards":null}}}']);
+    await waitUntil('shards deleted by the operator', () => childNames(ns, 'deployments', 'rmc3-lb').join() === 'rmc3-lb-main' && childNames(ns, 'poddisruptionbudgets', 'rmc3-lb').length === 1, 60_000, 500);
     expect(op.logs()).not.toMatch(/forbidden|denied request/);
     // what the alerts read: the model's conditions on the operator's /metrics
     expect(await op.metrics()).toMatch(new RegExp(`recshard_operator_recmodel_condition\\{namespace="${ns}",recmodel="rmc3-lb",type="Ready",status="True",reason="Ready"\\} 1`));

@@ -34,6 +34,15 @@ describe('children of a load-balanced model', () => {
     }
   });
 
+  it('pull the shard-server image with the configured Secrets, and without any when none are', () => {
+    expect(children.deployments.every((d) => d.spec!.template.spec!.imagePullSecrets === undefined)).toBe(true);
+    const spec = specOf({ tables, sharding: { strategy: 'load-balanced', shards: 2 } });
+    const p = planModel(spec);
+    if (!p.ok) throw p.error;
+    const withSecrets = buildChildren(owner, spec, p.plan, { ...cfg, imagePullSecrets: ['registry-a', 'registry-b'] });
+    for (const d of withSecrets.deployments) expect(d.spec!.template.spec!.imagePullSecrets).toEqual([{ name: 'registry-a' }, { name: 'registry-b' }]);
+  });
+
   it('carry the plan hash on pod templates and derive shard memory from the plan', () => {
     for (const d of children.deployments) expect(d.spec!.template.metadata!.annotations!['recshard.io/plan-hash']).toBe(plan.hash);
     const shardBytes = plan.shards[0]!.bytes;
