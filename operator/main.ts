@@ -75,6 +75,7 @@ const kubeConfig = new KubeConfig();
 if (flags.kubeconfig) kubeConfig.loadFromFile(flags.kubeconfig);
 else kubeConfig.loadFromDefault();
 
+const commaList = (list: string) => list.split(',').map((n) => n.trim()).filter(Boolean);
 const [gpuKey, gpuValue = 'true'] = flags.gpuNodeLabel.split('=') as [string, string?];
 const cfg: BuilderConfig = {
   ...DEFAULT_BUILDER_CONFIG,
@@ -83,9 +84,9 @@ const cfg: BuilderConfig = {
   gpuNodeLabel: gpuKey,
   gpuNodeLabelValue: gpuValue,
   networkPolicies: flags.networkPolicies,
-  imagePullSecrets: flags.imagePullSecrets.split(',').map((n) => n.trim()).filter(Boolean),
+  imagePullSecrets: commaList(flags.imagePullSecrets),
   // the operator reads the pods itself (the scrape source, the main's scheduler): its namespace is trusted too
-  trustedNamespaces: [...new Set([...flags.trustedNamespaces.split(',').map((n) => n.trim()).filter(Boolean), ...(env.POD_NAMESPACE ? [env.POD_NAMESPACE] : [])])],
+  trustedNamespaces: [...new Set([...commaList(flags.trustedNamespaces), ...(env.POD_NAMESPACE ? [env.POD_NAMESPACE] : [])])],
 };
 
 const client = new KubeClient(kubeConfig);

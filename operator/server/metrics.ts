@@ -88,9 +88,8 @@ export class OperatorMetrics {
    */
   recordModel(namespace: string, recmodel: string, conditions: Condition[], scaling: AutoscalingInput | undefined): void {
     const key = `${namespace}/${recmodel}`;
-    const keep = (this.series.get(key) ?? []).filter((s) => s.gauge === this.desiredReplicas);
     this.forgetModel(namespace, recmodel, (s) => s.gauge !== this.desiredReplicas);
-    const set: { gauge: Gauge<string>; labels: Record<string, string> }[] = [...keep];
+    const set = this.series.get(key) ?? []; // what is left: the desired replicas
     const put = (gauge: Gauge<string>, labels: Record<string, string>, value: number) => {
       gauge.set({ namespace, recmodel, ...labels }, value);
       set.push({ gauge, labels: { namespace, recmodel, ...labels } });

@@ -123,6 +123,14 @@ function startEntrypoint(target: string, args: string[]): { proc: ChildProcess; 
   return { proc, logs: () => out };
 }
 
+/** Waits for an entry point's /readyz; its logs if it exits first. */
+function untilReady(name: string, p: { proc: ChildProcess; logs: () => string }, port: number, timeoutMs: number) {
+  return waitUntil(`${name} ready`, async () => {
+    if (p.proc.exitCode !== null) throw new Error(`${name} exited ${p.proc.exitCode}:\n${p.logs()}`);
+    return (await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => undefined))?.ok;
+  }, timeoutMs);
+}
+
 beforeAll(() => {
   const runtime = dockerfile.get('runtime')!;
   [uid, gid] = runtime.user!.split(':').map(Number) as [number, number];
@@ -185,10 +193,7 @@ describe('images (stages carried out without a container engine)', () => {
     });
     expect(servers.map((x) => x.name)).toEqual(['rmc1-kind-main', 'rmc1-kind-shard-0', 'rmc1-kind-shard-1']);
     for (const x of servers) {
-      await waitUntil(`${x.name} ready`, async () => {
-        if (x.proc.exitCode !== null) throw new Error(`${x.name} exited ${x.proc.exitCode}:\n${x.logs()}`);
-        return (await fetch(`http://127.0.0.1:${x.port}/readyz`).catch(() => undefined))?.ok;
-      }, 60_000);
+      await untilReady(x.name, x, x.port, 60_000);
     }
     // step 3: the walkthrough's request
     const body = JSON.parse(readFileSync(join(ROOT, 'examples', 'kind', 'request.json'), 'utf8'));
@@ -209,10 +214,7 @@ describe('images (stages carried out without a container engine)', () => {
       chmodSync(kc, 0o644);
       const port = await freePort();
       const op = startEntrypoint('operator', [`--kubeconfig=${kc}`, `--namespace=${ns}`, `--lease-namespace=${ns}`, `--listen=127.0.0.1:${port}`]);
-      await waitUntil('operator ready', async () => {
-        if (op.proc.exitCode !== null) throw new Error(`operator exited ${op.proc.exitCode}:\n${op.logs()}`);
-        return (await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => undefined))?.ok;
-      }, 30_000);
+      await untilReady('operator', op, port, 30_000);
       const rm = readExample('dlrm-rmc3.yaml').find((r) => r.metadata.name === 'rmc3-lb')!;
       kubectl(['apply', '-n', ns, '-f', '-'], JSON.stringify(rm));
       await waitUntil('rmc3-lb Ready', () => condition(getRecModel(ns, 'rmc3-lb'), 'Ready')?.status === 'True', 90_000);
