@@ -6,7 +6,7 @@ import { serveLocal, type LocalDeployment } from '../../shard-server/local.js';
 import { readManifest, modelSource } from '../../shard-server/model/load.js';
 import { randomRequest, zooRecModel } from './helpers.js';
 
-const DEADLINE_MS = 400;
+const DEADLINE_MS = 1000;
 let d: LocalDeployment | undefined;
 
 afterEach(async () => {
@@ -53,7 +53,7 @@ describe('a sparse shard dies', () => {
       expect(r.status).toBe(503);
       expect(r.json.error.code).toBe('SHARD_UNAVAILABLE');
       expect(r.json.error.message).toContain('shard 1');
-      expect(r.ms).toBeLessThan(DEADLINE_MS + 200);
+      expect(r.ms).toBeLessThan(DEADLINE_MS); // prompt: it never waits for the deadline
     }
     const down = await until('main not ready', async () => {
       const r = await readyz(d.mainUrl);
@@ -80,7 +80,7 @@ describe('a sparse shard dies', () => {
     expect(r.status).toBe(200);
     expect(r.json.degraded).toEqual({ zeroEmbeddingShards: [0] });
     expect(r.json.scores).not.toEqual(ok.json.scores);
-    expect(r.ms).toBeLessThan(DEADLINE_MS + 200);
+    expect(r.ms).toBeLessThan(DEADLINE_MS); // prompt: it never waits for the deadline
     expect(await (await fetch(`${d.mainUrl}/metrics`)).text()).toMatch(/^recshard_fallbacks_total\{model="wnd-zero",shard="0"\} 1$/m);
   });
 });
@@ -95,7 +95,10 @@ describe('a sparse shard hangs', () => {
       for (const r of rs) {
         expect(r.status).toBe(504);
         expect(r.json.error.code).toBe('DEADLINE_EXCEEDED');
-        expect(r.ms).toBeLessThan(DEADLINE_MS + 300);
+        // the main waited for the deadline and no longer: the bound leaves room for a loaded CI machine
+        // (five concurrent requests, other test files running) yet is far from a hang
+        expect(r.ms).toBeGreaterThanOrEqual(DEADLINE_MS - 5);
+        expect(r.ms).toBeLessThan(DEADLINE_MS * 2);
       }
     } finally {
       shard.proc.kill('SIGCONT');
