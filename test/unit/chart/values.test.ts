@@ -3,14 +3,14 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { isMap, isScalar, isSeq, parseDocument, type Node, type Pair } from 'yaml';
+import { isMap, isSeq, parseDocument, type Node, type Pair } from 'yaml';
 import { findRepoFile } from '../../../operator/api/v1alpha1/crd.js';
 
 const chart = join(findRepoFile('charts', 'recshard', 'Chart.yaml'), '..');
 const doc = parseDocument(readFileSync(join(chart, 'values.yaml'), 'utf8'));
 const schema = JSON.parse(readFileSync(join(chart, 'values.schema.json'), 'utf8'));
 
-interface Entry { path: string; documented: boolean; flow: boolean }
+interface Entry { path: string; documented: boolean }
 
 /** Every key of the block maps, with whether a comment sits on its line or the lines above it. */
 function entries(node: Node | null | undefined, prefix: string, inheritedDoc: boolean, out: Entry[] = []): Entry[] {
@@ -19,13 +19,12 @@ function entries(node: Node | null | undefined, prefix: string, inheritedDoc: bo
   items.forEach((pair, i) => {
     const key = String((pair.key as { value: unknown }).value);
     const path = prefix ? `${prefix}.${key}` : key;
-    const flow = node.flow === true;
     // a comment above a key, on its line, or above its block (the first key of a map documented by its parent)
-    const documented = inheritedDoc && (flow || i === 0) ? true : Boolean(pair.key?.commentBefore || (pair.value as Node | null)?.comment || (isScalar(pair.value) && pair.value.comment) || (i === 0 && node.commentBefore));
+    const documented = inheritedDoc && (node.flow === true || i === 0) ? true : Boolean(pair.key?.commentBefore || (pair.value as Node | null)?.comment || (i === 0 && node.commentBefore));
     const children = isMap(pair.value) ? entries(pair.value, path, documented, []) : [];
     // a key whose every value is documented needs no comment of its own (leaderElection: # ... enabled: true)
     const direct = children.filter((c) => c.path.split('.').length === path.split('.').length + 1);
-    out.push({ path, documented: documented || (direct.length > 0 && direct.every((c) => c.documented)), flow }, ...children);
+    out.push({ path, documented: documented || (direct.length > 0 && direct.every((c) => c.documented)) }, ...children);
   });
   return out;
 }
