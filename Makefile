@@ -33,11 +33,11 @@ typecheck: deps
 
 # Builds the pinned control plane from Go modules into ~/.cache/recshard (once; seconds when cached).
 control-plane:
-	bash test/cluster/build-control-plane.sh >/dev/null
+	bash local-cluster/build-control-plane.sh >/dev/null
 
 # The real Prometheus server (Debian's package, unpacked into ~/.cache/recshard) for the autoscaling tests.
 prometheus:
-	bash test/cluster/install-prometheus.sh >/dev/null
+	bash local-cluster/install-prometheus.sh >/dev/null
 
 test: build control-plane prometheus typecheck
 	npx vitest run
@@ -69,10 +69,10 @@ images:
 	$(CONTAINER_ENGINE) build -f images/Dockerfile --target shard-server -t $(IMAGE_REGISTRY)/shard-server:$(IMAGE_TAG) .
 
 cluster-up: build control-plane
-	npx tsx test/cluster/cluster.ts up
+	npx tsx local-cluster/cli.ts up
 
 cluster-down: deps
-	npx tsx test/cluster/cluster.ts down
+	npx tsx local-cluster/cli.ts down
 
 clean:
 	rm -rf dist node_modules/.deps-stamp

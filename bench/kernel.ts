@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { poolInto } from '../shard-server/inference/embeddings.js';
-import { createArena } from '../shard-server/inference/kernels/pool.js';
+import { createArena } from '../shard-server/kernels/pool.js';
 import type { EmbeddingTable } from '../shard-server/model/load.js';
 import { log, round } from './lib.js';
 

@@ -2,14 +2,15 @@
 // every process of a deployment (from /proc), and the machine description each result is stated against.
 import { readFileSync } from 'node:fs';
 import { availableParallelism, cpus, totalmem } from 'node:os';
-import { readRecModels } from '../operator/cli/program.js';
+import { readRecModels } from '../operator/api/v1alpha1/documents.js';
 import type { RecModel } from '../operator/api/v1alpha1/index.js';
 import { measureCapacity } from '../loadgen/capacity.js';
 import { parseSizeSpec } from '../loadgen/distributions.js';
 import { runLoad, type LoadResult } from '../loadgen/run.js';
-import { buildQueries, type ModelInfo, type Query } from '../loadgen/workload.js';
-import { PREDICT_CONTENT_TYPE } from '../shard-server/inference/protocol.js';
-import { serveLocal, type LocalDeployment, type LocalOptions } from '../shard-server/local.js';
+import type { ModelInfo } from '../contracts/model-info.js';
+import { buildQueries, type Query } from '../loadgen/workload.js';
+import { PREDICT_CONTENT_TYPE } from '../contracts/wire/predict.js';
+import { serveLocal, type LocalDeployment, type LocalOptions } from '../cli/local.js';
 
 export interface Machine {
   cpuModel: string;

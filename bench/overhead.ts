@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { build } from 'hdr-histogram-js';
 import { loadDenseNets } from '../shard-server/inference/dense.js';
-import type { Manifest } from '../shard-server/model/manifest.js';
+import type { Manifest } from '../contracts/model-format.js';
 import { example, log, oneAtATime, queries, round, serve } from './lib.js';
 
 export interface OverheadRow {

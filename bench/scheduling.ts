@@ -2,7 +2,7 @@
 // auto scheduler, with fixed B = whole query, and with fixed B over a sweep, for four DeepRecInfra models
 // served monolithic (so the main's scheduling is all that differs).
 import { resolveSpec } from '../operator/api/v1alpha1/index.js';
-import { durationMs } from '../operator/lib/duration.js';
+import { durationMs } from '../lib/duration.js';
 import { capacity, example, gridCapacity, load, log, queries, round, serve, type CapacityRun } from './lib.js';
 
 export interface SchedulingRow {

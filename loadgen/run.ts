@@ -2,7 +2,7 @@
 // answers. Latency is measured from each query's scheduled arrival, not from when it was sent, so a slow
 // server cannot hide its queueing (no coordinated omission).
 import { build, type Histogram } from 'hdr-histogram-js';
-import { PREDICT_CONTENT_TYPE } from '../shard-server/inference/protocol.js';
+import { PREDICT_CONTENT_TYPE } from '../contracts/wire/predict.js';
 import { uniform } from './distributions.js';
 import type { Query } from './workload.js';
 

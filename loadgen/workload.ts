@@ -1,16 +1,10 @@
 // DeepRecInfra queries for one model: a query of N candidate items is one predict request of N samples, with
 // each table's pooling factor of lookups per sample, rows drawn uniformly or Zipf-skewed. Bodies are built in
 // the binary predict form ahead of time, so the client spends its time sending, not building.
-import { encodePredict } from '../shard-server/inference/protocol.js';
+import type { ModelInfo } from '../contracts/model-info.js';
+import { encodePredict } from '../contracts/wire/predict.js';
 import { sizeSampler, uniform, zipfSampler, type SizeSpec } from './distributions.js';
 
-/** What GET /v1/models/NAME returns. */
-export interface ModelInfo {
-  name: string;
-  denseFeatures: number;
-  outputs: number;
-  tables: { name: string; rows: number; dim: number; poolingFactor: number }[];
-}
 
 export interface WorkloadOptions {
   sizes: SizeSpec;
@@ -26,7 +20,8 @@ export interface Query {
   body: Uint8Array;
 }
 
-export function buildQueries(model: ModelInfo, o: WorkloadOptions): Query[] {
+/** Queries for the model a main describes at GET /v1/models/NAME (only its dense width and tables matter). */
+export function buildQueries(model: Pick<ModelInfo, 'denseFeatures' | 'tables'>, o: WorkloadOptions): Query[] {
   const nextSize = sizeSampler(o.sizes, o.seed);
   const u = uniform(o.seed + 1);
   const rows = model.tables.map((t) => zipfSampler(t.rows, o.zipf, u));

@@ -11,13 +11,13 @@ import { Manager } from './controller/manager.js';
 import { Reconciler } from './controller/reconciler.js';
 import { KubeClient } from './kube/client.js';
 import { EventRecorder } from './kube/events.js';
-import { realClock } from './lib/clock.js';
-import { jsonLogger, type Level } from './lib/log.js';
+import { realClock } from '../lib/clock.js';
+import { jsonLogger, type Level } from '../lib/log.js';
 import { buildApp } from './server/app.js';
 import { OperatorMetrics } from './server/metrics.js';
 import { DEFAULT_MAIN_URL_TEMPLATE, HttpServingProbe } from './signals/serving.js';
 import { PrometheusSource, ScrapeSource, type LatencySource } from './signals/latency.js';
-import { Autoscaler } from './autoscaling/autoscaler.js';
+import { Autoscaler } from './controller/autoscaler.js';
 import { KEDA_API_VERSION, SCALED_OBJECT } from './builders/autoscalers.js';
 
 interface Flags {

@@ -1,9 +1,9 @@
-// Assembles the WebAssembly kernels (shard-server/inference/kernels/*.wat) into dist next to their loaders.
+// Assembles the WebAssembly kernels (shard-server/kernels/*.wat) into dist next to their loaders.
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import wabtInit from 'wabt';
 
-const src = 'shard-server/inference/kernels';
+const src = 'shard-server/kernels';
 const out = join('dist', src);
 mkdirSync(out, { recursive: true });
 const wabt = await wabtInit();

@@ -1,6 +1,6 @@
 /* The reference pooled-lookup kernels for benchmark 3, over the same table and indices files as the
  * WebAssembly kernel, compiled by the benchmark with gcc -O3: "naive" is the textbook loop (for each index, add
- * its row into the output), "blocked" is the loop order of shard-server/inference/kernels/pool.wat (64-byte column
+ * its row into the output), "blocked" is the loop order of shard-server/kernels/pool.wat (64-byte column
  * blocks summed over all of a sample's rows in registers). Prints pooled lookups per second on one core as JSON.
  * usage: pool naive|blocked TABLE_FILE ROWS DIM INDICES_FILE BATCH SECONDS */
 #include <stdint.h>

@@ -18,6 +18,7 @@
 //   pushed the tail over the band (remembered for a day, unless a later pass at a clearly higher rate refutes it).
 // - Missing metrics: hold (or add pods, if the policy says so); never remove pods.
 // Then the policy's rate limits and bounds apply; both are reported when they cut the recommendation.
+import { ScaleReason } from '../api/reasons.js';
 import type { Bounds, EffectivePolicy, RateLimit } from './policy.js';
 
 /** What the signals said about the component over the policy's window. */
@@ -56,7 +57,6 @@ export interface LawOutput {
   limited?: string;
 }
 
-export type ScaleReason = 'LatencyAboveTarget' | 'LatencyBelowTarget' | 'WithinTolerance' | 'WaitingForWarmup' | 'OtherComponentCritical' | 'MetricsUnavailable' | 'OutsideBounds';
 
 /** What the law remembers between evaluations of one component. */
 export interface LawMemory {
@@ -127,7 +127,7 @@ export function decide(mem: LawMemory, i: LawInput): LawOutput {
   const done = (recommended: number, reason: ScaleReason, message: string): LawOutput => {
     if (current < bounds.min || current > bounds.max) {
       const desired = clamp(current);
-      return record(mem, nowMs, current, policy, { desired, recommended, reason: 'OutsideBounds', message: `${current} replicas is outside [${bounds.min}, ${bounds.max}]; ${message}` });
+      return record(mem, nowMs, current, policy, { desired, recommended, reason: ScaleReason.OutsideBounds, message: `${current} replicas is outside [${bounds.min}, ${bounds.max}]; ${message}` });
     }
     const limitedByRate = rateLimited(mem, nowMs, current, recommended, recommended > current ? policy.scaleUp : policy.scaleDown);
     const desired = clamp(limitedByRate);
@@ -139,8 +139,8 @@ export function decide(mem: LawMemory, i: LawInput): LawOutput {
 
   if (sample.latencyMs === undefined) {
     mem.lowSince = mem.halfSince = undefined;
-    if (policy.missingMetrics === 'ScaleUp') return done(current * 2, 'MetricsUnavailable', 'latency unavailable; adding pods as the policy says');
-    return done(current, 'MetricsUnavailable', 'latency unavailable; holding replicas');
+    if (policy.missingMetrics === 'ScaleUp') return done(current * 2, ScaleReason.MetricsUnavailable, 'latency unavailable; adding pods as the policy says');
+    return done(current, ScaleReason.MetricsUnavailable, 'latency unavailable; holding replicas');
   }
 
   const ratio = sample.latencyMs / policy.targetMs;
@@ -183,15 +183,15 @@ export function decide(mem: LawMemory, i: LawInput): LawOutput {
 
   if (ratio > high) {
     mem.lowSince = mem.halfSince = undefined;
-    if (!i.mayScaleUp) return done(current, 'OtherComponentCritical', `${lat}; another component dominates the tail`);
-    if (!confirmed) return done(current, 'WithinTolerance', `${lat}, over ${Math.round(high * 100)}% of the target once; acting if the next reading confirms it`);
+    if (!i.mayScaleUp) return done(current, ScaleReason.OtherComponentCritical, `${lat}; another component dominates the tail`);
+    if (!confirmed) return done(current, ScaleReason.WithinTolerance, `${lat}, over ${Math.round(high * 100)}% of the target once; acting if the next reading confirms it`);
     // when the backlog grows (overload), pods for the demand at the per-pod rate known to hold the target: the
     // lowest of what a pod serves now (less the tolerance), the highest rate served under the band and, less the
     // tolerance, the lowest that missed; and the latency ratio to the middle of the band, at most doubling
     const safe = Math.min(perPod * (1 - policy.tolerance), passMax > 0 ? passMax : Infinity, failMin * (1 - policy.tolerance));
     const byDemand = overloaded && safe > 0 ? Math.ceil(demand / safe) : 0;
     if (mem.pendingUntilWarm !== undefined && byDemand <= mem.pendingUntilWarm) {
-      return done(current, 'WaitingForWarmup', `${lat}; waiting for the pods added last to warm up and show in the window`);
+      return done(current, ScaleReason.WaitingForWarmup, `${lat}; waiting for the pods added last to warm up and show in the window`);
     }
     const base = Math.max(1, sample.warmPods);
     const byRatio = mem.pendingUntilWarm !== undefined ? 0 : Math.ceil(base * Math.min(ratio / ((high + low) / 2), 2));
@@ -199,19 +199,19 @@ export function decide(mem: LawMemory, i: LawInput): LawOutput {
     const xMid = curve ? perPodAt(curve, ((high + low) / 2) * policy.targetMs) : 0;
     const byCurve = xMid > 0 ? Math.min(Math.ceil(sample.rate / xMid), 2 * current) : 0;
     const want = Math.max(current + 1, byRatio, byDemand, byCurve);
-    return done(want, 'LatencyAboveTarget', `${lat}, over ${Math.round(high * 100)}% of the target${growth > 0 ? `; demand ${round(demand)} requests/s` : ''}`);
+    return done(want, ScaleReason.LatencyAboveTarget, `${lat}, over ${Math.round(high * 100)}% of the target${growth > 0 ? `; demand ${round(demand)} requests/s` : ''}`);
   }
   if (ratio >= low) {
     mem.lowSince = mem.halfSince = undefined;
-    return done(current, 'WithinTolerance', `${lat}, in the band ${Math.round(low * 100)}-${Math.round(high * 100)}% of the target`);
+    return done(current, ScaleReason.WithinTolerance, `${lat}, in the band ${Math.round(low * 100)}-${Math.round(high * 100)}% of the target`);
   }
 
   mem.lowSince ??= nowMs;
   const quietFor = nowMs - mem.lowSince;
   if (ratio < 0.5) mem.halfSince ??= nowMs;
   else mem.halfSince = undefined;
-  if (quietFor < policy.scaleDown.stabilizationMs) return done(current, 'WithinTolerance', `${lat}; under the band for ${Math.round(quietFor / 1000)} s of the ${Math.round(policy.scaleDown.stabilizationMs / 1000)} s stabilization window`);
-  if (mem.pendingUntilWarm !== undefined || sample.readyPods < current) return done(current, 'WaitingForWarmup', `${lat}; not every pod is ready`);
+  if (quietFor < policy.scaleDown.stabilizationMs) return done(current, ScaleReason.WithinTolerance, `${lat}; under the band for ${Math.round(quietFor / 1000)} s of the ${Math.round(policy.scaleDown.stabilizationMs / 1000)} s stabilization window`);
+  if (mem.pendingUntilWarm !== undefined || sample.readyPods < current) return done(current, ScaleReason.WaitingForWarmup, `${lat}; not every pod is ready`);
   // the fewest pods at a per-pod rate up to a tolerance beyond one already served under the band (none when
   // idle), else (far under the target) one fewer. Not the fitted curve: it extrapolates, and a heavy tail makes
   // it optimistic (it cost misses and reversals in the simulator).
@@ -223,8 +223,8 @@ export function decide(mem: LawMemory, i: LawInput): LawOutput {
   let want = known < current ? known : probe ? current - 1 : current;
   // never back to a per-pod rate that missed the target
   while (want < current && sample.rate / Math.max(want, 1) >= failMin * (1 - 2 * policy.tolerance)) want++;
-  if (want >= current) return done(current, 'WithinTolerance', `${lat}; no per-pod rate served under the band would let fewer pods carry ${round(sample.rate)} requests/s`);
-  return done(Math.max(want, 1), 'LatencyBelowTarget', `${lat} for ${Math.round(quietFor / 1000)} s`);
+  if (want >= current) return done(current, ScaleReason.WithinTolerance, `${lat}; no per-pod rate served under the band would let fewer pods carry ${round(sample.rate)} requests/s`);
+  return done(Math.max(want, 1), ScaleReason.LatencyBelowTarget, `${lat} for ${Math.round(quietFor / 1000)} s`);
 }
 
 /** The recommendation after the rate limit of its direction: changes within the last period count against it. */

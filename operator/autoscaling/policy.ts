@@ -1,7 +1,8 @@
 // The policy in force for one RecModel: its LatencyScalingPolicy, defaulted and validated, with the model's
 // overrides applied where the policy allows them. Pure; every refusal names the field and the limit.
+import { Reason } from '../api/reasons.js';
 import { API_VERSION, formatFieldErrors, POLICY_KIND, resolvePolicySpec, type FieldError, type LatencyScalingPolicy, type ResolvedRecModelSpec } from '../api/v1alpha1/index.js';
-import { durationMs } from '../lib/duration.js';
+import { durationMs } from '../../lib/duration.js';
 
 export interface Bounds {
   min: number;
@@ -36,9 +37,9 @@ export interface EffectivePolicy {
   actuator: Actuator;
 }
 
-export type PolicyResult = { ok: true; policy: EffectivePolicy } | { ok: false; reason: 'PolicyInvalid' | 'OverrideNotAllowed'; message: string };
+export type PolicyResult = { ok: true; policy: EffectivePolicy } | { ok: false; reason: typeof Reason.PolicyInvalid | typeof Reason.OverrideNotAllowed; message: string };
 /** A model's scaling as the reconcile resolves it: the policy in force, or why there is none. */
-export type ScalingResolution = PolicyResult | { ok: false; reason: 'PolicyNotFound' | 'ActuatorUnavailable'; message: string };
+export type ScalingResolution = PolicyResult | { ok: false; reason: typeof Reason.PolicyNotFound | typeof Reason.ActuatorUnavailable; message: string };
 
 /** Whole seconds, rounded up (the HPA API counts in seconds). */
 export const seconds = (ms: number) => Math.ceil(ms / 1000);
@@ -51,7 +52,7 @@ const ms = (d: string) => durationMs(d)!; // the schema's patterns admit only du
 /** The policy `p` as `autoscaling` (a resolved RecModel spec's) changes it. */
 export function effectivePolicy(p: LatencyScalingPolicy, autoscaling: ResolvedRecModelSpec['autoscaling']): PolicyResult {
   const r = resolvePolicySpec(p.spec);
-  if (!r.ok) return { ok: false, reason: 'PolicyInvalid', message: `LatencyScalingPolicy ${p.metadata.name}: ${formatFieldErrors(r.errors)}` };
+  if (!r.ok) return { ok: false, reason: Reason.PolicyInvalid, message: `LatencyScalingPolicy ${p.metadata.name}: ${formatFieldErrors(r.errors)}` };
   const s = r.spec;
   const rate = (l: typeof s.scaleUp): RateLimit => ({ stabilizationMs: ms(l.stabilizationWindow), maxPods: l.maxPods, maxPercent: l.maxPercent, periodMs: ms(l.period) });
   const policy: EffectivePolicy = {
@@ -101,7 +102,7 @@ export function effectivePolicy(p: LatencyScalingPolicy, autoscaling: ResolvedRe
     if (!allowed?.scaleOn) errors.push({ field: field('scaleOn'), message: `policy ${p.metadata.name} does not allow overriding scaleOn (${policy.scaleOn})` });
     else policy.scaleOn = o.scaleOn;
   }
-  return errors.length ? { ok: false, reason: 'OverrideNotAllowed', message: formatFieldErrors(errors) } : { ok: true, policy };
+  return errors.length ? { ok: false, reason: Reason.OverrideNotAllowed, message: formatFieldErrors(errors) } : { ok: true, policy };
 }
 
 /** What an HPA or KEDA actuator cannot express of this policy; empty when it can (or the actuator is the operator). */
@@ -124,13 +125,13 @@ export interface ActuatorEnv {
 
 /** The scaling of a model whose spec.autoscaling is enabled: its policy (absent: not found) resolved and checked against what the actuator can do here. */
 export function resolveScaling(policyName: string, policy: LatencyScalingPolicy | undefined, autoscaling: ResolvedRecModelSpec['autoscaling'], env: ActuatorEnv): ScalingResolution {
-  if (!policy) return { ok: false, reason: 'PolicyNotFound', message: `LatencyScalingPolicy ${policyName} not found; replicas are left as they are` };
+  if (!policy) return { ok: false, reason: Reason.PolicyNotFound, message: `LatencyScalingPolicy ${policyName} not found; replicas are left as they are` };
   const r = effectivePolicy(policy, autoscaling);
   if (!r.ok) return r;
   const problems = externalActuatorProblems(r.policy);
-  if (problems.length) return { ok: false, reason: 'PolicyInvalid', message: `LatencyScalingPolicy ${policyName} (actuator ${r.policy.actuator}): ${formatFieldErrors(problems)}` };
-  if (r.policy.actuator === 'KEDA' && !env.kedaServed) return { ok: false, reason: 'ActuatorUnavailable', message: `policy ${policyName} uses KEDA, but this cluster does not serve keda.sh/v1alpha1 ScaledObjects (install KEDA, then restart the operator); replicas are left as they are` };
-  if (r.policy.actuator === 'KEDA' && !env.prometheusUrl) return { ok: false, reason: 'ActuatorUnavailable', message: `policy ${policyName} uses KEDA, whose Prometheus trigger needs the operator's --prometheus-url (chart value autoscaling.prometheusUrl); replicas are left as they are` };
+  if (problems.length) return { ok: false, reason: Reason.PolicyInvalid, message: `LatencyScalingPolicy ${policyName} (actuator ${r.policy.actuator}): ${formatFieldErrors(problems)}` };
+  if (r.policy.actuator === 'KEDA' && !env.kedaServed) return { ok: false, reason: Reason.ActuatorUnavailable, message: `policy ${policyName} uses KEDA, but this cluster does not serve keda.sh/v1alpha1 ScaledObjects (install KEDA, then restart the operator); replicas are left as they are` };
+  if (r.policy.actuator === 'KEDA' && !env.prometheusUrl) return { ok: false, reason: Reason.ActuatorUnavailable, message: `policy ${policyName} uses KEDA, whose Prometheus trigger needs the operator's --prometheus-url (chart value autoscaling.prometheusUrl); replicas are left as they are` };
   return r;
 }
 

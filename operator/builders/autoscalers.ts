@@ -3,20 +3,20 @@
 // (the KEDA trigger's query, the prometheus-adapter rule HPA's external metric needs) is written here too.
 import type { KubernetesObject, V2HorizontalPodAutoscaler, V2HPAScalingRules } from '@kubernetes/client-node';
 import { seconds, type EffectivePolicy, type RateLimit } from '../autoscaling/policy.js';
-import { METRIC } from '../signals/latency.js';
-import { childMeta, type Owner } from './children.js';
+import { Label, Metric } from '../../contracts/metrics.js';
+import { childMeta, type Owner } from './meta.js';
 import { componentLabels, type Role } from './labels.js';
-import { mainName, shardName } from './names.js';
+import { componentName } from './names.js';
 
 export const KEDA_API_VERSION = 'keda.sh/v1alpha1';
 export const SCALED_OBJECT = 'ScaledObject';
-/** KEDA names the HPA it creates for a ScaledObject so (unless the ScaledObject names it). */
-export const kedaHpaName = (scaledObject: string) => `keda-hpa-${scaledObject}`;
 
 export interface ScaledComponent {
   role: Role;
   shard?: number;
 }
+
+const METRIC = Metric.requestDuration;
 
 const promDuration = (ms: number) => `${Math.max(1, Math.round(ms / 1000))}s`;
 /** 150 -> "150m", 0.5 -> "500u": a Kubernetes quantity of seconds, canonical as the API server stores it. */
@@ -31,7 +31,7 @@ export function hpaMetricName(p: Pick<EffectivePolicy, 'percentile' | 'windowMs'
 
 /** The series labels that pick one component's end-to-end latency (namespace comes from the scrape). */
 export function componentSeriesLabels(model: string, c: ScaledComponent): Record<string, string> {
-  return { model, role: c.role, stage: 'end_to_end', ...(c.shard !== undefined ? { shard: String(c.shard) } : {}) };
+  return { [Label.model]: model, [Label.role]: c.role, [Label.stage]: 'end_to_end', ...(c.shard !== undefined ? { [Label.shard]: String(c.shard) } : {}) };
 }
 
 /**
@@ -56,11 +56,10 @@ function behaviorRules(r: RateLimit): V2HPAScalingRules {
   };
 }
 
-const componentName = (owner: Owner, c: ScaledComponent) => (c.role === 'main' ? mainName(owner.name) : shardName(owner.name, c.shard!));
 const bounds = (p: EffectivePolicy, c: ScaledComponent) => (c.role === 'main' ? p.main : p.sparse);
 
 export function buildHpa(owner: Owner, p: EffectivePolicy, c: ScaledComponent): V2HorizontalPodAutoscaler {
-  const name = componentName(owner, c);
+  const name = componentName(owner.name, c.role, c.shard);
   const b = bounds(p, c);
   return {
     apiVersion: 'autoscaling/v2',
@@ -83,9 +82,9 @@ export function buildHpa(owner: Owner, p: EffectivePolicy, c: ScaledComponent): 
 }
 
 export function buildScaledObject(owner: Owner, p: EffectivePolicy, c: ScaledComponent, prometheusUrl: string): KubernetesObject & { spec: Record<string, unknown> } {
-  const name = componentName(owner, c);
+  const name = componentName(owner.name, c.role, c.shard);
   const b = bounds(p, c);
-  const selector = Object.entries({ namespace: owner.namespace, ...componentSeriesLabels(owner.name, c) }).map(([k, v]) => `${k}="${v}"`).join(',');
+  const selector = Object.entries({ [Label.namespace]: owner.namespace, ...componentSeriesLabels(owner.name, c) }).map(([k, v]) => `${k}="${v}"`).join(',');
   const threshold = secondsText(p.targetMs);
   // KEDA's fallback needs a scaling modifier to accept a Value metric; it is how missingMetrics ScaleUp is said.
   const scaleUp = p.missingMetrics === 'ScaleUp';
@@ -126,8 +125,8 @@ export function buildAutoscalers(owner: Owner, p: EffectivePolicy, components: S
  */
 export function adapterRule(p: Pick<EffectivePolicy, 'percentile' | 'windowMs'>) {
   return {
-    seriesQuery: `${METRIC}_bucket{namespace!="",model!="",stage="end_to_end"}`,
-    resources: { overrides: { namespace: { resource: 'namespace' } } },
+    seriesQuery: `${METRIC}_bucket{${Label.namespace}!="",${Label.model}!="",${Label.stage}="end_to_end"}`,
+    resources: { overrides: { [Label.namespace]: { resource: 'namespace' } } },
     name: { matches: `^${METRIC}_bucket$`, as: hpaMetricName(p) },
     metricsQuery: latencyQuery(p.percentile, p.windowMs, '<<.LabelMatchers>>').replaceAll(`${METRIC}_bucket{`, '<<.Series>>{'),
   };

@@ -1,23 +1,18 @@
 // Desired children of a RecModel: the plan ConfigMap, the main Deployment and Service, one Deployment and
-// Service per sparse shard, a PodDisruptionBudget per component and the NetworkPolicies (protection.ts). Pure functions of (RecModel, plan, config); the controller applies what they return.
-import type { V1ConfigMap, V1Deployment, V1NetworkPolicy, V1OwnerReference, V1PodDisruptionBudget, V1PodSpec, V1Service, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
-import { API_VERSION, KIND, type ResolvedRecModelSpec } from '../api/v1alpha1/index.js';
-import { planDocument } from '../planner/format.js';
+// Service per sparse shard, a PodDisruptionBudget per component and the NetworkPolicies (protection.ts). Pure
+// functions of (RecModel, plan, config); the controller applies what they return.
+import type { V1ConfigMap, V1Deployment, V1NetworkPolicy, V1PodDisruptionBudget, V1PodSpec, V1Service, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
+import { shardServerArgs, type ShardServerArgs } from '../../contracts/shard-server-args.js';
+import { parseCpu } from '../../lib/quantity.js';
+import type { ResolvedRecModelSpec } from '../api/v1alpha1/index.js';
 import type { Plan } from '../planner/plan.js';
 import type { BuilderConfig } from './config.js';
-import {
-  ANNOTATION_CONFIG_HASH, ANNOTATION_PLAN_HASH, componentLabels, modelLabels, selectorLabels, type Role,
-} from './labels.js';
-import { parseCpu } from '../lib/quantity.js';
-import { mainName, planConfigMapName, shardName, shortHash } from './names.js';
+import { ANNOTATION_CONFIG_HASH, ANNOTATION_PLAN_HASH, componentLabels, modelLabels, selectorLabels, type Role } from './labels.js';
+import { childMeta, type Owner } from './meta.js';
+import { componentName, planConfigMapName, shortHash } from './names.js';
 import { podPlacement } from './placement.js';
 import { buildNetworkPolicies, buildPdb } from './protection.js';
-
-export interface Owner {
-  name: string;
-  namespace: string;
-  uid: string;
-}
+import { clusterServingPlan, MODEL_KEY, modelConfig, PLAN_KEY } from './serving-files.js';
 
 export interface Children {
   configMap: V1ConfigMap;
@@ -28,43 +23,16 @@ export interface Children {
 }
 
 export const CONFIG_MOUNT = '/etc/recshard';
-export const PLAN_KEY = 'plan.json';
-export const MODEL_KEY = 'model.json';
 export const CONTAINER = 'shard-server';
 
-function ownerReference(owner: Owner): V1OwnerReference {
-  return { apiVersion: API_VERSION, kind: KIND, name: owner.name, uid: owner.uid, controller: true, blockOwnerDeletion: true };
-}
-
-/** Metadata of a child: its name, the model's namespace, labels and the controller reference to the RecModel. */
-export function childMeta(owner: Owner, name: string, labels: Record<string, string>) {
-  return { name, namespace: owner.namespace, labels, ownerReferences: [ownerReference(owner)] };
-}
-
-/** The document the shard-servers read: the plan plus where each shard answers. */
-export function servingConfig(owner: Owner, spec: ResolvedRecModelSpec, plan: Plan) {
-  const port = spec.serving.port;
-  const doc = planDocument(owner.name, plan);
-  return {
-    ...doc,
-    main: { ...doc.main, service: mainName(owner.name) },
-    shards: doc.shards.map((s) => ({
-      ...s,
-      service: shardName(owner.name, s.index),
-      endpoint: `http://${shardName(owner.name, s.index)}.${owner.namespace}.svc:${port}`,
-    })),
-  };
-}
-
 export function buildConfigMap(owner: Owner, spec: ResolvedRecModelSpec, plan: Plan): V1ConfigMap {
-  const model = { model: spec.model, artifact: spec.artifact ?? {}, serving: spec.serving };
   return {
     apiVersion: 'v1',
     kind: 'ConfigMap',
     metadata: childMeta(owner, planConfigMapName(owner.name), modelLabels(owner.name)),
     data: {
-      [PLAN_KEY]: JSON.stringify(servingConfig(owner, spec, plan), null, 2),
-      [MODEL_KEY]: JSON.stringify(model, null, 2),
+      [PLAN_KEY]: JSON.stringify(clusterServingPlan(owner, spec, plan), null, 2),
+      [MODEL_KEY]: JSON.stringify(modelConfig(spec), null, 2),
     },
   };
 }
@@ -94,8 +62,7 @@ interface ComponentArgs {
  * The main's worker threads follow its CPU allowance unless spec.serving.workers says otherwise (Node sees the
  * node's cores, not the container's quota); a GPU main gets the CUDA session for whole large queries.
  */
-export function mainSchedulingArgs(spec: ResolvedRecModelSpec): string[] {
-  const args: string[] = [];
+export function mainScheduling(spec: ResolvedRecModelSpec): Pick<ShardServerArgs, 'workers' | 'accelerator'> {
   const res = spec.placement.main.resources as { limits?: Record<string, string | number>; requests?: Record<string, string | number> } | undefined;
   const cpu = res?.limits?.cpu ?? res?.requests?.cpu;
   let cores: number | undefined;
@@ -104,9 +71,10 @@ export function mainSchedulingArgs(spec: ResolvedRecModelSpec): string[] {
   } catch {
     cores = undefined; // a quantity we cannot read: the main falls back to the cores it sees
   }
-  if (spec.serving.workers === undefined && cores !== undefined) args.push(`--workers=${cores}`);
-  if (spec.placement.main.device === 'gpu') args.push('--accelerator=cuda');
-  return args;
+  return {
+    ...(spec.serving.workers === undefined && cores !== undefined ? { workers: cores } : {}),
+    ...(spec.placement.main.device === 'gpu' ? { accelerator: 'cuda' } : {}),
+  };
 }
 
 export function buildDeployment(a: ComponentArgs): V1Deployment {
@@ -115,7 +83,7 @@ export function buildDeployment(a: ComponentArgs): V1Deployment {
   const tableBytes = role === 'main' ? plan.tables.filter((t) => plan.mainTables.includes(t.name)).reduce((s, t) => s + t.bytes, 0) : plan.shards[shard!]!.bytes;
   const derivedMemory = tableBytes > 0 ? tableBytes * cfg.memoryOverhead + cfg.baseMemoryBytes : undefined;
   const placement = podPlacement(placementSpec, cfg, derivedMemory);
-  const name = role === 'main' ? mainName(owner.name) : shardName(owner.name, shard!);
+  const name = componentName(owner.name, role, shard);
   const port = spec.serving.port;
   const { volume, mount } = artifactVolume(spec);
   const pod: V1PodSpec = {
@@ -132,14 +100,14 @@ export function buildDeployment(a: ComponentArgs): V1Deployment {
         name: CONTAINER,
         image: cfg.shardServerImage,
         imagePullPolicy: cfg.imagePullPolicy,
-        args: [
-          `--role=${role}`,
-          ...(shard !== undefined ? [`--shard=${shard}`] : []),
-          `--plan=${CONFIG_MOUNT}/${PLAN_KEY}`,
-          `--model-config=${CONFIG_MOUNT}/${MODEL_KEY}`,
-          `--port=${port}`,
-          ...(role === 'main' ? mainSchedulingArgs(spec) : []),
-        ],
+        args: shardServerArgs({
+          role,
+          shard,
+          plan: `${CONFIG_MOUNT}/${PLAN_KEY}`,
+          modelConfig: `${CONFIG_MOUNT}/${MODEL_KEY}`,
+          port,
+          ...(role === 'main' ? mainScheduling(spec) : {}),
+        }),
         env: [
           { name: 'RECSHARD_MODEL', value: owner.name },
           { name: 'RECSHARD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
@@ -180,7 +148,7 @@ export function buildDeployment(a: ComponentArgs): V1Deployment {
 }
 
 export function buildService(owner: Owner, spec: ResolvedRecModelSpec, role: Role, shard?: number): V1Service {
-  const name = role === 'main' ? mainName(owner.name) : shardName(owner.name, shard!);
+  const name = componentName(owner.name, role, shard);
   return {
     apiVersion: 'v1',
     kind: 'Service',

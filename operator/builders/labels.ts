@@ -1,4 +1,5 @@
 // Every label the operator sets, from one place (Kubernetes recommended labels plus recshard's own).
+import type { Role } from '../../contracts/shard-server-args.js';
 import { dnsLabel } from './names.js';
 
 export const LABEL_NAME = 'app.kubernetes.io/name';
@@ -15,7 +16,7 @@ export const APP_NAME = 'recshard-shard-server';
 export const ANNOTATION_PLAN_HASH = 'recshard.io/plan-hash';
 export const ANNOTATION_CONFIG_HASH = 'recshard.io/config-hash';
 
-export type Role = 'main' | 'sparse';
+export type { Role };
 
 /** The immutable Deployment selector of one component. */
 export function selectorLabels(model: string, role: Role, shard?: number): Record<string, string> {

@@ -1,6 +1,7 @@
 // Stable child names and label values: DNS-1123 labels of at most 63 characters; a name that would be longer
 // is cut and given a short hash of the full name so two long names never collide.
 import { createHash } from 'node:crypto';
+import type { Role } from '../../contracts/shard-server-args.js';
 
 const MAX = 63;
 
@@ -22,3 +23,10 @@ export function dnsLabel(base: string, suffix?: string): string {
 export const mainName = (model: string) => dnsLabel(model, 'main');
 export const shardName = (model: string, index: number) => dnsLabel(model, `shard-${index}`);
 export const planConfigMapName = (model: string) => dnsLabel(model, 'plan');
+/** The Deployment, Service, budget and autoscaler of one component share its name. */
+export const componentName = (model: string, role: Role, shard?: number) => (role === 'main' ? mainName(model) : shardName(model, shard!));
+
+/** KEDA names the HPA it creates for a ScaledObject so (unless the ScaledObject names it). */
+export const kedaHpaName = (scaledObject: string) => `keda-hpa-${scaledObject}`;
+/** The HPA that scales Deployment `deployment`: the operator's own has the Deployment's name, KEDA's is named by KEDA. */
+export const hpaNameFor = (actuator: 'Operator' | 'HPA' | 'KEDA', deployment: string) => (actuator === 'KEDA' ? kedaHpaName(deployment) : deployment);

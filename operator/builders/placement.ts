@@ -2,7 +2,7 @@
 // for GPUs and tolerate their taint) merged with the user's nodeSelector, affinity and tolerations.
 import type { V1Affinity, V1NodeSelectorRequirement, V1NodeSelectorTerm, V1ResourceRequirements, V1Toleration } from '@kubernetes/client-node';
 import type { ResolvedPlacement } from '../api/v1alpha1/index.js';
-import { toMiQuantity } from '../lib/quantity.js';
+import { toMiQuantity } from '../../lib/quantity.js';
 import type { BuilderConfig } from './config.js';
 
 export interface PodPlacement {

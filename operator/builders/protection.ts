@@ -5,16 +5,16 @@
 import type { V1NetworkPolicy, V1NetworkPolicyPeer, V1PodDisruptionBudget } from '@kubernetes/client-node';
 import type { ResolvedRecModelSpec } from '../api/v1alpha1/index.js';
 import type { Plan } from '../planner/plan.js';
-import { childMeta, type Owner } from './children.js';
+import { childMeta, type Owner } from './meta.js';
 import type { BuilderConfig } from './config.js';
 import { componentLabels, LABEL_COMPONENT, LABEL_INSTANCE, LABEL_NAME, modelLabels, selectorLabels, type Role } from './labels.js';
-import { dnsLabel, mainName, shardName } from './names.js';
+import { componentName, dnsLabel, mainName } from './names.js';
 
 export const NAMESPACE_NAME_LABEL = 'kubernetes.io/metadata.name';
 
 /** One per component: at least one pod stays through voluntary disruptions; a pod that is not ready may always go. */
 export function buildPdb(owner: Owner, role: Role, shard?: number): V1PodDisruptionBudget {
-  const name = role === 'main' ? mainName(owner.name) : shardName(owner.name, shard!);
+  const name = componentName(owner.name, role, shard);
   return {
     apiVersion: 'policy/v1',
     kind: 'PodDisruptionBudget',

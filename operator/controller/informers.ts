@@ -10,8 +10,8 @@ import {
 import { API_VERSION, GROUP, KIND, PLURAL, POLICY_KIND, POLICY_PLURAL, VERSION, type LatencyScalingPolicy, type RecModel } from '../api/v1alpha1/index.js';
 import { KEDA_API_VERSION, SCALED_OBJECT } from '../builders/autoscalers.js';
 import { LABEL_INSTANCE, MANAGED_SELECTOR } from '../builders/labels.js';
-import type { Clock } from '../lib/clock.js';
-import type { Logger } from '../lib/log.js';
+import type { Clock } from '../../lib/clock.js';
+import type { Logger } from '../../lib/log.js';
 import { apiErrorMessage, type KubeClient } from '../kube/client.js';
 
 interface Source<T extends KubernetesObject> {

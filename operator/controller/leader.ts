@@ -3,8 +3,8 @@
 // renew every retryPeriod, and give up leadership when renewals fail for renewDeadline. Writes use the
 // lease's resourceVersion, so two candidates can never both win.
 import type { V1Lease } from '@kubernetes/client-node';
-import { realClock, type Clock } from '../lib/clock.js';
-import type { Logger } from '../lib/log.js';
+import { realClock, type Clock } from '../../lib/clock.js';
+import type { Logger } from '../../lib/log.js';
 import { apiErrorMessage, type KubeClient } from '../kube/client.js';
 
 export interface LeaderElectionOptions {

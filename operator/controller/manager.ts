@@ -1,7 +1,7 @@
 // Runs the controller: caches, work queue, workers and periodic resync, started when this replica becomes
 // leader and drained on shutdown.
-import type { Clock } from '../lib/clock.js';
-import type { Logger } from '../lib/log.js';
+import type { Clock } from '../../lib/clock.js';
+import type { Logger } from '../../lib/log.js';
 import type { OperatorMetrics } from '../server/metrics.js';
 import type { Caches } from './informers.js';
 import type { Reconciler } from './reconciler.js';

@@ -1,7 +1,7 @@
 // A deduplicating work queue of keys with per-key serialization and exponential backoff, after client-go's:
 // a key added while queued collapses into one entry; a key added while being processed is queued again only
 // when its processing is done, so one key is never reconciled twice at once.
-import { realClock, type Clock } from '../lib/clock.js';
+import { realClock, type Clock } from '../../lib/clock.js';
 
 export interface BackoffOptions {
   baseMs: number;

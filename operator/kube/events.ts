@@ -1,24 +1,13 @@
 // Kubernetes Events about a RecModel. The same (object, reason, message) within the dedupe window is sent
 // once, so a reconcile loop that repeats itself does not flood the namespace.
 import type { CoreV1Event } from '@kubernetes/client-node';
+import type { EventReason } from '../api/reasons.js';
 import { API_VERSION, KIND, type RecModel } from '../api/v1alpha1/index.js';
-import type { Clock } from '../lib/clock.js';
-import type { Logger } from '../lib/log.js';
+import type { Clock } from '../../lib/clock.js';
+import type { Logger } from '../../lib/log.js';
 import { apiErrorMessage, type KubeClient } from './client.js';
 
 export type EventType = 'Normal' | 'Warning';
-
-export const EventReason = {
-  PlanChanged: 'PlanChanged',
-  InvalidSpec: 'InvalidSpec',
-  Infeasible: 'Infeasible',
-  InvalidModel: 'InvalidModel',
-  ResourceConflict: 'ResourceConflict',
-  ApplyFailed: 'ApplyFailed',
-  DeletedStaleShard: 'DeletedStaleShard',
-  /** An HPA or ScaledObject the policy's actuator no longer calls for. */
-  DeletedAutoscaler: 'DeletedAutoscaler',
-} as const;
 
 export class EventRecorder {
   private readonly recent = new Map<string, number>();
@@ -32,7 +21,7 @@ export class EventRecorder {
     private readonly dedupeMs = 10 * 60_000,
   ) {}
 
-  async emit(rm: RecModel, type: EventType, reason: string, message: string): Promise<void> {
+  async emit(rm: RecModel, type: EventType, reason: EventReason, message: string): Promise<void> {
     const now = this.clock.now();
     const key = `${rm.metadata.uid}\0${reason}\0${message}`;
     const last = this.recent.get(key);

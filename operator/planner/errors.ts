@@ -1,6 +1,8 @@
 // The planner's one error type: a constant reason the operator puts in the Planned condition, and a message
 // that names the table, the sizes and the capacity involved.
-export type PlanErrorReason = 'InvalidModel' | 'Infeasible';
+import type { Reason } from '../api/reasons.js';
+
+export type PlanErrorReason = typeof Reason.InvalidModel | typeof Reason.Infeasible;
 
 export class PlanError extends Error {
   constructor(

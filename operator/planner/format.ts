@@ -1,13 +1,14 @@
 // Renders a plan for people (a table) and for programs (JSON or YAML with the same fields).
 import Table from 'cli-table3';
 import { stringify } from 'yaml';
-import { formatBytes } from '../lib/quantity.js';
+import type { PlanDocument } from '../../contracts/plan.js';
+import { formatBytes } from '../../lib/quantity.js';
 import type { Plan } from './plan.js';
 
 export type OutputFormat = 'table' | 'json' | 'yaml';
 
 /** The plan as plain data: what `-o json|yaml` prints and what the ConfigMap stores. */
-export function planDocument(name: string, plan: Plan) {
+export function planDocument(name: string, plan: Plan): PlanDocument {
   return {
     model: name,
     strategy: plan.strategy,

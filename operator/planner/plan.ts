@@ -1,7 +1,7 @@
 // The shard planner: a resolved RecModel spec in, a shard plan out. Pure, deterministic, no Kubernetes imports.
 import { createHash } from 'node:crypto';
 import type { ResolvedRecModelSpec } from '../api/v1alpha1/index.js';
-import { formatBytes, parseQuantity } from '../lib/quantity.js';
+import { formatBytes, parseQuantity } from '../../lib/quantity.js';
 import { PlanError } from './errors.js';
 import { balance, firstFitDecreasing, netSpecific, type Bin } from './strategies.js';
 import { expandTables, type PlannedTable } from './tables.js';

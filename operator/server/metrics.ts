@@ -1,10 +1,11 @@
 // The operator's own Prometheus metrics, in an explicit registry. Per-RecModel series (conditions, latency
 // against the policy's target, desired replicas) are what the chart's alerts and dashboard read.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Label } from '../../contracts/metrics.js';
 import type { Condition } from '../api/v1alpha1/index.js';
-import type { AutoscalingInput } from '../status/autoscaling.js';
+import type { AutoscalingInput } from '../autoscaling/state.js';
 
-type ModelLabels = 'namespace' | 'recmodel';
+type ModelLabels = typeof Label.namespace | typeof Label.model;
 
 export class OperatorMetrics {
   readonly reconcileDuration: Histogram<'result'>;
@@ -59,25 +60,25 @@ export class OperatorMetrics {
     this.desiredReplicas = new Gauge({
       name: 'recshard_operator_desired_replicas',
       help: 'Replicas the latency autoscaler wants for each component.',
-      labelNames: ['namespace', 'recmodel', 'component'],
+      labelNames: [Label.namespace, Label.model, 'component'],
       registers: [registry],
     });
     this.condition = new Gauge({
       name: 'recshard_operator_recmodel_condition',
       help: 'Each RecModel condition, 1 for its current type, status and reason.',
-      labelNames: ['namespace', 'recmodel', 'type', 'status', 'reason'],
+      labelNames: [Label.namespace, Label.model, 'type', 'status', 'reason'],
       registers: [registry],
     });
     this.latency = new Gauge({
       name: 'recshard_operator_latency_seconds',
       help: 'Latency of each component at its LatencyScalingPolicy\'s percentile, as last evaluated (the main: end to end).',
-      labelNames: ['namespace', 'recmodel', 'component', 'role'],
+      labelNames: [Label.namespace, Label.model, 'component', Label.role],
       registers: [registry],
     });
     this.latencyTarget = new Gauge({
       name: 'recshard_operator_latency_target_seconds',
       help: 'The latency target of the LatencyScalingPolicy in force for each RecModel, at its percentile.',
-      labelNames: ['namespace', 'recmodel', 'percentile'],
+      labelNames: [Label.namespace, Label.model, 'percentile'],
       registers: [registry],
     });
   }
@@ -86,13 +87,13 @@ export class OperatorMetrics {
    * Replaces one RecModel's series with what its latest status says: its conditions and, under a policy, the
    * target and each component's latency. Desired replicas are set by the autoscaler as it decides and are kept.
    */
-  recordModel(namespace: string, recmodel: string, conditions: Condition[], scaling: AutoscalingInput | undefined): void {
-    const key = `${namespace}/${recmodel}`;
-    this.forgetModel(namespace, recmodel, (s) => s.gauge !== this.desiredReplicas);
+  recordModel(namespace: string, model: string, conditions: Condition[], scaling: AutoscalingInput | undefined): void {
+    const key = `${namespace}/${model}`;
+    this.forgetModel(namespace, model, (s) => s.gauge !== this.desiredReplicas);
     const set = this.series.get(key) ?? []; // what is left: the desired replicas
     const put = (gauge: Gauge<string>, labels: Record<string, string>, value: number) => {
-      gauge.set({ namespace, recmodel, ...labels }, value);
-      set.push({ gauge, labels: { namespace, recmodel, ...labels } });
+      gauge.set({ namespace, model, ...labels }, value);
+      set.push({ gauge, labels: { namespace, model, ...labels } });
     };
     for (const c of conditions) put(this.condition, { type: c.type, status: c.status, reason: c.reason }, 1);
     if (scaling && scaling.state !== 'refused') {
@@ -107,17 +108,17 @@ export class OperatorMetrics {
   }
 
   /** Sets a component's desired replicas (the autoscaler's decision). */
-  recordDesired(namespace: string, recmodel: string, component: string, replicas: number): void {
-    const labels = { namespace, recmodel, component };
+  recordDesired(namespace: string, model: string, component: string, replicas: number): void {
+    const labels = { namespace, model, component };
     this.desiredReplicas.set(labels, replicas);
-    const key = `${namespace}/${recmodel}`;
+    const key = `${namespace}/${model}`;
     const list = (this.series.get(key) ?? []).filter((s) => !(s.gauge === this.desiredReplicas && s.labels.component === component));
     this.series.set(key, [...list, { gauge: this.desiredReplicas, labels }]);
   }
 
   /** Removes a model's series (all of them, or those `which` selects): a deleted model leaves none behind. */
-  forgetModel(namespace: string, recmodel: string, which: (s: { gauge: Gauge<string> }) => boolean = () => true): void {
-    const key = `${namespace}/${recmodel}`;
+  forgetModel(namespace: string, model: string, which: (s: { gauge: Gauge<string> }) => boolean = () => true): void {
+    const key = `${namespace}/${model}`;
     const list = this.series.get(key) ?? [];
     for (const s of list.filter(which)) s.gauge.remove(s.labels);
     const rest = list.filter((s) => !which(s));

@@ -3,6 +3,8 @@
 // direct scrape of the pods' /metrics is the fallback for clusters without Prometheus. Per-pod rates let the
 // autoscaler leave out pods still warming up before it merges them and takes the percentile, the same
 // interpolation PromQL's histogram_quantile does.
+import { Label, Metric, type Stage } from '../../contracts/metrics.js';
+import type { Role } from '../../contracts/shard-server-args.js';
 
 /** Cumulative bucket rates of one pod: `le` upper bounds ascending (the last is +Inf), requests per second. */
 export interface PodRates {
@@ -13,9 +15,9 @@ export interface PodRates {
 export interface LatencyQuery {
   namespace: string;
   model: string;
-  role: 'main' | 'sparse';
+  role: Role;
   /** end_to_end, or shard_call (the main's calls to each shard, by `shard` label). */
-  stage: 'end_to_end' | 'shard_call';
+  stage: Extract<Stage, 'end_to_end' | 'shard_call'>;
   windowMs: number;
   /** The pods to read, with where to scrape them. */
   pods: { name: string; ip?: string }[];
@@ -30,7 +32,8 @@ export interface LatencySource {
   read(q: LatencyQuery): Promise<LatencyReading | undefined>;
 }
 
-export const METRIC = 'recshard_request_duration_seconds';
+const METRIC = Metric.requestDuration;
+const L = Label;
 const FORGET_MS = 15 * 60_000;
 
 /** Sums the bucket rates of several pods (all read with the same bucket bounds). */
@@ -75,9 +78,9 @@ export class PrometheusSource implements LatencySource {
   constructor(private readonly url: string, private readonly timeoutMs = 5_000) {}
 
   static promql(q: LatencyQuery): string {
-    const by = q.stage === 'shard_call' ? 'pod, shard, le' : 'pod, le';
+    const by = q.stage === 'shard_call' ? `${L.pod}, ${L.shard}, le` : `${L.pod}, le`;
     const pods = q.pods.map((p) => p.name.replace(/[.*+?^${}()|[\]\\]/g, '\\\\$&')).join('|');
-    const sel = `namespace="${q.namespace}",model="${q.model}",role="${q.role}",stage="${q.stage}",pod=~"${pods}"`;
+    const sel = `${L.namespace}="${q.namespace}",${L.model}="${q.model}",${L.role}="${q.role}",${L.stage}="${q.stage}",${L.pod}=~"${pods}"`;
     return `sum by (${by}) (rate(${METRIC}_bucket{${sel}}[${Math.max(1, Math.round(q.windowMs / 1000))}s]))`;
   }
 
@@ -95,7 +98,7 @@ export class PrometheusSource implements LatencySource {
       if (!res.ok) throw new Error(`Prometheus answered ${res.status}: ${(await res.text()).slice(0, 200)}`);
       const body = (await res.json()) as { status: string; data?: { resultType: string; result: { metric: Record<string, string>; value: [number, string] }[] } };
       if (body.status !== 'success' || body.data?.resultType !== 'vector') throw new Error(`unexpected Prometheus answer: ${body.status}`);
-      const series = body.data.result.map((s) => ({ key: q.stage === 'shard_call' ? `${s.metric.pod}/${s.metric.shard}` : s.metric.pod!, le: parseLe(s.metric.le!), value: Number(s.value[1]) }));
+      const series = body.data.result.map((s) => ({ key: q.stage === 'shard_call' ? `${s.metric[L.pod]}/${s.metric[L.shard]}` : s.metric[L.pod]!, le: parseLe(s.metric.le!), value: Number(s.value[1]) }));
       // Prometheus has no data for the pods (never scraped, or stale): the signal is missing, not zero
       if (!series.length) return undefined;
       return groupRates(series);
@@ -184,8 +187,8 @@ export function parseBuckets(text: string, q: Pick<LatencyQuery, 'model' | 'role
     if (!line.startsWith(prefix)) continue;
     const close = line.lastIndexOf('}');
     const labels = Object.fromEntries([...line.slice(prefix.length, close).matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((m) => [m[1], m[2]]));
-    if (labels.model !== q.model || labels.role !== q.role || labels.stage !== q.stage) continue;
-    const sub = q.stage === 'shard_call' ? (labels.shard ?? '') : '';
+    if (labels[L.model] !== q.model || labels[L.role] !== q.role || labels[L.stage] !== q.stage) continue;
+    const sub = q.stage === 'shard_call' ? (labels[L.shard] ?? '') : '';
     const list = out.get(sub) ?? [];
     list.push({ le: parseLe(labels.le!), count: Number(line.slice(close + 1).trim().split(/\s+/)[0]) });
     out.set(sub, list);

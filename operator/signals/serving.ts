@@ -2,13 +2,11 @@
 // accelerator threshold), from GET /v1/models/NAME on the main's Service. The URL comes from a template so an
 // operator outside the cluster network (tests, port-forwards) can be pointed at reachable mains.
 import type { V1Deployment } from '@kubernetes/client-node';
+import { modelPath } from '../../contracts/endpoints.js';
+import type { ModelInfo, SchedulerInfo } from '../../contracts/model-info.js';
 
-export interface SchedulerReading {
-  mode: string;
-  batchSize: number;
-  acceleratorThreshold?: number;
-  windowLatencyMs?: number;
-}
+/** What status.scheduler keeps of the main's scheduler. */
+export type SchedulerReading = Pick<SchedulerInfo, 'mode' | 'batchSize' | 'acceleratorThreshold' | 'windowLatencyMs'>;
 
 export interface MainTarget {
   /** RecModel name. */
@@ -39,9 +37,9 @@ export class HttpServingProbe implements ServingProbe {
 
   async scheduler(t: MainTarget): Promise<SchedulerReading | undefined> {
     try {
-      const res = await fetch(`${mainUrl(this.template, t)}/v1/models/${t.name}`, { signal: AbortSignal.timeout(this.timeoutMs) });
+      const res = await fetch(`${mainUrl(this.template, t)}${modelPath(t.name)}`, { signal: AbortSignal.timeout(this.timeoutMs) });
       if (!res.ok) return undefined;
-      const s = ((await res.json()) as { scheduler?: SchedulerReading }).scheduler;
+      const s = ((await res.json()) as Partial<ModelInfo>).scheduler;
       return s && typeof s.batchSize === 'number' && typeof s.mode === 'string' ? s : undefined;
     } catch {
       return undefined;

@@ -1,69 +1,12 @@
 // The autoscaling part of RecModel status, pure: the policy in force, the main's latency and the critical
 // component, per-component latency and desired replicas, when and why each last scaled, and the conditions
 // ScalingActive, ScalingLimited and MetricsUnavailable.
+import { ConditionType, Reason } from '../api/reasons.js';
 import type { ComponentStatus, RecModelStatus } from '../api/v1alpha1/index.js';
-import type { Evaluation } from '../autoscaling/evaluate.js';
+import type { AutoscalingInput, ExternalView } from '../autoscaling/state.js';
 import type { EffectivePolicy } from '../autoscaling/policy.js';
-import { formatMs } from '../lib/duration.js';
+import { formatMs } from '../../lib/duration.js';
 import type { ConditionInput } from './conditions.js';
-
-export const ScalingCondition = {
-  ScalingActive: 'ScalingActive',
-  ScalingLimited: 'ScalingLimited',
-  MetricsUnavailable: 'MetricsUnavailable',
-} as const;
-
-export const ScalingReason = {
-  // ScalingActive
-  ScalingOnLatency: 'ScalingOnLatency',
-  PolicyNotFound: 'PolicyNotFound',
-  PolicyInvalid: 'PolicyInvalid',
-  OverrideNotAllowed: 'OverrideNotAllowed',
-  /** The policy's HPA or KEDA actuator cannot work here (KEDA not served, no Prometheus URL for its trigger). */
-  ActuatorUnavailable: 'ActuatorUnavailable',
-  /** HorizontalPodAutoscalers (the operator's, or KEDA's) scale the components. */
-  ScalingByHPA: 'ScalingByHPA',
-  /** An HPA the actuator should have made is not there yet. */
-  AutoscalerPending: 'AutoscalerPending',
-  // ScalingLimited
-  WithinLimits: 'WithinLimits',
-  RateLimited: 'RateLimited',
-  AtBounds: 'AtBounds',
-  // MetricsUnavailable
-  MetricsAvailable: 'MetricsAvailable',
-  NoSamples: 'NoSamples',
-  SourceFailed: 'SourceFailed',
-} as const;
-
-/** One component as the HPA that scales it reports it (actuator HPA or KEDA). */
-export interface ExternalView {
-  deployment: string;
-  role: 'main' | 'sparse';
-  /** The HPA's name; found: false while it does not exist. */
-  hpa: string;
-  found: boolean;
-  latencyMs?: number;
-  desired?: number;
-  lastScaleTime?: string;
-  conditions: { type: string; status: string; reason?: string; message?: string }[];
-}
-
-/** What the reconcile knows about autoscaling this time. */
-export type AutoscalingInput =
-  | { state: 'refused'; policyName: string; reason: typeof ScalingReason.PolicyNotFound | typeof ScalingReason.PolicyInvalid | typeof ScalingReason.OverrideNotAllowed | typeof ScalingReason.ActuatorUnavailable; message: string }
-  /** The policy's actuator is HPA or KEDA: status mirrors the HPAs. */
-  | { state: 'external'; policy: EffectivePolicy; views: ExternalView[] }
-  /**
-   * Under the operator's law: the latest evaluation (absent before the first) and when it ran, and the last
-   * scaling of each component, all from the autoscaler's memory, so a reconcile that reads a stale cached
-   * status does not drop them.
-   */
-  | { state: 'active'; policy: EffectivePolicy; evaluation?: Evaluation; evaluatedAt?: string; sourceError?: string; lastScales: Map<string, LastScale> };
-
-export interface LastScale {
-  time: string;
-  reason: string;
-}
 
 /** Fields merged into each component's status: the HPA's view, or the autoscaler's latest evaluation and last scaling. */
 export function componentAutoscaling(input: AutoscalingInput | undefined, c: ComponentStatus, previous: ComponentStatus | undefined): ComponentStatus {
@@ -115,8 +58,8 @@ export function autoscalingStatus(input: AutoscalingInput | undefined, previous:
 /** The three scaling conditions; the previous ones are kept while an evaluation is not due. */
 export function autoscalingConditions(input: AutoscalingInput | undefined, previous: RecModelStatus['conditions']): ConditionInput[] {
   if (!input) return [];
-  const T = ScalingCondition;
-  const R = ScalingReason;
+  const T = ConditionType;
+  const R = Reason;
   if (input.state === 'refused') {
     return [
       { type: T.ScalingActive, status: 'False', reason: input.reason, message: input.message },
@@ -151,16 +94,16 @@ export function autoscalingConditions(input: AutoscalingInput | undefined, previ
 }
 
 const hpaLimitReason: Record<string, string> = {
-  TooFewReplicas: ScalingReason.AtBounds,
-  TooManyReplicas: ScalingReason.AtBounds,
-  ScaleUpLimit: ScalingReason.RateLimited,
-  ScaleDownLimit: ScalingReason.RateLimited,
+  TooFewReplicas: Reason.AtBounds,
+  TooManyReplicas: Reason.AtBounds,
+  ScaleUpLimit: Reason.RateLimited,
+  ScaleDownLimit: Reason.RateLimited,
 };
 
 /** The three conditions from the HPAs' own: AbleToScale/ScalingActive/ScalingLimited, as the HPA controller sets them. */
 function externalConditions(p: EffectivePolicy, views: ExternalView[]): ConditionInput[] {
-  const T = ScalingCondition;
-  const R = ScalingReason;
+  const T = ConditionType;
+  const R = Reason;
   const cond = (v: ExternalView, type: string) => v.conditions.find((c) => c.type === type);
   const missing = views.filter((v) => !v.found);
   const by = p.actuator === 'KEDA' ? 'KEDA' : 'the operator';

@@ -1,38 +1,7 @@
-// Standard conditions: constant types and reasons, and a setter that keeps lastTransitionTime when the status
-// of a condition does not change.
-import { metaTime } from '../lib/clock.js';
+// Standard conditions (types and reasons are in ../api/reasons.ts): a setter that keeps lastTransitionTime when
+// the status of a condition does not change.
+import { metaTime } from '../../lib/clock.js';
 import type { Condition } from '../api/v1alpha1/index.js';
-
-export const ConditionType = {
-  Ready: 'Ready',
-  Planned: 'Planned',
-  Available: 'Available',
-  Progressing: 'Progressing',
-  Degraded: 'Degraded',
-} as const;
-
-export const Reason = {
-  // Planned
-  PlanComputed: 'PlanComputed',
-  InvalidSpec: 'InvalidSpec',
-  Infeasible: 'Infeasible',
-  InvalidModel: 'InvalidModel',
-  // Available / Progressing
-  AllComponentsAvailable: 'AllComponentsAvailable',
-  ComponentsUnavailable: 'ComponentsUnavailable',
-  RollingOut: 'RollingOut',
-  RolloutComplete: 'RolloutComplete',
-  // Degraded
-  AsExpected: 'AsExpected',
-  ResourceConflict: 'ResourceConflict',
-  ApplyFailed: 'ApplyFailed',
-  // Ready
-  Ready: 'Ready',
-  NotPlanned: 'NotPlanned',
-  NotAvailable: 'NotAvailable',
-  Progressing: 'Progressing',
-  Degraded: 'Degraded',
-} as const;
 
 export type ConditionStatus = 'True' | 'False' | 'Unknown';
 

@@ -1,17 +1,19 @@
 // RecModel status as a pure function of what the reconcile decided and observed.
-import { metaTime } from '../lib/clock.js';
+import { metaTime } from '../../lib/clock.js';
 import type { SchedulerReading } from '../signals/serving.js';
 import type { V1Deployment } from '@kubernetes/client-node';
 import type { ComponentStatus, RecModelStatus } from '../api/v1alpha1/index.js';
 import { LABEL_COMPONENT, LABEL_SHARD, selectorLabels, selectorString } from '../builders/labels.js';
-import { plural } from '../lib/text.js';
+import { plural } from '../../lib/text.js';
 import type { Plan } from '../planner/plan.js';
-import { ConditionType as T, Reason as R, mergeConditions, type ConditionInput } from './conditions.js';
-import { autoscalingConditions, autoscalingStatus, componentAutoscaling, type AutoscalingInput } from './autoscaling.js';
+import { ConditionType as T, Reason as R, type PlanFailureReason } from '../api/reasons.js';
+import { mergeConditions, type ConditionInput } from './conditions.js';
+import type { AutoscalingInput } from '../autoscaling/state.js';
+import { autoscalingConditions, autoscalingStatus, componentAutoscaling } from './autoscaling.js';
 
 export type PlanOutcome =
   | { ok: true; plan: Plan }
-  | { ok: false; reason: typeof R.InvalidSpec | typeof R.Infeasible | typeof R.InvalidModel; message: string };
+  | { ok: false; reason: PlanFailureReason; message: string };
 
 export interface StatusInput {
   name: string;

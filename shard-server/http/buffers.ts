@@ -1,7 +1,7 @@
 // Request bodies of the binary endpoints, read into pooled buffers (see inference/buffer-pool.ts).
 import type { Request } from 'express';
 import { MIN_CLASS, type BufferPool } from '../inference/buffer-pool.js';
-import { ErrorCode, ServeError } from './errors.js';
+import { ErrorCode, ServeError } from '../../contracts/errors.js';
 
 /** Reads a request body into a pooled buffer, enforcing the size limit from Content-Length and as it streams. */
 export function readBody(req: Request, pool: BufferPool, limit: number): Promise<Uint8Array> {

@@ -2,7 +2,8 @@
 // 1 s, where the DeepRecSys targets sit (5 ms to 400 ms): the autoscaler reads percentiles from them, and a
 // percentile interpolated inside a bucket twice as wide as the next would be off by up to half the bucket.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { SchedulerState } from '../inference/scheduler.js';
+import { Label, Metric } from '../../contracts/metrics.js';
+import type { SchedulerInfo } from '../../contracts/model-info.js';
 
 export const LATENCY_BUCKETS = [
   0.0005, 0.001, 0.002, 0.003, 0.004, 0.005, 0.006, 0.008, 0.01, 0.0125, 0.015, 0.02, 0.025, 0.03, 0.04, 0.05, 0.06, 0.075,
@@ -20,31 +21,31 @@ export class ServerMetrics {
   readonly shardUp: Gauge<'model' | 'shard'>;
   readonly fallbacks: Counter<'model' | 'shard'>;
   readonly parts: Counter<'model' | 'role' | 'executor'>;
-  private scheduler?: () => SchedulerState;
+  private scheduler?: () => SchedulerInfo;
 
   constructor(readonly model: string, readonly role: 'main' | 'sparse') {
     collectDefaultMetrics({ register: this.registry });
     const r = [this.registry];
-    this.duration = new Histogram({ name: 'recshard_request_duration_seconds', help: 'Request latency by stage (end_to_end, queue, bottom_mlp, embeddings, fanout, shard_call, interaction, top_mlp, lookup).', labelNames: ['model', 'role', 'stage', 'shard'], buckets: LATENCY_BUCKETS, registers: r });
-    this.batch = new Histogram({ name: 'recshard_batch_size', help: 'Samples per request.', labelNames: ['model', 'role'], buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024], registers: r });
-    this.inflight = new Gauge({ name: 'recshard_inflight_requests', help: 'Requests being served.', labelNames: ['model', 'role'], registers: r });
-    this.lookups = new Counter({ name: 'recshard_lookups_total', help: 'Embedding rows read.', labelNames: ['model', 'role'], registers: r });
-    this.errors = new Counter({ name: 'recshard_errors_total', help: 'Failed requests by error code.', labelNames: ['model', 'role', 'code'], registers: r });
-    this.resident = new Gauge({ name: 'recshard_table_resident_bytes', help: 'Bytes of embedding tables held in memory.', labelNames: ['model', 'role'], registers: r });
-    this.shardUp = new Gauge({ name: 'recshard_shard_up', help: '1 when the main can reach the sparse shard.', labelNames: ['model', 'shard'], registers: r });
-    this.fallbacks = new Counter({ name: 'recshard_fallbacks_total', help: 'Shard calls replaced by zero embeddings under the zero failure policy.', labelNames: ['model', 'shard'], registers: r });
-    this.parts = new Counter({ name: 'recshard_request_parts_total', help: 'Request parts run, by executor (cpu workers or the accelerator).', labelNames: ['model', 'role', 'executor'], registers: r });
+    this.duration = new Histogram({ name: Metric.requestDuration, help: 'Request latency by stage (end_to_end, queue, bottom_mlp, embeddings, fanout, shard_call, interaction, top_mlp, lookup).', labelNames: [Label.model, Label.role, Label.stage, Label.shard], buckets: LATENCY_BUCKETS, registers: r });
+    this.batch = new Histogram({ name: Metric.batchSize, help: 'Samples per request.', labelNames: [Label.model, Label.role], buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024], registers: r });
+    this.inflight = new Gauge({ name: Metric.inflight, help: 'Requests being served.', labelNames: [Label.model, Label.role], registers: r });
+    this.lookups = new Counter({ name: Metric.lookups, help: 'Embedding rows read.', labelNames: [Label.model, Label.role], registers: r });
+    this.errors = new Counter({ name: Metric.errors, help: 'Failed requests by error code.', labelNames: [Label.model, Label.role, Label.code], registers: r });
+    this.resident = new Gauge({ name: Metric.tableResidentBytes, help: 'Bytes of embedding tables held in memory.', labelNames: [Label.model, Label.role], registers: r });
+    this.shardUp = new Gauge({ name: Metric.shardUp, help: '1 when the main can reach the sparse shard.', labelNames: [Label.model, Label.shard], registers: r });
+    this.fallbacks = new Counter({ name: Metric.fallbacks, help: 'Shard calls replaced by zero embeddings under the zero failure policy.', labelNames: [Label.model, Label.shard], registers: r });
+    this.parts = new Counter({ name: Metric.requestParts, help: 'Request parts run, by executor (cpu workers or the accelerator).', labelNames: [Label.model, Label.role, Label.executor], registers: r });
     const state = () => this.scheduler?.();
     const labels = () => this.labels;
     new Gauge({
-      name: 'recshard_scheduler_batch_size', help: 'The batch size B the main splits queries into (DeepRecSched).', labelNames: ['model', 'role', 'mode'], registers: r,
+      name: Metric.schedulerBatchSize, help: 'The batch size B the main splits queries into (DeepRecSched).', labelNames: [Label.model, Label.role, Label.mode], registers: r,
       collect() {
         const s = state();
         if (s) this.set({ ...labels(), mode: s.mode }, s.batchSize);
       },
     });
     new Gauge({
-      name: 'recshard_scheduler_accelerator_threshold', help: 'Queries with more samples than this go whole to the accelerator.', labelNames: ['model', 'role'], registers: r,
+      name: Metric.schedulerAcceleratorThreshold, help: 'Queries with more samples than this go whole to the accelerator.', labelNames: [Label.model, Label.role], registers: r,
       collect() {
         const t = state()?.acceleratorThreshold;
         if (t !== undefined) this.set(labels(), t);
@@ -53,11 +54,16 @@ export class ServerMetrics {
   }
 
   /** The main's scheduler, read at every scrape. */
-  observeScheduler(fn: () => SchedulerState): void {
+  observeScheduler(fn: () => SchedulerInfo): void {
     this.scheduler = fn;
   }
 
   get labels() {
-    return { model: this.model, role: this.role };
+    return { [Label.model]: this.model, [Label.role]: this.role };
+  }
+
+  /** The labels of the main's series about one of its shards. */
+  shardLabels(shard: number) {
+    return { [Label.model]: this.model, [Label.shard]: String(shard) };
   }
 }

@@ -1,7 +1,6 @@
 // Dense MLPs through onnxruntime-node: one single-threaded session per network.
 import ort from 'onnxruntime-node';
-import { bottomWidth, outputWidth, type Manifest } from '../model/manifest.js';
-import { INPUT, OUTPUT } from '../model/onnx.js';
+import { ONNX_INPUT, ONNX_OUTPUT, bottomWidth, outputWidth, type Manifest } from '../../contracts/model-format.js';
 
 export class DenseNet {
   private constructor(
@@ -21,8 +20,8 @@ export class DenseNet {
 
   /** x: batch x inputs, row-major; returns batch x outputs. */
   async run(x: Float32Array, batch: number): Promise<Float32Array> {
-    const out = await this.session.run({ [INPUT]: new ort.Tensor('float32', x, [batch, this.inputs]) });
-    return out[OUTPUT]!.data as Float32Array;
+    const out = await this.session.run({ [ONNX_INPUT]: new ort.Tensor('float32', x, [batch, this.inputs]) });
+    return out[ONNX_OUTPUT]!.data as Float32Array;
   }
 }
 

@@ -1,11 +1,10 @@
 // The pooled-lookup kernel: for each sample, sum (or average) the rows its indices name, writing into a
 // caller-owned output with no allocation per sample or per index. fp32 tables in a WebAssembly arena use the
 // SIMD kernel (kernels/pool.wat); fp16 tables and tables too large for an arena use the JavaScript loops.
-import { HALF_TO_FLOAT } from '../model/fp16.js';
+import { HALF_TO_FLOAT } from '../../lib/fp16.js';
 import type { EmbeddingTable } from '../model/load.js';
-import { poolerFor } from './kernels/pool.js';
-
-export type Pooling = 'sum' | 'mean';
+import type { Pooling } from '../../contracts/wire/sections.js';
+import { poolerFor } from '../kernels/pool.js';
 
 /**
  * out[(b * dim) + d] for b < batch: pooled rows of `indices[offsets[b] .. offsets[b+1])`.

@@ -1,6 +1,6 @@
 // Feature interaction between the bottom MLP output and the pooled embeddings, as DLRM defines it: concat, or
 // dot (the bottom output followed by the pairwise dot products of all vectors, lower triangle, row by row).
-import type { Interaction } from '../model/manifest.js';
+import type { Interaction } from '../../contracts/model-format.js';
 
 /**
  * bottom: batch x bottomOut (bottomOut may be 0); pooled[t]: batch x dims[t]. Writes batch x width into out.

@@ -1,8 +1,9 @@
-// Parses and checks a predict request (JSON form) against the model: every failure names the field.
-import { ErrorCode, fail } from '../http/errors.js';
-import type { Manifest } from '../model/manifest.js';
-import type { Pooling } from './embeddings.js';
-import { PREDICT_MAGIC, firstOutOfRange, readSection, words } from './protocol.js';
+// Parses and checks a predict request, JSON or binary, against the model: every failure names the field.
+import { ErrorCode, fail } from '../../contracts/errors.js';
+import type { Manifest } from '../../contracts/model-format.js';
+import { decodePredict } from '../../contracts/wire/predict.js';
+import type { Pooling } from '../../contracts/wire/sections.js';
+import { firstOutOfRange } from './indices.js';
 
 export interface Limits {
   maxBatch: number;
@@ -91,37 +92,21 @@ export function parsePredict(body: unknown, m: Manifest, limits: Limits, tableIn
   return { batch, dense: x, sparse: out, pooling: pooling as Pooling };
 }
 
-/** The binary predict form (protocol.ts): the same checks as the JSON form, on typed-array views. */
+/** The binary predict form (contracts/wire/predict.ts): the same checks as the JSON form, on typed-array views. */
 export function parsePredictBinary(body: Uint8Array, m: Manifest, limits: Limits): PredictInput {
-  const u = words(body);
-  if (u.length < 5 || u[0] !== PREDICT_MAGIC) fail(ErrorCode.InvalidRequest, 'not a recshard predict request (bad magic)');
-  const batch = u[1]!;
-  if (batch < 1) fail(ErrorCode.InvalidField, 'batch must be at least 1');
-  if (batch > limits.maxBatch) fail(ErrorCode.BatchTooLarge, `batch of ${batch} samples exceeds the limit of ${limits.maxBatch}`);
-  if (u[2] !== m.denseFeatures) fail(ErrorCode.InvalidField, `denseFeatures is ${u[2]}; the model takes ${m.denseFeatures}`);
-  if (u[3]! > 1) fail(ErrorCode.InvalidField, `pooling must be 0 (sum) or 1 (mean), got ${u[3]}`);
-  const nDense = batch * m.denseFeatures;
-  if (4 + nDense + 1 > u.length) fail(ErrorCode.InvalidRequest, 'truncated in dense features');
-  const dense = new Float32Array(u.buffer, u.byteOffset + 16, nDense);
-  for (let i = 0; i < nDense; i++) if (!Number.isFinite(dense[i]!)) fail(ErrorCode.InvalidField, `dense[${Math.floor(i / m.denseFeatures)}][${i % m.denseFeatures}] must be a finite number`);
-  let p = 4 + nDense;
-  const n = u[p++]!;
   const sparse = new Map<number, SparseInput>();
-  for (let t = 0; t < n; t++) {
-    const { lookup, next } = readSection(u, p, batch, t, false);
-    p = next;
+  const maxPer = limits.maxIndicesPerSample;
+  const { batch, dense, pooling } = decodePredict(body, { maxBatch: limits.maxBatch, denseFeatures: m.denseFeatures }, (t, lookup) => {
     const meta = m.tables[lookup.table];
     if (!meta) fail(ErrorCode.UnknownTable, `tables[${t}]: the model has no table index ${lookup.table}`);
     if (sparse.has(lookup.table)) fail(ErrorCode.InvalidField, `tables[${t}]: table index ${lookup.table} appears twice`);
-    const offsets = lookup.offsets;
-    const maxPer = limits.maxIndicesPerSample;
-    for (let b = 0; b < batch; b++) {
+    const { offsets, indices } = lookup;
+    for (let b = 0; b + 1 < offsets.length; b++) {
       if (offsets[b + 1]! - offsets[b]! > maxPer) fail(ErrorCode.InvalidField, `tables[${t}] sample ${b} has more than ${maxPer} indices`);
     }
-    const k = firstOutOfRange(lookup.indices, meta!.rows);
-    if (k >= 0) fail(ErrorCode.IndexOutOfRange, `tables[${t}].indices[${k}] = ${lookup.indices[k]} is out of range: table "${meta!.name}" has ${meta!.rows} rows`);
-    sparse.set(lookup.table, { offsets: lookup.offsets, indices: lookup.indices });
-  }
-  if (p !== u.length) fail(ErrorCode.InvalidRequest, `${u.length - p} trailing words`);
-  return { batch, dense, sparse, pooling: u[3] === 1 ? 'mean' : 'sum' };
+    const k = firstOutOfRange(indices, meta!.rows);
+    if (k >= 0) fail(ErrorCode.IndexOutOfRange, `tables[${t}].indices[${k}] = ${indices[k]} is out of range: table "${meta!.name}" has ${meta!.rows} rows`);
+    sparse.set(lookup.table, { offsets, indices });
+  });
+  return { batch, dense, sparse, pooling };
 }

@@ -14,8 +14,9 @@
 // With an accelerator, a second climber tunes the query size above which a query goes whole to it; the two
 // climbers take turns, each until it settles.
 import { build, type Histogram } from 'hdr-histogram-js';
+import type { SchedulerInfo } from '../../contracts/model-info.js';
+import type { SchedulerMode } from '../../contracts/shard-server-args.js';
 
-export type SchedulerMode = 'auto' | 'fixed';
 
 export interface SchedulerOptions {
   mode: SchedulerMode;
@@ -195,17 +196,6 @@ export interface Decision {
   batchSize: number;
 }
 
-export interface SchedulerState {
-  mode: SchedulerMode;
-  batchSize: number;
-  /** Queries larger than this go whole to the accelerator; absent without one. */
-  acceleratorThreshold?: number;
-  windows: number;
-  /** The latency at the target percentile in the last closed window, in ms. */
-  windowLatencyMs?: number;
-  /** Process CPU per item served in the last closed window, in ms. */
-  windowCpuPerItemMs?: number;
-}
 
 export class Scheduler {
   private readonly batch: HillClimber;
@@ -274,7 +264,7 @@ export class Scheduler {
     }
   }
 
-  state(): SchedulerState {
+  state(): SchedulerInfo {
     return {
       mode: this.o.mode,
       batchSize: this.batch.value,

@@ -3,10 +3,10 @@
 // with keep-alive: the body is written as it is and the answer read into one buffer, with none of fetch's
 // stream copies (a DLRM-RMC2 query moves megabytes of indices and pooled rows).
 import { Agent, request } from 'node:http';
-import type { Clock } from '../../operator/lib/clock.js';
+import type { Clock } from '../../lib/clock.js';
 import { BufferPool } from './buffer-pool.js';
-import { ErrorCode, ServeError } from '../http/errors.js';
-import { CONTENT_TYPE, decodeResponse, encodeRequest, type LookupRequest, type LookupResult } from './protocol.js';
+import { ErrorCode, ServeError } from '../../contracts/errors.js';
+import { LOOKUP_CONTENT_TYPE, decodeResponse, encodeRequest, type LookupRequest, type LookupResult } from '../../contracts/wire/lookup.js';
 
 export class ShardClient {
   private reachable = false;
@@ -52,7 +52,7 @@ export class ShardClient {
   /** POSTs a body; the answer lands in one unpooled buffer (its pooled rows may move to a worker thread). */
   private post(path: string, body: Uint8Array, timeoutMs: number): Promise<{ status: number; body: Uint8Array }> {
     return new Promise((resolve, reject) => {
-      const r = request(`${this.endpoint}${path}`, { method: 'POST', agent: this.agent, headers: { 'content-type': CONTENT_TYPE, 'content-length': body.byteLength } }, (res) => {
+      const r = request(`${this.endpoint}${path}`, { method: 'POST', agent: this.agent, headers: { 'content-type': LOOKUP_CONTENT_TYPE, 'content-length': body.byteLength } }, (res) => {
         const length = Number(res.headers['content-length']);
         const chunks: Buffer[] = [];
         let n = 0;

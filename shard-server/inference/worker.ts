@@ -5,7 +5,7 @@ import type { EmbeddingTable } from '../model/load.js';
 import { PartComputer, type PartTask } from './compute.js';
 import { loadDenseNets } from './dense.js';
 import type { WorkerInit } from './executor.js';
-import { setThreadSlot } from './kernels/pool.js';
+import { setThreadSlot } from '../kernels/pool.js';
 
 const init = workerData as WorkerInit & { slot: number };
 setThreadSlot(init.slot);

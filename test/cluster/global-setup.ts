@@ -1,7 +1,7 @@
 // Vitest global setup of the cluster project: one local control plane for all cluster suites, or an existing
 // one when RECSHARD_KUBECONFIG points at it.
 import type { TestProject } from 'vitest/node';
-import { startCluster, type Cluster } from './harness.js';
+import { startCluster, type Cluster } from '../../local-cluster/harness.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {

@@ -2,10 +2,11 @@
 // server: table-driven cases, then 10,000 random malformed bodies against the main and 3,000 against a shard.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { xoroshiro128plus } from 'pure-rand/generator/xoroshiro128plus';
-import { serveLocal, type LocalDeployment } from '../../shard-server/local.js';
-import { CONTENT_TYPE, MAGIC, PREDICT_CONTENT_TYPE, PREDICT_MAGIC, decodeScores, encodePredict } from '../../shard-server/inference/protocol.js';
+import { serveLocal, type LocalDeployment } from '../../cli/local.js';
+import { LOOKUP_CONTENT_TYPE, LOOKUP_MAGIC } from '../../contracts/wire/lookup.js';
+import { PREDICT_CONTENT_TYPE, PREDICT_MAGIC, decodeScores, encodePredict } from '../../contracts/wire/predict.js';
 import { readManifest, modelSource } from '../../shard-server/model/load.js';
-import type { Manifest } from '../../shard-server/model/manifest.js';
+import type { Manifest } from '../../contracts/model-format.js';
 import { predict, randomRequest, zooRecModel } from './helpers.js';
 
 let d: LocalDeployment;
@@ -120,9 +121,9 @@ describe('fuzzing', () => {
     for (let i = 0; i < 3_000; i++) {
       const words = new Uint32Array(1 + (u() % 40));
       for (let j = 0; j < words.length; j++) words[j] = u() % 4 === 0 ? u() : u() % 16;
-      if (u() % 2) words[0] = MAGIC;
+      if (u() % 2) words[0] = LOOKUP_MAGIC;
       const bytes = new Uint8Array(words.buffer).subarray(0, words.byteLength - (u() % 3 === 0 ? u() % 4 : 0));
-      const r = await raw(shardUrl, bytes, CONTENT_TYPE);
+      const r = await raw(shardUrl, bytes, LOOKUP_CONTENT_TYPE);
       statuses.set(r.status, (statuses.get(r.status) ?? 0) + 1);
     }
     expect([...statuses].filter(([s]) => s >= 500), JSON.stringify([...statuses])).toEqual([]);

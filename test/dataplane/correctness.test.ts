@@ -5,10 +5,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { resolveSpec } from '../../operator/api/v1alpha1/index.js';
-import { serveLocal } from '../../shard-server/local.js';
-import { generateModel } from '../../shard-server/model/generate.js';
-import type { Manifest } from '../../shard-server/model/manifest.js';
-import { ARCHITECTURES } from '../../shard-server/model/zoo.js';
+import { serveLocal } from '../../cli/local.js';
+import { generateModel } from '../../models/generate.js';
+import type { Manifest } from '../../contracts/model-format.js';
+import { ARCHITECTURES } from '../../models/zoo.js';
 import { predict, randomRequest, zooRecModel } from './helpers.js';
 
 const VARIANTS = [

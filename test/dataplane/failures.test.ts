@@ -2,7 +2,7 @@
 // zero embeddings, per policy; never a hang), reports the shard on /readyz and in metrics, and recovers by
 // itself when the shard returns.
 import { afterEach, describe, expect, it } from 'vitest';
-import { serveLocal, type LocalDeployment } from '../../shard-server/local.js';
+import { serveLocal, type LocalDeployment } from '../../cli/local.js';
 import { readManifest, modelSource } from '../../shard-server/model/load.js';
 import { randomRequest, zooRecModel } from './helpers.js';
 

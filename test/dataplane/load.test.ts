@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
-import { capacityCommand, loadCommand } from '../../operator/cli/program.js';
-import { serveLocal, type LocalDeployment } from '../../shard-server/local.js';
+import { capacityCommand, loadCommand } from '../../cli/commands/load.js';
+import { serveLocal, type LocalDeployment } from '../../cli/local.js';
 import { zooRecModel } from './helpers.js';
 
 let d: LocalDeployment;

@@ -6,9 +6,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveSpec } from '../../operator/api/v1alpha1/index.js';
-import { silentLogger } from '../../operator/lib/log.js';
-import { generateModel } from '../../shard-server/model/generate.js';
-import type { Manifest } from '../../shard-server/model/manifest.js';
+import { silentLogger } from '../../lib/log.js';
+import { generateModel } from '../../models/generate.js';
+import type { Manifest } from '../../contracts/model-format.js';
 import { startServer, type RunningServer } from '../../shard-server/server.js';
 import { zooRecModel } from './helpers.js';
 
@@ -44,7 +44,7 @@ afterAll(async () => {
 async function sparse(modelUri: string) {
   const s = await startServer({
     role: 'sparse', shard: 0, modelUri, host: '127.0.0.1', port: 0, deadlineMs: 500, policy: 'fail', maxBatch: 64, maxBodyBytes: 1 << 20, probeMs: 200, log: silentLogger,
-    plan: { model: 'ncf', strategy: 'singular', main: { tables: [] }, shards: [{ index: 0, tables: manifest.tables.map((t) => t.name), endpoint: '' }] },
+    plan: { model: 'ncf', main: { tables: [] }, shards: [{ index: 0, tables: manifest.tables.map((t) => t.name), endpoint: '' }] },
   });
   running.push(s);
   await s.loaded.catch(() => {});

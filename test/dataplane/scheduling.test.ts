@@ -2,7 +2,7 @@
 // run whole on the event loop, the parts really are B samples each, and the scheduler's state is visible in
 // /metrics and the model metadata the operator reads into status.
 import { afterAll, describe, expect, it } from 'vitest';
-import { serveLocal, type LocalDeployment } from '../../shard-server/local.js';
+import { serveLocal, type LocalDeployment } from '../../cli/local.js';
 import { modelSource, readManifest } from '../../shard-server/model/load.js';
 import { predict, randomRequest, zooRecModel } from './helpers.js';
 

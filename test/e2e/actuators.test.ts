@@ -8,13 +8,13 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
 import type { V2HorizontalPodAutoscaler } from '@kubernetes/client-node';
 import type { LatencyScalingPolicy, RecModel } from '../../operator/api/v1alpha1/index.js';
-import { ensureBinaries } from '../cluster/harness.js';
+import { ensureBinaries } from '../../local-cluster/harness.js';
 import {
   applyYaml, childNames, client, condition, createNamespace, deleteNamespace, getRecModel, installCrd, kubectl, kubectlJson,
   startOperator, waitUntil, type OperatorProcess,
 } from './support.js';
 
-const KEDA_VERSION = 'v2.18.1'; // as test/cluster/build-control-plane.sh fetches it
+const KEDA_VERSION = 'v2.18.1'; // as local-cluster/build-control-plane.sh fetches it
 const NAME = 'act';
 const rm: RecModel = {
   apiVersion: 'recshard.io/v1alpha1',

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
 import { parse, parseAllDocuments, stringify } from 'yaml';
-import { ensureBinaries } from '../cluster/harness.js';
+import { ensureBinaries } from '../../local-cluster/harness.js';
 import { prometheusBinary } from './prometheus.js';
 import {
   ROOT, childNames, condition, createNamespace, deleteNamespace, getRecModel, installCrd, kubeconfig, kubectl,
@@ -18,7 +18,7 @@ import {
 
 const CHART = join(ROOT, 'charts', 'recshard');
 const PRODUCTION = join(CHART, 'ci', 'production-values.yaml');
-const PROMETHEUS_OPERATOR_VERSION = 'v0.85.0'; // as test/cluster/build-control-plane.sh fetches its CRDs
+const PROMETHEUS_OPERATOR_VERSION = 'v0.85.0'; // as local-cluster/build-control-plane.sh fetches its CRDs
 let binDir: string;
 const helm = (args: string[]) => execFileSync(join(binDir, 'helm'), [`--kubeconfig=${kubeconfig()}`, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 /** helm that must fail: its stderr. */
@@ -144,9 +144,9 @@ describe('helm chart: alerts and dashboard', () => {
     writeFileSync(rulesFile, stringify({ groups: rule.spec.groups }));
     expect(execFileSync(promtool(), ['check', 'rules', rulesFile], { encoding: 'utf8' })).toMatch(/SUCCESS: 5 rules found/);
 
-    const lat = (model: string, v: string) => ({ series: `recshard_operator_latency_seconds{namespace="ns",recmodel="${model}",component="${model}-main",role="main"}`, values: v });
-    const target = (model: string) => ({ series: `recshard_operator_latency_target_seconds{namespace="ns",recmodel="${model}",percentile="95"}`, values: '0.1x40' });
-    const cond = (model: string, type: string, status: string, reason: string, v: string) => ({ series: `recshard_operator_recmodel_condition{namespace="ns",recmodel="${model}",type="${type}",status="${status}",reason="${reason}"}`, values: v });
+    const lat = (model: string, v: string) => ({ series: `recshard_operator_latency_seconds{namespace="ns",model="${model}",component="${model}-main",role="main"}`, values: v });
+    const target = (model: string) => ({ series: `recshard_operator_latency_target_seconds{namespace="ns",model="${model}",percentile="95"}`, values: '0.1x40' });
+    const cond = (model: string, type: string, status: string, reason: string, v: string) => ({ series: `recshard_operator_recmodel_condition{namespace="ns",model="${model}",type="${type}",status="${status}",reason="${reason}"}`, values: v });
     const up = (pod: string, v: string) => ({ series: `recshard_shard_up{namespace="ns",model="hot",shard="1",pod="${pod}"}`, values: v });
     const tests = {
       rule_files: [rulesFile],
@@ -165,12 +165,12 @@ describe('helm chart: alerts and dashboard', () => {
         ],
         alert_rule_test: [
           { eval_time: '5m', alertname: 'RecShardLatencyTargetBurn', exp_alerts: [] }, // not yet for 10 minutes
-          { eval_time: '15m', alertname: 'RecShardLatencyTargetBurn', exp_alerts: ['fire', 'hot'].map((m) => ({ exp_labels: { namespace: 'ns', recmodel: m, severity: 'warning' } })) },
-          { eval_time: '15m', alertname: 'RecShardLatencyTargetFastBurn', exp_alerts: [{ exp_labels: { namespace: 'ns', recmodel: 'fire', severity: 'critical' } }] },
+          { eval_time: '15m', alertname: 'RecShardLatencyTargetBurn', exp_alerts: ['fire', 'hot'].map((m) => ({ exp_labels: { namespace: 'ns', model: m, severity: 'warning' } })) },
+          { eval_time: '15m', alertname: 'RecShardLatencyTargetFastBurn', exp_alerts: [{ exp_labels: { namespace: 'ns', model: 'fire', severity: 'critical' } }] },
           { eval_time: '5m', alertname: 'RecShardShardUnavailable', exp_alerts: [] }, // one main still reached it at minute 3
           { eval_time: '7m', alertname: 'RecShardShardUnavailable', exp_alerts: [{ exp_labels: { namespace: 'ns', model: 'hot', shard: '1', severity: 'critical' } }] },
-          { eval_time: '10m', alertname: 'RecShardModelUnavailable', exp_alerts: [{ exp_labels: { namespace: 'ns', recmodel: 'hot', severity: 'warning' } }] },
-          { eval_time: '3m', alertname: 'RecShardPlanInfeasible', exp_alerts: [{ exp_labels: { namespace: 'ns', recmodel: 'big', reason: 'Infeasible', severity: 'warning' } }] },
+          { eval_time: '10m', alertname: 'RecShardModelUnavailable', exp_alerts: [{ exp_labels: { namespace: 'ns', model: 'hot', severity: 'warning' } }] },
+          { eval_time: '3m', alertname: 'RecShardPlanInfeasible', exp_alerts: [{ exp_labels: { namespace: 'ns', model: 'big', reason: 'Infeasible', severity: 'warning' } }] },
         ],
       }],
     };
@@ -179,13 +179,13 @@ describe('helm chart: alerts and dashboard', () => {
     const valueText: Record<string, string> = { hot: '150ms', fire: '250ms' };
     const expand = (texts: Record<string, string>, labels: Record<string, string>) => Object.fromEntries(Object.entries(texts).map(([k, v]) => [k, v
       .replace(/\{\{ \$labels\.(\w+) \}\}/g, (_m, l: string) => labels[l] ?? '')
-      .replace('{{ $value | humanizeDuration }}', valueText[labels.recmodel ?? ''] ?? '')]));
+      .replace('{{ $value | humanizeDuration }}', valueText[labels.model ?? ''] ?? '')]));
     const testsFile = join(dir, 'tests.yaml');
     writeFileSync(testsFile, stringify({
       ...tests,
       tests: tests.tests.map((t) => ({ ...t, alert_rule_test: t.alert_rule_test.map((a) => ({ ...a, exp_alerts: a.exp_alerts.map((e) => ({ ...e, exp_annotations: expand(annotations[a.alertname]!, e.exp_labels) })) })) })),
     }));
-    expect(expand(annotations.RecShardPlanInfeasible!, { namespace: 'ns', recmodel: 'big', reason: 'Infeasible' }).summary).toBe('RecModel ns/big has no plan (Infeasible)');
+    expect(expand(annotations.RecShardPlanInfeasible!, { namespace: 'ns', model: 'big', reason: 'Infeasible' }).summary).toBe('RecModel ns/big has no plan (Infeasible)');
     const result = execFileSync(promtool(), ['test', 'rules', testsFile], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
     expect(result).toMatch(/SUCCESS/);
   });

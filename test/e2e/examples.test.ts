@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveSpec, type RecModel } from '../../operator/api/v1alpha1/index.js';
 import { ANNOTATION_PLAN_HASH } from '../../operator/builders/labels.js';
 import { planModel } from '../../operator/planner/plan.js';
-import { FAKE_NODES } from '../cluster/harness.js';
+import { FAKE_NODES } from '../../local-cluster/harness.js';
 import {
   ROOT, childNames, condition, createNamespace, deleteNamespace, getRecModel, installCrd, kubeconfig, kubectl, kubectlJson,
   readExample, startOperator, waitUntil, type OperatorProcess,

@@ -13,7 +13,7 @@ import { parse, parseAllDocuments } from 'yaml';
 import { resolveSpec } from '../../operator/api/v1alpha1/index.js';
 import { buildChildren, CONFIG_MOUNT } from '../../operator/builders/children.js';
 import { DEFAULT_BUILDER_CONFIG } from '../../operator/builders/config.js';
-import { freePort } from '../../operator/lib/net.js';
+import { freePort } from '../../lib/net.js';
 import { planModel } from '../../operator/planner/plan.js';
 import { predict } from '../dataplane/helpers.js';
 import type { RecModel } from '../../operator/api/v1alpha1/index.js';

@@ -1,10 +1,10 @@
-// The real Prometheus server (Debian's package, unpacked by test/cluster/install-prometheus.sh) for the
+// The real Prometheus server (Debian's package, unpacked by local-cluster/install-prometheus.sh) for the
 // autoscaling suite: scrapes every second the targets a file_sd file lists.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { freePort } from '../../operator/lib/net.js';
+import { freePort } from '../../lib/net.js';
 import { ROOT, waitUntil } from './support.js';
 
 export interface PrometheusServer {

@@ -10,10 +10,10 @@ import { join } from 'node:path';
 import type { V1Pod } from '@kubernetes/client-node';
 import type { RecModel } from '../../operator/api/v1alpha1/index.js';
 import { LABEL_COMPONENT, LABEL_INSTANCE, LABEL_SHARD } from '../../operator/builders/labels.js';
-import { freePort } from '../../operator/lib/net.js';
+import { freePort } from '../../lib/net.js';
 import type { KubeClient } from '../../operator/kube/client.js';
-import type { ServingPlan } from '../../shard-server/server.js';
-import { resolveLocal, waitReady } from '../../shard-server/local.js';
+import { shardServerArgs } from '../../contracts/shard-server-args.js';
+import { resolveLocal, waitReady, writeServingFiles } from '../../cli/local.js';
 import { ROOT } from './support.js';
 
 interface Replica {
@@ -106,16 +106,9 @@ export class ReplicaRunner {
       await f.start();
       this.fronts.set(c, f);
     }
-    const servingPlan: ServingPlan = {
-      model: this.o.rm.metadata.name,
-      strategy: plan.strategy,
-      main: { tables: plan.mainTables },
-      shards: plan.shards.map((s) => ({ index: s.index, tables: s.tables, endpoint: `http://127.0.0.1:${this.fronts.get(`shard-${s.index}`)!.port}` })),
-    };
-    this.planFile = join(this.o.dir, 'plan.json');
-    writeFileSync(this.planFile, JSON.stringify(servingPlan));
-    this.modelConfig = join(this.o.dir, 'model.json');
-    writeFileSync(this.modelConfig, JSON.stringify({ model: spec.model, artifact: { uri: this.o.modelDir }, serving: spec.serving }));
+    const files = writeServingFiles(this.o.dir, this.o.rm.metadata.name, spec, plan, this.o.modelDir, plan.shards.map((s) => this.fronts.get(`shard-${s.index}`)!.port));
+    this.planFile = files.plan;
+    this.modelConfig = files.modelConfig;
     this.writeTargets();
     this.timer = setInterval(() => void this.sync(), 500);
     await this.sync();
@@ -156,10 +149,11 @@ export class ReplicaRunner {
     const component = role === 'main' ? 'main' : `shard-${shard}`;
     const port = await freePort();
     const args = [
-      join(ROOT, 'dist', 'shard-server', 'main.js'), `--role=${role}`, ...(shard !== undefined ? [`--shard=${shard}`] : []),
-      `--plan=${this.planFile}`, `--model-config=${this.modelConfig}`, `--model=${this.o.modelDir}`, '--host=127.0.0.1', `--port=${port}`,
-      '--probe-ms=250', `--emulate-service-ms=${this.o.emulateMs(role, shard)}`,
-      ...(role === 'main' ? ['--scheduler=fixed', '--batch-size=1024', '--workers=0'] : []),
+      join(ROOT, 'dist', 'shard-server', 'main.js'),
+      ...shardServerArgs({
+        role, shard, plan: this.planFile, modelConfig: this.modelConfig, model: this.o.modelDir, host: '127.0.0.1', port, probeMs: 250, emulateServiceMs: this.o.emulateMs(role, shard),
+        ...(role === 'main' ? { scheduler: 'fixed', batchSize: 1024, workers: 0 } : {}),
+      }),
     ];
     const out = openSync(join(this.o.dir, `${p.metadata!.name}.log`), 'a');
     const proc = spawn(process.execPath, args, { stdio: ['ignore', out, out], env: { ...process.env, RECSHARD_LOG_LEVEL: 'warn' } });

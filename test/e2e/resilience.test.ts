@@ -2,7 +2,7 @@
 // a running operator, and checks that the broken watches come back and changes made afterwards reconcile.
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
-import { startCluster, kubectl as kubectlWith, type Cluster } from '../cluster/harness.js';
+import { startCluster, kubectl as kubectlWith, type Cluster } from '../../local-cluster/harness.js';
 import { ROOT, readExample, startOperator, waitUntil, type OperatorProcess } from './support.js';
 
 let cluster: Cluster;

@@ -3,7 +3,7 @@
 // the main's batch size in status and in `kubectl get -o wide`.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RecModel } from '../../operator/api/v1alpha1/index.js';
-import { serveLocal, type LocalDeployment } from '../../shard-server/local.js';
+import { serveLocal, type LocalDeployment } from '../../cli/local.js';
 import { applyYaml, createNamespace, deleteNamespace, getRecModel, installCrd, kubectl, startOperator, waitUntil, type OperatorProcess } from './support.js';
 
 const rm: RecModel = {

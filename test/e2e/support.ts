@@ -10,8 +10,8 @@ import { inject } from 'vitest';
 import { parseAllDocuments, stringify } from 'yaml';
 import { KubeClient } from '../../operator/kube/client.js';
 import type { RecModel } from '../../operator/api/v1alpha1/index.js';
-import { freePort } from '../../operator/lib/net.js';
-import { kubectl as kubectlWith } from '../cluster/harness.js';
+import { freePort } from '../../lib/net.js';
+import { kubectl as kubectlWith } from '../../local-cluster/harness.js';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 

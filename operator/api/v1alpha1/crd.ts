@@ -1,9 +1,8 @@
 // Loads the CRDs (RecModel, LatencyScalingPolicy) from crds/, the schema source of truth, wherever this module
 // runs from (the source tree under vitest, dist/ when compiled, an image that copies crds/ beside dist/).
-import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
+import { findRepoFile } from '../../../lib/paths.js';
 
 export const CRD_FILE = 'recshard.io_recmodels.yaml';
 export const POLICY_CRD_FILE = 'recshard.io_latencyscalingpolicies.yaml';
@@ -24,17 +23,6 @@ export interface SchemaNode {
   'x-kubernetes-preserve-unknown-fields'?: boolean;
   'x-kubernetes-int-or-string'?: boolean;
   [key: string]: unknown;
-}
-
-export function findRepoFile(...parts: string[]): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    const candidate = join(dir, ...parts);
-    if (existsSync(candidate)) return candidate;
-    const parent = dirname(dir);
-    if (parent === dir) throw new Error(`cannot find ${join(...parts)} above ${fileURLToPath(import.meta.url)}`);
-    dir = parent;
-  }
 }
 
 export function crdPath(file = CRD_FILE): string {

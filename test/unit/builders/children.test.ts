@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import type { ServingPlan } from '../../../contracts/plan.js';
 import { buildChildren } from '../../../operator/builders/children.js';
 import { DEFAULT_BUILDER_CONFIG as cfg } from '../../../operator/builders/config.js';
 import { dnsLabel, mainName, shardName } from '../../../operator/builders/names.js';
@@ -153,7 +154,7 @@ describe('what the pods read', () => {
       sharding: { strategy: 'net-specific' },
       artifact: { uri: 'file:///models/rmc/', volume: { persistentVolumeClaim: { claimName: 'models', readOnly: true } } },
     });
-    const served: import('../../../shard-server/server.js').ServingPlan = JSON.parse(children.configMap.data!['plan.json']!);
+    const served: ServingPlan = JSON.parse(children.configMap.data!['plan.json']!);
     expect(served.model).toBe('rmc');
     expect(served.main.tables).toEqual([]);
     expect(served.shards.map((s) => [s.index, s.tables, s.endpoint])).toEqual(plan.shards.map((s) => [s.index, s.tables, `http://rmc-shard-${s.index}.prod.svc:8080`]));

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { isMap, isSeq, parseDocument, type Node, type Pair } from 'yaml';
-import { findRepoFile } from '../../../operator/api/v1alpha1/crd.js';
+import { findRepoFile } from '../../../lib/paths.js';
 
 const chart = join(findRepoFile('charts', 'recshard', 'Chart.yaml'), '..');
 const doc = parseDocument(readFileSync(join(chart, 'values.yaml'), 'utf8'));

@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments } from 'yaml';
-import { CliError, hpaRulesCommand, planCommand } from '../../../operator/cli/program.js';
+import { hpaRulesCommand, planCommand } from '../../../cli/commands/plan.js';
+import { CliError } from '../../../cli/errors.js';
 
 const examples = join(import.meta.dirname, '..', '..', '..', 'examples');
 const dir = mkdtempSync(join(tmpdir(), 'recshard-cli-'));

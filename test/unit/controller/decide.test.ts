@@ -2,7 +2,7 @@ import type { KubernetesObject } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import type { LatencyScalingPolicy, RecModel } from '../../../operator/api/v1alpha1/index.js';
 import { DEFAULT_BUILDER_CONFIG } from '../../../operator/builders/config.js';
-import { decide } from '../../../operator/controller/reconciler.js';
+import { decide } from '../../../operator/controller/reconcile/decide.js';
 
 const rm = (autoscaling?: Record<string, unknown>): RecModel => ({
   apiVersion: 'recshard.io/v1alpha1', kind: 'RecModel', metadata: { name: 'm', namespace: 'ns', uid: 'u-1', generation: 1 },

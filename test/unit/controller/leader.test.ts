@@ -3,8 +3,8 @@
 import type { V1Lease } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import { LeaderElector } from '../../../operator/controller/leader.js';
-import type { Clock } from '../../../operator/lib/clock.js';
-import { silentLogger } from '../../../operator/lib/log.js';
+import type { Clock } from '../../../lib/clock.js';
+import { silentLogger } from '../../../lib/log.js';
 
 class Store {
   lease?: V1Lease;

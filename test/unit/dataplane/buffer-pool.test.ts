@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { BufferPool } from '../../../shard-server/inference/buffer-pool.js';
-import { encodeRequest } from '../../../shard-server/inference/protocol.js';
+import { encodeRequest } from '../../../contracts/wire/lookup.js';
 
 describe('BufferPool', () => {
   it('hands back a released buffer of the same size class instead of allocating', () => {

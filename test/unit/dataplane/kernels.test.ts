@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { splitQuery, joinScores } from '../../../shard-server/inference/batching.js';
 import { poolInto } from '../../../shard-server/inference/embeddings.js';
-import { createArena, poolerFor } from '../../../shard-server/inference/kernels/pool.js';
+import { createArena, poolerFor } from '../../../shard-server/kernels/pool.js';
 import type { EmbeddingTable } from '../../../shard-server/model/load.js';
 import type { PredictInput } from '../../../shard-server/inference/request.js';
 

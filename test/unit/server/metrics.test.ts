@@ -21,13 +21,13 @@ describe('per-RecModel series', () => {
       evaluation: { mainLatencyMs: 142, metricsMissing: false, components: [decision('rm-main', 'main', 142), decision('rm-shard-0', 'sparse', 40)] },
     });
     expect(await series(m, 'recshard_operator_recmodel_condition')).toEqual([
-      { namespace: 'ns', recmodel: 'rm', type: 'Ready', status: 'True', reason: 'Ready', value: 1 },
-      { namespace: 'ns', recmodel: 'rm', type: 'Planned', status: 'True', reason: 'PlanComputed', value: 1 },
+      { namespace: 'ns', model: 'rm', type: 'Ready', status: 'True', reason: 'Ready', value: 1 },
+      { namespace: 'ns', model: 'rm', type: 'Planned', status: 'True', reason: 'PlanComputed', value: 1 },
     ]);
-    expect(await series(m, 'recshard_operator_latency_target_seconds')).toEqual([{ namespace: 'ns', recmodel: 'rm', percentile: '95', value: 0.1 }]);
+    expect(await series(m, 'recshard_operator_latency_target_seconds')).toEqual([{ namespace: 'ns', model: 'rm', percentile: '95', value: 0.1 }]);
     expect(await series(m, 'recshard_operator_latency_seconds')).toEqual([
-      { namespace: 'ns', recmodel: 'rm', component: 'rm-main', role: 'main', value: 0.142 },
-      { namespace: 'ns', recmodel: 'rm', component: 'rm-shard-0', role: 'sparse', value: 0.04 },
+      { namespace: 'ns', model: 'rm', component: 'rm-main', role: 'main', value: 0.142 },
+      { namespace: 'ns', model: 'rm', component: 'rm-shard-0', role: 'sparse', value: 0.04 },
     ]);
   });
 
@@ -38,12 +38,12 @@ describe('per-RecModel series', () => {
     m.recordModel('ns', 'rm', [cond('Planned', 'False', 'Infeasible')], undefined);
     m.recordModel('ns', 'other', [cond('Planned', 'True', 'PlanComputed')], undefined);
     expect(await series(m, 'recshard_operator_recmodel_condition')).toEqual([
-      { namespace: 'ns', recmodel: 'rm', type: 'Planned', status: 'False', reason: 'Infeasible', value: 1 },
-      { namespace: 'ns', recmodel: 'other', type: 'Planned', status: 'True', reason: 'PlanComputed', value: 1 },
+      { namespace: 'ns', model: 'rm', type: 'Planned', status: 'False', reason: 'Infeasible', value: 1 },
+      { namespace: 'ns', model: 'other', type: 'Planned', status: 'True', reason: 'PlanComputed', value: 1 },
     ]);
-    expect(await series(m, 'recshard_operator_desired_replicas')).toEqual([{ namespace: 'ns', recmodel: 'rm', component: 'rm-main', value: 3 }]);
+    expect(await series(m, 'recshard_operator_desired_replicas')).toEqual([{ namespace: 'ns', model: 'rm', component: 'rm-main', value: 3 }]);
     m.forgetModel('ns', 'rm');
     expect(await series(m, 'recshard_operator_desired_replicas')).toEqual([]);
-    expect(await series(m, 'recshard_operator_recmodel_condition')).toEqual([{ namespace: 'ns', recmodel: 'other', type: 'Planned', status: 'True', reason: 'PlanComputed', value: 1 }]);
+    expect(await series(m, 'recshard_operator_recmodel_condition')).toEqual([{ namespace: 'ns', model: 'other', type: 'Planned', status: 'True', reason: 'PlanComputed', value: 1 }]);
   });
 });

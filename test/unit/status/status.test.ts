@@ -1,5 +1,5 @@
 import type { V1Deployment, V2HorizontalPodAutoscaler } from '@kubernetes/client-node';
-import { externalViews } from '../../../operator/autoscaling/external.js';
+import { externalViews } from '../../../operator/controller/hpa-views.js';
 import { describe, expect, it } from 'vitest';
 import { mergeConditions } from '../../../operator/status/conditions.js';
 import { computeStatus, sameStatus, SCHEDULER_RESTAMP_MS, type StatusInput } from '../../../operator/status/status.js';
@@ -84,7 +84,7 @@ describe('status fields', () => {
 });
 
 describe('status.scheduler', () => {
-  const reading = { mode: 'auto', batchSize: 24, windowLatencyMs: 41.2 };
+  const reading = { mode: 'auto' as const, batchSize: 24, windowLatencyMs: 41.2 };
 
   it('records a reading with the time it was read, and keeps the last one while the main cannot be read', () => {
     const s = computeStatus(input({ scheduler: reading }));

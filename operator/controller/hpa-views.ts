@@ -1,21 +1,16 @@
 // Observing an HPA or KEDA actuator: each component's HorizontalPodAutoscaler (the operator's own under HPA,
 // the one KEDA makes for a ScaledObject under KEDA) read into the view status is built from. Pure.
 import type { V2HorizontalPodAutoscaler } from '@kubernetes/client-node';
-import { kedaHpaName } from '../builders/autoscalers.js';
-import { parseDecimal } from '../lib/quantity.js';
-import type { ExternalView } from '../status/autoscaling.js';
-import type { EffectivePolicy } from './policy.js';
+import { parseDecimal } from '../../lib/quantity.js';
+import type { EffectivePolicy } from '../autoscaling/policy.js';
+import type { ExternalView } from '../autoscaling/state.js';
+import { hpaNameFor } from '../builders/names.js';
 
 const iso = (t: unknown) => (t instanceof Date ? t.toISOString() : typeof t === 'string' ? t : undefined);
 
-/** The HPA that scales Deployment `deployment` under this policy's actuator. */
-export function hpaNameFor(p: Pick<EffectivePolicy, 'actuator'>, deployment: string): string {
-  return p.actuator === 'KEDA' ? kedaHpaName(deployment) : deployment;
-}
-
 export function externalViews(p: EffectivePolicy, deployments: { name: string; role: 'main' | 'sparse' }[], hpas: V2HorizontalPodAutoscaler[]): ExternalView[] {
   return deployments.map(({ name: deployment, role }) => {
-    const name = hpaNameFor(p, deployment);
+    const name = hpaNameFor(p.actuator, deployment);
     const hpa = hpas.find((h) => h.metadata?.name === name && h.spec?.scaleTargetRef?.name === deployment);
     if (!hpa) return { deployment, role, hpa: name, found: false, conditions: [] };
     const current = hpa.status?.currentMetrics?.find((m) => m.type === 'External')?.external?.current?.value;

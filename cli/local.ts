@@ -1,16 +1,17 @@
 // Local serving: the main and every sparse shard of a RecModel as shard-server processes on loopback,
-// configured exactly as the operator configures the pods (same planner, same plan.json shape).
+// configured exactly as the operator configures the pods (the same planner, plan.json, model.json and flags).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { findRepoFile } from '../operator/api/v1alpha1/crd.js';
-import { freePort } from '../operator/lib/net.js';
+import { findRepoFile } from '../lib/paths.js';
+import { freePort } from '../lib/net.js';
 import { formatFieldErrors, resolveSpec, type RecModel, type ResolvedRecModelSpec } from '../operator/api/v1alpha1/index.js';
 import { planModel, type Plan } from '../operator/planner/plan.js';
-import { generateModel } from './model/generate.js';
-import type { ServingPlan } from './server.js';
+import { generateModel } from '../models/generate.js';
+import { shardServerArgs, type ShardServerArgs } from '../contracts/shard-server-args.js';
+import { MODEL_KEY, modelConfig, PLAN_KEY, servingPlan } from '../operator/builders/serving-files.js';
 
 export interface LocalOptions {
   /** A model directory to serve; when absent one is generated from the RecModel (cached by shape, seed, scale). */
@@ -99,6 +100,15 @@ export function ensureModel(rm: RecModel, spec: ResolvedRecModelSpec, scale: num
   return dir;
 }
 
+/** plan.json and model.json in `dir`, as the operator writes them into the plan ConfigMap, with loopback endpoints. */
+export function writeServingFiles(dir: string, name: string, spec: ResolvedRecModelSpec, plan: Plan, modelDir: string, shardPorts: number[]): { plan: string; modelConfig: string } {
+  const files = { plan: join(dir, PLAN_KEY), modelConfig: join(dir, MODEL_KEY) };
+  const doc = servingPlan(name, plan, {}, (s) => ({ endpoint: `http://127.0.0.1:${shardPorts[s.index]}` }));
+  writeFileSync(files.plan, JSON.stringify(doc, null, 2));
+  writeFileSync(files.modelConfig, JSON.stringify(modelConfig(spec, modelDir), null, 2));
+  return files;
+}
+
 export async function serveLocal(rm: RecModel, o: LocalOptions): Promise<LocalDeployment> {
   const log = o.log ?? (() => {});
   const { spec, plan } = resolveLocal(rm);
@@ -108,34 +118,23 @@ export async function serveLocal(rm: RecModel, o: LocalOptions): Promise<LocalDe
   mkdirSync(runDir, { recursive: true });
   const ports = await Promise.all(plan.shards.map(() => freePort()));
   const mainPort = await freePort();
-  const servingPlan: ServingPlan = {
-    model: name,
-    strategy: plan.strategy,
-    main: { tables: plan.mainTables },
-    shards: plan.shards.map((s, i) => ({ index: s.index, tables: s.tables, endpoint: `http://127.0.0.1:${ports[i]}` })),
-  };
-  const planFile = join(runDir, 'plan.json');
-  writeFileSync(planFile, JSON.stringify(servingPlan, null, 2));
-  // model.json as the operator writes it: the serving section carries the scheduling settings.
-  const modelConfig = join(runDir, 'model.json');
-  writeFileSync(modelConfig, JSON.stringify({ model: spec.model, artifact: { uri: modelDir }, serving: spec.serving }, null, 2));
-  const mainArgs = [
-    '--role=main', `--model-config=${modelConfig}`,
-    ...(o.scheduler ? [`--scheduler=${o.scheduler}`] : []),
-    ...(o.batchSize !== undefined ? [`--batch-size=${o.batchSize}`] : []),
-    ...(o.workers !== undefined ? [`--workers=${o.workers}`] : []),
-  ];
+  const files = writeServingFiles(runDir, name, spec, plan, modelDir, ports);
+  const common = {
+    plan: files.plan, model: modelDir, host: '127.0.0.1', deadlineMs: o.deadlineMs ?? 1000, failurePolicy: o.failurePolicy ?? 'fail', probeMs: 250,
+    ...(o.maxBodyBytes ? { maxBodyBytes: o.maxBodyBytes } : {}),
+  } satisfies Partial<ShardServerArgs>;
   const entry = findRepoFile('dist', 'shard-server', 'main.js');
-  const common = [`--plan=${planFile}`, `--model=${modelDir}`, '--host=127.0.0.1', `--deadline-ms=${o.deadlineMs ?? 1000}`, `--failure-policy=${o.failurePolicy ?? 'fail'}`, '--probe-ms=250', ...(o.maxBodyBytes ? [`--max-body-bytes=${o.maxBodyBytes}`] : [])];
 
   const processes: LocalProcess[] = [];
   const launch = (pname: string, port: number, args: string[]): LocalProcess => {
     const out = openSync(join(runDir, `${pname}.log`), 'a');
-    const proc = spawn(process.execPath, [entry, ...args, `--port=${port}`], { stdio: ['ignore', out, out] });
+    const proc = spawn(process.execPath, [entry, ...args], { stdio: ['ignore', out, out] });
     return { name: pname, port, args, proc };
   };
-  plan.shards.forEach((s, i) => processes.push(launch(`shard-${s.index}`, ports[i]!, ['--role=sparse', `--shard=${s.index}`, ...common])));
-  processes.push(launch('main', mainPort, [...mainArgs, ...common]));
+  plan.shards.forEach((s, i) => processes.push(launch(`shard-${s.index}`, ports[i]!, shardServerArgs({ ...common, role: 'sparse', shard: s.index, port: ports[i]! }))));
+  // model.json's serving section carries the scheduling settings; the options override them
+  const scheduling = { scheduler: o.scheduler, batchSize: o.batchSize, workers: o.workers };
+  processes.push(launch('main', mainPort, shardServerArgs({ ...common, role: 'main', modelConfig: files.modelConfig, port: mainPort, ...scheduling })));
 
   const stop = async () => {
     await Promise.all(

@@ -1,5 +1,6 @@
 // Dense networks as ONNX: an MLP is Gemm + Relu per layer, with a Sigmoid after the last layer of the top MLP.
 import onnxProto from 'onnx-proto';
+import { ONNX_INPUT, ONNX_OUTPUT } from '../contracts/model-format.js';
 
 const { onnx } = onnxProto;
 
@@ -16,19 +17,16 @@ const tensor = (name: string, dims: number[], data: Float32Array) =>
 const valueInfo = (name: string, width: number) =>
   onnx.ValueInfoProto.create({ name, type: { tensorType: { elemType: onnx.TensorProto.DataType.FLOAT, shape: { dim: [{ dimParam: 'batch' }, { dimValue: width }] } } } });
 
-export const INPUT = 'x';
-export const OUTPUT = 'y';
-
 /** Serialises an MLP; `final` is the activation after the last layer. */
 export function mlpToOnnx(name: string, layers: Layer[], final: 'Relu' | 'Sigmoid'): Uint8Array {
   const nodes: onnxProto.onnx.NodeProto[] = [];
   const inits: onnxProto.onnx.TensorProto[] = [];
-  let current = INPUT;
+  let current = ONNX_INPUT;
   layers.forEach((l, i) => {
     const last = i === layers.length - 1;
     inits.push(tensor(`w${i}`, [l.inputs, l.outputs], l.weights), tensor(`b${i}`, [l.outputs], l.bias));
     nodes.push(onnx.NodeProto.create({ opType: 'Gemm', input: [current, `w${i}`, `b${i}`], output: [`g${i}`] }));
-    const out = last ? OUTPUT : `a${i}`;
+    const out = last ? ONNX_OUTPUT : `a${i}`;
     nodes.push(onnx.NodeProto.create({ opType: last ? final : 'Relu', input: [`g${i}`], output: [out] }));
     current = out;
   });
@@ -36,8 +34,8 @@ export function mlpToOnnx(name: string, layers: Layer[], final: 'Relu' | 'Sigmoi
     name,
     node: nodes,
     initializer: inits,
-    input: [valueInfo(INPUT, layers[0]!.inputs)],
-    output: [valueInfo(OUTPUT, layers[layers.length - 1]!.outputs)],
+    input: [valueInfo(ONNX_INPUT, layers[0]!.inputs)],
+    output: [valueInfo(ONNX_OUTPUT, layers[layers.length - 1]!.outputs)],
   });
   const model = onnx.ModelProto.create({ irVersion: 8, opsetImport: [{ domain: '', version: 17 }], graph, producerName: 'recshard' });
   return onnx.ModelProto.encode(model).finish();

@@ -37,6 +37,6 @@ if (cmd === 'up') await up();
 else if (cmd === 'down') await down();
 else if (cmd === 'kubeconfig' && existsSync(stateFile)) console.log((JSON.parse(readFileSync(stateFile, 'utf8')) as ClusterInfo).kubeconfig);
 else {
-  console.error('usage: cluster.ts up|down|kubeconfig');
+  console.error('usage: local-cluster/cli.ts up|down|kubeconfig');
   process.exit(2);
 }

@@ -3,7 +3,7 @@
 // once and every thread (the event loop is slot 0, worker i is slot i + 1) runs the kernel over the same rows
 // through its own instance, copying a chunk of indices into its scratch and the pooled rows out of it.
 import { readFileSync } from 'node:fs';
-import { builtSibling } from '../../../operator/lib/paths.js';
+import { builtSibling } from '../../lib/paths.js';
 
 export interface Arena {
   memory: WebAssembly.Memory;

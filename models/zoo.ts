@@ -1,7 +1,7 @@
 // The DeepRecInfra architectures as model shapes (the RecModel's spec.model form), at full size. Where a
 // model's real structure is not an MLP over pooled embeddings, the simplification is written next to it and in
 // docs/model-format.md.
-import type { ResolvedModel } from '../../operator/api/v1alpha1/index.js';
+import type { ResolvedModel } from '../operator/api/v1alpha1/index.js';
 
 export type ModelShape = Pick<ResolvedModel, 'architecture' | 'denseFeatures' | 'bottomMLP' | 'topMLP' | 'interaction' | 'tableGroups' | 'tables'>;
 

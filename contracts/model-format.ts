@@ -53,3 +53,7 @@ export function interactionWidth(interaction: Interaction, bottomOut: number, di
   const n = dims.length + (bottomOut > 0 ? 1 : 0);
   return bottomOut + (n * (n - 1)) / 2;
 }
+
+/** The one input and one output of each dense network's ONNX graph (batch x width, float32). */
+export const ONNX_INPUT = 'x';
+export const ONNX_OUTPUT = 'y';

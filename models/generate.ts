@@ -4,10 +4,10 @@ import { createHash } from 'node:crypto';
 import { closeSync, mkdirSync, openSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { xoroshiro128plus } from 'pure-rand/generator/xoroshiro128plus';
-import type { ResolvedModel } from '../../operator/api/v1alpha1/index.js';
-import { expandTables } from '../../operator/planner/tables.js';
-import { toHalf } from './fp16.js';
-import { FORMAT, bottomWidth, interactionWidth, type FileRef, type Manifest, type TableManifest } from './manifest.js';
+import type { ResolvedModel } from '../operator/api/v1alpha1/index.js';
+import { expandTables } from '../operator/planner/tables.js';
+import { toHalf } from '../lib/fp16.js';
+import { FORMAT, bottomWidth, interactionWidth, type FileRef, type Manifest, type TableManifest } from '../contracts/model-format.js';
 import { mlpToOnnx, type Layer } from './onnx.js';
 
 export interface GenerateOptions {

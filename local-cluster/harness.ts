@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
-import { freePort } from '../../operator/lib/net.js';
+import { freePort } from '../lib/net.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 

@@ -7,14 +7,15 @@ import { ANNOTATION_PLAN_HASH, LABEL_COMPONENT, LABEL_INSTANCE, LABEL_SHARD } fr
 import { dnsLabel } from '../builders/names.js';
 import { apiErrorMessage, FIELD_MANAGER, type KubeClient } from '../kube/client.js';
 import type { EventRecorder } from '../kube/events.js';
-import { metaTime, type Clock } from '../lib/clock.js';
-import type { Logger } from '../lib/log.js';
+import { metaTime, type Clock } from '../../lib/clock.js';
+import type { Logger } from '../../lib/log.js';
 import type { OperatorMetrics } from '../server/metrics.js';
 import type { LatencyReading, LatencySource } from '../signals/latency.js';
-import { ScalingReason, type AutoscalingInput, type LastScale } from '../status/autoscaling.js';
-import { evaluate, Memories, type ComponentView, type Evaluation } from './evaluate.js';
-import { externalViews } from './external.js';
-import type { ScalingResolution } from './policy.js';
+import { EventReason } from '../api/reasons.js';
+import type { AutoscalingInput, LastScale } from '../autoscaling/state.js';
+import { evaluate, Memories, type ComponentView, type Evaluation } from '../autoscaling/evaluate.js';
+import { externalViews } from './hpa-views.js';
+import type { ScalingResolution } from '../autoscaling/policy.js';
 
 export interface AutoscalerDeps {
   /** Pods in a namespace carrying the model's instance label. */
@@ -77,7 +78,7 @@ export class Autoscaler {
    */
   async run(rm: RecModel, spec: ResolvedRecModelSpec, deployments: V1Deployment[], scaling: ScalingResolution, hpas: V2HorizontalPodAutoscaler[]): Promise<AutoscalerResult> {
     const policyName = spec.autoscaling.policyRef!.name;
-    if (!scaling.ok) return { input: { state: 'refused', policyName, reason: ScalingReason[scaling.reason], message: scaling.message } };
+    if (!scaling.ok) return { input: { state: 'refused', policyName, reason: scaling.reason, message: scaling.message } };
     const policy = scaling.policy;
     if (policy.actuator !== 'Operator') {
       return { input: { state: 'external', policy, views: externalViews(policy, deployments.map((d) => ({ name: d.metadata!.name!, role: d.metadata?.labels?.[LABEL_COMPONENT] === 'sparse' ? 'sparse' : 'main' })), hpas) }, requeueAfterMs: policy.intervalMs };
@@ -110,7 +111,7 @@ export class Autoscaler {
     this.latest.set(key, { atMs: now, at, evaluation, ...(error ? { sourceError: error } : {}) });
     for (const [component, reason] of await this.act(rm, evaluation)) scales.set(component, { time: at, reason });
     if (evaluation.metricsMissing) {
-      await this.d.events.emit(rm, 'Warning', 'MetricsUnavailable', `no latency for the main (${error ?? 'no samples from its warm pods'}); holding replicas`);
+      await this.d.events.emit(rm, 'Warning', EventReason.MetricsUnavailable, `no latency for the main (${error ?? 'no samples from its warm pods'}); holding replicas`);
     }
     return { input: { state: 'active', policy, evaluation, evaluatedAt: at, lastScales: scales, ...(error ? { sourceError: error } : {}) }, requeueAfterMs: policy.intervalMs };
   }
@@ -150,13 +151,13 @@ export class Autoscaler {
       try {
         await this.d.client.scaleDeployment(rm.metadata.namespace!, c.name, c.desired);
       } catch (err) {
-        await this.d.events.emit(rm, 'Warning', 'ScaleFailed', `${c.name}: ${c.current} -> ${c.desired} replicas failed: ${apiErrorMessage(err)}`);
+        await this.d.events.emit(rm, 'Warning', EventReason.ScaleFailed, `${c.name}: ${c.current} -> ${c.desired} replicas failed: ${apiErrorMessage(err)}`);
         throw err;
       }
       this.d.metrics.scalingDecisions.inc({ direction, reason: c.reason });
       scaled.set(c.name, why);
       this.d.log.info('scaled', { recmodel: `${rm.metadata.namespace}/${rm.metadata.name}`, component: c.name, from: c.current, to: c.desired, reason: c.reason });
-      await this.d.events.emit(rm, 'Normal', direction === 'up' ? 'ScaledUp' : 'ScaledDown', `${c.name}: ${c.current} -> ${c.desired} replicas (${why}${c.limited ? `; ${c.limited}` : ''})`);
+      await this.d.events.emit(rm, 'Normal', direction === 'up' ? EventReason.ScaledUp : EventReason.ScaledDown, `${c.name}: ${c.current} -> ${c.desired} replicas (${why}${c.limited ? `; ${c.limited}` : ''})`);
     }
     return scaled;
   }

@@ -1,0 +1,37 @@
+// Metric and label names both sides use: the shard-server exports these series; the operator reads them (from
+// Prometheus or a scrape of the pods), writes them into the PromQL of the HPA and KEDA objects it emits, and
+// labels its own per-model series with the same `namespace` and `model`; the chart's alerts and dashboard query
+// both. Names follow Prometheus conventions: base units in the name (_seconds, _bytes), counters end in _total.
+export const Metric = {
+  /** Histogram of latency by stage (Stage): end_to_end from the request's arrival to its reply. */
+  requestDuration: 'recshard_request_duration_seconds',
+  batchSize: 'recshard_batch_size',
+  inflight: 'recshard_inflight_requests',
+  lookups: 'recshard_lookups_total',
+  errors: 'recshard_errors_total',
+  tableResidentBytes: 'recshard_table_resident_bytes',
+  shardUp: 'recshard_shard_up',
+  fallbacks: 'recshard_fallbacks_total',
+  requestParts: 'recshard_request_parts_total',
+  schedulerBatchSize: 'recshard_scheduler_batch_size',
+  schedulerAcceleratorThreshold: 'recshard_scheduler_accelerator_threshold',
+} as const;
+
+export const Label = {
+  /** The RecModel's name, on the data plane's series and on the operator's per-model series. */
+  model: 'model',
+  /** Set by the scrape on the data plane's series; the operator sets it on its own per-model series. */
+  namespace: 'namespace',
+  /** Set by the scrape: the pod a series came from. */
+  pod: 'pod',
+  role: 'role',
+  stage: 'stage',
+  /** A sparse shard's index ('' where none applies). */
+  shard: 'shard',
+  code: 'code',
+  executor: 'executor',
+  mode: 'mode',
+} as const;
+
+/** The stages of recshard_request_duration_seconds. */
+export type Stage = 'end_to_end' | 'queue' | 'bottom_mlp' | 'embeddings' | 'fanout' | 'shard_call' | 'interaction' | 'top_mlp' | 'lookup';

@@ -1,0 +1,76 @@
+// plan.json: the shard plan as the operator's planner makes it (`recshard plan -o json` prints a PlanDocument)
+// and, with where each shard answers, the ServingPlan the shard-servers read from the plan ConfigMap (local
+// serving writes the same file). operator/builders/serving-files.ts builds both; parseServingPlan reads it.
+import { array, integer, object, parseJson, string, type Checked } from './check.js';
+
+export interface ShardDocument {
+  index: number;
+  /** Component name suffix, e.g. shard-0. */
+  name: string;
+  /** The net every table belongs to (net-specific only). */
+  net?: string;
+  tables: string[];
+  bytes: number;
+  /** Percent of the usable capacity (shardMemory less headroom) the tables fill. */
+  percentOfCapacity: number;
+  /** Expected lookups per sample (sum of pooling factors). */
+  lookupsPerSample: number;
+  /** Expected bytes read per sample, the load the planner balances. */
+  lookupBytesPerSample: number;
+}
+
+export interface PlanDocument {
+  model: string;
+  strategy: string;
+  hash: string;
+  shardMemoryBytes: number;
+  headroomPercent: number;
+  capacityBytes: number;
+  totalBytes: number;
+  imbalance: number;
+  /** Tables the main holds itself (monolithic). */
+  main: { tables: string[] };
+  shards: ShardDocument[];
+}
+
+/** Where a component answers: its Service (in a cluster) and the base URL the main calls. */
+export interface Endpoint {
+  service?: string;
+  endpoint: string;
+}
+
+export interface ServingPlan extends PlanDocument {
+  main: { tables: string[]; service?: string };
+  shards: (ShardDocument & Endpoint)[];
+}
+
+/** What a shard-server reads of plan.json: the tables the main holds, and each shard's tables and endpoint. */
+export interface ShardServerPlan {
+  model: string;
+  main: { tables: string[] };
+  shards: { index: number; tables: string[]; endpoint: string }[];
+}
+
+/** The plan with where the main and each shard answer. */
+export function withEndpoints(doc: PlanDocument, main: { service?: string }, shard: (s: ShardDocument) => Endpoint): ServingPlan {
+  return { ...doc, main: { ...doc.main, ...main }, shards: doc.shards.map((s) => ({ ...s, ...shard(s) })) };
+}
+
+/** Reads plan.json, checking the fields a shard-server uses; an error names the file and the field. */
+export function parseServingPlan(text: string, file = 'plan.json'): ShardServerPlan {
+  const doc = parseJson(text, file);
+  const c: Checked = { file, at: '' };
+  object(c, doc);
+  const d = doc as ShardServerPlan;
+  string({ ...c, at: 'model' }, d.model);
+  object({ ...c, at: 'main' }, d.main);
+  array({ ...c, at: 'main.tables' }, d.main.tables, string);
+  array({ ...c, at: 'shards' }, d.shards, (s, v) => {
+    object(s, v);
+    const shard = v as ShardServerPlan['shards'][number];
+    integer({ ...s, at: `${s.at}.index` }, shard.index);
+    array({ ...s, at: `${s.at}.tables` }, shard.tables, string);
+    string({ ...s, at: `${s.at}.endpoint` }, shard.endpoint);
+  });
+  return d;
+}

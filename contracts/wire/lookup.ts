@@ -1,0 +1,89 @@
+// The binary protocol between the main and a sparse shard (sections.ts has the word layout and the table section):
+//   request : LOOKUP_MAGIC, batch, nTables, then per table a section with pooling
+//   response: LOOKUP_MAGIC, nTables, then per table: tableIndex, dim, values f32[batch * dim]
+import { ErrorCode, fail } from '../errors.js';
+import { readSection, sectionWords, words, writeSection, type TableLookup } from './sections.js';
+
+export const LOOKUP_MAGIC = 0x31534552; // "RES1"
+export const LOOKUP_CONTENT_TYPE = 'application/x-recshard-lookup';
+
+export interface LookupRequest {
+  batch: number;
+  lookups: TableLookup[];
+}
+
+/** alloc gives the bytes to encode into (4-byte aligned); default a fresh buffer. */
+export function encodeRequest(req: LookupRequest, alloc: (bytes: number) => Uint8Array = (n) => new Uint8Array(n)): Uint8Array {
+  let n = 3;
+  for (const l of req.lookups) n += sectionWords(l, true);
+  const bytes = alloc(n * 4);
+  const u = new Uint32Array(bytes.buffer, bytes.byteOffset, n);
+  u[0] = LOOKUP_MAGIC;
+  u[1] = req.batch;
+  u[2] = req.lookups.length;
+  let p = 3;
+  for (const l of req.lookups) p = writeSection(u, p, l, true);
+  return bytes;
+}
+
+/** Decodes and checks structure (not table ranges: the server checks those against its tables). */
+export function decodeRequest(body: Uint8Array, maxBatch: number): LookupRequest {
+  const u = words(body);
+  if (u.length < 3 || u[0] !== LOOKUP_MAGIC) fail(ErrorCode.InvalidRequest, 'not a recshard lookup request (bad magic)');
+  const batch = u[1]!;
+  const n = u[2]!;
+  if (batch < 1 || batch > maxBatch) fail(ErrorCode.BatchTooLarge, `batch ${batch} is outside 1..${maxBatch}`);
+  let p = 3;
+  const lookups: TableLookup[] = [];
+  for (let t = 0; t < n; t++) {
+    const section = readSection(u, p, batch, t, true);
+    lookups.push(section.lookup);
+    p = section.next;
+  }
+  if (p !== u.length) fail(ErrorCode.InvalidRequest, `${u.length - p} trailing words`);
+  return { batch, lookups };
+}
+
+export interface LookupResult {
+  table: number;
+  dim: number;
+  values: Float32Array;
+}
+
+/**
+ * Encodes a response straight into one buffer: `fill(i, out, offset)` writes table i's batch x dim pooled
+ * values into `out` at float offset `offset` (so a shard pools into the response with no copy).
+ */
+export function encodeResponse(batch: number, tables: { table: number; dim: number }[], fill: (i: number, out: Float32Array, offset: number) => void, alloc: (bytes: number) => Uint8Array = (n) => new Uint8Array(n)): Uint8Array {
+  let n = 2;
+  for (const t of tables) n += 2 + batch * t.dim;
+  const response = alloc(n * 4);
+  const u = new Uint32Array(response.buffer, response.byteOffset, n);
+  const f = new Float32Array(response.buffer, response.byteOffset, n);
+  u[0] = LOOKUP_MAGIC;
+  u[1] = tables.length;
+  let p = 2;
+  tables.forEach((t, i) => {
+    u[p++] = t.table;
+    u[p++] = t.dim;
+    fill(i, f, p);
+    p += batch * t.dim;
+  });
+  return response;
+}
+
+export function decodeResponse(body: Uint8Array, batch: number): LookupResult[] {
+  const u = words(body);
+  const f = new Float32Array(u.buffer, u.byteOffset, u.length);
+  if (u[0] !== LOOKUP_MAGIC) throw new Error('bad lookup response');
+  const n = u[1]!;
+  let p = 2;
+  const out: LookupResult[] = [];
+  for (let t = 0; t < n; t++) {
+    const table = u[p++]!;
+    const dim = u[p++]!;
+    out.push({ table, dim, values: f.subarray(p, p + batch * dim) });
+    p += batch * dim;
+  }
+  return out;
+}

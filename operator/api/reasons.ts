@@ -1,0 +1,92 @@
+// Every condition type, condition reason and event reason the operator writes, in one place: they are API (users
+// and alerts match on them), so each is a constant, CamelCase, and never changes meaning.
+
+export const ConditionType = {
+  Ready: 'Ready',
+  Planned: 'Planned',
+  Available: 'Available',
+  Progressing: 'Progressing',
+  Degraded: 'Degraded',
+  // under spec.autoscaling
+  ScalingActive: 'ScalingActive',
+  ScalingLimited: 'ScalingLimited',
+  MetricsUnavailable: 'MetricsUnavailable',
+} as const;
+
+export const Reason = {
+  // Planned
+  PlanComputed: 'PlanComputed',
+  InvalidSpec: 'InvalidSpec',
+  Infeasible: 'Infeasible',
+  InvalidModel: 'InvalidModel',
+  // Available / Progressing
+  AllComponentsAvailable: 'AllComponentsAvailable',
+  ComponentsUnavailable: 'ComponentsUnavailable',
+  RollingOut: 'RollingOut',
+  RolloutComplete: 'RolloutComplete',
+  // Degraded
+  AsExpected: 'AsExpected',
+  ResourceConflict: 'ResourceConflict',
+  ApplyFailed: 'ApplyFailed',
+  // Ready
+  Ready: 'Ready',
+  NotPlanned: 'NotPlanned',
+  NotAvailable: 'NotAvailable',
+  Progressing: 'Progressing',
+  Degraded: 'Degraded',
+  // ScalingActive
+  ScalingOnLatency: 'ScalingOnLatency',
+  PolicyNotFound: 'PolicyNotFound',
+  PolicyInvalid: 'PolicyInvalid',
+  OverrideNotAllowed: 'OverrideNotAllowed',
+  /** The policy's HPA or KEDA actuator cannot work here (KEDA not served, no Prometheus URL for its trigger). */
+  ActuatorUnavailable: 'ActuatorUnavailable',
+  /** HorizontalPodAutoscalers (the operator's, or KEDA's) scale the components. */
+  ScalingByHPA: 'ScalingByHPA',
+  /** An HPA the actuator should have made is not there yet. */
+  AutoscalerPending: 'AutoscalerPending',
+  // ScalingLimited
+  WithinLimits: 'WithinLimits',
+  RateLimited: 'RateLimited',
+  AtBounds: 'AtBounds',
+  // MetricsUnavailable
+  MetricsAvailable: 'MetricsAvailable',
+  NoSamples: 'NoSamples',
+  SourceFailed: 'SourceFailed',
+} as const;
+
+/** Why a plan could not be made (the Planned condition's reason when False). */
+export type PlanFailureReason = typeof Reason.InvalidSpec | typeof Reason.Infeasible | typeof Reason.InvalidModel;
+/** Why a model's autoscaling policy is not in force (the ScalingActive condition's reason when False). */
+export type PolicyRefusalReason = typeof Reason.PolicyNotFound | typeof Reason.PolicyInvalid | typeof Reason.OverrideNotAllowed | typeof Reason.ActuatorUnavailable;
+
+/** Why the control law recommends what it does for a component: in lastScaleReason, Events and metric labels. */
+export const ScaleReason = {
+  LatencyAboveTarget: 'LatencyAboveTarget',
+  LatencyBelowTarget: 'LatencyBelowTarget',
+  WithinTolerance: 'WithinTolerance',
+  WaitingForWarmup: 'WaitingForWarmup',
+  OtherComponentCritical: 'OtherComponentCritical',
+  MetricsUnavailable: 'MetricsUnavailable',
+  OutsideBounds: 'OutsideBounds',
+} as const;
+export type ScaleReason = (typeof ScaleReason)[keyof typeof ScaleReason];
+
+export const EventReason = {
+  PlanChanged: 'PlanChanged',
+  InvalidSpec: Reason.InvalidSpec,
+  Infeasible: Reason.Infeasible,
+  InvalidModel: Reason.InvalidModel,
+  ResourceConflict: Reason.ResourceConflict,
+  ApplyFailed: Reason.ApplyFailed,
+  DeletedStaleShard: 'DeletedStaleShard',
+  /** An HPA or ScaledObject the policy's actuator no longer calls for. */
+  DeletedAutoscaler: 'DeletedAutoscaler',
+  /** The autoscaler read no latency for the main; it holds replicas (or adds pods, as the policy says). */
+  MetricsUnavailable: 'MetricsUnavailable',
+  ScaledUp: 'ScaledUp',
+  ScaledDown: 'ScaledDown',
+  /** A write to the scale subresource failed. */
+  ScaleFailed: 'ScaleFailed',
+} as const;
+export type EventReason = (typeof EventReason)[keyof typeof EventReason];

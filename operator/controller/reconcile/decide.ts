@@ -1,0 +1,53 @@
+// Decide, pure: from what was observed to the plan, the desired children in the order they are applied, and
+// the children to delete.
+import type { KubernetesObject } from '@kubernetes/client-node';
+import { Reason } from '../../api/reasons.js';
+import { formatFieldErrors, resolveSpec, type ResolvedRecModelSpec } from '../../api/v1alpha1/index.js';
+import { resolveScaling, type ActuatorEnv, type ScalingResolution } from '../../autoscaling/policy.js';
+import { buildAutoscalers, SCALED_OBJECT } from '../../builders/autoscalers.js';
+import { buildChildren } from '../../builders/children.js';
+import type { BuilderConfig } from '../../builders/config.js';
+import type { Owner } from '../../builders/meta.js';
+import { planModel } from '../../planner/plan.js';
+import type { PlanOutcome } from '../../status/status.js';
+import type { Observed } from './observe.js';
+
+export interface Decision {
+  outcome: PlanOutcome;
+  /** The defaulted spec, when valid. */
+  spec?: ResolvedRecModelSpec;
+  desired: KubernetesObject[];
+  stale: KubernetesObject[];
+  /** When spec.autoscaling is enabled: the policy in force, or why there is none. */
+  scaling?: ScalingResolution;
+}
+
+// NetworkPolicies first, so no shard pod ever runs open; budgets and autoscalers once their Deployments exist
+const kindOrder: Record<string, number> = { NetworkPolicy: 0, ConfigMap: 1, Service: 2, Deployment: 3, PodDisruptionBudget: 4, HorizontalPodAutoscaler: 4, [SCALED_OBJECT]: 4 };
+export const AUTOSCALER_KINDS = new Set(['HorizontalPodAutoscaler', SCALED_OBJECT]);
+export const refKey = (o: KubernetesObject) => `${o.kind}/${o.metadata!.name}`;
+
+export function decide(observed: Observed, cfg: BuilderConfig, actuators: ActuatorEnv = { kedaServed: false }): Decision {
+  const { rm, owned } = observed;
+  const resolved = resolveSpec(rm.spec);
+  if (!resolved.ok) {
+    return { outcome: { ok: false, reason: Reason.InvalidSpec, message: formatFieldErrors(resolved.errors) }, desired: [], stale: [] };
+  }
+  const planned = planModel(resolved.spec);
+  if (!planned.ok) {
+    return { outcome: { ok: false, reason: planned.error.reason, message: planned.error.message }, spec: resolved.spec, desired: [], stale: [] };
+  }
+  const owner: Owner = { name: rm.metadata.name, namespace: rm.metadata.namespace!, uid: rm.metadata.uid! };
+  const spec = resolved.spec;
+  const children = buildChildren(owner, spec, planned.plan, cfg);
+  const scaling = spec.autoscaling.enabled ? resolveScaling(spec.autoscaling.policyRef!.name, observed.policy, spec.autoscaling, actuators) : undefined;
+  const components = [{ role: 'main' as const }, ...planned.plan.shards.map((s) => ({ role: 'sparse' as const, shard: s.index }))];
+  const autoscalers = scaling?.ok ? buildAutoscalers(owner, scaling.policy, components, actuators.prometheusUrl) : [];
+  const desired = [...children.networkPolicies, children.configMap, ...children.services, ...children.deployments, ...children.pdbs, ...autoscalers] as KubernetesObject[];
+  desired.sort((a, b) => kindOrder[a.kind!]! - kindOrder[b.kind!]!);
+  const wanted = new Set(desired.map(refKey));
+  // While the policy is refused (missing, invalid), HPAs and ScaledObjects already made keep scaling: nothing is lost.
+  const keepAutoscalers = scaling !== undefined && !scaling.ok;
+  const stale = owned.filter((o) => !wanted.has(refKey(o)) && !(keepAutoscalers && AUTOSCALER_KINDS.has(o.kind!)));
+  return { outcome: { ok: true, plan: planned.plan }, spec, desired, stale, ...(scaling ? { scaling } : {}) };
+}

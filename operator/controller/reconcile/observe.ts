@@ -1,0 +1,38 @@
+// Observe: one RecModel and what it controls, from the informers' caches, as one plain object.
+import type { KubernetesObject } from '@kubernetes/client-node';
+import type { LatencyScalingPolicy, RecModel } from '../../api/v1alpha1/index.js';
+import { KEDA_API_VERSION, SCALED_OBJECT } from '../../builders/autoscalers.js';
+import { dnsLabel } from '../../builders/names.js';
+import { controllerOf, type Caches } from '../informers.js';
+
+/** What one reconcile sees: the RecModel and the children it controls, from the cache. */
+export interface Observed {
+  rm: RecModel;
+  owned: KubernetesObject[];
+  /** Cached managed objects with our instance label but another controller (e.g. a same-named model's, or KEDA's HPAs). */
+  foreign: KubernetesObject[];
+  /** The LatencyScalingPolicy spec.autoscaling references, when enabled and found. */
+  policy?: LatencyScalingPolicy;
+}
+
+export type CacheReader = Pick<Caches, 'recModel' | 'children' | 'policy'>;
+
+/** Undefined when the RecModel is gone or being deleted (its children go with it, by garbage collection). */
+export function observe(caches: CacheReader, namespace: string, name: string): Observed | undefined {
+  const rm = caches.recModel(namespace, name);
+  if (!rm || rm.metadata.deletionTimestamp) return undefined;
+  const c = caches.children(namespace, dnsLabel(name));
+  const all = [
+    ...c.configMaps.map((o) => ({ ...o, kind: 'ConfigMap', apiVersion: 'v1' })),
+    ...c.services.map((o) => ({ ...o, kind: 'Service', apiVersion: 'v1' })),
+    ...c.deployments.map((o) => ({ ...o, kind: 'Deployment', apiVersion: 'apps/v1' })),
+    ...c.pdbs.map((o) => ({ ...o, kind: 'PodDisruptionBudget', apiVersion: 'policy/v1' })),
+    ...c.networkPolicies.map((o) => ({ ...o, kind: 'NetworkPolicy', apiVersion: 'networking.k8s.io/v1' })),
+    ...c.hpas.map((o) => ({ ...o, kind: 'HorizontalPodAutoscaler', apiVersion: 'autoscaling/v2' })),
+    ...c.scaledObjects.map((o) => ({ ...o, kind: SCALED_OBJECT, apiVersion: KEDA_API_VERSION })),
+  ] as KubernetesObject[];
+  const mine = (o: KubernetesObject) => controllerOf(o)?.uid === rm.metadata.uid;
+  const policyName = rm.spec?.autoscaling?.enabled ? rm.spec.autoscaling.policyRef?.name : undefined;
+  const policy = policyName ? caches.policy(policyName) : undefined;
+  return { rm, owned: all.filter(mine), foreign: all.filter((o) => !mine(o)), ...(policy ? { policy } : {}) };
+}

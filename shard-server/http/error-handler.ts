@@ -1,0 +1,33 @@
+// The one place errors become replies: the catalogue's status and {"error": {"code", "message"}} body
+// (contracts/errors.ts), for errors the routes throw, errors express's body parser raises, and anything else
+// (a 500, logged as an error; 4xx are logged at debug).
+import type { ErrorRequestHandler, RequestHandler } from 'express';
+import { ErrorCode, ServeError } from '../../contracts/errors.js';
+import type { Logger } from '../../lib/log.js';
+import type { ServerMetrics } from './metrics.js';
+
+/** Maps body-parser and unknown errors into the catalogue. */
+export function toServeError(err: unknown): ServeError {
+  if (err instanceof ServeError) return err;
+  const type = (err as { type?: string }).type;
+  if (type === 'entity.parse.failed') return new ServeError(ErrorCode.InvalidJson, `body is not valid JSON: ${(err as Error).message}`);
+  if (type === 'entity.too.large') return new ServeError(ErrorCode.BodyTooLarge, `body exceeds the limit of ${(err as { limit?: number }).limit} bytes`);
+  if (type === 'encoding.unsupported' || type === 'charset.unsupported') return new ServeError(ErrorCode.UnsupportedMediaType, (err as Error).message);
+  if (type === 'request.aborted' || type === 'request.size.invalid' || (err as { status?: number }).status === 400) return new ServeError(ErrorCode.InvalidRequest, (err as Error).message);
+  return new ServeError(ErrorCode.Internal, (err as Error)?.message ?? String(err));
+}
+
+/** Anything no route took. */
+export const notFound: RequestHandler = (_req, _res, next) => next(new ServeError(ErrorCode.NotFound, 'no such endpoint'));
+
+export function errorHandler(metrics: ServerMetrics, log: Logger): ErrorRequestHandler {
+  // express tells error handlers by their four parameters
+  // eslint-disable-next-line @typescript-eslint/no-unused-vars
+  return (err, _req, res, _next) => {
+    const e = toServeError(err);
+    metrics.errors.inc({ ...metrics.labels, code: e.kind.code });
+    if (e.status >= 500) log.error('request failed', { code: e.kind.code, error: e.message });
+    else log.debug('request rejected', { code: e.kind.code, error: e.message });
+    res.status(e.status).json(e.body());
+  };
+}

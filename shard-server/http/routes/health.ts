@@ -1,0 +1,13 @@
+// Liveness, readiness (what the server waits for, or which file is bad) and the Prometheus scrape, in both roles.
+import type { Router } from 'express';
+import { HEALTH_PATH, METRICS_PATH, READY_PATH } from '../../../contracts/endpoints.js';
+import type { ServerMetrics } from '../metrics.js';
+
+export function healthRoutes(app: Router, notReady: () => string | undefined, metrics: ServerMetrics): void {
+  app.get(HEALTH_PATH, (_req, res) => void res.type('text/plain').send('ok\n'));
+  app.get(READY_PATH, (_req, res) => {
+    const why = notReady();
+    res.status(why ? 503 : 200).type('text/plain').send(why ? `${why}\n` : 'ok\n');
+  });
+  app.get(METRICS_PATH, async (_req, res) => void res.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
+}

@@ -1,0 +1,96 @@
+// The main role's routes: the model's metadata (contracts/model-info.ts) and predictions, JSON or binary
+// (contracts/wire/predict.ts), run by the Predictor.
+import express, { type Request, type Response, type Router } from 'express';
+import { modelPath } from '../../../contracts/endpoints.js';
+import { ErrorCode, ServeError } from '../../../contracts/errors.js';
+import type { ModelInfo } from '../../../contracts/model-info.js';
+import { encodeScores, PREDICT_CONTENT_TYPE } from '../../../contracts/wire/predict.js';
+import { BufferPool } from '../../inference/buffer-pool.js';
+import type { Predictor, PredictResult } from '../../inference/predictor.js';
+import { parsePredict, parsePredictBinary, type Limits, type PredictInput } from '../../inference/request.js';
+import { readBody } from '../buffers.js';
+import type { ServerMetrics } from '../metrics.js';
+import type { Track } from '../track.js';
+
+export interface MainState {
+  /** Set once the model is loaded. */
+  predictor?: Predictor;
+  notReady(): string | undefined;
+}
+
+export interface MainRouteOptions {
+  model: string;
+  limits: Limits;
+  maxBodyBytes: number;
+  metrics: ServerMetrics;
+}
+
+const isBinary = (req: Request) => req.is(PREDICT_CONTENT_TYPE) === PREDICT_CONTENT_TYPE;
+
+/** GET /v1/models/NAME: tables in protocol order, for clients that build requests (the load generator). */
+export function modelInfo(model: string, p: Predictor): ModelInfo {
+  const m = p.manifest;
+  return {
+    name: model, architecture: m.architecture, denseFeatures: m.denseFeatures, interaction: m.interaction,
+    outputs: m.topMLP[m.topMLP.length - 1]!, scheduler: p.scheduler.state(),
+    tables: m.tables.map((t) => ({ name: t.name, rows: t.rows, dim: t.dim, dtype: t.dtype, net: t.net, poolingFactor: t.poolingFactor })),
+  };
+}
+
+function reply(res: Response, model: string, input: PredictInput, result: PredictResult, binary: boolean): void {
+  if (binary) {
+    const out = encodeScores(input.batch, result.outputs, result.scores);
+    if (result.fallbacks.length) res.setHeader('x-recshard-zero-embedding-shards', result.fallbacks.join(','));
+    res.type(PREDICT_CONTENT_TYPE).send(Buffer.from(out.buffer, out.byteOffset, out.byteLength));
+    return;
+  }
+  const scores: number[][] = [];
+  for (let b = 0; b < input.batch; b++) scores.push(Array.from(result.scores.subarray(b * result.outputs, (b + 1) * result.outputs)));
+  res.json({ model, scores, ...(result.fallbacks.length ? { degraded: { zeroEmbeddingShards: result.fallbacks } } : {}) });
+}
+
+export function mainRoutes(app: Router, state: MainState, o: MainRouteOptions, track: Track): void {
+  const m = o.metrics;
+  const labels = m.labels;
+  const ready = () => {
+    const p = state.predictor;
+    if (!p) throw new ServeError(ErrorCode.NotReady, state.notReady() ?? 'not ready');
+    return p;
+  };
+  app.get(`${modelPath(':name')}`, (req, res) => {
+    if (req.params.name !== o.model) throw new ServeError(ErrorCode.ModelNotFound, `this server serves model ${o.model}`);
+    res.json(modelInfo(o.model, ready()));
+  });
+
+  const tableIndex = new Map<string, number>();
+  const predict = async (req: Request, res: Response, raw: Uint8Array | undefined) => {
+    if (req.params.target !== `${o.model}:predict`) throw new ServeError(ErrorCode.ModelNotFound, `no such endpoint: this server serves POST ${modelPath(o.model)}:predict`);
+    const p = ready();
+    if (!tableIndex.size) p.manifest.tables.forEach((t, i) => tableIndex.set(t.name, i));
+    const input = raw !== undefined ? parsePredictBinary(raw, p.manifest, o.limits) : parsePredict(req.body, p.manifest, o.limits, tableIndex);
+    m.batch.observe(labels, input.batch);
+    const result = await p.predict(input, {
+      stage: (stage, seconds, shard) => m.duration.observe({ ...labels, stage, shard: shard === undefined ? '' : String(shard) }, seconds),
+      fallback: (shard) => m.fallbacks.inc(m.shardLabels(shard)),
+    });
+    m.parts.inc({ ...labels, executor: result.accelerator ? 'accelerator' : 'cpu' }, result.parts);
+    let looked = 0;
+    for (const s of input.sparse.values()) looked += s.indices.length;
+    m.lookups.inc(labels, looked);
+    reply(res, o.model, input, result, raw !== undefined);
+  };
+  const buffers = new BufferPool();
+  app.post(
+    `${modelPath(':target')}`,
+    express.json({ limit: o.maxBodyBytes, strict: false, type: (req) => !isBinary(req as Request) }),
+    track(async (req, res) => {
+      const raw = isBinary(req) ? await readBody(req, buffers, o.maxBodyBytes) : undefined;
+      try {
+        await predict(req, res, raw);
+      } finally {
+        // every view into the body is copied or encoded by the time predict settles
+        if (raw) buffers.release(raw);
+      }
+    }),
+  );
+}

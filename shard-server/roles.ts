@@ -1,0 +1,147 @@
+// What each role serves once its model is loaded: a sparse shard's LookupService over its tables, or the main's
+// Predictor (its executors, the clients of its shards and the scheduler). The loaders read and verify the
+// artifact; a failure names the file and the reason.
+import { availableParallelism } from 'node:os';
+import type { Manifest } from '../contracts/model-format.js';
+import type { ShardServerPlan } from '../contracts/plan.js';
+import type { FailurePolicy, SchedulerMode } from '../contracts/shard-server-args.js';
+import type { Clock } from '../lib/clock.js';
+import type { Logger } from '../lib/log.js';
+import type { ServerMetrics } from './http/metrics.js';
+import type { Executor, WorkerInit } from './inference/executor.js';
+import { LookupService } from './inference/lookup-service.js';
+import { Predictor } from './inference/predictor.js';
+import { Scheduler } from './inference/scheduler.js';
+import { ShardClient } from './inference/shard-client.js';
+import { loadTables, ModelLoadError, readVerified, type EmbeddingTable, type ModelSource } from './model/load.js';
+
+export interface SchedulingOptions {
+  mode: SchedulerMode;
+  /** Fixed B, or where auto starts. */
+  batchSize: number;
+  /** The percentile auto tunes the tail latency at. */
+  percentile: number;
+  /** The latency target at that percentile. */
+  targetMs?: number;
+  /** Worker threads for request parts; 0 runs them on the event loop. Default: the cores available. */
+  workers?: number;
+  /** An onnxruntime execution provider for whole large queries (e.g. cuda); none by default. */
+  accelerator?: string;
+  /** Tuning windows (tests shorten them). */
+  windowQueries?: number;
+  windowMs?: number;
+}
+
+export const DEFAULT_SCHEDULING: SchedulingOptions = { mode: 'auto', batchSize: 64, percentile: 95 };
+
+export interface MainOptions {
+  plan: ShardServerPlan;
+  scheduling?: SchedulingOptions;
+  policy: FailurePolicy;
+  deadlineMs: number;
+  probeMs: number;
+  log: Logger;
+  clock: Clock;
+}
+
+/** The main role, loaded: stop() ends the shard probes and the worker threads. */
+export interface MainRole {
+  predictor: Predictor;
+  clients: ShardClient[];
+  stop(): Promise<void>;
+}
+
+/** The tables of sparse shard `shard` in the plan, ready to answer lookups. */
+export async function loadSparse(src: ModelSource, manifest: Manifest, plan: ShardServerPlan, shard: number | undefined, maxBatch: number): Promise<LookupService> {
+  const own = plan.shards.find((s) => s.index === shard);
+  if (!own) throw new ModelLoadError('plan.json', `the plan has no shard ${shard}`);
+  return new LookupService(await loadTables(src, manifest, own.tables), maxBatch);
+}
+
+/** Where request parts run: worker threads (or the event loop, with 0 workers), and the accelerator's when asked. */
+async function startExecutors(src: ModelSource, manifest: Manifest, local: EmbeddingTable[], sched: SchedulingOptions, log: Logger) {
+  // onnxruntime is loaded by the main only: a sparse shard's memory is its tables plus Node itself.
+  const { loadDenseNets } = await import('./inference/dense.js');
+  const { PartComputer } = await import('./inference/compute.js');
+  const { InlineExecutor, WorkerPool } = await import('./inference/executor.js');
+  const workers = sched.workers ?? availableParallelism();
+  const bottom = manifest.dense.bottom ? await readVerified(src, manifest.dense.bottom) : undefined;
+  const top = await readVerified(src, manifest.dense.top);
+  const init: WorkerInit = {
+    manifest, bottom, top,
+    tables: local.map((t) => ({ index: t.index, meta: t.meta, buffer: t.data.buffer as SharedArrayBuffer, arena: t.arena })),
+  };
+  let cpu: Executor;
+  if (workers > 0) cpu = await WorkerPool.start(init, workers, log);
+  else {
+    const nets = await loadDenseNets(manifest, bottom, top);
+    cpu = new InlineExecutor(new PartComputer(manifest, nets.bottom, nets.top, new Map(local.map((t) => [t.index, t]))));
+  }
+  let accelerator: Executor | undefined;
+  if (sched.accelerator && sched.accelerator !== 'none') {
+    try {
+      accelerator = await WorkerPool.start({ ...init, providers: [sched.accelerator] }, 1, log, workers + 1);
+    } catch (e) {
+      log.error('accelerator unavailable; serving on CPU only', { provider: sched.accelerator, error: (e as Error).message });
+    }
+  }
+  return { cpu, accelerator };
+}
+
+/** A client per sparse shard of the plan, probing it in the background; the metrics follow what it sees. */
+function shardClients(manifest: Manifest, o: MainOptions, metrics: ServerMetrics): ShardClient[] {
+  const indexOf = (name: string) => {
+    const i = manifest.tables.findIndex((t) => t.name === name);
+    if (i < 0) throw new ModelLoadError('plan.json', `the plan assigns table "${name}", which the model does not have`);
+    return i;
+  };
+  const clients = o.plan.shards.map((s) => new ShardClient(s.index, s.endpoint, s.tables.map(indexOf), o.clock));
+  for (const c of clients) {
+    metrics.shardUp.set(metrics.shardLabels(c.shard), 0);
+    c.startProbe(o.probeMs, (up) => {
+      metrics.shardUp.set(metrics.shardLabels(c.shard), up ? 1 : 0);
+      o.log.info(up ? 'shard reachable' : 'shard unreachable', { shard: c.shard, endpoint: c.endpoint });
+    });
+  }
+  return clients;
+}
+
+/** The main role: its own tables (monolithic), the dense nets on its executors, and a client per shard. */
+export async function loadMain(src: ModelSource, manifest: Manifest, o: MainOptions, metrics: ServerMetrics): Promise<MainRole> {
+  const sched = { ...DEFAULT_SCHEDULING, ...o.scheduling };
+  const workers = sched.workers ?? availableParallelism();
+  // Kernel slots: the event loop, each worker and the accelerator's worker share the tables' memory.
+  const local = [...(await loadTables(src, manifest, o.plan.main.tables, workers + 2)).values()];
+  metrics.resident.set(metrics.labels, local.reduce((n, t) => n + t.data.byteLength, 0));
+  const { cpu, accelerator } = await startExecutors(src, manifest, local, sched, o.log);
+  const executors = accelerator ? [cpu, accelerator] : [cpu];
+  let clients: ShardClient[];
+  try {
+    clients = shardClients(manifest, o, metrics);
+  } catch (e) {
+    await Promise.all(executors.map((x) => x.close()));
+    throw e;
+  }
+  const scheduler = new Scheduler({
+    mode: sched.mode, batchSize: sched.batchSize, percentile: sched.percentile, targetMs: sched.targetMs, accelerator: accelerator !== undefined,
+    windowQueries: sched.windowQueries, windowMs: sched.windowMs, cpuMs: processCpuMs,
+  });
+  metrics.observeScheduler(() => scheduler.state());
+  const predictor = new Predictor({
+    manifest, localTables: local.map((t) => t.index), shards: clients, executor: cpu, accelerator, scheduler, policy: o.policy, deadlineMs: o.deadlineMs, clock: o.clock,
+  });
+  return {
+    predictor,
+    clients,
+    async stop() {
+      clients.forEach((c) => c.stop());
+      await Promise.all(executors.map((x) => x.close()));
+    },
+  };
+}
+
+/** CPU time of this process, every thread (the workers included), in ms. */
+function processCpuMs(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+}
