@@ -4,7 +4,7 @@ SHELL := bash
 NPM ?= npm
 export ONNXRUNTIME_NODE_INSTALL := skip
 
-.PHONY: help deps build gen typecheck test test-unit test-dataplane test-cluster demo bench images cluster-up cluster-down control-plane prometheus clean
+.PHONY: help deps build gen typecheck lint format test test-unit test-dataplane test-cluster demo bench images cluster-up cluster-down control-plane prometheus clean
 
 help:
 	@echo "make demo          plan the examples, serve DLRM-RMC2 locally in every strategy under load, run the operator on a local control plane"
@@ -12,6 +12,8 @@ help:
 	@echo "make cluster-up    start a local control plane (prints KUBECONFIG); make cluster-down stops it"
 	@echo "make bench         the five benchmarks into docs/benchmarks.md with charts (about 14 min; BENCH_FLAGS=--quick for a smoke run)"
 	@echo "make images        build the operator and shard-server images with docker or podman (IMAGE_REGISTRY, IMAGE_TAG)"
+	@echo "make lint          ESLint (layers, import cycles, line width) and Prettier's check, over the whole tree"
+	@echo "make format        rewrite every TypeScript file in Prettier's format"
 	@echo "make gen           regenerate TypeScript types from crds/ after editing the CRD"
 
 node_modules/.deps-stamp: package.json package-lock.json
@@ -31,6 +33,16 @@ gen: deps
 typecheck: deps
 	npx tsc -p test/tsconfig.json
 
+# ESLint (typescript-eslint, the layers of docs/architecture.md, no import cycles) and Prettier, configured once
+# (eslint.config.js, .prettierrc.json) for every TypeScript file of the repository.
+lint: deps
+	npx eslint --max-warnings=0 .
+	npx prettier --check --log-level=warn "**/*.{ts,js}"
+
+format: deps
+	npx prettier --write --log-level=warn "**/*.{ts,js}"
+	npx eslint --fix .
+
 # Builds the pinned control plane from Go modules into ~/.cache/recshard (once; seconds when cached).
 control-plane:
 	bash local-cluster/build-control-plane.sh >/dev/null
@@ -39,7 +51,7 @@ control-plane:
 prometheus:
 	bash local-cluster/install-prometheus.sh >/dev/null
 
-test: build control-plane prometheus typecheck
+test: build control-plane prometheus typecheck lint
 	npx vitest run
 
 test-unit: build

@@ -25,7 +25,7 @@ export function schedulingChart(rows: SchedulingRow[]): TopLevelSpec {
   const order = ['whole query', ...(rows[0]?.sweep.map((s) => `B = ${s.batchSize}`) ?? []), 'auto'];
   return {
     ...base,
-    title: { text: 'Latency-bounded throughput by scheduler (p95 under each model\'s target)', subtitle: 'higher is better' },
+    title: { text: "Latency-bounded throughput by scheduler (p95 under each model's target)", subtitle: 'higher is better' },
     data: { values },
     mark: 'bar',
     encoding: {
@@ -41,10 +41,12 @@ export function schedulingChart(rows: SchedulingRow[]): TopLevelSpec {
 }
 
 export function scaleOutChart(results: ScaleOutResult[], metric: 'p99Ms' | 'cpuSecondsPer1000'): TopLevelSpec {
-  const values = results.flatMap((r) => r.rows.flatMap((row) => [
-    { model: r.model, config: row.config, value: row[metric], percentile: 'p99' },
-    ...(metric === 'p99Ms' ? [{ model: r.model, config: row.config, value: row.p50Ms, percentile: 'p50' }] : []),
-  ]));
+  const values = results.flatMap((r) =>
+    r.rows.flatMap((row) => [
+      { model: r.model, config: row.config, value: row[metric], percentile: 'p99' },
+      ...(metric === 'p99Ms' ? [{ model: r.model, config: row.config, value: row.p50Ms, percentile: 'p50' }] : []),
+    ]),
+  );
   const order = results[0]?.rows.map((r) => r.config) ?? [];
   const title = metric === 'p99Ms' ? 'Latency at the same offered load, by sharding' : 'CPU seconds per 1,000 queries, all processes, by sharding';
   return {
@@ -57,7 +59,10 @@ export function scaleOutChart(results: ScaleOutResult[], metric: 'p99Ms' | 'cpuS
       x: { field: 'config', type: 'nominal', sort: order, title: null, axis: { labelAngle: -40 } },
       ...(metric === 'p99Ms' ? { xOffset: { field: 'percentile', type: 'nominal', sort: ['p50', 'p99'] } } : {}),
       y: { field: 'value', type: 'quantitative', title: metric === 'p99Ms' ? 'ms' : 'CPU s / 1000 queries' },
-      color: metric === 'p99Ms' ? { field: 'percentile', type: 'nominal', sort: ['p50', 'p99'], title: null } : { field: 'config', type: 'nominal', sort: order, legend: null },
+      color:
+        metric === 'p99Ms'
+          ? { field: 'percentile', type: 'nominal', sort: ['p50', 'p99'], title: null }
+          : { field: 'config', type: 'nominal', sort: order, legend: null },
     },
     width: 220,
     height: 220,
@@ -75,7 +80,10 @@ export function kernelChart(k: KernelResult): TopLevelSpec {
   const order = ['JavaScript loop', 'recshard (WebAssembly SIMD)', 'C, textbook loop', 'C, our loop order'];
   return {
     ...base,
-    title: { text: 'Pooled lookups per second on one core', subtitle: `dim ${k.rows[0]?.dim}, ${k.pooling} lookups per sample; C by ${k.compiler.split(' ')[0]} ${k.flags}` },
+    title: {
+      text: 'Pooled lookups per second on one core',
+      subtitle: `dim ${k.rows[0]?.dim}, ${k.pooling} lookups per sample; C by ${k.compiler.split(' ')[0]} ${k.flags}`,
+    },
     data: { values },
     mark: 'bar',
     encoding: {
@@ -125,7 +133,10 @@ export function overheadParts(r: OverheadRow): { part: string; us: number }[] {
 
 /** The demo's picture: p50 and p99 per strategy at one offered load. */
 export function strategiesChart(rows: { strategy: string; p50Ms: number; p99Ms: number }[], subtitle: string): TopLevelSpec {
-  const values = rows.flatMap((r) => [{ strategy: r.strategy, percentile: 'p50', ms: r.p50Ms }, { strategy: r.strategy, percentile: 'p99', ms: r.p99Ms }]);
+  const values = rows.flatMap((r) => [
+    { strategy: r.strategy, percentile: 'p50', ms: r.p50Ms },
+    { strategy: r.strategy, percentile: 'p99', ms: r.p99Ms },
+  ]);
   return {
     ...base,
     title: { text: 'Latency by sharding strategy', subtitle },
@@ -157,7 +168,13 @@ export function autoscalingChart(r: AutoscalingResult): TopLevelSpec {
           encoding: {
             x: { field: 'minutes', type: 'quantitative', title: 'minutes' },
             y: { field: 'replicas', type: 'quantitative', title: 'replicas' },
-            color: { field: 'controller', type: 'nominal', title: null, sort: ['recshard', 'HPA'], scale: { domain: ['recshard', 'HPA'], range: ['#4c78a8', '#e45756'] } },
+            color: {
+              field: 'controller',
+              type: 'nominal',
+              title: null,
+              sort: ['recshard', 'HPA'],
+              scale: { domain: ['recshard', 'HPA'], range: ['#4c78a8', '#e45756'] },
+            },
           },
         },
         {
@@ -176,7 +193,10 @@ export function autoscalingChart(r: AutoscalingResult): TopLevelSpec {
   };
   return {
     ...base,
-    title: { text: 'Replicas under recshard\'s latency autoscaler and under the HPA algorithm, same traces', subtitle: `simulated pods with measured service times; target p${r.percentile} ${r.targetMs} ms` },
+    title: {
+      text: "Replicas under recshard's latency autoscaler and under the HPA algorithm, same traces",
+      subtitle: `simulated pods with measured service times; target p${r.percentile} ${r.targetMs} ms`,
+    },
     concat: r.traces.map(panel),
     columns: 2,
   } as TopLevelSpec;

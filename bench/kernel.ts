@@ -96,17 +96,35 @@ export async function benchKernel(o: { sizes: { label: string; rows: number }[];
       view.set(data);
       const wasm = timeKernel({ index: 0, meta, data: view, arena }, offsets, indices, batch, o.seconds);
       const js = timeKernel({ index: 0, meta, data }, offsets, indices, batch, o.seconds);
-      const runC = (variant: string) => (JSON.parse(execFileSync(poolBin, [variant, tableFile, String(rows), String(dim), indexFile, String(batch), String(o.seconds)]).toString()) as { lookupsPerSecond: number }).lookupsPerSecond;
+      const runC = (variant: string) =>
+        (
+          JSON.parse(execFileSync(poolBin, [variant, tableFile, String(rows), String(dim), indexFile, String(batch), String(o.seconds)]).toString()) as {
+            lookupsPerSecond: number;
+          }
+        ).lookupsPerSecond;
       const cNaive = runC('naive');
       const cBlocked = runC('blocked');
       const c = Math.max(cNaive, cBlocked);
       const wasmGBps = (wasm * dim * 4) / 1e9;
       const row: KernelRow = {
-        table: size.label, rows, dim, tableMiB: round(data.byteLength / 2 ** 20, 1),
-        wasm: Math.round(wasm), js: Math.round(js), c: Math.round(c), cNaive: Math.round(cNaive), cBlocked: Math.round(cBlocked), wasmVsC: round(wasm / c, 3), jsVsC: round(js / c, 3),
-        wasmGBps: round(wasmGBps, 2), wasmVsBandwidth: round(wasmGBps / readGBps, 3),
+        table: size.label,
+        rows,
+        dim,
+        tableMiB: round(data.byteLength / 2 ** 20, 1),
+        wasm: Math.round(wasm),
+        js: Math.round(js),
+        c: Math.round(c),
+        cNaive: Math.round(cNaive),
+        cBlocked: Math.round(cBlocked),
+        wasmVsC: round(wasm / c, 3),
+        jsVsC: round(js / c, 3),
+        wasmGBps: round(wasmGBps, 2),
+        wasmVsBandwidth: round(wasmGBps / readGBps, 3),
       };
-      log(`  ${size.label} (${row.tableMiB} MiB): wasm ${(wasm / 1e6).toFixed(1)}M, js ${(js / 1e6).toFixed(1)}M, C ${(cNaive / 1e6).toFixed(1)}M naive / ${(cBlocked / 1e6).toFixed(1)}M blocked lookups/s; wasm/C ${row.wasmVsC}`);
+      log(
+        `  ${size.label} (${row.tableMiB} MiB): wasm ${(wasm / 1e6).toFixed(1)}M, js ${(js / 1e6).toFixed(1)}M, C ${(cNaive / 1e6).toFixed(1)}M ` +
+          `naive / ${(cBlocked / 1e6).toFixed(1)}M blocked lookups/s; wasm/C ${row.wasmVsC}`,
+      );
       rowsOut.push(row);
     }
     return { compiler, flags, batch, pooling, readGBps, rows: rowsOut };

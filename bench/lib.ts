@@ -2,15 +2,15 @@
 // every process of a deployment (from /proc), and the machine description each result is stated against.
 import { readFileSync } from 'node:fs';
 import { availableParallelism, cpus, totalmem } from 'node:os';
-import { readRecModels } from '../operator/api/v1alpha1/documents.js';
-import type { RecModel } from '../operator/api/v1alpha1/index.js';
+import { serveLocal, type LocalDeployment, type LocalOptions } from '../cli/local.js';
+import type { ModelInfo } from '../contracts/model-info.js';
+import { PREDICT_CONTENT_TYPE } from '../contracts/wire/predict.js';
 import { measureCapacity } from '../loadgen/capacity.js';
 import { parseSizeSpec } from '../loadgen/distributions.js';
 import { runLoad, type LoadResult } from '../loadgen/run.js';
-import type { ModelInfo } from '../contracts/model-info.js';
 import { buildQueries, type Query } from '../loadgen/workload.js';
-import { PREDICT_CONTENT_TYPE } from '../contracts/wire/predict.js';
-import { serveLocal, type LocalDeployment, type LocalOptions } from '../cli/local.js';
+import { readRecModels } from '../operator/api/v1alpha1/documents.js';
+import type { RecModel } from '../operator/api/v1alpha1/index.js';
 
 export interface Machine {
   cpuModel: string;
@@ -57,7 +57,11 @@ export async function oneAtATime(d: LocalDeployment, qs: Query[], count: number)
   const out: number[] = [];
   for (let i = 0; i < count; i++) {
     const t = performance.now();
-    const res = await fetch(d.predictUrl, { method: 'POST', headers: { 'content-type': PREDICT_CONTENT_TYPE }, body: qs[i % qs.length]!.body as unknown as BodyInit });
+    const res = await fetch(d.predictUrl, {
+      method: 'POST',
+      headers: { 'content-type': PREDICT_CONTENT_TYPE },
+      body: qs[i % qs.length]!.body as unknown as BodyInit,
+    });
     await res.arrayBuffer();
     if (!res.ok) throw new Error(`predict answered ${res.status}`);
     out.push(performance.now() - t);
@@ -79,7 +83,11 @@ export interface CapacityRun {
  * tail latency crosses the target, interpolated between the last level that held it and the first miss that the
  * next level confirms (two misses in a row, or a miss at the last level).
  */
-export async function gridCapacity(d: LocalDeployment, qs: Query[], o: { targetMs: number; grid: number[]; levelSeconds: number; warmupQps: number }): Promise<CapacityRun> {
+export async function gridCapacity(
+  d: LocalDeployment,
+  qs: Query[],
+  o: { targetMs: number; grid: number[]; levelSeconds: number; warmupQps: number },
+): Promise<CapacityRun> {
   await load(d, qs, o.warmupQps, 3);
   const levels: CapacityRun['levels'] = [];
   // The grid, then (when the target still holds at its top) the same geometric continuation for everyone.
@@ -105,10 +113,22 @@ export async function gridCapacity(d: LocalDeployment, qs: Query[], o: { targetM
 }
 
 /** Latency-bounded throughput: p95 under the target, after a warm-up. */
-export async function capacity(d: LocalDeployment, qs: Query[], o: { targetMs: number; startQps: number; levelSeconds: number; precision: number; maxLevels: number }): Promise<CapacityRun> {
+export async function capacity(
+  d: LocalDeployment,
+  qs: Query[],
+  o: { targetMs: number; startQps: number; levelSeconds: number; precision: number; maxLevels: number },
+): Promise<CapacityRun> {
   const r = await measureCapacity({
-    predictUrl: d.predictUrl, queries: qs, targetMs: o.targetMs, percentile: 95, startQps: o.startQps, levelMs: o.levelSeconds * 1000,
-    precision: o.precision, maxLevels: o.maxLevels, timeoutMs: 10_000, seed: 3,
+    predictUrl: d.predictUrl,
+    queries: qs,
+    targetMs: o.targetMs,
+    percentile: 95,
+    startQps: o.startQps,
+    levelMs: o.levelSeconds * 1000,
+    precision: o.precision,
+    maxLevels: o.maxLevels,
+    timeoutMs: 10_000,
+    seed: 3,
   });
   return { qps: r.qps, levels: r.levels.map((l) => ({ qps: l.qps, latencyMs: l.latencyMs, pass: l.pass })) };
 }

@@ -5,8 +5,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { build } from 'hdr-histogram-js';
-import { loadDenseNets } from '../shard-server/inference/dense.js';
 import type { Manifest } from '../contracts/model-format.js';
+import { loadDenseNets } from '../shard-server/inference/dense.js';
 import { example, log, oneAtATime, queries, round, serve } from './lib.js';
 
 export interface OverheadRow {
@@ -52,7 +52,11 @@ export async function benchOverhead(o: { models: { model: string; file: string }
       const after = await stageMeans(d.mainUrl);
       // the same networks, bare: one single-threaded session each, the same batch
       const manifest = JSON.parse(readFileSync(join(d.modelDir, 'manifest.json'), 'utf8')) as Manifest;
-      const { bottom, top } = await loadDenseNets(manifest, manifest.dense.bottom && readFileSync(join(d.modelDir, manifest.dense.bottom.file)), readFileSync(join(d.modelDir, manifest.dense.top.file)));
+      const { bottom, top } = await loadDenseNets(
+        manifest,
+        manifest.dense.bottom && readFileSync(join(d.modelDir, manifest.dense.bottom.file)),
+        readFileSync(join(d.modelDir, manifest.dense.top.file)),
+      );
       const x = Float32Array.from({ length: o.batch * manifest.denseFeatures }, (_, i) => Math.sin(i));
       const z = Float32Array.from({ length: o.batch * manifest.topInput }, (_, i) => Math.cos(i));
       const bare: number[] = [];
@@ -67,10 +71,24 @@ export async function benchOverhead(o: { models: { model: string; file: string }
       const endToEndUs = median(e2e);
       const bareOrtUs = median(bare);
       const row: OverheadRow = {
-        model: m.model, batch: o.batch, endToEndUs, bareOrtUs, overheadUs: endToEndUs - bareOrtUs, overheadPct: round(((endToEndUs - bareOrtUs) / endToEndUs) * 100, 1),
-        server: { endToEnd: stage('end_to_end'), embeddings: stage('embeddings'), interaction: stage('interaction'), dense: stage('bottom_mlp') + stage('top_mlp'), queue: stage('queue') },
+        model: m.model,
+        batch: o.batch,
+        endToEndUs,
+        bareOrtUs,
+        overheadUs: endToEndUs - bareOrtUs,
+        overheadPct: round(((endToEndUs - bareOrtUs) / endToEndUs) * 100, 1),
+        server: {
+          endToEnd: stage('end_to_end'),
+          embeddings: stage('embeddings'),
+          interaction: stage('interaction'),
+          dense: stage('bottom_mlp') + stage('top_mlp'),
+          queue: stage('queue'),
+        },
       };
-      log(`overhead: ${m.model} batch ${o.batch}: end to end ${endToEndUs} us, bare onnxruntime ${bareOrtUs} us, overhead ${row.overheadUs} us (${row.overheadPct}%)`);
+      log(
+        `overhead: ${m.model} batch ${o.batch}: end to end ${endToEndUs} us, bare onnxruntime ${bareOrtUs} us, overhead ` +
+          `${row.overheadUs} us (${row.overheadPct}%)`,
+      );
       rows.push(row);
     } finally {
       await d.stop();

@@ -4,8 +4,8 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { Command, Option } from 'commander';
-import { autoscalingChart, kernelChart, overheadChart, scaleOutChart, schedulingChart, svg } from './charts.js';
 import { compareAutoscalers } from './autoscaling/compare.js';
+import { autoscalingChart, kernelChart, overheadChart, scaleOutChart, schedulingChart, svg } from './charts.js';
 import { benchKernel } from './kernel.js';
 import { capacity, example, log, machine, oneAtATime, queries, round, serve } from './lib.js';
 import { benchOverhead } from './overhead.js';
@@ -26,17 +26,30 @@ const only = new Set(flags.only ?? ALL);
 const started = new Date();
 const t0 = performance.now();
 const results: BenchResults = {
-  command: ['make bench', ...(quick ? ['--quick'] : []), ...(flags.only ? [`--only ${flags.only.join(' ')}`] : [])].join(' ').replace('make bench --', 'npx tsx bench/run.ts --'),
-  quick, startedAt: started.toISOString(), durationS: 0, machine: machine(),
+  command: ['make bench', ...(quick ? ['--quick'] : []), ...(flags.only ? [`--only ${flags.only.join(' ')}`] : [])]
+    .join(' ')
+    .replace('make bench --', 'npx tsx bench/run.ts --'),
+  quick,
+  startedAt: started.toISOString(),
+  durationS: 0,
+  machine: machine(),
 };
 if (!quick && !flags.only) results.command = 'make bench';
 const step = (name: string) => log(`\n== ${name} (${((performance.now() - t0) / 1000).toFixed(0)} s)`);
 
 if (only.has('scheduling')) {
   step('1/5 scheduling');
-  results.scheduling = await benchScheduling(quick
-    ? { models: SCHEDULING_MODELS.slice(0, 1), sweep: [32], levelSeconds: 1, grid: [0.5, 1], calibration: { levelSeconds: 0.5, maxLevels: 4 } }
-    : { models: SCHEDULING_MODELS, sweep: [8, 32, 128], levelSeconds: 2.25, grid: [0.6, 0.8, 1, 1.25, 1.5, 1.8], calibration: { levelSeconds: 2, maxLevels: 8 } });
+  results.scheduling = await benchScheduling(
+    quick
+      ? { models: SCHEDULING_MODELS.slice(0, 1), sweep: [32], levelSeconds: 1, grid: [0.5, 1], calibration: { levelSeconds: 0.5, maxLevels: 4 } }
+      : {
+          models: SCHEDULING_MODELS,
+          sweep: [8, 32, 128],
+          levelSeconds: 2.25,
+          grid: [0.6, 0.8, 1, 1.25, 1.5, 1.8],
+          calibration: { levelSeconds: 2, maxLevels: 8 },
+        },
+  );
 }
 
 if (only.has('scaleout')) {
@@ -55,19 +68,38 @@ if (only.has('scaleout')) {
   const models = quick ? SCALEOUT_MODELS.slice(0, 1) : SCALEOUT_MODELS;
   const loads = new Map<string, number>();
   for (const m of models) loads.set(m.file, await half(m.file));
-  results.scaleOut = await benchScaleOut({ models, configs: quick ? SCALEOUT_CONFIGS.slice(0, 3) : SCALEOUT_CONFIGS, seconds: quick ? 1 : 6, load: (f) => loads.get(f)! });
+  results.scaleOut = await benchScaleOut({
+    models,
+    configs: quick ? SCALEOUT_CONFIGS.slice(0, 3) : SCALEOUT_CONFIGS,
+    seconds: quick ? 1 : 6,
+    load: (f) => loads.get(f)!,
+  });
 }
 
 if (only.has('kernel')) {
   step('3/5 kernel');
-  results.kernel = await benchKernel(quick
-    ? { sizes: [{ label: 'cache-resident', rows: 4096 }], dim: 64, seconds: 0.2, bandwidthMiB: 64 }
-    : { sizes: [{ label: 'cache-resident', rows: 4096 }, { label: 'DRAM', rows: 1 << 20 }], dim: 64, seconds: 1.5, bandwidthMiB: 1024 });
+  results.kernel = await benchKernel(
+    quick
+      ? { sizes: [{ label: 'cache-resident', rows: 4096 }], dim: 64, seconds: 0.2, bandwidthMiB: 64 }
+      : {
+          sizes: [
+            { label: 'cache-resident', rows: 4096 },
+            { label: 'DRAM', rows: 1 << 20 },
+          ],
+          dim: 64,
+          seconds: 1.5,
+          bandwidthMiB: 1024,
+        },
+  );
 }
 
 if (only.has('overhead')) {
   step('4/5 overhead');
-  results.overhead = await benchOverhead({ models: quick ? [SCHEDULING_MODELS[0]!] : [SCHEDULING_MODELS[0]!, SCHEDULING_MODELS[2]!], batch: 64, queries: quick ? 20 : 300 });
+  results.overhead = await benchOverhead({
+    models: quick ? [SCHEDULING_MODELS[0]!] : [SCHEDULING_MODELS[0]!, SCHEDULING_MODELS[2]!],
+    batch: 64,
+    queries: quick ? 20 : 300,
+  });
 }
 
 if (only.has('autoscaling')) {
@@ -83,9 +115,17 @@ if (only.has('autoscaling')) {
   } finally {
     await d.stop();
   }
-  results.autoscaling = await compareAutoscalers({ serviceMs, source: `DLRM-RMC3 main (examples/${file}, monolithic, whole queries), ${serviceMs.length} production-size queries one at a time`, quick });
+  results.autoscaling = await compareAutoscalers({
+    serviceMs,
+    source: `DLRM-RMC3 main (examples/${file}, monolithic, whole queries), ${serviceMs.length} production-size queries one at a time`,
+    quick,
+  });
   for (const t of results.autoscaling.traces) {
-    for (const r of t.runs) log(`  ${t.trace} seed ${r.seed}: seconds over target HPA ${r.hpa.secondsOver} / recshard ${r.recshard.secondsOver}; replica-seconds ratio ${r.replicaSecondsRatio}; reversals HPA ${r.hpa.reversals} / recshard ${r.recshard.reversals}`);
+    for (const r of t.runs)
+      log(
+        `  ${t.trace} seed ${r.seed}: seconds over target HPA ${r.hpa.secondsOver} / recshard ${r.recshard.secondsOver}; ` +
+          `replica-seconds ratio ${r.replicaSecondsRatio}; reversals HPA ${r.hpa.reversals} / recshard ${r.recshard.reversals}`,
+      );
   }
 }
 

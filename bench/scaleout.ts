@@ -41,7 +41,12 @@ export const SCALEOUT_MODELS = [
   { model: 'DLRM-RMC3 (compute-heavy)', file: 'dlrm-rmc3.yaml' },
 ];
 
-export async function benchScaleOut(o: { models: typeof SCALEOUT_MODELS; configs: typeof SCALEOUT_CONFIGS; seconds: number; load: (file: string) => number }): Promise<ScaleOutResult[]> {
+export async function benchScaleOut(o: {
+  models: typeof SCALEOUT_MODELS;
+  configs: typeof SCALEOUT_CONFIGS;
+  seconds: number;
+  load: (file: string) => number;
+}): Promise<ScaleOutResult[]> {
   const out: ScaleOutResult[] = [];
   for (const m of o.models) {
     const offeredQps = o.load(m.file);
@@ -58,8 +63,14 @@ export async function benchScaleOut(o: { models: typeof SCALEOUT_MODELS; configs
         const r = await load(d, qs, offeredQps, o.seconds, 99);
         const cpu = d.cpuSeconds() - cpu0;
         const row = {
-          config: c.config, shards: d.plan.shards.length, processes: d.processes.length, p50Ms: r.latencyMs.p50, p99Ms: r.latencyMs.p99,
-          achievedQps: r.achievedQps, errors: r.errors + r.timeouts, cpuSecondsPer1000: round((cpu / Math.max(r.ok, 1)) * 1000, 2),
+          config: c.config,
+          shards: d.plan.shards.length,
+          processes: d.processes.length,
+          p50Ms: r.latencyMs.p50,
+          p99Ms: r.latencyMs.p99,
+          achievedQps: r.achievedQps,
+          errors: r.errors + r.timeouts,
+          cpuSecondsPer1000: round((cpu / Math.max(r.ok, 1)) * 1000, 2),
         };
         log(`  ${c.config}: p50 ${row.p50Ms} ms, p99 ${row.p99Ms} ms, ${row.cpuSecondsPer1000} CPU s per 1000 queries (${row.processes} processes)`);
         rows.push(row);

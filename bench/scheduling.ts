@@ -1,8 +1,8 @@
 // Benchmark 1, DeepRecSched: latency-bounded throughput (p95 under the model's target) of the main with the
 // auto scheduler, with fixed B = whole query, and with fixed B over a sweep, for four DeepRecInfra models
 // served monolithic (so the main's scheduling is all that differs).
-import { resolveSpec } from '../operator/api/v1alpha1/index.js';
 import { durationMs } from '../lib/duration.js';
+import { resolveSpec } from '../operator/api/v1alpha1/index.js';
 import { capacity, example, gridCapacity, load, log, queries, round, serve, type CapacityRun } from './lib.js';
 
 export interface SchedulingRow {
@@ -59,15 +59,25 @@ export async function benchScheduling(o: SchedulingOptions): Promise<SchedulingR
           // is configured with it too).
           const idle = await load(d, qs, 2, o.calibration.levelSeconds * 2);
           targetMs = Math.max(modelTargetMs, Math.ceil(idle.latencyMs.p95 * 3));
-          if (targetMs !== modelTargetMs) log(`  ${m.model}: unloaded p95 ${idle.latencyMs.p95} ms; target raised from ${modelTargetMs} to ${targetMs} ms on this machine`);
+          if (targetMs !== modelTargetMs)
+            log(`  ${m.model}: unloaded p95 ${idle.latencyMs.p95} ms; target raised from ${modelTargetMs} to ${targetMs} ms on this machine`);
           // calibration: a coarse adaptive search on the whole-query configuration places the grid
-          const c = await capacity(d, qs, { targetMs, startQps: 2, levelSeconds: o.calibration.levelSeconds, precision: 1.25, maxLevels: o.calibration.maxLevels });
+          const c = await capacity(d, qs, {
+            targetMs,
+            startQps: 2,
+            levelSeconds: o.calibration.levelSeconds,
+            precision: 1.25,
+            maxLevels: o.calibration.maxLevels,
+          });
           grid = o.grid.map((g) => round(Math.max(c.qps, 1) * g, 1));
           log(`  ${m.model} calibration: about ${c.qps} QPS; levels ${grid.join(', ')}`);
         }
         const run = await gridCapacity(d, qs, { targetMs, grid, levelSeconds: o.levelSeconds, warmupQps: grid[0]! });
         const state = (await (await fetch(`${d.mainUrl}/v1/models/${rm.metadata.name}`)).json()) as { scheduler: { batchSize: number } };
-        log(`  ${m.model} ${label}: ${run.qps}${run.censored ? '+' : ''} QPS (p95 ${run.levels.map((l) => Math.round(l.latencyMs)).join('/')} ms)${scheduler === 'auto' ? `, B now ${state.scheduler.batchSize}` : ''}`);
+        log(
+          `  ${m.model} ${label}: ${run.qps}${run.censored ? '+' : ''} QPS (p95 ${run.levels.map((l) => Math.round(l.latencyMs)).join('/')} ` +
+            `ms)${scheduler === 'auto' ? `, B now ${state.scheduler.batchSize}` : ''}`,
+        );
         return { run, finalBatchSize: state.scheduler.batchSize };
       } finally {
         await d.stop();
@@ -81,8 +91,17 @@ export async function benchScheduling(o: SchedulingOptions): Promise<SchedulingR
     const fixed = [{ batchSize: 1024, qps: whole.qps }, ...sweep.map((s) => ({ batchSize: s.batchSize, qps: s.run.qps }))];
     const best = fixed.reduce((a, b) => (b.qps > a.qps ? b : a));
     rows.push({
-      model: m.model, file: m.file, targetMs, modelTargetMs, meanQuerySize: round(meanQuerySize), whole, sweep, auto: { ...auto.run, finalBatchSize: auto.finalBatchSize }, best,
-      autoVsBest: round(auto.run.qps / Math.max(best.qps, 1e-9), 3), autoVsWhole: round(auto.run.qps / Math.max(whole.qps, 1e-9), 3),
+      model: m.model,
+      file: m.file,
+      targetMs,
+      modelTargetMs,
+      meanQuerySize: round(meanQuerySize),
+      whole,
+      sweep,
+      auto: { ...auto.run, finalBatchSize: auto.finalBatchSize },
+      best,
+      autoVsBest: round(auto.run.qps / Math.max(best.qps, 1e-9), 3),
+      autoVsWhole: round(auto.run.qps / Math.max(whole.qps, 1e-9), 3),
     });
   }
   return rows;

@@ -5,13 +5,13 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { findRepoFile } from '../lib/paths.js';
-import { freePort } from '../lib/net.js';
-import { formatFieldErrors, resolveSpec, type RecModel, type ResolvedRecModelSpec } from '../operator/api/v1alpha1/index.js';
-import { planModel, type Plan } from '../operator/planner/plan.js';
-import { generateModel } from '../models/generate.js';
 import { shardServerArgs, type ShardServerArgs } from '../contracts/shard-server-args.js';
+import { freePort } from '../lib/net.js';
+import { findRepoFile } from '../lib/paths.js';
+import { generateModel } from '../models/generate.js';
+import { formatFieldErrors, resolveSpec, type RecModel, type ResolvedRecModelSpec } from '../operator/api/v1alpha1/index.js';
 import { MODEL_KEY, modelConfig, PLAN_KEY, servingPlan } from '../operator/builders/serving-files.js';
+import { planModel, type Plan } from '../operator/planner/plan.js';
 
 export interface LocalOptions {
   /** A model directory to serve; when absent one is generated from the RecModel (cached by shape, seed, scale). */
@@ -92,7 +92,10 @@ export function resolveLocal(rm: RecModel): { spec: ResolvedRecModelSpec; plan: 
 
 /** Generates (once) the model a RecModel describes, at a scale, into a cache directory. */
 export function ensureModel(rm: RecModel, spec: ResolvedRecModelSpec, scale: number, seed: number, log: (l: string) => void): string {
-  const key = createHash('sha256').update(JSON.stringify({ model: spec.model, scale, seed })).digest('hex').slice(0, 12);
+  const key = createHash('sha256')
+    .update(JSON.stringify({ model: spec.model, scale, seed }))
+    .digest('hex')
+    .slice(0, 12);
   const dir = join(tmpdir(), 'recshard-models', `${rm.metadata.name}-${key}`);
   if (existsSync(join(dir, 'manifest.json'))) return dir;
   log(`generating ${spec.model.architecture} model for ${rm.metadata.name} at scale ${scale} into ${dir}`);
@@ -101,7 +104,14 @@ export function ensureModel(rm: RecModel, spec: ResolvedRecModelSpec, scale: num
 }
 
 /** plan.json and model.json in `dir`, as the operator writes them into the plan ConfigMap, with loopback endpoints. */
-export function writeServingFiles(dir: string, name: string, spec: ResolvedRecModelSpec, plan: Plan, modelDir: string, shardPorts: number[]): { plan: string; modelConfig: string } {
+export function writeServingFiles(
+  dir: string,
+  name: string,
+  spec: ResolvedRecModelSpec,
+  plan: Plan,
+  modelDir: string,
+  shardPorts: number[],
+): { plan: string; modelConfig: string } {
   const files = { plan: join(dir, PLAN_KEY), modelConfig: join(dir, MODEL_KEY) };
   const doc = servingPlan(name, plan, {}, (s) => ({ endpoint: `http://127.0.0.1:${shardPorts[s.index]}` }));
   writeFileSync(files.plan, JSON.stringify(doc, null, 2));
@@ -120,7 +130,12 @@ export async function serveLocal(rm: RecModel, o: LocalOptions): Promise<LocalDe
   const mainPort = await freePort();
   const files = writeServingFiles(runDir, name, spec, plan, modelDir, ports);
   const common = {
-    plan: files.plan, model: modelDir, host: '127.0.0.1', deadlineMs: o.deadlineMs ?? 1000, failurePolicy: o.failurePolicy ?? 'fail', probeMs: 250,
+    plan: files.plan,
+    model: modelDir,
+    host: '127.0.0.1',
+    deadlineMs: o.deadlineMs ?? 1000,
+    failurePolicy: o.failurePolicy ?? 'fail',
+    probeMs: 250,
     ...(o.maxBodyBytes ? { maxBodyBytes: o.maxBodyBytes } : {}),
   } satisfies Partial<ShardServerArgs>;
   const entry = findRepoFile('dist', 'shard-server', 'main.js');
@@ -131,7 +146,9 @@ export async function serveLocal(rm: RecModel, o: LocalOptions): Promise<LocalDe
     const proc = spawn(process.execPath, [entry, ...args], { stdio: ['ignore', out, out] });
     return { name: pname, port, args, proc };
   };
-  plan.shards.forEach((s, i) => processes.push(launch(`shard-${s.index}`, ports[i]!, shardServerArgs({ ...common, role: 'sparse', shard: s.index, port: ports[i]! }))));
+  plan.shards.forEach((s, i) =>
+    processes.push(launch(`shard-${s.index}`, ports[i]!, shardServerArgs({ ...common, role: 'sparse', shard: s.index, port: ports[i]! }))),
+  );
   // model.json's serving section carries the scheduling settings; the options override them
   const scheduling = { scheduler: o.scheduler, batchSize: o.batchSize, workers: o.workers };
   processes.push(launch('main', mainPort, shardServerArgs({ ...common, role: 'main', modelConfig: files.modelConfig, port: mainPort, ...scheduling })));
@@ -157,7 +174,13 @@ export async function serveLocal(rm: RecModel, o: LocalOptions): Promise<LocalDe
     throw new Error(`${(e as Error).message} (logs in ${runDir})`);
   }
   return {
-    spec, plan, modelDir, mainUrl, predictUrl: `${mainUrl}/v1/models/${name}:predict`, processes, stop,
+    spec,
+    plan,
+    modelDir,
+    mainUrl,
+    predictUrl: `${mainUrl}/v1/models/${name}:predict`,
+    processes,
+    stop,
     cpuSeconds: () => processes.reduce((sum, p) => sum + (p.proc.pid ? processCpuSeconds(p.proc.pid) : 0), 0),
     async kill(pname) {
       const i = processes.findIndex((p) => p.name === pname);

@@ -85,7 +85,7 @@ function servingCommands(program: Command): void {
     });
   const bench = program.command('bench').description('benchmarks');
   withTargetAndWorkload(bench.command('capacity').description('latency-bounded throughput: the highest QPS whose tail latency stays under the target'))
-    .option('--target-ms <ms>', 'latency target (default: the RecModel\'s spec.serving.latencyTarget)')
+    .option('--target-ms <ms>', "latency target (default: the RecModel's spec.serving.latencyTarget)")
     .option('--percentile <p>', 'percentile held under the target', '95')
     .option('--level-seconds <s>', 'seconds of load at each level', '5')
     .option('--start-qps <n>', 'first load level', '5')
@@ -94,7 +94,9 @@ function servingCommands(program: Command): void {
     .option('--json <file>', 'write the search as JSON')
     .action(async (opts: CapacityFlags) => {
       const r = await capacityCommand(opts, (l) => process.stderr.write(`${l}\n`));
-      process.stdout.write(`${r.model}: latency-bounded throughput ${r.qps} QPS at p${r.percentile} <= ${r.targetMs} ms (query sizes ${r.sizes}, ${r.levels.length} levels)\n`);
+      process.stdout.write(
+        `${r.model}: latency-bounded throughput ${r.qps} QPS at p${r.percentile} <= ${r.targetMs} ms (query sizes ${r.sizes}, ${r.levels.length} levels)\n`,
+      );
       if (opts.json) writeFileSync(opts.json, JSON.stringify(r, null, 2) + '\n');
     });
 }

@@ -49,16 +49,46 @@ export const SHARD_SERVER_FLAGS: { [K in keyof ShardServerArgs]-?: FlagSpec } = 
   host: { flag: '--host', value: '<addr>', description: 'listen address' },
   port: { flag: '--port', value: '<n>', description: 'listen port', number: true },
   deadlineMs: { flag: '--deadline-ms', value: '<n>', description: 'deadline of one predict, shard calls included', number: true },
-  failurePolicy: { flag: '--failure-policy', value: '<p>', description: 'when a shard fails: fail the request, or use zero embeddings', choices: ['fail', 'zero'] },
+  failurePolicy: {
+    flag: '--failure-policy',
+    value: '<p>',
+    description: 'when a shard fails: fail the request, or use zero embeddings',
+    choices: ['fail', 'zero'],
+  },
   maxBatch: { flag: '--max-batch', value: '<n>', description: 'samples per request', number: true },
   maxBodyBytes: { flag: '--max-body-bytes', value: '<n>', description: 'request body limit (a 1,000-item RMC2 query is about 16 MiB)', number: true },
   probeMs: { flag: '--probe-ms', value: '<n>', description: 'how often the main checks each shard', number: true },
-  scheduler: { flag: '--scheduler', value: '<mode>', description: 'main: auto tunes the batch size B online; fixed uses --batch-size (default: model.json serving.scheduler, else auto)', choices: ['auto', 'fixed'] },
-  batchSize: { flag: '--batch-size', value: '<n>', description: 'main: split queries into parts of B samples (auto: where tuning starts; default: model.json serving.batchSize, else 64)', number: true },
-  workers: { flag: '--workers', value: '<n>', description: 'main: worker threads that run request parts; 0 runs them on the event loop (default: the cores available)', number: true },
-  accelerator: { flag: '--accelerator', value: '<provider>', description: 'main: onnxruntime execution provider for whole large queries, e.g. cuda (default none)' },
+  scheduler: {
+    flag: '--scheduler',
+    value: '<mode>',
+    description: 'main: auto tunes the batch size B online; fixed uses --batch-size (default: model.json serving.scheduler, else auto)',
+    choices: ['auto', 'fixed'],
+  },
+  batchSize: {
+    flag: '--batch-size',
+    value: '<n>',
+    description: 'main: split queries into parts of B samples (auto: where tuning starts; default: model.json serving.batchSize, else 64)',
+    number: true,
+  },
+  workers: {
+    flag: '--workers',
+    value: '<n>',
+    description: 'main: worker threads that run request parts; 0 runs them on the event loop (default: the cores available)',
+    number: true,
+  },
+  accelerator: {
+    flag: '--accelerator',
+    value: '<provider>',
+    description: 'main: onnxruntime execution provider for whole large queries, e.g. cuda (default none)',
+  },
   logLevel: { flag: '--log-level', value: '<level>', description: 'debug, info, warn, error' },
-  emulateServiceMs: { flag: '--emulate-service-ms', value: '<n>', description: 'testing: every request also holds one serial lane for N ms, a server of 1000/N requests/s that uses no CPU (autoscaling tests on small machines)', number: true },
+  emulateServiceMs: {
+    flag: '--emulate-service-ms',
+    value: '<n>',
+    description:
+      'testing: every request also holds one serial lane for N ms, a server of 1000/N requests/s that uses no CPU (autoscaling tests on small machines)',
+    number: true,
+  },
 };
 
 /** The arguments that say `a`, in the table's order, each as --flag=value; flags left undefined are left out. */

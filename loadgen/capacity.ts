@@ -80,7 +80,11 @@ export async function measureCapacity(o: CapacityRunOptions): Promise<Capacity> 
     runLoad({ predictUrl: o.predictUrl, qps, durationMs, timeoutMs: o.timeoutMs, queries: o.queries, seed, tailPercentile: o.percentile });
   await run(o.startQps, Math.min(o.levelMs, 2000), o.warmupSeed ?? o.seed);
   return findCapacity({
-    targetMs: o.targetMs, startQps: o.startQps, precision: o.precision, maxLevels: o.maxLevels, onLevel: o.onLevel,
+    targetMs: o.targetMs,
+    startQps: o.startQps,
+    precision: o.precision,
+    maxLevels: o.maxLevels,
+    onLevel: o.onLevel,
     measure: async (qps) => {
       const r = await run(qps, o.levelMs, o.seed);
       return { latencyMs: r.latencyMs.tail, errors: r.errors + r.timeouts };

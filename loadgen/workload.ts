@@ -5,7 +5,6 @@ import type { ModelInfo } from '../contracts/model-info.js';
 import { encodePredict } from '../contracts/wire/predict.js';
 import { sizeSampler, uniform, zipfSampler, type SizeSpec } from './distributions.js';
 
-
 export interface WorkloadOptions {
   sizes: SizeSpec;
   /** 0 for uniform rows, else the Zipf exponent. */

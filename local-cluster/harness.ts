@@ -59,7 +59,8 @@ async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs: n
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     for (const [name, p] of procs) {
-      if (p.exitCode !== null) throw new Error(`${name} exited with ${p.exitCode} while waiting for ${what}; see ${join(dir, `${name}.log`)}:\n${tail(join(dir, `${name}.log`))}`);
+      if (p.exitCode !== null)
+        throw new Error(`${name} exited with ${p.exitCode} while waiting for ${what}; see ${join(dir, `${name}.log`)}:\n${tail(join(dir, `${name}.log`))}`);
     }
     if (await check().catch(() => false)) return;
     await new Promise((r) => setTimeout(r, 250));
@@ -100,14 +101,17 @@ export async function startCluster(opts: StartOptions = {}): Promise<Cluster> {
   const tokens = join(dir, 'tokens.csv');
   writeFileSync(tokens, `${token},admin,admin,system:masters\n`);
   const kubeconfig = join(dir, 'kubeconfig');
-  writeFileSync(kubeconfig, stringify({
-    apiVersion: 'v1',
-    kind: 'Config',
-    clusters: [{ name: 'recshard', cluster: { server, 'insecure-skip-tls-verify': true } }],
-    users: [{ name: 'admin', user: { token } }],
-    contexts: [{ name: 'recshard', context: { cluster: 'recshard', user: 'admin', namespace: 'default' } }],
-    'current-context': 'recshard',
-  }));
+  writeFileSync(
+    kubeconfig,
+    stringify({
+      apiVersion: 'v1',
+      kind: 'Config',
+      clusters: [{ name: 'recshard', cluster: { server, 'insecure-skip-tls-verify': true } }],
+      users: [{ name: 'admin', user: { token } }],
+      contexts: [{ name: 'recshard', context: { cluster: 'recshard', user: 'admin', namespace: 'default' } }],
+      'current-context': 'recshard',
+    }),
+  );
 
   const argsOf = new Map<string, string[]>();
   const start = (name: string, args: string[]) => {
@@ -141,44 +145,79 @@ export async function startCluster(opts: StartOptions = {}): Promise<Cluster> {
   try {
     mkdirSync(join(dir, 'etcd'));
     start('etcd', [
-      '--name=default', `--data-dir=${join(dir, 'etcd')}`,
-      `--listen-client-urls=http://127.0.0.1:${etcdPort}`, `--advertise-client-urls=http://127.0.0.1:${etcdPort}`,
-      `--listen-peer-urls=http://127.0.0.1:${etcdPeer}`, `--initial-advertise-peer-urls=http://127.0.0.1:${etcdPeer}`,
-      `--initial-cluster=default=http://127.0.0.1:${etcdPeer}`, '--unsafe-no-fsync', '--log-level=warn',
-      '--listen-metrics-urls=', `--quota-backend-bytes=${2 * 2 ** 30}`,
+      '--name=default',
+      `--data-dir=${join(dir, 'etcd')}`,
+      `--listen-client-urls=http://127.0.0.1:${etcdPort}`,
+      `--advertise-client-urls=http://127.0.0.1:${etcdPort}`,
+      `--listen-peer-urls=http://127.0.0.1:${etcdPeer}`,
+      `--initial-advertise-peer-urls=http://127.0.0.1:${etcdPeer}`,
+      `--initial-cluster=default=http://127.0.0.1:${etcdPeer}`,
+      '--unsafe-no-fsync',
+      '--log-level=warn',
+      '--listen-metrics-urls=',
+      `--quota-backend-bytes=${2 * 2 ** 30}`,
     ]);
     start('kube-apiserver', [
       `--etcd-servers=http://127.0.0.1:${etcdPort}`,
-      '--bind-address=127.0.0.1', '--advertise-address=127.0.0.1', `--secure-port=${apiPort}`,
-      `--cert-dir=${join(dir, 'certs')}`, `--token-auth-file=${tokens}`, '--authorization-mode=RBAC',
+      '--bind-address=127.0.0.1',
+      '--advertise-address=127.0.0.1',
+      `--secure-port=${apiPort}`,
+      `--cert-dir=${join(dir, 'certs')}`,
+      `--token-auth-file=${tokens}`,
+      '--authorization-mode=RBAC',
       '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
-      `--service-account-key-file=${saPub}`, `--service-account-signing-key-file=${saKey}`,
-      '--service-cluster-ip-range=10.96.0.0/16', '--endpoint-reconciler-type=none', '--allow-privileged=true',
-      '--enable-priority-and-fairness=false', '--v=0',
+      `--service-account-key-file=${saPub}`,
+      `--service-account-signing-key-file=${saKey}`,
+      '--service-cluster-ip-range=10.96.0.0/16',
+      '--endpoint-reconciler-type=none',
+      '--allow-privileged=true',
+      '--enable-priority-and-fairness=false',
+      '--v=0',
     ]);
     await waitFor('kube-apiserver /readyz', apiReady, 90_000, procs, dir);
-    const common = [`--kubeconfig=${kubeconfig}`, `--authentication-kubeconfig=${kubeconfig}`, `--authorization-kubeconfig=${kubeconfig}`, '--leader-elect=false', '--bind-address=127.0.0.1'];
+    const common = [
+      `--kubeconfig=${kubeconfig}`,
+      `--authentication-kubeconfig=${kubeconfig}`,
+      `--authorization-kubeconfig=${kubeconfig}`,
+      '--leader-elect=false',
+      '--bind-address=127.0.0.1',
+    ];
     start('kube-controller-manager', [
-      ...common, `--secure-port=${kcmPort}`, `--service-account-private-key-file=${saKey}`,
-      `--root-ca-file=${join(dir, 'certs', 'apiserver.crt')}`, '--service-cluster-ip-range=10.96.0.0/16',
-      '--use-service-account-credentials=false', '--concurrent-deployment-syncs=10', '--concurrent-replicaset-syncs=10',
+      ...common,
+      `--secure-port=${kcmPort}`,
+      `--service-account-private-key-file=${saKey}`,
+      `--root-ca-file=${join(dir, 'certs', 'apiserver.crt')}`,
+      '--service-cluster-ip-range=10.96.0.0/16',
+      '--use-service-account-credentials=false',
+      '--concurrent-deployment-syncs=10',
+      '--concurrent-replicaset-syncs=10',
     ]);
     start('kube-scheduler', [...common, `--secure-port=${schedPort}`]);
     start('kwok', [
-      `--kubeconfig=${kubeconfig}`, '--manage-all-nodes=false',
-      '--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake', `--server-address=127.0.0.1:${kwokPort}`,
-      '--node-ip=127.0.0.1', '--cidr=10.244.0.0/16', '--node-lease-duration-seconds=40',
+      `--kubeconfig=${kubeconfig}`,
+      '--manage-all-nodes=false',
+      '--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake',
+      `--server-address=127.0.0.1:${kwokPort}`,
+      '--node-ip=127.0.0.1',
+      '--cidr=10.244.0.0/16',
+      '--node-lease-duration-seconds=40',
     ]);
     createNodes(kubeconfig);
     await waitFor('fake nodes Ready', async () => nodesReady(kubeconfig), 60_000, procs, dir);
-    await waitFor('default ServiceAccount', async () => {
-      try {
-        kubectl(kubeconfig, ['get', 'serviceaccount', 'default', '-n', 'default']);
-        return true;
-      } catch {
-        return false;
-      }
-    }, 60_000, procs, dir);
+    await waitFor(
+      'default ServiceAccount',
+      async () => {
+        try {
+          kubectl(kubeconfig, ['get', 'serviceaccount', 'default', '-n', 'default']);
+          return true;
+        } catch {
+          return false;
+        }
+      },
+      60_000,
+      procs,
+      dir,
+    );
   } catch (e) {
     await stop();
     throw e;
@@ -193,7 +232,12 @@ export function kubectl(kubeconfig: string, args: string[], input?: string): str
 }
 
 function nodesReady(kubeconfig: string): boolean {
-  const out = kubectl(kubeconfig, ['get', 'nodes', '-o', 'jsonpath={range .items[*]}{.metadata.name}={.status.conditions[?(@.type=="Ready")].status}{"\\n"}{end}']);
+  const out = kubectl(kubeconfig, [
+    'get',
+    'nodes',
+    '-o',
+    'jsonpath={range .items[*]}{.metadata.name}={.status.conditions[?(@.type=="Ready")].status}{"\\n"}{end}',
+  ]);
   const ready = out.split('\n').filter((l) => l.endsWith('=True')).length;
   return ready === FAKE_NODES.cpu.length + FAKE_NODES.gpu.length;
 }
@@ -219,14 +263,31 @@ export function fakeNodeManifests(): object[] {
     status: {
       allocatable: { cpu: '96', memory: '512Gi', pods: '250', ...(gpu ? { 'nvidia.com/gpu': '8' } : {}) },
       capacity: { cpu: '96', memory: '512Gi', pods: '250', ...(gpu ? { 'nvidia.com/gpu': '8' } : {}) },
-      nodeInfo: { architecture: 'amd64', operatingSystem: 'linux', kubeletVersion: 'fake', kernelVersion: '', osImage: '', containerRuntimeVersion: '', kubeProxyVersion: '', machineID: '', systemUUID: '', bootID: '' },
+      nodeInfo: {
+        architecture: 'amd64',
+        operatingSystem: 'linux',
+        kubeletVersion: 'fake',
+        kernelVersion: '',
+        osImage: '',
+        containerRuntimeVersion: '',
+        kubeProxyVersion: '',
+        machineID: '',
+        systemUUID: '',
+        bootID: '',
+      },
     },
   });
   return [...FAKE_NODES.cpu.map((n) => node(n, false)), ...FAKE_NODES.gpu.map((n) => node(n, true))];
 }
 
 function createNodes(kubeconfig: string): void {
-  kubectl(kubeconfig, ['apply', '-f', '-'], fakeNodeManifests().map((n) => stringify(n)).join('---\n'));
+  kubectl(
+    kubeconfig,
+    ['apply', '-f', '-'],
+    fakeNodeManifests()
+      .map((n) => stringify(n))
+      .join('---\n'),
+  );
 }
 
 /** Stops a cluster started with detached: true, from its info file. */

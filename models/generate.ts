@@ -4,10 +4,10 @@ import { createHash } from 'node:crypto';
 import { closeSync, mkdirSync, openSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { xoroshiro128plus } from 'pure-rand/generator/xoroshiro128plus';
+import { FORMAT, bottomWidth, interactionWidth, type FileRef, type Manifest, type TableManifest } from '../contracts/model-format.js';
+import { toHalf } from '../lib/fp16.js';
 import type { ResolvedModel } from '../operator/api/v1alpha1/index.js';
 import { expandTables } from '../operator/planner/tables.js';
-import { toHalf } from '../lib/fp16.js';
-import { FORMAT, bottomWidth, interactionWidth, type FileRef, type Manifest, type TableManifest } from '../contracts/model-format.js';
 import { mlpToOnnx, type Layer } from './onnx.js';
 
 export interface GenerateOptions {
@@ -58,10 +58,16 @@ export function generateModel(o: GenerateOptions): Manifest {
     const bad = tables.find((t) => t.dim !== bottomOut);
     if (bad) throw new Error(`dot interaction needs every table dim to equal the bottom MLP output (${bottomOut}); table "${bad.name}" has dim ${bad.dim}`);
   }
-  const topInput = interactionWidth(m.interaction, bottomOut, tables.map((t) => t.dim));
+  const topInput = interactionWidth(
+    m.interaction,
+    bottomOut,
+    tables.map((t) => t.dim),
+  );
 
   const dense: Manifest['dense'] = {
-    ...(m.bottomMLP.length ? { bottom: writeFile(o.outDir, 'dense/bottom.onnx', mlpToOnnx('bottom', layers(o.seed, 'bottom', [m.denseFeatures, ...m.bottomMLP]), 'Relu')) } : {}),
+    ...(m.bottomMLP.length
+      ? { bottom: writeFile(o.outDir, 'dense/bottom.onnx', mlpToOnnx('bottom', layers(o.seed, 'bottom', [m.denseFeatures, ...m.bottomMLP]), 'Relu')) }
+      : {}),
     top: writeFile(o.outDir, 'dense/top.onnx', mlpToOnnx('top', layers(o.seed, 'top', [topInput, ...m.topMLP]), 'Sigmoid')),
   };
 
@@ -92,13 +98,32 @@ export function generateModel(o: GenerateOptions): Manifest {
       left -= n;
     }
     closeSync(fd);
-    out.push({ name: t.name, rows, dim: t.dim, dtype: t.dtype, net: t.net, poolingFactor: t.poolingFactor, file, sha256: hash.digest('hex'), bytes: rows * t.dim * (t.dtype === 'fp16' ? 2 : 4) });
+    out.push({
+      name: t.name,
+      rows,
+      dim: t.dim,
+      dtype: t.dtype,
+      net: t.net,
+      poolingFactor: t.poolingFactor,
+      file,
+      sha256: hash.digest('hex'),
+      bytes: rows * t.dim * (t.dtype === 'fp16' ? 2 : 4),
+    });
   });
   o.onTable?.(tables.length, tables.length, '');
 
   const manifest: Manifest = {
-    format: FORMAT, name: o.name, architecture: m.architecture, seed: o.seed, denseFeatures: m.denseFeatures,
-    bottomMLP: m.bottomMLP, topMLP: m.topMLP, interaction: m.interaction, topInput, tables: out, dense,
+    format: FORMAT,
+    name: o.name,
+    architecture: m.architecture,
+    seed: o.seed,
+    denseFeatures: m.denseFeatures,
+    bottomMLP: m.bottomMLP,
+    topMLP: m.topMLP,
+    interaction: m.interaction,
+    topInput,
+    tables: out,
+    dense,
   };
   writeFileSync(join(o.outDir, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
   return manifest;

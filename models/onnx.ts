@@ -15,7 +15,10 @@ const tensor = (name: string, dims: number[], data: Float32Array) =>
   onnx.TensorProto.create({ name, dims, dataType: onnx.TensorProto.DataType.FLOAT, rawData: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) });
 
 const valueInfo = (name: string, width: number) =>
-  onnx.ValueInfoProto.create({ name, type: { tensorType: { elemType: onnx.TensorProto.DataType.FLOAT, shape: { dim: [{ dimParam: 'batch' }, { dimValue: width }] } } } });
+  onnx.ValueInfoProto.create({
+    name,
+    type: { tensorType: { elemType: onnx.TensorProto.DataType.FLOAT, shape: { dim: [{ dimParam: 'batch' }, { dimValue: width }] } } },
+  });
 
 /** Serialises an MLP; `final` is the activation after the last layer. */
 export function mlpToOnnx(name: string, layers: Layer[], final: 'Relu' | 'Sigmoid'): Uint8Array {

@@ -3,29 +3,28 @@
 // CPU, the scheduler's batch size and memory, with a chart; then run the operator against a real local
 // control plane, apply the examples with kubectl and show what it made.
 import { spawn } from 'node:child_process';
-import { readdirSync } from 'node:fs';
-import { join } from 'node:path';
-import Table from 'cli-table3';
-import { resolveSpec } from '../operator/api/v1alpha1/index.js';
-import { readRecModels } from '../operator/api/v1alpha1/documents.js';
-import { formatPlan } from '../operator/planner/format.js';
-import { planModel } from '../operator/planner/plan.js';
-import { formatBytes } from '../lib/quantity.js';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
+import Table from 'cli-table3';
 import { strategiesChart, svg } from '../bench/charts.js';
+import { serveLocal } from '../cli/local.js';
+import type { ModelInfo } from '../contracts/model-info.js';
+import { formatBytes } from '../lib/quantity.js';
 import { parseSizeSpec } from '../loadgen/distributions.js';
 import { runLoad } from '../loadgen/run.js';
-import type { ModelInfo } from '../contracts/model-info.js';
 import { buildQueries } from '../loadgen/workload.js';
-import { serveLocal } from '../cli/local.js';
-import { ZOO } from '../models/zoo.js';
-import type { RecModel } from '../operator/api/v1alpha1/index.js';
 import { kubectl, startCluster } from '../local-cluster/harness.js';
+import { ZOO } from '../models/zoo.js';
+import { readRecModels } from '../operator/api/v1alpha1/documents.js';
+import { resolveSpec, type RecModel } from '../operator/api/v1alpha1/index.js';
+import { formatPlan } from '../operator/planner/format.js';
+import { planModel } from '../operator/planner/plan.js';
 
 const ROOT = join(import.meta.dirname, '..');
-const examples = readdirSync(join(ROOT, 'examples')).filter((f) => f.endsWith('.yaml')).sort();
+const examples = readdirSync(join(ROOT, 'examples'))
+  .filter((f) => f.endsWith('.yaml'))
+  .sort();
 const t0 = Date.now();
 let stepNo = 0;
 const STEPS = 7;
@@ -40,7 +39,14 @@ for (const file of examples) {
     const p = planModel(r.spec);
     if (!p.ok) throw p.error;
     const fullest = Math.max(0, ...p.plan.shards.map((s) => s.percentOfCapacity));
-    summary.push([rm.metadata.name, p.plan.strategy, p.plan.shards.length, formatBytes(p.plan.totalBytes), p.plan.shards.length ? `${fullest}%` : '-', p.plan.imbalance.toFixed(3)]);
+    summary.push([
+      rm.metadata.name,
+      p.plan.strategy,
+      p.plan.shards.length,
+      formatBytes(p.plan.totalBytes),
+      p.plan.shards.length ? `${fullest}%` : '-',
+      p.plan.imbalance.toFixed(3),
+    ]);
     if (rm.metadata.name === 'rmc2-net') console.log(formatPlan(rm.metadata.name, p.plan, 'table'));
   }
 }
@@ -48,12 +54,28 @@ console.log(summary.toString());
 
 const QPS = 12;
 const SECONDS = 6;
-step(`Serve DLRM-RMC2 (rows scaled to 0.1%) locally in each strategy under a DeepRecInfra workload: ${QPS} QPS open loop for ${SECONDS} s, production query sizes`);
+step(
+  `Serve DLRM-RMC2 (rows scaled to 0.1%) locally in each strategy under a DeepRecInfra workload: ${QPS} QPS open loop for ${SECONDS} s, production query sizes`,
+);
 const rssMiB = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
-const serving = new Table({ head: ['STRATEGY', 'SHARDS', 'QPS', 'P50 MS', 'P99 MS', 'ERRORS', 'CPU S / 1000 Q', 'BATCH B', 'MAIN RSS', 'SHARD RSS (each)'], style: { head: [], compact: true } });
+const serving = new Table({
+  head: ['STRATEGY', 'SHARDS', 'QPS', 'P50 MS', 'P99 MS', 'ERRORS', 'CPU S / 1000 Q', 'BATCH B', 'MAIN RSS', 'SHARD RSS (each)'],
+  style: { head: [], compact: true },
+});
 const chartRows: { strategy: string; p50Ms: number; p99Ms: number }[] = [];
-for (const sharding of [{ strategy: 'monolithic' }, { strategy: 'singular' }, { strategy: 'load-balanced', shards: 2 }, { strategy: 'load-balanced', shards: 4 }, { strategy: 'net-specific', shardMemory: '3Gi' }]) {
-  const rm = { apiVersion: 'recshard.io/v1alpha1', kind: 'RecModel', metadata: { name: 'rmc2' }, spec: { model: structuredClone(ZOO['dlrm-rmc2']!), sharding: { shardMemory: '8Gi', ...sharding } } } as RecModel;
+for (const sharding of [
+  { strategy: 'monolithic' },
+  { strategy: 'singular' },
+  { strategy: 'load-balanced', shards: 2 },
+  { strategy: 'load-balanced', shards: 4 },
+  { strategy: 'net-specific', shardMemory: '3Gi' },
+]) {
+  const rm = {
+    apiVersion: 'recshard.io/v1alpha1',
+    kind: 'RecModel',
+    metadata: { name: 'rmc2' },
+    spec: { model: structuredClone(ZOO['dlrm-rmc2']!), sharding: { shardMemory: '8Gi', ...sharding } },
+  } as RecModel;
   const d = await serveLocal(rm, { scale: 0.001, seed: 1, log: (l) => console.log(l) });
   try {
     const info = (await (await fetch(`${d.mainUrl}/v1/models/rmc2`)).json()) as ModelInfo;
@@ -66,7 +88,18 @@ for (const sharding of [{ strategy: 'monolithic' }, { strategy: 'singular' }, { 
     const label = `${d.plan.strategy}${sharding.shards ? `/${sharding.shards}` : ''}`;
     const shardRss = d.processes.filter((p) => p.name !== 'main').map((p) => `${rssMiB(p.proc.pid!).toFixed(0)}`);
     const mainRss = rssMiB(d.processes.find((p) => p.name === 'main')!.proc.pid!);
-    serving.push([label, d.plan.shards.length, r.achievedQps.toFixed(1), r.latencyMs.p50.toFixed(1), r.latencyMs.p99.toFixed(1), r.errors + r.timeouts, ((cpu / Math.max(r.ok, 1)) * 1000).toFixed(1), sched.batchSize, `${mainRss.toFixed(0)} MiB`, shardRss.length ? `${shardRss.join(', ')} MiB` : '-']);
+    serving.push([
+      label,
+      d.plan.shards.length,
+      r.achievedQps.toFixed(1),
+      r.latencyMs.p50.toFixed(1),
+      r.latencyMs.p99.toFixed(1),
+      r.errors + r.timeouts,
+      ((cpu / Math.max(r.ok, 1)) * 1000).toFixed(1),
+      sched.batchSize,
+      `${mainRss.toFixed(0)} MiB`,
+      shardRss.length ? `${shardRss.join(', ')} MiB` : '-',
+    ]);
     chartRows.push({ strategy: label, p50Ms: r.latencyMs.p50, p99Ms: r.latencyMs.p99 });
   } finally {
     await d.stop();
@@ -77,7 +110,10 @@ const chartFile = join(tmpdir(), 'recshard-demo', 'strategies.svg');
 mkdirSync(dirname(chartFile), { recursive: true });
 writeFileSync(chartFile, await svg(strategiesChart(chartRows, `DLRM-RMC2, ${QPS} QPS open loop, production query sizes, ${cpus().length} cores`)));
 console.log(`Chart: ${chartFile}`);
-console.log('Every strategy gives the same scores as monolithic (test/dataplane/correctness.test.ts). CPU counts every process of the deployment; all share this machine\'s cores.');
+console.log(
+  'Every strategy gives the same scores as monolithic (test/dataplane/correctness.test.ts). CPU counts every process ' +
+    "of the deployment; all share this machine's cores.",
+);
 console.log('Measure it yourself: bin/recshard load --local examples/dlrm-rmc2.yaml --qps 12; the full benchmarks: make bench (docs/benchmarks.md).');
 
 step('Start a local control plane (etcd, kube-apiserver, controller-manager, scheduler, KWOK: 2 CPU + 2 GPU nodes)');
@@ -91,10 +127,16 @@ try {
   k(['apply', '-f', join(ROOT, 'crds')]);
   k(['wait', '--for=condition=Established', 'crd/recmodels.recshard.io']);
   k(['create', 'namespace', 'recsys']);
-  operator = spawn(process.execPath, [join(ROOT, 'dist/operator/main.js'), `--kubeconfig=${cluster.kubeconfig}`, '--lease-namespace=recsys', '--listen=127.0.0.1:0'], { stdio: 'ignore' });
+  operator = spawn(
+    process.execPath,
+    [join(ROOT, 'dist/operator/main.js'), `--kubeconfig=${cluster.kubeconfig}`, '--lease-namespace=recsys', '--listen=127.0.0.1:0'],
+    { stdio: 'ignore' },
+  );
 
   step('kubectl apply -f examples/ (4 DeepRecInfra models x 4 strategies)');
-  const applied = k(['apply', '-n', 'recsys', '-f', join(ROOT, 'examples')]).trim().split('\n').length;
+  const applied = k(['apply', '-n', 'recsys', '-f', join(ROOT, 'examples')])
+    .trim()
+    .split('\n').length;
   const tApply = Date.now();
   k(['wait', '-n', 'recsys', '--for=condition=Ready', 'recmodels', '--all', '--timeout=180s']);
   console.log(`${applied} RecModels applied; every one Ready (kubectl wait --for=condition=Ready) after ${((Date.now() - tApply) / 1000).toFixed(1)}s`);
@@ -103,14 +145,33 @@ try {
   console.log(k(['get', 'recmodels', '-n', 'recsys']));
   console.log(k(['get', 'deployments', '-n', 'recsys', '-l', 'app.kubernetes.io/instance=wnd-lb']));
   console.log('Pods of wnd-lb and rmc3-lb and the nodes the scheduler chose (GPU components on kwok-gpu-*):');
-  console.log(k(['get', 'pods', '-n', 'recsys', '-l', 'app.kubernetes.io/instance in (wnd-lb,rmc3-lb)', '-o', 'custom-columns=POD:.metadata.name,COMPONENT:.metadata.labels.app\\.kubernetes\\.io/component,NODE:.spec.nodeName,GPUS:.spec.containers[0].resources.limits.nvidia\\.com/gpu,MEMORY:.spec.containers[0].resources.requests.memory']));
+  console.log(
+    k([
+      'get',
+      'pods',
+      '-n',
+      'recsys',
+      '-l',
+      'app.kubernetes.io/instance in (wnd-lb,rmc3-lb)',
+      '-o',
+      `custom-columns=${[
+        'POD:.metadata.name',
+        'COMPONENT:.metadata.labels.app\\.kubernetes\\.io/component',
+        'NODE:.spec.nodeName',
+        'GPUS:.spec.containers[0].resources.limits.nvidia\\.com/gpu',
+        'MEMORY:.spec.containers[0].resources.requests.memory',
+      ].join(',')}`,
+    ]),
+  );
 
   step('Re-plan: rmc1-lb from 4 to 2 shards (stale shards are deleted, pods roll)');
   k(['patch', 'recmodel', 'rmc1-lb', '-n', 'recsys', '--type=merge', '-p', '{"spec":{"sharding":{"shards":2}}}']);
   k(['wait', '-n', 'recsys', '--for=jsonpath={.status.plan.shards}=2', 'recmodel/rmc1-lb', '--timeout=60s']);
   k(['wait', '-n', 'recsys', '--for=condition=Ready', 'recmodel/rmc1-lb', '--timeout=60s']);
   console.log(k(['get', 'deployments', '-n', 'recsys', '-l', 'app.kubernetes.io/instance=rmc1-lb']));
-  console.log(k(['get', 'events', '-n', 'recsys', '--field-selector', 'involvedObject.name=rmc1-lb', '-o', 'custom-columns=TYPE:.type,REASON:.reason,MESSAGE:.message']));
+  console.log(
+    k(['get', 'events', '-n', 'recsys', '--field-selector', 'involvedObject.name=rmc1-lb', '-o', 'custom-columns=TYPE:.type,REASON:.reason,MESSAGE:.message']),
+  );
 } finally {
   operator?.kill('SIGTERM');
   await cluster.stop();

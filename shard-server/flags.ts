@@ -4,7 +4,13 @@
 import { Command, Option } from 'commander';
 import { SHARD_SERVER_FLAGS, type ShardServerArgs } from '../contracts/shard-server-args.js';
 
-export type ParsedFlags = ShardServerArgs & Required<Pick<ShardServerArgs, 'host' | 'port' | 'deadlineMs' | 'failurePolicy' | 'maxBatch' | 'maxBodyBytes' | 'probeMs' | 'accelerator' | 'logLevel' | 'emulateServiceMs'>>;
+export type ParsedFlags = ShardServerArgs &
+  Required<
+    Pick<
+      ShardServerArgs,
+      'host' | 'port' | 'deadlineMs' | 'failurePolicy' | 'maxBatch' | 'maxBodyBytes' | 'probeMs' | 'accelerator' | 'logLevel' | 'emulateServiceMs'
+    >
+  >;
 
 function defaults(env: NodeJS.ProcessEnv): Partial<Record<keyof ShardServerArgs, string>> {
   return {

@@ -52,7 +52,13 @@ export interface MainRole {
 }
 
 /** The tables of sparse shard `shard` in the plan, ready to answer lookups. */
-export async function loadSparse(src: ModelSource, manifest: Manifest, plan: ShardServerPlan, shard: number | undefined, maxBatch: number): Promise<LookupService> {
+export async function loadSparse(
+  src: ModelSource,
+  manifest: Manifest,
+  plan: ShardServerPlan,
+  shard: number | undefined,
+  maxBatch: number,
+): Promise<LookupService> {
   const own = plan.shards.find((s) => s.index === shard);
   if (!own) throw new ModelLoadError('plan.json', `the plan has no shard ${shard}`);
   return new LookupService(await loadTables(src, manifest, own.tables), maxBatch);
@@ -68,7 +74,9 @@ async function startExecutors(src: ModelSource, manifest: Manifest, local: Embed
   const bottom = manifest.dense.bottom ? await readVerified(src, manifest.dense.bottom) : undefined;
   const top = await readVerified(src, manifest.dense.top);
   const init: WorkerInit = {
-    manifest, bottom, top,
+    manifest,
+    bottom,
+    top,
     tables: local.map((t) => ({ index: t.index, meta: t.meta, buffer: t.data.buffer as SharedArrayBuffer, arena: t.arena })),
   };
   let cpu: Executor;
@@ -112,7 +120,10 @@ export async function loadMain(src: ModelSource, manifest: Manifest, o: MainOpti
   const workers = sched.workers ?? availableParallelism();
   // Kernel slots: the event loop, each worker and the accelerator's worker share the tables' memory.
   const local = [...(await loadTables(src, manifest, o.plan.main.tables, workers + 2)).values()];
-  metrics.resident.set(metrics.labels, local.reduce((n, t) => n + t.data.byteLength, 0));
+  metrics.resident.set(
+    metrics.labels,
+    local.reduce((n, t) => n + t.data.byteLength, 0),
+  );
   const { cpu, accelerator } = await startExecutors(src, manifest, local, sched, o.log);
   const executors = accelerator ? [cpu, accelerator] : [cpu];
   let clients: ShardClient[];
@@ -123,12 +134,26 @@ export async function loadMain(src: ModelSource, manifest: Manifest, o: MainOpti
     throw e;
   }
   const scheduler = new Scheduler({
-    mode: sched.mode, batchSize: sched.batchSize, percentile: sched.percentile, targetMs: sched.targetMs, accelerator: accelerator !== undefined,
-    windowQueries: sched.windowQueries, windowMs: sched.windowMs, cpuMs: processCpuMs,
+    mode: sched.mode,
+    batchSize: sched.batchSize,
+    percentile: sched.percentile,
+    targetMs: sched.targetMs,
+    accelerator: accelerator !== undefined,
+    windowQueries: sched.windowQueries,
+    windowMs: sched.windowMs,
+    cpuMs: processCpuMs,
   });
   metrics.observeScheduler(() => scheduler.state());
   const predictor = new Predictor({
-    manifest, localTables: local.map((t) => t.index), shards: clients, executor: cpu, accelerator, scheduler, policy: o.policy, deadlineMs: o.deadlineMs, clock: o.clock,
+    manifest,
+    localTables: local.map((t) => t.index),
+    shards: clients,
+    executor: cpu,
+    accelerator,
+    scheduler,
+    policy: o.policy,
+    deadlineMs: o.deadlineMs,
+    clock: o.clock,
   });
   return {
     predictor,

@@ -67,7 +67,12 @@ async function load(o: ServerOptions, state: ModelState, metrics: ServerMetrics,
     metrics.resident.set(metrics.labels, state.lookup.residentBytes);
     return;
   }
-  state.main = await loadMain(src, manifest, { plan: o.plan, scheduling: o.scheduling, policy: o.policy, deadlineMs: o.deadlineMs, probeMs: o.probeMs, log: o.log, clock }, metrics);
+  state.main = await loadMain(
+    src,
+    manifest,
+    { plan: o.plan, scheduling: o.scheduling, policy: o.policy, deadlineMs: o.deadlineMs, probeMs: o.probeMs, log: o.log, clock },
+    metrics,
+  );
   state.predictor = state.main.predictor;
 }
 
@@ -88,8 +93,14 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const metrics = new ServerMetrics(o.plan.model, o.role);
   const state = new ModelState(o.role);
   const app = buildServerApp(state, {
-    model: o.plan.model, role: o.role, ...(o.shard !== undefined ? { shard: o.shard } : {}), metrics, log: o.log,
-    limits: { maxBatch: o.maxBatch, maxIndicesPerSample: 4096 }, maxBodyBytes: o.maxBodyBytes, emulateServiceMs: o.emulateServiceMs ?? 0,
+    model: o.plan.model,
+    role: o.role,
+    ...(o.shard !== undefined ? { shard: o.shard } : {}),
+    metrics,
+    log: o.log,
+    limits: { maxBatch: o.maxBatch, maxIndicesPerSample: 4096 },
+    maxBodyBytes: o.maxBodyBytes,
+    emulateServiceMs: o.emulateServiceMs ?? 0,
   });
   const server: Server = await new Promise((resolve) => {
     const s = app.listen(o.port, o.host, () => resolve(s));

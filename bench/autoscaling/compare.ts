@@ -81,7 +81,14 @@ export function setting(serviceMs: number[]) {
   const targetMs = Math.ceil(3 * p95);
   const baseQps = Math.round(((4 * 0.5) / meanMs) * 1000 * 10) / 10;
   const policy = defaultPolicy(targetMs, 64);
-  const sim = { startupMs: 20_000, warmupMs: policy.warmupMs, warmupSlowdown: 1.5, intervalMs: policy.intervalMs, windowMs: policy.windowMs, initialReplicas: 4 };
+  const sim = {
+    startupMs: 20_000,
+    warmupMs: policy.warmupMs,
+    warmupSlowdown: 1.5,
+    intervalMs: policy.intervalMs,
+    windowMs: policy.windowMs,
+    initialReplicas: 4,
+  };
   return { meanMs, p95, targetMs, baseQps, policy, sim };
 }
 
@@ -89,14 +96,22 @@ export function setting(serviceMs: number[]) {
 export function runJob(j: Job): SeedRun & { trace: string; durationS: number; series?: TraceComparison['series'] } {
   const { targetMs, baseQps, policy, sim } = setting(j.serviceMs);
   const trace = traces(baseQps).find((t) => t.name === j.trace)!;
-  const t = j.quick ? { ...trace, durationS: Math.min(trace.durationS, 20 * 60), qps: trace.name === 'diurnal' ? (s: number) => trace.qps(s * 72) : trace.qps } : trace;
+  const t = j.quick
+    ? { ...trace, durationS: Math.min(trace.durationS, 20 * 60), qps: trace.name === 'diurnal' ? (s: number) => trace.qps(s * 72) : trace.qps }
+    : trace;
   const opts: SimOptions = { trace: t, serviceMs: j.serviceMs, targetMs, percentile: policy.percentile, seed: j.seed, ...sim };
   const { series: hs, ...h } = simulate(opts, hpa({ targetMs, min: policy.main.min, max: policy.main.max }));
   const { series: rs, ...r } = simulate(opts, recshard(policy));
   const ratio = Math.round((r.replicaSeconds / Math.max(h.replicaSeconds, 1)) * 1000) / 1000;
   const met = (r.secondsOver < h.secondsOver || r.secondsOver === 0) && ratio <= 1.1 && r.reversals <= (INHERENT[j.trace] ?? 1);
   return {
-    trace: j.trace, durationS: t.durationS, seed: j.seed, hpa: h, recshard: r, replicaSecondsRatio: ratio, met,
+    trace: j.trace,
+    durationS: t.durationS,
+    seed: j.seed,
+    hpa: h,
+    recshard: r,
+    replicaSecondsRatio: ratio,
+    met,
     ...(j.series ? { series: [...thin(hs).map((p) => ({ ...p, controller: 'HPA' })), ...thin(rs).map((p) => ({ ...p, controller: 'recshard' }))] } : {}),
   };
 }
@@ -105,24 +120,25 @@ export function runJob(j: Job): SeedRun & { trace: string; durationS: number; se
 async function runAll(jobs: Job[]): Promise<ReturnType<typeof runJob>[]> {
   const out: ReturnType<typeof runJob>[] = new Array(jobs.length);
   let next = 0;
-  const worker = () => new Promise<void>((resolve, reject) => {
-    const child = fork(fileURLToPath(import.meta.url), ['--job-worker'], { execArgv: process.execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-    let current = -1;
-    const feed = () => {
-      if (next >= jobs.length) {
-        child.disconnect();
-        return;
-      }
-      current = next++;
-      child.send(jobs[current]!);
-    };
-    child.on('message', (m) => {
-      out[current] = m as ReturnType<typeof runJob>;
+  const worker = () =>
+    new Promise<void>((resolve, reject) => {
+      const child = fork(fileURLToPath(import.meta.url), ['--job-worker'], { execArgv: process.execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+      let current = -1;
+      const feed = () => {
+        if (next >= jobs.length) {
+          child.disconnect();
+          return;
+        }
+        current = next++;
+        child.send(jobs[current]!);
+      };
+      child.on('message', (m) => {
+        out[current] = m as ReturnType<typeof runJob>;
+        feed();
+      });
+      child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`autoscaling simulation worker exited ${code}`))));
       feed();
     });
-    child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`autoscaling simulation worker exited ${code}`))));
-    feed();
-  });
   await Promise.all(Array.from({ length: Math.max(1, Math.min(availableParallelism(), jobs.length)) }, worker));
   return out;
 }
@@ -140,7 +156,10 @@ export async function compareAutoscalers(o: { serviceMs: number[]; source: strin
   const rows: TraceComparison[] = traces(baseQps).map((trace) => {
     const mine = done.filter((d) => d.trace === trace.name);
     return {
-      trace: trace.name, title: trace.title, durationS: mine[0]!.durationS, inherentReversals: INHERENT[trace.name] ?? 1,
+      trace: trace.name,
+      title: trace.title,
+      durationS: mine[0]!.durationS,
+      inherentReversals: INHERENT[trace.name] ?? 1,
       runs: mine.map(({ seed, hpa: h, recshard: r, replicaSecondsRatio, met }) => ({ seed, hpa: h, recshard: r, replicaSecondsRatio, met })),
       met: mine.every((d) => d.met),
       series: mine[0]!.series!,
@@ -148,7 +167,19 @@ export async function compareAutoscalers(o: { serviceMs: number[]; source: strin
   });
   return {
     source: o.source,
-    service: { samples: o.serviceMs.length, meanMs: Math.round(meanMs * 100) / 100, p50Ms: Math.round(quantile(o.serviceMs, 0.5) * 100) / 100, p95Ms: Math.round(p95 * 100) / 100 },
-    targetMs, percentile: policy.percentile, baseQps, policy, sim, seeds, traces: rows, met: rows.every((r) => r.met),
+    service: {
+      samples: o.serviceMs.length,
+      meanMs: Math.round(meanMs * 100) / 100,
+      p50Ms: Math.round(quantile(o.serviceMs, 0.5) * 100) / 100,
+      p95Ms: Math.round(p95 * 100) / 100,
+    },
+    targetMs,
+    percentile: policy.percentile,
+    baseQps,
+    policy,
+    sim,
+    seeds,
+    traces: rows,
+    met: rows.every((r) => r.met),
   };
 }

@@ -59,7 +59,13 @@ export function recshard(policy: EffectivePolicy, role: 'main' | 'sparse' = 'mai
         policy,
         bounds: policy[role],
         current: obs.replicas,
-        sample: { ...(obs.warmLatencyMs !== undefined ? { latencyMs: obs.warmLatencyMs } : {}), rate: obs.rate, readyPods: obs.readyPods, warmPods: obs.warmPods, inflight: obs.inflight },
+        sample: {
+          ...(obs.warmLatencyMs !== undefined ? { latencyMs: obs.warmLatencyMs } : {}),
+          rate: obs.rate,
+          readyPods: obs.readyPods,
+          warmPods: obs.warmPods,
+          inflight: obs.inflight,
+        },
         mayScaleUp: true,
         nowMs: obs.nowMs,
       });

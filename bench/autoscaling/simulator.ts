@@ -96,7 +96,8 @@ const bucketUpper = (b: number) => BUCKET_BASE * BUCKET_RATIO ** (b + 1);
 export function simulate(o: SimOptions, c: Controller): SimResult {
   const u = uniform(o.seed);
   const pods: Pod[] = [];
-  const add = (nowMs: number, startupMs: number) => pods.push({ createdMs: nowMs, readyMs: nowMs + startupMs, warmMs: nowMs + startupMs + o.warmupMs, freeAtMs: 0, finishes: [] });
+  const add = (nowMs: number, startupMs: number) =>
+    pods.push({ createdMs: nowMs, readyMs: nowMs + startupMs, warmMs: nowMs + startupMs + o.warmupMs, freeAtMs: 0, finishes: [] });
   for (let i = 0; i < o.initialReplicas; i++) add(-o.startupMs - o.warmupMs, 0);
   const ringAll = new Uint32Array(RING * BUCKETS);
   const ringWarm = new Uint32Array(RING * BUCKETS);

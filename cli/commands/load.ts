@@ -91,10 +91,17 @@ export async function loadCommand(f: LoadFlags, tty: boolean): Promise<LoadResul
   const t = await openTarget(f);
   try {
     const queries = workloadOf(f, t.info, sizes);
-    const bar = tty ? new SingleBar({ format: 'load |{bar}| {percentage}% | {sent} sent | p99 {p99} ms | errors {errors}', hideCursor: true }, Presets.shades_classic) : undefined;
+    const bar = tty
+      ? new SingleBar({ format: 'load |{bar}| {percentage}% | {sent} sent | p99 {p99} ms | errors {errors}', hideCursor: true }, Presets.shades_classic)
+      : undefined;
     bar?.start(Math.round(duration * 1000), 0, { sent: 0, p99: 0, errors: 0 });
     const result = await runLoad({
-      predictUrl: `${t.base}${predictPath(t.model)}`, qps, durationMs: duration * 1000, timeoutMs: num('timeout-ms', f.timeoutMs, 1), queries, seed: num('seed', f.seed, 0),
+      predictUrl: `${t.base}${predictPath(t.model)}`,
+      qps,
+      durationMs: duration * 1000,
+      timeoutMs: num('timeout-ms', f.timeoutMs, 1),
+      queries,
+      seed: num('seed', f.seed, 0),
       onTick: (tick) => {
         if (bar) bar.update(Math.min(Math.round(tick.elapsedMs), Math.round(duration * 1000)), { sent: tick.sent, p99: tick.p99Ms, errors: tick.errors });
         else process.stderr.write(`t=${(tick.elapsedMs / 1000).toFixed(0)}s sent=${tick.sent} done=${tick.done} errors=${tick.errors} p99=${tick.p99Ms}ms\n`);
@@ -126,14 +133,19 @@ export async function capacityCommand(f: CapacityFlags, log: (line: string) => v
     if (target === undefined) throw new CliError('give --target-ms (or --local with a RecModel, whose spec.serving.latencyTarget is used)');
     const queries = workloadOf(f, t.info, sizes);
     const result = await measureCapacity({
-      predictUrl: `${t.base}${predictPath(t.model)}`, queries, targetMs: target, percentile, levelMs,
+      predictUrl: `${t.base}${predictPath(t.model)}`,
+      queries,
+      targetMs: target,
+      percentile,
+      levelMs,
       startQps: num('start-qps', f.startQps, 0.01),
       precision: num('precision', f.precision, 1.001),
       maxLevels: num('max-levels', f.maxLevels, 1),
       timeoutMs: num('timeout-ms', f.timeoutMs, 1),
       seed: num('seed', f.seed, 0),
       warmupSeed: 0,
-      onLevel: (l) => log(`${l.pass ? 'pass' : 'FAIL'}  ${String(l.qps).padStart(8)} QPS  p${percentile} ${l.latencyMs} ms${l.errors ? `  ${l.errors} errors` : ''}`),
+      onLevel: (l) =>
+        log(`${l.pass ? 'pass' : 'FAIL'}  ${String(l.qps).padStart(8)} QPS  p${percentile} ${l.latencyMs} ms${l.errors ? `  ${l.errors} errors` : ''}`),
     });
     return { model: t.model, targetMs: target, percentile, sizes: f.sizes, ...result };
   } finally {

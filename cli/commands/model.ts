@@ -13,5 +13,8 @@ export function generateCommand(arch: string, scale: number, seed: number, out: 
   if (!resolved.ok) throw new Error(formatFieldErrors(resolved.errors));
   const m = generateModel({ name: arch, model: resolved.spec.model, seed, scale, outDir: out });
   const bytes = m.tables.reduce((n, t) => n + t.bytes, 0);
-  return `wrote ${arch} to ${out}: ${m.tables.length} tables (${formatBytes(bytes)}), dense ${m.denseFeatures} -> [${m.bottomMLP.join(',')}] -> ${m.interaction} (${m.topInput}) -> [${m.topMLP.join(',')}]\n`;
+  return (
+    `wrote ${arch} to ${out}: ${m.tables.length} tables (${formatBytes(bytes)}), dense ${m.denseFeatures} -> [${m.bottomMLP.join(',')}] ` +
+    `-> ${m.interaction} (${m.topInput}) -> [${m.topMLP.join(',')}]\n`
+  );
 }

@@ -1,7 +1,7 @@
 // `recshard serve --local`: the main and each sparse shard of a RecModel as processes on loopback, until a signal.
 import { serveLocal } from '../local.js';
-import { readModels } from './plan.js';
 import { schedulingOf, type SchedulingFlags } from './load.js';
+import { readModels } from './plan.js';
 
 export interface ServeFlags extends SchedulingFlags {
   local: string;

@@ -54,7 +54,12 @@ export interface LookupResult {
  * Encodes a response straight into one buffer: `fill(i, out, offset)` writes table i's batch x dim pooled
  * values into `out` at float offset `offset` (so a shard pools into the response with no copy).
  */
-export function encodeResponse(batch: number, tables: { table: number; dim: number }[], fill: (i: number, out: Float32Array, offset: number) => void, alloc: (bytes: number) => Uint8Array = (n) => new Uint8Array(n)): Uint8Array {
+export function encodeResponse(
+  batch: number,
+  tables: { table: number; dim: number }[],
+  fill: (i: number, out: Float32Array, offset: number) => void,
+  alloc: (bytes: number) => Uint8Array = (n) => new Uint8Array(n),
+): Uint8Array {
   let n = 2;
   for (const t of tables) n += 2 + batch * t.dim;
   const response = alloc(n * 4);

@@ -8,7 +8,13 @@ import { poolingCode, readSection, sectionWords, words, writeSection, type Pooli
 export const PREDICT_MAGIC = 0x31505352; // "RSP1"
 export const PREDICT_CONTENT_TYPE = 'application/x-recshard-predict';
 
-export function encodePredict(batch: number, denseFeatures: number, pooling: Pooling, dense: Float32Array, tables: { table: number; offsets: Uint32Array; indices: Uint32Array }[]): Uint8Array {
+export function encodePredict(
+  batch: number,
+  denseFeatures: number,
+  pooling: Pooling,
+  dense: Float32Array,
+  tables: { table: number; offsets: Uint32Array; indices: Uint32Array }[],
+): Uint8Array {
   let n = 5 + dense.length;
   for (const t of tables) n += sectionWords(t, false);
   const buf = new ArrayBuffer(n * 4);
@@ -33,7 +39,11 @@ export interface PredictHeader {
  * structure in order and handing each table section to `onTable` as it is read, so the reader's checks of a
  * table (is it known, are its indices in range) come before the next table is read.
  */
-export function decodePredict(body: Uint8Array, expect: { maxBatch: number; denseFeatures: number }, onTable: (t: number, lookup: TableLookup) => void): PredictHeader {
+export function decodePredict(
+  body: Uint8Array,
+  expect: { maxBatch: number; denseFeatures: number },
+  onTable: (t: number, lookup: TableLookup) => void,
+): PredictHeader {
   const u = words(body);
   if (u.length < 5 || u[0] !== PREDICT_MAGIC) fail(ErrorCode.InvalidRequest, 'not a recshard predict request (bad magic)');
   const batch = u[1]!;
@@ -46,7 +56,8 @@ export function decodePredict(body: Uint8Array, expect: { maxBatch: number; dens
   const nDense = batch * features;
   if (4 + nDense + 1 > u.length) fail(ErrorCode.InvalidRequest, 'truncated in dense features');
   const dense = new Float32Array(u.buffer, u.byteOffset + 16, nDense);
-  for (let i = 0; i < nDense; i++) if (!Number.isFinite(dense[i]!)) fail(ErrorCode.InvalidField, `dense[${Math.floor(i / features)}][${i % features}] must be a finite number`);
+  for (let i = 0; i < nDense; i++)
+    if (!Number.isFinite(dense[i]!)) fail(ErrorCode.InvalidField, `dense[${Math.floor(i / features)}][${i % features}] must be a finite number`);
   let p = 4 + nDense;
   const n = u[p++]!;
   for (let t = 0; t < n; t++) {

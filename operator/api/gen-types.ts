@@ -9,10 +9,10 @@ function withDefaultsRequired(node: SchemaNode, rename: (title: string) => strin
   const out: SchemaNode = { ...node };
   if (out.title) out.title = rename(out.title);
   if (node.properties) {
-    out.properties = Object.fromEntries(
-      Object.entries(node.properties).map(([k, v]) => [k, withDefaultsRequired(v, rename)]),
-    );
-    const defaulted = Object.entries(node.properties).filter(([, v]) => v.default !== undefined).map(([k]) => k);
+    out.properties = Object.fromEntries(Object.entries(node.properties).map(([k, v]) => [k, withDefaultsRequired(v, rename)]));
+    const defaulted = Object.entries(node.properties)
+      .filter(([, v]) => v.default !== undefined)
+      .map(([k]) => k);
     out.required = [...new Set([...(node.required ?? []), ...defaulted])];
   }
   if (node.items) out.items = withDefaultsRequired(node.items, rename);

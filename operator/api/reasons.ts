@@ -58,7 +58,8 @@ export const Reason = {
 /** Why a plan could not be made (the Planned condition's reason when False). */
 export type PlanFailureReason = typeof Reason.InvalidSpec | typeof Reason.Infeasible | typeof Reason.InvalidModel;
 /** Why a model's autoscaling policy is not in force (the ScalingActive condition's reason when False). */
-export type PolicyRefusalReason = typeof Reason.PolicyNotFound | typeof Reason.PolicyInvalid | typeof Reason.OverrideNotAllowed | typeof Reason.ActuatorUnavailable;
+export type PolicyRefusalReason =
+  typeof Reason.PolicyNotFound | typeof Reason.PolicyInvalid | typeof Reason.OverrideNotAllowed | typeof Reason.ActuatorUnavailable;
 
 /** Why the control law recommends what it does for a component: in lastScaleReason, Events and metric labels. */
 export const ScaleReason = {

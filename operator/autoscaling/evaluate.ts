@@ -2,9 +2,9 @@
 // main and of each shard) to a replica count per component. Pure apart from the law's memory, which the caller
 // keeps per component. The end-to-end tail of the main is what the target applies to; on the critical path,
 // the main's per-shard call latencies say whose time dominates it, and only that component adds pods.
+import { mergeRates, quantileMs, totalRate, type LatencyReading, type PodRates } from '../signals/latency.js';
 import { decide, newMemory, type LawMemory, type LawOutput } from './law.js';
 import type { EffectivePolicy } from './policy.js';
-import { mergeRates, quantileMs, totalRate, type LatencyReading, type PodRates } from '../signals/latency.js';
 
 export interface PodView {
   name: string;
@@ -80,7 +80,14 @@ function measure(reading: LatencyReading | undefined, pods: PodView[], nowMs: nu
   return { ...(rates ? { rates } : {}), rate };
 }
 
-export function evaluate(policy: EffectivePolicy, components: ComponentView[], readings: Readings, memories: Memories, memoryPrefix: string, nowMs: number): Evaluation {
+export function evaluate(
+  policy: EffectivePolicy,
+  components: ComponentView[],
+  readings: Readings,
+  memories: Memories,
+  memoryPrefix: string,
+  nowMs: number,
+): Evaluation {
   const q = policy.percentile / 100;
   const main = components.find((c) => c.role === 'main');
   const mainMeasure = main ? measure(readings.main, main.pods, nowMs, policy.warmupMs) : { rate: 0 };
@@ -117,8 +124,21 @@ export function evaluate(policy: EffectivePolicy, components: ComponentView[], r
       mayScaleUp: policy.scaleOn === 'all' || c.name === critical,
       nowMs,
     });
-    return { ...out, name: c.name, role: c.role, ...(c.shard !== undefined ? { shard: c.shard } : {}), current: c.replicas, ...(ownLatency !== undefined ? { latencyMs: ownLatency } : {}), rate: own.rate };
+    return {
+      ...out,
+      name: c.name,
+      role: c.role,
+      ...(c.shard !== undefined ? { shard: c.shard } : {}),
+      current: c.replicas,
+      ...(ownLatency !== undefined ? { latencyMs: ownLatency } : {}),
+      rate: own.rate,
+    };
   });
   memories.retain(memoryPrefix, new Set(components.map((c) => memoryKey(memoryPrefix, c))));
-  return { ...(mainLatencyMs !== undefined ? { mainLatencyMs } : {}), ...(mainLatencyMs !== undefined && critical ? { critical } : {}), metricsMissing: mainLatencyMs === undefined, components: decisions };
+  return {
+    ...(mainLatencyMs !== undefined ? { mainLatencyMs } : {}),
+    ...(mainLatencyMs !== undefined && critical ? { critical } : {}),
+    metricsMissing: mainLatencyMs === undefined,
+    components: decisions,
+  };
 }

@@ -57,7 +57,6 @@ export interface LawOutput {
   limited?: string;
 }
 
-
 /** What the law remembers between evaluations of one component. */
 export interface LawMemory {
   /** Since when the latency has been under the band (the scale-down stabilization window counts from here). */
@@ -120,38 +119,68 @@ export function fitCurve(samples: { perPod: number; latencyMs: number }[]): { a:
 /** The per-pod rate at which the fitted curve reaches `latencyMs` (0 when it cannot). */
 export const perPodAt = (f: { a: number; c: number }, latencyMs: number) => (latencyMs > f.a ? f.c * (1 - f.a / latencyMs) : 0);
 
-export function decide(mem: LawMemory, i: LawInput): LawOutput {
-  const { policy, bounds, current, sample, nowMs } = i;
-  prune(mem, nowMs, policy);
+/** What one sample says once learned from: the latency against the band, the load, and what memory knows. */
+interface Reading {
+  ratio: number;
+  /** The band's top and bottom, as shares of the target. */
+  high: number;
+  low: number;
+  perPod: number;
+  growth: number;
+  demand: number;
+  overloaded: boolean;
+  /** Over the band and confirmed (over the target, a growing backlog, or three readings in a row). */
+  confirmed: boolean;
+  curve?: { a: number; c: number };
+  /** The highest per-pod rate served under the band, the lowest that missed. */
+  passMax: number;
+  failMin: number;
+  /** "N ms against T ms", for messages. */
+  lat: string;
+}
+
+type Finish = (recommended: number, reason: ScaleReason, message: string) => LawOutput;
+
+/** The recommendation after the rate limits and bounds, recorded in memory. */
+function finisher(mem: LawMemory, i: LawInput): Finish {
+  const { policy, bounds, current, nowMs } = i;
   const clamp = (n: number) => Math.min(bounds.max, Math.max(bounds.min, n));
-  const done = (recommended: number, reason: ScaleReason, message: string): LawOutput => {
+  return (recommended, reason, message) => {
     if (current < bounds.min || current > bounds.max) {
       const desired = clamp(current);
-      return record(mem, nowMs, current, policy, { desired, recommended, reason: ScaleReason.OutsideBounds, message: `${current} replicas is outside [${bounds.min}, ${bounds.max}]; ${message}` });
+      return record(mem, nowMs, current, policy, {
+        desired,
+        recommended,
+        reason: ScaleReason.OutsideBounds,
+        message: `${current} replicas is outside [${bounds.min}, ${bounds.max}]; ${message}`,
+      });
     }
     const limitedByRate = rateLimited(mem, nowMs, current, recommended, recommended > current ? policy.scaleUp : policy.scaleDown);
     const desired = clamp(limitedByRate);
     const limited =
-      desired !== limitedByRate ? `the policy bounds [${bounds.min}, ${bounds.max}] cap ${limitedByRate} at ${desired}` :
-      limitedByRate !== recommended ? `the ${recommended > current ? 'scale-up' : 'scale-down'} rate limit allows ${limitedByRate} now, not ${recommended}` : undefined;
+      desired !== limitedByRate
+        ? `the policy bounds [${bounds.min}, ${bounds.max}] cap ${limitedByRate} at ${desired}`
+        : limitedByRate !== recommended
+          ? `the ${recommended > current ? 'scale-up' : 'scale-down'} rate limit allows ${limitedByRate} now, not ${recommended}`
+          : undefined;
     return record(mem, nowMs, current, policy, { desired, recommended, reason, message, ...(limited ? { limited } : {}) });
   };
+}
 
-  if (sample.latencyMs === undefined) {
-    mem.lowSince = mem.halfSince = undefined;
-    if (policy.missingMetrics === 'ScaleUp') return done(current * 2, ScaleReason.MetricsUnavailable, 'latency unavailable; adding pods as the policy says');
-    return done(current, ScaleReason.MetricsUnavailable, 'latency unavailable; holding replicas');
-  }
-
-  const ratio = sample.latencyMs / policy.targetMs;
+/** Learns from a sample with a latency: demand, passes and misses, the curve, the warm-up of pods added last. */
+function learn(mem: LawMemory, i: LawInput, latencyMs: number): Reading {
+  const { policy, current, sample, nowMs } = i;
+  const ratio = latencyMs / policy.targetMs;
   const high = 1 - policy.tolerance;
   const low = 1 - 2 * policy.tolerance;
   const perPod = sample.readyPods > 0 ? sample.rate / sample.readyPods : 0;
   // demand: what was served plus how fast the backlog grew since the last look
   const prevInflight = mem.inflight;
   if (sample.inflight !== undefined) mem.inflight = { atMs: nowMs, value: sample.inflight };
-  const growth = sample.inflight !== undefined && prevInflight && nowMs > prevInflight.atMs ? Math.max(0, (sample.inflight - prevInflight.value) / ((nowMs - prevInflight.atMs) / 1000)) : 0;
-  const demand = sample.rate + growth;
+  const growth =
+    sample.inflight !== undefined && prevInflight && nowMs > prevInflight.atMs
+      ? Math.max(0, (sample.inflight - prevInflight.value) / ((nowMs - prevInflight.atMs) / 1000))
+      : 0;
   if (perPod > 0 && ratio < low) {
     mem.passing.push({ atMs: nowMs, perPod });
     // a later pass at a per-pod rate clearly higher (by the tolerance) refutes a miss: it was a transient (a
@@ -159,7 +188,7 @@ export function decide(mem: LawMemory, i: LawInput): LawOutput {
     mem.failing = mem.failing.filter((f) => f.perPod * (1 + policy.tolerance) > perPod);
   }
   const steady = mem.pendingUntilWarm === undefined && sample.warmPods === sample.readyPods && sample.readyPods === current;
-  if (perPod > 0 && steady) mem.curve.push({ atMs: nowMs, perPod, latencyMs: sample.latencyMs });
+  if (perPod > 0 && steady) mem.curve.push({ atMs: nowMs, perPod, latencyMs });
   const curve = fitCurve(mem.curve);
   // a miss counts against this component's capacity only when it is the one on the critical path
   mem.overStreak = ratio > high ? (mem.overStreak ?? 0) + 1 : 0;
@@ -176,55 +205,102 @@ export function decide(mem: LawMemory, i: LawInput): LawOutput {
       mem.warmSince = undefined;
     }
   }
-  const lat = `${round(sample.latencyMs)} ms against ${round(policy.targetMs)} ms`;
-  // the learned capacity: the highest per-pod rate served under the band, the lowest that missed
-  const passMax = Math.max(0, ...mem.passing.map((p) => p.perPod));
-  const failMin = Math.min(Infinity, ...mem.failing.map((p) => p.perPod));
+  return {
+    ratio,
+    high,
+    low,
+    perPod,
+    growth,
+    demand: sample.rate + growth,
+    overloaded,
+    confirmed,
+    ...(curve ? { curve } : {}),
+    passMax: Math.max(0, ...mem.passing.map((p) => p.perPod)),
+    failMin: Math.min(Infinity, ...mem.failing.map((p) => p.perPod)),
+    lat: `${round(latencyMs)} ms against ${round(policy.targetMs)} ms`,
+  };
+}
 
-  if (ratio > high) {
-    mem.lowSince = mem.halfSince = undefined;
-    if (!i.mayScaleUp) return done(current, ScaleReason.OtherComponentCritical, `${lat}; another component dominates the tail`);
-    if (!confirmed) return done(current, ScaleReason.WithinTolerance, `${lat}, over ${Math.round(high * 100)}% of the target once; acting if the next reading confirms it`);
-    // when the backlog grows (overload), pods for the demand at the per-pod rate known to hold the target: the
-    // lowest of what a pod serves now (less the tolerance), the highest rate served under the band and, less the
-    // tolerance, the lowest that missed; and the latency ratio to the middle of the band, at most doubling
-    const safe = Math.min(perPod * (1 - policy.tolerance), passMax > 0 ? passMax : Infinity, failMin * (1 - policy.tolerance));
-    const byDemand = overloaded && safe > 0 ? Math.ceil(demand / safe) : 0;
-    if (mem.pendingUntilWarm !== undefined && byDemand <= mem.pendingUntilWarm) {
-      return done(current, ScaleReason.WaitingForWarmup, `${lat}; waiting for the pods added last to warm up and show in the window`);
-    }
-    const base = Math.max(1, sample.warmPods);
-    const byRatio = mem.pendingUntilWarm !== undefined ? 0 : Math.ceil(base * Math.min(ratio / ((high + low) / 2), 2));
-    // the fitted curve: pods that bring the load per pod to where it predicts the middle of the band
-    const xMid = curve ? perPodAt(curve, ((high + low) / 2) * policy.targetMs) : 0;
-    const byCurve = xMid > 0 ? Math.min(Math.ceil(sample.rate / xMid), 2 * current) : 0;
-    const want = Math.max(current + 1, byRatio, byDemand, byCurve);
-    return done(want, ScaleReason.LatencyAboveTarget, `${lat}, over ${Math.round(high * 100)}% of the target${growth > 0 ? `; demand ${round(demand)} requests/s` : ''}`);
+/** Over the band: add pods if this component may and the reading is confirmed. */
+function scaleUp(mem: LawMemory, i: LawInput, r: Reading, done: Finish): LawOutput {
+  const { policy, current, sample } = i;
+  mem.lowSince = mem.halfSince = undefined;
+  if (!i.mayScaleUp) return done(current, ScaleReason.OtherComponentCritical, `${r.lat}; another component dominates the tail`);
+  if (!r.confirmed)
+    return done(current, ScaleReason.WithinTolerance, `${r.lat}, over ${Math.round(r.high * 100)}% of the target once; acting if the next reading confirms it`);
+  // when the backlog grows (overload), pods for the demand at the per-pod rate known to hold the target: the
+  // lowest of what a pod serves now (less the tolerance), the highest rate served under the band and, less the
+  // tolerance, the lowest that missed; and the latency ratio to the middle of the band, at most doubling
+  const safe = Math.min(r.perPod * (1 - policy.tolerance), r.passMax > 0 ? r.passMax : Infinity, r.failMin * (1 - policy.tolerance));
+  const byDemand = r.overloaded && safe > 0 ? Math.ceil(r.demand / safe) : 0;
+  if (mem.pendingUntilWarm !== undefined && byDemand <= mem.pendingUntilWarm) {
+    return done(current, ScaleReason.WaitingForWarmup, `${r.lat}; waiting for the pods added last to warm up and show in the window`);
   }
-  if (ratio >= low) {
-    mem.lowSince = mem.halfSince = undefined;
-    return done(current, ScaleReason.WithinTolerance, `${lat}, in the band ${Math.round(low * 100)}-${Math.round(high * 100)}% of the target`);
-  }
+  const mid = (r.high + r.low) / 2;
+  const base = Math.max(1, sample.warmPods);
+  const byRatio = mem.pendingUntilWarm !== undefined ? 0 : Math.ceil(base * Math.min(r.ratio / mid, 2));
+  // the fitted curve: pods that bring the load per pod to where it predicts the middle of the band
+  const xMid = r.curve ? perPodAt(r.curve, mid * policy.targetMs) : 0;
+  const byCurve = xMid > 0 ? Math.min(Math.ceil(sample.rate / xMid), 2 * current) : 0;
+  const want = Math.max(current + 1, byRatio, byDemand, byCurve);
+  return done(
+    want,
+    ScaleReason.LatencyAboveTarget,
+    `${r.lat}, over ${Math.round(r.high * 100)}% of the target${r.growth > 0 ? `; demand ${round(r.demand)} requests/s` : ''}`,
+  );
+}
 
+/** Under the band: remove pods once it stayed there for the stabilization window, to a per-pod rate known to hold. */
+function scaleDown(mem: LawMemory, i: LawInput, r: Reading, done: Finish): LawOutput {
+  const { policy, current, sample, nowMs } = i;
   mem.lowSince ??= nowMs;
   const quietFor = nowMs - mem.lowSince;
-  if (ratio < 0.5) mem.halfSince ??= nowMs;
+  if (r.ratio < 0.5) mem.halfSince ??= nowMs;
   else mem.halfSince = undefined;
-  if (quietFor < policy.scaleDown.stabilizationMs) return done(current, ScaleReason.WithinTolerance, `${lat}; under the band for ${Math.round(quietFor / 1000)} s of the ${Math.round(policy.scaleDown.stabilizationMs / 1000)} s stabilization window`);
-  if (mem.pendingUntilWarm !== undefined || sample.readyPods < current) return done(current, ScaleReason.WaitingForWarmup, `${lat}; not every pod is ready`);
+  if (quietFor < policy.scaleDown.stabilizationMs)
+    return done(
+      current,
+      ScaleReason.WithinTolerance,
+      `${r.lat}; under the band for ${Math.round(quietFor / 1000)} s of the ${Math.round(policy.scaleDown.stabilizationMs / 1000)} s stabilization window`,
+    );
+  if (mem.pendingUntilWarm !== undefined || sample.readyPods < current) return done(current, ScaleReason.WaitingForWarmup, `${r.lat}; not every pod is ready`);
   // the fewest pods at a per-pod rate up to a tolerance beyond one already served under the band (none when
   // idle), else (far under the target) one fewer. Not the fitted curve: it extrapolates, and a heavy tail makes
   // it optimistic (it cost misses and reversals in the simulator).
-  const served = Math.max(passMax, perPod);
+  const served = Math.max(r.passMax, r.perPod);
   const known = sample.rate === 0 ? 0 : served > 0 ? Math.ceil(sample.rate / (served * (1 + policy.tolerance))) : current;
   // (a probe raises the load per pod by current / (current - 1): only where that is at most 1.5x, and to well
   // under any remembered miss)
-  const probe = mem.halfSince !== undefined && nowMs - mem.halfSince >= policy.scaleDown.stabilizationMs && current >= 3 && sample.rate / (current - 1) < failMin * (1 - 2 * policy.tolerance);
+  const floor = r.failMin * (1 - 2 * policy.tolerance);
+  const probe = mem.halfSince !== undefined && nowMs - mem.halfSince >= policy.scaleDown.stabilizationMs && current >= 3 && sample.rate / (current - 1) < floor;
   let want = known < current ? known : probe ? current - 1 : current;
   // never back to a per-pod rate that missed the target
-  while (want < current && sample.rate / Math.max(want, 1) >= failMin * (1 - 2 * policy.tolerance)) want++;
-  if (want >= current) return done(current, ScaleReason.WithinTolerance, `${lat}; no per-pod rate served under the band would let fewer pods carry ${round(sample.rate)} requests/s`);
-  return done(Math.max(want, 1), ScaleReason.LatencyBelowTarget, `${lat} for ${Math.round(quietFor / 1000)} s`);
+  while (want < current && sample.rate / Math.max(want, 1) >= floor) want++;
+  if (want >= current)
+    return done(
+      current,
+      ScaleReason.WithinTolerance,
+      `${r.lat}; no per-pod rate served under the band would let fewer pods carry ${round(sample.rate)} requests/s`,
+    );
+  return done(Math.max(want, 1), ScaleReason.LatencyBelowTarget, `${r.lat} for ${Math.round(quietFor / 1000)} s`);
+}
+
+export function decide(mem: LawMemory, i: LawInput): LawOutput {
+  const { policy, current, sample } = i;
+  prune(mem, i.nowMs, policy);
+  const done = finisher(mem, i);
+  if (sample.latencyMs === undefined) {
+    mem.lowSince = mem.halfSince = undefined;
+    if (policy.missingMetrics === 'ScaleUp') return done(current * 2, ScaleReason.MetricsUnavailable, 'latency unavailable; adding pods as the policy says');
+    return done(current, ScaleReason.MetricsUnavailable, 'latency unavailable; holding replicas');
+  }
+  const r = learn(mem, i, sample.latencyMs);
+  if (r.ratio > r.high) return scaleUp(mem, i, r, done);
+  if (r.ratio >= r.low) {
+    mem.lowSince = mem.halfSince = undefined;
+    return done(current, ScaleReason.WithinTolerance, `${r.lat}, in the band ${Math.round(r.low * 100)}-${Math.round(r.high * 100)}% of the target`);
+  }
+  return scaleDown(mem, i, r, done);
 }
 
 /** The recommendation after the rate limit of its direction: changes within the last period count against it. */

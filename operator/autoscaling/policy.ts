@@ -1,8 +1,16 @@
 // The policy in force for one RecModel: its LatencyScalingPolicy, defaulted and validated, with the model's
 // overrides applied where the policy allows them. Pure; every refusal names the field and the limit.
-import { Reason } from '../api/reasons.js';
-import { API_VERSION, formatFieldErrors, POLICY_KIND, resolvePolicySpec, type FieldError, type LatencyScalingPolicy, type ResolvedRecModelSpec } from '../api/v1alpha1/index.js';
 import { durationMs } from '../../lib/duration.js';
+import { Reason } from '../api/reasons.js';
+import {
+  API_VERSION,
+  formatFieldErrors,
+  POLICY_KIND,
+  resolvePolicySpec,
+  type FieldError,
+  type LatencyScalingPolicy,
+  type ResolvedRecModelSpec,
+} from '../api/v1alpha1/index.js';
 
 export interface Bounds {
   min: number;
@@ -37,7 +45,8 @@ export interface EffectivePolicy {
   actuator: Actuator;
 }
 
-export type PolicyResult = { ok: true; policy: EffectivePolicy } | { ok: false; reason: typeof Reason.PolicyInvalid | typeof Reason.OverrideNotAllowed; message: string };
+export type PolicyResult =
+  { ok: true; policy: EffectivePolicy } | { ok: false; reason: typeof Reason.PolicyInvalid | typeof Reason.OverrideNotAllowed; message: string };
 /** A model's scaling as the reconcile resolves it: the policy in force, or why there is none. */
 export type ScalingResolution = PolicyResult | { ok: false; reason: typeof Reason.PolicyNotFound | typeof Reason.ActuatorUnavailable; message: string };
 
@@ -54,7 +63,12 @@ export function effectivePolicy(p: LatencyScalingPolicy, autoscaling: ResolvedRe
   const r = resolvePolicySpec(p.spec);
   if (!r.ok) return { ok: false, reason: Reason.PolicyInvalid, message: `LatencyScalingPolicy ${p.metadata.name}: ${formatFieldErrors(r.errors)}` };
   const s = r.spec;
-  const rate = (l: typeof s.scaleUp): RateLimit => ({ stabilizationMs: ms(l.stabilizationWindow), maxPods: l.maxPods, maxPercent: l.maxPercent, periodMs: ms(l.period) });
+  const rate = (l: typeof s.scaleUp): RateLimit => ({
+    stabilizationMs: ms(l.stabilizationWindow),
+    maxPods: l.maxPods,
+    maxPercent: l.maxPercent,
+    periodMs: ms(l.period),
+  });
   const policy: EffectivePolicy = {
     name: p.metadata.name,
     percentile: s.target.percentile,
@@ -80,8 +94,10 @@ export function effectivePolicy(p: LatencyScalingPolicy, autoscaling: ResolvedRe
   if (o.latency !== undefined) {
     const range = allowed?.latency;
     const want = ms(o.latency);
-    if (!range) errors.push({ field: field('latency'), message: `policy ${p.metadata.name} does not allow overriding the latency target (${s.target.latency})` });
-    else if (want < ms(range.min) || want > ms(range.max)) errors.push({ field: field('latency'), message: `${o.latency} is outside the range policy ${p.metadata.name} allows (${range.min} to ${range.max})` });
+    if (!range)
+      errors.push({ field: field('latency'), message: `policy ${p.metadata.name} does not allow overriding the latency target (${s.target.latency})` });
+    else if (want < ms(range.min) || want > ms(range.max))
+      errors.push({ field: field('latency'), message: `${o.latency} is outside the range policy ${p.metadata.name} allows (${range.min} to ${range.max})` });
     else policy.targetMs = want;
   }
   for (const role of ['main', 'sparse'] as const) {
@@ -93,8 +109,10 @@ export function effectivePolicy(p: LatencyScalingPolicy, autoscaling: ResolvedRe
       continue;
     }
     const bounds = { min: b.minReplicas ?? policy[role].min, max: b.maxReplicas ?? policy[role].max };
-    if (bounds.max > ceiling) errors.push({ field: field(`${role}.maxReplicas`), message: `${bounds.max} exceeds the ${ceiling} policy ${p.metadata.name} allows` });
-    else if (bounds.min > ceiling) errors.push({ field: field(`${role}.minReplicas`), message: `${bounds.min} exceeds the ${ceiling} policy ${p.metadata.name} allows` });
+    if (bounds.max > ceiling)
+      errors.push({ field: field(`${role}.maxReplicas`), message: `${bounds.max} exceeds the ${ceiling} policy ${p.metadata.name} allows` });
+    else if (bounds.min > ceiling)
+      errors.push({ field: field(`${role}.minReplicas`), message: `${bounds.min} exceeds the ${ceiling} policy ${p.metadata.name} allows` });
     else if (bounds.min > bounds.max) errors.push({ field: field(`${role}.minReplicas`), message: `${bounds.min} exceeds maxReplicas ${bounds.max}` });
     else policy[role] = bounds;
   }
@@ -111,8 +129,13 @@ export function externalActuatorProblems(p: EffectivePolicy): FieldError[] {
   const out: FieldError[] = [];
   for (const dir of ['scaleUp', 'scaleDown'] as const) {
     const r = p[dir];
-    if (seconds(r.stabilizationMs) > HPA_MAX_STABILIZATION_S) out.push({ field: `spec.${dir}.stabilizationWindow`, message: `${seconds(r.stabilizationMs)}s exceeds the ${HPA_MAX_STABILIZATION_S}s a HorizontalPodAutoscaler allows` });
-    if (seconds(r.periodMs) > HPA_MAX_PERIOD_S) out.push({ field: `spec.${dir}.period`, message: `${seconds(r.periodMs)}s exceeds the ${HPA_MAX_PERIOD_S}s a HorizontalPodAutoscaler allows` });
+    if (seconds(r.stabilizationMs) > HPA_MAX_STABILIZATION_S)
+      out.push({
+        field: `spec.${dir}.stabilizationWindow`,
+        message: `${seconds(r.stabilizationMs)}s exceeds the ${HPA_MAX_STABILIZATION_S}s a HorizontalPodAutoscaler allows`,
+      });
+    if (seconds(r.periodMs) > HPA_MAX_PERIOD_S)
+      out.push({ field: `spec.${dir}.period`, message: `${seconds(r.periodMs)}s exceeds the ${HPA_MAX_PERIOD_S}s a HorizontalPodAutoscaler allows` });
   }
   return out;
 }
@@ -124,20 +147,49 @@ export interface ActuatorEnv {
 }
 
 /** The scaling of a model whose spec.autoscaling is enabled: its policy (absent: not found) resolved and checked against what the actuator can do here. */
-export function resolveScaling(policyName: string, policy: LatencyScalingPolicy | undefined, autoscaling: ResolvedRecModelSpec['autoscaling'], env: ActuatorEnv): ScalingResolution {
+export function resolveScaling(
+  policyName: string,
+  policy: LatencyScalingPolicy | undefined,
+  autoscaling: ResolvedRecModelSpec['autoscaling'],
+  env: ActuatorEnv,
+): ScalingResolution {
   if (!policy) return { ok: false, reason: Reason.PolicyNotFound, message: `LatencyScalingPolicy ${policyName} not found; replicas are left as they are` };
   const r = effectivePolicy(policy, autoscaling);
   if (!r.ok) return r;
   const problems = externalActuatorProblems(r.policy);
-  if (problems.length) return { ok: false, reason: Reason.PolicyInvalid, message: `LatencyScalingPolicy ${policyName} (actuator ${r.policy.actuator}): ${formatFieldErrors(problems)}` };
-  if (r.policy.actuator === 'KEDA' && !env.kedaServed) return { ok: false, reason: Reason.ActuatorUnavailable, message: `policy ${policyName} uses KEDA, but this cluster does not serve keda.sh/v1alpha1 ScaledObjects (install KEDA, then restart the operator); replicas are left as they are` };
-  if (r.policy.actuator === 'KEDA' && !env.prometheusUrl) return { ok: false, reason: Reason.ActuatorUnavailable, message: `policy ${policyName} uses KEDA, whose Prometheus trigger needs the operator's --prometheus-url (chart value autoscaling.prometheusUrl); replicas are left as they are` };
+  if (problems.length)
+    return {
+      ok: false,
+      reason: Reason.PolicyInvalid,
+      message: `LatencyScalingPolicy ${policyName} (actuator ${r.policy.actuator}): ${formatFieldErrors(problems)}`,
+    };
+  if (r.policy.actuator === 'KEDA' && !env.kedaServed)
+    return {
+      ok: false,
+      reason: Reason.ActuatorUnavailable,
+      message:
+        `policy ${policyName} uses KEDA, but this cluster does not serve keda.sh/v1alpha1 ScaledObjects (install KEDA, ` +
+        `then restart the operator); replicas are left as they are`,
+    };
+  if (r.policy.actuator === 'KEDA' && !env.prometheusUrl)
+    return {
+      ok: false,
+      reason: Reason.ActuatorUnavailable,
+      message:
+        `policy ${policyName} uses KEDA, whose Prometheus trigger needs the operator's --prometheus-url (chart value autoscaling.prometheusUrl); ` +
+        `replicas are left as they are`,
+    };
   return r;
 }
 
 /** A policy with the CRD's defaults, this target and these upper bounds (for the simulator and tests). */
 export function defaultPolicy(targetMs: number, maxReplicas: number): EffectivePolicy {
-  const p: LatencyScalingPolicy = { apiVersion: API_VERSION, kind: POLICY_KIND, metadata: { name: 'default' }, spec: { target: { latency: `${targetMs}ms` }, main: { maxReplicas }, sparse: { maxReplicas } } };
+  const p: LatencyScalingPolicy = {
+    apiVersion: API_VERSION,
+    kind: POLICY_KIND,
+    metadata: { name: 'default' },
+    spec: { target: { latency: `${targetMs}ms` }, main: { maxReplicas }, sparse: { maxReplicas } },
+  };
   const r = effectivePolicy(p, { enabled: true });
   if (!r.ok) throw new Error(r.message);
   return r.policy;

@@ -2,10 +2,10 @@
 // Deployment, scaling it on its own latency percentile. Pure, like the other builders; the PromQL they rely on
 // (the KEDA trigger's query, the prometheus-adapter rule HPA's external metric needs) is written here too.
 import type { KubernetesObject, V2HorizontalPodAutoscaler, V2HPAScalingRules } from '@kubernetes/client-node';
-import { seconds, type EffectivePolicy, type RateLimit } from '../autoscaling/policy.js';
 import { Label, Metric } from '../../contracts/metrics.js';
-import { childMeta, type Owner } from './meta.js';
+import { seconds, type EffectivePolicy, type RateLimit } from '../autoscaling/policy.js';
 import { componentLabels, type Role } from './labels.js';
+import { childMeta, type Owner } from './meta.js';
 import { componentName } from './names.js';
 
 export const KEDA_API_VERSION = 'keda.sh/v1alpha1';
@@ -42,7 +42,8 @@ export function componentSeriesLabels(model: string, c: ScaledComponent): Record
  */
 export function latencyQuery(percentile: number, windowMs: number, selector: string): string {
   const w = promDuration(windowMs);
-  return `(histogram_quantile(${percentile / 100}, sum by (le) (rate(${METRIC}_bucket{${selector}}[${w}]))) >= 0) or (sum(rate(${METRIC}_count{${selector}}[${w}])) == 0)`;
+  const quantile = `histogram_quantile(${percentile / 100}, sum by (le) (rate(${METRIC}_bucket{${selector}}[${w}])))`;
+  return `(${quantile} >= 0) or (sum(rate(${METRIC}_count{${selector}}[${w}])) == 0)`;
 }
 
 function behaviorRules(r: RateLimit): V2HPAScalingRules {
@@ -69,22 +70,31 @@ export function buildHpa(owner: Owner, p: EffectivePolicy, c: ScaledComponent): 
       scaleTargetRef: { apiVersion: 'apps/v1', kind: 'Deployment', name },
       minReplicas: b.min,
       maxReplicas: b.max,
-      metrics: [{
-        type: 'External',
-        external: {
-          metric: { name: hpaMetricName(p), selector: { matchLabels: componentSeriesLabels(owner.name, c) } },
-          target: { type: 'Value', value: quantitySeconds(p.targetMs) },
+      metrics: [
+        {
+          type: 'External',
+          external: {
+            metric: { name: hpaMetricName(p), selector: { matchLabels: componentSeriesLabels(owner.name, c) } },
+            target: { type: 'Value', value: quantitySeconds(p.targetMs) },
+          },
         },
-      }],
+      ],
       behavior: { scaleUp: behaviorRules(p.scaleUp), scaleDown: behaviorRules(p.scaleDown) },
     },
   };
 }
 
-export function buildScaledObject(owner: Owner, p: EffectivePolicy, c: ScaledComponent, prometheusUrl: string): KubernetesObject & { spec: Record<string, unknown> } {
+export function buildScaledObject(
+  owner: Owner,
+  p: EffectivePolicy,
+  c: ScaledComponent,
+  prometheusUrl: string,
+): KubernetesObject & { spec: Record<string, unknown> } {
   const name = componentName(owner.name, c.role, c.shard);
   const b = bounds(p, c);
-  const selector = Object.entries({ [Label.namespace]: owner.namespace, ...componentSeriesLabels(owner.name, c) }).map(([k, v]) => `${k}="${v}"`).join(',');
+  const selector = Object.entries({ [Label.namespace]: owner.namespace, ...componentSeriesLabels(owner.name, c) })
+    .map(([k, v]) => `${k}="${v}"`)
+    .join(',');
   const threshold = secondsText(p.targetMs);
   // KEDA's fallback needs a scaling modifier to accept a Value metric; it is how missingMetrics ScaleUp is said.
   const scaleUp = p.missingMetrics === 'ScaleUp';
@@ -101,12 +111,14 @@ export function buildScaledObject(owner: Owner, p: EffectivePolicy, c: ScaledCom
         horizontalPodAutoscalerConfig: { behavior: { scaleUp: behaviorRules(p.scaleUp), scaleDown: behaviorRules(p.scaleDown) } },
         ...(scaleUp ? { scalingModifiers: { formula: 'latency', target: threshold, metricType: 'Value' } } : {}),
       },
-      triggers: [{
-        type: 'prometheus',
-        name: 'latency',
-        metricType: 'Value',
-        metadata: { serverAddress: prometheusUrl, query: latencyQuery(p.percentile, p.windowMs, selector), threshold, ignoreNullValues: 'false' },
-      }],
+      triggers: [
+        {
+          type: 'prometheus',
+          name: 'latency',
+          metricType: 'Value',
+          metadata: { serverAddress: prometheusUrl, query: latencyQuery(p.percentile, p.windowMs, selector), threshold, ignoreNullValues: 'false' },
+        },
+      ],
       ...(scaleUp ? { fallback: { failureThreshold: 3, replicas: b.max, behavior: 'currentReplicasIfHigher' } } : {}),
     },
   };

@@ -80,7 +80,8 @@ export function mainScheduling(spec: ResolvedRecModelSpec): Pick<ShardServerArgs
 export function buildDeployment(a: ComponentArgs): V1Deployment {
   const { owner, spec, plan, cfg, role, shard } = a;
   const placementSpec = role === 'main' ? spec.placement.main : spec.placement.sparse;
-  const tableBytes = role === 'main' ? plan.tables.filter((t) => plan.mainTables.includes(t.name)).reduce((s, t) => s + t.bytes, 0) : plan.shards[shard!]!.bytes;
+  const tableBytes =
+    role === 'main' ? plan.tables.filter((t) => plan.mainTables.includes(t.name)).reduce((s, t) => s + t.bytes, 0) : plan.shards[shard!]!.bytes;
   const derivedMemory = tableBytes > 0 ? tableBytes * cfg.memoryOverhead + cfg.baseMemoryBytes : undefined;
   const placement = podPlacement(placementSpec, cfg, derivedMemory);
   const name = componentName(owner.name, role, shard);

@@ -1,8 +1,8 @@
 // Where a component's pods may run: the device default (CPU pods avoid GPU nodes; GPU pods require them, ask
 // for GPUs and tolerate their taint) merged with the user's nodeSelector, affinity and tolerations.
 import type { V1Affinity, V1NodeSelectorRequirement, V1NodeSelectorTerm, V1ResourceRequirements, V1Toleration } from '@kubernetes/client-node';
-import type { ResolvedPlacement } from '../api/v1alpha1/index.js';
 import { toMiQuantity } from '../../lib/quantity.js';
+import type { ResolvedPlacement } from '../api/v1alpha1/index.js';
 import type { BuilderConfig } from './config.js';
 
 export interface PodPlacement {
@@ -13,9 +13,7 @@ export interface PodPlacement {
 }
 
 function deviceRequirement(p: ResolvedPlacement, cfg: BuilderConfig): V1NodeSelectorRequirement {
-  return p.device === 'gpu'
-    ? { key: cfg.gpuNodeLabel, operator: 'In', values: [cfg.gpuNodeLabelValue] }
-    : { key: cfg.gpuNodeLabel, operator: 'DoesNotExist' };
+  return p.device === 'gpu' ? { key: cfg.gpuNodeLabel, operator: 'In', values: [cfg.gpuNodeLabelValue] } : { key: cfg.gpuNodeLabel, operator: 'DoesNotExist' };
 }
 
 /** Node-affinity terms are ORed by Kubernetes, so the device requirement is ANDed into each user term. */

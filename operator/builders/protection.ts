@@ -5,9 +5,9 @@
 import type { V1NetworkPolicy, V1NetworkPolicyPeer, V1PodDisruptionBudget } from '@kubernetes/client-node';
 import type { ResolvedRecModelSpec } from '../api/v1alpha1/index.js';
 import type { Plan } from '../planner/plan.js';
-import { childMeta, type Owner } from './meta.js';
 import type { BuilderConfig } from './config.js';
 import { componentLabels, LABEL_COMPONENT, LABEL_INSTANCE, LABEL_NAME, modelLabels, selectorLabels, type Role } from './labels.js';
+import { childMeta, type Owner } from './meta.js';
 import { componentName, dnsLabel, mainName } from './names.js';
 
 export const NAMESPACE_NAME_LABEL = 'kubernetes.io/metadata.name';

@@ -2,20 +2,20 @@
 // signals), decide (evaluate: pure), act (the scale subresource, Events, metrics). The reconciler calls it after
 // applying the children and folds what it returns into status; evaluations happen once per policy interval.
 import type { V1Deployment, V1Pod, V2HorizontalPodAutoscaler } from '@kubernetes/client-node';
+import { metaTime, type Clock } from '../../lib/clock.js';
+import type { Logger } from '../../lib/log.js';
+import { EventReason } from '../api/reasons.js';
 import type { RecModel, ResolvedRecModelSpec } from '../api/v1alpha1/index.js';
+import { evaluate, Memories, type ComponentView, type Evaluation } from '../autoscaling/evaluate.js';
+import type { ScalingResolution } from '../autoscaling/policy.js';
+import type { AutoscalingInput, LastScale } from '../autoscaling/state.js';
 import { ANNOTATION_PLAN_HASH, LABEL_COMPONENT, LABEL_INSTANCE, LABEL_SHARD } from '../builders/labels.js';
 import { dnsLabel } from '../builders/names.js';
 import { apiErrorMessage, FIELD_MANAGER, type KubeClient } from '../kube/client.js';
 import type { EventRecorder } from '../kube/events.js';
-import { metaTime, type Clock } from '../../lib/clock.js';
-import type { Logger } from '../../lib/log.js';
 import type { OperatorMetrics } from '../server/metrics.js';
 import type { LatencyReading, LatencySource } from '../signals/latency.js';
-import { EventReason } from '../api/reasons.js';
-import type { AutoscalingInput, LastScale } from '../autoscaling/state.js';
-import { evaluate, Memories, type ComponentView, type Evaluation } from '../autoscaling/evaluate.js';
 import { externalViews } from './hpa-views.js';
-import type { ScalingResolution } from '../autoscaling/policy.js';
 
 export interface AutoscalerDeps {
   /** Pods in a namespace carrying the model's instance label. */
@@ -36,7 +36,12 @@ export interface AutoscalerResult {
 
 /** Does our apply own spec.replicas of this Deployment? Then the autoscaler must co-own it before apply drops it. */
 export function applyOwnsReplicas(d: V1Deployment): boolean {
-  return (d.metadata?.managedFields ?? []).some((f) => f.manager === FIELD_MANAGER && f.operation === 'Apply' && (f.fieldsV1 as { 'f:spec'?: Record<string, unknown> } | undefined)?.['f:spec']?.['f:replicas'] !== undefined);
+  return (d.metadata?.managedFields ?? []).some(
+    (f) =>
+      f.manager === FIELD_MANAGER &&
+      f.operation === 'Apply' &&
+      (f.fieldsV1 as { 'f:spec'?: Record<string, unknown> } | undefined)?.['f:spec']?.['f:replicas'] !== undefined,
+  );
 }
 
 export function podView(p: V1Pod) {
@@ -45,7 +50,12 @@ export function podView(p: V1Pod) {
   // when it became ready; without a transition time, when it started (or was created)
   const stamp = ready?.lastTransitionTime ?? p.status?.startTime ?? p.metadata?.creationTimestamp;
   const since = stamp ? new Date(stamp as unknown as string).getTime() : undefined;
-  return { name: p.metadata!.name!, ...(p.status?.podIP ? { ip: p.status.podIP } : {}), ready: isReady, ...(isReady && since !== undefined ? { readySinceMs: since } : {}) };
+  return {
+    name: p.metadata!.name!,
+    ...(p.status?.podIP ? { ip: p.status.podIP } : {}),
+    ready: isReady,
+    ...(isReady && since !== undefined ? { readySinceMs: since } : {}),
+  };
 }
 
 export class Autoscaler {
@@ -76,12 +86,29 @@ export class Autoscaler {
    * One reconcile's scaling: nothing while the policy is refused; under an HPA or KEDA actuator, only what the
    * HPAs report (they scale); under the operator's own law, an evaluation once per interval.
    */
-  async run(rm: RecModel, spec: ResolvedRecModelSpec, deployments: V1Deployment[], scaling: ScalingResolution, hpas: V2HorizontalPodAutoscaler[]): Promise<AutoscalerResult> {
+  async run(
+    rm: RecModel,
+    spec: ResolvedRecModelSpec,
+    deployments: V1Deployment[],
+    scaling: ScalingResolution,
+    hpas: V2HorizontalPodAutoscaler[],
+  ): Promise<AutoscalerResult> {
     const policyName = spec.autoscaling.policyRef!.name;
     if (!scaling.ok) return { input: { state: 'refused', policyName, reason: scaling.reason, message: scaling.message } };
     const policy = scaling.policy;
     if (policy.actuator !== 'Operator') {
-      return { input: { state: 'external', policy, views: externalViews(policy, deployments.map((d) => ({ name: d.metadata!.name!, role: d.metadata?.labels?.[LABEL_COMPONENT] === 'sparse' ? 'sparse' : 'main' })), hpas) }, requeueAfterMs: policy.intervalMs };
+      return {
+        input: {
+          state: 'external',
+          policy,
+          views: externalViews(
+            policy,
+            deployments.map((d) => ({ name: d.metadata!.name!, role: d.metadata?.labels?.[LABEL_COMPONENT] === 'sparse' ? 'sparse' : 'main' })),
+            hpas,
+          ),
+        },
+        requeueAfterMs: policy.intervalMs,
+      };
     }
 
     const ns = rm.metadata.namespace!;
@@ -92,7 +119,10 @@ export class Autoscaler {
     const last = this.latest.get(key);
     if (last !== undefined && now - last.atMs < policy.intervalMs * 0.9) {
       const { evaluation, at, sourceError } = last;
-      return { input: { state: 'active', policy, evaluation, evaluatedAt: at, lastScales: scales, ...(sourceError ? { sourceError } : {}) }, requeueAfterMs: policy.intervalMs - (now - last.atMs) };
+      return {
+        input: { state: 'active', policy, evaluation, evaluatedAt: at, lastScales: scales, ...(sourceError ? { sourceError } : {}) },
+        requeueAfterMs: policy.intervalMs - (now - last.atMs),
+      };
     }
 
     const pods = this.d.pods(ns, dnsLabel(rm.metadata.name));
@@ -100,9 +130,21 @@ export class Autoscaler {
       const labels = dep.metadata?.labels ?? {};
       const role = labels[LABEL_COMPONENT] === 'sparse' ? 'sparse' : 'main';
       const shard = labels[LABEL_SHARD] !== undefined ? Number(labels[LABEL_SHARD]) : undefined;
-      const mine = pods.filter((p) => p.metadata?.labels?.[LABEL_COMPONENT] === role && p.metadata?.labels?.[LABEL_SHARD] === labels[LABEL_SHARD] && p.metadata?.labels?.[LABEL_INSTANCE] === labels[LABEL_INSTANCE]);
+      const mine = pods.filter(
+        (p) =>
+          p.metadata?.labels?.[LABEL_COMPONENT] === role &&
+          p.metadata?.labels?.[LABEL_SHARD] === labels[LABEL_SHARD] &&
+          p.metadata?.labels?.[LABEL_INSTANCE] === labels[LABEL_INSTANCE],
+      );
       const planHash = dep.spec?.template?.metadata?.annotations?.[ANNOTATION_PLAN_HASH];
-      return { name: dep.metadata!.name!, role, ...(shard !== undefined ? { shard } : {}), replicas: dep.spec?.replicas ?? 1, pods: mine.map(podView), ...(planHash ? { planHash } : {}) };
+      return {
+        name: dep.metadata!.name!,
+        role,
+        ...(shard !== undefined ? { shard } : {}),
+        replicas: dep.spec?.replicas ?? 1,
+        pods: mine.map(podView),
+        ...(planHash ? { planHash } : {}),
+      };
     });
 
     const { readings, error } = await this.read(rm, spec, policy.windowMs, components);
@@ -111,9 +153,17 @@ export class Autoscaler {
     this.latest.set(key, { atMs: now, at, evaluation, ...(error ? { sourceError: error } : {}) });
     for (const [component, reason] of await this.act(rm, evaluation)) scales.set(component, { time: at, reason });
     if (evaluation.metricsMissing) {
-      await this.d.events.emit(rm, 'Warning', EventReason.MetricsUnavailable, `no latency for the main (${error ?? 'no samples from its warm pods'}); holding replicas`);
+      await this.d.events.emit(
+        rm,
+        'Warning',
+        EventReason.MetricsUnavailable,
+        `no latency for the main (${error ?? 'no samples from its warm pods'}); holding replicas`,
+      );
     }
-    return { input: { state: 'active', policy, evaluation, evaluatedAt: at, lastScales: scales, ...(error ? { sourceError: error } : {}) }, requeueAfterMs: policy.intervalMs };
+    return {
+      input: { state: 'active', policy, evaluation, evaluatedAt: at, lastScales: scales, ...(error ? { sourceError: error } : {}) },
+      requeueAfterMs: policy.intervalMs,
+    };
   }
 
   private async read(rm: RecModel, spec: ResolvedRecModelSpec, windowMs: number, components: ComponentView[]) {
@@ -135,7 +185,8 @@ export class Autoscaler {
       shardCalls: components.some((c) => c.role === 'sparse') ? await get({ ...base, role: 'main', stage: 'shard_call', pods: mainPods }) : undefined,
       shards: new Map<number, LatencyReading | undefined>(),
     };
-    for (const c of components) if (c.role === 'sparse') readings.shards.set(c.shard!, await get({ ...base, role: 'sparse', stage: 'end_to_end', pods: c.pods }));
+    for (const c of components)
+      if (c.role === 'sparse') readings.shards.set(c.shard!, await get({ ...base, role: 'sparse', stage: 'end_to_end', pods: c.pods }));
     return { readings, error };
   }
 
@@ -144,7 +195,15 @@ export class Autoscaler {
     const scaled = new Map<string, string>();
     for (const c of e.components) {
       this.d.metrics.recordDesired(rm.metadata.namespace!, rm.metadata.name, c.name, c.desired);
-      this.d.log.debug('autoscaling decision', { recmodel: `${rm.metadata.namespace}/${rm.metadata.name}`, component: c.name, current: c.current, desired: c.desired, reason: c.reason, message: c.message, ...(c.limited ? { limited: c.limited } : {}) });
+      this.d.log.debug('autoscaling decision', {
+        recmodel: `${rm.metadata.namespace}/${rm.metadata.name}`,
+        component: c.name,
+        current: c.current,
+        desired: c.desired,
+        reason: c.reason,
+        message: c.message,
+        ...(c.limited ? { limited: c.limited } : {}),
+      });
       if (c.desired === c.current) continue;
       const direction = c.desired > c.current ? 'up' : 'down';
       const why = `${c.reason}: ${c.message}`;
@@ -156,8 +215,19 @@ export class Autoscaler {
       }
       this.d.metrics.scalingDecisions.inc({ direction, reason: c.reason });
       scaled.set(c.name, why);
-      this.d.log.info('scaled', { recmodel: `${rm.metadata.namespace}/${rm.metadata.name}`, component: c.name, from: c.current, to: c.desired, reason: c.reason });
-      await this.d.events.emit(rm, 'Normal', direction === 'up' ? EventReason.ScaledUp : EventReason.ScaledDown, `${c.name}: ${c.current} -> ${c.desired} replicas (${why}${c.limited ? `; ${c.limited}` : ''})`);
+      this.d.log.info('scaled', {
+        recmodel: `${rm.metadata.namespace}/${rm.metadata.name}`,
+        component: c.name,
+        from: c.current,
+        to: c.desired,
+        reason: c.reason,
+      });
+      await this.d.events.emit(
+        rm,
+        'Normal',
+        direction === 'up' ? EventReason.ScaledUp : EventReason.ScaledDown,
+        `${c.name}: ${c.current} -> ${c.desired} replicas (${why}${c.limited ? `; ${c.limited}` : ''})`,
+      );
     }
     return scaled;
   }

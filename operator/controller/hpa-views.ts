@@ -29,7 +29,12 @@ export function externalViews(p: EffectivePolicy, deployments: { name: string; r
       ...(latencyMs !== undefined ? { latencyMs } : {}),
       ...(hpa.status?.desiredReplicas !== undefined ? { desired: hpa.status.desiredReplicas } : {}),
       ...(last ? { lastScaleTime: last } : {}),
-      conditions: (hpa.status?.conditions ?? []).map((c) => ({ type: c.type, status: c.status, ...(c.reason ? { reason: c.reason } : {}), ...(c.message ? { message: c.message } : {}) })),
+      conditions: (hpa.status?.conditions ?? []).map((c) => ({
+        type: c.type,
+        status: c.status,
+        ...(c.reason ? { reason: c.reason } : {}),
+        ...(c.message ? { message: c.message } : {}),
+      })),
     };
   });
 }

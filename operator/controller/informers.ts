@@ -4,14 +4,24 @@
 // every RecModel that references it; pods are only read (by the autoscaler), never a trigger. Watches restart by themselves on
 // close and on 410 Gone (the library relists); any other failure restarts the informer with backoff.
 import {
-  makeInformer, type Informer, type KubeConfig, type KubernetesObject, type ObjectCache, type V1ConfigMap,
-  type V1Deployment, type V1NetworkPolicy, type V1Pod, type V1PodDisruptionBudget, type V1Service, type V2HorizontalPodAutoscaler,
+  makeInformer,
+  type Informer,
+  type KubeConfig,
+  type KubernetesObject,
+  type ObjectCache,
+  type V1ConfigMap,
+  type V1Deployment,
+  type V1NetworkPolicy,
+  type V1Pod,
+  type V1PodDisruptionBudget,
+  type V1Service,
+  type V2HorizontalPodAutoscaler,
 } from '@kubernetes/client-node';
+import type { Clock } from '../../lib/clock.js';
+import type { Logger } from '../../lib/log.js';
 import { API_VERSION, GROUP, KIND, PLURAL, POLICY_KIND, POLICY_PLURAL, VERSION, type LatencyScalingPolicy, type RecModel } from '../api/v1alpha1/index.js';
 import { KEDA_API_VERSION, SCALED_OBJECT } from '../builders/autoscalers.js';
 import { LABEL_INSTANCE, MANAGED_SELECTOR } from '../builders/labels.js';
-import type { Clock } from '../../lib/clock.js';
-import type { Logger } from '../../lib/log.js';
 import { apiErrorMessage, type KubeClient } from '../kube/client.js';
 
 interface Source<T extends KubernetesObject> {
@@ -57,7 +67,16 @@ export class Caches {
     const make = <T extends KubernetesObject>(kind: string, apiVersion: string, path: string, labelSelector?: string, clusterScoped = false): Source<T> => {
       const source: Source<T> = { kind, synced: false, failures: 0, informer: undefined as never };
       const list = async () => {
-        const result = await client.objects.list<T>(apiVersion, kind, clusterScoped ? undefined : namespace, undefined, undefined, undefined, undefined, labelSelector);
+        const result = await client.objects.list<T>(
+          apiVersion,
+          kind,
+          clusterScoped ? undefined : namespace,
+          undefined,
+          undefined,
+          undefined,
+          undefined,
+          labelSelector,
+        );
         source.synced = true;
         source.failures = 0;
         return result;
@@ -91,11 +110,24 @@ export class Caches {
   }
 
   private childSources(): Source<KubernetesObject>[] {
-    return [this.deployments, this.services, this.configMaps, this.pdbs, this.networkPolicies, this.hpas, ...(this.scaledObjects ? [this.scaledObjects] : [])] as Source<KubernetesObject>[];
+    return [
+      this.deployments,
+      this.services,
+      this.configMaps,
+      this.pdbs,
+      this.networkPolicies,
+      this.hpas,
+      ...(this.scaledObjects ? [this.scaledObjects] : []),
+    ] as Source<KubernetesObject>[];
   }
 
   private all(): Source<KubernetesObject>[] {
-    return [this.recModels as Source<KubernetesObject>, ...this.childSources(), this.policies as Source<KubernetesObject>, this.pods as Source<KubernetesObject>];
+    return [
+      this.recModels as Source<KubernetesObject>,
+      ...this.childSources(),
+      this.policies as Source<KubernetesObject>,
+      this.pods as Source<KubernetesObject>,
+    ];
   }
 
   /** Starts every informer; resolves once each has listed. */

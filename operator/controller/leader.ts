@@ -80,7 +80,7 @@ export class LeaderElector {
       spec: {
         holderIdentity: this.opts.identity,
         leaseDurationSeconds: Math.ceil(this.opts.leaseDurationMs / 1000),
-        acquireTime: (acquiring ? microTime(now) : existing?.spec?.acquireTime ?? microTime(now)) as unknown as Date,
+        acquireTime: (acquiring ? microTime(now) : (existing?.spec?.acquireTime ?? microTime(now))) as unknown as Date,
         renewTime: microTime(now) as unknown as Date,
         leaseTransitions: (existing?.spec?.leaseTransitions ?? 0) + (acquiring && existing ? 1 : 0),
       },

@@ -60,8 +60,13 @@ export class Reconciler {
     const scaling = autoscaler && decision.outcome.ok ? await this.autoscale(autoscaler, observed, decision, acted.deployments) : undefined;
     const serving = await readServing(this.d.serving?.probe, namespace, name, decision.spec?.serving.port ?? 8080, acted.deployments);
     const { status, written } = await writeStatus(this.d, observed.rm, {
-      plan: decision.outcome, deployments: acted.deployments, conflicts: acted.conflicts, applyErrors: acted.errors,
-      scheduler: serving.scheduler, ...(scaling ? { autoscaling: scaling.input } : {}), now: this.d.clock.now(),
+      plan: decision.outcome,
+      deployments: acted.deployments,
+      conflicts: acted.conflicts,
+      applyErrors: acted.errors,
+      scheduler: serving.scheduler,
+      ...(scaling ? { autoscaling: scaling.input } : {}),
+      now: this.d.clock.now(),
     });
     if (written) this.d.log.debug('status updated', { recmodel: `${namespace}/${name}`, ready: status.ready });
     if (acted.errors.length) throw new Error(acted.errors.join('; '));

@@ -1,8 +1,18 @@
 // The thin Kubernetes client the controller acts through: server-side apply with one field manager, get,
 // delete, status patches, Events and Leases. Nothing else in the operator talks to the API server directly.
 import {
-  ApiException, AppsV1Api, CoordinationV1Api, CoreV1Api, CustomObjectsApi, KubeConfig, KubernetesObjectApi, PatchStrategy,
-  setHeaderOptions, type CoreV1Event, type KubernetesObject, type V1Lease,
+  ApiException,
+  AppsV1Api,
+  CoordinationV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  KubeConfig,
+  KubernetesObjectApi,
+  PatchStrategy,
+  setHeaderOptions,
+  type CoreV1Event,
+  type KubernetesObject,
+  type V1Lease,
 } from '@kubernetes/client-node';
 import { GROUP, PLURAL, VERSION, type RecModelStatus } from '../api/v1alpha1/index.js';
 
@@ -88,7 +98,14 @@ export class KubeClient {
   /** Deletes in the background (dependents collected by the garbage collector); gone already is fine. */
   async delete(ref: ObjectRef): Promise<void> {
     try {
-      await this.objects.delete({ apiVersion: ref.apiVersion, kind: ref.kind, metadata: { name: ref.name, namespace: ref.namespace } }, undefined, undefined, undefined, undefined, 'Background');
+      await this.objects.delete(
+        { apiVersion: ref.apiVersion, kind: ref.kind, metadata: { name: ref.name, namespace: ref.namespace } },
+        undefined,
+        undefined,
+        undefined,
+        undefined,
+        'Background',
+      );
     } catch (e) {
       if (!isStatus(e, 404)) throw e;
     }

@@ -1,10 +1,10 @@
 // Kubernetes Events about a RecModel. The same (object, reason, message) within the dedupe window is sent
 // once, so a reconcile loop that repeats itself does not flood the namespace.
 import type { CoreV1Event } from '@kubernetes/client-node';
-import type { EventReason } from '../api/reasons.js';
-import { API_VERSION, KIND, type RecModel } from '../api/v1alpha1/index.js';
 import type { Clock } from '../../lib/clock.js';
 import type { Logger } from '../../lib/log.js';
+import type { EventReason } from '../api/reasons.js';
+import { API_VERSION, KIND, type RecModel } from '../api/v1alpha1/index.js';
 import { apiErrorMessage, type KubeClient } from './client.js';
 
 export type EventType = 'Normal' | 'Warning';
@@ -31,8 +31,12 @@ export class EventRecorder {
     const event: CoreV1Event = {
       metadata: { generateName: `${rm.metadata.name}.`, namespace: rm.metadata.namespace },
       involvedObject: {
-        apiVersion: API_VERSION, kind: KIND, name: rm.metadata.name, namespace: rm.metadata.namespace,
-        uid: rm.metadata.uid, resourceVersion: rm.metadata.resourceVersion,
+        apiVersion: API_VERSION,
+        kind: KIND,
+        name: rm.metadata.name,
+        namespace: rm.metadata.namespace,
+        uid: rm.metadata.uid,
+        resourceVersion: rm.metadata.resourceVersion,
       },
       type,
       reason,

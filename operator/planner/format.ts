@@ -40,7 +40,16 @@ export function formatPlan(name: string, plan: Plan, format: OutputFormat): stri
     colAligns: ['left', 'left', 'right', 'right', 'right', 'right', 'right', 'left'],
   });
   for (const s of plan.shards) {
-    table.push([s.name, s.net ?? '-', s.tables.length, formatBytes(s.bytes), `${s.percentOfCapacity}%`, s.lookupsPerSample, s.lookupBytesPerSample, abbreviate(s.tables)]);
+    table.push([
+      s.name,
+      s.net ?? '-',
+      s.tables.length,
+      formatBytes(s.bytes),
+      `${s.percentOfCapacity}%`,
+      s.lookupsPerSample,
+      s.lookupBytesPerSample,
+      abbreviate(s.tables),
+    ]);
   }
   return [...head, table.toString(), `Imbalance (max/mean lookup bytes per sample): ${plan.imbalance.toFixed(3)}`].join('\n') + '\n';
 }

@@ -1,7 +1,7 @@
 // The shard planner: a resolved RecModel spec in, a shard plan out. Pure, deterministic, no Kubernetes imports.
 import { createHash } from 'node:crypto';
-import type { ResolvedRecModelSpec } from '../api/v1alpha1/index.js';
 import { formatBytes, parseQuantity } from '../../lib/quantity.js';
+import type { ResolvedRecModelSpec } from '../api/v1alpha1/index.js';
 import { PlanError } from './errors.js';
 import { balance, firstFitDecreasing, netSpecific, type Bin } from './strategies.js';
 import { expandTables, type PlannedTable } from './tables.js';
@@ -83,7 +83,8 @@ function buildPlan(spec: ResolvedRecModelSpec): Plan {
         const where = strategy === 'monolithic' ? 'the main' : 'one sparse shard';
         throw new PlanError(
           'Infeasible',
-          `${strategy}: the ${tables.length} tables need ${formatBytes(totalBytes)} but ${where} holds at most ${capText}; use load-balanced or net-specific, or raise spec.sharding.shardMemory`,
+          `${strategy}: the ${tables.length} tables need ${formatBytes(totalBytes)} but ${where} holds at most ${capText}; ` +
+            `use load-balanced or net-specific, or raise spec.sharding.shardMemory`,
         );
       }
       const all = { tables, bytes: totalBytes, load: tables.reduce((s, t) => s + t.loadBytes, 0) };
@@ -101,7 +102,8 @@ function buildPlan(spec: ResolvedRecModelSpec): Plan {
         if (!found) {
           throw new PlanError(
             'Infeasible',
-            `load-balanced: ${n} shards of ${capText} cannot hold the ${tables.length} tables (${formatBytes(totalBytes)} in all); at least ${Math.max(minShards, n + 1)} shards are needed`,
+            `load-balanced: ${n} shards of ${capText} cannot hold the ${tables.length} tables (${formatBytes(totalBytes)} in ` +
+              `all); at least ${Math.max(minShards, n + 1)} shards are needed`,
           );
         }
         bins = found.map((bin) => ({ bin }));
@@ -126,7 +128,10 @@ function buildPlan(spec: ResolvedRecModelSpec): Plan {
     tables: bin.tables.map((t) => t.name).sort(byName),
     bytes: bin.bytes,
     percentOfCapacity: round((100 * bin.bytes) / capacity, 1),
-    lookupsPerSample: round(bin.tables.reduce((s, t) => s + t.poolingFactor, 0), 3),
+    lookupsPerSample: round(
+      bin.tables.reduce((s, t) => s + t.poolingFactor, 0),
+      3,
+    ),
     lookupBytesPerSample: bin.load,
   }));
   return {

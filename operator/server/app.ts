@@ -13,11 +13,17 @@ export function buildApp(health: HealthSource, registry: Registry): Express {
   const app = express();
   app.disable('x-powered-by');
   app.get('/healthz', (_req, res) => {
-    res.status(health.live() ? 200 : 503).type('text/plain').send(health.live() ? 'ok\n' : 'unhealthy\n');
+    res
+      .status(health.live() ? 200 : 503)
+      .type('text/plain')
+      .send(health.live() ? 'ok\n' : 'unhealthy\n');
   });
   app.get('/readyz', (_req, res) => {
     const r = health.ready();
-    res.status(r.ok ? 200 : 503).type('text/plain').send(`${r.detail}\n`);
+    res
+      .status(r.ok ? 200 : 503)
+      .type('text/plain')
+      .send(`${r.detail}\n`);
   });
   app.get('/metrics', async (_req, res) => {
     res.type(registry.contentType).send(await registry.metrics());

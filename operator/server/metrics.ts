@@ -71,7 +71,7 @@ export class OperatorMetrics {
     });
     this.latency = new Gauge({
       name: 'recshard_operator_latency_seconds',
-      help: 'Latency of each component at its LatencyScalingPolicy\'s percentile, as last evaluated (the main: end to end).',
+      help: "Latency of each component at its LatencyScalingPolicy's percentile, as last evaluated (the main: end to end).",
       labelNames: [Label.namespace, Label.model, 'component', Label.role],
       registers: [registry],
     });

@@ -75,7 +75,10 @@ export function quantileMs(r: PodRates, q: number): number | undefined {
 /** Prometheus' HTTP API: one instant query per read, `sum by (pod, le)` (and shard, for shard calls). */
 export class PrometheusSource implements LatencySource {
   readonly name = 'prometheus';
-  constructor(private readonly url: string, private readonly timeoutMs = 5_000) {}
+  constructor(
+    private readonly url: string,
+    private readonly timeoutMs = 5_000,
+  ) {}
 
   static promql(q: LatencyQuery): string {
     const by = q.stage === 'shard_call' ? `${L.pod}, ${L.shard}, le` : `${L.pod}, le`;
@@ -96,9 +99,16 @@ export class PrometheusSource implements LatencySource {
         signal: ctl.signal,
       });
       if (!res.ok) throw new Error(`Prometheus answered ${res.status}: ${(await res.text()).slice(0, 200)}`);
-      const body = (await res.json()) as { status: string; data?: { resultType: string; result: { metric: Record<string, string>; value: [number, string] }[] } };
+      const body = (await res.json()) as {
+        status: string;
+        data?: { resultType: string; result: { metric: Record<string, string>; value: [number, string] }[] };
+      };
       if (body.status !== 'success' || body.data?.resultType !== 'vector') throw new Error(`unexpected Prometheus answer: ${body.status}`);
-      const series = body.data.result.map((s) => ({ key: q.stage === 'shard_call' ? `${s.metric[L.pod]}/${s.metric[L.shard]}` : s.metric[L.pod]!, le: parseLe(s.metric.le!), value: Number(s.value[1]) }));
+      const series = body.data.result.map((s) => ({
+        key: q.stage === 'shard_call' ? `${s.metric[L.pod]}/${s.metric[L.shard]}` : s.metric[L.pod]!,
+        le: parseLe(s.metric.le!),
+        value: Number(s.value[1]),
+      }));
       // Prometheus has no data for the pods (never scraped, or stale): the signal is missing, not zero
       if (!series.length) return undefined;
       return groupRates(series);
@@ -115,33 +125,41 @@ export class PrometheusSource implements LatencySource {
 export class ScrapeSource implements LatencySource {
   readonly name = 'scrape';
   private readonly history = new Map<string, { atMs: number; series: Map<string, { le: number; count: number }[]> }[]>();
-  constructor(private readonly now: () => number = Date.now, private readonly timeoutMs = 3_000) {}
+  constructor(
+    private readonly now: () => number = Date.now,
+    private readonly timeoutMs = 3_000,
+  ) {}
 
   async read(q: LatencyQuery): Promise<LatencyReading | undefined> {
     const out: LatencyReading = new Map();
     let any = false;
-    await Promise.all(q.pods.map(async (pod) => {
-      if (!pod.ip) return;
-      const text = await this.fetchText(`http://${pod.ip.includes(':') ? `[${pod.ip}]` : pod.ip}:${q.port}/metrics`);
-      if (text === undefined) return;
-      const now = this.now();
-      const series = parseBuckets(text, q);
-      const key = `${q.namespace}/${pod.name}/${q.stage}`;
-      const past = (this.history.get(key) ?? []).filter((h) => now - h.atMs <= q.windowMs * 2);
-      const base = past.find((h) => now - h.atMs <= q.windowMs) ?? past.at(-1);
-      past.push({ atMs: now, series });
-      this.history.set(key, past);
-      if (!base || now <= base.atMs) return;
-      const dt = (now - base.atMs) / 1000;
-      for (const [sub, buckets] of series) {
-        const before = base.series.get(sub);
-        if (!before) continue;
-        any = true;
-        // a restarted pod's counters start again from zero: count from zero then
-        const reset = buckets.some((b, i) => b.count < (before[i]?.count ?? 0));
-        out.set(sub === '' ? pod.name : `${pod.name}/${sub}`, { le: buckets.map((b) => b.le), rate: buckets.map((b, i) => Math.max(0, b.count - (reset ? 0 : (before[i]?.count ?? 0))) / dt) });
-      }
-    }));
+    await Promise.all(
+      q.pods.map(async (pod) => {
+        if (!pod.ip) return;
+        const text = await this.fetchText(`http://${pod.ip.includes(':') ? `[${pod.ip}]` : pod.ip}:${q.port}/metrics`);
+        if (text === undefined) return;
+        const now = this.now();
+        const series = parseBuckets(text, q);
+        const key = `${q.namespace}/${pod.name}/${q.stage}`;
+        const past = (this.history.get(key) ?? []).filter((h) => now - h.atMs <= q.windowMs * 2);
+        const base = past.find((h) => now - h.atMs <= q.windowMs) ?? past.at(-1);
+        past.push({ atMs: now, series });
+        this.history.set(key, past);
+        if (!base || now <= base.atMs) return;
+        const dt = (now - base.atMs) / 1000;
+        for (const [sub, buckets] of series) {
+          const before = base.series.get(sub);
+          if (!before) continue;
+          any = true;
+          // a restarted pod's counters start again from zero: count from zero then
+          const reset = buckets.some((b, i) => b.count < (before[i]?.count ?? 0));
+          out.set(sub === '' ? pod.name : `${pod.name}/${sub}`, {
+            le: buckets.map((b) => b.le),
+            rate: buckets.map((b, i) => Math.max(0, b.count - (reset ? 0 : (before[i]?.count ?? 0))) / dt),
+          });
+        }
+      }),
+    );
     // pods that are gone stop being read: forget them once their newest scrape is out of any window
     const now = this.now();
     for (const [key, past] of this.history) if (now - (past.at(-1)?.atMs ?? 0) > FORGET_MS) this.history.delete(key);
@@ -190,7 +208,15 @@ export function parseBuckets(text: string, q: Pick<LatencyQuery, 'model' | 'role
     if (labels[L.model] !== q.model || labels[L.role] !== q.role || labels[L.stage] !== q.stage) continue;
     const sub = q.stage === 'shard_call' ? (labels[L.shard] ?? '') : '';
     const list = out.get(sub) ?? [];
-    list.push({ le: parseLe(labels.le!), count: Number(line.slice(close + 1).trim().split(/\s+/)[0]) });
+    list.push({
+      le: parseLe(labels.le!),
+      count: Number(
+        line
+          .slice(close + 1)
+          .trim()
+          .split(/\s+/)[0],
+      ),
+    });
     out.set(sub, list);
   }
   for (const list of out.values()) list.sort((a, b) => a.le - b.le);

@@ -1,19 +1,17 @@
 // RecModel status as a pure function of what the reconcile decided and observed.
-import { metaTime } from '../../lib/clock.js';
-import type { SchedulerReading } from '../signals/serving.js';
 import type { V1Deployment } from '@kubernetes/client-node';
-import type { ComponentStatus, RecModelStatus } from '../api/v1alpha1/index.js';
-import { LABEL_COMPONENT, LABEL_SHARD, selectorLabels, selectorString } from '../builders/labels.js';
+import { metaTime } from '../../lib/clock.js';
 import { plural } from '../../lib/text.js';
-import type { Plan } from '../planner/plan.js';
 import { ConditionType as T, Reason as R, type PlanFailureReason } from '../api/reasons.js';
-import { mergeConditions, type ConditionInput } from './conditions.js';
+import type { ComponentStatus, RecModelStatus } from '../api/v1alpha1/index.js';
 import type { AutoscalingInput } from '../autoscaling/state.js';
+import { LABEL_COMPONENT, LABEL_SHARD, selectorLabels, selectorString } from '../builders/labels.js';
+import type { Plan } from '../planner/plan.js';
+import type { SchedulerReading } from '../signals/serving.js';
 import { autoscalingConditions, autoscalingStatus, componentAutoscaling } from './autoscaling.js';
+import { mergeConditions, type ConditionInput } from './conditions.js';
 
-export type PlanOutcome =
-  | { ok: true; plan: Plan }
-  | { ok: false; reason: PlanFailureReason; message: string };
+export type PlanOutcome = { ok: true; plan: Plan } | { ok: false; reason: PlanFailureReason; message: string };
 
 export interface StatusInput {
   name: string;
@@ -83,25 +81,40 @@ export function computeStatus(input: StatusInput): RecModelStatus {
   const { plan, deployments } = input;
   const sorted = [...deployments].sort((a, b) => (a.metadata!.name! < b.metadata!.name! ? -1 : 1));
   const nowIso = metaTime(input.now);
-  const components = sorted.map(componentStatus).map((c) => componentAutoscaling(input.autoscaling, c, input.previous?.components?.find((p) => p.name === c.name)));
+  const components = sorted.map(componentStatus).map((c) =>
+    componentAutoscaling(
+      input.autoscaling,
+      c,
+      input.previous?.components?.find((p) => p.name === c.name),
+    ),
+  );
   const available = sorted.filter(isAvailable);
   const rolling = sorted.filter(isRollingOut);
   const unavailable = sorted.filter((d) => !isAvailable(d)).map((d) => d.metadata!.name!);
 
   const planned: ConditionInput = plan.ok
-    ? { type: T.Planned, status: 'True', reason: R.PlanComputed, message: `${plan.plan.strategy}: ${plural(plan.plan.shards.length, 'shard')}, ${plural(plan.plan.tables.length, 'table')}, imbalance ${plan.plan.imbalance.toFixed(3)}, plan ${plan.plan.hash}` }
+    ? {
+        type: T.Planned,
+        status: 'True',
+        reason: R.PlanComputed,
+        message:
+          `${plan.plan.strategy}: ${plural(plan.plan.shards.length, 'shard')}, ${plural(plan.plan.tables.length, 'table')}, ` +
+          `imbalance ${plan.plan.imbalance.toFixed(3)}, plan ${plan.plan.hash}`,
+      }
     : { type: T.Planned, status: 'False', reason: plan.reason, message: plan.message };
   const availableC: ConditionInput =
     sorted.length > 0 && unavailable.length === 0
       ? { type: T.Available, status: 'True', reason: R.AllComponentsAvailable, message: `${sorted.length} of ${sorted.length} components available` }
-      : { type: T.Available, status: 'False', reason: R.ComponentsUnavailable, message: sorted.length ? `waiting for ${unavailable.join(', ')}` : 'no components yet' };
+      : {
+          type: T.Available,
+          status: 'False',
+          reason: R.ComponentsUnavailable,
+          message: sorted.length ? `waiting for ${unavailable.join(', ')}` : 'no components yet',
+        };
   const progressing: ConditionInput = rolling.length
     ? { type: T.Progressing, status: 'True', reason: R.RollingOut, message: `rolling out ${rolling.map((d) => d.metadata!.name).join(', ')}` }
     : { type: T.Progressing, status: 'False', reason: R.RolloutComplete, message: 'every component runs the current plan' };
-  const degradedMsgs = [
-    ...input.conflicts.map((n) => `${n} exists and is not controlled by this RecModel`),
-    ...input.applyErrors,
-  ];
+  const degradedMsgs = [...input.conflicts.map((n) => `${n} exists and is not controlled by this RecModel`), ...input.applyErrors];
   const degraded: ConditionInput = degradedMsgs.length
     ? { type: T.Degraded, status: 'True', reason: input.conflicts.length ? R.ResourceConflict : R.ApplyFailed, message: degradedMsgs.join('; ') }
     : { type: T.Degraded, status: 'False', reason: R.AsExpected, message: 'no problems found' };

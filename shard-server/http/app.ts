@@ -4,13 +4,13 @@
 import express, { type Express } from 'express';
 import type { Role } from '../../contracts/shard-server-args.js';
 import type { Logger } from '../../lib/log.js';
+import type { Limits } from '../inference/request.js';
 import { errorHandler, notFound } from './error-handler.js';
 import type { ServerMetrics } from './metrics.js';
 import { healthRoutes } from './routes/health.js';
 import { mainRoutes, type MainState } from './routes/main.js';
 import { sparseRoutes, type SparseState } from './routes/sparse.js';
 import { tracker } from './track.js';
-import type { Limits } from '../inference/request.js';
 
 export type ServerState = MainState & SparseState;
 

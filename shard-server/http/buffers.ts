@@ -1,12 +1,13 @@
 // Request bodies of the binary endpoints, read into pooled buffers (see inference/buffer-pool.ts).
 import type { Request } from 'express';
-import { MIN_CLASS, type BufferPool } from '../inference/buffer-pool.js';
 import { ErrorCode, ServeError } from '../../contracts/errors.js';
+import { MIN_CLASS, type BufferPool } from '../inference/buffer-pool.js';
 
 /** Reads a request body into a pooled buffer, enforcing the size limit from Content-Length and as it streams. */
 export function readBody(req: Request, pool: BufferPool, limit: number): Promise<Uint8Array> {
   const declared = req.headers['content-length'] === undefined ? undefined : Number(req.headers['content-length']);
-  if (declared !== undefined && (!Number.isFinite(declared) || declared < 0)) return Promise.reject(new ServeError(ErrorCode.InvalidRequest, 'invalid Content-Length'));
+  if (declared !== undefined && (!Number.isFinite(declared) || declared < 0))
+    return Promise.reject(new ServeError(ErrorCode.InvalidRequest, 'invalid Content-Length'));
   if (declared !== undefined && declared > limit) return Promise.reject(new ServeError(ErrorCode.BodyTooLarge, `body exceeds the limit of ${limit} bytes`));
   return new Promise((resolve, reject) => {
     let out = pool.acquire(declared ?? MIN_CLASS);
@@ -18,7 +19,8 @@ export function readBody(req: Request, pool: BufferPool, limit: number): Promise
     };
     const onData = (chunk: Buffer) => {
       if (n + chunk.length > limit) return done(new ServeError(ErrorCode.BodyTooLarge, `body exceeds the limit of ${limit} bytes`));
-      if (declared !== undefined && n + chunk.length > declared) return done(new ServeError(ErrorCode.InvalidRequest, 'body is longer than its Content-Length'));
+      if (declared !== undefined && n + chunk.length > declared)
+        return done(new ServeError(ErrorCode.InvalidRequest, 'body is longer than its Content-Length'));
       if (n + chunk.length > out.byteLength) {
         const bigger = pool.acquire(Math.max(out.byteLength * 2, n + chunk.length));
         bigger.set(out.subarray(0, n));

@@ -13,7 +13,8 @@ export function toServeError(err: unknown): ServeError {
   if (type === 'entity.parse.failed') return new ServeError(ErrorCode.InvalidJson, `body is not valid JSON: ${(err as Error).message}`);
   if (type === 'entity.too.large') return new ServeError(ErrorCode.BodyTooLarge, `body exceeds the limit of ${(err as { limit?: number }).limit} bytes`);
   if (type === 'encoding.unsupported' || type === 'charset.unsupported') return new ServeError(ErrorCode.UnsupportedMediaType, (err as Error).message);
-  if (type === 'request.aborted' || type === 'request.size.invalid' || (err as { status?: number }).status === 400) return new ServeError(ErrorCode.InvalidRequest, (err as Error).message);
+  if (type === 'request.aborted' || type === 'request.size.invalid' || (err as { status?: number }).status === 400)
+    return new ServeError(ErrorCode.InvalidRequest, (err as Error).message);
   return new ServeError(ErrorCode.Internal, (err as Error)?.message ?? String(err));
 }
 
@@ -22,7 +23,6 @@ export const notFound: RequestHandler = (_req, _res, next) => next(new ServeErro
 
 export function errorHandler(metrics: ServerMetrics, log: Logger): ErrorRequestHandler {
   // express tells error handlers by their four parameters
-  // eslint-disable-next-line @typescript-eslint/no-unused-vars
   return (err, _req, res, _next) => {
     const e = toServeError(err);
     metrics.errors.inc({ ...metrics.labels, code: e.kind.code });

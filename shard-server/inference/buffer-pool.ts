@@ -24,4 +24,3 @@ export class BufferPool {
     this.free.set(buf.byteLength, list);
   }
 }
-

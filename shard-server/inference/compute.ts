@@ -1,9 +1,9 @@
 // The compute of one request part, the same in a worker thread and inline: bottom MLP, pooled lookups in the
 // tables this process holds, the interaction with the pooled rows the shards sent, and the top MLP.
-import type { EmbeddingTable } from '../model/load.js';
 import { bottomWidth, type Manifest } from '../../contracts/model-format.js';
-import type { DenseNet } from './dense.js';
 import type { Pooling } from '../../contracts/wire/sections.js';
+import type { EmbeddingTable } from '../model/load.js';
+import type { DenseNet } from './dense.js';
 import { poolInto } from './embeddings.js';
 import { interact } from './interaction.js';
 

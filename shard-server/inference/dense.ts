@@ -12,7 +12,10 @@ export class DenseNet {
   /** providers: onnxruntime execution providers in preference order (default cpu), e.g. ['cuda']. */
   static async load(bytes: Uint8Array, inputs: number, outputs: number, providers?: string[]): Promise<DenseNet> {
     const session = await ort.InferenceSession.create(bytes, {
-      intraOpNumThreads: 1, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all',
+      intraOpNumThreads: 1,
+      interOpNumThreads: 1,
+      executionMode: 'sequential',
+      graphOptimizationLevel: 'all',
       ...(providers?.length ? { executionProviders: providers } : {}),
     });
     return new DenseNet(session, inputs, outputs);
@@ -26,7 +29,12 @@ export class DenseNet {
 }
 
 /** The model's two networks from their ONNX bytes (no bottom network when the model has no bottom MLP). */
-export async function loadDenseNets(m: Manifest, bottom: Uint8Array | undefined, top: Uint8Array, providers?: string[]): Promise<{ bottom?: DenseNet; top: DenseNet }> {
+export async function loadDenseNets(
+  m: Manifest,
+  bottom: Uint8Array | undefined,
+  top: Uint8Array,
+  providers?: string[],
+): Promise<{ bottom?: DenseNet; top: DenseNet }> {
   return {
     bottom: bottom ? await DenseNet.load(bottom, m.denseFeatures, bottomWidth(m), providers) : undefined,
     top: await DenseNet.load(top, m.topInput, outputWidth(m), providers),

@@ -1,16 +1,24 @@
 // The pooled-lookup kernel: for each sample, sum (or average) the rows its indices name, writing into a
 // caller-owned output with no allocation per sample or per index. fp32 tables in a WebAssembly arena use the
 // SIMD kernel (kernels/pool.wat); fp16 tables and tables too large for an arena use the JavaScript loops.
-import { HALF_TO_FLOAT } from '../../lib/fp16.js';
-import type { EmbeddingTable } from '../model/load.js';
 import type { Pooling } from '../../contracts/wire/sections.js';
+import { HALF_TO_FLOAT } from '../../lib/fp16.js';
 import { poolerFor } from '../kernels/pool.js';
+import type { EmbeddingTable } from '../model/load.js';
 
 /**
  * out[(b * dim) + d] for b < batch: pooled rows of `indices[offsets[b] .. offsets[b+1])`.
  * Indices must already be checked against the table's rows.
  */
-export function poolInto(table: EmbeddingTable, offsets: Uint32Array, indices: Uint32Array, batch: number, pooling: Pooling, out: Float32Array, outOffset = 0): void {
+export function poolInto(
+  table: EmbeddingTable,
+  offsets: Uint32Array,
+  indices: Uint32Array,
+  batch: number,
+  pooling: Pooling,
+  out: Float32Array,
+  outOffset = 0,
+): void {
   // Two monomorphic kernels: one element type per loop keeps the JIT's typed-array access fast.
   if (table.arena && table.data instanceof Float32Array) poolerFor(table.arena).run(table.meta.dim, offsets, indices, batch, out, outOffset);
   else if (table.data instanceof Uint16Array) poolHalf(table.data, table.meta.dim, offsets, indices, batch, out, outOffset);

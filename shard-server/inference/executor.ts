@@ -2,11 +2,11 @@
 // single-threaded onnxruntime sessions and a view of the same SharedArrayBuffer tables (DeepRecSched's
 // one-request-per-core execution). The pool keeps one FIFO queue and hands a part to the least busy worker.
 import { Worker } from 'node:worker_threads';
-import { builtSibling } from '../../lib/paths.js';
-import type { Logger } from '../../lib/log.js';
-import type { EmbeddingTable } from '../model/load.js';
-import type { Arena } from '../kernels/pool.js';
 import type { Manifest } from '../../contracts/model-format.js';
+import type { Logger } from '../../lib/log.js';
+import { builtSibling } from '../../lib/paths.js';
+import type { Arena } from '../kernels/pool.js';
+import type { EmbeddingTable } from '../model/load.js';
 import type { PartComputer, PartResult, PartTask } from './compute.js';
 
 export interface Executor {
@@ -73,7 +73,6 @@ interface Slot {
 const DEPTH = 2;
 
 type Reply = { ready: true } | { id: number; result: PartResult } | { id: number; error: string };
-
 
 export class WorkerPool implements Executor {
   private readonly slots: Slot[] = [];

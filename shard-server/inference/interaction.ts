@@ -5,7 +5,16 @@ import type { Interaction } from '../../contracts/model-format.js';
 /**
  * bottom: batch x bottomOut (bottomOut may be 0); pooled[t]: batch x dims[t]. Writes batch x width into out.
  */
-export function interact(kind: Interaction, batch: number, bottom: Float32Array, bottomOut: number, pooled: Float32Array[], dims: number[], out: Float32Array, width: number): void {
+export function interact(
+  kind: Interaction,
+  batch: number,
+  bottom: Float32Array,
+  bottomOut: number,
+  pooled: Float32Array[],
+  dims: number[],
+  out: Float32Array,
+  width: number,
+): void {
   for (let b = 0; b < batch; b++) {
     const o = b * width;
     for (let d = 0; d < bottomOut; d++) out[o + d] = bottom[b * bottomOut + d]!;

@@ -37,11 +37,16 @@ export class LookupService {
       return table!;
     });
     let count = 0;
-    const response = encodeResponse(req.batch, req.lookups.map((l, i) => ({ table: l.table, dim: tables[i]!.meta.dim })), (i, out, offset) => {
-      const l = req.lookups[i]!;
-      poolInto(tables[i]!, l.offsets, l.indices, req.batch, l.pooling, out, offset);
-      count += l.indices.length;
-    }, alloc);
+    const response = encodeResponse(
+      req.batch,
+      req.lookups.map((l, i) => ({ table: l.table, dim: tables[i]!.meta.dim })),
+      (i, out, offset) => {
+        const l = req.lookups[i]!;
+        poolInto(tables[i]!, l.offsets, l.indices, req.batch, l.pooling, out, offset);
+        count += l.indices.length;
+      },
+      alloc,
+    );
     this.lookups += count;
     return { response, batch: req.batch, lookups: count };
   }

@@ -2,18 +2,18 @@
 // scheduler chooses (DeepRecSched); each part fetches the rows pooled by the shards that hold tables it touches
 // (in parallel, only those shards), then runs on a free executor slot: bottom MLP, pooled lookups in local
 // tables, interaction, top MLP. Large queries may go whole to an accelerator executor instead.
-import type { Clock } from '../../lib/clock.js';
 import { ServeError } from '../../contracts/errors.js';
 import type { Stage as MetricStage } from '../../contracts/metrics.js';
-import type { FailurePolicy } from '../../contracts/shard-server-args.js';
 import { outputWidth, type Manifest } from '../../contracts/model-format.js';
+import type { FailurePolicy } from '../../contracts/shard-server-args.js';
+import type { TableLookup } from '../../contracts/wire/sections.js';
+import type { Clock } from '../../lib/clock.js';
 import { joinScores, splitQuery, type Part } from './batching.js';
 import type { PartTask } from './compute.js';
 import type { Executor } from './executor.js';
 import type { PredictInput } from './request.js';
 import type { Scheduler } from './scheduler.js';
 import type { ShardClient } from './shard-client.js';
-import type { TableLookup } from '../../contracts/wire/sections.js';
 
 /** The stages a predict times, besides end_to_end (which the HTTP layer times from arrival). */
 export type Stage = Exclude<MetricStage, 'end_to_end' | 'lookup'>;

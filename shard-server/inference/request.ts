@@ -29,7 +29,8 @@ const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'obj
 export function parsePredict(body: unknown, m: Manifest, limits: Limits, tableIndex: Map<string, number>): PredictInput {
   if (!isObject(body)) fail(ErrorCode.InvalidField, 'body must be a JSON object with "dense" and "sparse"');
   const b = body as Record<string, unknown>;
-  for (const key of Object.keys(b)) if (!['dense', 'sparse', 'pooling'].includes(key)) fail(ErrorCode.InvalidField, `unknown field "${key}" (expected dense, sparse, pooling)`);
+  for (const key of Object.keys(b))
+    if (!['dense', 'sparse', 'pooling'].includes(key)) fail(ErrorCode.InvalidField, `unknown field "${key}" (expected dense, sparse, pooling)`);
   const pooling = b.pooling ?? 'sum';
   if (pooling !== 'sum' && pooling !== 'mean') fail(ErrorCode.InvalidField, `pooling must be "sum" or "mean", got ${JSON.stringify(pooling)}`);
 
@@ -56,7 +57,8 @@ export function parsePredict(body: unknown, m: Manifest, limits: Limits, tableIn
   if (m.denseFeatures > 0 || dense !== undefined) {
     (dense as unknown[]).forEach((row, i) => {
       if (!Array.isArray(row)) fail(ErrorCode.InvalidField, `dense[${i}] must be an array of ${m.denseFeatures} numbers`);
-      if ((row as unknown[]).length !== m.denseFeatures) fail(ErrorCode.InvalidField, `dense[${i}] has ${(row as unknown[]).length} values; the model takes ${m.denseFeatures}`);
+      if ((row as unknown[]).length !== m.denseFeatures)
+        fail(ErrorCode.InvalidField, `dense[${i}] has ${(row as unknown[]).length} values; the model takes ${m.denseFeatures}`);
       (row as unknown[]).forEach((v, j) => {
         if (typeof v !== 'number' || !Number.isFinite(v)) fail(ErrorCode.InvalidField, `dense[${i}][${j}] must be a finite number, got ${JSON.stringify(v)}`);
         x[i * m.denseFeatures + j] = v as number;
@@ -69,11 +71,13 @@ export function parsePredict(body: unknown, m: Manifest, limits: Limits, tableIn
     const t = tableIndex.get(name);
     if (t === undefined) fail(ErrorCode.UnknownTable, `sparse.${name}: the model has no table "${name}"`);
     const rows = m.tables[t!]!.rows;
-    if (!Array.isArray(lists) || lists.length !== batch) fail(ErrorCode.InvalidField, `sparse.${name} must be an array of ${batch} index lists (one per sample)`);
+    if (!Array.isArray(lists) || lists.length !== batch)
+      fail(ErrorCode.InvalidField, `sparse.${name} must be an array of ${batch} index lists (one per sample)`);
     let total = 0;
     for (const [i, l] of (lists as unknown[]).entries()) {
       if (!Array.isArray(l)) fail(ErrorCode.InvalidField, `sparse.${name}[${i}] must be an array of row indices`);
-      if ((l as unknown[]).length > limits.maxIndicesPerSample) fail(ErrorCode.InvalidField, `sparse.${name}[${i}] has ${(l as unknown[]).length} indices; the limit is ${limits.maxIndicesPerSample}`);
+      if ((l as unknown[]).length > limits.maxIndicesPerSample)
+        fail(ErrorCode.InvalidField, `sparse.${name}[${i}] has ${(l as unknown[]).length} indices; the limit is ${limits.maxIndicesPerSample}`);
       total += (l as unknown[]).length;
     }
     const offsets = new Uint32Array(batch + 1);
@@ -81,7 +85,8 @@ export function parsePredict(body: unknown, m: Manifest, limits: Limits, tableIn
     let p = 0;
     (lists as unknown[][]).forEach((l, i) => {
       for (const [k, v] of l.entries()) {
-        if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) fail(ErrorCode.InvalidField, `sparse.${name}[${i}][${k}] must be a non-negative integer row index, got ${JSON.stringify(v)}`);
+        if (typeof v !== 'number' || !Number.isInteger(v) || v < 0)
+          fail(ErrorCode.InvalidField, `sparse.${name}[${i}][${k}] must be a non-negative integer row index, got ${JSON.stringify(v)}`);
         if ((v as number) >= rows) fail(ErrorCode.IndexOutOfRange, `sparse.${name}[${i}][${k}] = ${v} is out of range: table "${name}" has ${rows} rows`);
         indices[p++] = v as number;
       }

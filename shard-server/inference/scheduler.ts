@@ -17,7 +17,6 @@ import { build, type Histogram } from 'hdr-histogram-js';
 import type { SchedulerInfo } from '../../contracts/model-info.js';
 import type { SchedulerMode } from '../../contracts/shard-server-args.js';
 
-
 export interface SchedulerOptions {
   mode: SchedulerMode;
   /** Fixed B, or where auto starts. */
@@ -173,7 +172,8 @@ export class HillClimber {
 
 /** The judge described at the top: CPU per item while both windows have headroom, else tail latency. */
 export function throughputJudge(o: { tolerance: number; drift: number; boundMs: number }): Judge {
-  const onCpu = (a: WindowSample, b: WindowSample) => a.cpuPerItemMs !== undefined && b.cpuPerItemMs !== undefined && Math.max(a.latencyMs, b.latencyMs) <= o.boundMs;
+  const onCpu = (a: WindowSample, b: WindowSample) =>
+    a.cpuPerItemMs !== undefined && b.cpuPerItemMs !== undefined && Math.max(a.latencyMs, b.latencyMs) <= o.boundMs;
   const key = (w: WindowSample, cpu: boolean) => (cpu ? w.cpuPerItemMs! : w.latencyMs);
   return {
     better: (a, b, toward) => {
@@ -196,7 +196,6 @@ export interface Decision {
   batchSize: number;
 }
 
-
 export class Scheduler {
   private readonly batch: HillClimber;
   private readonly threshold?: HillClimber;
@@ -213,11 +212,16 @@ export class Scheduler {
   private readonly windowMs: number;
 
   constructor(private readonly o: SchedulerOptions) {
-    const judge = throughputJudge({ tolerance: o.tolerance ?? 0.05, drift: o.drift ?? 0.3, boundMs: o.targetMs !== undefined ? o.targetMs * (o.headroom ?? 0.8) : Infinity });
+    const judge = throughputJudge({
+      tolerance: o.tolerance ?? 0.05,
+      drift: o.drift ?? 0.3,
+      boundMs: o.targetMs !== undefined ? o.targetMs * (o.headroom ?? 0.8) : Infinity,
+    });
     const dwell = o.dwellWindows ?? 16;
     // With headroom, larger parts win ties: they never cost more CPU, and the saving shows only under load.
     this.batch = new HillClimber(o.mode === 'fixed' ? [o.batchSize] : BATCH_LADDER, o.batchSize, judge, dwell, 1);
-    if (o.accelerator) this.threshold = new HillClimber(o.mode === 'fixed' ? [o.threshold ?? 256] : BATCH_LADDER.filter((b) => b >= 8), o.threshold ?? 256, judge, dwell);
+    if (o.accelerator)
+      this.threshold = new HillClimber(o.mode === 'fixed' ? [o.threshold ?? 256] : BATCH_LADDER.filter((b) => b >= 8), o.threshold ?? 256, judge, dwell);
     this.active = this.batch;
     this.thresholdStarted = o.threshold !== undefined;
     this.windowQueries = o.windowQueries ?? 50;

@@ -3,10 +3,10 @@
 // with keep-alive: the body is written as it is and the answer read into one buffer, with none of fetch's
 // stream copies (a DLRM-RMC2 query moves megabytes of indices and pooled rows).
 import { Agent, request } from 'node:http';
-import type { Clock } from '../../lib/clock.js';
-import { BufferPool } from './buffer-pool.js';
 import { ErrorCode, ServeError } from '../../contracts/errors.js';
 import { LOOKUP_CONTENT_TYPE, decodeResponse, encodeRequest, type LookupRequest, type LookupResult } from '../../contracts/wire/lookup.js';
+import type { Clock } from '../../lib/clock.js';
+import { BufferPool } from './buffer-pool.js';
 
 export class ShardClient {
   private reachable = false;
@@ -43,35 +43,46 @@ export class ShardClient {
       res = await this.post('/v1/lookup', body, left);
     } catch (e) {
       const timeout = (e as Error).name === 'TimeoutError';
-      throw new ServeError(timeout ? ErrorCode.DeadlineExceeded : ErrorCode.ShardUnavailable, `shard ${this.shard} (${this.endpoint}): ${timeout ? `no answer within ${left} ms` : (e as Error).message}`);
+      throw new ServeError(
+        timeout ? ErrorCode.DeadlineExceeded : ErrorCode.ShardUnavailable,
+        `shard ${this.shard} (${this.endpoint}): ${timeout ? `no answer within ${left} ms` : (e as Error).message}`,
+      );
     }
-    if (res.status !== 200) throw new ServeError(res.status >= 500 ? ErrorCode.ShardUnavailable : ErrorCode.Internal, `shard ${this.shard} answered ${res.status}: ${Buffer.from(res.body).toString('utf8').slice(0, 200)}`);
+    if (res.status !== 200)
+      throw new ServeError(
+        res.status >= 500 ? ErrorCode.ShardUnavailable : ErrorCode.Internal,
+        `shard ${this.shard} answered ${res.status}: ${Buffer.from(res.body).toString('utf8').slice(0, 200)}`,
+      );
     return decodeResponse(res.body, req.batch);
   }
 
   /** POSTs a body; the answer lands in one unpooled buffer (its pooled rows may move to a worker thread). */
   private post(path: string, body: Uint8Array, timeoutMs: number): Promise<{ status: number; body: Uint8Array }> {
     return new Promise((resolve, reject) => {
-      const r = request(`${this.endpoint}${path}`, { method: 'POST', agent: this.agent, headers: { 'content-type': LOOKUP_CONTENT_TYPE, 'content-length': body.byteLength } }, (res) => {
-        const length = Number(res.headers['content-length']);
-        const chunks: Buffer[] = [];
-        let n = 0;
-        res.on('data', (c: Buffer) => {
-          chunks.push(c);
-          n += c.length;
-        });
-        res.on('end', () => {
-          clearTimeout(timer);
-          const out = Buffer.allocUnsafeSlow(Number.isFinite(length) ? Math.max(length, n) : n);
-          let p = 0;
-          for (const c of chunks) {
-            out.set(c, p);
-            p += c.length;
-          }
-          resolve({ status: res.statusCode ?? 0, body: out.subarray(0, n) });
-        });
-        res.on('error', fail);
-      });
+      const r = request(
+        `${this.endpoint}${path}`,
+        { method: 'POST', agent: this.agent, headers: { 'content-type': LOOKUP_CONTENT_TYPE, 'content-length': body.byteLength } },
+        (res) => {
+          const length = Number(res.headers['content-length']);
+          const chunks: Buffer[] = [];
+          let n = 0;
+          res.on('data', (c: Buffer) => {
+            chunks.push(c);
+            n += c.length;
+          });
+          res.on('end', () => {
+            clearTimeout(timer);
+            const out = Buffer.allocUnsafeSlow(Number.isFinite(length) ? Math.max(length, n) : n);
+            let p = 0;
+            for (const c of chunks) {
+              out.set(c, p);
+              p += c.length;
+            }
+            resolve({ status: res.statusCode ?? 0, body: out.subarray(0, n) });
+          });
+          res.on('error', fail);
+        },
+      );
       const fail = (e: Error) => {
         clearTimeout(timer);
         reject(e);

@@ -49,7 +49,10 @@ class Pooler {
   private readonly idx: number;
   private readonly out: number;
 
-  constructor(private readonly arena: Arena, slot: number) {
+  constructor(
+    private readonly arena: Arena,
+    slot: number,
+  ) {
     if (slot >= arena.slots) throw new Error(`kernel slot ${slot} outside the arena's ${arena.slots} slots`);
     const instance = new WebAssembly.Instance(arena.module, { env: { memory: arena.memory } });
     this.pool = instance.exports.pool as Pooler['pool'];
@@ -64,7 +67,7 @@ class Pooler {
   run(dim: number, offsets: Uint32Array, indices: Uint32Array, batch: number, out: Float32Array, outOffset: number): void {
     const maxSamples = Math.max(1, Math.min(OFFS_BYTES / 4 - 1, Math.floor(OUT_BYTES / (dim * 4))));
     const maxIdx = IDX_BYTES / 4;
-    for (let b0 = 0; b0 < batch; ) {
+    for (let b0 = 0; b0 < batch;) {
       let b1 = b0 + 1;
       while (b1 < batch && b1 - b0 < maxSamples && offsets[b1 + 1]! - offsets[b0]! <= maxIdx) b1++;
       const first = offsets[b0]!;

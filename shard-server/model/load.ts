@@ -1,10 +1,10 @@
 // Loads a model from a file:// directory or an http(s):// base URL, verifying each file's size and sha256. A
 // sparse shard reads only the tables its plan gives it. Failures name the file and the reason.
-import { createArena, type Arena } from '../kernels/pool.js';
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FORMAT, type FileRef, type Manifest, type TableManifest } from '../../contracts/model-format.js';
+import { createArena, type Arena } from '../kernels/pool.js';
 
 export class ModelLoadError extends Error {
   constructor(

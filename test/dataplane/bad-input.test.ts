@@ -1,12 +1,12 @@
 // Bad input gets a 4xx from the error catalogue with a message naming the field, and never a 5xx or a dead
 // server: table-driven cases, then 10,000 random malformed bodies against the main and 3,000 against a shard.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { xoroshiro128plus } from 'pure-rand/generator/xoroshiro128plus';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { serveLocal, type LocalDeployment } from '../../cli/local.js';
+import type { Manifest } from '../../contracts/model-format.js';
 import { LOOKUP_CONTENT_TYPE, LOOKUP_MAGIC } from '../../contracts/wire/lookup.js';
 import { PREDICT_CONTENT_TYPE, PREDICT_MAGIC, decodeScores, encodePredict } from '../../contracts/wire/predict.js';
 import { readManifest, modelSource } from '../../shard-server/model/load.js';
-import type { Manifest } from '../../contracts/model-format.js';
 import { predict, randomRequest, zooRecModel } from './helpers.js';
 
 let d: LocalDeployment;
@@ -47,15 +47,51 @@ describe('bad requests to the main', () => {
     ['NaN (not JSON)', () => '{"dense": [[NaN]]}', 400, 'INVALID_JSON', /not valid JSON/],
     ['body not an object', () => '[1,2,3]', 400, 'INVALID_FIELD', /body must be a JSON object/],
     ['wrong dense width', () => ({ dense: [[1, 2, 3]], sparse: {} }), 400, 'INVALID_FIELD', /dense\[0\] has 3 values; the model takes 256/],
-    ['non-number dense value', () => ({ dense: dense().map((r, i) => (i === 1 ? r.map((v, j) => (j === 5 ? 'x' : v)) : r)), sparse: sparse() }), 400, 'INVALID_FIELD', /dense\[1\]\[5\] must be a finite number/],
+    [
+      'non-number dense value',
+      () => ({ dense: dense().map((r, i) => (i === 1 ? r.map((v, j) => (j === 5 ? 'x' : v)) : r)), sparse: sparse() }),
+      400,
+      'INVALID_FIELD',
+      /dense\[1\]\[5\] must be a finite number/,
+    ],
     ['unknown table', () => ({ dense: dense(), sparse: { ...sparse(), 'no-such-table': [[1], [1], [1], [1]] } }), 400, 'UNKNOWN_TABLE', /sparse.no-such-table/],
-    ['index out of range', () => ({ dense: dense(), sparse: { ...sparse(), 'user-emb-0': [[0], [1], [manifest.tables[0]!.rows], [2]] } }), 400, 'INDEX_OUT_OF_RANGE', /sparse.user-emb-0\[2\]\[0\] = \d+ is out of range: table "user-emb-0" has \d+ rows/],
-    ['negative index', () => ({ dense: dense(), sparse: { 'user-emb-1': [[0], [-1], [1], [2]] } }), 400, 'INVALID_FIELD', /sparse.user-emb-1\[1\]\[0\] must be a non-negative integer/],
-    ['non-integer index', () => ({ dense: dense(), sparse: { 'user-emb-1': [[0], [1.5], [1], [2]] } }), 400, 'INVALID_FIELD', /sparse.user-emb-1\[1\]\[0\] must be a non-negative integer/],
-    ['index lists of the wrong count', () => ({ dense: dense(), sparse: { 'user-emb-1': [[0]] } }), 400, 'INVALID_FIELD', /sparse.user-emb-1 must be an array of 4 index lists/],
+    [
+      'index out of range',
+      () => ({ dense: dense(), sparse: { ...sparse(), 'user-emb-0': [[0], [1], [manifest.tables[0]!.rows], [2]] } }),
+      400,
+      'INDEX_OUT_OF_RANGE',
+      /sparse.user-emb-0\[2\]\[0\] = \d+ is out of range: table "user-emb-0" has \d+ rows/,
+    ],
+    [
+      'negative index',
+      () => ({ dense: dense(), sparse: { 'user-emb-1': [[0], [-1], [1], [2]] } }),
+      400,
+      'INVALID_FIELD',
+      /sparse.user-emb-1\[1\]\[0\] must be a non-negative integer/,
+    ],
+    [
+      'non-integer index',
+      () => ({ dense: dense(), sparse: { 'user-emb-1': [[0], [1.5], [1], [2]] } }),
+      400,
+      'INVALID_FIELD',
+      /sparse.user-emb-1\[1\]\[0\] must be a non-negative integer/,
+    ],
+    [
+      'index lists of the wrong count',
+      () => ({ dense: dense(), sparse: { 'user-emb-1': [[0]] } }),
+      400,
+      'INVALID_FIELD',
+      /sparse.user-emb-1 must be an array of 4 index lists/,
+    ],
     ['unknown field', () => ({ dense: dense(), sparse: sparse(), extra: 1 }), 400, 'INVALID_FIELD', /unknown field "extra"/],
     ['bad pooling', () => ({ dense: dense(), sparse: sparse(), pooling: 'max' }), 400, 'INVALID_FIELD', /pooling must be "sum" or "mean"/],
-    ['too many samples', () => ({ dense: Array.from({ length: 1025 }, () => new Array(256).fill(0)) }), 413, 'BATCH_TOO_LARGE', /1025 samples exceeds the limit of 1024/],
+    [
+      'too many samples',
+      () => ({ dense: Array.from({ length: 1025 }, () => new Array(256).fill(0)) }),
+      413,
+      'BATCH_TOO_LARGE',
+      /1025 samples exceeds the limit of 1024/,
+    ],
     ['body over the size limit', () => `{"dense": [[${'0,'.repeat(9_000_000)}0]]}`, 413, 'BODY_TOO_LARGE', /exceeds the limit/],
   ];
 
@@ -77,19 +113,31 @@ describe('bad requests to the main', () => {
 /** Random mutations of a valid body: cut, splice bytes, swap values for random JSON, nest, duplicate. */
 function mutate(base: string, g: ReturnType<typeof xoroshiro128plus>): string {
   const u = () => (g.next() >>> 0) / 2 ** 32;
-  const pick = <T,>(xs: T[]) => xs[Math.floor(u() * xs.length)]!;
-  const junk = () => pick(['null', 'true', '-1', '1e309', '"x"', '[]', '{}', '[[[]]]', '-0.5', '4294967296', '"\\u0000"', '1.0e-400', '{"a":', ']', '}', ',', ':', '"', '\\']);
+  const pick = <T>(xs: T[]) => xs[Math.floor(u() * xs.length)]!;
+  const junk = () =>
+    pick(['null', 'true', '-1', '1e309', '"x"', '[]', '{}', '[[[]]]', '-0.5', '4294967296', '"\\u0000"', '1.0e-400', '{"a":', ']', '}', ',', ':', '"', '\\']);
   let s = base;
   const n = 1 + Math.floor(u() * 4);
   for (let i = 0; i < n; i++) {
     const at = Math.floor(u() * (s.length + 1));
     switch (Math.floor(u() * 6)) {
-      case 0: s = s.slice(0, at); break;
-      case 1: s = s.slice(0, at) + junk() + s.slice(at); break;
-      case 2: s = s.slice(0, at) + s.slice(at + 1 + Math.floor(u() * 20)); break;
-      case 3: s = s.replace(/-?\d+(\.\d+)?(e-?\d+)?/, junk()); break;
-      case 4: s = s.slice(0, at) + String.fromCharCode(Math.floor(u() * 256)) + s.slice(at); break;
-      default: s = `{"dense": ${junk()}, "sparse": ${pick([junk(), s])}}`;
+      case 0:
+        s = s.slice(0, at);
+        break;
+      case 1:
+        s = s.slice(0, at) + junk() + s.slice(at);
+        break;
+      case 2:
+        s = s.slice(0, at) + s.slice(at + 1 + Math.floor(u() * 20));
+        break;
+      case 3:
+        s = s.replace(/-?\d+(\.\d+)?(e-?\d+)?/, junk());
+        break;
+      case 4:
+        s = s.slice(0, at) + String.fromCharCode(Math.floor(u() * 256)) + s.slice(at);
+        break;
+      default:
+        s = `{"dense": ${junk()}, "sparse": ${pick([junk(), s])}}`;
     }
   }
   return s;
@@ -98,7 +146,14 @@ function mutate(base: string, g: ReturnType<typeof xoroshiro128plus>): string {
 describe('fuzzing', () => {
   it('10,000 random malformed bodies to the main: zero 5xx, and it still answers correctly', async () => {
     const g = xoroshiro128plus(2026);
-    const small = JSON.stringify({ dense: valid.dense!.slice(0, 2), sparse: Object.fromEntries(Object.entries(valid.sparse).slice(0, 6).map(([k, v]) => [k, v.slice(0, 2)])) });
+    const small = JSON.stringify({
+      dense: valid.dense!.slice(0, 2),
+      sparse: Object.fromEntries(
+        Object.entries(valid.sparse)
+          .slice(0, 6)
+          .map(([k, v]) => [k, v.slice(0, 2)]),
+      ),
+    });
     const statuses = new Map<number, number>();
     for (let i = 0; i < 10_000; i++) {
       const res = await fetch(d.predictUrl, { method: 'POST', headers: { 'content-type': 'application/json' }, body: mutate(small, g) });
@@ -126,7 +181,10 @@ describe('fuzzing', () => {
       const r = await raw(shardUrl, bytes, LOOKUP_CONTENT_TYPE);
       statuses.set(r.status, (statuses.get(r.status) ?? 0) + 1);
     }
-    expect([...statuses].filter(([s]) => s >= 500), JSON.stringify([...statuses])).toEqual([]);
+    expect(
+      [...statuses].filter(([s]) => s >= 500),
+      JSON.stringify([...statuses]),
+    ).toEqual([]);
     const wrongType = await raw(shardUrl, new Uint8Array(8), 'application/json');
     expect(wrongType.status).toBe(415);
     expect((await fetch(`${shardUrl.replace('/v1/lookup', '/readyz')}`)).status).toBe(200);

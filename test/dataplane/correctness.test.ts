@@ -4,11 +4,11 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { resolveSpec } from '../../operator/api/v1alpha1/index.js';
 import { serveLocal } from '../../cli/local.js';
-import { generateModel } from '../../models/generate.js';
 import type { Manifest } from '../../contracts/model-format.js';
+import { generateModel } from '../../models/generate.js';
 import { ARCHITECTURES } from '../../models/zoo.js';
+import { resolveSpec } from '../../operator/api/v1alpha1/index.js';
 import { predict, randomRequest, zooRecModel } from './helpers.js';
 
 const VARIANTS = [

@@ -36,7 +36,12 @@ async function until<T>(what: string, fn: () => Promise<T | false>, ms = 10_000)
 }
 
 async function deploy(policy: 'fail' | 'zero') {
-  d = await serveLocal(zooRecModel('wide-and-deep', `wnd-${policy}`, { strategy: 'load-balanced', shards: 2 }), { scale: 0.001, seed: 5, failurePolicy: policy, deadlineMs: DEADLINE_MS });
+  d = await serveLocal(zooRecModel('wide-and-deep', `wnd-${policy}`, { strategy: 'load-balanced', shards: 2 }), {
+    scale: 0.001,
+    seed: 5,
+    failurePolicy: policy,
+    deadlineMs: DEADLINE_MS,
+  });
   const m = await readManifest(modelSource(d.modelDir));
   return { d, request: randomRequest(m, 8, 99) };
 }

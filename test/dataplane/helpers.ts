@@ -1,8 +1,8 @@
 // Shared by the data-plane suites: RecModels for the zoo, seeded requests, and a JSON predict call.
 import { xoroshiro128plus } from 'pure-rand/generator/xoroshiro128plus';
-import type { RecModel, RecModelSpec } from '../../operator/api/v1alpha1/index.js';
 import type { Manifest } from '../../contracts/model-format.js';
 import { ZOO } from '../../models/zoo.js';
+import type { RecModel, RecModelSpec } from '../../operator/api/v1alpha1/index.js';
 
 export function zooRecModel(arch: string, name: string, sharding: RecModelSpec['sharding']): RecModel {
   return {

@@ -18,7 +18,17 @@ afterAll(async () => {
   await d?.stop();
 });
 
-const flags = (over: Record<string, string>) => ({ qps: '40', duration: '3', sizes: 'fixed:4', zipf: '0', seed: '1', timeoutMs: '5000', pool: '64', scale: '0.0005', ...over });
+const flags = (over: Record<string, string>) => ({
+  qps: '40',
+  duration: '3',
+  sizes: 'fixed:4',
+  zipf: '0',
+  seed: '1',
+  timeoutMs: '5000',
+  pool: '64',
+  scale: '0.0005',
+  ...over,
+});
 
 describe('recshard load', () => {
   it('offers Poisson arrivals at the target rate and reports percentiles from an HDR histogram', async () => {
@@ -71,7 +81,10 @@ describe('recshard load', () => {
 describe('recshard bench capacity', () => {
   it('searches load levels and reports the highest that met the target', async () => {
     const logged: string[] = [];
-    const r = await capacityCommand({ ...flags({ url: d.mainUrl, model: 'rmc1' }), targetMs: '5000', percentile: '95', levelSeconds: '0.6', startQps: '5', precision: '1.5', maxLevels: '3' }, (l) => logged.push(l));
+    const r = await capacityCommand(
+      { ...flags({ url: d.mainUrl, model: 'rmc1' }), targetMs: '5000', percentile: '95', levelSeconds: '0.6', startQps: '5', precision: '1.5', maxLevels: '3' },
+      (l) => logged.push(l),
+    );
     // a 5 s target is met at every level this short search reaches: it keeps doubling
     expect(r.levels.map((l) => l.qps)).toEqual([5, 10, 20]);
     expect(r.levels.every((l) => l.pass)).toBe(true);
@@ -81,7 +94,18 @@ describe('recshard bench capacity', () => {
   });
 
   it('reports 0 when the target cannot be met', async () => {
-    const r = await capacityCommand({ ...flags({ url: d.mainUrl, model: 'rmc1' }), targetMs: '0.001', percentile: '99', levelSeconds: '0.5', startQps: '5', precision: '1.5', maxLevels: '2' }, () => {});
+    const r = await capacityCommand(
+      {
+        ...flags({ url: d.mainUrl, model: 'rmc1' }),
+        targetMs: '0.001',
+        percentile: '99',
+        levelSeconds: '0.5',
+        startQps: '5',
+        precision: '1.5',
+        maxLevels: '2',
+      },
+      () => {},
+    );
     expect(r.qps).toBe(0);
     expect(r.levels.every((l) => !l.pass)).toBe(true);
   });

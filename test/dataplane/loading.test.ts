@@ -1,14 +1,14 @@
 // Model loading: file:// and http(s):// sources, checksums verified. A corrupt or missing file keeps the
 // server alive but un-Ready, with /readyz naming the file and the reason.
-import { createServer, type Server } from 'node:http';
 import { copyFileSync, cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { resolveSpec } from '../../operator/api/v1alpha1/index.js';
+import type { Manifest } from '../../contracts/model-format.js';
 import { silentLogger } from '../../lib/log.js';
 import { generateModel } from '../../models/generate.js';
-import type { Manifest } from '../../contracts/model-format.js';
+import { resolveSpec } from '../../operator/api/v1alpha1/index.js';
 import { startServer, type RunningServer } from '../../shard-server/server.js';
 import { zooRecModel } from './helpers.js';
 
@@ -43,7 +43,17 @@ afterAll(async () => {
 
 async function sparse(modelUri: string) {
   const s = await startServer({
-    role: 'sparse', shard: 0, modelUri, host: '127.0.0.1', port: 0, deadlineMs: 500, policy: 'fail', maxBatch: 64, maxBodyBytes: 1 << 20, probeMs: 200, log: silentLogger,
+    role: 'sparse',
+    shard: 0,
+    modelUri,
+    host: '127.0.0.1',
+    port: 0,
+    deadlineMs: 500,
+    policy: 'fail',
+    maxBatch: 64,
+    maxBodyBytes: 1 << 20,
+    probeMs: 200,
+    log: silentLogger,
     plan: { model: 'ncf', main: { tables: [] }, shards: [{ index: 0, tables: manifest.tables.map((t) => t.name), endpoint: '' }] },
   });
   running.push(s);
@@ -75,7 +85,9 @@ describe('model sources', () => {
     const { ready, healthz } = await sparse(join(dir, 'corrupt'));
     expect(healthz).toBe(200);
     expect(ready.status).toBe(503);
-    expect(ready.text).toMatch(new RegExp(`model not loaded: ${manifest.tables[1]!.file}: sha256 is [0-9a-f]{64}, manifest says ${manifest.tables[1]!.sha256}`));
+    expect(ready.text).toMatch(
+      new RegExp(`model not loaded: ${manifest.tables[1]!.file}: sha256 is [0-9a-f]{64}, manifest says ${manifest.tables[1]!.sha256}`),
+    );
   });
 
   it('a missing file and a truncated file say so', async () => {
@@ -84,7 +96,9 @@ describe('model sources', () => {
     expect((await sparse(join(dir, 'missing'))).ready.text).toContain(`${manifest.tables[0]!.file}: missing`);
     cpSync(join(dir, 'good'), join(dir, 'short'), { recursive: true });
     copyFileSync(join(dir, 'good', 'manifest.json'), join(dir, 'short', manifest.tables[2]!.file));
-    expect((await sparse(join(dir, 'short'))).ready.text).toMatch(new RegExp(`${manifest.tables[2]!.file}: size is \\d+ bytes, manifest says ${manifest.tables[2]!.bytes}`));
+    expect((await sparse(join(dir, 'short'))).ready.text).toMatch(
+      new RegExp(`${manifest.tables[2]!.file}: size is \\d+ bytes, manifest says ${manifest.tables[2]!.bytes}`),
+    );
   });
 
   it('an http source that answers 404 says which URL', async () => {

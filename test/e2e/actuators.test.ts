@@ -5,13 +5,23 @@
 // policy to KEDA replaces the HPAs by ScaledObjects that KEDA's real CRD (from its Go module) accepts; moving it
 // back to the operator's own law deletes them. KEDA's operator itself does not run here.
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
 import type { V2HorizontalPodAutoscaler } from '@kubernetes/client-node';
-import type { LatencyScalingPolicy, RecModel } from '../../operator/api/v1alpha1/index.js';
+import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
 import { ensureBinaries } from '../../local-cluster/harness.js';
+import type { LatencyScalingPolicy, RecModel } from '../../operator/api/v1alpha1/index.js';
 import {
-  applyYaml, childNames, client, condition, createNamespace, deleteNamespace, getRecModel, installCrd, kubectl, kubectlJson,
-  startOperator, waitUntil, type OperatorProcess,
+  applyYaml,
+  childNames,
+  condition,
+  createNamespace,
+  deleteNamespace,
+  getRecModel,
+  installCrd,
+  kubectl,
+  kubectlJson,
+  startOperator,
+  waitUntil,
+  type OperatorProcess,
 } from './support.js';
 
 const KEDA_VERSION = 'v2.18.1'; // as local-cluster/build-control-plane.sh fetches it
@@ -21,7 +31,16 @@ const rm: RecModel = {
   kind: 'RecModel',
   metadata: { name: NAME },
   spec: {
-    model: { architecture: 'custom', denseFeatures: 13, bottomMLP: [64, 32], topMLP: [64, 1], tables: [{ name: 't0', rows: 1000, dim: 16 }, { name: 't1', rows: 1000, dim: 16 }] },
+    model: {
+      architecture: 'custom',
+      denseFeatures: 13,
+      bottomMLP: [64, 32],
+      topMLP: [64, 1],
+      tables: [
+        { name: 't0', rows: 1000, dim: 16 },
+        { name: 't1', rows: 1000, dim: 16 },
+      ],
+    },
     sharding: { strategy: 'load-balanced', shards: 2 },
   } as RecModel['spec'],
 };
@@ -35,8 +54,14 @@ const policy = (actuator: string, missingMetrics = 'Hold'): LatencyScalingPolicy
   kind: 'LatencyScalingPolicy',
   metadata: { name: policyName },
   spec: {
-    target: { latency: '150ms' }, interval: '5s', window: '30s', scaleOn: 'all', actuator, missingMetrics,
-    main: { minReplicas: 1, maxReplicas: 3 }, sparse: { minReplicas: 1, maxReplicas: 5 },
+    target: { latency: '150ms' },
+    interval: '5s',
+    window: '30s',
+    scaleOn: 'all',
+    actuator,
+    missingMetrics,
+    main: { minReplicas: 1, maxReplicas: 3 },
+    sparse: { minReplicas: 1, maxReplicas: 5 },
     scaleDown: { stabilizationWindow: '2m', maxPods: 1, maxPercent: 10, period: '30s' },
   } as LatencyScalingPolicy['spec'],
 });
@@ -63,30 +88,57 @@ afterAll(async () => {
 });
 
 describe('actuator HPA', () => {
-  it('emits one HPA v2 per component, on its latency percentile, within the policy\'s bounds and rate limits', async () => {
+  it("emits one HPA v2 per component, on its latency percentile, within the policy's bounds and rate limits", async () => {
     await waitUntil('three HPAs', () => childNames(ns, 'hpa', NAME).length === 3, 60_000);
     expect(childNames(ns, 'hpa', NAME)).toEqual(components);
     const shard = kubectlJson<V2HorizontalPodAutoscaler>(['get', 'hpa', `${NAME}-shard-1`, '-n', ns, '-o', 'json']);
     expect(shard.metadata!.ownerReferences).toEqual([expect.objectContaining({ kind: 'RecModel', name: NAME, controller: true })]);
     expect(shard.spec).toMatchObject({ scaleTargetRef: { kind: 'Deployment', name: `${NAME}-shard-1` }, minReplicas: 1, maxReplicas: 5 });
-    expect(shard.spec!.metrics).toEqual([{ type: 'External', external: { metric: { name: 'recshard_latency_p95_30s_seconds', selector: { matchLabels: { model: NAME, role: 'sparse', stage: 'end_to_end', shard: '1' } } }, target: { type: 'Value', value: '150m' } } }]);
-    expect(shard.spec!.behavior!.scaleDown).toMatchObject({ stabilizationWindowSeconds: 120, policies: [{ type: 'Pods', value: 1, periodSeconds: 30 }, { type: 'Percent', value: 10, periodSeconds: 30 }] });
+    expect(shard.spec!.metrics).toEqual([
+      {
+        type: 'External',
+        external: {
+          metric: { name: 'recshard_latency_p95_30s_seconds', selector: { matchLabels: { model: NAME, role: 'sparse', stage: 'end_to_end', shard: '1' } } },
+          target: { type: 'Value', value: '150m' },
+        },
+      },
+    ]);
+    expect(shard.spec!.behavior!.scaleDown).toMatchObject({
+      stabilizationWindowSeconds: 120,
+      policies: [
+        { type: 'Pods', value: 1, periodSeconds: 30 },
+        { type: 'Percent', value: 10, periodSeconds: 30 },
+      ],
+    });
     const main = kubectlJson<V2HorizontalPodAutoscaler>(['get', 'hpa', `${NAME}-main`, '-n', ns, '-o', 'json']);
     expect(main.spec).toMatchObject({ minReplicas: 1, maxReplicas: 3 });
   });
 
   it('holds the replicas when the HPA controller cannot read the metric, and the RecModel says why', async () => {
     // the real HPA controller reports its failed external-metric read on the HPA
-    const failing = await waitUntil('the HPA controller evaluated', () => {
-      const h = kubectlJson<V2HorizontalPodAutoscaler>(['get', 'hpa', `${NAME}-shard-0`, '-n', ns, '-o', 'json']);
-      return h.status?.conditions?.find((c) => c.type === 'ScalingActive' && c.status === 'False');
-    }, 90_000, 1000);
+    const failing = await waitUntil(
+      'the HPA controller evaluated',
+      () => {
+        const h = kubectlJson<V2HorizontalPodAutoscaler>(['get', 'hpa', `${NAME}-shard-0`, '-n', ns, '-o', 'json']);
+        return h.status?.conditions?.find((c) => c.type === 'ScalingActive' && c.status === 'False');
+      },
+      90_000,
+      1000,
+    );
     expect(failing.reason).toBe('FailedGetExternalMetric');
-    const status = await waitUntil('MetricsUnavailable from the HPAs', () => {
-      const r = getRecModel(ns, NAME);
-      return condition(r, 'MetricsUnavailable')?.status === 'True' ? r : undefined;
-    }, 60_000, 1000);
-    expect(condition(status, 'MetricsUnavailable')).toMatchObject({ reason: 'SourceFailed', message: expect.stringMatching(/FailedGetExternalMetric.*the HPA holds replicas/) });
+    const status = await waitUntil(
+      'MetricsUnavailable from the HPAs',
+      () => {
+        const r = getRecModel(ns, NAME);
+        return condition(r, 'MetricsUnavailable')?.status === 'True' ? r : undefined;
+      },
+      60_000,
+      1000,
+    );
+    expect(condition(status, 'MetricsUnavailable')).toMatchObject({
+      reason: 'SourceFailed',
+      message: expect.stringMatching(/FailedGetExternalMetric.*the HPA holds replicas/),
+    });
     expect(condition(status, 'ScalingActive')).toMatchObject({ status: 'True', reason: 'ScalingByHPA' });
     expect(status.status!.autoscaling).toMatchObject({ policy: policyName, actuator: 'HPA', target: '150ms' });
     expect(replicas()).toEqual([1, 1, 1]);
@@ -99,30 +151,55 @@ describe('actuator HPA', () => {
 });
 
 describe('actuator KEDA, then back to the operator', () => {
-  it('replaces the HPAs by ScaledObjects that KEDA\'s CRD accepts, and says it waits for KEDA', async () => {
+  it("replaces the HPAs by ScaledObjects that KEDA's CRD accepts, and says it waits for KEDA", async () => {
     kubectl(['apply', '-f', '-'], JSON.stringify(policy('KEDA', 'ScaleUp')));
-    await waitUntil('ScaledObjects instead of HPAs', () => childNames(ns, 'scaledobjects.keda.sh', NAME).length === 3 && childNames(ns, 'hpa', NAME).length === 0, 60_000, 500);
+    await waitUntil(
+      'ScaledObjects instead of HPAs',
+      () => childNames(ns, 'scaledobjects.keda.sh', NAME).length === 3 && childNames(ns, 'hpa', NAME).length === 0,
+      60_000,
+      500,
+    );
     const so = kubectlJson<{ spec: Record<string, any> }>(['get', 'scaledobjects.keda.sh', `${NAME}-shard-1`, '-n', ns, '-o', 'json']);
-    expect(so.spec).toMatchObject({ scaleTargetRef: { name: `${NAME}-shard-1` }, minReplicaCount: 1, maxReplicaCount: 5, pollingInterval: 5, fallback: { failureThreshold: 3, replicas: 5, behavior: 'currentReplicasIfHigher' } });
-    expect(so.spec.triggers[0]).toMatchObject({ type: 'prometheus', metricType: 'Value', metadata: { serverAddress: 'http://prometheus.monitoring.svc:9090', threshold: '0.15', ignoreNullValues: 'false' } });
+    expect(so.spec).toMatchObject({
+      scaleTargetRef: { name: `${NAME}-shard-1` },
+      minReplicaCount: 1,
+      maxReplicaCount: 5,
+      pollingInterval: 5,
+      fallback: { failureThreshold: 3, replicas: 5, behavior: 'currentReplicasIfHigher' },
+    });
+    expect(so.spec.triggers[0]).toMatchObject({
+      type: 'prometheus',
+      metricType: 'Value',
+      metadata: { serverAddress: 'http://prometheus.monitoring.svc:9090', threshold: '0.15', ignoreNullValues: 'false' },
+    });
     expect(so.spec.triggers[0].metadata.query).toContain(`namespace="${ns}",model="${NAME}",role="sparse",stage="end_to_end",shard="1"`);
-    const r = await waitUntil('waiting for KEDA', () => {
-      const m = getRecModel(ns, NAME);
-      return condition(m, 'ScalingActive')?.reason === 'AutoscalerPending' ? m : undefined;
-    }, 30_000, 500);
+    const r = await waitUntil(
+      'waiting for KEDA',
+      () => {
+        const m = getRecModel(ns, NAME);
+        return condition(m, 'ScalingActive')?.reason === 'AutoscalerPending' ? m : undefined;
+      },
+      30_000,
+      500,
+    );
     expect(condition(r, 'ScalingActive')!.message).toMatch(new RegExp(`keda-hpa-${NAME}-main.*is KEDA running`));
     const events = kubectl(['get', 'events', '-n', ns, '--field-selector', 'reason=DeletedAutoscaler', '-o', 'jsonpath={.items[*].message}']);
     expect(events).toMatch(new RegExp(`deleted HorizontalPodAutoscaler ${NAME}-main: policy ${policyName} uses actuator KEDA`));
     expect(replicas()).toEqual([1, 2, 1]);
   });
 
-  it('deletes the ScaledObjects when the policy goes back to the operator\'s own law', async () => {
+  it("deletes the ScaledObjects when the policy goes back to the operator's own law", async () => {
     kubectl(['apply', '-f', '-'], JSON.stringify(policy('Operator')));
     await waitUntil('no ScaledObjects', () => childNames(ns, 'scaledobjects.keda.sh', NAME).length === 0, 60_000, 500);
-    const r = await waitUntil('the operator scaling', () => {
-      const m = getRecModel(ns, NAME);
-      return m.status?.autoscaling?.actuator === 'Operator' ? m : undefined;
-    }, 30_000, 500);
+    const r = await waitUntil(
+      'the operator scaling',
+      () => {
+        const m = getRecModel(ns, NAME);
+        return m.status?.autoscaling?.actuator === 'Operator' ? m : undefined;
+      },
+      30_000,
+      500,
+    );
     expect(condition(r, 'ScalingActive')).toMatchObject({ status: 'True', reason: 'ScalingOnLatency' });
   });
 });

@@ -10,10 +10,10 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ensureModel, resolveLocal } from '../../cli/local.js';
+import { durationMs } from '../../lib/duration.js';
 import type { LatencyScalingPolicy, RecModel } from '../../operator/api/v1alpha1/index.js';
 import { latencyQuery } from '../../operator/builders/autoscalers.js';
-import { durationMs } from '../../lib/duration.js';
-import { ensureModel, resolveLocal } from '../../cli/local.js';
 import { startPrometheus, type PrometheusServer } from './prometheus.js';
 import { ReplicaRunner } from './replicas.js';
 import { applyYaml, client, createNamespace, deleteNamespace, installCrd, kubectl, ROOT, startOperator, waitUntil, type OperatorProcess } from './support.js';
@@ -25,7 +25,15 @@ const rm: RecModel = {
   kind: 'RecModel',
   metadata: { name: NAME },
   spec: {
-    model: { architecture: 'ncf', denseFeatures: 0, topMLP: [32, 1], tables: [{ name: 'users', rows: 20_000, dim: 16, net: 'user' }, { name: 'items', rows: 20_000, dim: 16, net: 'item' }] },
+    model: {
+      architecture: 'ncf',
+      denseFeatures: 0,
+      topMLP: [32, 1],
+      tables: [
+        { name: 'users', rows: 20_000, dim: 16, net: 'user' },
+        { name: 'items', rows: 20_000, dim: 16, net: 'item' },
+      ],
+    },
     sharding: { strategy: 'net-specific' },
     serving: { scheduler: 'fixed', batchSize: 1024 },
   } as RecModel['spec'],
@@ -49,7 +57,8 @@ async function replicas(): Promise<Record<string, number>> {
   for (const d of deployments()) out[d] = (await api.apps.readNamespacedDeployment({ name: d, namespace: ns })).spec?.replicas ?? 1;
   return out;
 }
-const recModel = async () => (await api.custom.getNamespacedCustomObject({ group: 'recshard.io', version: 'v1alpha1', namespace: ns, plural: 'recmodels', name: NAME })) as RecModel;
+const recModel = async () =>
+  (await api.custom.getNamespacedCustomObject({ group: 'recshard.io', version: 'v1alpha1', namespace: ns, plural: 'recmodels', name: NAME })) as RecModel;
 const cond = (r: RecModel, type: string) => r.status?.conditions?.find((c) => c.type === type);
 
 /** An instant query against this Prometheus; fails the test unless Prometheus accepts it. */
@@ -66,7 +75,20 @@ async function kedaQuery(labels: string): Promise<number[]> {
 }
 
 function startLoad(qps: number): ChildProcess {
-  return spawn(process.execPath, [join(ROOT, 'dist', 'operator', 'cli', 'recshard.js'), 'load', `--url=${runner!.mainUrl}`, `--model=${NAME}`, '--sizes=fixed:4', `--qps=${qps}`, '--duration=600', '--timeout-ms=5000'], { stdio: 'ignore' });
+  return spawn(
+    process.execPath,
+    [
+      join(ROOT, 'dist', 'operator', 'cli', 'recshard.js'),
+      'load',
+      `--url=${runner!.mainUrl}`,
+      `--model=${NAME}`,
+      '--sizes=fixed:4',
+      `--qps=${qps}`,
+      '--duration=600',
+      '--timeout-ms=5000',
+    ],
+    { stdio: 'ignore' },
+  );
 }
 const stopLoad = async () => {
   const p = load;
@@ -86,7 +108,14 @@ beforeAll(async () => {
   const dir = mkdtempSync(join(tmpdir(), 'recshard-autoscaling-'));
   const { spec } = resolveLocal(rm);
   const modelDir = ensureModel(rm, spec, 1, 3, () => {});
-  runner = new ReplicaRunner({ namespace: ns, rm, modelDir, dir: join(dir, 'replicas'), client: api, emulateMs: (role, shard) => (role === 'sparse' && shard === 1 ? 50 : 0) });
+  runner = new ReplicaRunner({
+    namespace: ns,
+    rm,
+    modelDir,
+    dir: join(dir, 'replicas'),
+    client: api,
+    emulateMs: (role, shard) => (role === 'sparse' && shard === 1 ? 50 : 0),
+  });
   await runner.start();
   prom = await startPrometheus({ dir: join(dir, 'prometheus'), targetsFile: runner.targetsFile });
   const policy: LatencyScalingPolicy = {
@@ -95,7 +124,10 @@ beforeAll(async () => {
     metadata: { name: policyName },
     spec: {
       target: { percentile: 95, latency: `${TARGET_MS}ms` },
-      tolerance: 0.1, interval: '2s', window: '10s', warmup: '2s',
+      tolerance: 0.1,
+      interval: '2s',
+      window: '10s',
+      warmup: '2s',
       main: { minReplicas: BOUNDS.main.min, maxReplicas: BOUNDS.main.max },
       sparse: { minReplicas: BOUNDS.sparse.min, maxReplicas: BOUNDS.sparse.max },
       scaleUp: { stabilizationWindow: '0s', maxPods: 1, maxPercent: 100, period: '4s' },
@@ -106,15 +138,21 @@ beforeAll(async () => {
   kubectl(['apply', '-f', '-'], JSON.stringify(policy));
   op = await startOperator(ns, { extraArgs: [`--prometheus-url=${prom.url}`, '--serving-poll=0'] });
   applyYaml(ns, [{ ...rm, spec: { ...rm.spec, autoscaling: { enabled: true, policyRef: { name: policyName } } } }]);
-  await waitUntil('every component serving', () => {
-    const c = runner!.counts();
-    return c.main === 1 && c['shard-0'] === 1 && c['shard-1'] === 1;
-  }, 90_000);
+  await waitUntil(
+    'every component serving',
+    () => {
+      const c = runner!.counts();
+      return c.main === 1 && c['shard-0'] === 1 && c['shard-1'] === 1;
+    },
+    90_000,
+  );
   sampler = setInterval(() => {
-    void Promise.all([replicas(), recModel()]).then(([r, m]) => {
-      const l = m.status?.autoscaling?.mainLatency;
-      history.push({ t: Date.now(), replicas: r, ...(l ? { latencyMs: durationMs(l) } : {}) });
-    }).catch(() => {});
+    void Promise.all([replicas(), recModel()])
+      .then(([r, m]) => {
+        const l = m.status?.autoscaling?.mainLatency;
+        history.push({ t: Date.now(), replicas: r, ...(l ? { latencyMs: durationMs(l) } : {}) });
+      })
+      .catch(() => {});
   }, 1000);
 });
 
@@ -123,7 +161,14 @@ afterAll(async () => {
   if (process.env.DEBUG_AUTOSCALING) {
     console.log(history.map((h) => `${Math.round((h.t - history[0]!.t) / 1000)} ${Object.values(h.replicas).join('/')} ${h.latencyMs}`).join('\n'));
     console.log(JSON.stringify((await recModel()).status?.components, null, 1));
-    console.log(op?.logs().split('\n').filter((l) => /scaled|autoscaling decision.*shard-1|error|warn/i.test(l)).slice(-30).join('\n'));
+    console.log(
+      op
+        ?.logs()
+        .split('\n')
+        .filter((l) => /scaled|autoscaling decision.*shard-1|error|warn/i.test(l))
+        .slice(-30)
+        .join('\n'),
+    );
   }
   await stopLoad();
   await op?.stop();
@@ -140,10 +185,15 @@ describe('latency autoscaling on the critical path', () => {
     const now = await replicas();
     expect(now[`${NAME}-main`]).toBe(1);
     expect(now[`${NAME}-shard-0`]).toBe(1);
-    const status = await waitUntil('the scale in status', async () => {
-      const st = (await recModel()).status;
-      return st?.components?.find((c) => c.name === `${NAME}-shard-1`)?.lastScaleReason ? st : undefined;
-    }, 30_000, 500);
+    const status = await waitUntil(
+      'the scale in status',
+      async () => {
+        const st = (await recModel()).status;
+        return st?.components?.find((c) => c.name === `${NAME}-shard-1`)?.lastScaleReason ? st : undefined;
+      },
+      30_000,
+      500,
+    );
     expect(status.autoscaling).toMatchObject({ policy: policyName, percentile: 95, target: '150ms', criticalComponent: `${NAME}-shard-1` });
     expect(status.components!.find((c) => c.name === `${NAME}-shard-1`)!.lastScaleReason).toMatch(/^LatencyAboveTarget/);
     expect(cond(await recModel(), 'ScalingActive')).toMatchObject({ status: 'True', reason: 'ScalingOnLatency' });
@@ -152,12 +202,17 @@ describe('latency autoscaling on the critical path', () => {
     // under the target
     await waitUntil('a second shard 1 process serving', () => runner!.counts()['shard-1']! >= 2, 60_000, 500);
     const serving = Date.now();
-    const closed = await waitUntil('p95 back under the target', async () => {
-      const m = await recModel();
-      const a = m.status?.autoscaling;
-      const fresh = a?.lastEvaluationTime && Date.parse(a.lastEvaluationTime) >= serving + 10_000;
-      return fresh && a.mainLatency && durationMs(a.mainLatency)! < TARGET_MS ? m : undefined;
-    }, 90_000, 1000);
+    const closed = await waitUntil(
+      'p95 back under the target',
+      async () => {
+        const m = await recModel();
+        const a = m.status?.autoscaling;
+        const fresh = a?.lastEvaluationTime && Date.parse(a.lastEvaluationTime) >= serving + 10_000;
+        return fresh && a.mainLatency && durationMs(a.mainLatency)! < TARGET_MS ? m : undefined;
+      },
+      90_000,
+      1000,
+    );
     // the same evaluation read the latency, so its condition says the metrics were there
     expect(cond(closed, 'MetricsUnavailable')).toMatchObject({ status: 'False', reason: 'MetricsAvailable' });
     const final = await replicas();
@@ -175,14 +230,22 @@ describe('latency autoscaling on the critical path', () => {
     // the chart's Grafana dashboard, its variables filled in as Grafana would, against the same Prometheus: every
     // query runs, and each panel fed by the pods' own series shows this model (the operator's series and the
     // error counters are not scraped here)
-    const dashboard = JSON.parse(readFileSync(join(ROOT, 'charts', 'recshard', 'dashboards', 'recshard.json'), 'utf8')) as { panels: { title: string; targets: { expr: string }[] }[] };
+    const dashboard = JSON.parse(readFileSync(join(ROOT, 'charts', 'recshard', 'dashboards', 'recshard.json'), 'utf8')) as {
+      panels: { title: string; targets: { expr: string }[] }[];
+    };
     for (const panel of dashboard.panels) {
       for (const t of panel.targets) {
         const series = await promQuery(t.expr.replaceAll('$__rate_interval', '1m').replaceAll('$namespace', ns).replaceAll('$model', NAME));
         if (!/recshard_operator_|errors_total|fallbacks_total/.test(t.expr)) expect(series.length, `${panel.title}: ${t.expr}`).toBeGreaterThan(0);
       }
     }
-    const perShard = await promQuery(dashboard.panels.find((p) => p.title.startsWith('Per-shard call latency'))!.targets[0]!.expr.replaceAll('$__rate_interval', '1m').replaceAll('$namespace', ns).replaceAll('$model', NAME));
+    const perShard = await promQuery(
+      dashboard.panels
+        .find((p) => p.title.startsWith('Per-shard call latency'))!
+        .targets[0]!.expr.replaceAll('$__rate_interval', '1m')
+        .replaceAll('$namespace', ns)
+        .replaceAll('$model', NAME),
+    );
     expect(perShard.map((r) => r.metric.shard).sort()).toEqual(['0', '1']);
 
     const events = (await api.core.listNamespacedEvent({ namespace: ns })).items.filter((e) => e.involvedObject.name === NAME);
@@ -209,23 +272,35 @@ describe('latency autoscaling on the critical path', () => {
     const events = (await api.core.listNamespacedEvent({ namespace: ns })).items.filter((e) => e.involvedObject.name === NAME && e.reason === 'ScaledDown');
     expect(events.some((e) => e.message!.startsWith(`${NAME}-shard-1:`))).toBe(true);
     // idle is not missing: with series but no requests over the window, the KEDA query reads 0, not nothing
-    await waitUntil('an idle window', async () => ((await kedaQuery(`model="${NAME}",role="sparse",stage="end_to_end",shard="1"`))[0] === 0 ? true : undefined), 30_000, 1000);
+    await waitUntil(
+      'an idle window',
+      async () => ((await kedaQuery(`model="${NAME}",role="sparse",stage="end_to_end",shard="1"`))[0] === 0 ? true : undefined),
+      30_000,
+      1000,
+    );
   });
 
   it('holds the replicas and sets MetricsUnavailable when Prometheus goes away', async () => {
     const before = await replicas();
     await prom!.stop();
-    const c = await waitUntil('MetricsUnavailable', async () => {
-      const m = cond(await recModel(), 'MetricsUnavailable');
-      return m?.status === 'True' ? m : undefined;
-    }, 30_000, 500);
+    const c = await waitUntil(
+      'MetricsUnavailable',
+      async () => {
+        const m = cond(await recModel(), 'MetricsUnavailable');
+        return m?.status === 'True' ? m : undefined;
+      },
+      30_000,
+      500,
+    );
     expect(c.reason).toBe('SourceFailed');
     expect(c.message).toMatch(/prometheus/);
     // several evaluations later, nothing moved (never to the floor, never anywhere)
     await new Promise((r) => setTimeout(r, 8000));
     expect(await replicas()).toEqual(before);
     expect(await op!.metrics()).toMatch(/recshard_operator_metric_query_failures_total\{source="prometheus"\} [1-9]/);
-    const events = (await api.core.listNamespacedEvent({ namespace: ns })).items.filter((e) => e.involvedObject.name === NAME && e.reason === 'MetricsUnavailable');
+    const events = (await api.core.listNamespacedEvent({ namespace: ns })).items.filter(
+      (e) => e.involvedObject.name === NAME && e.reason === 'MetricsUnavailable',
+    );
     expect(events.length).toBeGreaterThan(0);
   });
 

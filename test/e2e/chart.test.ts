@@ -12,15 +12,29 @@ import { parse, parseAllDocuments, stringify } from 'yaml';
 import { ensureBinaries } from '../../local-cluster/harness.js';
 import { prometheusBinary } from './prometheus.js';
 import {
-  ROOT, childNames, condition, createNamespace, deleteNamespace, getRecModel, installCrd, kubeconfig, kubectl,
-  kubectlFails, kubectlJson, readExample, startOperator, waitUntil, type OperatorProcess,
+  ROOT,
+  childNames,
+  condition,
+  createNamespace,
+  deleteNamespace,
+  getRecModel,
+  installCrd,
+  kubeconfig,
+  kubectl,
+  kubectlFails,
+  kubectlJson,
+  readExample,
+  startOperator,
+  waitUntil,
+  type OperatorProcess,
 } from './support.js';
 
 const CHART = join(ROOT, 'charts', 'recshard');
 const PRODUCTION = join(CHART, 'ci', 'production-values.yaml');
 const PROMETHEUS_OPERATOR_VERSION = 'v0.85.0'; // as local-cluster/build-control-plane.sh fetches its CRDs
 let binDir: string;
-const helm = (args: string[]) => execFileSync(join(binDir, 'helm'), [`--kubeconfig=${kubeconfig()}`, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+const helm = (args: string[]) =>
+  execFileSync(join(binDir, 'helm'), [`--kubeconfig=${kubeconfig()}`, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 /** helm that must fail: its stderr. */
 const helmFails = (args: string[]): string => {
   try {
@@ -30,8 +44,12 @@ const helmFails = (args: string[]): string => {
   }
   throw new Error(`helm ${args.join(' ')} succeeded but should have failed`);
 };
-const template = (release: string, namespace: string, extra: string[] = []) => helm(['template', release, CHART, '-n', namespace, '--kube-version=1.33.0', ...extra]);
-const docs = (yaml: string) => parseAllDocuments(yaml).map((d) => d.toJS()).filter(Boolean) as { kind: string; metadata: { name: string; namespace?: string; labels?: Record<string, string> }; [k: string]: any }[];
+const template = (release: string, namespace: string, extra: string[] = []) =>
+  helm(['template', release, CHART, '-n', namespace, '--kube-version=1.33.0', ...extra]);
+const docs = (yaml: string) =>
+  parseAllDocuments(yaml)
+    .map((d) => d.toJS())
+    .filter(Boolean) as { kind: string; metadata: { name: string; namespace?: string; labels?: Record<string, string> }; [k: string]: any }[];
 
 let ns: string;
 let release: string;
@@ -70,12 +88,28 @@ describe('helm chart: rendering', () => {
   it('the default install: recommended labels everywhere, a restricted pod, probes, a metrics Service, no monitoring objects', () => {
     const out = docs(template('recshard', 'recshard-system'));
     expect(out.map((d) => d.kind).sort()).toEqual([
-      'ClusterRole', 'ClusterRoleBinding', 'Deployment', 'Role', 'RoleBinding', 'Service', 'ServiceAccount', 'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding',
+      'ClusterRole',
+      'ClusterRoleBinding',
+      'Deployment',
+      'Role',
+      'RoleBinding',
+      'Service',
+      'ServiceAccount',
+      'ValidatingAdmissionPolicy',
+      'ValidatingAdmissionPolicyBinding',
     ]);
     for (const d of out) {
-      expect(Object.keys(d.metadata.labels ?? {}), `${d.kind} ${d.metadata.name}`).toEqual(expect.arrayContaining([
-        'app.kubernetes.io/name', 'app.kubernetes.io/instance', 'app.kubernetes.io/version', 'app.kubernetes.io/component', 'app.kubernetes.io/part-of', 'app.kubernetes.io/managed-by', 'helm.sh/chart',
-      ]));
+      expect(Object.keys(d.metadata.labels ?? {}), `${d.kind} ${d.metadata.name}`).toEqual(
+        expect.arrayContaining([
+          'app.kubernetes.io/name',
+          'app.kubernetes.io/instance',
+          'app.kubernetes.io/version',
+          'app.kubernetes.io/component',
+          'app.kubernetes.io/part-of',
+          'app.kubernetes.io/managed-by',
+          'helm.sh/chart',
+        ]),
+      );
     }
     const pod = out.find((d) => d.kind === 'Deployment')!.spec.template.spec;
     expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 65532, seccompProfile: { type: 'RuntimeDefault' } });
@@ -94,15 +128,22 @@ describe('helm chart: rendering', () => {
   });
 
   it('the image repositories, tags, pull policies and pull secrets reach the operator and the pods it creates', () => {
-    const out = docs(template('r', 'n', [
-      '--set', 'image.repository=reg.local/op,image.tag=v9,image.pullPolicy=Never,imagePullSecrets[0].name=op-pull',
-      '--set', 'shardServer.image.repository=reg.local/ss,shardServer.image.tag=v8,shardServer.image.pullPolicy=Always',
-      '--set', 'shardServer.imagePullSecrets[0].name=pull-a,shardServer.imagePullSecrets[1].name=pull-b',
-    ]));
+    const out = docs(
+      template('r', 'n', [
+        '--set',
+        'image.repository=reg.local/op,image.tag=v9,image.pullPolicy=Never,imagePullSecrets[0].name=op-pull',
+        '--set',
+        'shardServer.image.repository=reg.local/ss,shardServer.image.tag=v8,shardServer.image.pullPolicy=Always',
+        '--set',
+        'shardServer.imagePullSecrets[0].name=pull-a,shardServer.imagePullSecrets[1].name=pull-b',
+      ]),
+    );
     const pod = out.find((d) => d.kind === 'Deployment')!.spec.template.spec;
     const c = pod.containers[0];
     expect([c.image, c.imagePullPolicy, pod.imagePullSecrets]).toEqual(['reg.local/op:v9', 'Never', [{ name: 'op-pull' }]]);
-    expect(c.args).toEqual(expect.arrayContaining(['--shard-server-image=reg.local/ss:v8', '--image-pull-policy=Always', '--image-pull-secrets=pull-a,pull-b']));
+    expect(c.args).toEqual(
+      expect.arrayContaining(['--shard-server-image=reg.local/ss:v8', '--image-pull-policy=Always', '--image-pull-secrets=pull-a,pull-b']),
+    );
   });
 
   it('refuses bad values at install, naming the value and the problem', () => {
@@ -117,13 +158,22 @@ describe('helm chart: rendering', () => {
     expect(bad('metrics.service.enabled=false', 'metrics.serviceMonitor.enabled=true')).toMatch(/serviceMonitor.enabled needs metrics.service.enabled/);
   });
 
-  it('a production-like install\'s manifests pass a server-side dry run on the real API server', () => {
+  it("a production-like install's manifests pass a server-side dry run on the real API server", () => {
     const crds = join(binDir, `prometheus-operator-${PROMETHEUS_OPERATOR_VERSION}-crds`);
     kubectl(['apply', '--server-side', '--force-conflicts', '-f', crds]);
-    kubectl(['wait', '--for=condition=Established', 'crd/servicemonitors.monitoring.coreos.com', 'crd/podmonitors.monitoring.coreos.com', 'crd/prometheusrules.monitoring.coreos.com', '--timeout=60s']);
+    kubectl([
+      'wait',
+      '--for=condition=Established',
+      'crd/servicemonitors.monitoring.coreos.com',
+      'crd/podmonitors.monitoring.coreos.com',
+      'crd/prometheusrules.monitoring.coreos.com',
+      '--timeout=60s',
+    ]);
     const dashboardNs = createNamespace('monitoring');
     const rendered = template('prod', ns, ['-f', PRODUCTION, '--set', `dashboard.namespace=${dashboardNs}`]);
-    const kinds = docs(rendered).map((d) => d.kind).sort();
+    const kinds = docs(rendered)
+      .map((d) => d.kind)
+      .sort();
     expect(kinds).toEqual(expect.arrayContaining(['ConfigMap', 'PodMonitor', 'PrometheusRule', 'Service', 'ServiceMonitor', 'ValidatingAdmissionPolicy']));
     const out = kubectl(['apply', '--dry-run=server', '-f', '-'], rendered);
     expect(out.trim().split('\n')).toHaveLength(kinds.length);
@@ -144,48 +194,98 @@ describe('helm chart: alerts and dashboard', () => {
     writeFileSync(rulesFile, stringify({ groups: rule.spec.groups }));
     expect(execFileSync(promtool(), ['check', 'rules', rulesFile], { encoding: 'utf8' })).toMatch(/SUCCESS: 5 rules found/);
 
-    const lat = (model: string, v: string) => ({ series: `recshard_operator_latency_seconds{namespace="ns",model="${model}",component="${model}-main",role="main"}`, values: v });
-    const target = (model: string) => ({ series: `recshard_operator_latency_target_seconds{namespace="ns",model="${model}",percentile="95"}`, values: '0.1x40' });
-    const cond = (model: string, type: string, status: string, reason: string, v: string) => ({ series: `recshard_operator_recmodel_condition{namespace="ns",model="${model}",type="${type}",status="${status}",reason="${reason}"}`, values: v });
+    const lat = (model: string, v: string) => ({
+      series: `recshard_operator_latency_seconds{namespace="ns",model="${model}",component="${model}-main",role="main"}`,
+      values: v,
+    });
+    const target = (model: string) => ({
+      series: `recshard_operator_latency_target_seconds{namespace="ns",model="${model}",percentile="95"}`,
+      values: '0.1x40',
+    });
+    const cond = (model: string, type: string, status: string, reason: string, v: string) => ({
+      series: `recshard_operator_recmodel_condition{namespace="ns",model="${model}",type="${type}",status="${status}",reason="${reason}"}`,
+      values: v,
+    });
     const up = (pod: string, v: string) => ({ series: `recshard_shard_up{namespace="ns",model="hot",shard="1",pod="${pod}"}`, values: v });
     const tests = {
       rule_files: [rulesFile],
       evaluation_interval: '1m',
-      tests: [{
-        interval: '1m',
-        input_series: [
-          lat('hot', '0.15x40'), target('hot'), // 150 ms against 100 ms, for 40 minutes
-          lat('cool', '0.05x40'), target('cool'),
-          lat('fire', '0.25x40'), target('fire'), // over twice the target
-          lat('untargeted', '5x40'), // no policy, no target: no alert
-          up('hot-main-a', '1 1 0x30'), up('hot-main-b', '1 1 1 1 0x30'), // both mains lose shard 1 by minute 4
-          cond('big', 'Planned', 'False', 'Infeasible', '1x40'),
-          cond('hot', 'Planned', 'True', 'PlanComputed', '1x40'),
-          cond('hot', 'Available', 'False', 'ComponentsUnavailable', '1x40'),
-        ],
-        alert_rule_test: [
-          { eval_time: '5m', alertname: 'RecShardLatencyTargetBurn', exp_alerts: [] }, // not yet for 10 minutes
-          { eval_time: '15m', alertname: 'RecShardLatencyTargetBurn', exp_alerts: ['fire', 'hot'].map((m) => ({ exp_labels: { namespace: 'ns', model: m, severity: 'warning' } })) },
-          { eval_time: '15m', alertname: 'RecShardLatencyTargetFastBurn', exp_alerts: [{ exp_labels: { namespace: 'ns', model: 'fire', severity: 'critical' } }] },
-          { eval_time: '5m', alertname: 'RecShardShardUnavailable', exp_alerts: [] }, // one main still reached it at minute 3
-          { eval_time: '7m', alertname: 'RecShardShardUnavailable', exp_alerts: [{ exp_labels: { namespace: 'ns', model: 'hot', shard: '1', severity: 'critical' } }] },
-          { eval_time: '10m', alertname: 'RecShardModelUnavailable', exp_alerts: [{ exp_labels: { namespace: 'ns', model: 'hot', severity: 'warning' } }] },
-          { eval_time: '3m', alertname: 'RecShardPlanInfeasible', exp_alerts: [{ exp_labels: { namespace: 'ns', model: 'big', reason: 'Infeasible', severity: 'warning' } }] },
-        ],
-      }],
+      tests: [
+        {
+          interval: '1m',
+          input_series: [
+            lat('hot', '0.15x40'),
+            target('hot'), // 150 ms against 100 ms, for 40 minutes
+            lat('cool', '0.05x40'),
+            target('cool'),
+            lat('fire', '0.25x40'),
+            target('fire'), // over twice the target
+            lat('untargeted', '5x40'), // no policy, no target: no alert
+            up('hot-main-a', '1 1 0x30'),
+            up('hot-main-b', '1 1 1 1 0x30'), // both mains lose shard 1 by minute 4
+            cond('big', 'Planned', 'False', 'Infeasible', '1x40'),
+            cond('hot', 'Planned', 'True', 'PlanComputed', '1x40'),
+            cond('hot', 'Available', 'False', 'ComponentsUnavailable', '1x40'),
+          ],
+          alert_rule_test: [
+            { eval_time: '5m', alertname: 'RecShardLatencyTargetBurn', exp_alerts: [] }, // not yet for 10 minutes
+            {
+              eval_time: '15m',
+              alertname: 'RecShardLatencyTargetBurn',
+              exp_alerts: ['fire', 'hot'].map((m) => ({ exp_labels: { namespace: 'ns', model: m, severity: 'warning' } })),
+            },
+            {
+              eval_time: '15m',
+              alertname: 'RecShardLatencyTargetFastBurn',
+              exp_alerts: [{ exp_labels: { namespace: 'ns', model: 'fire', severity: 'critical' } }],
+            },
+            { eval_time: '5m', alertname: 'RecShardShardUnavailable', exp_alerts: [] }, // one main still reached it at minute 3
+            {
+              eval_time: '7m',
+              alertname: 'RecShardShardUnavailable',
+              exp_alerts: [{ exp_labels: { namespace: 'ns', model: 'hot', shard: '1', severity: 'critical' } }],
+            },
+            { eval_time: '10m', alertname: 'RecShardModelUnavailable', exp_alerts: [{ exp_labels: { namespace: 'ns', model: 'hot', severity: 'warning' } }] },
+            {
+              eval_time: '3m',
+              alertname: 'RecShardPlanInfeasible',
+              exp_alerts: [{ exp_labels: { namespace: 'ns', model: 'big', reason: 'Infeasible', severity: 'warning' } }],
+            },
+          ],
+        },
+      ],
     };
     // promtool compares annotations exactly: each expected alert gets its rule's, filled in for its labels and value
-    const annotations: Record<string, Record<string, string>> = Object.fromEntries(rule.spec.groups[0].rules.map((r: { alert: string; annotations: object }) => [r.alert, r.annotations]));
+    const annotations: Record<string, Record<string, string>> = Object.fromEntries(
+      rule.spec.groups[0].rules.map((r: { alert: string; annotations: object }) => [r.alert, r.annotations]),
+    );
     const valueText: Record<string, string> = { hot: '150ms', fire: '250ms' };
-    const expand = (texts: Record<string, string>, labels: Record<string, string>) => Object.fromEntries(Object.entries(texts).map(([k, v]) => [k, v
-      .replace(/\{\{ \$labels\.(\w+) \}\}/g, (_m, l: string) => labels[l] ?? '')
-      .replace('{{ $value | humanizeDuration }}', valueText[labels.model ?? ''] ?? '')]));
+    const expand = (texts: Record<string, string>, labels: Record<string, string>) =>
+      Object.fromEntries(
+        Object.entries(texts).map(([k, v]) => [
+          k,
+          v
+            .replace(/\{\{ \$labels\.(\w+) \}\}/g, (_m, l: string) => labels[l] ?? '')
+            .replace('{{ $value | humanizeDuration }}', valueText[labels.model ?? ''] ?? ''),
+        ]),
+      );
     const testsFile = join(dir, 'tests.yaml');
-    writeFileSync(testsFile, stringify({
-      ...tests,
-      tests: tests.tests.map((t) => ({ ...t, alert_rule_test: t.alert_rule_test.map((a) => ({ ...a, exp_alerts: a.exp_alerts.map((e) => ({ ...e, exp_annotations: expand(annotations[a.alertname]!, e.exp_labels) })) })) })),
-    }));
-    expect(expand(annotations.RecShardPlanInfeasible!, { namespace: 'ns', model: 'big', reason: 'Infeasible' }).summary).toBe('RecModel ns/big has no plan (Infeasible)');
+    writeFileSync(
+      testsFile,
+      stringify({
+        ...tests,
+        tests: tests.tests.map((t) => ({
+          ...t,
+          alert_rule_test: t.alert_rule_test.map((a) => ({
+            ...a,
+            exp_alerts: a.exp_alerts.map((e) => ({ ...e, exp_annotations: expand(annotations[a.alertname]!, e.exp_labels) })),
+          })),
+        })),
+      }),
+    );
+    expect(expand(annotations.RecShardPlanInfeasible!, { namespace: 'ns', model: 'big', reason: 'Infeasible' }).summary).toBe(
+      'RecModel ns/big has no plan (Infeasible)',
+    );
     const result = execFileSync(promtool(), ['test', 'rules', testsFile], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
     expect(result).toMatch(/SUCCESS/);
   });
@@ -195,7 +295,15 @@ describe('helm chart: alerts and dashboard', () => {
     expect(cm.metadata.labels?.grafana_dashboard).toBe('1');
     const dash = JSON.parse(cm.data['recshard.json']);
     const titles = dash.panels.map((p: { title: string }) => p.title);
-    expect(titles).toEqual(expect.arrayContaining(['Main latency (end to end)', 'Sparse shard latency', 'Requests per second', 'Replicas', 'Per-shard call latency (from the main)']));
+    expect(titles).toEqual(
+      expect.arrayContaining([
+        'Main latency (end to end)',
+        'Sparse shard latency',
+        'Requests per second',
+        'Replicas',
+        'Per-shard call latency (from the main)',
+      ]),
+    );
     const exprs: string[] = dash.panels.flatMap((p: { targets: { expr: string }[] }) => p.targets.map((t) => t.expr));
     expect(exprs.some((e) => /histogram_quantile\(0\.99,.*stage="end_to_end"/.test(e))).toBe(true);
     expect(exprs.some((e) => /stage="shard_call"/.test(e))).toBe(true);
@@ -215,8 +323,12 @@ describe('helm chart: on the real control plane', () => {
     expect(dep.spec.replicas).toBe(2);
     expect(dep.spec.template.spec.containers[0].args).toContain(`--lease-name=${release}-operator`);
     expect(kubectlJson(['get', 'service', `${release}-operator-metrics`, '-n', ns]).spec.ports[0].port).toBe(8081);
-    await waitUntil('both operator pods admitted in the restricted namespace', () =>
-      kubectlJson<{ items: unknown[] }>(['get', 'pods', '-n', ns, '-l', `app.kubernetes.io/instance=${release}`]).items.length === 2, 60_000, 500);
+    await waitUntil(
+      'both operator pods admitted in the restricted namespace',
+      () => kubectlJson<{ items: unknown[] }>(['get', 'pods', '-n', ns, '-l', `app.kubernetes.io/instance=${release}`]).items.length === 2,
+      60_000,
+      500,
+    );
     expect(kubectl(['get', 'events', '-n', ns, '--field-selector=reason=FailedCreate', '-o', 'name'])).toBe('');
     helm(['upgrade', release, CHART, '-n', ns, '--set', 'replicaCount=1', '--set', 'logLevel=debug']);
     const upgraded = kubectlJson(['get', 'deployment', `${release}-operator`, '-n', ns]);
@@ -228,7 +340,7 @@ describe('helm chart: on the real control plane', () => {
     expect(kubectlJson(['get', 'deployment', `${release}-operator`, '-n', ns]).spec.replicas).toBe(1);
   });
 
-  it('the operator reconciles a RecModel with only the chart\'s RBAC, and is refused Secrets and objects it does not own', async () => {
+  it("the operator reconciles a RecModel with only the chart's RBAC, and is refused Secrets and objects it does not own", async () => {
     const token = kubectl(['create', 'token', `${release}-operator`, '-n', ns, '--duration=1h']).trim();
     const admin = parse(readFileSync(kubeconfig(), 'utf8'));
     admin.users = [{ name: 'operator', user: { token } }];
@@ -238,7 +350,8 @@ describe('helm chart: on the real control plane', () => {
     const saKubeconfig = join(dir, 'kubeconfig');
     writeFileSync(saKubeconfig, stringify(admin));
 
-    const asOperator = (args: string[], input?: string) => execFileSync('kubectl', [`--kubeconfig=${saKubeconfig}`, ...args], { encoding: 'utf8', input, stdio: ['pipe', 'pipe', 'pipe'] });
+    const asOperator = (args: string[], input?: string) =>
+      execFileSync('kubectl', [`--kubeconfig=${saKubeconfig}`, ...args], { encoding: 'utf8', input, stdio: ['pipe', 'pipe', 'pipe'] });
     const refused = (args: string[], input?: string): string => {
       try {
         asOperator(args, input);
@@ -261,7 +374,10 @@ describe('helm chart: on the real control plane', () => {
     // RBAC grants kinds; the chart's admission policy narrows writes to the objects the operator manages
     kubectl(['create', 'deployment', 'someone-elses', '--image=registry.k8s.io/pause:3.10', '-n', ns]);
     kubectl(['create', 'configmap', 'someone-elses', '--from-literal=k=v', '-n', ns]);
-    const notOwned = /denied request: the recshard operator may only (delete|update|create) objects it manages: .* does not carry app.kubernetes.io\/managed-by=recshard-operator/;
+    const notOwned = new RegExp(
+      'denied request: the recshard operator may only (delete|update|create) objects it manages: .* ' +
+        'does not carry app.kubernetes.io/managed-by=recshard-operator',
+    );
     expect(refused(['delete', 'deployment', 'someone-elses', '-n', ns])).toMatch(notOwned);
     expect(refused(['patch', 'configmap', 'someone-elses', '-n', ns, '--type=merge', '-p', '{"data":{"k":"changed"}}'])).toMatch(notOwned);
     expect(refused(['label', 'configmap', 'someone-elses', '-n', ns, 'app.kubernetes.io/managed-by=recshard-operator'])).toMatch(notOwned); // nor adopt it
@@ -278,10 +394,17 @@ describe('helm chart: on the real control plane', () => {
     expect(op.logs()).not.toMatch(/forbidden|denied request/);
     // the admission policy lets it delete what it manages: a monolithic plan takes the shards away
     kubectl(['patch', 'recmodel', 'rmc3-lb', '-n', ns, '--type=merge', '-p', '{"spec":{"sharding":{"strategy":"monolithic","shards":null}}}']);
-    await waitUntil('shards deleted by the operator', () => childNames(ns, 'deployments', 'rmc3-lb').join() === 'rmc3-lb-main' && childNames(ns, 'poddisruptionbudgets', 'rmc3-lb').length === 1, 60_000, 500);
+    await waitUntil(
+      'shards deleted by the operator',
+      () => childNames(ns, 'deployments', 'rmc3-lb').join() === 'rmc3-lb-main' && childNames(ns, 'poddisruptionbudgets', 'rmc3-lb').length === 1,
+      60_000,
+      500,
+    );
     expect(op.logs()).not.toMatch(/forbidden|denied request/);
     // what the alerts read: the model's conditions on the operator's /metrics
-    expect(await op.metrics()).toMatch(new RegExp(`recshard_operator_recmodel_condition\\{namespace="${ns}",recmodel="rmc3-lb",type="Ready",status="True",reason="Ready"\\} 1`));
+    expect(await op.metrics()).toMatch(
+      new RegExp(`recshard_operator_recmodel_condition\\{namespace="${ns}",model="rmc3-lb",type="Ready",status="True",reason="Ready"\\} 1`),
+    );
   });
 
   it('uninstalls', () => {

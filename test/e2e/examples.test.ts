@@ -4,13 +4,25 @@
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FAKE_NODES } from '../../local-cluster/harness.js';
 import { resolveSpec, type RecModel } from '../../operator/api/v1alpha1/index.js';
 import { ANNOTATION_PLAN_HASH } from '../../operator/builders/labels.js';
 import { planModel } from '../../operator/planner/plan.js';
-import { FAKE_NODES } from '../../local-cluster/harness.js';
 import {
-  ROOT, childNames, condition, createNamespace, deleteNamespace, getRecModel, installCrd, kubeconfig, kubectl, kubectlJson,
-  readExample, startOperator, waitUntil, type OperatorProcess,
+  ROOT,
+  childNames,
+  condition,
+  createNamespace,
+  deleteNamespace,
+  getRecModel,
+  installCrd,
+  kubeconfig,
+  kubectl,
+  kubectlJson,
+  readExample,
+  startOperator,
+  waitUntil,
+  type OperatorProcess,
 } from './support.js';
 
 const EXAMPLES = ['dlrm-rmc1.yaml', 'dlrm-rmc2.yaml', 'dlrm-rmc3.yaml', 'wide-and-deep.yaml'];
@@ -75,7 +87,16 @@ describe.each(EXAMPLES)('example %s', (file) => {
           expect(container.resources?.limits?.['nvidia.com/gpu']).toBeUndefined();
         }
         if (role === 'sparse') expect(container.resources.requests.memory).toMatch(/^\d+Mi$/);
-        const pods = kubectlJson(['get', 'pods', '-n', ns, '-l', Object.entries(d.spec.selector.matchLabels).map(([k, v]) => `${k}=${v}`).join(',')]).items;
+        const pods = kubectlJson([
+          'get',
+          'pods',
+          '-n',
+          ns,
+          '-l',
+          Object.entries(d.spec.selector.matchLabels)
+            .map(([k, v]) => `${k}=${v}`)
+            .join(','),
+        ]).items;
         expect(pods).toHaveLength(1);
         const nodes: readonly string[] = device === 'gpu' ? FAKE_NODES.gpu : FAKE_NODES.cpu;
         expect(nodes).toContain(pods[0].spec.nodeName);
@@ -105,7 +126,7 @@ describe('what users see', () => {
     expect(kubectl(['explain', 'latencyscalingpolicy.spec.actuator'])).toMatch(/HorizontalPodAutoscaler/);
   });
 
-  it('the kind walkthrough\'s manifests are accepted as written, and its model pods mount the volume read-only', async () => {
+  it("the kind walkthrough's manifests are accepted as written, and its model pods mount the volume read-only", async () => {
     const dir = join(ROOT, 'examples', 'kind');
     const dryRun = kubectl(['apply', '--dry-run=server', '-n', ns, '-f', join(dir, 'model.yaml'), '-f', join(dir, 'rmc1.yaml')]);
     expect(dryRun).toMatch(/persistentvolumeclaim\/recshard-models created \(server dry run\)/);
@@ -113,7 +134,11 @@ describe('what users see', () => {
     expect(dryRun).toMatch(/recmodel.recshard.io\/rmc1-kind created \(server dry run\)/);
     kubectl(['apply', '-n', ns, '-f', join(dir, 'rmc1.yaml')]);
     // planned and built; its pods wait for the volume, which only the dry run created
-    await waitUntil('rmc1-kind planned with 2 shards', () => condition(getRecModel(ns, 'rmc1-kind'), 'Planned')?.status === 'True' && childNames(ns, 'deployments', 'rmc1-kind').length === 3, 60_000);
+    await waitUntil(
+      'rmc1-kind planned with 2 shards',
+      () => condition(getRecModel(ns, 'rmc1-kind'), 'Planned')?.status === 'True' && childNames(ns, 'deployments', 'rmc1-kind').length === 3,
+      60_000,
+    );
     const shard = kubectlJson(['get', 'deployment', 'rmc1-kind-shard-0', '-n', ns]).spec.template.spec;
     expect(shard.volumes).toContainEqual({ name: 'model', persistentVolumeClaim: { claimName: 'recshard-models', readOnly: true } });
     expect(shard.containers[0].volumeMounts).toContainEqual({ name: 'model', mountPath: '/models', readOnly: true });
@@ -124,7 +149,9 @@ describe('what users see', () => {
     const env = { ...process.env, PATH: `${join(ROOT, 'bin')}:${process.env.PATH}`, KUBECONFIG: kubeconfig() };
     const table = execFileSync('kubectl', ['recshard', 'plan', join(ROOT, 'examples', 'dlrm-rmc2.yaml')], { env, encoding: 'utf8' });
     expect(table).toContain('Model rmc2-net: net-specific, 32 tables');
-    const json = JSON.parse(execFileSync('kubectl', ['recshard', 'plan', '-o', 'json', join(ROOT, 'examples', 'dlrm-rmc1.yaml')], { env, encoding: 'utf8' }).split('\n\n')[0]!);
+    const json = JSON.parse(
+      execFileSync('kubectl', ['recshard', 'plan', '-o', 'json', join(ROOT, 'examples', 'dlrm-rmc1.yaml')], { env, encoding: 'utf8' }).split('\n\n')[0]!,
+    );
     expect(json.model).toBe('rmc1-mono');
   });
 });

@@ -10,24 +10,40 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments } from 'yaml';
+import { freePort } from '../../lib/net.js';
 import { resolveSpec } from '../../operator/api/v1alpha1/index.js';
+import type { RecModel } from '../../operator/api/v1alpha1/index.js';
 import { buildChildren, CONFIG_MOUNT } from '../../operator/builders/children.js';
 import { DEFAULT_BUILDER_CONFIG } from '../../operator/builders/config.js';
-import { freePort } from '../../lib/net.js';
 import { planModel } from '../../operator/planner/plan.js';
 import { predict } from '../dataplane/helpers.js';
-import type { RecModel } from '../../operator/api/v1alpha1/index.js';
 import { ROOT, condition, createNamespace, deleteNamespace, getRecModel, installCrd, kubeconfig, kubectl, readExample, waitUntil } from './support.js';
 
-interface Instruction { op: string; args: string; from?: string }
-interface Stage { name: string; base: string; env: Record<string, string>; workdir: string; user?: string; steps: Instruction[]; entrypoint?: string[] }
+interface Instruction {
+  op: string;
+  args: string;
+  from?: string;
+}
+interface Stage {
+  name: string;
+  base: string;
+  env: Record<string, string>;
+  workdir: string;
+  user?: string;
+  steps: Instruction[];
+  entrypoint?: string[];
+}
 
 /** The Dockerfile's stages (FROM ... AS, ENV, WORKDIR, COPY [--from], RUN, USER, ENTRYPOINT), continuation lines joined. */
 function parseDockerfile(text: string): Map<string, Stage> {
   const args: Record<string, string> = {};
   const stages = new Map<string, Stage>();
   let cur: Stage | undefined;
-  const lines = text.replace(/\\\n/g, ' ').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+  const lines = text
+    .replace(/\\\n/g, ' ')
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith('#'));
   for (const line of lines) {
     const [, op, rest] = /^(\w+)\s+(.*)$/.exec(line)!;
     const value = rest!.replace(/\$\{(\w+)\}/g, (_m, k: string) => args[k] ?? '');
@@ -40,7 +56,9 @@ function parseDockerfile(text: string): Map<string, Stage> {
       case 'FROM': {
         const [base, , name] = value.split(/\s+/);
         const parent = stages.get(base!);
-        cur = parent ? { ...structuredClone(parent), name: name!, base: base!, entrypoint: undefined } : { name: name!, base: base!, env: {}, workdir: '/', steps: [] };
+        cur = parent
+          ? { ...structuredClone(parent), name: name!, base: base!, entrypoint: undefined }
+          : { name: name!, base: base!, env: {}, workdir: '/', steps: [] };
         stages.set(cur.name, cur);
         break;
       }
@@ -49,17 +67,27 @@ function parseDockerfile(text: string): Map<string, Stage> {
         cur!.env[k!] = v!;
         break;
       }
-      case 'WORKDIR': cur!.workdir = value; break;
-      case 'USER': cur!.user = value; break;
-      case 'ENTRYPOINT': cur!.entrypoint = JSON.parse(value) as string[]; break;
+      case 'WORKDIR':
+        cur!.workdir = value;
+        break;
+      case 'USER':
+        cur!.user = value;
+        break;
+      case 'ENTRYPOINT':
+        cur!.entrypoint = JSON.parse(value) as string[];
+        break;
       case 'COPY': {
         const m = /^--from=(\S+)\s+(.*)$/.exec(value);
         cur!.steps.push(m ? { op: 'COPY', from: m[1]!, args: m[2]! } : { op: 'COPY', args: value });
         break;
       }
-      case 'RUN': cur!.steps.push({ op: 'RUN', args: value }); break;
-      case 'EXPOSE': break;
-      default: throw new Error(`images/Dockerfile: ${op} is not understood by this test`);
+      case 'RUN':
+        cur!.steps.push({ op: 'RUN', args: value });
+        break;
+      case 'EXPOSE':
+        break;
+      default:
+        throw new Error(`images/Dockerfile: ${op} is not understood by this test`);
     }
   }
   return stages;
@@ -98,7 +126,8 @@ function carryOut(stage: Stage): string {
         from = join(ROOT, src);
       }
       const to = dest.endsWith('/') ? join(dir, dest, src.split('/').pop()!) : join(dir, dest);
-      if (s.from === 'deps') renameSync(from, to); // node_modules: a move, not a 400 MB copy
+      if (s.from === 'deps')
+        renameSync(from, to); // node_modules: a move, not a 400 MB copy
       else cpSync(from, to, { recursive: true, dereference: true });
     }
   }
@@ -125,10 +154,14 @@ function startEntrypoint(target: string, args: string[]): { proc: ChildProcess; 
 
 /** Waits for an entry point's /readyz; its logs if it exits first. */
 function untilReady(name: string, p: { proc: ChildProcess; logs: () => string }, port: number, timeoutMs: number) {
-  return waitUntil(`${name} ready`, async () => {
-    if (p.proc.exitCode !== null) throw new Error(`${name} exited ${p.proc.exitCode}:\n${p.logs()}`);
-    return (await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => undefined))?.ok;
-  }, timeoutMs);
+  return waitUntil(
+    `${name} ready`,
+    async () => {
+      if (p.proc.exitCode !== null) throw new Error(`${name} exited ${p.proc.exitCode}:\n${p.logs()}`);
+      return (await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => undefined))?.ok;
+    },
+    timeoutMs,
+  );
 }
 
 beforeAll(() => {
@@ -157,7 +190,7 @@ describe('images (stages carried out without a container engine)', () => {
     expect(() => execFileSync('setpriv', [...asUser(), 'touch', join(stageDirs.get('runtime')!, 'x')], { stdio: 'ignore' })).toThrow();
   });
 
-  it('the kind walkthrough\'s model Job and RecModel, through the entry points with the operator\'s pod arguments, serve its request', async () => {
+  it("the kind walkthrough's model Job and RecModel, through the entry points with the operator's pod arguments, serve its request", async () => {
     // step 1: the Job's command, run from the image's directory, writes the model into the "volume"
     const volume = join(work, 'models');
     mkdirSync(volume);
@@ -167,7 +200,11 @@ describe('images (stages carried out without a container engine)', () => {
     const mount: string = c.volumeMounts[0].mountPath;
     expect(c.image).toBe(`ghcr.io/recshard/shard-server:${JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).version}`);
     expect(c.command[0]).toBe(dockerfile.get('shard-server')!.entrypoint![0]);
-    const gen = execFileSync('setpriv', [...asUser(), process.execPath, ...c.command.slice(1), ...c.args.map((a: string) => a.replace(mount, volume))], { cwd: stageDirs.get('runtime')!, encoding: 'utf8', env: NOWHERE });
+    const gen = execFileSync('setpriv', [...asUser(), process.execPath, ...c.command.slice(1), ...c.args.map((a: string) => a.replace(mount, volume))], {
+      cwd: stageDirs.get('runtime')!,
+      encoding: 'utf8',
+      env: NOWHERE,
+    });
     expect(gen).toMatch(/wrote dlrm-rmc1 .*8 tables/);
 
     // step 2: the RecModel, planned and built by the operator's own code; its pods' arguments, with the volume
@@ -188,7 +225,9 @@ describe('images (stages carried out without a container engine)', () => {
     writeFileSync(join(config, 'model.json'), children.configMap.data!['model.json']!.replaceAll('file:///models', `file://${volume}`));
     chmodSync(config, 0o755);
     const servers = children.deployments.map((d) => {
-      const args = d.spec!.template.spec!.containers[0]!.args!.map((a) => a.replace(CONFIG_MOUNT, config).replace(/^--port=\d+$/, `--port=${ports.get(d.metadata!.name!)}`));
+      const args = d.spec!.template.spec!.containers[0]!.args!.map((a) =>
+        a.replace(CONFIG_MOUNT, config).replace(/^--port=\d+$/, `--port=${ports.get(d.metadata!.name!)}`),
+      );
       return { name: d.metadata!.name!, port: ports.get(d.metadata!.name!)!, ...startEntrypoint('shard-server', [...args, '--host=127.0.0.1']) };
     });
     expect(servers.map((x) => x.name)).toEqual(['rmc1-kind-main', 'rmc1-kind-shard-0', 'rmc1-kind-shard-1']);

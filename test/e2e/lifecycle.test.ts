@@ -7,8 +7,19 @@ import { resolveSpec, type RecModel } from '../../operator/api/v1alpha1/index.js
 import { ANNOTATION_PLAN_HASH } from '../../operator/builders/labels.js';
 import { planModel } from '../../operator/planner/plan.js';
 import {
-  applyYaml, childNames, condition, createNamespace, deleteNamespace, getRecModel, installCrd, kubectl,
-  kubectlFails, kubectlJson, startOperator, waitUntil, type OperatorProcess,
+  applyYaml,
+  childNames,
+  condition,
+  createNamespace,
+  deleteNamespace,
+  getRecModel,
+  installCrd,
+  kubectl,
+  kubectlFails,
+  kubectlJson,
+  startOperator,
+  waitUntil,
+  type OperatorProcess,
 } from './support.js';
 
 function recModel(name: string, spec: Record<string, unknown>): RecModel {
@@ -37,11 +48,15 @@ function events(ns: string, name: string): { reason: string; type: string; messa
 }
 
 async function waitReady(ns: string, name: string, timeoutMs = 90_000): Promise<RecModel> {
-  return waitUntil(`${name} Ready on its current generation`, () => {
-    const rm = getRecModel(ns, name);
-    const ready = condition(rm, 'Ready');
-    return ready?.status === 'True' && rm.status?.observedGeneration === rm.metadata.generation && rm;
-  }, timeoutMs);
+  return waitUntil(
+    `${name} Ready on its current generation`,
+    () => {
+      const rm = getRecModel(ns, name);
+      const ready = condition(rm, 'Ready');
+      return ready?.status === 'True' && rm.status?.observedGeneration === rm.metadata.generation && rm;
+    },
+    timeoutMs,
+  );
 }
 
 let ns: string;
@@ -64,7 +79,9 @@ describe('re-planning', () => {
     const first = await waitReady(ns, 'replan');
     expect(childNames(ns, 'deployments', 'replan')).toEqual(['replan-main', 'replan-shard-0', 'replan-shard-1', 'replan-shard-2', 'replan-shard-3']);
     const oldHash = first.status!.plan!.hash!;
-    const oldPods = kubectlJson(['get', 'pods', '-n', ns, '-l', 'app.kubernetes.io/instance=replan,recshard.io/shard=0']).items.map((p: { metadata: { name: string } }) => p.metadata.name);
+    const oldPods = kubectlJson(['get', 'pods', '-n', ns, '-l', 'app.kubernetes.io/instance=replan,recshard.io/shard=0']).items.map(
+      (p: { metadata: { name: string } }) => p.metadata.name,
+    );
 
     kubectl(['patch', 'recmodel', 'replan', '-n', ns, '--type=merge', '-p', JSON.stringify({ spec: { sharding: { shards: 2 } } })]);
     const second = await waitReady(ns, 'replan');
@@ -75,17 +92,30 @@ describe('re-planning', () => {
     expect(childNames(ns, 'services', 'replan')).toEqual(['replan-main', 'replan-shard-0', 'replan-shard-1']);
     const shard0 = kubectlJson(['get', 'deployment', 'replan-shard-0', '-n', ns]);
     expect(shard0.spec.template.metadata.annotations[ANNOTATION_PLAN_HASH]).toBe(second.status!.plan!.hash);
-    await waitUntil('shard-0 pods replaced by the new plan\'s', () => {
+    await waitUntil("shard-0 pods replaced by the new plan's", () => {
       const pods = kubectlJson(['get', 'pods', '-n', ns, '-l', 'app.kubernetes.io/instance=replan,recshard.io/shard=0']).items;
       return pods.length === 1 && !oldPods.includes(pods[0].metadata.name);
     });
-    expect(events(ns, 'replan').filter((e) => e.reason === 'PlanChanged').map((e) => e.message)).toContainEqual(expect.stringContaining('(was load-balanced, 4 shards'));
+    expect(
+      events(ns, 'replan')
+        .filter((e) => e.reason === 'PlanChanged')
+        .map((e) => e.message),
+    ).toContainEqual(expect.stringContaining('(was load-balanced, 4 shards'));
 
-    kubectl(['patch', 'recmodel', 'replan', '-n', ns, '--type=json', '-p', JSON.stringify([
-      { op: 'remove', path: '/spec/sharding/shards' },
-      { op: 'replace', path: '/spec/sharding/strategy', value: 'net-specific' },
-      { op: 'replace', path: '/spec/sharding/shardMemory', value: '512Mi' },
-    ])]);
+    kubectl([
+      'patch',
+      'recmodel',
+      'replan',
+      '-n',
+      ns,
+      '--type=json',
+      '-p',
+      JSON.stringify([
+        { op: 'remove', path: '/spec/sharding/shards' },
+        { op: 'replace', path: '/spec/sharding/strategy', value: 'net-specific' },
+        { op: 'replace', path: '/spec/sharding/shardMemory', value: '512Mi' },
+      ]),
+    ]);
     const third = await waitReady(ns, 'replan');
     expect(third.spec.sharding!.strategy).toBe('net-specific');
     // 6 tables of 48.8 MiB per net in 460.8 MiB shards: one shard per net
@@ -93,7 +123,16 @@ describe('re-planning', () => {
     const cm = JSON.parse(kubectlJson(['get', 'configmap', 'replan-plan', '-n', ns]).data['plan.json']);
     expect(cm.shards.map((s: { net: string }) => s.net)).toEqual(['item', 'user']);
 
-    kubectl(['patch', 'recmodel', 'replan', '-n', ns, '--type=merge', '-p', JSON.stringify({ spec: { sharding: { strategy: 'monolithic', shardMemory: '2Gi' } } })]);
+    kubectl([
+      'patch',
+      'recmodel',
+      'replan',
+      '-n',
+      ns,
+      '--type=merge',
+      '-p',
+      JSON.stringify({ spec: { sharding: { strategy: 'monolithic', shardMemory: '2Gi' } } }),
+    ]);
     await waitReady(ns, 'replan');
     await waitUntil('every shard deleted', () => childNames(ns, 'deployments', 'replan').length === 1);
     expect(childNames(ns, 'services', 'replan')).toEqual(['replan-main']);
@@ -102,12 +141,16 @@ describe('re-planning', () => {
 
 describe('scale subresource and user placement', () => {
   it('kubectl scale drives the main; a user nodeSelector narrows the device default', async () => {
-    applyYaml(ns, [recModel('placed', {
-      sharding: { strategy: 'load-balanced', shards: 3 },
-      placement: { sparse: { device: 'cpu', nodeSelector: { 'kubernetes.io/hostname': 'kwok-cpu-1' } } },
-    })]);
+    applyYaml(ns, [
+      recModel('placed', {
+        sharding: { strategy: 'load-balanced', shards: 3 },
+        placement: { sparse: { device: 'cpu', nodeSelector: { 'kubernetes.io/hostname': 'kwok-cpu-1' } } },
+      }),
+    ]);
     await waitReady(ns, 'placed');
-    const nodes = kubectlJson(['get', 'pods', '-n', ns, '-l', 'app.kubernetes.io/instance=placed,app.kubernetes.io/component=sparse']).items.map((p: { spec: { nodeName: string } }) => p.spec.nodeName);
+    const nodes = kubectlJson(['get', 'pods', '-n', ns, '-l', 'app.kubernetes.io/instance=placed,app.kubernetes.io/component=sparse']).items.map(
+      (p: { spec: { nodeName: string } }) => p.spec.nodeName,
+    );
     expect(nodes).toEqual(['kwok-cpu-1', 'kwok-cpu-1', 'kwok-cpu-1']);
 
     kubectl(['scale', 'recmodel', 'placed', '-n', ns, '--replicas=3']);
@@ -128,15 +171,23 @@ describe('deletion', () => {
     await waitReady(ns, 'gone');
     expect(childNames(ns, 'deployments', 'gone').length).toBeGreaterThan(2);
     kubectl(['delete', 'recmodel', 'gone', '-n', ns, '--wait=true']);
-    await waitUntil('children collected', () =>
-      ['deployments', 'services', 'configmaps', 'replicasets', 'pods'].every((k) => childNames(ns, k, 'gone').length === 0), 90_000);
+    await waitUntil(
+      'children collected',
+      () => ['deployments', 'services', 'configmaps', 'replicasets', 'pods'].every((k) => childNames(ns, k, 'gone').length === 0),
+      90_000,
+    );
   });
 });
 
 describe('bad specs', () => {
   const invalid: [string, Record<string, unknown>, string, string][] = [
     ['shards with singular', { sharding: { strategy: 'singular', shards: 3 } }, 'spec.sharding', 'shards may only be set when strategy is load-balanced'],
-    ['gpu limits on a cpu component', { placement: { sparse: { device: 'cpu', resources: { limits: { 'nvidia.com/gpu': 1 } } } } }, 'spec.placement.sparse', 'requires device gpu'],
+    [
+      'gpu limits on a cpu component',
+      { placement: { sparse: { device: 'cpu', resources: { limits: { 'nvidia.com/gpu': 1 } } } } },
+      'spec.placement.sparse',
+      'requires device gpu',
+    ],
     ['autoscaling without a policy', { autoscaling: { enabled: true } }, 'spec.autoscaling', 'policyRef is required when autoscaling is enabled'],
     ['unknown strategy', { sharding: { strategy: 'round-robin' } }, 'spec.sharding.strategy', 'Unsupported value'],
     ['headroom above 90%', { sharding: { headroom: 95 } }, 'spec.sharding.headroom', '90'],
@@ -172,7 +223,8 @@ describe('bad specs', () => {
     const planned = condition(rm, 'Planned')!;
     expect(planned.reason).toBe('Infeasible');
     expect(planned.message).toBe(
-      'singular: the 12 tables need 585.9 MiB but one sparse shard holds at most 230.4 MiB (shardMemory 256Mi less 10% headroom); use load-balanced or net-specific, or raise spec.sharding.shardMemory',
+      'singular: the 12 tables need 585.9 MiB but one sparse shard holds at most 230.4 MiB (shardMemory 256Mi less 10% ' +
+        'headroom); use load-balanced or net-specific, or raise spec.sharding.shardMemory',
     );
     expect(condition(rm, 'Ready')).toMatchObject({ status: 'False', reason: 'NotPlanned' });
     expect(rm.status!.plan!.strategy).toBe('singular');
@@ -195,7 +247,10 @@ describe('ownership', () => {
       const r = getRecModel(ns, 'squat');
       return condition(r, 'Degraded')?.status === 'True' && r;
     });
-    expect(condition(rm, 'Degraded')).toMatchObject({ reason: 'ResourceConflict', message: 'Service squat-main exists and is not controlled by this RecModel' });
+    expect(condition(rm, 'Degraded')).toMatchObject({
+      reason: 'ResourceConflict',
+      message: 'Service squat-main exists and is not controlled by this RecModel',
+    });
     expect(condition(rm, 'Ready')).toMatchObject({ status: 'False', reason: 'Degraded' });
     const svc = kubectlJson(['get', 'service', 'squat-main', '-n', ns]);
     expect(svc.spec.selector).toEqual({ app: 'theirs' });
@@ -217,7 +272,12 @@ describe('operator restarts', () => {
     const spec = { sharding: { strategy: 'load-balanced', shards: 12 } };
     applyYaml(ns, [recModel('crash', spec)]);
     // kill -9 as soon as the first children appear, so the reconcile is cut off half-way
-    await waitUntil('first child applied', () => childNames(ns, 'deployments', 'crash').length > 0 || childNames(ns, 'configmaps', 'crash').length > 0, 30_000, 5);
+    await waitUntil(
+      'first child applied',
+      () => childNames(ns, 'deployments', 'crash').length > 0 || childNames(ns, 'configmaps', 'crash').length > 0,
+      30_000,
+      5,
+    );
     await op.stop('SIGKILL');
     op = await startOperator(ns);
     const rm = await waitReady(ns, 'crash');
@@ -232,7 +292,9 @@ describe('operator restarts', () => {
     for (const d of expected) {
       const dep = kubectlJson(['get', 'deployment', d, '-n', ns, '--show-managed-fields']);
       expect(dep.spec.template.metadata.annotations[ANNOTATION_PLAN_HASH]).toBe(p.plan.hash);
-      expect(dep.metadata.managedFields.filter((f: { manager: string; operation: string }) => f.operation === 'Apply').map((f: { manager: string }) => f.manager)).toEqual(['recshard-operator']);
+      expect(
+        dep.metadata.managedFields.filter((f: { manager: string; operation: string }) => f.operation === 'Apply').map((f: { manager: string }) => f.manager),
+      ).toEqual(['recshard-operator']);
     }
   });
 

@@ -3,10 +3,23 @@
 // covered by a PodDisruptionBudget, sparse shards closed to all but their main and the trusted namespaces by a
 // NetworkPolicy, and the budgets and policies of shards a new plan drops deleted with them. No CNI runs here, so
 // the NetworkPolicies are checked as the API server stores them, not enforced.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { V1NetworkPolicy, V1PodDisruptionBudget } from '@kubernetes/client-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RecModel } from '../../operator/api/v1alpha1/index.js';
-import { applyYaml, childNames, condition, createNamespace, deleteNamespace, getRecModel, installCrd, kubectl, kubectlJson, startOperator, waitUntil, type OperatorProcess } from './support.js';
+import {
+  applyYaml,
+  childNames,
+  condition,
+  createNamespace,
+  deleteNamespace,
+  getRecModel,
+  installCrd,
+  kubectl,
+  kubectlJson,
+  startOperator,
+  waitUntil,
+  type OperatorProcess,
+} from './support.js';
 
 const NAME = 'guarded';
 const model = (sharding: Record<string, unknown>): RecModel => ({
@@ -14,7 +27,16 @@ const model = (sharding: Record<string, unknown>): RecModel => ({
   kind: 'RecModel',
   metadata: { name: NAME },
   spec: {
-    model: { architecture: 'custom', denseFeatures: 13, bottomMLP: [64, 32], topMLP: [64, 1], tables: [{ name: 't0', rows: 100_000, dim: 32 }, { name: 't1', rows: 100_000, dim: 32 }] },
+    model: {
+      architecture: 'custom',
+      denseFeatures: 13,
+      bottomMLP: [64, 32],
+      topMLP: [64, 1],
+      tables: [
+        { name: 't0', rows: 100_000, dim: 32 },
+        { name: 't1', rows: 100_000, dim: 32 },
+      ],
+    },
     sharding,
   } as RecModel['spec'],
 });
@@ -35,7 +57,7 @@ afterAll(async () => {
 });
 
 describe('pods under the restricted Pod Security Standard', () => {
-  it('every component\'s pods are admitted and become Ready', async () => {
+  it("every component's pods are admitted and become Ready", async () => {
     applyYaml(ns, [model({ strategy: 'load-balanced', shards: 2 })]);
     await waitUntil('Ready', () => condition(getRecModel(ns, NAME), 'Ready')?.status === 'True', 90_000, 500);
     const pods = kubectlJson<{ items: { metadata: { name: string } }[] }>(['get', 'pods', '-n', ns, '-l', `app.kubernetes.io/instance=${NAME}`]).items;
@@ -43,40 +65,73 @@ describe('pods under the restricted Pod Security Standard', () => {
     const refused = kubectlJson<{ items: { reason: string; message: string }[] }>(['get', 'events', '-n', ns, '--field-selector', 'reason=FailedCreate']).items;
     expect(refused.map((e) => e.message)).toEqual([]);
     // a pod that breaks the standard is refused in this namespace: the label is enforced, not decorative
-    const bad = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'root' }, spec: { containers: [{ name: 'c', image: 'busybox', securityContext: { privileged: true } }] } };
+    const bad = {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'root' },
+      spec: { containers: [{ name: 'c', image: 'busybox', securityContext: { privileged: true } }] },
+    };
     expect(() => kubectl(['apply', '--dry-run=server', '-n', ns, '-f', '-'], JSON.stringify(bad))).toThrow(/violates PodSecurity "restricted:latest"/);
   });
 
   it('a PodDisruptionBudget per component keeps one pod through a drain', () => {
     expect(childNames(ns, 'pdb', NAME)).toEqual([`${NAME}-main`, `${NAME}-shard-0`, `${NAME}-shard-1`]);
     const pdb = kubectlJson<V1PodDisruptionBudget>(['get', 'pdb', `${NAME}-shard-1`, '-n', ns, '-o', 'json']);
-    expect(pdb.spec).toMatchObject({ minAvailable: 1, unhealthyPodEvictionPolicy: 'AlwaysAllow', selector: { matchLabels: { 'recshard.io/shard': '1', 'app.kubernetes.io/component': 'sparse' } } });
+    expect(pdb.spec).toMatchObject({
+      minAvailable: 1,
+      unhealthyPodEvictionPolicy: 'AlwaysAllow',
+      selector: { matchLabels: { 'recshard.io/shard': '1', 'app.kubernetes.io/component': 'sparse' } },
+    });
     // the disruption controller counts the shard's one pod: no eviction allowed while it is the last
-    const status = waitUntil('the budget observed', () => {
-      const p = kubectlJson<V1PodDisruptionBudget>(['get', 'pdb', `${NAME}-shard-1`, '-n', ns, '-o', 'json']);
-      return p.status?.expectedPods === 1 ? p.status : undefined;
-    }, 30_000, 500);
+    const status = waitUntil(
+      'the budget observed',
+      () => {
+        const p = kubectlJson<V1PodDisruptionBudget>(['get', 'pdb', `${NAME}-shard-1`, '-n', ns, '-o', 'json']);
+        return p.status?.expectedPods === 1 ? p.status : undefined;
+      },
+      30_000,
+      500,
+    );
     return status.then((s) => expect(s).toMatchObject({ currentHealthy: 1, desiredHealthy: 1, disruptionsAllowed: 0 }));
   });
 
   it('sparse shards take traffic only from their main and the trusted namespaces; the main from anyone', () => {
     expect(childNames(ns, 'networkpolicy', NAME)).toEqual([`${NAME}-main`, `${NAME}-shards`]);
-    const shards = kubectlJson<{ spec: V1NetworkPolicy['spec'] & { ingress: { from: unknown[]; ports: unknown[] }[] } }>(['get', 'networkpolicy', `${NAME}-shards`, '-n', ns, '-o', 'json']);
+    const shards = kubectlJson<{ spec: V1NetworkPolicy['spec'] & { ingress: { from: unknown[]; ports: unknown[] }[] } }>([
+      'get',
+      'networkpolicy',
+      `${NAME}-shards`,
+      '-n',
+      ns,
+      '-o',
+      'json',
+    ]);
     expect(shards.spec!.podSelector?.matchLabels).toMatchObject({ 'app.kubernetes.io/instance': NAME, 'app.kubernetes.io/component': 'sparse' });
-    expect(shards.spec.ingress).toEqual([{
-      from: [
-        { podSelector: { matchLabels: { 'app.kubernetes.io/name': 'recshard-shard-server', 'app.kubernetes.io/instance': NAME, 'app.kubernetes.io/component': 'main' } } },
-        { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } },
-      ],
-      ports: [{ protocol: 'TCP', port: 8080 }],
-    }]);
+    expect(shards.spec.ingress).toEqual([
+      {
+        from: [
+          {
+            podSelector: {
+              matchLabels: { 'app.kubernetes.io/name': 'recshard-shard-server', 'app.kubernetes.io/instance': NAME, 'app.kubernetes.io/component': 'main' },
+            },
+          },
+          { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } },
+        ],
+        ports: [{ protocol: 'TCP', port: 8080 }],
+      },
+    ]);
     const main = kubectlJson<{ spec: { ingress: unknown[] } }>(['get', 'networkpolicy', `${NAME}-main`, '-n', ns, '-o', 'json']);
     expect(main.spec.ingress).toEqual([{ ports: [{ protocol: 'TCP', port: 8080 }] }]);
   });
 
   it('a plan without shards takes their budgets and NetworkPolicy away with them', async () => {
     applyYaml(ns, [model({ strategy: 'monolithic' })]);
-    await waitUntil('shard budgets and policy gone', () => childNames(ns, 'pdb', NAME).length === 1 && childNames(ns, 'networkpolicy', NAME).length === 1, 60_000, 500);
+    await waitUntil(
+      'shard budgets and policy gone',
+      () => childNames(ns, 'pdb', NAME).length === 1 && childNames(ns, 'networkpolicy', NAME).length === 1,
+      60_000,
+      500,
+    );
     expect(childNames(ns, 'pdb', NAME)).toEqual([`${NAME}-main`]);
     expect(childNames(ns, 'networkpolicy', NAME)).toEqual([`${NAME}-main`]);
   });

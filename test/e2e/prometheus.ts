@@ -16,40 +16,60 @@ export interface PrometheusServer {
 
 /** The prometheus binary (installing the package on first use); promtool lies beside it. */
 export function prometheusBinary(): string {
-  return execFileSync('bash', [join(ROOT, 'test', 'cluster', 'install-prometheus.sh')], { encoding: 'utf8' }).trim().split('\n').at(-1)!;
+  return execFileSync('bash', [join(ROOT, 'local-cluster', 'install-prometheus.sh')], { encoding: 'utf8' })
+    .trim()
+    .split('\n')
+    .at(-1)!;
 }
 
 export async function startPrometheus(o: { dir: string; targetsFile: string }): Promise<PrometheusServer> {
   const binary = prometheusBinary();
   mkdirSync(o.dir, { recursive: true });
   const config = join(o.dir, 'prometheus.yml');
-  writeFileSync(config, stringify({
-    global: { scrape_interval: '1s', evaluation_interval: '1s' },
-    scrape_configs: [{ job_name: 'recshard', scrape_timeout: '900ms', file_sd_configs: [{ files: [o.targetsFile], refresh_interval: '1s' }] }],
-  }));
+  writeFileSync(
+    config,
+    stringify({
+      global: { scrape_interval: '1s', evaluation_interval: '1s' },
+      scrape_configs: [{ job_name: 'recshard', scrape_timeout: '900ms', file_sd_configs: [{ files: [o.targetsFile], refresh_interval: '1s' }] }],
+    }),
+  );
   const port = await freePort();
-  const proc = spawn(binary, [
-    `--config.file=${config}`, `--storage.tsdb.path=${join(o.dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`,
-    '--storage.tsdb.retention.time=1h', '--log.level=warn',
-  ], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(
+    binary,
+    [
+      `--config.file=${config}`,
+      `--storage.tsdb.path=${join(o.dir, 'data')}`,
+      `--web.listen-address=127.0.0.1:${port}`,
+      '--storage.tsdb.retention.time=1h',
+      '--log.level=warn',
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   let out = '';
   proc.stdout!.on('data', (c) => (out += c));
   proc.stderr!.on('data', (c) => (out += c));
   const url = `http://127.0.0.1:${port}`;
-  await waitUntil('Prometheus ready', async () => {
-    if (proc.exitCode !== null) throw new Error(`prometheus exited ${proc.exitCode}:\n${out}`);
-    try {
-      return (await fetch(`${url}/-/ready`)).ok;
-    } catch {
-      return false;
-    }
-  }, 30_000);
+  await waitUntil(
+    'Prometheus ready',
+    async () => {
+      if (proc.exitCode !== null) throw new Error(`prometheus exited ${proc.exitCode}:\n${out}`);
+      try {
+        return (await fetch(`${url}/-/ready`)).ok;
+      } catch {
+        return false;
+      }
+    },
+    30_000,
+  );
   return {
-    url, proc, logs: () => out,
-    stop: () => new Promise<void>((r) => {
-      if (proc.exitCode !== null || proc.signalCode !== null) return r();
-      proc.once('exit', () => r());
-      proc.kill('SIGTERM');
-    }),
+    url,
+    proc,
+    logs: () => out,
+    stop: () =>
+      new Promise<void>((r) => {
+        if (proc.exitCode !== null || proc.signalCode !== null) return r();
+        proc.once('exit', () => r());
+        proc.kill('SIGTERM');
+      }),
   };
 }

@@ -8,12 +8,12 @@ import { mkdirSync, openSync, renameSync, writeFileSync } from 'node:fs';
 import { Agent, createServer, request, type Server } from 'node:http';
 import { join } from 'node:path';
 import type { V1Pod } from '@kubernetes/client-node';
+import { resolveLocal, waitReady, writeServingFiles } from '../../cli/local.js';
+import { shardServerArgs } from '../../contracts/shard-server-args.js';
+import { freePort } from '../../lib/net.js';
 import type { RecModel } from '../../operator/api/v1alpha1/index.js';
 import { LABEL_COMPONENT, LABEL_INSTANCE, LABEL_SHARD } from '../../operator/builders/labels.js';
-import { freePort } from '../../lib/net.js';
 import type { KubeClient } from '../../operator/kube/client.js';
-import { shardServerArgs } from '../../contracts/shard-server-args.js';
-import { resolveLocal, waitReady, writeServingFiles } from '../../cli/local.js';
 import { ROOT } from './support.js';
 
 interface Replica {
@@ -106,7 +106,14 @@ export class ReplicaRunner {
       await f.start();
       this.fronts.set(c, f);
     }
-    const files = writeServingFiles(this.o.dir, this.o.rm.metadata.name, spec, plan, this.o.modelDir, plan.shards.map((s) => this.fronts.get(`shard-${s.index}`)!.port));
+    const files = writeServingFiles(
+      this.o.dir,
+      this.o.rm.metadata.name,
+      spec,
+      plan,
+      this.o.modelDir,
+      plan.shards.map((s) => this.fronts.get(`shard-${s.index}`)!.port),
+    );
     this.planFile = files.plan;
     this.modelConfig = files.modelConfig;
     this.writeTargets();
@@ -118,7 +125,8 @@ export class ReplicaRunner {
     if (this.syncing) return;
     this.syncing = true;
     try {
-      const pods = ((await this.o.client.core.listNamespacedPod({ namespace: this.o.namespace, labelSelector: `${LABEL_INSTANCE}=${this.o.rm.metadata.name}` })).items ?? []) as V1Pod[];
+      const pods = ((await this.o.client.core.listNamespacedPod({ namespace: this.o.namespace, labelSelector: `${LABEL_INSTANCE}=${this.o.rm.metadata.name}` }))
+        .items ?? []) as V1Pod[];
       const live = new Set<string>();
       for (const p of pods) {
         const ready = p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') && !p.metadata?.deletionTimestamp;
@@ -151,7 +159,15 @@ export class ReplicaRunner {
     const args = [
       join(ROOT, 'dist', 'shard-server', 'main.js'),
       ...shardServerArgs({
-        role, shard, plan: this.planFile, modelConfig: this.modelConfig, model: this.o.modelDir, host: '127.0.0.1', port, probeMs: 250, emulateServiceMs: this.o.emulateMs(role, shard),
+        role,
+        shard,
+        plan: this.planFile,
+        modelConfig: this.modelConfig,
+        model: this.o.modelDir,
+        host: '127.0.0.1',
+        port,
+        probeMs: 250,
+        emulateServiceMs: this.o.emulateMs(role, shard),
         ...(role === 'main' ? { scheduler: 'fixed', batchSize: 1024, workers: 0 } : {}),
       }),
     ];
@@ -182,12 +198,17 @@ export class ReplicaRunner {
 
   async stop(): Promise<void> {
     clearInterval(this.timer);
-    await Promise.all([...this.replicas.values()].map((r) => new Promise<void>((res) => {
-      if (r.proc.exitCode !== null || r.proc.signalCode !== null) return res();
-      r.proc.once('exit', () => res());
-      r.proc.kill('SIGTERM');
-      setTimeout(() => r.proc.kill('SIGKILL'), 3000).unref();
-    })));
+    await Promise.all(
+      [...this.replicas.values()].map(
+        (r) =>
+          new Promise<void>((res) => {
+            if (r.proc.exitCode !== null || r.proc.signalCode !== null) return res();
+            r.proc.once('exit', () => res());
+            r.proc.kill('SIGTERM');
+            setTimeout(() => r.proc.kill('SIGKILL'), 3000).unref();
+          }),
+      ),
+    );
     await Promise.all([...this.fronts.values()].map((f) => f.stop()));
   }
 }

@@ -8,8 +8,11 @@ import { ROOT, readExample, startOperator, waitUntil, type OperatorProcess } fro
 let cluster: Cluster;
 let op: OperatorProcess;
 const k = (args: string[], input?: string) => kubectlWith(cluster.kubeconfig, args, input);
-const shards = (name: string) => JSON.parse(k(['get', 'deployments', '-n', 'default', '-l', `app.kubernetes.io/instance=${name}`, '-o', 'json'])).items.length - 1;
-const ready = (name: string) => JSON.parse(k(['get', 'recmodel', name, '-n', 'default', '-o', 'json'])).status?.conditions?.find((c: { type: string }) => c.type === 'Ready')?.status === 'True';
+const shards = (name: string) =>
+  JSON.parse(k(['get', 'deployments', '-n', 'default', '-l', `app.kubernetes.io/instance=${name}`, '-o', 'json'])).items.length - 1;
+const ready = (name: string) =>
+  JSON.parse(k(['get', 'recmodel', name, '-n', 'default', '-o', 'json'])).status?.conditions?.find((c: { type: string }) => c.type === 'Ready')?.status ===
+  'True';
 
 beforeAll(async () => {
   cluster = await startCluster({ binDir: inject('clusterBinDir') || undefined, log: () => {} });

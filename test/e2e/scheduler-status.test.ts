@@ -2,8 +2,8 @@
 // reconciles the same RecModel on the real control plane and, pointed at that main by its URL template, shows
 // the main's batch size in status and in `kubectl get -o wide`.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RecModel } from '../../operator/api/v1alpha1/index.js';
 import { serveLocal, type LocalDeployment } from '../../cli/local.js';
+import type { RecModel } from '../../operator/api/v1alpha1/index.js';
 import { applyYaml, createNamespace, deleteNamespace, getRecModel, installCrd, kubectl, startOperator, waitUntil, type OperatorProcess } from './support.js';
 
 const rm: RecModel = {
@@ -11,7 +11,15 @@ const rm: RecModel = {
   kind: 'RecModel',
   metadata: { name: 'ncf-sched' },
   spec: {
-    model: { architecture: 'ncf', denseFeatures: 0, topMLP: [64, 1], tables: [{ name: 'users', rows: 100_000, dim: 16, net: 'user' }, { name: 'items', rows: 100_000, dim: 16, net: 'item' }] },
+    model: {
+      architecture: 'ncf',
+      denseFeatures: 0,
+      topMLP: [64, 1],
+      tables: [
+        { name: 'users', rows: 100_000, dim: 16, net: 'user' },
+        { name: 'items', rows: 100_000, dim: 16, net: 'item' },
+      ],
+    },
     sharding: { strategy: 'singular' },
     serving: { scheduler: 'fixed', batchSize: 7 },
   } as RecModel['spec'],

@@ -1,17 +1,17 @@
 // Helpers for suites on the real control plane: namespaces, the CRD, operator processes, kubectl, polling.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { get } from 'node:http';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { randomBytes } from 'node:crypto';
 import { KubeConfig } from '@kubernetes/client-node';
 import { inject } from 'vitest';
 import { parseAllDocuments, stringify } from 'yaml';
-import { KubeClient } from '../../operator/kube/client.js';
-import type { RecModel } from '../../operator/api/v1alpha1/index.js';
 import { freePort } from '../../lib/net.js';
 import { kubectl as kubectlWith } from '../../local-cluster/harness.js';
+import type { RecModel } from '../../operator/api/v1alpha1/index.js';
+import { KubeClient } from '../../operator/kube/client.js';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -56,7 +56,12 @@ export function deleteNamespace(ns: string): void {
   kubectl(['delete', 'namespace', ns, '--wait=false', '--ignore-not-found']);
 }
 
-export async function waitUntil<T>(what: string, fn: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 60_000, everyMs = 250): Promise<T> {
+export async function waitUntil<T>(
+  what: string,
+  fn: () => T | undefined | false | Promise<T | undefined | false>,
+  timeoutMs = 60_000,
+  everyMs = 250,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
   while (Date.now() < deadline) {
@@ -107,14 +112,23 @@ function httpGet(port: number, path: string): Promise<{ status: number; body: st
   });
 }
 
-export async function startOperator(namespace: string, opts: { identity?: string; leaderElect?: boolean; kubeconfig?: string; extraArgs?: string[] } = {}): Promise<OperatorProcess> {
+export async function startOperator(
+  namespace: string,
+  opts: { identity?: string; leaderElect?: boolean; kubeconfig?: string; extraArgs?: string[] } = {},
+): Promise<OperatorProcess> {
   const main = join(ROOT, 'dist', 'operator', 'main.js');
   if (!existsSync(main)) throw new Error(`${main} is missing: run \`make build\` (make test does) before the cluster suites`);
   const port = await freePort();
   const identity = opts.identity ?? `op-${randomBytes(3).toString('hex')}`;
   const args = [
-    main, `--kubeconfig=${opts.kubeconfig ?? kubeconfig()}`, `--namespace=${namespace}`, `--lease-namespace=${namespace}`,
-    `--identity=${identity}`, `--listen=127.0.0.1:${port}`, '--log-level=debug', '--resync=30',
+    main,
+    `--kubeconfig=${opts.kubeconfig ?? kubeconfig()}`,
+    `--namespace=${namespace}`,
+    `--lease-namespace=${namespace}`,
+    `--identity=${identity}`,
+    `--listen=127.0.0.1:${port}`,
+    '--log-level=debug',
+    '--resync=30',
     ...(opts.leaderElect === false ? ['--no-leader-elect'] : []),
     ...(opts.extraArgs ?? []),
   ];
@@ -123,10 +137,14 @@ export async function startOperator(namespace: string, opts: { identity?: string
   proc.stdout!.on('data', (c) => (out += c));
   proc.stderr!.on('data', (c) => (out += c));
   const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
-  await waitUntil(`operator ${identity} ready`, async () => {
-    if (proc.exitCode !== null) throw new Error(`operator exited ${proc.exitCode}:\n${out}`);
-    return (await httpGet(port, '/readyz')).status === 200;
-  }, 30_000);
+  await waitUntil(
+    `operator ${identity} ready`,
+    async () => {
+      if (proc.exitCode !== null) throw new Error(`operator exited ${proc.exitCode}:\n${out}`);
+      return (await httpGet(port, '/readyz')).status === 200;
+    },
+    30_000,
+  );
   return {
     proc,
     port,

@@ -2,7 +2,16 @@
 // checked before anything uses them: the CLI, local serving, the demo and the benchmarks read RecModels here.
 import { readFileSync } from 'node:fs';
 import { parseAllDocuments } from 'yaml';
-import { API_VERSION, checkEnvelope, formatFieldErrors, POLICY_KIND, resolvePolicySpec, type LatencyScalingPolicy, type RecModel, type ResolvedLatencyScalingPolicySpec } from './index.js';
+import {
+  API_VERSION,
+  checkEnvelope,
+  formatFieldErrors,
+  POLICY_KIND,
+  resolvePolicySpec,
+  type LatencyScalingPolicy,
+  type RecModel,
+  type ResolvedLatencyScalingPolicySpec,
+} from './index.js';
 
 /** A file that cannot be read, is not YAML, or holds documents that are not what they claim to be. */
 export class DocumentError extends Error {
@@ -27,7 +36,8 @@ export function readDocuments(file: string): unknown[] {
   return out;
 }
 
-export const isPolicy = (v: unknown): v is LatencyScalingPolicy => (v as Partial<LatencyScalingPolicy>).kind === POLICY_KIND && (v as Partial<LatencyScalingPolicy>).apiVersion === API_VERSION;
+export const isPolicy = (v: unknown): v is LatencyScalingPolicy =>
+  (v as Partial<LatencyScalingPolicy>).kind === POLICY_KIND && (v as Partial<LatencyScalingPolicy>).apiVersion === API_VERSION;
 
 /** The LatencyScalingPolicy documents among `docs`, defaulted and validated. */
 export function policiesOf(file: string, docs: unknown[]): { name: string; spec: ResolvedLatencyScalingPolicySpec }[] {

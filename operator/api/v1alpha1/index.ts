@@ -1,9 +1,9 @@
 // The RecModel API (recshard.io/v1alpha1): constants, object types and the one entry point that turns a raw
 // object (a file or an API response) into a defaulted, validated spec.
-import { applyDefaults } from './defaults.js';
 import { loadCrd, POLICY_CRD_FILE } from './crd.js';
-import { validateSpec, type FieldError } from './validate.js';
+import { applyDefaults } from './defaults.js';
 import type { LatencyScalingPolicySpec, RecModelSpec, RecModelStatus, ResolvedLatencyScalingPolicySpec, ResolvedRecModelSpec } from './types.generated.js';
+import { validateSpec, type FieldError } from './validate.js';
 
 export type { LatencyScalingPolicySpec, RecModelSpec, RecModelStatus, ResolvedLatencyScalingPolicySpec, ResolvedRecModelSpec } from './types.generated.js';
 export type { FieldError } from './validate.js';

@@ -1,7 +1,7 @@
 // Validates a spec locally with its CRD's own schema and CEL rules, so the CLI and the operator reject what the
 // API server rejects, with the field named. The cluster tests feed the same bad specs to both and compare.
-import { Ajv, type ErrorObject } from 'ajv';
 import { evaluate } from '@marcbachmann/cel-js';
+import { Ajv, type ErrorObject } from 'ajv';
 import { CRD_FILE, loadCrd, toJsonSchema, type SchemaNode } from './crd.js';
 
 export interface FieldError {
@@ -23,7 +23,10 @@ function structuralValidator(file: string): ReturnType<Ajv['compile']> {
 }
 
 function ajvPath(base: string, err: ErrorObject): string {
-  const parts = err.instancePath.split('/').slice(1).map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
+  const parts = err.instancePath
+    .split('/')
+    .slice(1)
+    .map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
   let path = base;
   for (const p of parts) path += /^\d+$/.test(p) ? `[${p}]` : /^[A-Za-z_][\w]*$/.test(p) ? `.${p}` : `[${JSON.stringify(p)}]`;
   if (err.keyword === 'required') path += `.${(err.params as { missingProperty: string }).missingProperty}`;
@@ -51,7 +54,7 @@ function celErrors(schema: SchemaNode, value: unknown, path: string, out: FieldE
     let ok: unknown;
     try {
       ok = evaluate(v.rule, { self: value });
-    } catch (e) {
+    } catch {
       ok = false;
     }
     if (ok !== true) out.push({ field: path, message: v.message ?? `failed rule: ${v.rule}` });

@@ -1,13 +1,13 @@
 // Act, part one: server-side apply of every desired child in order, refusing any object another owner
 // controls (a Warning event, Degraded); a failed write is recorded, not thrown, so the rest still apply.
 import type { KubernetesObject, V1Deployment } from '@kubernetes/client-node';
+import { plural } from '../../../lib/text.js';
 import { EventReason } from '../../api/reasons.js';
 import type { RecModel } from '../../api/v1alpha1/index.js';
 import { apiErrorMessage, type KubeClient } from '../../kube/client.js';
 import type { EventRecorder } from '../../kube/events.js';
 import type { Plan } from '../../planner/plan.js';
 import type { OperatorMetrics } from '../../server/metrics.js';
-import { plural } from '../../../lib/text.js';
 import { controllerOf } from '../informers.js';
 import { refKey } from './decide.js';
 import type { Observed } from './observe.js';
@@ -31,7 +31,12 @@ export async function announcePlan(events: Pick<EventRecorder, 'emit'>, rm: RecM
   const previous = rm.status?.plan;
   if (previous?.hash === plan.hash) return;
   const was = previous ? ` (was ${previous.strategy}, ${plural(previous.shards ?? 0, 'shard')}, plan ${previous.hash})` : '';
-  await events.emit(rm, 'Normal', EventReason.PlanChanged, `${plan.strategy}: ${plural(plan.shards.length, 'shard')}, imbalance ${plan.imbalance.toFixed(3)}, plan ${plan.hash}${was}`);
+  await events.emit(
+    rm,
+    'Normal',
+    EventReason.PlanChanged,
+    `${plan.strategy}: ${plural(plan.shards.length, 'shard')}, imbalance ${plan.imbalance.toFixed(3)}, plan ${plan.hash}${was}`,
+  );
 }
 
 /** Describes the controller of an existing same-named object when it is not this RecModel; else undefined. */
@@ -56,7 +61,12 @@ export async function applyDesired(d: ApplyDeps, observed: Observed, desired: Ku
     const foreign = await foreignOwner(d.client, observed, obj);
     if (foreign) {
       out.conflicts.push(`${obj.kind} ${obj.metadata!.name}`);
-      await d.events.emit(rm, 'Warning', EventReason.ResourceConflict, `${obj.kind} ${obj.metadata!.name} exists and is not controlled by this RecModel (${foreign}); left unchanged`);
+      await d.events.emit(
+        rm,
+        'Warning',
+        EventReason.ResourceConflict,
+        `${obj.kind} ${obj.metadata!.name} exists and is not controlled by this RecModel (${foreign}); left unchanged`,
+      );
       continue;
     }
     try {

@@ -23,7 +23,15 @@ export interface Decision {
 }
 
 // NetworkPolicies first, so no shard pod ever runs open; budgets and autoscalers once their Deployments exist
-const kindOrder: Record<string, number> = { NetworkPolicy: 0, ConfigMap: 1, Service: 2, Deployment: 3, PodDisruptionBudget: 4, HorizontalPodAutoscaler: 4, [SCALED_OBJECT]: 4 };
+const kindOrder: Record<string, number> = {
+  NetworkPolicy: 0,
+  ConfigMap: 1,
+  Service: 2,
+  Deployment: 3,
+  PodDisruptionBudget: 4,
+  HorizontalPodAutoscaler: 4,
+  [SCALED_OBJECT]: 4,
+};
 export const AUTOSCALER_KINDS = new Set(['HorizontalPodAutoscaler', SCALED_OBJECT]);
 export const refKey = (o: KubernetesObject) => `${o.kind}/${o.metadata!.name}`;
 
@@ -43,7 +51,14 @@ export function decide(observed: Observed, cfg: BuilderConfig, actuators: Actuat
   const scaling = spec.autoscaling.enabled ? resolveScaling(spec.autoscaling.policyRef!.name, observed.policy, spec.autoscaling, actuators) : undefined;
   const components = [{ role: 'main' as const }, ...planned.plan.shards.map((s) => ({ role: 'sparse' as const, shard: s.index }))];
   const autoscalers = scaling?.ok ? buildAutoscalers(owner, scaling.policy, components, actuators.prometheusUrl) : [];
-  const desired = [...children.networkPolicies, children.configMap, ...children.services, ...children.deployments, ...children.pdbs, ...autoscalers] as KubernetesObject[];
+  const desired = [
+    ...children.networkPolicies,
+    children.configMap,
+    ...children.services,
+    ...children.deployments,
+    ...children.pdbs,
+    ...autoscalers,
+  ] as KubernetesObject[];
   desired.sort((a, b) => kindOrder[a.kind!]! - kindOrder[b.kind!]!);
   const wanted = new Set(desired.map(refKey));
   // While the policy is refused (missing, invalid), HPAs and ScaledObjects already made keep scaling: nothing is lost.

@@ -13,7 +13,13 @@ export interface PruneDeps {
   events: Pick<EventRecorder, 'emit'>;
 }
 
-export async function pruneStale(d: PruneDeps, rm: RecModel, stale: KubernetesObject[], planHash: string, scaling: ScalingResolution | undefined): Promise<string[]> {
+export async function pruneStale(
+  d: PruneDeps,
+  rm: RecModel,
+  stale: KubernetesObject[],
+  planHash: string,
+  scaling: ScalingResolution | undefined,
+): Promise<string[]> {
   const errors: string[] = [];
   for (const obj of stale) {
     const what = `${obj.kind} ${obj.metadata!.name}`;

@@ -10,7 +10,13 @@ export interface ServingRead {
   scheduler?: SchedulerReading;
 }
 
-export async function readServing(probe: ServingProbe | undefined, namespace: string, name: string, port: number, deployments: V1Deployment[]): Promise<ServingRead> {
+export async function readServing(
+  probe: ServingProbe | undefined,
+  namespace: string,
+  name: string,
+  port: number,
+  deployments: V1Deployment[],
+): Promise<ServingRead> {
   const main = deployments.find((d) => d.metadata?.labels?.[LABEL_COMPONENT] === 'main');
   if (!probe || !mainServing(main)) return { polled: false };
   const scheduler = await probe.scheduler({ name, namespace, service: mainName(name), port });

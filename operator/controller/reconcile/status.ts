@@ -11,7 +11,11 @@ export interface StatusDeps {
 }
 
 /** Returns the status and whether it was written. */
-export async function writeStatus(d: StatusDeps, rm: RecModel, input: Omit<StatusInput, 'name' | 'generation' | 'previous'>): Promise<{ status: RecModelStatus; written: boolean }> {
+export async function writeStatus(
+  d: StatusDeps,
+  rm: RecModel,
+  input: Omit<StatusInput, 'name' | 'generation' | 'previous'>,
+): Promise<{ status: RecModelStatus; written: boolean }> {
   const { namespace, name } = rm.metadata;
   const status = computeStatus({ ...input, name, generation: rm.metadata.generation ?? 0, previous: rm.status });
   d.metrics.recordModel(namespace!, name, status.conditions ?? [], input.autoscaling);

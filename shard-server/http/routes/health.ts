@@ -7,7 +7,10 @@ export function healthRoutes(app: Router, notReady: () => string | undefined, me
   app.get(HEALTH_PATH, (_req, res) => void res.type('text/plain').send('ok\n'));
   app.get(READY_PATH, (_req, res) => {
     const why = notReady();
-    res.status(why ? 503 : 200).type('text/plain').send(why ? `${why}\n` : 'ok\n');
+    res
+      .status(why ? 503 : 200)
+      .type('text/plain')
+      .send(why ? `${why}\n` : 'ok\n');
   });
   app.get(METRICS_PATH, async (_req, res) => void res.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
 }

@@ -31,8 +31,12 @@ const isBinary = (req: Request) => req.is(PREDICT_CONTENT_TYPE) === PREDICT_CONT
 export function modelInfo(model: string, p: Predictor): ModelInfo {
   const m = p.manifest;
   return {
-    name: model, architecture: m.architecture, denseFeatures: m.denseFeatures, interaction: m.interaction,
-    outputs: m.topMLP[m.topMLP.length - 1]!, scheduler: p.scheduler.state(),
+    name: model,
+    architecture: m.architecture,
+    denseFeatures: m.denseFeatures,
+    interaction: m.interaction,
+    outputs: m.topMLP[m.topMLP.length - 1]!,
+    scheduler: p.scheduler.state(),
     tables: m.tables.map((t) => ({ name: t.name, rows: t.rows, dim: t.dim, dtype: t.dtype, net: t.net, poolingFactor: t.poolingFactor })),
   };
 }
@@ -64,7 +68,8 @@ export function mainRoutes(app: Router, state: MainState, o: MainRouteOptions, t
 
   const tableIndex = new Map<string, number>();
   const predict = async (req: Request, res: Response, raw: Uint8Array | undefined) => {
-    if (req.params.target !== `${o.model}:predict`) throw new ServeError(ErrorCode.ModelNotFound, `no such endpoint: this server serves POST ${modelPath(o.model)}:predict`);
+    if (req.params.target !== `${o.model}:predict`)
+      throw new ServeError(ErrorCode.ModelNotFound, `no such endpoint: this server serves POST ${modelPath(o.model)}:predict`);
     const p = ready();
     if (!tableIndex.size) p.manifest.tables.forEach((t, i) => tableIndex.set(t.name, i));
     const input = raw !== undefined ? parsePredictBinary(raw, p.manifest, o.limits) : parsePredict(req.body, p.manifest, o.limits, tableIndex);

@@ -33,7 +33,11 @@ describe('schema errors name the field', () => {
   it.each([
     [{ model: { ...model, tables: [{ name: 'a', rows: 10, dim: 0 }] } }, 'spec.model.tables[0].dim', 'must be >= 1'],
     [{ model: { ...model, tables: [{ name: 'Bad_Name', rows: 10, dim: 4 }] } }, 'spec.model.tables[0].name', 'must match pattern'],
-    [{ model: { ...model, tables: [{ name: 'a', rows: 10, dim: 4, dtype: 'int4' }] } }, 'spec.model.tables[0].dtype', 'Unsupported value: supported values: "fp32", "fp16"'],
+    [
+      { model: { ...model, tables: [{ name: 'a', rows: 10, dim: 4, dtype: 'int4' }] } },
+      'spec.model.tables[0].dtype',
+      'Unsupported value: supported values: "fp32", "fp16"',
+    ],
     [{ model: { architecture: 'custom', tables: [{ name: 'a', rows: 1, dim: 1 }] } }, 'spec.model.topMLP', 'Required value'],
     [{ model, sharding: { strategy: 'round-robin' } }, 'spec.sharding.strategy', 'Unsupported value'],
     [{ model, sharding: { shardMemory: 'lots' } }, 'spec.sharding.shardMemory', 'must match pattern'],

@@ -14,14 +14,37 @@ const components: ComponentView[] = [
   { name: 'm-sparse-1', role: 'sparse', shard: 1, replicas: 2, pods: [pod('m-sparse-1-a'), pod('m-sparse-1-b')] },
 ];
 const readings = (mainMs: number, call0Ms: number, call1Ms: number) => ({
-  main: new Map([['m-main-a', at(mainMs, 20)], ['m-main-b', at(mainMs, 20)]]) as LatencyReading,
-  shardCalls: new Map([['m-main-a/0', at(call0Ms, 20)], ['m-main-b/0', at(call0Ms, 20)], ['m-main-a/1', at(call1Ms, 20)], ['m-main-b/1', at(call1Ms, 20)]]) as LatencyReading,
-  shards: new Map<number, LatencyReading | undefined>([[0, new Map([['m-sparse-0-a', at(call0Ms, 20)], ['m-sparse-0-b', at(call0Ms, 20)]])], [1, new Map([['m-sparse-1-a', at(call1Ms, 20)], ['m-sparse-1-b', at(call1Ms, 20)]])]]),
+  main: new Map([
+    ['m-main-a', at(mainMs, 20)],
+    ['m-main-b', at(mainMs, 20)],
+  ]) as LatencyReading,
+  shardCalls: new Map([
+    ['m-main-a/0', at(call0Ms, 20)],
+    ['m-main-b/0', at(call0Ms, 20)],
+    ['m-main-a/1', at(call1Ms, 20)],
+    ['m-main-b/1', at(call1Ms, 20)],
+  ]) as LatencyReading,
+  shards: new Map<number, LatencyReading | undefined>([
+    [
+      0,
+      new Map([
+        ['m-sparse-0-a', at(call0Ms, 20)],
+        ['m-sparse-0-b', at(call0Ms, 20)],
+      ]),
+    ],
+    [
+      1,
+      new Map([
+        ['m-sparse-1-a', at(call1Ms, 20)],
+        ['m-sparse-1-b', at(call1Ms, 20)],
+      ]),
+    ],
+  ]),
 });
 const policy = defaultPolicy(100, 10);
 
 describe('one autoscaling evaluation of a model', () => {
-  it('on the critical path, only the shard whose calls dominate the main\'s tail adds pods', () => {
+  it("on the critical path, only the shard whose calls dominate the main's tail adds pods", () => {
     const e = evaluate(policy, components, readings(380, 30, 350), new Memories(), 'ns/m/', NOW);
     expect(e.critical).toBe('m-sparse-1');
     expect(e.mainLatencyMs).toBeGreaterThan(200);
@@ -58,7 +81,7 @@ describe('one autoscaling evaluation of a model', () => {
 });
 
 describe('what the law learned', () => {
-  it('is kept per component and plan: a new plan\'s pods are learned afresh, and gone components are forgotten', () => {
+  it("is kept per component and plan: a new plan's pods are learned afresh, and gone components are forgotten", () => {
     const memories = new Memories();
     const planned = components.map((c) => ({ ...c, planHash: 'p1' }));
     evaluate(policy, planned, readings(380, 30, 350), memories, 'ns/m/', NOW); // shard 1 misses at 20/s per pod

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { uniform } from '../../../loadgen/distributions.js';
 import { decide, fitCurve, newMemory, perPodAt, type ComponentSample, type LawInput } from '../../../operator/autoscaling/law.js';
 import { defaultPolicy } from '../../../operator/autoscaling/policy.js';
-import { uniform } from '../../../loadgen/distributions.js';
 
 // the CRD's defaults: scale up max(4 pods, 100%) per 15 s; down max(1 pod, 10%) per minute after 5 min under the band;
 // target 100 ms
@@ -12,11 +12,25 @@ const S = 1000;
 function component(current: number, o: Partial<Omit<LawInput, 'sample' | 'current' | 'nowMs'>> = {}) {
   const mem = newMemory();
   const at = (t: number, sample: Partial<ComponentSample> & { latencyMs?: number }) => {
-    const out = decide(mem, { policy, bounds: policy.main, mayScaleUp: true, ...o, current, nowMs: t * S, sample: { rate: 100, readyPods: current, warmPods: current, ...sample } });
+    const out = decide(mem, {
+      policy,
+      bounds: policy.main,
+      mayScaleUp: true,
+      ...o,
+      current,
+      nowMs: t * S,
+      sample: { rate: 100, readyPods: current, warmPods: current, ...sample },
+    });
     current = out.desired;
     return out;
   };
-  return { at, mem, get current() { return current; } };
+  return {
+    at,
+    mem,
+    get current() {
+      return current;
+    },
+  };
 }
 
 describe('the latency control law (target 100 ms, tolerance 0.1: act over 90 ms, remove pods under 80 ms)', () => {
@@ -27,9 +41,13 @@ describe('the latency control law (target 100 ms, tolerance 0.1: act over 90 ms,
     expect(component(4).at(0, { latencyMs: 88 })).toMatchObject({ desired: 4, reason: 'WithinTolerance' });
   });
 
-  it('acts on a tail over the band but under the target only once three readings in a row say so (a window\'s tail is noisy)', () => {
+  it("acts on a tail over the band but under the target only once three readings in a row say so (a window's tail is noisy)", () => {
     const c = component(4);
-    expect(c.at(0, { latencyMs: 95 })).toMatchObject({ desired: 4, reason: 'WithinTolerance', message: expect.stringMatching(/once; acting if the next reading confirms it/) });
+    expect(c.at(0, { latencyMs: 95 })).toMatchObject({
+      desired: 4,
+      reason: 'WithinTolerance',
+      message: expect.stringMatching(/once; acting if the next reading confirms it/),
+    });
     expect(c.at(15, { latencyMs: 93 }).desired).toBe(4);
     c.at(30, { latencyMs: 85 }); // back in the band: the count starts again
     expect(c.at(45, { latencyMs: 95 }).desired).toBe(4);
@@ -67,7 +85,10 @@ describe('the latency control law (target 100 ms, tolerance 0.1: act over 90 ms,
   });
 
   it('respects the scale-up rate limit within a period', () => {
-    const c = component(10, { bounds: { min: 1, max: 100 }, policy: { ...policy, scaleUp: { ...policy.scaleUp, maxPods: 2, maxPercent: 10, periodMs: 60_000 } } });
+    const c = component(10, {
+      bounds: { min: 1, max: 100 },
+      policy: { ...policy, scaleUp: { ...policy.scaleUp, maxPods: 2, maxPercent: 10, periodMs: 60_000 } },
+    });
     const first = c.at(0, { latencyMs: 300 });
     expect(first).toMatchObject({ desired: 12, recommended: 20 });
     expect(first.limited).toMatch(/rate limit allows 12 now, not 20/);
@@ -164,7 +185,10 @@ describe('the latency control law (target 100 ms, tolerance 0.1: act over 90 ms,
     const c = component(5, { bounds });
     for (let t = 0; t < 20_000; t += 15) {
       const missing = u() < 0.1;
-      const out = c.at(t, missing ? { rate: 300 * u() } : { latencyMs: 300 * u(), rate: 300 * u(), warmPods: Math.floor(c.current * u()), inflight: 1000 * u() });
+      const out = c.at(
+        t,
+        missing ? { rate: 300 * u() } : { latencyMs: 300 * u(), rate: 300 * u(), warmPods: Math.floor(c.current * u()), inflight: 1000 * u() },
+      );
       expect(out.desired).toBeGreaterThanOrEqual(bounds.min);
       expect(out.desired).toBeLessThanOrEqual(bounds.max);
     }

@@ -9,8 +9,16 @@ const exponential = (meanMs: number, n = 20_000) => {
   return Array.from({ length: n }, () => -Math.log(1 - u()) * meanMs);
 };
 const base: Omit<SimOptions, 'trace'> = {
-  serviceMs: exponential(10), targetMs: 100, percentile: 95, initialReplicas: 2, startupMs: 20_000, warmupMs: 30_000,
-  warmupSlowdown: 1, intervalMs: 15_000, windowMs: 60_000, seed: 1,
+  serviceMs: exponential(10),
+  targetMs: 100,
+  percentile: 95,
+  initialReplicas: 2,
+  startupMs: 20_000,
+  warmupMs: 30_000,
+  warmupSlowdown: 1,
+  intervalMs: 15_000,
+  windowMs: 60_000,
+  seed: 1,
 };
 
 describe('the autoscaling simulator', () => {
@@ -53,7 +61,15 @@ describe('the autoscaling simulator', () => {
 });
 
 describe('the HPA algorithm as documented', () => {
-  const obs = (nowMs: number, replicas: number, latencyMs?: number): Observation => ({ nowMs, replicas, readyPods: replicas, warmPods: replicas, rate: 100, inflight: 0, ...(latencyMs !== undefined ? { latencyMs, warmLatencyMs: latencyMs } : {}) });
+  const obs = (nowMs: number, replicas: number, latencyMs?: number): Observation => ({
+    nowMs,
+    replicas,
+    readyPods: replicas,
+    warmPods: replicas,
+    rate: 100,
+    inflight: 0,
+    ...(latencyMs !== undefined ? { latencyMs, warmLatencyMs: latencyMs } : {}),
+  });
 
   it('scales by the ratio to the target outside a 10% tolerance, at most max(4 pods, 100%) per 15 s', () => {
     const h = hpa({ targetMs: 100, min: 1, max: 100 });

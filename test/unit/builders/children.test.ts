@@ -29,7 +29,9 @@ describe('children of a load-balanced model', () => {
     expect(children.deployments.map((d) => d.metadata!.name)).toEqual(['rmc-main', 'rmc-shard-0', 'rmc-shard-1']);
     expect(children.services.map((s) => s.metadata!.name)).toEqual(['rmc-main', 'rmc-shard-0', 'rmc-shard-1']);
     for (const o of [children.configMap, ...children.deployments, ...children.services]) {
-      expect(o.metadata!.ownerReferences).toEqual([{ apiVersion: 'recshard.io/v1alpha1', kind: 'RecModel', name: 'rmc', uid: '0000-1111', controller: true, blockOwnerDeletion: true }]);
+      expect(o.metadata!.ownerReferences).toEqual([
+        { apiVersion: 'recshard.io/v1alpha1', kind: 'RecModel', name: 'rmc', uid: '0000-1111', controller: true, blockOwnerDeletion: true },
+      ]);
       expect(o.metadata!.labels!['app.kubernetes.io/managed-by']).toBe('recshard-operator');
       expect(o.metadata!.namespace).toBe('prod');
     }
@@ -82,8 +84,20 @@ describe('placement', () => {
 
   it.each([
     ['cpu avoids GPU nodes', base, [{ key: 'nvidia.com/gpu.present', operator: 'DoesNotExist' }], undefined, undefined],
-    ['gpu requires GPU nodes, asks for one GPU and tolerates the taint', { ...base, device: 'gpu' as const }, [{ key: 'nvidia.com/gpu.present', operator: 'In', values: ['true'] }], [{ key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' }], { 'nvidia.com/gpu': '1' }],
-    ['gpus sets the GPU count', { ...base, device: 'gpu' as const, gpus: 4 }, [{ key: 'nvidia.com/gpu.present', operator: 'In', values: ['true'] }], [{ key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' }], { 'nvidia.com/gpu': '4' }],
+    [
+      'gpu requires GPU nodes, asks for one GPU and tolerates the taint',
+      { ...base, device: 'gpu' as const },
+      [{ key: 'nvidia.com/gpu.present', operator: 'In', values: ['true'] }],
+      [{ key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' }],
+      { 'nvidia.com/gpu': '1' },
+    ],
+    [
+      'gpus sets the GPU count',
+      { ...base, device: 'gpu' as const, gpus: 4 },
+      [{ key: 'nvidia.com/gpu.present', operator: 'In', values: ['true'] }],
+      [{ key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' }],
+      { 'nvidia.com/gpu': '4' },
+    ],
   ])('%s', (_name, p, expressions, tolerations, limits) => {
     const out = podPlacement(p, cfg);
     expect(out.affinity.nodeAffinity!.requiredDuringSchedulingIgnoredDuringExecution!.nodeSelectorTerms).toEqual([{ matchExpressions: expressions }]);
@@ -97,10 +111,18 @@ describe('placement', () => {
         ...base,
         device: 'gpu',
         nodeSelector: { zone: 'a' },
-        tolerations: [{ key: 'dedicated', operator: 'Equal', value: 'recsys', effect: 'NoSchedule' }, { key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' }],
+        tolerations: [
+          { key: 'dedicated', operator: 'Equal', value: 'recsys', effect: 'NoSchedule' },
+          { key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' },
+        ],
         affinity: {
           nodeAffinity: {
-            requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'gpu-model', operator: 'In', values: ['h100'] }] }, { matchExpressions: [{ key: 'gpu-model', operator: 'In', values: ['a100'] }] }] },
+            requiredDuringSchedulingIgnoredDuringExecution: {
+              nodeSelectorTerms: [
+                { matchExpressions: [{ key: 'gpu-model', operator: 'In', values: ['h100'] }] },
+                { matchExpressions: [{ key: 'gpu-model', operator: 'In', values: ['a100'] }] },
+              ],
+            },
             preferredDuringSchedulingIgnoredDuringExecution: [{ weight: 10, preference: { matchExpressions: [{ key: 'spot', operator: 'DoesNotExist' }] } }],
           },
           podAntiAffinity: { preferredDuringSchedulingIgnoredDuringExecution: [] },
@@ -157,7 +179,9 @@ describe('what the pods read', () => {
     const served: ServingPlan = JSON.parse(children.configMap.data!['plan.json']!);
     expect(served.model).toBe('rmc');
     expect(served.main.tables).toEqual([]);
-    expect(served.shards.map((s) => [s.index, s.tables, s.endpoint])).toEqual(plan.shards.map((s) => [s.index, s.tables, `http://rmc-shard-${s.index}.prod.svc:8080`]));
+    expect(served.shards.map((s) => [s.index, s.tables, s.endpoint])).toEqual(
+      plan.shards.map((s) => [s.index, s.tables, `http://rmc-shard-${s.index}.prod.svc:8080`]),
+    );
     expect(JSON.parse(children.configMap.data!['model.json']!).artifact.uri).toBe('file:///models/rmc/');
     for (const d of children.deployments) {
       const pod = d.spec!.template.spec!;
@@ -168,8 +192,9 @@ describe('what the pods read', () => {
   });
 });
 
-describe('the main\'s scheduling', () => {
-  const argsOf = (partial: Parameters<typeof specOf>[0]) => childrenOf({ tables, ...partial }).children.deployments.map((d) => d.spec!.template.spec!.containers[0]!.args!);
+describe("the main's scheduling", () => {
+  const argsOf = (partial: Parameters<typeof specOf>[0]) =>
+    childrenOf({ tables, ...partial }).children.deployments.map((d) => d.spec!.template.spec!.containers[0]!.args!);
 
   it('gives the main as many workers as its CPU limit, else its request, rounded up', () => {
     expect(argsOf({ placement: { main: { resources: { limits: { cpu: '3' }, requests: { cpu: '1' } } } } })[0]).toContain('--workers=3');
@@ -195,7 +220,7 @@ describe('the main\'s scheduling', () => {
   });
 });
 
-describe('what protects a model\'s pods', () => {
+describe("what protects a model's pods", () => {
   it('a PodDisruptionBudget per component keeps one pod of each through a drain, and lets unready pods go', () => {
     const { children } = childrenOf({ tables, sharding: { strategy: 'load-balanced', shards: 2 } });
     expect(children.pdbs.map((p) => p.metadata!.name)).toEqual(['rmc-main', 'rmc-shard-0', 'rmc-shard-1']);
@@ -205,19 +230,35 @@ describe('what protects a model\'s pods', () => {
     }
   });
 
-  it('sparse shards take their port only from the model\'s main pods and the trusted namespaces; the main from anyone', () => {
+  it("sparse shards take their port only from the model's main pods and the trusted namespaces; the main from anyone", () => {
     const { children, spec } = childrenOf({ tables, sharding: { strategy: 'load-balanced', shards: 2 } });
     const [main, shards] = children.networkPolicies;
     const port = [{ protocol: 'TCP', port: spec.serving.port }];
-    expect(main!.spec).toEqual({ podSelector: { matchLabels: { 'app.kubernetes.io/name': 'recshard-shard-server', 'app.kubernetes.io/instance': 'rmc', 'app.kubernetes.io/component': 'main' } }, policyTypes: ['Ingress'], ingress: [{ ports: port }] });
+    expect(main!.spec).toEqual({
+      podSelector: {
+        matchLabels: { 'app.kubernetes.io/name': 'recshard-shard-server', 'app.kubernetes.io/instance': 'rmc', 'app.kubernetes.io/component': 'main' },
+      },
+      policyTypes: ['Ingress'],
+      ingress: [{ ports: port }],
+    });
     expect(shards!.metadata!.name).toBe('rmc-shards');
-    expect(shards!.spec!.podSelector?.matchLabels).toEqual({ 'app.kubernetes.io/name': 'recshard-shard-server', 'app.kubernetes.io/instance': 'rmc', 'app.kubernetes.io/component': 'sparse' });
-    expect(shards!.spec!.ingress).toEqual([{ _from: [{ podSelector: main!.spec!.podSelector }, { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } }], ports: port }]);
+    expect(shards!.spec!.podSelector?.matchLabels).toEqual({
+      'app.kubernetes.io/name': 'recshard-shard-server',
+      'app.kubernetes.io/instance': 'rmc',
+      'app.kubernetes.io/component': 'sparse',
+    });
+    expect(shards!.spec!.ingress).toEqual([
+      {
+        _from: [{ podSelector: main!.spec!.podSelector }, { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } }],
+        ports: port,
+      },
+    ]);
     // every shard Deployment's pods are selected: its pod labels carry the selector's
-    for (const d of children.deployments.filter((x) => x.metadata!.name !== 'rmc-main')) expect(d.spec!.template.metadata!.labels).toMatchObject(shards!.spec!.podSelector!.matchLabels!);
+    for (const d of children.deployments.filter((x) => x.metadata!.name !== 'rmc-main'))
+      expect(d.spec!.template.metadata!.labels).toMatchObject(shards!.spec!.podSelector!.matchLabels!);
   });
 
-  it('a monolithic model has only the main\'s policy, and none when NetworkPolicies are off', () => {
+  it("a monolithic model has only the main's policy, and none when NetworkPolicies are off", () => {
     const spec = specOf({ tables, sharding: { strategy: 'monolithic' } });
     const p = planModel(spec);
     if (!p.ok) throw p.error;

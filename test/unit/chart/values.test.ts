@@ -10,7 +10,10 @@ const chart = join(findRepoFile('charts', 'recshard', 'Chart.yaml'), '..');
 const doc = parseDocument(readFileSync(join(chart, 'values.yaml'), 'utf8'));
 const schema = JSON.parse(readFileSync(join(chart, 'values.schema.json'), 'utf8'));
 
-interface Entry { path: string; documented: boolean }
+interface Entry {
+  path: string;
+  documented: boolean;
+}
 
 /** Every key of the block maps, with whether a comment sits on its line or the lines above it. */
 function entries(node: Node | null | undefined, prefix: string, inheritedDoc: boolean, out: Entry[] = []): Entry[] {
@@ -20,7 +23,10 @@ function entries(node: Node | null | undefined, prefix: string, inheritedDoc: bo
     const key = String((pair.key as { value: unknown }).value);
     const path = prefix ? `${prefix}.${key}` : key;
     // a comment above a key, on its line, or above its block (the first key of a map documented by its parent)
-    const documented = inheritedDoc && (node.flow === true || i === 0) ? true : Boolean(pair.key?.commentBefore || (pair.value as Node | null)?.comment || (i === 0 && node.commentBefore));
+    const documented =
+      inheritedDoc && (node.flow === true || i === 0)
+        ? true
+        : Boolean(pair.key?.commentBefore || (pair.value as Node | null)?.comment || (i === 0 && node.commentBefore));
     const children = isMap(pair.value) ? entries(pair.value, path, documented, []) : [];
     // a key whose every value is documented needs no comment of its own (leaderElection: # ... enabled: true)
     const direct = children.filter((c) => c.path.split('.').length === path.split('.').length + 1);
@@ -35,7 +41,8 @@ function schemaAt(path: string): Record<string, unknown> | undefined {
     if (!s) return undefined;
     if (s.properties?.[part]) s = s.properties[part];
     else if (s.additionalProperties && typeof s.additionalProperties === 'object') s = s.additionalProperties;
-    else if (s.type === 'object' && s.additionalProperties === undefined) return s; // free-form (resources, affinity)
+    else if (s.type === 'object' && s.additionalProperties === undefined)
+      return s; // free-form (resources, affinity)
     else return undefined;
   }
   return s;
@@ -44,7 +51,7 @@ function schemaAt(path: string): Record<string, unknown> | undefined {
 describe('values.yaml', () => {
   const all = entries(doc.contents, '', false);
 
-  it('documents every value with a comment (a flow map is documented by its key\'s comment)', () => {
+  it("documents every value with a comment (a flow map is documented by its key's comment)", () => {
     expect(all.length).toBeGreaterThan(40);
     expect(all.filter((e) => !e.documented).map((e) => e.path)).toEqual([]);
   });

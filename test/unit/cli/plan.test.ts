@@ -30,7 +30,9 @@ describe('recshard plan', () => {
   });
 
   it('prints the same plan as JSON and YAML', () => {
-    const json = planCommand(join(examples, 'dlrm-rmc2.yaml'), 'json').split('\n\n').map((s) => JSON.parse(s));
+    const json = planCommand(join(examples, 'dlrm-rmc2.yaml'), 'json')
+      .split('\n\n')
+      .map((s) => JSON.parse(s));
     const yaml = parseAllDocuments(planCommand(join(examples, 'dlrm-rmc2.yaml'), 'yaml')).map((d) => d.toJS());
     expect(json).toEqual(yaml);
     expect(json.map((p) => p.strategy)).toEqual(['monolithic', 'singular', 'load-balanced', 'net-specific']);
@@ -40,11 +42,32 @@ describe('recshard plan', () => {
   });
 
   it.each([
-    ['an infeasible plan', 'apiVersion: recshard.io/v1alpha1\nkind: RecModel\nmetadata: {name: big}\nspec:\n  model: {architecture: custom, topMLP: [1], tables: [{name: huge, rows: 100000000, dim: 64}]}\n  sharding: {strategy: singular, shardMemory: 1Gi}\n', 'RecModel big: plan is Infeasible: table "huge" needs 23.8 GiB'],
-    ['an invalid spec', 'apiVersion: recshard.io/v1alpha1\nkind: RecModel\nmetadata: {name: bad}\nspec:\n  model: {architecture: custom, topMLP: [1], tables: [{name: t, rows: 1, dim: 0}]}\n', 'RecModel bad is invalid: spec.model.tables[0].dim: must be >= 1'],
-    ['a CEL violation', 'apiVersion: recshard.io/v1alpha1\nkind: RecModel\nmetadata: {name: bad}\nspec:\n  model: {architecture: custom, topMLP: [1], tables: [{name: t, rows: 1, dim: 1}]}\n  sharding: {strategy: net-specific, shards: 2}\n', 'spec.sharding: spec.sharding.shards may only be set when strategy is load-balanced'],
+    [
+      'an infeasible plan',
+      'apiVersion: recshard.io/v1alpha1\nkind: RecModel\nmetadata: {name: big}\nspec:\n  model: {architecture: custom, ' +
+        'topMLP: [1], tables: [{name: huge, rows: 100000000, dim: 64}]}\n  sharding: {strategy: singular, shardMemory: 1Gi}\n',
+      'RecModel big: plan is Infeasible: table "huge" needs 23.8 GiB',
+    ],
+    [
+      'an invalid spec',
+      'apiVersion: recshard.io/v1alpha1\nkind: RecModel\nmetadata: {name: bad}\nspec:\n  model: {architecture: custom, ' +
+        'topMLP: [1], tables: [{name: t, rows: 1, dim: 0}]}\n',
+      'RecModel bad is invalid: spec.model.tables[0].dim: must be >= 1',
+    ],
+    [
+      'a CEL violation',
+      'apiVersion: recshard.io/v1alpha1\nkind: RecModel\nmetadata: {name: bad}\nspec:\n  model: {architecture: custom, ' +
+        'topMLP: [1], tables: [{name: t, rows: 1, dim: 1}]}\n  sharding: {strategy: net-specific, shards: 2}\n',
+      'spec.sharding: spec.sharding.shards may only be set when strategy is load-balanced',
+    ],
     ['another kind', 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n', 'not a RecModel: apiVersion: must be recshard.io/v1alpha1'],
-    ['an invalid policy beside a model', 'apiVersion: recshard.io/v1alpha1\nkind: LatencyScalingPolicy\nmetadata: {name: p}\nspec: {target: {latency: soon}}\n---\napiVersion: recshard.io/v1alpha1\nkind: RecModel\nmetadata: {name: m}\nspec:\n  model: {architecture: custom, topMLP: [1], tables: [{name: t, rows: 1, dim: 1}]}\n', 'LatencyScalingPolicy p is invalid: spec.target.latency: must match pattern'],
+    [
+      'an invalid policy beside a model',
+      'apiVersion: recshard.io/v1alpha1\nkind: LatencyScalingPolicy\nmetadata: {name: p}\nspec: {target: {latency: soon}}\n---\napiVersion: ' +
+        'recshard.io/v1alpha1\nkind: RecModel\nmetadata: {name: m}\nspec:\n  model: {architecture: custom, topMLP: [1], ' +
+        'tables: [{name: t, rows: 1, dim: 1}]}\n',
+      'LatencyScalingPolicy p is invalid: spec.target.latency: must match pattern',
+    ],
     ['broken YAML', 'spec: [unclosed\n', 'invalid YAML'],
   ])('fails with a clear message on %s', (_name, text, message) => {
     const p = file(`${_name.replace(/\W/g, '-')}.yaml`, text);
@@ -57,13 +80,21 @@ describe('recshard plan', () => {
   });
 
   it('reads JSON too', () => {
-    const p = file('m.json', JSON.stringify(parse('apiVersion: recshard.io/v1alpha1\nkind: RecModel\nmetadata: {name: j}\nspec:\n  model: {architecture: custom, topMLP: [1], tables: [{name: t, rows: 10, dim: 4}]}\n')));
+    const p = file(
+      'm.json',
+      JSON.stringify(
+        parse(
+          'apiVersion: recshard.io/v1alpha1\nkind: RecModel\nmetadata: {name: j}\nspec:\n  model: {architecture: custom, ' +
+            'topMLP: [1], tables: [{name: t, rows: 10, dim: 4}]}\n',
+        ),
+      ),
+    );
     expect(planCommand(p, 'json')).toContain('"model": "j"');
   });
 });
 
 describe('recshard hpa-rules', () => {
-  it('prints the prometheus-adapter rule that serves the metric the policy\'s HPAs read', () => {
+  it("prints the prometheus-adapter rule that serves the metric the policy's HPAs read", () => {
     const out = hpaRulesCommand(join(examples, 'autoscaling', 'hpa-policy.yaml'));
     expect(out).toMatch(/^# prometheus-adapter rules for LatencyScalingPolicy recsys-hpa-p95-100ms \(actuator HPA\)/);
     const doc = parse(out) as { externalRules: { name: { as: string }; metricsQuery: string; seriesQuery: string }[] };
@@ -73,7 +104,16 @@ describe('recshard hpa-rules', () => {
   });
 
   it('one rule per percentile and window, and a clear error without a policy', () => {
-    const two = file('two.yaml', ['p95', 'p99', 'p99b'].map((n, i) => `apiVersion: recshard.io/v1alpha1\nkind: LatencyScalingPolicy\nmetadata: {name: ${n}}\nspec: {target: {latency: 100ms, percentile: ${i ? 99 : 95}}}\n`).join('---\n'));
+    const two = file(
+      'two.yaml',
+      ['p95', 'p99', 'p99b']
+        .map(
+          (n, i) =>
+            `apiVersion: recshard.io/v1alpha1\nkind: LatencyScalingPolicy\nmetadata: {name: ${n}}\nspec: {target: {latency: ` +
+            `100ms, percentile: ${i ? 99 : 95}}}\n`,
+        )
+        .join('---\n'),
+    );
     expect((parse(hpaRulesCommand(two)) as { externalRules: unknown[] }).externalRules).toHaveLength(2);
     expect(() => hpaRulesCommand(join(examples, 'dlrm-rmc1.yaml'))).toThrow(/no LatencyScalingPolicy found/);
     const bad = file('bad.yaml', 'apiVersion: recshard.io/v1alpha1\nkind: LatencyScalingPolicy\nmetadata: {name: x}\nspec: {target: {latency: soon}}\n');

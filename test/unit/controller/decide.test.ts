@@ -5,17 +5,38 @@ import { DEFAULT_BUILDER_CONFIG } from '../../../operator/builders/config.js';
 import { decide } from '../../../operator/controller/reconcile/decide.js';
 
 const rm = (autoscaling?: Record<string, unknown>): RecModel => ({
-  apiVersion: 'recshard.io/v1alpha1', kind: 'RecModel', metadata: { name: 'm', namespace: 'ns', uid: 'u-1', generation: 1 },
+  apiVersion: 'recshard.io/v1alpha1',
+  kind: 'RecModel',
+  metadata: { name: 'm', namespace: 'ns', uid: 'u-1', generation: 1 },
   spec: {
-    model: { architecture: 'custom', denseFeatures: 13, bottomMLP: [64, 32], topMLP: [64, 1], tables: [{ name: 't0', rows: 1000, dim: 16 }, { name: 't1', rows: 1000, dim: 16 }] },
+    model: {
+      architecture: 'custom',
+      denseFeatures: 13,
+      bottomMLP: [64, 32],
+      topMLP: [64, 1],
+      tables: [
+        { name: 't0', rows: 1000, dim: 16 },
+        { name: 't1', rows: 1000, dim: 16 },
+      ],
+    },
     sharding: { strategy: 'load-balanced', shards: 2 },
     ...(autoscaling ? { autoscaling } : {}),
   } as RecModel['spec'],
 });
-const policy = (actuator: string): LatencyScalingPolicy => ({ apiVersion: 'recshard.io/v1alpha1', kind: 'LatencyScalingPolicy', metadata: { name: 'sre' }, spec: { target: { latency: '100ms' }, actuator, scaleOn: 'all' } as LatencyScalingPolicy['spec'] });
+const policy = (actuator: string): LatencyScalingPolicy => ({
+  apiVersion: 'recshard.io/v1alpha1',
+  kind: 'LatencyScalingPolicy',
+  metadata: { name: 'sre' },
+  spec: { target: { latency: '100ms' }, actuator, scaleOn: 'all' } as LatencyScalingPolicy['spec'],
+});
 const env = { kedaServed: true, prometheusUrl: 'http://prom:9090' };
-const ours = (kind: string, name: string): KubernetesObject => ({ kind, apiVersion: kind === 'ScaledObject' ? 'keda.sh/v1alpha1' : 'autoscaling/v2', metadata: { name, namespace: 'ns', ownerReferences: [{ apiVersion: 'recshard.io/v1alpha1', kind: 'RecModel', name: 'm', uid: 'u-1', controller: true }] } });
-const refs = (objs: KubernetesObject[], kinds = ['HorizontalPodAutoscaler', 'ScaledObject']) => objs.filter((o) => kinds.includes(o.kind!)).map((o) => `${o.kind}/${o.metadata!.name}`);
+const ours = (kind: string, name: string): KubernetesObject => ({
+  kind,
+  apiVersion: kind === 'ScaledObject' ? 'keda.sh/v1alpha1' : 'autoscaling/v2',
+  metadata: { name, namespace: 'ns', ownerReferences: [{ apiVersion: 'recshard.io/v1alpha1', kind: 'RecModel', name: 'm', uid: 'u-1', controller: true }] },
+});
+const refs = (objs: KubernetesObject[], kinds = ['HorizontalPodAutoscaler', 'ScaledObject']) =>
+  objs.filter((o) => kinds.includes(o.kind!)).map((o) => `${o.kind}/${o.metadata!.name}`);
 const enabled = { enabled: true, policyRef: { name: 'sre' } };
 
 describe('decide with an HPA or KEDA actuator', () => {
@@ -43,7 +64,9 @@ describe('decide with an HPA or KEDA actuator', () => {
     const missing = decide({ rm: rm(enabled), owned: hpas, foreign: [] }, DEFAULT_BUILDER_CONFIG, env);
     expect(missing.scaling).toMatchObject({ ok: false, reason: 'PolicyNotFound' });
     expect(refs(missing.stale)).toEqual([]);
-    const noKeda = decide({ rm: rm(enabled), owned: [ours('ScaledObject', 'm-main')], foreign: [], policy: policy('KEDA') }, DEFAULT_BUILDER_CONFIG, { kedaServed: false });
+    const noKeda = decide({ rm: rm(enabled), owned: [ours('ScaledObject', 'm-main')], foreign: [], policy: policy('KEDA') }, DEFAULT_BUILDER_CONFIG, {
+      kedaServed: false,
+    });
     expect(noKeda.scaling).toMatchObject({ ok: false, reason: 'ActuatorUnavailable' });
     expect(refs(noKeda.desired)).toEqual([]);
     expect(refs(noKeda.stale)).toEqual([]);

@@ -2,9 +2,9 @@
 // concurrency), driven by a manual clock.
 import type { V1Lease } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
-import { LeaderElector } from '../../../operator/controller/leader.js';
 import type { Clock } from '../../../lib/clock.js';
 import { silentLogger } from '../../../lib/log.js';
+import { LeaderElector } from '../../../operator/controller/leader.js';
 
 class Store {
   lease?: V1Lease;

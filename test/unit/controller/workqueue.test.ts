@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { WorkQueue } from '../../../operator/controller/workqueue.js';
 import type { Clock } from '../../../lib/clock.js';
+import { WorkQueue } from '../../../operator/controller/workqueue.js';
 
 /** A manual clock: timers fire only when the test advances time. */
 class FakeClock implements Clock {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { BufferPool } from '../../../shard-server/inference/buffer-pool.js';
 import { encodeRequest } from '../../../contracts/wire/lookup.js';
+import { BufferPool } from '../../../shard-server/inference/buffer-pool.js';
 
 describe('BufferPool', () => {
   it('hands back a released buffer of the same size class instead of allocating', () => {

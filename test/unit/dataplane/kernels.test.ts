@@ -2,16 +2,18 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { splitQuery, joinScores } from '../../../shard-server/inference/batching.js';
 import { poolInto } from '../../../shard-server/inference/embeddings.js';
+import type { PredictInput } from '../../../shard-server/inference/request.js';
 import { createArena, poolerFor } from '../../../shard-server/kernels/pool.js';
 import type { EmbeddingTable } from '../../../shard-server/model/load.js';
-import type { PredictInput } from '../../../shard-server/inference/request.js';
 
 function tables(rows: number, dim: number, seed: number): { js: EmbeddingTable; wasm: EmbeddingTable } {
   const meta = { name: 't', rows, dim, dtype: 'fp32' as const, net: 'n', poolingFactor: 1, file: '', sha256: '', bytes: rows * dim * 4 };
   const data = new Float32Array(rows * dim);
   let x = seed | 1;
   for (let i = 0; i < data.length; i++) {
-    x ^= x << 13; x ^= x >>> 17; x ^= x << 5;
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
     data[i] = ((x >>> 0) / 2 ** 32 - 0.5) * 8;
   }
   const arena = createArena(data.byteLength, 2)!;
@@ -24,7 +26,11 @@ describe('the WebAssembly SIMD pooling kernel', () => {
   it('sums exactly what the JavaScript loop sums, for any dim (SIMD body plus scalar tail) and pooling', () => {
     fc.assert(
       fc.property(
-        fc.integer({ min: 1, max: 70 }), fc.integer({ min: 1, max: 300 }), fc.array(fc.integer({ min: 0, max: 40 }), { minLength: 1, maxLength: 40 }), fc.constantFrom('sum' as const, 'mean' as const), fc.integer(),
+        fc.integer({ min: 1, max: 70 }),
+        fc.integer({ min: 1, max: 300 }),
+        fc.array(fc.integer({ min: 0, max: 40 }), { minLength: 1, maxLength: 40 }),
+        fc.constantFrom('sum' as const, 'mean' as const),
+        fc.integer(),
         (dim, rows, counts, pooling, seed) => {
           const { js, wasm } = tables(rows, dim, seed);
           const offsets = new Uint32Array(counts.length + 1);
@@ -79,7 +85,11 @@ describe('query splitting', () => {
 
   it('cuts a query into parts of B samples with their own dense rows and rebased offsets', () => {
     const parts = splitQuery(input(), 2, 2);
-    expect(parts.map((p) => [p.start, p.input.batch])).toEqual([[0, 2], [2, 2], [4, 1]]);
+    expect(parts.map((p) => [p.start, p.input.batch])).toEqual([
+      [0, 2],
+      [2, 2],
+      [4, 1],
+    ]);
     expect([...parts[1]!.input.dense]).toEqual([4, 5, 6, 7]);
     expect([...parts[1]!.input.sparse.get(2)!.offsets]).toEqual([0, 0, 3]);
     expect([...parts[1]!.input.sparse.get(2)!.indices]).toEqual([13, 14, 15]);
@@ -96,7 +106,10 @@ describe('query splitting', () => {
     const one = input();
     const [only] = splitQuery(one, 64, 2);
     expect(only!.input.sparse.get(2)).toBe(one.sparse.get(2));
-    const parts = splitQuery(input(), 2, 2).map((p) => ({ start: p.start, scores: Float32Array.from({ length: p.input.batch * 2 }, (_, i) => p.start * 2 + i) }));
+    const parts = splitQuery(input(), 2, 2).map((p) => ({
+      start: p.start,
+      scores: Float32Array.from({ length: p.input.batch * 2 }, (_, i) => p.start * 2 + i),
+    }));
     expect([...joinScores(parts, 5, 2)]).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
   });
 });

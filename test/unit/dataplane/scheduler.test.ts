@@ -89,14 +89,14 @@ describe('the hill-climbing scheduler', () => {
 describe('HillClimber', () => {
   const judge = throughputJudge({ tolerance: 0.05, drift: 0.3, boundMs: Infinity });
   /** Steps the climber with latency f(value) and returns the values it ran. */
-  const walk = (h: HillClimber, windows: number, f: (v: number) => number) => Array.from({ length: windows }, () => {
-    const v = h.value;
-    h.step({ latencyMs: f(v) });
-    return v;
-  });
+  const walk = (h: HillClimber, windows: number, f: (v: number) => number) =>
+    Array.from({ length: windows }, () => {
+      const v = h.value;
+      h.step({ latencyMs: f(v) });
+      return v;
+    });
   /** Indices of the windows spent away from `home` (probes). */
   const probes = (values: number[], home: number) => values.flatMap((v, i) => (v === home ? [] : [i]));
-
 
   it('turns at the ends of the ladder', () => {
     const h = new HillClimber(BATCH_LADDER, 1024, throughputJudge({ tolerance: 0.05, drift: 0.3, boundMs: Infinity }), 3);
@@ -107,7 +107,10 @@ describe('HillClimber', () => {
 
   it('waits twice as long before each probe cycle that confirms the same home, up to 8x the dwell', () => {
     const h = new HillClimber([1, 2, 3], 2, judge, 4);
-    const at = probes(walk(h, 120, (v) => (v === 2 ? 10 : 20)), 2); // 2 is best: every cycle comes home
+    const at = probes(
+      walk(h, 120, (v) => (v === 2 ? 10 : 20)),
+      2,
+    ); // 2 is best: every cycle comes home
     const gaps = at.filter((_, k) => k % 2 === 0).map((i, k, a) => (k ? i - a[k - 1]! : i)); // one probe pair per cycle
     // windows between cycles: home + probe + home + probe + home, then 4, 8, 16, 32, 32 dwell windows
     expect(gaps.slice(1)).toEqual([4 + 4, 8 + 4, 16 + 4, 32 + 4, 32 + 4]);

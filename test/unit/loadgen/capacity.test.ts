@@ -18,7 +18,13 @@ describe('findCapacity', () => {
   });
 
   it('treats errors as failing the level', async () => {
-    const r = await findCapacity({ targetMs: 100, startQps: 8, precision: 1.1, maxLevels: 20, measure: async (q) => ({ latencyMs: 1, errors: q > 50 ? 1 : 0 }) });
+    const r = await findCapacity({
+      targetMs: 100,
+      startQps: 8,
+      precision: 1.1,
+      maxLevels: 20,
+      measure: async (q) => ({ latencyMs: 1, errors: q > 50 ? 1 : 0 }),
+    });
     expect(r.qps).toBeLessThanOrEqual(50);
     expect(r.qps).toBeGreaterThan(45);
   });

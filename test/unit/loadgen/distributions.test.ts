@@ -36,7 +36,10 @@ describe('query sizes', () => {
   });
 
   it('a file of sizes is replayed in order', () => {
-    const f = sizeSampler(parseSizeSpec('file:/sizes', () => '3\n7\n 12\n'), 5);
+    const f = sizeSampler(
+      parseSizeSpec('file:/sizes', () => '3\n7\n 12\n'),
+      5,
+    );
     expect(draw(f, 7)).toEqual([3, 7, 12, 3, 7, 12, 3]);
   });
 

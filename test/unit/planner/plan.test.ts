@@ -125,7 +125,15 @@ describe('planner properties on random models', () => {
 
 describe('infeasible plans name the table, its size and the capacity', () => {
   it('a table larger than a shard', () => {
-    const r = planModel(spec([{ name: 'small', rows: 10, dim: 4 }, { name: 'huge', rows: 10_000_000, dim: 64 }], { strategy: 'load-balanced', shards: 4, shardMemory: '1Gi', headroom: 10 }));
+    const r = planModel(
+      spec(
+        [
+          { name: 'small', rows: 10, dim: 4 },
+          { name: 'huge', rows: 10_000_000, dim: 64 },
+        ],
+        { strategy: 'load-balanced', shards: 4, shardMemory: '1Gi', headroom: 10 },
+      ),
+    );
     expect(r.ok).toBe(false);
     if (r.ok) return;
     expect(r.error.reason).toBe('Infeasible');
@@ -137,14 +145,17 @@ describe('infeasible plans name the table, its size and the capacity', () => {
     const tables = Array.from({ length: 4 }, (_, i) => ({ name: `t${i}`, rows: 1_000_000, dim: 64 }));
     const r = planModel(spec(tables, { strategy: 'singular', shardMemory: '512Mi', headroom: 0 }));
     expect(!r.ok && r.error.message).toBe(
-      'singular: the 4 tables need 976.6 MiB but one sparse shard holds at most 512.0 MiB (shardMemory 512Mi less 0% headroom); use load-balanced or net-specific, or raise spec.sharding.shardMemory',
+      'singular: the 4 tables need 976.6 MiB but one sparse shard holds at most 512.0 MiB (shardMemory 512Mi less 0% ' +
+        'headroom); use load-balanced or net-specific, or raise spec.sharding.shardMemory',
     );
   });
 
   it('load-balanced with too few shards says how many are needed', () => {
     const tables = Array.from({ length: 6 }, (_, i) => ({ name: `t${i}`, rows: 1_000_000, dim: 64 }));
     const r = planModel(spec(tables, { strategy: 'load-balanced', shards: 2, shardMemory: '512Mi', headroom: 0 }));
-    expect(!r.ok && r.error.message).toMatch(/^load-balanced: 2 shards of 512.0 MiB .* cannot hold the 6 tables \(1.4 GiB in all\); at least 3 shards are needed$/);
+    expect(!r.ok && r.error.message).toMatch(
+      /^load-balanced: 2 shards of 512.0 MiB .* cannot hold the 6 tables \(1.4 GiB in all\); at least 3 shards are needed$/,
+    );
   });
 
   it('load-balanced without a shard count picks the fewest that fit (at least 2)', () => {
@@ -157,7 +168,10 @@ describe('infeasible plans name the table, its size and the capacity', () => {
 
   it('duplicate names from tables and groups are an invalid model', () => {
     const s = specOf({ tables: [{ name: 't0', rows: 10, dim: 4 }] });
-    s.model.tableGroups = [{ namePrefix: 'x', count: 11, rows: 1, dim: 1, dtype: 'fp32', poolingFactor: 1, net: 'default' }, { namePrefix: 'x1', count: 1, rows: 1, dim: 1, dtype: 'fp32', poolingFactor: 1, net: 'default' }];
+    s.model.tableGroups = [
+      { namePrefix: 'x', count: 11, rows: 1, dim: 1, dtype: 'fp32', poolingFactor: 1, net: 'default' },
+      { namePrefix: 'x1', count: 1, rows: 1, dim: 1, dtype: 'fp32', poolingFactor: 1, net: 'default' },
+    ];
     const r = planModel(s);
     expect(!r.ok && r.error.reason).toBe('InvalidModel');
     expect(!r.ok && r.error.message).toContain('"x10" is declared twice');

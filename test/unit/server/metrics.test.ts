@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { defaultPolicy } from '../../../operator/autoscaling/policy.js';
 import type { ComponentDecision } from '../../../operator/autoscaling/evaluate.js';
+import { defaultPolicy } from '../../../operator/autoscaling/policy.js';
 import { OperatorMetrics } from '../../../operator/server/metrics.js';
 
 const cond = (type: string, status: 'True' | 'False', reason: string) => ({ type, status, reason, message: '', lastTransitionTime: '2026-01-01T00:00:00Z' });
@@ -13,11 +13,13 @@ async function series(m: OperatorMetrics, name: string) {
 }
 
 describe('per-RecModel series', () => {
-  it('carry the conditions, the policy target and each component\'s latency, in seconds', async () => {
+  it("carry the conditions, the policy target and each component's latency, in seconds", async () => {
     const m = new OperatorMetrics();
     const policy = defaultPolicy(100, 10);
     m.recordModel('ns', 'rm', [cond('Ready', 'True', 'Ready'), cond('Planned', 'True', 'PlanComputed')], {
-      state: 'active', policy, lastScales: new Map(),
+      state: 'active',
+      policy,
+      lastScales: new Map(),
       evaluation: { mainLatencyMs: 142, metricsMissing: false, components: [decision('rm-main', 'main', 142), decision('rm-shard-0', 'sparse', 40)] },
     });
     expect(await series(m, 'recshard_operator_recmodel_condition')).toEqual([
@@ -44,6 +46,8 @@ describe('per-RecModel series', () => {
     expect(await series(m, 'recshard_operator_desired_replicas')).toEqual([{ namespace: 'ns', model: 'rm', component: 'rm-main', value: 3 }]);
     m.forgetModel('ns', 'rm');
     expect(await series(m, 'recshard_operator_desired_replicas')).toEqual([]);
-    expect(await series(m, 'recshard_operator_recmodel_condition')).toEqual([{ namespace: 'ns', model: 'other', type: 'Planned', status: 'True', reason: 'PlanComputed', value: 1 }]);
+    expect(await series(m, 'recshard_operator_recmodel_condition')).toEqual([
+      { namespace: 'ns', model: 'other', type: 'Planned', status: 'True', reason: 'PlanComputed', value: 1 },
+    ]);
   });
 });

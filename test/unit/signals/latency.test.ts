@@ -20,9 +20,20 @@ describe('latency from histogram buckets', () => {
     expect(mergeRates([])).toBeUndefined();
   });
 
-  it('builds one PromQL query per component, by pod (and shard for the main\'s calls)', () => {
-    const q = { namespace: 'ml', model: 'rmc2', role: 'main' as const, stage: 'shard_call' as const, windowMs: 60_000, port: 8080, pods: [{ name: 'rmc2-main-abc' }, { name: 'rmc2-main-def' }] };
-    expect(PrometheusSource.promql(q)).toBe('sum by (pod, shard, le) (rate(recshard_request_duration_seconds_bucket{namespace="ml",model="rmc2",role="main",stage="shard_call",pod=~"rmc2-main-abc|rmc2-main-def"}[60s]))');
+  it("builds one PromQL query per component, by pod (and shard for the main's calls)", () => {
+    const q = {
+      namespace: 'ml',
+      model: 'rmc2',
+      role: 'main' as const,
+      stage: 'shard_call' as const,
+      windowMs: 60_000,
+      port: 8080,
+      pods: [{ name: 'rmc2-main-abc' }, { name: 'rmc2-main-def' }],
+    };
+    expect(PrometheusSource.promql(q)).toBe(
+      'sum by (pod, shard, le) (rate(recshard_request_duration_seconds_bucket{' +
+        'namespace="ml",model="rmc2",role="main",stage="shard_call",pod=~"rmc2-main-abc|rmc2-main-def"}[60s]))',
+    );
   });
 });
 
@@ -52,7 +63,15 @@ describe('the scrape fallback, against a shard-server metrics registry over HTTP
 
   it('differences two scrapes into per-second bucket rates; the first read has nothing to compare', async () => {
     const source = new ScrapeSource(() => now);
-    const q = { namespace: 'ml', model: 'rmc2', role: 'main' as const, stage: 'end_to_end' as const, windowMs: 60_000, port, pods: [{ name: 'rmc2-main-0', ip: '127.0.0.1' }] };
+    const q = {
+      namespace: 'ml',
+      model: 'rmc2',
+      role: 'main' as const,
+      stage: 'end_to_end' as const,
+      windowMs: 60_000,
+      port,
+      pods: [{ name: 'rmc2-main-0', ip: '127.0.0.1' }],
+    };
     now = 0;
     expect(await source.read(q)).toBeUndefined();
     for (let i = 0; i < 20; i++) metrics.duration.observe({ model: 'rmc2', role: 'main', stage: 'end_to_end', shard: '' }, 0.15);
@@ -65,7 +84,15 @@ describe('the scrape fallback, against a shard-server metrics registry over HTTP
 
   it('a pod that does not answer is missing, not zero', async () => {
     const source = new ScrapeSource(() => now);
-    const q = { namespace: 'ml', model: 'rmc2', role: 'main' as const, stage: 'end_to_end' as const, windowMs: 60_000, port: 1, pods: [{ name: 'rmc2-main-0', ip: '127.0.0.1' }] };
+    const q = {
+      namespace: 'ml',
+      model: 'rmc2',
+      role: 'main' as const,
+      stage: 'end_to_end' as const,
+      windowMs: 60_000,
+      port: 1,
+      pods: [{ name: 'rmc2-main-0', ip: '127.0.0.1' }],
+    };
     expect(await source.read(q)).toBeUndefined();
   });
 });

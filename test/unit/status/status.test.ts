@@ -1,22 +1,36 @@
 import type { V1Deployment, V2HorizontalPodAutoscaler } from '@kubernetes/client-node';
-import { externalViews } from '../../../operator/controller/hpa-views.js';
 import { describe, expect, it } from 'vitest';
+import type { ComponentDecision, Evaluation } from '../../../operator/autoscaling/evaluate.js';
+import { defaultPolicy } from '../../../operator/autoscaling/policy.js';
+import { externalViews } from '../../../operator/controller/hpa-views.js';
+import { planModel } from '../../../operator/planner/plan.js';
+import { DEFAULT_MAIN_URL_TEMPLATE, mainUrl } from '../../../operator/signals/serving.js';
 import { mergeConditions } from '../../../operator/status/conditions.js';
 import { computeStatus, sameStatus, SCHEDULER_RESTAMP_MS, type StatusInput } from '../../../operator/status/status.js';
-import { DEFAULT_MAIN_URL_TEMPLATE, mainUrl } from '../../../operator/signals/serving.js';
-import { planModel } from '../../../operator/planner/plan.js';
 import { specOf } from '../fixtures.js';
-import { defaultPolicy } from '../../../operator/autoscaling/policy.js';
-import type { ComponentDecision, Evaluation } from '../../../operator/autoscaling/evaluate.js';
 
 const t0 = new Date('2026-01-01T00:00:00Z');
 const t1 = new Date('2026-01-01T00:05:00Z');
 
-function deployment(name: string, role: 'main' | 'sparse', s: { replicas?: number; ready?: number; available?: number; updated?: number; total?: number; observed?: number; generation?: number }): V1Deployment {
+function deployment(
+  name: string,
+  role: 'main' | 'sparse',
+  s: { replicas?: number; ready?: number; available?: number; updated?: number; total?: number; observed?: number; generation?: number },
+): V1Deployment {
   return {
-    metadata: { name, generation: s.generation ?? 1, labels: { 'app.kubernetes.io/component': role, ...(role === 'sparse' ? { 'recshard.io/shard': name.slice(-1) } : {}) } },
+    metadata: {
+      name,
+      generation: s.generation ?? 1,
+      labels: { 'app.kubernetes.io/component': role, ...(role === 'sparse' ? { 'recshard.io/shard': name.slice(-1) } : {}) },
+    },
     spec: { replicas: s.replicas ?? 1, selector: {}, template: {} },
-    status: { observedGeneration: s.observed ?? 1, replicas: s.total ?? s.replicas ?? 1, readyReplicas: s.ready ?? 1, availableReplicas: s.available ?? 1, updatedReplicas: s.updated ?? s.replicas ?? 1 },
+    status: {
+      observedGeneration: s.observed ?? 1,
+      replicas: s.total ?? s.replicas ?? 1,
+      readyReplicas: s.ready ?? 1,
+      availableReplicas: s.available ?? 1,
+      updatedReplicas: s.updated ?? s.replicas ?? 1,
+    },
   };
 }
 
@@ -27,18 +41,54 @@ const plan = (() => {
 })();
 
 function input(over: Partial<StatusInput>): StatusInput {
-  return { name: 'm', generation: 2, previous: undefined, plan: { ok: true, plan }, deployments: [deployment('m-main', 'main', {}), deployment('m-shard-0', 'sparse', {})], conflicts: [], applyErrors: [], now: t0, ...over };
+  return {
+    name: 'm',
+    generation: 2,
+    previous: undefined,
+    plan: { ok: true, plan },
+    deployments: [deployment('m-main', 'main', {}), deployment('m-shard-0', 'sparse', {})],
+    conflicts: [],
+    applyErrors: [],
+    now: t0,
+    ...over,
+  };
 }
 
 const cond = (s: ReturnType<typeof computeStatus>, type: string) => s.conditions!.find((c) => c.type === type)!;
 
 describe('conditions', () => {
   it.each([
-    ['all available and rolled out', {}, { Ready: ['True', 'Ready'], Available: ['True', 'AllComponentsAvailable'], Progressing: ['False', 'RolloutComplete'], Degraded: ['False', 'AsExpected'], Planned: ['True', 'PlanComputed'] }],
-    ['a shard not yet available', { deployments: [deployment('m-main', 'main', {}), deployment('m-shard-0', 'sparse', { available: 0, ready: 0 })] }, { Ready: ['False', 'NotAvailable'], Available: ['False', 'ComponentsUnavailable'], Progressing: ['True', 'RollingOut'] }],
-    ['a rollout not yet observed', { deployments: [deployment('m-main', 'main', { generation: 2, observed: 1 }), deployment('m-shard-0', 'sparse', {})] }, { Ready: ['False', 'Progressing'], Progressing: ['True', 'RollingOut'], Available: ['True', 'AllComponentsAvailable'] }],
-    ['old pods still present', { deployments: [deployment('m-main', 'main', { total: 2, updated: 1 }), deployment('m-shard-0', 'sparse', {})] }, { Ready: ['False', 'Progressing'] }],
-    ['an infeasible plan', { plan: { ok: false as const, reason: 'Infeasible' as const, message: 'too big' } }, { Ready: ['False', 'NotPlanned'], Planned: ['False', 'Infeasible'] }],
+    [
+      'all available and rolled out',
+      {},
+      {
+        Ready: ['True', 'Ready'],
+        Available: ['True', 'AllComponentsAvailable'],
+        Progressing: ['False', 'RolloutComplete'],
+        Degraded: ['False', 'AsExpected'],
+        Planned: ['True', 'PlanComputed'],
+      },
+    ],
+    [
+      'a shard not yet available',
+      { deployments: [deployment('m-main', 'main', {}), deployment('m-shard-0', 'sparse', { available: 0, ready: 0 })] },
+      { Ready: ['False', 'NotAvailable'], Available: ['False', 'ComponentsUnavailable'], Progressing: ['True', 'RollingOut'] },
+    ],
+    [
+      'a rollout not yet observed',
+      { deployments: [deployment('m-main', 'main', { generation: 2, observed: 1 }), deployment('m-shard-0', 'sparse', {})] },
+      { Ready: ['False', 'Progressing'], Progressing: ['True', 'RollingOut'], Available: ['True', 'AllComponentsAvailable'] },
+    ],
+    [
+      'old pods still present',
+      { deployments: [deployment('m-main', 'main', { total: 2, updated: 1 }), deployment('m-shard-0', 'sparse', {})] },
+      { Ready: ['False', 'Progressing'] },
+    ],
+    [
+      'an infeasible plan',
+      { plan: { ok: false as const, reason: 'Infeasible' as const, message: 'too big' } },
+      { Ready: ['False', 'NotPlanned'], Planned: ['False', 'Infeasible'] },
+    ],
     ['a conflict', { conflicts: ['Service m-main'] }, { Ready: ['False', 'Degraded'], Degraded: ['True', 'ResourceConflict'] }],
     ['an apply error', { applyErrors: ['apply Deployment m-main: 422: bad'] }, { Ready: ['False', 'Degraded'], Degraded: ['True', 'ApplyFailed'] }],
   ])('%s', (_name, over, expected) => {
@@ -65,7 +115,11 @@ describe('conditions', () => {
 
 describe('status fields', () => {
   it('summarise the plan, components, ready count and the scale subresource', () => {
-    const s = computeStatus(input({ deployments: [deployment('m-main', 'main', { replicas: 3, total: 3, ready: 2, available: 2, updated: 3 }), deployment('m-shard-0', 'sparse', {})] }));
+    const s = computeStatus(
+      input({
+        deployments: [deployment('m-main', 'main', { replicas: 3, total: 3, ready: 2, available: 2, updated: 3 }), deployment('m-shard-0', 'sparse', {})],
+      }),
+    );
     expect(s.plan).toMatchObject({ strategy: 'singular', shards: 1, tables: 1, hash: plan.hash, imbalance: '1.000' });
     expect(s.ready).toBe('1/2');
     expect(s.replicas).toBe(3);
@@ -94,7 +148,8 @@ describe('status.scheduler', () => {
 
   it('does not rewrite status for an unchanged reading until it is five minutes old, but does for a new B', () => {
     const first = computeStatus(input({ scheduler: reading }));
-    const later = (ms: number, r = reading) => computeStatus(input({ previous: first, scheduler: { ...r, windowLatencyMs: 50 }, now: new Date(t0.getTime() + ms) }));
+    const later = (ms: number, r = reading) =>
+      computeStatus(input({ previous: first, scheduler: { ...r, windowLatencyMs: 50 }, now: new Date(t0.getTime() + ms) }));
     expect(sameStatus(first, later(60_000))).toBe(true);
     expect(later(SCHEDULER_RESTAMP_MS + 1).scheduler!.observedTime).not.toBe(first.scheduler!.observedTime);
     expect(later(60_000, { ...reading, batchSize: 32 }).scheduler).toMatchObject({ batchSize: 32, windowLatencyMs: 50 });
@@ -112,34 +167,109 @@ describe('main URL templates', () => {
 describe('autoscaling status', () => {
   const policy = defaultPolicy(100, 10);
   const decision = (name: string, over: Partial<ComponentDecision> = {}): ComponentDecision => ({
-    name, role: name.endsWith('main') ? 'main' : 'sparse', current: 1, desired: 1, recommended: 1, reason: 'WithinTolerance', message: 'fine', latencyMs: 42.345, rate: 12.345, ...over,
+    name,
+    role: name.endsWith('main') ? 'main' : 'sparse',
+    current: 1,
+    desired: 1,
+    recommended: 1,
+    reason: 'WithinTolerance',
+    message: 'fine',
+    latencyMs: 42.345,
+    rate: 12.345,
+    ...over,
   });
-  const evaluation: Evaluation = { mainLatencyMs: 142.34, critical: 'm-shard-0', metricsMissing: false, components: [decision('m-main'), decision('m-shard-0', { desired: 3, recommended: 4, reason: 'LatencyAboveTarget', message: '142 ms against 100 ms', limited: 'the scale-up rate limit allows 3 now, not 4' })] };
+  const evaluation: Evaluation = {
+    mainLatencyMs: 142.34,
+    critical: 'm-shard-0',
+    metricsMissing: false,
+    components: [
+      decision('m-main'),
+      decision('m-shard-0', {
+        desired: 3,
+        recommended: 4,
+        reason: 'LatencyAboveTarget',
+        message: '142 ms against 100 ms',
+        limited: 'the scale-up rate limit allows 3 now, not 4',
+      }),
+    ],
+  };
 
-  it('shows the policy, the main\'s tail, the critical component, per-component latency and desired replicas', () => {
-    const s = computeStatus(input({ autoscaling: { state: 'active', policy, evaluation, evaluatedAt: '2026-01-01T00:00:00Z', lastScales: new Map([['m-shard-0', { time: '2026-01-01T00:00:00Z', reason: 'LatencyAboveTarget: 142 ms against 100 ms' }]]) } }));
-    expect(s.autoscaling).toEqual({ policy: 'default', actuator: 'Operator', percentile: 95, target: '100ms', mainLatency: '142.3ms', criticalComponent: 'm-shard-0', lastEvaluationTime: '2026-01-01T00:00:00Z' });
-    expect(s.components![1]).toMatchObject({ name: 'm-shard-0', latency: '42.3ms', requestRate: 12.35, desiredReplicas: 3, lastScaleTime: '2026-01-01T00:00:00Z', lastScaleReason: 'LatencyAboveTarget: 142 ms against 100 ms' });
+  it("shows the policy, the main's tail, the critical component, per-component latency and desired replicas", () => {
+    const s = computeStatus(
+      input({
+        autoscaling: {
+          state: 'active',
+          policy,
+          evaluation,
+          evaluatedAt: '2026-01-01T00:00:00Z',
+          lastScales: new Map([['m-shard-0', { time: '2026-01-01T00:00:00Z', reason: 'LatencyAboveTarget: 142 ms against 100 ms' }]]),
+        },
+      }),
+    );
+    expect(s.autoscaling).toEqual({
+      policy: 'default',
+      actuator: 'Operator',
+      percentile: 95,
+      target: '100ms',
+      mainLatency: '142.3ms',
+      criticalComponent: 'm-shard-0',
+      lastEvaluationTime: '2026-01-01T00:00:00Z',
+    });
+    expect(s.components![1]).toMatchObject({
+      name: 'm-shard-0',
+      latency: '42.3ms',
+      requestRate: 12.35,
+      desiredReplicas: 3,
+      lastScaleTime: '2026-01-01T00:00:00Z',
+      lastScaleReason: 'LatencyAboveTarget: 142 ms against 100 ms',
+    });
     expect(s.components![0]!.lastScaleTime).toBeUndefined();
     expect(cond(s, 'ScalingActive')).toMatchObject({ status: 'True', reason: 'ScalingOnLatency' });
-    expect(cond(s, 'ScalingLimited')).toMatchObject({ status: 'True', reason: 'RateLimited', message: 'm-shard-0: the scale-up rate limit allows 3 now, not 4' });
+    expect(cond(s, 'ScalingLimited')).toMatchObject({
+      status: 'True',
+      reason: 'RateLimited',
+      message: 'm-shard-0: the scale-up rate limit allows 3 now, not 4',
+    });
     expect(cond(s, 'MetricsUnavailable')).toMatchObject({ status: 'False', reason: 'MetricsAvailable' });
   });
 
-  it('shows the autoscaler\'s latest evaluation and last scalings between evaluations, whatever the cached status says', () => {
+  it("shows the autoscaler's latest evaluation and last scalings between evaluations, whatever the cached status says", () => {
     const lastScales = new Map([['m-shard-0', { time: '2026-01-01T00:00:00Z', reason: 'LatencyAboveTarget: x' }]]);
     const active = { state: 'active' as const, policy, evaluation, evaluatedAt: '2026-01-01T00:00:00Z', lastScales };
     const first = computeStatus(input({ autoscaling: active }));
     // a reconcile right after, reading a cached status from before the scaling (the watch lags the patch)
-    const stale = computeStatus(input({ autoscaling: { state: 'active', policy, evaluation: { ...evaluation, components: [] }, evaluatedAt: '2025-12-31T23:59:00Z', lastScales: new Map() } }));
+    const stale = computeStatus(
+      input({
+        autoscaling: { state: 'active', policy, evaluation: { ...evaluation, components: [] }, evaluatedAt: '2025-12-31T23:59:00Z', lastScales: new Map() },
+      }),
+    );
     const later = computeStatus(input({ previous: stale, now: t1, autoscaling: active }));
-    expect(later.components![1]).toMatchObject({ lastScaleTime: '2026-01-01T00:00:00Z', lastScaleReason: 'LatencyAboveTarget: x', desiredReplicas: 3, latency: '42.3ms' });
+    expect(later.components![1]).toMatchObject({
+      lastScaleTime: '2026-01-01T00:00:00Z',
+      lastScaleReason: 'LatencyAboveTarget: x',
+      desiredReplicas: 3,
+      latency: '42.3ms',
+    });
     expect(later.autoscaling).toEqual(first.autoscaling);
-    expect(cond(later, 'ScalingLimited')).toMatchObject({ status: cond(first, 'ScalingLimited').status, reason: cond(first, 'ScalingLimited').reason, message: cond(first, 'ScalingLimited').message });
+    expect(cond(later, 'ScalingLimited')).toMatchObject({
+      status: cond(first, 'ScalingLimited').status,
+      reason: cond(first, 'ScalingLimited').reason,
+      message: cond(first, 'ScalingLimited').message,
+    });
   });
 
   it('keeps what status said until the first evaluation after an operator restart', () => {
-    const before = computeStatus(input({ autoscaling: { state: 'active', policy, evaluation, evaluatedAt: '2026-01-01T00:00:00Z', lastScales: new Map([['m-shard-0', { time: '2026-01-01T00:00:00Z', reason: 'LatencyAboveTarget: x' }]]) } }));
+    const before = computeStatus(
+      input({
+        autoscaling: {
+          state: 'active',
+          policy,
+          evaluation,
+          evaluatedAt: '2026-01-01T00:00:00Z',
+          lastScales: new Map([['m-shard-0', { time: '2026-01-01T00:00:00Z', reason: 'LatencyAboveTarget: x' }]]),
+        },
+      }),
+    );
     const restarted = computeStatus(input({ previous: before, now: t1, autoscaling: { state: 'active', policy, lastScales: new Map() } }));
     expect(restarted.components![1]).toMatchObject({ lastScaleTime: '2026-01-01T00:00:00Z', lastScaleReason: 'LatencyAboveTarget: x', desiredReplicas: 3 });
     expect(restarted.autoscaling).toEqual(before.autoscaling);
@@ -147,9 +277,25 @@ describe('autoscaling status', () => {
   });
 
   it('says why when the metrics are missing, and when the policy is refused', () => {
-    const missing = computeStatus(input({ autoscaling: { state: 'active', policy, evaluation: { ...evaluation, metricsMissing: true, mainLatencyMs: undefined }, lastScales: new Map(), sourceError: 'prometheus: connect ECONNREFUSED' } }));
-    expect(cond(missing, 'MetricsUnavailable')).toMatchObject({ status: 'True', reason: 'SourceFailed', message: 'prometheus: connect ECONNREFUSED; holding replicas' });
-    const refused = computeStatus(input({ autoscaling: { state: 'refused', policyName: 'gone', reason: 'PolicyNotFound', message: 'LatencyScalingPolicy gone not found' } }));
+    const missing = computeStatus(
+      input({
+        autoscaling: {
+          state: 'active',
+          policy,
+          evaluation: { ...evaluation, metricsMissing: true, mainLatencyMs: undefined },
+          lastScales: new Map(),
+          sourceError: 'prometheus: connect ECONNREFUSED',
+        },
+      }),
+    );
+    expect(cond(missing, 'MetricsUnavailable')).toMatchObject({
+      status: 'True',
+      reason: 'SourceFailed',
+      message: 'prometheus: connect ECONNREFUSED; holding replicas',
+    });
+    const refused = computeStatus(
+      input({ autoscaling: { state: 'refused', policyName: 'gone', reason: 'PolicyNotFound', message: 'LatencyScalingPolicy gone not found' } }),
+    );
     expect(cond(refused, 'ScalingActive')).toMatchObject({ status: 'False', reason: 'PolicyNotFound', message: 'LatencyScalingPolicy gone not found' });
     expect(refused.autoscaling).toEqual({ policy: 'gone' });
     expect(refused.conditions!.find((c) => c.type === 'Ready')!.status).toBe('True'); // serving is not autoscaling
@@ -163,7 +309,8 @@ describe('autoscaling status', () => {
 describe('autoscaling status under an HPA or KEDA actuator', () => {
   const policy = { ...defaultPolicy(100, 10), actuator: 'HPA' as const, scaleOn: 'all' as const };
   const hpa = (name: string, over: Partial<V2HorizontalPodAutoscaler['status']> = {}): V2HorizontalPodAutoscaler => ({
-    metadata: { name }, spec: { scaleTargetRef: { kind: 'Deployment', name: name.replace(/^keda-hpa-/, '') }, maxReplicas: 10 },
+    metadata: { name },
+    spec: { scaleTargetRef: { kind: 'Deployment', name: name.replace(/^keda-hpa-/, '') }, maxReplicas: 10 },
     status: { currentReplicas: 1, desiredReplicas: 1, ...over } as V2HorizontalPodAutoscaler['status'],
   });
   const active = (status: string, reason: string, message = '') => ({ type: 'ScalingActive', status, reason, message });
@@ -171,26 +318,64 @@ describe('autoscaling status under an HPA or KEDA actuator', () => {
   const shard0 = { name: 'm-shard-0', role: 'sparse' as const };
 
   it('mirrors the HPAs: latency, desired replicas, last scale, and their failing metric as MetricsUnavailable', () => {
-    const views = externalViews(policy, [main, shard0], [
-      hpa('m-main', { desiredReplicas: 3, lastScaleTime: new Date('2026-01-01T00:00:00Z'), currentMetrics: [{ type: 'External', external: { metric: { name: 'x' }, current: { value: '142300u' } } }], conditions: [active('True', 'ValidMetricFound'), { type: 'ScalingLimited', status: 'True', reason: 'TooManyReplicas', message: 'the desired replica count is more than the maximum replica count' }] }),
-      hpa('m-shard-0', { conditions: [active('False', 'FailedGetExternalMetric', 'the HPA was unable to compute the replica count: unable to get external metric')] }),
-    ]);
+    const views = externalViews(
+      policy,
+      [main, shard0],
+      [
+        hpa('m-main', {
+          desiredReplicas: 3,
+          lastScaleTime: new Date('2026-01-01T00:00:00Z'),
+          currentMetrics: [{ type: 'External', external: { metric: { name: 'x' }, current: { value: '142300u' } } }],
+          conditions: [
+            active('True', 'ValidMetricFound'),
+            { type: 'ScalingLimited', status: 'True', reason: 'TooManyReplicas', message: 'the desired replica count is more than the maximum replica count' },
+          ],
+        }),
+        hpa('m-shard-0', {
+          conditions: [active('False', 'FailedGetExternalMetric', 'the HPA was unable to compute the replica count: unable to get external metric')],
+        }),
+      ],
+    );
     const s = computeStatus(input({ autoscaling: { state: 'external', policy, views } }));
     expect(s.autoscaling).toEqual({ policy: 'default', actuator: 'HPA', percentile: 95, target: '100ms', mainLatency: '142.3ms' });
-    expect(s.components![0]).toMatchObject({ name: 'm-main', latency: '142.3ms', desiredReplicas: 3, lastScaleTime: '2026-01-01T00:00:00.000Z', lastScaleReason: 'scaled by HorizontalPodAutoscaler m-main (HPA)' });
+    expect(s.components![0]).toMatchObject({
+      name: 'm-main',
+      latency: '142.3ms',
+      desiredReplicas: 3,
+      lastScaleTime: '2026-01-01T00:00:00.000Z',
+      lastScaleReason: 'scaled by HorizontalPodAutoscaler m-main (HPA)',
+    });
     expect(cond(s, 'ScalingActive')).toMatchObject({ status: 'True', reason: 'ScalingByHPA' });
-    expect(cond(s, 'ScalingLimited')).toMatchObject({ status: 'True', reason: 'AtBounds', message: 'm-main: the desired replica count is more than the maximum replica count' });
-    expect(cond(s, 'MetricsUnavailable')).toMatchObject({ status: 'True', reason: 'SourceFailed', message: expect.stringMatching(/^m-shard-0: FailedGetExternalMetric: the HPA was unable.*; the HPA holds replicas$/) });
+    expect(cond(s, 'ScalingLimited')).toMatchObject({
+      status: 'True',
+      reason: 'AtBounds',
+      message: 'm-main: the desired replica count is more than the maximum replica count',
+    });
+    expect(cond(s, 'MetricsUnavailable')).toMatchObject({
+      status: 'True',
+      reason: 'SourceFailed',
+      message: expect.stringMatching(/^m-shard-0: FailedGetExternalMetric: the HPA was unable.*; the HPA holds replicas$/),
+    });
   });
 
-  it('waits for KEDA\'s HPAs, and says so', () => {
+  it("waits for KEDA's HPAs, and says so", () => {
     const keda = { ...policy, actuator: 'KEDA' as const };
     const views = externalViews(keda, [main, shard0], [hpa('keda-hpa-m-main', { conditions: [active('True', 'ValidMetricFound')] })]);
-    expect(views.map((v) => [v.hpa, v.found])).toEqual([['keda-hpa-m-main', true], ['keda-hpa-m-shard-0', false]]);
+    expect(views.map((v) => [v.hpa, v.found])).toEqual([
+      ['keda-hpa-m-main', true],
+      ['keda-hpa-m-shard-0', false],
+    ]);
     const s = computeStatus(input({ autoscaling: { state: 'external', policy: keda, views } }));
-    expect(cond(s, 'ScalingActive')).toMatchObject({ status: 'False', reason: 'AutoscalerPending', message: expect.stringMatching(/keda-hpa-m-shard-0 \(made by KEDA; is KEDA running\?\)/) });
+    expect(cond(s, 'ScalingActive')).toMatchObject({
+      status: 'False',
+      reason: 'AutoscalerPending',
+      message: expect.stringMatching(/keda-hpa-m-shard-0 \(made by KEDA; is KEDA running\?\)/),
+    });
     expect(cond(s, 'MetricsUnavailable')).toMatchObject({ status: 'Unknown', reason: 'NoSamples' });
     const all = externalViews(keda, [main], [hpa('keda-hpa-m-main', { conditions: [active('True', 'ValidMetricFound')] })]);
-    expect(cond(computeStatus(input({ autoscaling: { state: 'external', policy: keda, views: all } })), 'MetricsUnavailable')).toMatchObject({ status: 'False', reason: 'MetricsAvailable' });
+    expect(cond(computeStatus(input({ autoscaling: { state: 'external', policy: keda, views: all } })), 'MetricsUnavailable')).toMatchObject({
+      status: 'False',
+      reason: 'MetricsAvailable',
+    });
   });
 });

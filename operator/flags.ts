@@ -1,0 +1,105 @@
+// The operator's flags (each with its environment variable where the chart sets one) and the builder settings
+// they make: images, the GPU node label, NetworkPolicies, trusted namespaces.
+import { hostname } from 'node:os';
+import { Command } from 'commander';
+import type { Level } from '../lib/log.js';
+import { DEFAULT_BUILDER_CONFIG, type BuilderConfig } from './builders/config.js';
+import { DEFAULT_MAIN_URL_TEMPLATE } from './signals/serving.js';
+
+export interface Flags {
+  kubeconfig?: string;
+  namespace?: string;
+  leaseNamespace: string;
+  leaseName: string;
+  identity: string;
+  leaderElect: boolean;
+  listen: string;
+  workers: string;
+  resync: string;
+  servingPoll: string;
+  mainUrlTemplate: string;
+  prometheusUrl?: string;
+  metricsSource?: 'prometheus' | 'scrape';
+  logLevel: Level;
+  shardServerImage: string;
+  imagePullPolicy: BuilderConfig['imagePullPolicy'];
+  gpuNodeLabel: string;
+  networkPolicies: boolean;
+  trustedNamespaces: string;
+  imagePullSecrets: string;
+}
+
+export function flagsCommand(env: NodeJS.ProcessEnv): Command {
+  return new Command('recshard-operator')
+    .description('Reconciles RecModels into sharded Deployments')
+    .option('--kubeconfig <path>', 'kubeconfig file (default: in-cluster, then $KUBECONFIG, then ~/.kube/config)', env.KUBECONFIG)
+    .option('--namespace <ns>', 'watch only this namespace (default: all)', env.RECSHARD_WATCH_NAMESPACE || undefined)
+    .option('--lease-namespace <ns>', 'namespace of the leader-election Lease', env.POD_NAMESPACE ?? 'default')
+    .option('--lease-name <name>', 'name of the leader-election Lease', 'recshard-operator')
+    .option('--identity <id>', 'this replica in leader election', env.POD_NAME ?? `${hostname()}-${process.pid}`)
+    .option('--no-leader-elect', 'run without leader election (one replica only)')
+    .option('--listen <addr>', 'health and metrics address', env.RECSHARD_LISTEN ?? '0.0.0.0:8081')
+    .option('--workers <n>', 'concurrent reconciles', '2')
+    .option('--resync <seconds>', 'periodic resync of every RecModel', '300')
+    .option('--serving-poll <seconds>', 'how often the scheduler of each serving main is read into status.scheduler (0: never)', '30')
+    .option(
+      '--main-url-template <url>',
+      'where the operator reaches a main: {name}, {namespace}, {service} and {port} are filled in',
+      DEFAULT_MAIN_URL_TEMPLATE,
+    )
+    .option('--prometheus-url <url>', 'Prometheus HTTP API the autoscaler reads latency from', env.RECSHARD_PROMETHEUS_URL || undefined)
+    .option(
+      '--metrics-source <source>',
+      "prometheus or scrape (the pods' /metrics directly); default: prometheus when --prometheus-url is set",
+      env.RECSHARD_METRICS_SOURCE || undefined,
+    )
+    .option('--log-level <level>', 'debug, info, warn or error', env.RECSHARD_LOG_LEVEL ?? 'info')
+    .option(
+      '--shard-server-image <image>',
+      'image of the pods the operator creates',
+      env.RECSHARD_SHARD_SERVER_IMAGE ?? DEFAULT_BUILDER_CONFIG.shardServerImage,
+    )
+    .option('--image-pull-policy <policy>', 'pull policy of those pods', env.RECSHARD_IMAGE_PULL_POLICY ?? DEFAULT_BUILDER_CONFIG.imagePullPolicy)
+    .option(
+      '--image-pull-secrets <list>',
+      "comma-separated Secret names those pods pull with; each must exist in the model's namespace",
+      env.RECSHARD_IMAGE_PULL_SECRETS ?? '',
+    )
+    .option('--gpu-node-label <key=value>', 'label that marks GPU nodes', `${DEFAULT_BUILDER_CONFIG.gpuNodeLabel}=${DEFAULT_BUILDER_CONFIG.gpuNodeLabelValue}`)
+    .option('--no-network-policies', "do not create NetworkPolicies for the models' pods")
+    .option(
+      '--trusted-namespaces <list>',
+      "comma-separated namespaces whose pods may reach every component's port (Prometheus); the operator's own is added",
+      env.RECSHARD_TRUSTED_NAMESPACES ?? DEFAULT_BUILDER_CONFIG.trustedNamespaces.join(','),
+    );
+}
+
+const commaList = (list: string) =>
+  list
+    .split(',')
+    .map((n) => n.trim())
+    .filter(Boolean);
+
+/** The pods' settings from the flags; the operator's own namespace (POD_NAMESPACE) is trusted too. */
+export function builderConfig(flags: Flags, env: NodeJS.ProcessEnv): BuilderConfig {
+  const [gpuKey, gpuValue = 'true'] = flags.gpuNodeLabel.split('=') as [string, string?];
+  return {
+    ...DEFAULT_BUILDER_CONFIG,
+    shardServerImage: flags.shardServerImage,
+    imagePullPolicy: flags.imagePullPolicy,
+    gpuNodeLabel: gpuKey,
+    gpuNodeLabelValue: gpuValue,
+    networkPolicies: flags.networkPolicies,
+    imagePullSecrets: commaList(flags.imagePullSecrets),
+    // the operator reads the pods itself (the scrape source, the main's scheduler): its namespace is trusted too
+    trustedNamespaces: [...new Set([...commaList(flags.trustedNamespaces), ...(env.POD_NAMESPACE ? [env.POD_NAMESPACE] : [])])],
+  };
+}
+
+/** Where the autoscaler reads latency: Prometheus when --prometheus-url is set, else the pods' /metrics. */
+export function metricsSource(flags: Pick<Flags, 'metricsSource' | 'prometheusUrl'>): 'prometheus' | 'scrape' {
+  const kind = flags.metricsSource ?? (flags.prometheusUrl ? 'prometheus' : 'scrape');
+  if (kind !== 'prometheus' && kind !== 'scrape') throw new Error(`--metrics-source: must be prometheus or scrape, got ${JSON.stringify(kind)}`);
+  if (kind === 'prometheus' && !flags.prometheusUrl) throw new Error('--metrics-source prometheus needs --prometheus-url');
+  return kind;
+}

@@ -1,0 +1,243 @@
+// The reconcile's steps one by one, and composed by the Reconciler, against a fake client that records every
+// write (unit tests only; the cluster suites run the same code against the real API server).
+import type { KubernetesObject, V1Deployment } from '@kubernetes/client-node';
+import { describe, expect, it } from 'vitest';
+import type { Clock } from '../../../lib/clock.js';
+import { silentLogger } from '../../../lib/log.js';
+import type { RecModel } from '../../../operator/api/v1alpha1/index.js';
+import { DEFAULT_BUILDER_CONFIG } from '../../../operator/builders/config.js';
+import { announcePlan, applyDesired } from '../../../operator/controller/reconcile/apply.js';
+import { decide } from '../../../operator/controller/reconcile/decide.js';
+import type { CacheReader, Observed } from '../../../operator/controller/reconcile/observe.js';
+import { pruneStale } from '../../../operator/controller/reconcile/prune.js';
+import { readServing } from '../../../operator/controller/reconcile/serving.js';
+import { writeStatus } from '../../../operator/controller/reconcile/status.js';
+import { Reconciler } from '../../../operator/controller/reconciler.js';
+import type { ObjectRef } from '../../../operator/kube/client.js';
+import { EventRecorder } from '../../../operator/kube/events.js';
+import { OperatorMetrics } from '../../../operator/server/metrics.js';
+
+const now = new Date('2026-06-01T12:00:00Z');
+const clock: Clock = { now: () => now, setTimeout: () => 0, clearTimeout: () => {} };
+
+/** Records every write; `failApply` and `failDelete` name objects whose write fails with a 422; `live` is what get() finds. */
+class FakeClient {
+  applied: KubernetesObject[] = [];
+  deleted: ObjectRef[] = [];
+  statuses: { namespace: string; name: string; status: RecModel['status'] }[] = [];
+  events: { type: string; reason: string; message: string }[] = [];
+  live = new Map<string, KubernetesObject>();
+  constructor(
+    readonly failApply = new Set<string>(),
+    readonly failDelete = new Set<string>(),
+  ) {}
+  async apply<T extends KubernetesObject>(obj: T): Promise<T> {
+    if (this.failApply.has(obj.metadata!.name!)) throw Object.assign(new Error('422: field is immutable'), { code: 422 });
+    this.applied.push(obj);
+    return structuredClone(obj);
+  }
+  async get<T extends KubernetesObject>(ref: ObjectRef): Promise<T | undefined> {
+    return this.live.get(`${ref.kind}/${ref.name}`) as T | undefined;
+  }
+  async delete(ref: ObjectRef): Promise<void> {
+    if (this.failDelete.has(ref.name)) throw new Error('500: etcd unavailable');
+    this.deleted.push(ref);
+  }
+  async patchRecModelStatus(namespace: string, name: string, status: RecModel['status']): Promise<void> {
+    this.statuses.push({ namespace, name, status });
+  }
+  async createEvent(e: { type?: string; reason?: string; message?: string }): Promise<void> {
+    this.events.push({ type: e.type!, reason: e.reason!, message: e.message! });
+  }
+}
+
+function rm(over: Partial<RecModel['spec']> = {}, status?: RecModel['status']): RecModel {
+  return {
+    apiVersion: 'recshard.io/v1alpha1',
+    kind: 'RecModel',
+    metadata: { name: 'm', namespace: 'ns', uid: 'u-1', generation: 3 },
+    spec: {
+      model: {
+        architecture: 'custom',
+        denseFeatures: 4,
+        bottomMLP: [8],
+        topMLP: [4, 1],
+        tables: [
+          { name: 'a', rows: 100, dim: 8 },
+          { name: 'b', rows: 100, dim: 8 },
+        ],
+      },
+      sharding: { strategy: 'load-balanced', shards: 2 },
+      ...over,
+    } as RecModel['spec'],
+    ...(status ? { status } : {}),
+  };
+}
+
+const deps = (client: FakeClient) => ({ client, events: new EventRecorder(client, 'test', 'test-0', clock, silentLogger), metrics: new OperatorMetrics() });
+const observed = (model: RecModel, owned: KubernetesObject[] = [], foreign: KubernetesObject[] = []): Observed => ({ rm: model, owned, foreign });
+const planned = (o: Observed) => {
+  const d = decide(o, DEFAULT_BUILDER_CONFIG);
+  if (!d.outcome.ok) throw new Error(d.outcome.message);
+  return { d, plan: d.outcome.plan };
+};
+const otherOwner = (kind: string, name: string): KubernetesObject => ({
+  kind,
+  apiVersion: 'v1',
+  metadata: { name, namespace: 'ns', ownerReferences: [{ apiVersion: 'v1', kind: 'Thing', name: 'x', uid: 'other', controller: true }] },
+});
+const names = (objs: KubernetesObject[]) => objs.map((o) => `${o.kind}/${o.metadata!.name}`);
+
+describe('apply', () => {
+  it('applies every desired child in order and returns the Deployments the API server returned', async () => {
+    const client = new FakeClient();
+    const o = observed(rm());
+    const { d } = planned(o);
+    const out = await applyDesired(deps(client), o, d.desired);
+    expect(names(client.applied)).toEqual(names(d.desired));
+    expect(names(client.applied)[0]).toMatch(/^NetworkPolicy\//);
+    expect(out.deployments.map((x) => x.metadata!.name)).toEqual(['m-main', 'm-shard-0', 'm-shard-1']);
+    expect(out).toMatchObject({ conflicts: [], errors: [] });
+  });
+
+  it('leaves alone what another owner controls, cached or only live, with a Warning each, and applies the rest', async () => {
+    const client = new FakeClient();
+    client.live.set('Service/m-shard-1', otherOwner('Service', 'm-shard-1'));
+    const o = observed(rm(), [], [otherOwner('Service', 'm-main')]);
+    const { d } = planned(o);
+    const out = await applyDesired(deps(client), o, d.desired);
+    expect(out.conflicts).toEqual(['Service m-main', 'Service m-shard-1']);
+    expect(names(client.applied)).not.toContain('Service/m-main');
+    expect(names(client.applied)).toContain('Service/m-shard-0');
+    expect(client.events.filter((e) => e.reason === 'ResourceConflict').map((e) => e.message)).toEqual([
+      'Service m-main exists and is not controlled by this RecModel (controlled by Thing x); left unchanged',
+      'Service m-shard-1 exists and is not controlled by this RecModel (controlled by Thing x); left unchanged',
+    ]);
+  });
+
+  it('records a failed write with a Warning and goes on with the others', async () => {
+    const client = new FakeClient(new Set(['m-shard-0']));
+    const o = observed(rm());
+    const { d } = planned(o);
+    const out = await applyDesired(deps(client), o, d.desired);
+    expect(out.errors.length).toBeGreaterThan(0);
+    expect(out.errors.every((e) => e.startsWith('apply ') && e.includes('m-shard-0') && e.endsWith('422: field is immutable'))).toBe(true);
+    expect(out.deployments.map((x) => x.metadata!.name)).toEqual(['m-main', 'm-shard-1']);
+    expect(client.events.filter((e) => e.reason === 'ApplyFailed')).toHaveLength(out.errors.length);
+  });
+
+  it('announces a plan that differs from the one in status, saying what it was', async () => {
+    const client = new FakeClient();
+    const { plan } = planned(observed(rm()));
+    await announcePlan(deps(client).events, rm({}, { plan: { strategy: 'singular', shards: 1, hash: 'abc' } }), plan);
+    await announcePlan(deps(client).events, rm({}, { plan: { strategy: plan.strategy, shards: 2, hash: plan.hash } }), plan);
+    expect(client.events).toEqual([
+      {
+        type: 'Normal',
+        reason: 'PlanChanged',
+        message: `load-balanced: 2 shards, imbalance ${plan.imbalance.toFixed(3)}, plan ${plan.hash} (was singular, 1 shard, plan abc)`,
+      },
+    ]);
+  });
+});
+
+describe('prune', () => {
+  it('deletes what the plan dropped, says why for shards and autoscalers, and returns failures without throwing', async () => {
+    const client = new FakeClient(new Set(), new Set(['m-shard-3']));
+    const model = rm();
+    const stale = [
+      { kind: 'Deployment', apiVersion: 'apps/v1', metadata: { name: 'm-shard-2' } },
+      { kind: 'HorizontalPodAutoscaler', apiVersion: 'autoscaling/v2', metadata: { name: 'm-main' } },
+      { kind: 'Deployment', apiVersion: 'apps/v1', metadata: { name: 'm-shard-3' } },
+    ];
+    const errors = await pruneStale(deps(client), model, stale, 'h1', undefined);
+    expect(client.deleted).toEqual([
+      { apiVersion: 'apps/v1', kind: 'Deployment', namespace: 'ns', name: 'm-shard-2' },
+      { apiVersion: 'autoscaling/v2', kind: 'HorizontalPodAutoscaler', namespace: 'ns', name: 'm-main' },
+    ]);
+    expect(errors).toEqual(['delete Deployment m-shard-3: 500: etcd unavailable']);
+    expect(client.events.map((e) => `${e.reason}: ${e.message}`)).toEqual([
+      'DeletedStaleShard: deleted Deployment m-shard-2: not in plan h1',
+      'DeletedAutoscaler: deleted HorizontalPodAutoscaler m-main: autoscaling is disabled',
+    ]);
+  });
+});
+
+describe('read serving', () => {
+  const main = (available: number): V1Deployment => ({
+    metadata: { name: 'm-main', labels: { 'app.kubernetes.io/component': 'main' } },
+    status: { availableReplicas: available },
+  });
+  const probe = { asked: [] as unknown[], scheduler: async (t: unknown) => (probe.asked.push(t), { mode: 'auto' as const, batchSize: 48 }) };
+
+  it('asks the main only while it has an available pod', async () => {
+    expect(await readServing(probe, 'ns', 'm', 8080, [main(0)])).toEqual({ polled: false });
+    expect(await readServing(undefined, 'ns', 'm', 8080, [main(1)])).toEqual({ polled: false });
+    expect(await readServing(probe, 'ns', 'm', 9090, [main(1)])).toEqual({ polled: true, scheduler: { mode: 'auto', batchSize: 48 } });
+    expect(probe.asked).toEqual([{ name: 'm', namespace: 'ns', service: 'm-main', port: 9090 }]);
+  });
+});
+
+describe('write status', () => {
+  it('patches the status subresource only when the status changed', async () => {
+    const client = new FakeClient();
+    const { plan } = planned(observed(rm()));
+    const input = { plan: { ok: true as const, plan }, deployments: [], conflicts: [], applyErrors: [], now };
+    const first = await writeStatus(deps(client), rm(), input);
+    expect(first.written).toBe(true);
+    const again = await writeStatus(deps(client), rm({}, first.status), input);
+    expect(again.written).toBe(false);
+    expect(client.statuses).toHaveLength(1);
+    expect(client.statuses[0]!.status!.conditions!.find((c) => c.type === 'Planned')).toMatchObject({
+      status: 'True',
+      reason: 'PlanComputed',
+      observedGeneration: 3,
+    });
+  });
+});
+
+describe('the steps composed', () => {
+  const caches = (model: RecModel | undefined, owned: KubernetesObject[] = []): CacheReader => ({
+    recModel: () => model,
+    policy: () => undefined,
+    children: () => ({
+      deployments: owned.filter((o) => o.kind === 'Deployment') as V1Deployment[],
+      services: [],
+      configMaps: [],
+      pdbs: [],
+      networkPolicies: [],
+      hpas: [],
+      scaledObjects: [],
+    }),
+  });
+  const reconciler = (client: FakeClient, c: CacheReader, metrics = new OperatorMetrics()) =>
+    new Reconciler({ caches: c, ...deps(client), metrics, cfg: DEFAULT_BUILDER_CONFIG, clock, log: silentLogger });
+
+  it('an invalid spec: Planned=False with the field named, a Warning, no writes but status, no retry', async () => {
+    const client = new FakeClient();
+    const bad = rm({ sharding: { strategy: 'net-specific', shards: 2 } } as Partial<RecModel['spec']>);
+    expect(await reconciler(client, caches(bad)).reconcile('ns', 'm')).toEqual({});
+    expect(client.applied).toEqual([]);
+    expect(client.events.map((e) => e.reason)).toEqual(['InvalidSpec']);
+    expect(client.statuses[0]!.status!.conditions!.find((c) => c.type === 'Planned')).toMatchObject({
+      status: 'False',
+      reason: 'InvalidSpec',
+      message: expect.stringContaining('spec.sharding'),
+    });
+  });
+
+  it('a failed write: status says Degraded=ApplyFailed, then the reconcile throws for the queue to retry', async () => {
+    const client = new FakeClient(new Set(['m-plan']));
+    await expect(reconciler(client, caches(rm())).reconcile('ns', 'm')).rejects.toThrow('apply ConfigMap m-plan: 422: field is immutable');
+    expect(client.statuses[0]!.status!.conditions!.find((c) => c.type === 'Degraded')).toMatchObject({ status: 'True', reason: 'ApplyFailed' });
+  });
+
+  it('a deleted model: nothing written, its metrics forgotten', async () => {
+    const client = new FakeClient();
+    const metrics = new OperatorMetrics();
+    metrics.recordModel('ns', 'm', [{ type: 'Ready', status: 'True', reason: 'Ready', message: '', lastTransitionTime: '' }], undefined);
+    expect(await reconciler(client, caches(undefined), metrics).reconcile('ns', 'm')).toEqual({});
+    expect(client.applied).toEqual([]);
+    expect(await metrics.registry.metrics()).not.toContain('recshard_operator_recmodel_condition{');
+  });
+});

@@ -1,0 +1,218 @@
+// The shard-server's HTTP layer in process (supertest), per role: a sparse shard over tables in memory, and a main
+// over a small generated model run inline; every error reply from the one error handler and the catalogue.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import request, { type Response, type Test } from 'supertest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ModelInfo } from '../../../contracts/model-info.js';
+import { decodeResponse, encodeRequest, LOOKUP_CONTENT_TYPE } from '../../../contracts/wire/lookup.js';
+import { decodeScores, PREDICT_CONTENT_TYPE } from '../../../contracts/wire/predict.js';
+import { realClock } from '../../../lib/clock.js';
+import { silentLogger } from '../../../lib/log.js';
+import { buildQueries } from '../../../loadgen/workload.js';
+import { generateModel } from '../../../models/generate.js';
+import { resolveSpec } from '../../../operator/api/v1alpha1/index.js';
+import { buildServerApp, type ServerState } from '../../../shard-server/http/app.js';
+import { ServerMetrics } from '../../../shard-server/http/metrics.js';
+import { LookupService } from '../../../shard-server/inference/lookup-service.js';
+import { modelSource, readManifest, type EmbeddingTable } from '../../../shard-server/model/load.js';
+import { DEFAULT_SCHEDULING, loadMain, type MainRole } from '../../../shard-server/roles.js';
+
+const limits = { maxBatch: 64, maxIndicesPerSample: 16 };
+
+/** The body as bytes, whatever its content type. */
+const bytes = (t: Test) =>
+  t.buffer(true).parse((res, cb) => {
+    const chunks: Buffer[] = [];
+    res.on('data', (c: Buffer) => chunks.push(c));
+    res.on('end', () => cb(null, Buffer.concat(chunks)));
+  });
+const view = (r: Response) => new Uint8Array(r.body as Buffer);
+
+function table(index: number, rows: number, dim: number): EmbeddingTable {
+  const data = Float32Array.from({ length: rows * dim }, (_, i) => index * 1000 + i);
+  return { index, meta: { name: `t${index}`, rows, dim, dtype: 'fp32', net: 'n', poolingFactor: 2, file: '', sha256: '', bytes: rows * dim * 4 }, data };
+}
+
+describe('the sparse role', () => {
+  const state: ServerState = { notReady: () => (state.lookup ? undefined : 'loading model') };
+  const metrics = new ServerMetrics('m', 'sparse');
+  const app = buildServerApp(state, { model: 'm', role: 'sparse', shard: 1, limits, maxBodyBytes: 1 << 16, metrics, log: silentLogger });
+  const lookup = { batch: 2, lookups: [{ table: 3, pooling: 'sum' as const, offsets: Uint32Array.of(0, 2, 3), indices: Uint32Array.of(0, 4, 9) }] };
+
+  it('is live at once and ready once its tables are loaded; until then a lookup is a 503 that says why', async () => {
+    await request(app).get('/healthz').expect(200, 'ok\n');
+    await request(app).get('/readyz').expect(503, 'loading model\n');
+    const r = await bytes(
+      request(app)
+        .post('/v1/lookup')
+        .set('content-type', LOOKUP_CONTENT_TYPE)
+        .send(Buffer.from(encodeRequest(lookup))),
+    );
+    expect(r.status).toBe(503);
+    expect(JSON.parse(Buffer.from(r.body as Buffer).toString())).toEqual({ error: { code: 'NOT_READY', message: 'loading model' } });
+    state.lookup = new LookupService(new Map([['t3', table(3, 10, 4)]]), limits.maxBatch);
+    await request(app).get('/readyz').expect(200, 'ok\n');
+  });
+
+  it('answers a lookup with the pooled rows of each sample', async () => {
+    const r = await bytes(
+      request(app)
+        .post('/v1/lookup')
+        .set('content-type', LOOKUP_CONTENT_TYPE)
+        .send(Buffer.from(encodeRequest(lookup))),
+    );
+    expect(r.status).toBe(200);
+    expect(r.headers['content-type']).toBe(LOOKUP_CONTENT_TYPE);
+    const [out] = decodeResponse(view(r), 2);
+    // sample 0: rows 0 and 4; sample 1: row 9 (values 3000 + row * 4 + d)
+    const row = (k: number) => [0, 1, 2, 3].map((d) => 3000 + k * 4 + d);
+    expect(Array.from(out!.values)).toEqual([...row(0).map((v, d) => v + row(4)[d]!), ...row(9)]);
+    expect(out).toMatchObject({ table: 3, dim: 4 });
+  });
+
+  it("refuses what it cannot serve with the catalogue's code, and counts each", async () => {
+    const bad = { ...lookup, lookups: [{ ...lookup.lookups[0]!, indices: Uint32Array.of(0, 4, 10) }] };
+    const range = await request(app)
+      .post('/v1/lookup')
+      .set('content-type', LOOKUP_CONTENT_TYPE)
+      .send(Buffer.from(encodeRequest(bad)));
+    expect(range.status).toBe(400);
+    expect(range.body.error).toEqual({ code: 'INDEX_OUT_OF_RANGE', message: 'tables[0].indices[2] = 10 is out of range: table "t3" has 10 rows' });
+    const json = await request(app).post('/v1/lookup').send({ lookups: [] });
+    expect(json.status).toBe(415);
+    expect(json.body.error.code).toBe('UNSUPPORTED_MEDIA_TYPE');
+    const big = await request(app)
+      .post('/v1/lookup')
+      .set('content-type', LOOKUP_CONTENT_TYPE)
+      .send(Buffer.alloc(1 << 17));
+    expect(big.status).toBe(413);
+    expect(big.body.error.code).toBe('BODY_TOO_LARGE');
+    const none = await request(app).post('/v1/models/m:predict').send({});
+    expect(none.status).toBe(404);
+    expect(none.body.error.code).toBe('NOT_FOUND');
+    const text = (await request(app).get('/metrics')).text;
+    expect(text).toMatch(/^recshard_errors_total\{model="m",role="sparse",code="INDEX_OUT_OF_RANGE"\} 1$/m);
+    // the lookups that reached the handler: not ready, served, out of range, too large (the 415 never got there)
+    expect(text).toMatch(/^recshard_request_duration_seconds_count\{model="m",role="sparse",stage="end_to_end",shard="1"\} 4$/m);
+  });
+});
+
+describe('the main role', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'recshard-http-'));
+  const state: ServerState = { notReady: () => (state.predictor ? undefined : 'loading model') };
+  const metrics = new ServerMetrics('m', 'main');
+  const app = buildServerApp(state, { model: 'm', role: 'main', limits, maxBodyBytes: 1 << 16, metrics, log: silentLogger });
+  let main: MainRole;
+  let info: ModelInfo;
+
+  beforeAll(async () => {
+    const r = resolveSpec({
+      model: {
+        architecture: 'custom',
+        denseFeatures: 3,
+        bottomMLP: [4],
+        topMLP: [4, 1],
+        interaction: 'dot',
+        tables: [
+          { name: 'a', rows: 30, dim: 4 },
+          { name: 'b', rows: 9, dim: 4, poolingFactor: 2 },
+        ],
+      },
+      sharding: { strategy: 'monolithic' },
+    });
+    if (!r.ok) throw new Error(JSON.stringify(r.errors));
+    generateModel({ name: 'm', model: r.spec.model, seed: 5, scale: 1, outDir: dir });
+    const src = modelSource(dir);
+    main = await loadMain(
+      src,
+      await readManifest(src),
+      {
+        plan: { model: 'm', main: { tables: ['a', 'b'] }, shards: [] },
+        scheduling: { ...DEFAULT_SCHEDULING, workers: 0 },
+        policy: 'fail',
+        deadlineMs: 1000,
+        probeMs: 1000,
+        log: silentLogger,
+        clock: realClock,
+      },
+      metrics,
+    );
+  });
+  afterAll(async () => {
+    await main?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('says it is loading until the predictor is there', async () => {
+    const r = await request(app).get('/v1/models/m');
+    expect(r.status).toBe(503);
+    expect(r.body.error).toEqual({ code: 'NOT_READY', message: 'loading model' });
+    state.predictor = main.predictor;
+    info = (await request(app).get('/v1/models/m').expect(200)).body;
+    expect(info).toMatchObject({
+      name: 'm',
+      architecture: 'custom',
+      denseFeatures: 3,
+      interaction: 'dot',
+      outputs: 1,
+      scheduler: { mode: 'auto', batchSize: 64 },
+    });
+    expect(info.tables.map((t) => [t.name, t.rows, t.dim, t.poolingFactor])).toEqual([
+      ['a', 30, 4, 1],
+      ['b', 9, 4, 2],
+    ]);
+  });
+
+  it('predicts the same scores from JSON and from the binary form the load generator sends', async () => {
+    const [q] = buildQueries(info, { sizes: { kind: 'fixed', size: 3 }, zipf: 0, seed: 2, pool: 1 });
+    const binary = await bytes(request(app).post('/v1/models/m:predict').set('content-type', PREDICT_CONTENT_TYPE).send(Buffer.from(q!.body)));
+    expect(binary.status).toBe(200);
+    const { batch, outputs, scores } = decodeScores(view(binary));
+    expect([batch, outputs]).toEqual([3, 1]);
+    // the same query, written as JSON from the binary body's own fields
+    const u = new Uint32Array(q!.body.buffer, q!.body.byteOffset, q!.body.byteLength / 4);
+    const dense = Array.from({ length: 3 }, (_, b) => Array.from(new Float32Array(u.buffer, u.byteOffset + 16 + b * 12, 3)));
+    let p = 4 + 9 + 1;
+    const sparse: Record<string, number[][]> = {};
+    for (const name of ['a', 'b']) {
+      p += 2;
+      const offsets = Array.from(u.subarray(p, p + 4));
+      p += 4;
+      sparse[name] = [0, 1, 2].map((s) => Array.from(u.subarray(p + offsets[s]!, p + offsets[s + 1]!)));
+      p += offsets[3]!;
+    }
+    const json = await request(app).post('/v1/models/m:predict').send({ dense, sparse }).expect(200);
+    expect(json.body.scores).toEqual(Array.from(scores).map((s) => [s]));
+    expect(json.body.model).toBe('m');
+  });
+
+  it.each([
+    ['an unknown table', { dense: [[0, 0, 0]], sparse: { zz: [[1]] } }, 400, 'UNKNOWN_TABLE', 'sparse.zz: the model has no table "zz"'],
+    ['a row out of range', { dense: [[0, 0, 0]], sparse: { b: [[9]] } }, 400, 'INDEX_OUT_OF_RANGE', 'sparse.b[0][0] = 9 is out of range: table "b" has 9 rows'],
+    ['a short dense row', { dense: [[0, 0]] }, 400, 'INVALID_FIELD', 'dense[0] has 2 values; the model takes 3'],
+    ['too many samples', { dense: Array.from({ length: 65 }, () => [0, 0, 0]) }, 413, 'BATCH_TOO_LARGE', 'batch of 65 samples exceeds the limit of 64'],
+  ])('refuses %s with a 4xx that names the field', async (_name, body, status, code, message) => {
+    const r = await request(app).post('/v1/models/m:predict').send(body);
+    expect(r.status).toBe(status);
+    expect(r.body.error).toEqual({ code, message });
+  });
+
+  it("maps the body parser's and the router's failures into the catalogue", async () => {
+    const badJson = await request(app).post('/v1/models/m:predict').set('content-type', 'application/json').send('{"dense": [');
+    expect([badJson.status, badJson.body.error.code]).toEqual([400, 'INVALID_JSON']);
+    const big = await request(app)
+      .post('/v1/models/m:predict')
+      .set('content-type', 'application/json')
+      .send(`{"dense": [${'0,'.repeat(40_000)}0]}`);
+    expect([big.status, big.body.error.code]).toEqual([413, 'BODY_TOO_LARGE']);
+    const verb = await request(app).post('/v1/models/m:explain').send({});
+    expect([verb.status, verb.body.error.code]).toEqual([404, 'MODEL_NOT_FOUND']);
+    const other = await request(app).get('/v1/models/other');
+    expect(other.body.error).toEqual({ code: 'MODEL_NOT_FOUND', message: 'this server serves model m' });
+    const text = (await request(app).get('/metrics')).text;
+    expect(text).toMatch(/^recshard_errors_total\{model="m",role="main",code="INVALID_JSON"\} 1$/m);
+    expect(text).toMatch(/^recshard_request_duration_seconds_count\{model="m",role="main",stage="end_to_end",shard=""\} \d+$/m);
+  });
+});
