@@ -54,6 +54,65 @@ function timeKernel(table: EmbeddingTable, offsets: Uint32Array, indices: Uint32
   return (calls * indices.length) / ((t - t0) / 1000);
 }
 
+const BATCH = 256;
+const POOLING = 80;
+
+/** A table of random rows and BATCH samples of POOLING random indices each, seeded (the same for every kernel). */
+function workload(rows: number, dim: number) {
+  const data = new Float32Array(rows * dim);
+  let x = 12345;
+  for (let i = 0; i < data.length; i++) {
+    x = (Math.imul(x, 1103515245) + 12345) | 0;
+    data[i] = (x >>> 8) / 2 ** 24 - 0.5;
+  }
+  const indices = new Uint32Array(BATCH * POOLING);
+  for (let i = 0; i < indices.length; i++) {
+    x = (Math.imul(x, 1103515245) + 12345) | 0;
+    indices[i] = (x >>> 0) % rows;
+  }
+  const offsets = Uint32Array.from({ length: BATCH + 1 }, (_, b) => Math.floor((indices.length * b) / BATCH));
+  return { data, indices, offsets };
+}
+
+/** One table size: the WebAssembly kernel and the JavaScript loop in process, both C kernels over the same files. */
+function measureSize(size: { label: string; rows: number }, dim: number, seconds: number, dir: string, poolBin: string, readGBps: number): KernelRow {
+  const { rows } = size;
+  const { data, indices, offsets } = workload(rows, dim);
+  const tableFile = join(dir, 'table.bin');
+  const indexFile = join(dir, 'indices.bin');
+  writeFileSync(tableFile, new Uint8Array(data.buffer));
+  writeFileSync(indexFile, new Uint8Array(indices.buffer));
+  const meta = { name: 't', rows, dim, dtype: 'fp32' as const, net: 'n', poolingFactor: POOLING, file: '', sha256: '', bytes: data.byteLength };
+  const arena = createArena(data.byteLength, 1)!;
+  const view = new Float32Array(arena.memory.buffer, arena.tableOffset, data.length);
+  view.set(data);
+  const wasm = timeKernel({ index: 0, meta, data: view, arena }, offsets, indices, BATCH, seconds);
+  const js = timeKernel({ index: 0, meta, data }, offsets, indices, BATCH, seconds);
+  const runC = (variant: string) => {
+    const out = execFileSync(poolBin, [variant, tableFile, String(rows), String(dim), indexFile, String(BATCH), String(seconds)]).toString();
+    return (JSON.parse(out) as { lookupsPerSecond: number }).lookupsPerSecond;
+  };
+  const cNaive = runC('naive');
+  const cBlocked = runC('blocked');
+  const c = Math.max(cNaive, cBlocked);
+  const wasmGBps = (wasm * dim * 4) / 1e9;
+  return {
+    table: size.label,
+    rows,
+    dim,
+    tableMiB: round(data.byteLength / 2 ** 20, 1),
+    wasm: Math.round(wasm),
+    js: Math.round(js),
+    c: Math.round(c),
+    cNaive: Math.round(cNaive),
+    cBlocked: Math.round(cBlocked),
+    wasmVsC: round(wasm / c, 3),
+    jsVsC: round(js / c, 3),
+    wasmGBps: round(wasmGBps, 2),
+    wasmVsBandwidth: round(wasmGBps / readGBps, 3),
+  };
+}
+
 export async function benchKernel(o: { sizes: { label: string; rows: number }[]; dim: number; seconds: number; bandwidthMiB: number }): Promise<KernelResult> {
   const dir = mkdtempSync(join(tmpdir(), 'recshard-kernel-'));
   const flags = '-O3';
@@ -64,70 +123,20 @@ export async function benchKernel(o: { sizes: { label: string; rows: number }[];
       return bin;
     };
     const poolBin = exe('pool');
-    const bwBin = exe('membw');
     const compiler = execFileSync('gcc', ['--version']).toString().split('\n')[0]!;
-    const readGBps = (JSON.parse(execFileSync(bwBin, [String(o.bandwidthMiB), '5']).toString()) as { readGBps: number }).readGBps;
+    const readGBps = (JSON.parse(execFileSync(exe('membw'), [String(o.bandwidthMiB), '5']).toString()) as { readGBps: number }).readGBps;
     log(`kernel: memory read bandwidth ${readGBps} GB/s (${compiler} ${flags})`);
-    const batch = 256;
-    const pooling = 80;
-    const rowsOut: KernelRow[] = [];
+    const rows: KernelRow[] = [];
     for (const size of o.sizes) {
-      const { rows } = size;
-      const dim = o.dim;
-      const data = new Float32Array(rows * dim);
-      let x = 12345;
-      for (let i = 0; i < data.length; i++) {
-        x = (Math.imul(x, 1103515245) + 12345) | 0;
-        data[i] = (x >>> 8) / 2 ** 24 - 0.5;
-      }
-      const indices = new Uint32Array(batch * pooling);
-      for (let i = 0; i < indices.length; i++) {
-        x = (Math.imul(x, 1103515245) + 12345) | 0;
-        indices[i] = (x >>> 0) % rows;
-      }
-      const offsets = Uint32Array.from({ length: batch + 1 }, (_, b) => Math.floor((indices.length * b) / batch));
-      const tableFile = join(dir, 'table.bin');
-      const indexFile = join(dir, 'indices.bin');
-      writeFileSync(tableFile, new Uint8Array(data.buffer));
-      writeFileSync(indexFile, new Uint8Array(indices.buffer));
-      const meta = { name: 't', rows, dim, dtype: 'fp32' as const, net: 'n', poolingFactor: pooling, file: '', sha256: '', bytes: data.byteLength };
-      const arena = createArena(data.byteLength, 1)!;
-      const view = new Float32Array(arena.memory.buffer, arena.tableOffset, data.length);
-      view.set(data);
-      const wasm = timeKernel({ index: 0, meta, data: view, arena }, offsets, indices, batch, o.seconds);
-      const js = timeKernel({ index: 0, meta, data }, offsets, indices, batch, o.seconds);
-      const runC = (variant: string) =>
-        (
-          JSON.parse(execFileSync(poolBin, [variant, tableFile, String(rows), String(dim), indexFile, String(batch), String(o.seconds)]).toString()) as {
-            lookupsPerSecond: number;
-          }
-        ).lookupsPerSecond;
-      const cNaive = runC('naive');
-      const cBlocked = runC('blocked');
-      const c = Math.max(cNaive, cBlocked);
-      const wasmGBps = (wasm * dim * 4) / 1e9;
-      const row: KernelRow = {
-        table: size.label,
-        rows,
-        dim,
-        tableMiB: round(data.byteLength / 2 ** 20, 1),
-        wasm: Math.round(wasm),
-        js: Math.round(js),
-        c: Math.round(c),
-        cNaive: Math.round(cNaive),
-        cBlocked: Math.round(cBlocked),
-        wasmVsC: round(wasm / c, 3),
-        jsVsC: round(js / c, 3),
-        wasmGBps: round(wasmGBps, 2),
-        wasmVsBandwidth: round(wasmGBps / readGBps, 3),
-      };
+      const row = measureSize(size, o.dim, o.seconds, dir, poolBin, readGBps);
+      const M = (v: number) => (v / 1e6).toFixed(1);
       log(
-        `  ${size.label} (${row.tableMiB} MiB): wasm ${(wasm / 1e6).toFixed(1)}M, js ${(js / 1e6).toFixed(1)}M, C ${(cNaive / 1e6).toFixed(1)}M ` +
-          `naive / ${(cBlocked / 1e6).toFixed(1)}M blocked lookups/s; wasm/C ${row.wasmVsC}`,
+        `  ${size.label} (${row.tableMiB} MiB): wasm ${M(row.wasm)}M, js ${M(row.js)}M, C ${M(row.cNaive)}M naive / ${M(row.cBlocked)}M blocked ` +
+          `lookups/s; wasm/C ${row.wasmVsC}`,
       );
-      rowsOut.push(row);
+      rows.push(row);
     }
-    return { compiler, flags, batch, pooling, readGBps, rows: rowsOut };
+    return { compiler, flags, batch: BATCH, pooling: POOLING, readGBps, rows };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

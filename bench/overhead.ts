@@ -39,6 +39,26 @@ async function stageMeans(url: string): Promise<Record<string, number>> {
   return Object.fromEntries(Object.keys(sums).map((k) => [k, (sums[k]! / Math.max(counts.end_to_end ?? 1, 1)) * 1e6]));
 }
 
+/** Microseconds of each of `queries` batches through the same dense networks, bare: one single-threaded session each. */
+async function bareOnnxruntime(modelDir: string, batch: number, queries: number): Promise<number[]> {
+  const manifest = JSON.parse(readFileSync(join(modelDir, 'manifest.json'), 'utf8')) as Manifest;
+  const { bottom, top } = await loadDenseNets(
+    manifest,
+    manifest.dense.bottom && readFileSync(join(modelDir, manifest.dense.bottom.file)),
+    readFileSync(join(modelDir, manifest.dense.top.file)),
+  );
+  const x = Float32Array.from({ length: batch * manifest.denseFeatures }, (_, i) => Math.sin(i));
+  const z = Float32Array.from({ length: batch * manifest.topInput }, (_, i) => Math.cos(i));
+  const out: number[] = [];
+  for (let i = 0; i < 50 + queries; i++) {
+    const t = performance.now();
+    if (bottom) await bottom.run(x, batch);
+    await top.run(z, batch);
+    if (i >= 50) out.push((performance.now() - t) * 1000);
+  }
+  return out;
+}
+
 export async function benchOverhead(o: { models: { model: string; file: string }[]; batch: number; queries: number }): Promise<OverheadRow[]> {
   const rows: OverheadRow[] = [];
   for (const m of o.models) {
@@ -50,22 +70,7 @@ export async function benchOverhead(o: { models: { model: string; file: string }
       const before = await stageMeans(d.mainUrl);
       const e2e = (await oneAtATime(d, qs, o.queries)).map((ms) => ms * 1000);
       const after = await stageMeans(d.mainUrl);
-      // the same networks, bare: one single-threaded session each, the same batch
-      const manifest = JSON.parse(readFileSync(join(d.modelDir, 'manifest.json'), 'utf8')) as Manifest;
-      const { bottom, top } = await loadDenseNets(
-        manifest,
-        manifest.dense.bottom && readFileSync(join(d.modelDir, manifest.dense.bottom.file)),
-        readFileSync(join(d.modelDir, manifest.dense.top.file)),
-      );
-      const x = Float32Array.from({ length: o.batch * manifest.denseFeatures }, (_, i) => Math.sin(i));
-      const z = Float32Array.from({ length: o.batch * manifest.topInput }, (_, i) => Math.cos(i));
-      const bare: number[] = [];
-      for (let i = 0; i < 50 + o.queries; i++) {
-        const t = performance.now();
-        if (bottom) await bottom.run(x, o.batch);
-        await top.run(z, o.batch);
-        if (i >= 50) bare.push((performance.now() - t) * 1000);
-      }
+      const bare = await bareOnnxruntime(d.modelDir, o.batch, o.queries);
       // stage means over the measured queries only: (sum_after - sum_before) / queries
       const stage = (k: string) => round(((after[k] ?? 0) * (50 + o.queries) - (before[k] ?? 0) * 50) / o.queries, 0);
       const endToEndUs = median(e2e);

@@ -5,6 +5,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { predictPath, READY_PATH } from '../contracts/endpoints.js';
 import { shardServerArgs, type ShardServerArgs } from '../contracts/shard-server-args.js';
 import { freePort } from '../lib/net.js';
 import { findRepoFile } from '../lib/paths.js';
@@ -71,7 +72,7 @@ export async function waitReady(url: string, timeoutMs: number, procs: LocalProc
   while (Date.now() < deadline) {
     for (const p of procs) if (p.proc.exitCode !== null) throw new Error(`${p.name} exited with code ${p.proc.exitCode}`);
     try {
-      const res = await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(1000) });
+      const res = await fetch(`${url}${READY_PATH}`, { signal: AbortSignal.timeout(1000) });
       last = (await res.text()).trim();
       if (res.ok) return;
     } catch (e) {
@@ -119,16 +120,33 @@ export function writeServingFiles(
   return files;
 }
 
-export async function serveLocal(rm: RecModel, o: LocalOptions): Promise<LocalDeployment> {
-  const log = o.log ?? (() => {});
-  const { spec, plan } = resolveLocal(rm);
-  const modelDir = o.modelDir ?? ensureModel(rm, spec, o.scale, o.seed, log);
-  const name = rm.metadata.name;
-  const runDir = o.logDir ?? join(tmpdir(), 'recshard-local', `${name}-${process.pid}-${Date.now()}`);
-  mkdirSync(runDir, { recursive: true });
-  const ports = await Promise.all(plan.shards.map(() => freePort()));
-  const mainPort = await freePort();
-  const files = writeServingFiles(runDir, name, spec, plan, modelDir, ports);
+/** Stops every process (SIGTERM, then SIGKILL after 5 s) and waits for each to exit. */
+function stopAll(processes: LocalProcess[]): Promise<void> {
+  const stopOne = (p: LocalProcess) =>
+    new Promise<void>((resolve) => {
+      if (p.proc.exitCode !== null || p.proc.signalCode !== null) return resolve();
+      p.proc.once('exit', () => resolve());
+      p.proc.kill('SIGTERM');
+      setTimeout(() => p.proc.kill('SIGKILL'), 5000).unref();
+    });
+  return Promise.all(processes.map(stopOne)).then(() => {});
+}
+
+/** The shard-server processes of a plan: one per sparse shard and the main, each logging to runDir. */
+function launchAll(runDir: string, plan: Plan, args: { sparse: (shard: number) => string[]; main: string[] }, ports: { shards: number[]; main: number }) {
+  const entry = findRepoFile('dist', 'shard-server', 'main.js');
+  const launch = (name: string, port: number, argv: string[]): LocalProcess => {
+    const out = openSync(join(runDir, `${name}.log`), 'a');
+    const proc = spawn(process.execPath, [entry, ...argv], { stdio: ['ignore', out, out] });
+    return { name, port, args: argv, proc };
+  };
+  const processes = plan.shards.map((s, i) => launch(`shard-${s.index}`, ports.shards[i]!, args.sparse(s.index)));
+  processes.push(launch('main', ports.main, args.main));
+  return { processes, launch };
+}
+
+/** Each process's flags, as the operator gives them to its pods, on loopback, with the options' overrides. */
+function argsOf(o: LocalOptions, files: { plan: string; modelConfig: string }, modelDir: string, ports: { shards: number[]; main: number }) {
   const common = {
     plan: files.plan,
     model: modelDir,
@@ -138,35 +156,39 @@ export async function serveLocal(rm: RecModel, o: LocalOptions): Promise<LocalDe
     probeMs: 250,
     ...(o.maxBodyBytes ? { maxBodyBytes: o.maxBodyBytes } : {}),
   } satisfies Partial<ShardServerArgs>;
-  const entry = findRepoFile('dist', 'shard-server', 'main.js');
-
-  const processes: LocalProcess[] = [];
-  const launch = (pname: string, port: number, args: string[]): LocalProcess => {
-    const out = openSync(join(runDir, `${pname}.log`), 'a');
-    const proc = spawn(process.execPath, [entry, ...args], { stdio: ['ignore', out, out] });
-    return { name: pname, port, args, proc };
-  };
-  plan.shards.forEach((s, i) =>
-    processes.push(launch(`shard-${s.index}`, ports[i]!, shardServerArgs({ ...common, role: 'sparse', shard: s.index, port: ports[i]! }))),
-  );
   // model.json's serving section carries the scheduling settings; the options override them
   const scheduling = { scheduler: o.scheduler, batchSize: o.batchSize, workers: o.workers };
-  processes.push(launch('main', mainPort, shardServerArgs({ ...common, role: 'main', modelConfig: files.modelConfig, port: mainPort, ...scheduling })));
-
-  const stop = async () => {
-    await Promise.all(
-      processes.map(
-        (p) =>
-          new Promise<void>((resolve) => {
-            if (p.proc.exitCode !== null || p.proc.signalCode !== null) return resolve();
-            p.proc.once('exit', () => resolve());
-            p.proc.kill('SIGTERM');
-            setTimeout(() => p.proc.kill('SIGKILL'), 5000).unref();
-          }),
-      ),
-    );
+  return {
+    sparse: (shard: number) => shardServerArgs({ ...common, role: 'sparse', shard, port: ports.shards[shard]! }),
+    main: shardServerArgs({ ...common, role: 'main', modelConfig: files.modelConfig, port: ports.main, ...scheduling }),
   };
-  const mainUrl = `http://127.0.0.1:${mainPort}`;
+}
+
+/** SIGKILLs one process; the function returned starts it again on the same port and waits until it is ready. */
+async function killOne(processes: LocalProcess[], name: string, launch: (name: string, port: number, args: string[]) => LocalProcess) {
+  const i = processes.findIndex((p) => p.name === name);
+  const p = processes[i]!;
+  await new Promise<void>((resolve) => {
+    p.proc.once('exit', () => resolve());
+    p.proc.kill('SIGKILL');
+  });
+  return async () => {
+    processes[i] = launch(p.name, p.port, p.args);
+    await waitReady(`http://127.0.0.1:${p.port}`, 30_000, [processes[i]!]);
+  };
+}
+
+export async function serveLocal(rm: RecModel, o: LocalOptions): Promise<LocalDeployment> {
+  const { spec, plan } = resolveLocal(rm);
+  const modelDir = o.modelDir ?? ensureModel(rm, spec, o.scale, o.seed, o.log ?? (() => {}));
+  const name = rm.metadata.name;
+  const runDir = o.logDir ?? join(tmpdir(), 'recshard-local', `${name}-${process.pid}-${Date.now()}`);
+  mkdirSync(runDir, { recursive: true });
+  const ports = { shards: await Promise.all(plan.shards.map(() => freePort())), main: await freePort() };
+  const files = writeServingFiles(runDir, name, spec, plan, modelDir, ports.shards);
+  const { processes, launch } = launchAll(runDir, plan, argsOf(o, files, modelDir, ports), ports);
+  const stop = () => stopAll(processes);
+  const mainUrl = `http://127.0.0.1:${ports.main}`;
   try {
     await waitReady(mainUrl, 60_000, processes);
   } catch (e) {
@@ -178,21 +200,10 @@ export async function serveLocal(rm: RecModel, o: LocalOptions): Promise<LocalDe
     plan,
     modelDir,
     mainUrl,
-    predictUrl: `${mainUrl}/v1/models/${name}:predict`,
+    predictUrl: `${mainUrl}${predictPath(name)}`,
     processes,
     stop,
     cpuSeconds: () => processes.reduce((sum, p) => sum + (p.proc.pid ? processCpuSeconds(p.proc.pid) : 0), 0),
-    async kill(pname) {
-      const i = processes.findIndex((p) => p.name === pname);
-      const p = processes[i]!;
-      await new Promise<void>((resolve) => {
-        p.proc.once('exit', () => resolve());
-        p.proc.kill('SIGKILL');
-      });
-      return async () => {
-        processes[i] = launch(p.name, p.port, p.args);
-        await waitReady(`http://127.0.0.1:${p.port}`, 30_000, [processes[i]!]);
-      };
-    },
+    kill: (pname) => killOne(processes, pname, launch),
   };
 }

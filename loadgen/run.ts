@@ -44,48 +44,91 @@ export interface LoadResult {
 const newHistogram = (): Histogram => build({ lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: 3 });
 const ms = (us: number) => Math.round(us) / 1000;
 
+/** What the answers said so far: counts by outcome, and latencies from each query's scheduled arrival. */
+class Outcomes {
+  readonly hist = newHistogram();
+  readonly errorsByStatus: Record<string, number> = {};
+  ok = 0;
+  errors = 0;
+  timeouts = 0;
+  samples = 0;
+  private readonly inflight = new Set<Promise<void>>();
+
+  constructor(private readonly o: LoadOptions) {}
+
+  /** Sends a query without waiting for it; `intended` is when it was due (performance.now()). */
+  fire(q: Query, intended: number): void {
+    const p = this.send(q, intended);
+    this.inflight.add(p);
+    void p.finally(() => this.inflight.delete(p));
+  }
+
+  private async send(q: Query, intended: number): Promise<void> {
+    try {
+      const res = await fetch(this.o.predictUrl, {
+        method: 'POST',
+        headers: { 'content-type': PREDICT_CONTENT_TYPE },
+        body: q.body as unknown as BodyInit,
+        signal: AbortSignal.timeout(this.o.timeoutMs),
+      });
+      await res.arrayBuffer();
+      if (res.ok) {
+        this.ok++;
+        this.samples += q.size;
+        this.hist.recordValue(Math.max(1, Math.round((performance.now() - intended) * 1000)));
+      } else {
+        this.errors++;
+        this.errorsByStatus[res.status] = (this.errorsByStatus[res.status] ?? 0) + 1;
+      }
+    } catch (e) {
+      if ((e as Error).name === 'TimeoutError') this.timeouts++;
+      else {
+        this.errors++;
+        this.errorsByStatus.network = (this.errorsByStatus.network ?? 0) + 1;
+      }
+    }
+  }
+
+  settled(): Promise<unknown> {
+    return Promise.all(this.inflight);
+  }
+
+  tick(elapsedMs: number, sent: number): Tick {
+    return { elapsedMs, sent, done: this.ok + this.errors + this.timeouts, errors: this.errors + this.timeouts, p99Ms: ms(this.hist.getValueAtPercentile(99)) };
+  }
+}
+
+function result(o: LoadOptions, r: Outcomes, sent: number, sizeSum: number, elapsedS: number): LoadResult {
+  const at = (p: number) => ms(r.hist.getValueAtPercentile(p));
+  return {
+    offeredQps: o.qps,
+    achievedQps: Math.round((r.ok / (o.durationMs / 1000)) * 100) / 100,
+    durationS: Math.round(elapsedS * 100) / 100,
+    sent,
+    ok: r.ok,
+    errors: r.errors,
+    timeouts: r.timeouts,
+    errorsByStatus: r.errorsByStatus,
+    latencyMs: {
+      p50: at(50),
+      p95: at(95),
+      p99: at(99),
+      p999: at(99.9),
+      max: ms(r.hist.maxValue),
+      mean: ms(r.hist.mean),
+      tail: at(o.tailPercentile ?? 99),
+      tailPercentile: o.tailPercentile ?? 99,
+    },
+    meanQuerySize: sent ? Math.round((sizeSum / sent) * 10) / 10 : 0,
+    samplesPerSecond: Math.round(r.samples / (o.durationMs / 1000)),
+  };
+}
+
 export async function runLoad(o: LoadOptions): Promise<LoadResult> {
   if (!(o.qps > 0)) throw new Error('qps must be positive');
-  const hist = newHistogram();
   const u = uniform(o.seed + 17);
-  const errorsByStatus: Record<string, number> = {};
+  const r = new Outcomes(o);
   let sent = 0;
-  let ok = 0;
-  let errors = 0;
-  let timeouts = 0;
-  let samples = 0;
-  const inflight = new Set<Promise<void>>();
-
-  const fire = (q: Query, intended: number) => {
-    const p = (async () => {
-      try {
-        const res = await fetch(o.predictUrl, {
-          method: 'POST',
-          headers: { 'content-type': PREDICT_CONTENT_TYPE },
-          body: q.body as unknown as BodyInit,
-          signal: AbortSignal.timeout(o.timeoutMs),
-        });
-        await res.arrayBuffer();
-        if (res.ok) {
-          ok++;
-          samples += q.size;
-          hist.recordValue(Math.max(1, Math.round((performance.now() - intended) * 1000)));
-        } else {
-          errors++;
-          errorsByStatus[res.status] = (errorsByStatus[res.status] ?? 0) + 1;
-        }
-      } catch (e) {
-        if ((e as Error).name === 'TimeoutError') timeouts++;
-        else {
-          errors++;
-          errorsByStatus.network = (errorsByStatus.network ?? 0) + 1;
-        }
-      }
-    })();
-    inflight.add(p);
-    void p.finally(() => inflight.delete(p));
-  };
-
   const start = performance.now();
   const end = start + o.durationMs;
   let next = start;
@@ -97,41 +140,20 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
       // every arrival that is due goes out now, stamped with the time it was due
       const q = o.queries[sent % o.queries.length]!;
       sizeSum += q.size;
-      fire(q, next);
+      r.fire(q, next);
       sent++;
-      if (sent % 64 === 0) await new Promise((r) => setImmediate(r)); // let answers in while catching up
+      if (sent % 64 === 0) await new Promise((res) => setImmediate(res)); // let answers in while catching up
       next += (-Math.log(1 - u()) / o.qps) * 1000;
       continue;
     }
     if (o.onTick && now - lastTick >= 1000) {
       lastTick = now;
-      o.onTick({ elapsedMs: now - start, sent, done: ok + errors + timeouts, errors: errors + timeouts, p99Ms: ms(hist.getValueAtPercentile(99)) });
+      o.onTick(r.tick(now - start, sent));
     }
-    await new Promise((r) => setTimeout(r, Math.min(next - now, 20)));
+    await new Promise((res) => setTimeout(res, Math.min(next - now, 20)));
   }
-  await Promise.all(inflight);
+  await r.settled();
   const elapsed = (performance.now() - start) / 1000;
-  o.onTick?.({ elapsedMs: elapsed * 1000, sent, done: ok + errors + timeouts, errors: errors + timeouts, p99Ms: ms(hist.getValueAtPercentile(99)) });
-  return {
-    offeredQps: o.qps,
-    achievedQps: Math.round((ok / (o.durationMs / 1000)) * 100) / 100,
-    durationS: Math.round(elapsed * 100) / 100,
-    sent,
-    ok,
-    errors,
-    timeouts,
-    errorsByStatus,
-    latencyMs: {
-      p50: ms(hist.getValueAtPercentile(50)),
-      p95: ms(hist.getValueAtPercentile(95)),
-      p99: ms(hist.getValueAtPercentile(99)),
-      p999: ms(hist.getValueAtPercentile(99.9)),
-      max: ms(hist.maxValue),
-      mean: ms(hist.mean),
-      tail: ms(hist.getValueAtPercentile(o.tailPercentile ?? 99)),
-      tailPercentile: o.tailPercentile ?? 99,
-    },
-    meanQuerySize: sent ? Math.round((sizeSum / sent) * 10) / 10 : 0,
-    samplesPerSecond: Math.round(samples / (o.durationMs / 1000)),
-  };
+  o.onTick?.(r.tick(elapsed * 1000, sent));
+  return result(o, r, sent, sizeSum, elapsed);
 }

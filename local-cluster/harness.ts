@@ -83,26 +83,16 @@ export interface StartOptions {
   log?: (line: string) => void;
 }
 
-export async function startCluster(opts: StartOptions = {}): Promise<Cluster> {
-  const log = opts.log ?? ((l: string) => process.stderr.write(l + '\n'));
-  const binDir = opts.binDir ?? ensureBinaries(log);
-  const dir = mkdtempSync(join(tmpdir(), 'recshard-cluster-'));
-  const procs = new Map<string, ChildProcess>();
-  const t0 = Date.now();
-  const [etcdPort, etcdPeer, apiPort, kcmPort, schedPort, kwokPort] = await Promise.all(Array.from({ length: 6 }, freePort));
+/** An admin token, a kubeconfig that uses it, and the service-account key pair, written into `dir`. */
+function writeCredentials(dir: string, server: string) {
   const token = randomBytes(24).toString('hex');
-  const server = `https://127.0.0.1:${apiPort}`;
-
   const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-  const saKey = join(dir, 'sa.key');
-  const saPub = join(dir, 'sa.pub');
-  writeFileSync(saKey, privateKey.export({ type: 'pkcs1', format: 'pem' }));
-  writeFileSync(saPub, publicKey.export({ type: 'spki', format: 'pem' }));
-  const tokens = join(dir, 'tokens.csv');
-  writeFileSync(tokens, `${token},admin,admin,system:masters\n`);
-  const kubeconfig = join(dir, 'kubeconfig');
+  const files = { saKey: join(dir, 'sa.key'), saPub: join(dir, 'sa.pub'), tokens: join(dir, 'tokens.csv'), kubeconfig: join(dir, 'kubeconfig') };
+  writeFileSync(files.saKey, privateKey.export({ type: 'pkcs1', format: 'pem' }));
+  writeFileSync(files.saPub, publicKey.export({ type: 'spki', format: 'pem' }));
+  writeFileSync(files.tokens, `${token},admin,admin,system:masters\n`);
   writeFileSync(
-    kubeconfig,
+    files.kubeconfig,
     stringify({
       apiVersion: 'v1',
       kind: 'Config',
@@ -112,119 +102,180 @@ export async function startCluster(opts: StartOptions = {}): Promise<Cluster> {
       'current-context': 'recshard',
     }),
   );
+  return { token, ...files };
+}
 
-  const argsOf = new Map<string, string[]>();
-  const start = (name: string, args: string[]) => {
-    argsOf.set(name, args);
-    const out = openSync(join(dir, `${name}.log`), 'a');
-    const p = spawn(join(binDir, name), args, { stdio: ['ignore', out, out], detached: opts.detached ?? false });
-    closeSync(out);
-    if (opts.detached) p.unref();
-    procs.set(name, p);
+type Credentials = ReturnType<typeof writeCredentials>;
+interface Ports {
+  etcd: number;
+  etcdPeer: number;
+  api: number;
+  controllerManager: number;
+  scheduler: number;
+  kwok: number;
+}
+
+/** Each component's flags, on loopback ports, with its state in `dir`. */
+function componentArgs(dir: string, port: Ports, c: Credentials): Record<string, string[]> {
+  const etcd = `http://127.0.0.1:${port.etcd}`;
+  const peer = `http://127.0.0.1:${port.etcdPeer}`;
+  const common = [
+    `--kubeconfig=${c.kubeconfig}`,
+    `--authentication-kubeconfig=${c.kubeconfig}`,
+    `--authorization-kubeconfig=${c.kubeconfig}`,
+    '--leader-elect=false',
+    '--bind-address=127.0.0.1',
+  ];
+  return {
+    etcd: [
+      '--name=default',
+      `--data-dir=${join(dir, 'etcd')}`,
+      `--listen-client-urls=${etcd}`,
+      `--advertise-client-urls=${etcd}`,
+      `--listen-peer-urls=${peer}`,
+      `--initial-advertise-peer-urls=${peer}`,
+      `--initial-cluster=default=${peer}`,
+      '--unsafe-no-fsync',
+      '--log-level=warn',
+      '--listen-metrics-urls=',
+      `--quota-backend-bytes=${2 * 2 ** 30}`,
+    ],
+    'kube-apiserver': [
+      `--etcd-servers=${etcd}`,
+      '--bind-address=127.0.0.1',
+      '--advertise-address=127.0.0.1',
+      `--secure-port=${port.api}`,
+      `--cert-dir=${join(dir, 'certs')}`,
+      `--token-auth-file=${c.tokens}`,
+      '--authorization-mode=RBAC',
+      '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
+      `--service-account-key-file=${c.saPub}`,
+      `--service-account-signing-key-file=${c.saKey}`,
+      '--service-cluster-ip-range=10.96.0.0/16',
+      '--endpoint-reconciler-type=none',
+      '--allow-privileged=true',
+      '--enable-priority-and-fairness=false',
+      '--v=0',
+    ],
+    'kube-controller-manager': [
+      ...common,
+      `--secure-port=${port.controllerManager}`,
+      `--service-account-private-key-file=${c.saKey}`,
+      `--root-ca-file=${join(dir, 'certs', 'apiserver.crt')}`,
+      '--service-cluster-ip-range=10.96.0.0/16',
+      '--use-service-account-credentials=false',
+      '--concurrent-deployment-syncs=10',
+      '--concurrent-replicaset-syncs=10',
+    ],
+    'kube-scheduler': [...common, `--secure-port=${port.scheduler}`],
+    kwok: [
+      `--kubeconfig=${c.kubeconfig}`,
+      '--manage-all-nodes=false',
+      '--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake',
+      `--server-address=127.0.0.1:${port.kwok}`,
+      '--node-ip=127.0.0.1',
+      '--cidr=10.244.0.0/16',
+      '--node-lease-duration-seconds=40',
+    ],
   };
+}
 
-  const stopOne = async (p: ChildProcess) => {
+/** The component processes, each logging to `<dir>/<name>.log`; stop() ends them in the reverse order of their start. */
+class Processes {
+  readonly procs = new Map<string, ChildProcess>();
+  private readonly argsOf = new Map<string, string[]>();
+
+  constructor(
+    private readonly dir: string,
+    private readonly binDir: string,
+    private readonly detached: boolean,
+  ) {}
+
+  start(name: string, args: string[]): void {
+    this.argsOf.set(name, args);
+    const out = openSync(join(this.dir, `${name}.log`), 'a');
+    const p = spawn(join(this.binDir, name), args, { stdio: ['ignore', out, out], detached: this.detached });
+    closeSync(out);
+    if (this.detached) p.unref();
+    this.procs.set(name, p);
+  }
+
+  async stopOne(name: string): Promise<void> {
+    const p = this.procs.get(name)!;
     if (p.exitCode !== null || p.signalCode !== null) return;
     const exited = new Promise((r) => p.once('exit', r));
     p.kill('SIGTERM');
     const timer = setTimeout(() => p.kill('SIGKILL'), 5000);
     await exited;
     clearTimeout(timer);
-  };
+  }
+
+  async restart(name: string): Promise<void> {
+    await this.stopOne(name);
+    this.start(name, this.argsOf.get(name)!);
+  }
+
+  async stopAll(): Promise<void> {
+    for (const name of [...this.procs.keys()].reverse()) await this.stopOne(name);
+  }
+
+  /** Polls `check` until true, failing at once (with the log's tail) when a component exits. */
+  async waitFor(what: string, check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+    await waitFor(what, check, timeoutMs, this.procs, this.dir);
+  }
+}
+
+const serviceAccountExists = async (kubeconfig: string) => {
+  try {
+    kubectl(kubeconfig, ['get', 'serviceaccount', 'default', '-n', 'default']);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+export async function startCluster(opts: StartOptions = {}): Promise<Cluster> {
+  const log = opts.log ?? ((l: string) => process.stderr.write(l + '\n'));
+  const binDir = opts.binDir ?? ensureBinaries(log);
+  const dir = mkdtempSync(join(tmpdir(), 'recshard-cluster-'));
+  const t0 = Date.now();
+  const [etcd, etcdPeer, api, controllerManager, scheduler, kwok] = (await Promise.all(Array.from({ length: 6 }, freePort))) as number[] as [
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+  ];
+  const server = `https://127.0.0.1:${api}`;
+  const creds = writeCredentials(dir, server);
+  const args = componentArgs(dir, { etcd, etcdPeer, api, controllerManager, scheduler, kwok }, creds);
+  const ps = new Processes(dir, binDir, opts.detached ?? false);
   const stop = async () => {
-    for (const p of [...procs.values()].reverse()) await stopOne(p);
+    await ps.stopAll();
     if (!process.env.RECSHARD_KEEP_CLUSTER) rmSync(dir, { recursive: true, force: true });
   };
-  const apiReady = async () => (await httpsGet(`${server}/readyz`, token)).status === 200;
+  const apiReady = async () => (await httpsGet(`${server}/readyz`, creds.token)).status === 200;
   const restart = async (name: string) => {
-    await stopOne(procs.get(name)!);
-    start(name, argsOf.get(name)!);
-    if (name === 'kube-apiserver') await waitFor('kube-apiserver /readyz after restart', apiReady, 90_000, procs, dir);
+    await ps.restart(name);
+    if (name === 'kube-apiserver') await ps.waitFor('kube-apiserver /readyz after restart', apiReady, 90_000);
   };
-
   try {
     mkdirSync(join(dir, 'etcd'));
-    start('etcd', [
-      '--name=default',
-      `--data-dir=${join(dir, 'etcd')}`,
-      `--listen-client-urls=http://127.0.0.1:${etcdPort}`,
-      `--advertise-client-urls=http://127.0.0.1:${etcdPort}`,
-      `--listen-peer-urls=http://127.0.0.1:${etcdPeer}`,
-      `--initial-advertise-peer-urls=http://127.0.0.1:${etcdPeer}`,
-      `--initial-cluster=default=http://127.0.0.1:${etcdPeer}`,
-      '--unsafe-no-fsync',
-      '--log-level=warn',
-      '--listen-metrics-urls=',
-      `--quota-backend-bytes=${2 * 2 ** 30}`,
-    ]);
-    start('kube-apiserver', [
-      `--etcd-servers=http://127.0.0.1:${etcdPort}`,
-      '--bind-address=127.0.0.1',
-      '--advertise-address=127.0.0.1',
-      `--secure-port=${apiPort}`,
-      `--cert-dir=${join(dir, 'certs')}`,
-      `--token-auth-file=${tokens}`,
-      '--authorization-mode=RBAC',
-      '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
-      `--service-account-key-file=${saPub}`,
-      `--service-account-signing-key-file=${saKey}`,
-      '--service-cluster-ip-range=10.96.0.0/16',
-      '--endpoint-reconciler-type=none',
-      '--allow-privileged=true',
-      '--enable-priority-and-fairness=false',
-      '--v=0',
-    ]);
-    await waitFor('kube-apiserver /readyz', apiReady, 90_000, procs, dir);
-    const common = [
-      `--kubeconfig=${kubeconfig}`,
-      `--authentication-kubeconfig=${kubeconfig}`,
-      `--authorization-kubeconfig=${kubeconfig}`,
-      '--leader-elect=false',
-      '--bind-address=127.0.0.1',
-    ];
-    start('kube-controller-manager', [
-      ...common,
-      `--secure-port=${kcmPort}`,
-      `--service-account-private-key-file=${saKey}`,
-      `--root-ca-file=${join(dir, 'certs', 'apiserver.crt')}`,
-      '--service-cluster-ip-range=10.96.0.0/16',
-      '--use-service-account-credentials=false',
-      '--concurrent-deployment-syncs=10',
-      '--concurrent-replicaset-syncs=10',
-    ]);
-    start('kube-scheduler', [...common, `--secure-port=${schedPort}`]);
-    start('kwok', [
-      `--kubeconfig=${kubeconfig}`,
-      '--manage-all-nodes=false',
-      '--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake',
-      `--server-address=127.0.0.1:${kwokPort}`,
-      '--node-ip=127.0.0.1',
-      '--cidr=10.244.0.0/16',
-      '--node-lease-duration-seconds=40',
-    ]);
-    createNodes(kubeconfig);
-    await waitFor('fake nodes Ready', async () => nodesReady(kubeconfig), 60_000, procs, dir);
-    await waitFor(
-      'default ServiceAccount',
-      async () => {
-        try {
-          kubectl(kubeconfig, ['get', 'serviceaccount', 'default', '-n', 'default']);
-          return true;
-        } catch {
-          return false;
-        }
-      },
-      60_000,
-      procs,
-      dir,
-    );
+    ps.start('etcd', args.etcd!);
+    ps.start('kube-apiserver', args['kube-apiserver']!);
+    await ps.waitFor('kube-apiserver /readyz', apiReady, 90_000);
+    for (const name of ['kube-controller-manager', 'kube-scheduler', 'kwok']) ps.start(name, args[name]!);
+    createNodes(creds.kubeconfig);
+    await ps.waitFor('fake nodes Ready', async () => nodesReady(creds.kubeconfig), 60_000);
+    await ps.waitFor('default ServiceAccount', () => serviceAccountExists(creds.kubeconfig), 60_000);
   } catch (e) {
     await stop();
     throw e;
   }
-  log(`[control-plane] up in ${((Date.now() - t0) / 1000).toFixed(1)}s; KUBECONFIG=${kubeconfig}`);
-  const pids = Object.fromEntries([...procs].map(([n, p]) => [n, p.pid!]));
-  return { dir, kubeconfig, server, token, binDir, pids, stop, restart };
+  log(`[control-plane] up in ${((Date.now() - t0) / 1000).toFixed(1)}s; KUBECONFIG=${creds.kubeconfig}`);
+  const pids = Object.fromEntries([...ps.procs].map(([n, p]) => [n, p.pid!]));
+  return { dir, kubeconfig: creds.kubeconfig, server, token: creds.token, binDir, pids, stop, restart };
 }
 
 export function kubectl(kubeconfig: string, args: string[], input?: string): string {

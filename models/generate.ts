@@ -7,7 +7,7 @@ import { xoroshiro128plus } from 'pure-rand/generator/xoroshiro128plus';
 import { FORMAT, bottomWidth, interactionWidth, type FileRef, type Manifest, type TableManifest } from '../contracts/model-format.js';
 import { toHalf } from '../lib/fp16.js';
 import type { ResolvedModel } from '../operator/api/v1alpha1/index.js';
-import { expandTables } from '../operator/planner/tables.js';
+import { expandTables, type PlannedTable } from '../operator/planner/tables.js';
 import { mlpToOnnx, type Layer } from './onnx.js';
 
 export interface GenerateOptions {
@@ -48,6 +48,44 @@ function writeFile(dir: string, file: string, data: Uint8Array): FileRef {
   return { file, sha256: createHash('sha256').update(data).digest('hex'), bytes: data.byteLength };
 }
 
+const CHUNK = 1 << 20;
+
+/** One table's rows (at least 8 after scaling), streamed to disk in chunks and hashed as they are written. */
+function writeTable(o: GenerateOptions, t: PlannedTable): TableManifest {
+  const rows = Math.max(8, Math.round(t.rows * o.scale));
+  const file = `tables/${t.name}.bin`;
+  const fd = openSync(join(o.outDir, file), 'w');
+  const hash = createHash('sha256');
+  const r = stream(o.seed, `table/${t.name}`);
+  const limit = Math.sqrt(1 / rows);
+  let left = rows * t.dim;
+  const f32 = new Float32Array(Math.min(CHUNK, left));
+  const f16 = t.dtype === 'fp16' ? new Uint16Array(f32.length) : undefined;
+  while (left > 0) {
+    const n = Math.min(left, f32.length);
+    for (let j = 0; j < n; j++) f32[j] = r() * limit;
+    if (f16) for (let j = 0; j < n; j++) f16[j] = toHalf(f32[j]!);
+    const bytes = f16 ? new Uint8Array(f16.buffer, 0, n * 2) : new Uint8Array(f32.buffer, 0, n * 4);
+    writeSync(fd, bytes);
+    hash.update(bytes);
+    left -= n;
+  }
+  closeSync(fd);
+  const { name, dim, dtype, net, poolingFactor } = t;
+  return { name, rows, dim, dtype, net, poolingFactor, file, sha256: hash.digest('hex'), bytes: rows * dim * (dtype === 'fp16' ? 2 : 4) };
+}
+
+/** The bottom (when the model has one) and top MLPs as ONNX files. */
+function writeDense(o: GenerateOptions, topInput: number): Manifest['dense'] {
+  const m = o.model;
+  return {
+    ...(m.bottomMLP.length
+      ? { bottom: writeFile(o.outDir, 'dense/bottom.onnx', mlpToOnnx('bottom', layers(o.seed, 'bottom', [m.denseFeatures, ...m.bottomMLP]), 'Relu')) }
+      : {}),
+    top: writeFile(o.outDir, 'dense/top.onnx', mlpToOnnx('top', layers(o.seed, 'top', [topInput, ...m.topMLP]), 'Sigmoid')),
+  };
+}
+
 export function generateModel(o: GenerateOptions): Manifest {
   const m = o.model;
   mkdirSync(join(o.outDir, 'dense'), { recursive: true });
@@ -63,64 +101,22 @@ export function generateModel(o: GenerateOptions): Manifest {
     bottomOut,
     tables.map((t) => t.dim),
   );
-
-  const dense: Manifest['dense'] = {
-    ...(m.bottomMLP.length
-      ? { bottom: writeFile(o.outDir, 'dense/bottom.onnx', mlpToOnnx('bottom', layers(o.seed, 'bottom', [m.denseFeatures, ...m.bottomMLP]), 'Relu')) }
-      : {}),
-    top: writeFile(o.outDir, 'dense/top.onnx', mlpToOnnx('top', layers(o.seed, 'top', [topInput, ...m.topMLP]), 'Sigmoid')),
-  };
-
-  const out: TableManifest[] = [];
-  const CHUNK = 1 << 20;
-  tables.forEach((t, i) => {
+  const dense = writeDense(o, topInput);
+  const out = tables.map((t, i) => {
     o.onTable?.(i, tables.length, t.name);
-    const rows = Math.max(8, Math.round(t.rows * o.scale));
-    const file = `tables/${t.name}.bin`;
-    const fd = openSync(join(o.outDir, file), 'w');
-    const hash = createHash('sha256');
-    const r = stream(o.seed, `table/${t.name}`);
-    const limit = Math.sqrt(1 / rows);
-    let left = rows * t.dim;
-    const f32 = new Float32Array(Math.min(CHUNK, left));
-    const f16 = t.dtype === 'fp16' ? new Uint16Array(f32.length) : undefined;
-    while (left > 0) {
-      const n = Math.min(left, f32.length);
-      for (let j = 0; j < n; j++) f32[j] = r() * limit;
-      const bytes = f16
-        ? (() => {
-            for (let j = 0; j < n; j++) f16[j] = toHalf(f32[j]!);
-            return new Uint8Array(f16.buffer, 0, n * 2);
-          })()
-        : new Uint8Array(f32.buffer, 0, n * 4);
-      writeSync(fd, bytes);
-      hash.update(bytes);
-      left -= n;
-    }
-    closeSync(fd);
-    out.push({
-      name: t.name,
-      rows,
-      dim: t.dim,
-      dtype: t.dtype,
-      net: t.net,
-      poolingFactor: t.poolingFactor,
-      file,
-      sha256: hash.digest('hex'),
-      bytes: rows * t.dim * (t.dtype === 'fp16' ? 2 : 4),
-    });
+    return writeTable(o, t);
   });
   o.onTable?.(tables.length, tables.length, '');
-
+  const { architecture, denseFeatures, bottomMLP, topMLP, interaction } = m;
   const manifest: Manifest = {
     format: FORMAT,
     name: o.name,
-    architecture: m.architecture,
+    architecture,
     seed: o.seed,
-    denseFeatures: m.denseFeatures,
-    bottomMLP: m.bottomMLP,
-    topMLP: m.topMLP,
-    interaction: m.interaction,
+    denseFeatures,
+    bottomMLP,
+    topMLP,
+    interaction,
     topInput,
     tables: out,
     dense,

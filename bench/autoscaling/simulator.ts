@@ -93,45 +93,38 @@ const RING = 1024;
 const bucketOf = (ms: number) => Math.min(BUCKETS - 1, Math.max(0, Math.floor(Math.log(ms / BUCKET_BASE) / Math.log(BUCKET_RATIO))));
 const bucketUpper = (b: number) => BUCKET_BASE * BUCKET_RATIO ** (b + 1);
 
-export function simulate(o: SimOptions, c: Controller): SimResult {
-  const u = uniform(o.seed);
-  const pods: Pod[] = [];
-  const add = (nowMs: number, startupMs: number) =>
-    pods.push({ createdMs: nowMs, readyMs: nowMs + startupMs, warmMs: nowMs + startupMs + o.warmupMs, freeAtMs: 0, finishes: [] });
-  for (let i = 0; i < o.initialReplicas; i++) add(-o.startupMs - o.warmupMs, 0);
-  const ringAll = new Uint32Array(RING * BUCKETS);
-  const ringWarm = new Uint32Array(RING * BUCKETS);
-  const ringSecond = new Float64Array(RING).fill(-1); // which second each ring slot holds
-  const slot = (sec: number) => {
+/** Completion counts per second and latency bucket, over the last RING seconds. */
+class Ring {
+  readonly all = new Uint32Array(RING * BUCKETS);
+  readonly warm = new Uint32Array(RING * BUCKETS);
+  /** Which second each ring slot holds. */
+  private readonly second = new Float64Array(RING).fill(-1);
+
+  /** Records a completion in second `sec`, into the warm histogram too when the pod was warm. */
+  record(sec: number, latencyMs: number, warm: boolean): void {
+    const base = this.slot(sec);
+    const b = bucketOf(latencyMs);
+    this.all[base + b]!++;
+    if (warm) this.warm[base + b]!++;
+  }
+
+  private slot(sec: number): number {
     const s = sec % RING;
-    if (ringSecond[s] !== sec) {
-      ringAll.fill(0, s * BUCKETS, (s + 1) * BUCKETS);
-      ringWarm.fill(0, s * BUCKETS, (s + 1) * BUCKETS);
-      ringSecond[s] = sec;
+    if (this.second[s] !== sec) {
+      this.all.fill(0, s * BUCKETS, (s + 1) * BUCKETS);
+      this.warm.fill(0, s * BUCKETS, (s + 1) * BUCKETS);
+      this.second[s] = sec;
     }
     return s * BUCKETS;
-  };
+  }
 
-  const series: SimPoint[] = [];
-  let secondsOver = 0;
-  let replicaMs = 0;
-  let lastDirection = 0;
-  let reversals = 0;
-  let scaleEvents = 0;
-  let maxReplicas = pods.length;
-  const durationMs = o.trace.durationS * 1000;
-  let ready: number[] = [];
-  const refreshReady = (nowMs: number) => {
-    ready = [];
-    for (let i = 0; i < pods.length; i++) if (pods[i]!.readyMs <= nowMs) ready.push(i);
-  };
-
-  const window = (nowMs: number, ring: Uint32Array) => {
+  /** The completions of the last whole seconds of the window, and their latency at the percentile. */
+  window(nowMs: number, windowMs: number, percentile: number, ring: Uint32Array): { total: number; latencyMs?: number } {
     const counts = new Float64Array(BUCKETS);
     let total = 0;
     const last = Math.floor(nowMs / 1000) - 1;
-    for (let sec = last - Math.round(o.windowMs / 1000) + 1; sec <= last; sec++) {
-      if (sec < 0 || ringSecond[sec % RING] !== sec) continue;
+    for (let sec = last - Math.round(windowMs / 1000) + 1; sec <= last; sec++) {
+      if (sec < 0 || this.second[sec % RING] !== sec) continue;
       const base = (sec % RING) * BUCKETS;
       for (let b = 0; b < BUCKETS; b++) {
         const n = ring[base + b]!;
@@ -142,95 +135,158 @@ export function simulate(o: SimOptions, c: Controller): SimResult {
       }
     }
     if (!total) return { total, latencyMs: undefined };
-    const rank = Math.ceil((o.percentile / 100) * total);
+    const rank = Math.ceil((percentile / 100) * total);
     let seen = 0;
     for (let b = 0; b < BUCKETS; b++) {
       seen += counts[b]!;
       if (seen >= rank) return { total, latencyMs: bucketUpper(b) };
     }
     return { total, latencyMs: bucketUpper(BUCKETS - 1) };
-  };
+  }
+}
 
-  const evaluate = (nowMs: number, qps: number) => {
-    refreshReady(nowMs);
+/** One run: the pods, what they completed, and the counters the result reports. */
+class Simulation {
+  private readonly u: () => number;
+  private readonly pods: Pod[] = [];
+  private readonly ring = new Ring();
+  private readonly series: SimPoint[] = [];
+  private ready: number[] = [];
+  /** Latencies of the arrivals of the second now open. */
+  private readonly second: number[] = [];
+  private nextSecond = 1000;
+  private secondsOver = 0;
+  private replicaMs = 0;
+  private lastDirection = 0;
+  private reversals = 0;
+  private scaleEvents = 0;
+  private maxReplicas: number;
+
+  constructor(
+    private readonly o: SimOptions,
+    private readonly c: Controller,
+  ) {
+    this.u = uniform(o.seed);
+    for (let i = 0; i < o.initialReplicas; i++) this.add(-o.startupMs - o.warmupMs, 0);
+    this.maxReplicas = this.pods.length;
+  }
+
+  private add(nowMs: number, startupMs: number): void {
+    this.pods.push({ createdMs: nowMs, readyMs: nowMs + startupMs, warmMs: nowMs + startupMs + this.o.warmupMs, freeAtMs: 0, finishes: [] });
+  }
+
+  private refreshReady(nowMs: number): void {
+    this.ready = [];
+    for (let i = 0; i < this.pods.length; i++) if (this.pods[i]!.readyMs <= nowMs) this.ready.push(i);
+  }
+
+  /** What the controller reads: the window's tail (of every ready pod, and of the warm ones), rate and backlog. */
+  private observe(nowMs: number): Observation {
+    const { o, pods } = this;
     let inflight = 0;
-    for (const i of ready) {
+    for (const i of this.ready) {
       const p = pods[i]!;
       let k = 0;
       while (k < p.finishes.length && p.finishes[k]! <= nowMs) k++;
       p.finishes.splice(0, k);
       inflight += p.finishes.length;
     }
-    const all = window(nowMs, ringAll);
-    const warm = window(nowMs, ringWarm);
-    const obs: Observation = {
+    const all = this.ring.window(nowMs, o.windowMs, o.percentile, this.ring.all);
+    const warm = this.ring.window(nowMs, o.windowMs, o.percentile, this.ring.warm);
+    return {
       nowMs,
       replicas: pods.length,
-      readyPods: ready.length,
-      warmPods: ready.filter((i) => pods[i]!.warmMs <= nowMs).length,
+      readyPods: this.ready.length,
+      warmPods: this.ready.filter((i) => pods[i]!.warmMs <= nowMs).length,
       ...(all.latencyMs !== undefined ? { latencyMs: all.latencyMs } : {}),
       ...(warm.latencyMs !== undefined ? { warmLatencyMs: warm.latencyMs } : {}),
       // over the part of the window there is data for (as PromQL's rate() extrapolates at a series' start)
       rate: all.total / (Math.min(o.windowMs, Math.max(nowMs, 1000)) / 1000),
       inflight,
     };
-    const want = Math.max(1, Math.round(c.evaluate(obs)));
+  }
+
+  private evaluate(nowMs: number, qps: number): void {
+    this.refreshReady(nowMs);
+    const obs = this.observe(nowMs);
+    const want = Math.max(1, Math.round(this.c.evaluate(obs)));
+    const pods = this.pods;
     if (want !== pods.length) {
       const dir = want > pods.length ? 1 : -1;
-      if (lastDirection && dir !== lastDirection) reversals++;
-      lastDirection = dir;
-      scaleEvents++;
+      if (this.lastDirection && dir !== this.lastDirection) this.reversals++;
+      this.lastDirection = dir;
+      this.scaleEvents++;
       // a ReplicaSet removes the newest pods first (not-ready before ready); removed pods take no new requests
       while (pods.length > want) pods.pop();
-      while (pods.length < want) add(nowMs, o.startupMs);
-      maxReplicas = Math.max(maxReplicas, pods.length);
-      refreshReady(nowMs);
+      while (pods.length < want) this.add(nowMs, this.o.startupMs);
+      this.maxReplicas = Math.max(this.maxReplicas, pods.length);
+      this.refreshReady(nowMs);
     }
-    series.push({ t: nowMs / 1000, qps, replicas: pods.length, latencyMs: obs.latencyMs ?? 0 });
-  };
+    this.series.push({ t: nowMs / 1000, qps, replicas: pods.length, latencyMs: obs.latencyMs ?? 0 });
+  }
 
-  const second: number[] = [];
-  let nextEval = 0;
-  let nextSecond = 1000;
-  let t = 0;
-  const closeSecond = () => {
+  private closeSecond(): void {
+    const second = this.second;
     if (second.length) {
       second.sort((a, b) => a - b);
-      if (second[Math.min(second.length - 1, Math.ceil((o.percentile / 100) * second.length) - 1)]! > o.targetMs) secondsOver++;
+      if (second[Math.min(second.length - 1, Math.ceil((this.o.percentile / 100) * second.length) - 1)]! > this.o.targetMs) this.secondsOver++;
     }
     second.length = 0;
-    replicaMs += pods.length * 1000;
-    refreshReady(nextSecond);
-    nextSecond += 1000;
-  };
-  refreshReady(0);
-  while (t < durationMs) {
-    // Poisson arrivals: the next gap at the rate of this moment
-    const qps = Math.max(o.trace.qps(t / 1000), 1e-6);
-    t += (-Math.log(1 - u()) / qps) * 1000;
-    while (nextSecond <= t && nextSecond <= durationMs) closeSecond();
-    while (nextEval <= t && nextEval < durationMs) {
-      evaluate(nextEval, o.trace.qps(nextEval / 1000));
-      nextEval += o.intervalMs;
+    this.replicaMs += this.pods.length * 1000;
+    this.refreshReady(this.nextSecond);
+    this.nextSecond += 1000;
+  }
+
+  /** A request arriving at t goes to a ready pod at random and waits for it (fails when there is none). */
+  private arrive(t: number): void {
+    if (!this.ready.length) {
+      this.second.push(Infinity); // nowhere to go: the request fails
+      return;
     }
-    if (t >= durationMs) break;
-    if (!ready.length) {
-      second.push(Infinity); // nowhere to go: the request fails
-      continue;
-    }
-    const pod = pods[ready[Math.floor(u() * ready.length)]!]!;
+    const { o, u } = this;
+    const pod = this.pods[this.ready[Math.floor(u() * this.ready.length)]!]!;
     const service = o.serviceMs[Math.floor(u() * o.serviceMs.length)]! * (t < pod.warmMs ? o.warmupSlowdown : 1);
-    const start = Math.max(t, pod.freeAtMs);
-    const finish = start + service;
+    const finish = Math.max(t, pod.freeAtMs) + service;
     pod.freeAtMs = finish;
     pod.finishes.push(finish);
     const latency = finish - t;
-    second.push(latency);
-    const sec = Math.floor(finish / 1000);
-    const b = bucketOf(latency);
-    ringAll[slot(sec) + b]!++;
-    if (t >= pod.warmMs) ringWarm[slot(sec) + b]!++;
+    this.second.push(latency);
+    this.ring.record(Math.floor(finish / 1000), latency, t >= pod.warmMs);
   }
-  while (nextSecond <= durationMs) closeSecond();
-  return { controller: c.name, trace: o.trace.name, secondsOver, replicaSeconds: Math.round(replicaMs / 1000), reversals, scaleEvents, maxReplicas, series };
+
+  run(): SimResult {
+    const { o } = this;
+    const durationMs = o.trace.durationS * 1000;
+    let nextEval = 0;
+    let t = 0;
+    this.refreshReady(0);
+    while (t < durationMs) {
+      // Poisson arrivals: the next gap at the rate of this moment
+      const qps = Math.max(o.trace.qps(t / 1000), 1e-6);
+      t += (-Math.log(1 - this.u()) / qps) * 1000;
+      while (this.nextSecond <= t && this.nextSecond <= durationMs) this.closeSecond();
+      while (nextEval <= t && nextEval < durationMs) {
+        this.evaluate(nextEval, o.trace.qps(nextEval / 1000));
+        nextEval += o.intervalMs;
+      }
+      if (t >= durationMs) break;
+      this.arrive(t);
+    }
+    while (this.nextSecond <= durationMs) this.closeSecond();
+    const { secondsOver, reversals, scaleEvents, maxReplicas, series } = this;
+    return {
+      controller: this.c.name,
+      trace: o.trace.name,
+      secondsOver,
+      replicaSeconds: Math.round(this.replicaMs / 1000),
+      reversals,
+      scaleEvents,
+      maxReplicas,
+      series,
+    };
+  }
+}
+
+export function simulate(o: SimOptions, c: Controller): SimResult {
+  return new Simulation(o, c).run();
 }

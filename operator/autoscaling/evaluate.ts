@@ -80,6 +80,32 @@ function measure(reading: LatencyReading | undefined, pods: PodView[], nowMs: nu
   return { ...(rates ? { rates } : {}), rate };
 }
 
+/**
+ * The critical path: the main's own time (its tail less the slowest shard call) against each shard call; the
+ * component whose time dominates the main's tail (the main itself when no shard call reads).
+ */
+function criticalComponent(
+  main: ComponentView,
+  mainLatencyMs: number,
+  components: ComponentView[],
+  shardCalls: LatencyReading | undefined,
+  q: number,
+  nowMs: number,
+  warmupMs: number,
+): string {
+  let worst = { name: main.name, ms: -1 };
+  let slowestCall = 0;
+  for (const c of components) {
+    if (c.role !== 'sparse') continue;
+    const call = measure(shardCalls, main.pods, nowMs, warmupMs, c.shard);
+    const ms = call.rates ? quantileMs(call.rates, q) : undefined;
+    if (ms === undefined) continue;
+    slowestCall = Math.max(slowestCall, ms);
+    if (ms > worst.ms) worst = { name: c.name, ms };
+  }
+  return mainLatencyMs - slowestCall >= worst.ms ? main.name : worst.name;
+}
+
 export function evaluate(
   policy: EffectivePolicy,
   components: ComponentView[],
@@ -94,22 +120,8 @@ export function evaluate(
   // series for the warm pods but no requests: idle, which is a latency of nothing rather than a missing one
   const idle = mainMeasure.rates !== undefined && totalRate(mainMeasure.rates) === 0;
   const mainLatencyMs = mainMeasure.rates ? (idle ? 0 : quantileMs(mainMeasure.rates, q)) : undefined;
-
-  // The critical path: the main's own time (its tail less the slowest shard call) against each shard call.
-  let critical = main?.name;
-  if (mainLatencyMs !== undefined && main) {
-    let worst = { name: main.name, ms: -1 };
-    let slowestCall = 0;
-    for (const c of components) {
-      if (c.role !== 'sparse') continue;
-      const call = measure(readings.shardCalls, main.pods, nowMs, policy.warmupMs, c.shard);
-      const ms = call.rates ? quantileMs(call.rates, q) : undefined;
-      if (ms === undefined) continue;
-      slowestCall = Math.max(slowestCall, ms);
-      if (ms > worst.ms) worst = { name: c.name, ms };
-    }
-    critical = mainLatencyMs - slowestCall >= worst.ms ? main.name : worst.name;
-  }
+  const critical =
+    mainLatencyMs !== undefined && main ? criticalComponent(main, mainLatencyMs, components, readings.shardCalls, q, nowMs, policy.warmupMs) : main?.name;
 
   const decisions = components.map((c): ComponentDecision => {
     const own = c.role === 'main' ? mainMeasure : measure(readings.shards.get(c.shard!), c.pods, nowMs, policy.warmupMs);
@@ -124,15 +136,8 @@ export function evaluate(
       mayScaleUp: policy.scaleOn === 'all' || c.name === critical,
       nowMs,
     });
-    return {
-      ...out,
-      name: c.name,
-      role: c.role,
-      ...(c.shard !== undefined ? { shard: c.shard } : {}),
-      current: c.replicas,
-      ...(ownLatency !== undefined ? { latencyMs: ownLatency } : {}),
-      rate: own.rate,
-    };
+    const where = { name: c.name, role: c.role, ...(c.shard !== undefined ? { shard: c.shard } : {}), current: c.replicas };
+    return { ...out, ...where, ...(ownLatency !== undefined ? { latencyMs: ownLatency } : {}), rate: own.rate };
   });
   memories.retain(memoryPrefix, new Set(components.map((c) => memoryKey(memoryPrefix, c))));
   return {

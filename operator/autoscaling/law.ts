@@ -167,6 +167,24 @@ function finisher(mem: LawMemory, i: LawInput): Finish {
   };
 }
 
+/** Demand the served rate does not show: how fast the backlog (requests in flight) grew since the last look. */
+function backlogGrowth(mem: LawMemory, inflight: number | undefined, nowMs: number): number {
+  const prev = mem.inflight;
+  if (inflight !== undefined) mem.inflight = { atMs: nowMs, value: inflight };
+  return inflight !== undefined && prev && nowMs > prev.atMs ? Math.max(0, (inflight - prev.value) / ((nowMs - prev.atMs) / 1000)) : 0;
+}
+
+/** Pods added last count once all are warm and half a window more has passed (the window still holds the time before). */
+function settleWarmup(mem: LawMemory, i: LawInput): void {
+  if (mem.pendingUntilWarm === undefined || i.sample.warmPods < Math.min(mem.pendingUntilWarm, i.current)) return;
+  mem.warmSince ??= i.nowMs;
+  // a tail that kept rising is acted on at half a window
+  if (i.nowMs - mem.warmSince >= i.policy.windowMs / 2) {
+    mem.pendingUntilWarm = undefined;
+    mem.warmSince = undefined;
+  }
+}
+
 /** Learns from a sample with a latency: demand, passes and misses, the curve, the warm-up of pods added last. */
 function learn(mem: LawMemory, i: LawInput, latencyMs: number): Reading {
   const { policy, current, sample, nowMs } = i;
@@ -174,13 +192,7 @@ function learn(mem: LawMemory, i: LawInput, latencyMs: number): Reading {
   const high = 1 - policy.tolerance;
   const low = 1 - 2 * policy.tolerance;
   const perPod = sample.readyPods > 0 ? sample.rate / sample.readyPods : 0;
-  // demand: what was served plus how fast the backlog grew since the last look
-  const prevInflight = mem.inflight;
-  if (sample.inflight !== undefined) mem.inflight = { atMs: nowMs, value: sample.inflight };
-  const growth =
-    sample.inflight !== undefined && prevInflight && nowMs > prevInflight.atMs
-      ? Math.max(0, (sample.inflight - prevInflight.value) / ((nowMs - prevInflight.atMs) / 1000))
-      : 0;
+  const growth = backlogGrowth(mem, sample.inflight, nowMs);
   if (perPod > 0 && ratio < low) {
     mem.passing.push({ atMs: nowMs, perPod });
     // a later pass at a per-pod rate clearly higher (by the tolerance) refutes a miss: it was a transient (a
@@ -197,14 +209,7 @@ function learn(mem: LawMemory, i: LawInput, latencyMs: number): Reading {
   // target, without a growing backlog, must be confirmed by the next one before it counts or adds pods
   const confirmed = ratio > 1 || overloaded || mem.overStreak >= 3;
   if (perPod > 0 && ratio > high && confirmed && i.mayScaleUp && mem.pendingUntilWarm === undefined) mem.failing.push({ atMs: nowMs, perPod });
-  if (mem.pendingUntilWarm !== undefined && sample.warmPods >= Math.min(mem.pendingUntilWarm, current)) {
-    mem.warmSince ??= nowMs;
-    // the window still holds the time before they served; a tail that kept rising is acted on at half a window
-    if (nowMs - mem.warmSince >= policy.windowMs / 2) {
-      mem.pendingUntilWarm = undefined;
-      mem.warmSince = undefined;
-    }
-  }
+  settleWarmup(mem, i);
   return {
     ratio,
     high,

@@ -9,6 +9,7 @@ import {
   resolvePolicySpec,
   type FieldError,
   type LatencyScalingPolicy,
+  type ResolvedLatencyScalingPolicySpec,
   type ResolvedRecModelSpec,
 } from '../api/v1alpha1/index.js';
 
@@ -58,19 +59,16 @@ const HPA_MAX_PERIOD_S = 1800;
 
 const ms = (d: string) => durationMs(d)!; // the schema's patterns admit only durations
 
-/** The policy `p` as `autoscaling` (a resolved RecModel spec's) changes it. */
-export function effectivePolicy(p: LatencyScalingPolicy, autoscaling: ResolvedRecModelSpec['autoscaling']): PolicyResult {
-  const r = resolvePolicySpec(p.spec);
-  if (!r.ok) return { ok: false, reason: Reason.PolicyInvalid, message: `LatencyScalingPolicy ${p.metadata.name}: ${formatFieldErrors(r.errors)}` };
-  const s = r.spec;
+/** The policy's own settings, in milliseconds and bounds. */
+function fromSpec(name: string, s: ResolvedLatencyScalingPolicySpec): EffectivePolicy {
   const rate = (l: typeof s.scaleUp): RateLimit => ({
     stabilizationMs: ms(l.stabilizationWindow),
     maxPods: l.maxPods,
     maxPercent: l.maxPercent,
     periodMs: ms(l.period),
   });
-  const policy: EffectivePolicy = {
-    name: p.metadata.name,
+  return {
+    name,
     percentile: s.target.percentile,
     targetMs: ms(s.target.latency),
     tolerance: s.tolerance,
@@ -85,41 +83,54 @@ export function effectivePolicy(p: LatencyScalingPolicy, autoscaling: ResolvedRe
     scaleOn: s.scaleOn,
     actuator: s.actuator,
   };
+}
 
-  const o = autoscaling.overrides;
-  if (!o) return { ok: true, policy };
+type Overrides = NonNullable<ResolvedRecModelSpec['autoscaling']['overrides']>;
+const field = (f: string) => `spec.autoscaling.overrides.${f}`;
+
+/** A model's replica bounds for one role, where the policy's ceiling allows them; the refusals go to `errors`. */
+function overrideBounds(policy: EffectivePolicy, role: 'main' | 'sparse', o: Overrides, ceiling: number | undefined, errors: FieldError[]): void {
+  const b = o[role];
+  if (!b || (b.minReplicas === undefined && b.maxReplicas === undefined)) return;
+  if (ceiling === undefined) {
+    errors.push({ field: field(role), message: `policy ${policy.name} does not allow overriding replica bounds` });
+    return;
+  }
+  const bounds = { min: b.minReplicas ?? policy[role].min, max: b.maxReplicas ?? policy[role].max };
+  if (bounds.max > ceiling) errors.push({ field: field(`${role}.maxReplicas`), message: `${bounds.max} exceeds the ${ceiling} policy ${policy.name} allows` });
+  else if (bounds.min > ceiling)
+    errors.push({ field: field(`${role}.minReplicas`), message: `${bounds.min} exceeds the ${ceiling} policy ${policy.name} allows` });
+  else if (bounds.min > bounds.max) errors.push({ field: field(`${role}.minReplicas`), message: `${bounds.min} exceeds maxReplicas ${bounds.max}` });
+  else policy[role] = bounds;
+}
+
+/** Applies the model's overrides the policy allows to `policy`; returns the ones it does not. */
+function applyOverrides(policy: EffectivePolicy, o: Overrides, s: ResolvedLatencyScalingPolicySpec): FieldError[] {
   const errors: FieldError[] = [];
-  const field = (f: string) => `spec.autoscaling.overrides.${f}`;
   const allowed = s.overrides;
   if (o.latency !== undefined) {
     const range = allowed?.latency;
     const want = ms(o.latency);
-    if (!range)
-      errors.push({ field: field('latency'), message: `policy ${p.metadata.name} does not allow overriding the latency target (${s.target.latency})` });
+    if (!range) errors.push({ field: field('latency'), message: `policy ${policy.name} does not allow overriding the latency target (${s.target.latency})` });
     else if (want < ms(range.min) || want > ms(range.max))
-      errors.push({ field: field('latency'), message: `${o.latency} is outside the range policy ${p.metadata.name} allows (${range.min} to ${range.max})` });
+      errors.push({ field: field('latency'), message: `${o.latency} is outside the range policy ${policy.name} allows (${range.min} to ${range.max})` });
     else policy.targetMs = want;
   }
-  for (const role of ['main', 'sparse'] as const) {
-    const b = o[role];
-    if (!b || (b.minReplicas === undefined && b.maxReplicas === undefined)) continue;
-    const ceiling = allowed?.maxReplicas;
-    if (ceiling === undefined) {
-      errors.push({ field: field(role), message: `policy ${p.metadata.name} does not allow overriding replica bounds` });
-      continue;
-    }
-    const bounds = { min: b.minReplicas ?? policy[role].min, max: b.maxReplicas ?? policy[role].max };
-    if (bounds.max > ceiling)
-      errors.push({ field: field(`${role}.maxReplicas`), message: `${bounds.max} exceeds the ${ceiling} policy ${p.metadata.name} allows` });
-    else if (bounds.min > ceiling)
-      errors.push({ field: field(`${role}.minReplicas`), message: `${bounds.min} exceeds the ${ceiling} policy ${p.metadata.name} allows` });
-    else if (bounds.min > bounds.max) errors.push({ field: field(`${role}.minReplicas`), message: `${bounds.min} exceeds maxReplicas ${bounds.max}` });
-    else policy[role] = bounds;
-  }
+  for (const role of ['main', 'sparse'] as const) overrideBounds(policy, role, o, allowed?.maxReplicas, errors);
   if (o.scaleOn !== undefined && o.scaleOn !== policy.scaleOn) {
-    if (!allowed?.scaleOn) errors.push({ field: field('scaleOn'), message: `policy ${p.metadata.name} does not allow overriding scaleOn (${policy.scaleOn})` });
+    if (!allowed?.scaleOn) errors.push({ field: field('scaleOn'), message: `policy ${policy.name} does not allow overriding scaleOn (${policy.scaleOn})` });
     else policy.scaleOn = o.scaleOn;
   }
+  return errors;
+}
+
+/** The policy `p` as `autoscaling` (a resolved RecModel spec's) changes it. */
+export function effectivePolicy(p: LatencyScalingPolicy, autoscaling: ResolvedRecModelSpec['autoscaling']): PolicyResult {
+  const r = resolvePolicySpec(p.spec);
+  if (!r.ok) return { ok: false, reason: Reason.PolicyInvalid, message: `LatencyScalingPolicy ${p.metadata.name}: ${formatFieldErrors(r.errors)}` };
+  const policy = fromSpec(p.metadata.name, r.spec);
+  if (!autoscaling.overrides) return { ok: true, policy };
+  const errors = applyOverrides(policy, autoscaling.overrides, r.spec);
   return errors.length ? { ok: false, reason: Reason.OverrideNotAllowed, message: formatFieldErrors(errors) } : { ok: true, policy };
 }
 

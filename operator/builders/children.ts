@@ -1,7 +1,19 @@
 // Desired children of a RecModel: the plan ConfigMap, the main Deployment and Service, one Deployment and
 // Service per sparse shard, a PodDisruptionBudget per component and the NetworkPolicies (protection.ts). Pure
 // functions of (RecModel, plan, config); the controller applies what they return.
-import type { V1ConfigMap, V1Deployment, V1NetworkPolicy, V1PodDisruptionBudget, V1PodSpec, V1Service, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
+import type {
+  V1ConfigMap,
+  V1Container,
+  V1Deployment,
+  V1NetworkPolicy,
+  V1PodDisruptionBudget,
+  V1PodSpec,
+  V1ResourceRequirements,
+  V1Service,
+  V1Volume,
+  V1VolumeMount,
+} from '@kubernetes/client-node';
+import { HEALTH_PATH, READY_PATH } from '../../contracts/endpoints.js';
 import { shardServerArgs, type ShardServerArgs } from '../../contracts/shard-server-args.js';
 import { parseCpu } from '../../lib/quantity.js';
 import type { ResolvedRecModelSpec } from '../api/v1alpha1/index.js';
@@ -77,17 +89,45 @@ export function mainScheduling(spec: ResolvedRecModelSpec): Pick<ShardServerArgs
   };
 }
 
-export function buildDeployment(a: ComponentArgs): V1Deployment {
+/** The shard-server container: its arguments, probes and restricted security context. */
+function container(a: ComponentArgs, resources: V1ResourceRequirements, mount: V1VolumeMount | undefined): V1Container {
+  const { owner, spec, cfg, role, shard } = a;
+  const port = spec.serving.port;
+  return {
+    name: CONTAINER,
+    image: cfg.shardServerImage,
+    imagePullPolicy: cfg.imagePullPolicy,
+    args: shardServerArgs({
+      role,
+      shard,
+      plan: `${CONFIG_MOUNT}/${PLAN_KEY}`,
+      modelConfig: `${CONFIG_MOUNT}/${MODEL_KEY}`,
+      port,
+      ...(role === 'main' ? mainScheduling(spec) : {}),
+    }),
+    env: [
+      { name: 'RECSHARD_MODEL', value: owner.name },
+      { name: 'RECSHARD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
+      { name: 'RECSHARD_POD', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+    ],
+    ports: [{ name: 'http', containerPort: port, protocol: 'TCP' }],
+    readinessProbe: { httpGet: { path: READY_PATH, port: 'http' }, periodSeconds: 5, failureThreshold: 3 },
+    livenessProbe: { httpGet: { path: HEALTH_PATH, port: 'http' }, periodSeconds: 10, failureThreshold: 6 },
+    ...(Object.keys(resources).length ? { resources } : {}),
+    securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, runAsNonRoot: true, capabilities: { drop: ['ALL'] } },
+    volumeMounts: [{ name: 'config', mountPath: CONFIG_MOUNT, readOnly: true }, ...(mount ? [mount] : [])],
+  };
+}
+
+/** The component's pod: placed on its device, the plan ConfigMap (and the model volume) mounted, nothing else granted. */
+function podSpec(a: ComponentArgs): V1PodSpec {
   const { owner, spec, plan, cfg, role, shard } = a;
-  const placementSpec = role === 'main' ? spec.placement.main : spec.placement.sparse;
   const tableBytes =
     role === 'main' ? plan.tables.filter((t) => plan.mainTables.includes(t.name)).reduce((s, t) => s + t.bytes, 0) : plan.shards[shard!]!.bytes;
   const derivedMemory = tableBytes > 0 ? tableBytes * cfg.memoryOverhead + cfg.baseMemoryBytes : undefined;
-  const placement = podPlacement(placementSpec, cfg, derivedMemory);
-  const name = componentName(owner.name, role, shard);
-  const port = spec.serving.port;
+  const placement = podPlacement(role === 'main' ? spec.placement.main : spec.placement.sparse, cfg, derivedMemory);
   const { volume, mount } = artifactVolume(spec);
-  const pod: V1PodSpec = {
+  return {
     automountServiceAccountToken: false,
     enableServiceLinks: false,
     ...(cfg.imagePullSecrets.length ? { imagePullSecrets: cfg.imagePullSecrets.map((name) => ({ name })) } : {}),
@@ -96,53 +136,27 @@ export function buildDeployment(a: ComponentArgs): V1Deployment {
     affinity: placement.affinity,
     ...(placement.tolerations ? { tolerations: placement.tolerations } : {}),
     ...(placement.nodeSelector ? { nodeSelector: placement.nodeSelector } : {}),
-    containers: [
-      {
-        name: CONTAINER,
-        image: cfg.shardServerImage,
-        imagePullPolicy: cfg.imagePullPolicy,
-        args: shardServerArgs({
-          role,
-          shard,
-          plan: `${CONFIG_MOUNT}/${PLAN_KEY}`,
-          modelConfig: `${CONFIG_MOUNT}/${MODEL_KEY}`,
-          port,
-          ...(role === 'main' ? mainScheduling(spec) : {}),
-        }),
-        env: [
-          { name: 'RECSHARD_MODEL', value: owner.name },
-          { name: 'RECSHARD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
-          { name: 'RECSHARD_POD', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
-        ],
-        ports: [{ name: 'http', containerPort: port, protocol: 'TCP' }],
-        readinessProbe: { httpGet: { path: '/readyz', port: 'http' }, periodSeconds: 5, failureThreshold: 3 },
-        livenessProbe: { httpGet: { path: '/healthz', port: 'http' }, periodSeconds: 10, failureThreshold: 6 },
-        ...(Object.keys(placement.resources).length ? { resources: placement.resources } : {}),
-        securityContext: {
-          allowPrivilegeEscalation: false,
-          readOnlyRootFilesystem: true,
-          runAsNonRoot: true,
-          capabilities: { drop: ['ALL'] },
-        },
-        volumeMounts: [{ name: 'config', mountPath: CONFIG_MOUNT, readOnly: true }, ...(mount ? [mount] : [])],
-      },
-    ],
+    containers: [container(a, placement.resources, mount)],
     volumes: [{ name: 'config', configMap: { name: planConfigMapName(owner.name) } }, ...(volume ? [volume] : [])],
   };
+}
+
+export function buildDeployment(a: ComponentArgs): V1Deployment {
+  const { owner, spec, plan, role, shard } = a;
   return {
     apiVersion: 'apps/v1',
     kind: 'Deployment',
-    metadata: childMeta(owner, name, componentLabels(owner.name, role, shard)),
+    metadata: childMeta(owner, componentName(owner.name, role, shard), componentLabels(owner.name, role, shard)),
     spec: {
       // Left out while autoscaling owns the count, so the operator's apply never fights the scaler.
-      ...(spec.autoscaling.enabled ? {} : { replicas: placementSpec.replicas }),
+      ...(spec.autoscaling.enabled ? {} : { replicas: (role === 'main' ? spec.placement.main : spec.placement.sparse).replicas }),
       selector: { matchLabels: selectorLabels(owner.name, role, shard) },
       template: {
         metadata: {
           labels: componentLabels(owner.name, role, shard),
           annotations: { [ANNOTATION_PLAN_HASH]: plan.hash, [ANNOTATION_CONFIG_HASH]: a.configHash },
         },
-        spec: pod,
+        spec: podSpec(a),
       },
     },
   };

@@ -2,12 +2,13 @@
 // signals), decide (evaluate: pure), act (the scale subresource, Events, metrics). The reconciler calls it after
 // applying the children and folds what it returns into status; evaluations happen once per policy interval.
 import type { V1Deployment, V1Pod, V2HorizontalPodAutoscaler } from '@kubernetes/client-node';
+import type { Role } from '../../contracts/shard-server-args.js';
 import { metaTime, type Clock } from '../../lib/clock.js';
 import type { Logger } from '../../lib/log.js';
 import { EventReason } from '../api/reasons.js';
 import type { RecModel, ResolvedRecModelSpec } from '../api/v1alpha1/index.js';
 import { evaluate, Memories, type ComponentView, type Evaluation } from '../autoscaling/evaluate.js';
-import type { ScalingResolution } from '../autoscaling/policy.js';
+import type { EffectivePolicy, ScalingResolution } from '../autoscaling/policy.js';
 import type { AutoscalingInput, LastScale } from '../autoscaling/state.js';
 import { ANNOTATION_PLAN_HASH, LABEL_COMPONENT, LABEL_INSTANCE, LABEL_SHARD } from '../builders/labels.js';
 import { dnsLabel } from '../builders/names.js';
@@ -43,6 +44,8 @@ export function applyOwnsReplicas(d: V1Deployment): boolean {
       (f.fieldsV1 as { 'f:spec'?: Record<string, unknown> } | undefined)?.['f:spec']?.['f:replicas'] !== undefined,
   );
 }
+
+const roleOf = (d: V1Deployment): Role => (d.metadata?.labels?.[LABEL_COMPONENT] === 'sparse' ? 'sparse' : 'main');
 
 export function podView(p: V1Pod) {
   const ready = p.status?.conditions?.find((c) => c.type === 'Ready');
@@ -93,48 +96,35 @@ export class Autoscaler {
     scaling: ScalingResolution,
     hpas: V2HorizontalPodAutoscaler[],
   ): Promise<AutoscalerResult> {
-    const policyName = spec.autoscaling.policyRef!.name;
-    if (!scaling.ok) return { input: { state: 'refused', policyName, reason: scaling.reason, message: scaling.message } };
+    if (!scaling.ok) return { input: { state: 'refused', policyName: spec.autoscaling.policyRef!.name, reason: scaling.reason, message: scaling.message } };
     const policy = scaling.policy;
     if (policy.actuator !== 'Operator') {
-      return {
-        input: {
-          state: 'external',
-          policy,
-          views: externalViews(
-            policy,
-            deployments.map((d) => ({ name: d.metadata!.name!, role: d.metadata?.labels?.[LABEL_COMPONENT] === 'sparse' ? 'sparse' : 'main' })),
-            hpas,
-          ),
-        },
-        requeueAfterMs: policy.intervalMs,
-      };
+      const components = deployments.map((d) => ({ name: d.metadata!.name!, role: roleOf(d) }));
+      return { input: { state: 'external', policy, views: externalViews(policy, components, hpas) }, requeueAfterMs: policy.intervalMs };
     }
-
-    const ns = rm.metadata.namespace!;
-    const key = `${ns}/${rm.metadata.name}`;
+    const key = `${rm.metadata.namespace}/${rm.metadata.name}`;
     const now = this.d.clock.now().getTime();
     const scales = this.lastScales.get(key) ?? new Map<string, LastScale>();
     this.lastScales.set(key, scales);
     const last = this.latest.get(key);
-    if (last !== undefined && now - last.atMs < policy.intervalMs * 0.9) {
-      const { evaluation, at, sourceError } = last;
-      return {
-        input: { state: 'active', policy, evaluation, evaluatedAt: at, lastScales: scales, ...(sourceError ? { sourceError } : {}) },
-        requeueAfterMs: policy.intervalMs - (now - last.atMs),
-      };
-    }
+    // not due yet: what the last evaluation said
+    const latest = last !== undefined && now - last.atMs < policy.intervalMs * 0.9 ? last : await this.evaluateNow(rm, spec, policy, deployments, scales, now);
+    const { evaluation, at, sourceError } = latest;
+    return {
+      input: { state: 'active', policy, evaluation, evaluatedAt: at, lastScales: scales, ...(sourceError ? { sourceError } : {}) },
+      requeueAfterMs: policy.intervalMs - (now - latest.atMs),
+    };
+  }
 
-    const pods = this.d.pods(ns, dnsLabel(rm.metadata.name));
-    const components: ComponentView[] = deployments.map((dep) => {
+  /** The components as the law sees them: replicas, and their pods (ready since when), by plan. */
+  private componentViews(rm: RecModel, deployments: V1Deployment[]): ComponentView[] {
+    const pods = this.d.pods(rm.metadata.namespace!, dnsLabel(rm.metadata.name));
+    return deployments.map((dep) => {
       const labels = dep.metadata?.labels ?? {};
-      const role = labels[LABEL_COMPONENT] === 'sparse' ? 'sparse' : 'main';
+      const role = roleOf(dep);
       const shard = labels[LABEL_SHARD] !== undefined ? Number(labels[LABEL_SHARD]) : undefined;
       const mine = pods.filter(
-        (p) =>
-          p.metadata?.labels?.[LABEL_COMPONENT] === role &&
-          p.metadata?.labels?.[LABEL_SHARD] === labels[LABEL_SHARD] &&
-          p.metadata?.labels?.[LABEL_INSTANCE] === labels[LABEL_INSTANCE],
+        (p) => p.metadata?.labels?.[LABEL_COMPONENT] === role && [LABEL_SHARD, LABEL_INSTANCE].every((l) => p.metadata?.labels?.[l] === labels[l]),
       );
       const planHash = dep.spec?.template?.metadata?.annotations?.[ANNOTATION_PLAN_HASH];
       return {
@@ -146,24 +136,29 @@ export class Autoscaler {
         ...(planHash ? { planHash } : {}),
       };
     });
+  }
 
+  /** Reads the signals, evaluates, scales, and remembers it all for the model. */
+  private async evaluateNow(
+    rm: RecModel,
+    spec: ResolvedRecModelSpec,
+    policy: EffectivePolicy,
+    deployments: V1Deployment[],
+    scales: Map<string, LastScale>,
+    now: number,
+  ) {
+    const key = `${rm.metadata.namespace}/${rm.metadata.name}`;
+    const components = this.componentViews(rm, deployments);
     const { readings, error } = await this.read(rm, spec, policy.windowMs, components);
     const evaluation = evaluate(policy, components, readings, this.memories, `${key}/`, now);
-    const at = metaTime(new Date(now));
-    this.latest.set(key, { atMs: now, at, evaluation, ...(error ? { sourceError: error } : {}) });
-    for (const [component, reason] of await this.act(rm, evaluation)) scales.set(component, { time: at, reason });
+    const latest = { atMs: now, at: metaTime(new Date(now)), evaluation, ...(error ? { sourceError: error } : {}) };
+    this.latest.set(key, latest);
+    for (const [component, reason] of await this.act(rm, evaluation)) scales.set(component, { time: latest.at, reason });
     if (evaluation.metricsMissing) {
-      await this.d.events.emit(
-        rm,
-        'Warning',
-        EventReason.MetricsUnavailable,
-        `no latency for the main (${error ?? 'no samples from its warm pods'}); holding replicas`,
-      );
+      const why = `no latency for the main (${error ?? 'no samples from its warm pods'}); holding replicas`;
+      await this.d.events.emit(rm, 'Warning', EventReason.MetricsUnavailable, why);
     }
-    return {
-      input: { state: 'active', policy, evaluation, evaluatedAt: at, lastScales: scales, ...(error ? { sourceError: error } : {}) },
-      requeueAfterMs: policy.intervalMs,
-    };
+    return latest;
   }
 
   private async read(rm: RecModel, spec: ResolvedRecModelSpec, windowMs: number, components: ComponentView[]) {

@@ -67,16 +67,8 @@ export class Caches {
     const make = <T extends KubernetesObject>(kind: string, apiVersion: string, path: string, labelSelector?: string, clusterScoped = false): Source<T> => {
       const source: Source<T> = { kind, synced: false, failures: 0, informer: undefined as never };
       const list = async () => {
-        const result = await client.objects.list<T>(
-          apiVersion,
-          kind,
-          clusterScoped ? undefined : namespace,
-          undefined,
-          undefined,
-          undefined,
-          undefined,
-          labelSelector,
-        );
+        const scope = clusterScoped ? undefined : namespace;
+        const result = await client.objects.list<T>(apiVersion, kind, scope, undefined, undefined, undefined, undefined, labelSelector);
         source.synced = true;
         source.failures = 0;
         return result;
@@ -96,17 +88,23 @@ export class Caches {
     this.hpas = make('HorizontalPodAutoscaler', 'autoscaling/v2', `/apis/autoscaling/v2${ns}/horizontalpodautoscalers`, MANAGED_SELECTOR);
     if (opts.keda) this.scaledObjects = make(SCALED_OBJECT, KEDA_API_VERSION, `/apis/${KEDA_API_VERSION}${ns}/scaledobjects`, MANAGED_SELECTOR);
 
+    this.enqueueOnEvents();
+  }
+
+  /** A RecModel maps to itself, a child to its controlling RecModel, a policy to every RecModel that references it. */
+  private enqueueOnEvents(): void {
+    const verbs = ['add', 'update', 'delete'] as const;
     const ownKey = (o: KubernetesObject) => this.enqueue(keyOf(o.metadata!.namespace!, o.metadata!.name!));
-    for (const verb of ['add', 'update', 'delete'] as const) this.recModels.informer.on(verb, ownKey);
+    for (const verb of verbs) this.recModels.informer.on(verb, ownKey);
     const ownerKey = (o: KubernetesObject) => {
       const owner = controllerOf(o);
       if (owner?.kind === KIND && owner.apiVersion.startsWith(`${GROUP}/`)) this.enqueue(keyOf(o.metadata!.namespace!, owner.name));
     };
-    for (const s of this.childSources()) for (const verb of ['add', 'update', 'delete'] as const) s.informer.on(verb, ownerKey);
+    for (const s of this.childSources()) for (const verb of verbs) s.informer.on(verb, ownerKey);
     const policyUsers = (p: KubernetesObject) => {
       for (const rm of this.recModels.informer.list()) if ((rm as RecModel).spec?.autoscaling?.policyRef?.name === p.metadata!.name) ownKey(rm);
     };
-    for (const verb of ['add', 'update', 'delete'] as const) this.policies.informer.on(verb, policyUsers);
+    for (const verb of verbs) this.policies.informer.on(verb, policyUsers);
   }
 
   private childSources(): Source<KubernetesObject>[] {

@@ -57,71 +57,67 @@ export function planModel(spec: ResolvedRecModelSpec): PlanResult {
   }
 }
 
-function buildPlan(spec: ResolvedRecModelSpec): Plan {
-  const { strategy, shardMemory, headroom } = spec.sharding;
-  const shardMemoryBytes = parseQuantity(shardMemory);
-  const capacity = Math.floor((shardMemoryBytes * (100 - headroom)) / 100);
-  const tables = expandTables(spec.model);
-  const totalBytes = tables.reduce((s, t) => s + t.bytes, 0);
-  const capText = `${formatBytes(capacity)} (shardMemory ${shardMemory} less ${headroom}% headroom)`;
+/** What every strategy works with: the tables, their total, the usable bytes of one shard and how to say it. */
+interface Sizing {
+  tables: PlannedTable[];
+  totalBytes: number;
+  capacity: number;
+  /** "921.6 MiB (shardMemory 1Gi less 10% headroom)", for messages. */
+  capText: string;
+}
 
-  for (const t of tables) {
-    if (t.bytes > capacity) {
+type Assignment = { bins: { net?: string; bin: Bin }[]; mainTables: string[] };
+
+/** monolithic and singular: every table in one place, which must hold them all. */
+function onOneServer(strategy: 'monolithic' | 'singular', s: Sizing): Assignment {
+  const { tables, totalBytes, capacity, capText } = s;
+  if (totalBytes > capacity) {
+    const where = strategy === 'monolithic' ? 'the main' : 'one sparse shard';
+    throw new PlanError(
+      'Infeasible',
+      `${strategy}: the ${tables.length} tables need ${formatBytes(totalBytes)} but ${where} holds at most ${capText}; ` +
+        `use load-balanced or net-specific, or raise spec.sharding.shardMemory`,
+    );
+  }
+  if (strategy === 'monolithic') return { bins: [], mainTables: tables.map((t) => t.name) };
+  return { bins: [{ bin: { tables, bytes: totalBytes, load: tables.reduce((sum, t) => sum + t.loadBytes, 0) } }], mainTables: [] };
+}
+
+/** load-balanced over the shard count asked for, or over the fewest (at least two) that hold the tables. */
+function loadBalanced(shards: number | undefined, s: Sizing): Assignment {
+  const { tables, totalBytes, capacity, capText } = s;
+  const minShards = Math.max(1, Math.ceil(totalBytes / capacity));
+  let found: Bin[] | undefined;
+  if (shards !== undefined) {
+    found = balance(tables, shards, capacity);
+    if (!found) {
       throw new PlanError(
         'Infeasible',
-        `table "${t.name}" needs ${formatBytes(t.bytes)} (${t.bytes} bytes: ${t.rows} rows x ${t.dim} x ${t.dtype}) but one server holds at most ${capText}`,
+        `load-balanced: ${shards} shards of ${capText} cannot hold the ${tables.length} tables (${formatBytes(totalBytes)} in ` +
+          `all); at least ${Math.max(minShards, shards + 1)} shards are needed`,
       );
     }
+  } else {
+    for (let n = Math.max(2, minShards); n <= MAX_AUTO_SHARDS && !(found = balance(tables, n, capacity)); n++);
+    if (!found) throw new PlanError('Infeasible', `load-balanced: no shard count up to ${MAX_AUTO_SHARDS} holds the tables at ${capText}`);
   }
+  return { bins: found.map((bin) => ({ bin })), mainTables: [] };
+}
 
-  let bins: { net?: string; bin: Bin }[];
-  let mainTables: string[] = [];
-  switch (strategy) {
+function assign(sharding: ResolvedRecModelSpec['sharding'], s: Sizing): Assignment {
+  switch (sharding.strategy) {
     case 'monolithic':
-    case 'singular': {
-      if (totalBytes > capacity) {
-        const where = strategy === 'monolithic' ? 'the main' : 'one sparse shard';
-        throw new PlanError(
-          'Infeasible',
-          `${strategy}: the ${tables.length} tables need ${formatBytes(totalBytes)} but ${where} holds at most ${capText}; ` +
-            `use load-balanced or net-specific, or raise spec.sharding.shardMemory`,
-        );
-      }
-      const all = { tables, bytes: totalBytes, load: tables.reduce((s, t) => s + t.loadBytes, 0) };
-      if (strategy === 'monolithic') {
-        mainTables = tables.map((t) => t.name);
-        bins = [];
-      } else bins = [{ bin: all }];
-      break;
-    }
-    case 'load-balanced': {
-      const minShards = Math.max(1, Math.ceil(totalBytes / capacity));
-      if (spec.sharding.shards !== undefined) {
-        const n = spec.sharding.shards;
-        const found = balance(tables, n, capacity);
-        if (!found) {
-          throw new PlanError(
-            'Infeasible',
-            `load-balanced: ${n} shards of ${capText} cannot hold the ${tables.length} tables (${formatBytes(totalBytes)} in ` +
-              `all); at least ${Math.max(minShards, n + 1)} shards are needed`,
-          );
-        }
-        bins = found.map((bin) => ({ bin }));
-      } else {
-        let found: Bin[] | undefined;
-        let n = Math.max(2, minShards);
-        for (; n <= MAX_AUTO_SHARDS && !(found = balance(tables, n, capacity)); n++);
-        if (!found) throw new PlanError('Infeasible', `load-balanced: no shard count up to ${MAX_AUTO_SHARDS} holds the tables at ${capText}`);
-        bins = found.map((bin) => ({ bin }));
-      }
-      break;
-    }
+    case 'singular':
+      return onOneServer(sharding.strategy, s);
+    case 'load-balanced':
+      return loadBalanced(sharding.shards, s);
     case 'net-specific':
-      bins = netSpecific(tables, capacity).flatMap(({ net, bins }) => bins.map((bin) => ({ net, bin })));
-      break;
+      return { bins: netSpecific(s.tables, s.capacity).flatMap(({ net, bins }) => bins.map((bin) => ({ net, bin }))), mainTables: [] };
   }
+}
 
-  const shards: ShardPlan[] = bins.map(({ net, bin }, index) => ({
+function shardPlan({ net, bin }: { net?: string; bin: Bin }, index: number, capacity: number): ShardPlan {
+  return {
     index,
     name: `shard-${index}`,
     ...(net !== undefined ? { net } : {}),
@@ -129,21 +125,44 @@ function buildPlan(spec: ResolvedRecModelSpec): Plan {
     bytes: bin.bytes,
     percentOfCapacity: round((100 * bin.bytes) / capacity, 1),
     lookupsPerSample: round(
-      bin.tables.reduce((s, t) => s + t.poolingFactor, 0),
+      bin.tables.reduce((sum, t) => sum + t.poolingFactor, 0),
       3,
     ),
     lookupBytesPerSample: bin.load,
-  }));
+  };
+}
+
+function buildPlan(spec: ResolvedRecModelSpec): Plan {
+  const { strategy, shardMemory, headroom } = spec.sharding;
+  const shardMemoryBytes = parseQuantity(shardMemory);
+  const capacity = Math.floor((shardMemoryBytes * (100 - headroom)) / 100);
+  const tables = expandTables(spec.model);
+  const s: Sizing = {
+    tables,
+    totalBytes: tables.reduce((sum, t) => sum + t.bytes, 0),
+    capacity,
+    capText: `${formatBytes(capacity)} (shardMemory ${shardMemory} less ${headroom}% headroom)`,
+  };
+  for (const t of tables) {
+    if (t.bytes > capacity) {
+      throw new PlanError(
+        'Infeasible',
+        `table "${t.name}" needs ${formatBytes(t.bytes)} (${t.bytes} bytes: ${t.rows} rows x ${t.dim} x ${t.dtype}) but one server holds at most ${s.capText}`,
+      );
+    }
+  }
+  const { bins, mainTables } = assign(spec.sharding, s);
+  const shards = bins.map((b, index) => shardPlan(b, index, capacity));
   return {
     strategy,
     shardMemoryBytes,
     headroomPercent: headroom,
     capacityBytes: capacity,
     tables: [...tables].sort((a, b) => byName(a.name, b.name)),
-    totalBytes,
+    totalBytes: s.totalBytes,
     mainTables,
     shards,
-    imbalance: imbalanceOf(shards.map((s) => s.lookupBytesPerSample)),
+    imbalance: imbalanceOf(shards.map((x) => x.lookupBytesPerSample)),
     hash: hashAssignment(strategy, mainTables, shards),
   };
 }

@@ -24,62 +24,64 @@ export class OperatorMetrics {
 
   constructor(readonly registry: Registry = new Registry()) {
     collectDefaultMetrics({ register: registry, prefix: 'recshard_operator_' });
+    const registers = [registry];
+    const perModel = [Label.namespace, Label.model] as const;
     this.reconcileDuration = new Histogram({
       name: 'recshard_operator_reconcile_duration_seconds',
       help: 'Time to reconcile one RecModel, by result (success, error, requeue).',
       labelNames: ['result'],
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
-      registers: [registry],
+      registers,
     });
     this.reconcileErrors = new Counter({
       name: 'recshard_operator_reconcile_errors_total',
       help: 'Reconciles that failed and were retried with backoff, by reason.',
       labelNames: ['reason'],
-      registers: [registry],
+      registers,
     });
-    this.queueDepth = new Gauge({ name: 'recshard_operator_workqueue_depth', help: 'Keys waiting in the work queue.', registers: [registry] });
-    this.leader = new Gauge({ name: 'recshard_operator_leader', help: '1 while this replica holds the leader lease.', registers: [registry] });
+    this.queueDepth = new Gauge({ name: 'recshard_operator_workqueue_depth', help: 'Keys waiting in the work queue.', registers });
+    this.leader = new Gauge({ name: 'recshard_operator_leader', help: '1 while this replica holds the leader lease.', registers });
     this.applies = new Counter({
       name: 'recshard_operator_applies_total',
       help: 'Server-side applies of child objects, by kind.',
       labelNames: ['kind'],
-      registers: [registry],
+      registers,
     });
     this.scalingDecisions = new Counter({
       name: 'recshard_operator_scaling_decisions_total',
       help: 'Replica changes the latency autoscaler made, by direction (up, down) and reason.',
       labelNames: ['direction', 'reason'],
-      registers: [registry],
+      registers,
     });
     this.metricQueryFailures = new Counter({
       name: 'recshard_operator_metric_query_failures_total',
       help: 'Latency reads that failed, by source (prometheus, scrape).',
       labelNames: ['source'],
-      registers: [registry],
+      registers,
     });
     this.desiredReplicas = new Gauge({
       name: 'recshard_operator_desired_replicas',
       help: 'Replicas the latency autoscaler wants for each component.',
-      labelNames: [Label.namespace, Label.model, 'component'],
-      registers: [registry],
+      labelNames: [...perModel, 'component'],
+      registers,
     });
     this.condition = new Gauge({
       name: 'recshard_operator_recmodel_condition',
       help: 'Each RecModel condition, 1 for its current type, status and reason.',
-      labelNames: [Label.namespace, Label.model, 'type', 'status', 'reason'],
-      registers: [registry],
+      labelNames: [...perModel, 'type', 'status', 'reason'],
+      registers,
     });
     this.latency = new Gauge({
       name: 'recshard_operator_latency_seconds',
       help: "Latency of each component at its LatencyScalingPolicy's percentile, as last evaluated (the main: end to end).",
-      labelNames: [Label.namespace, Label.model, 'component', Label.role],
-      registers: [registry],
+      labelNames: [...perModel, 'component', Label.role],
+      registers,
     });
     this.latencyTarget = new Gauge({
       name: 'recshard_operator_latency_target_seconds',
       help: 'The latency target of the LatencyScalingPolicy in force for each RecModel, at its percentile.',
-      labelNames: [Label.namespace, Label.model, 'percentile'],
-      registers: [registry],
+      labelNames: [...perModel, 'percentile'],
+      registers,
     });
   }
 

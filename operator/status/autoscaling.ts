@@ -4,6 +4,7 @@
 import { formatMs } from '../../lib/duration.js';
 import { ConditionType, Reason } from '../api/reasons.js';
 import type { ComponentStatus, RecModelStatus } from '../api/v1alpha1/index.js';
+import type { Evaluation } from '../autoscaling/evaluate.js';
 import type { EffectivePolicy } from '../autoscaling/policy.js';
 import type { AutoscalingInput, ExternalView } from '../autoscaling/state.js';
 import type { ConditionInput } from './conditions.js';
@@ -63,38 +64,30 @@ export function autoscalingStatus(
   };
 }
 
-/** The three scaling conditions; the previous ones are kept while an evaluation is not due. */
-export function autoscalingConditions(input: AutoscalingInput | undefined, previous: RecModelStatus['conditions']): ConditionInput[] {
-  if (!input) return [];
-  const T = ConditionType;
-  const R = Reason;
-  if (input.state === 'refused') {
-    return [
-      { type: T.ScalingActive, status: 'False', reason: input.reason, message: input.message },
-      { type: T.ScalingLimited, status: 'False', reason: R.WithinLimits, message: 'not scaling' },
-      { type: T.MetricsUnavailable, status: 'Unknown', reason: input.reason, message: 'not reading metrics' },
-    ];
-  }
-  if (input.state === 'external') return externalConditions(input.policy, input.views);
-  const p = input.policy;
-  const e = input.evaluation;
-  if (!e) {
-    const keep = (type: string) => previous?.find((c) => c.type === type);
-    const kept = [T.ScalingActive, T.ScalingLimited, T.MetricsUnavailable].map((type) => keep(type));
-    if (kept.every(Boolean)) return kept.map((c) => ({ type: c!.type, status: c!.status as ConditionInput['status'], reason: c!.reason, message: c!.message }));
-    return [
-      {
-        type: T.ScalingActive,
-        status: 'True',
-        reason: R.ScalingOnLatency,
-        message: `scaling on p${p.percentile} latency under policy ${p.name}; first evaluation pending`,
-      },
-      { type: T.ScalingLimited, status: 'False', reason: R.WithinLimits, message: 'no evaluation yet' },
-      { type: T.MetricsUnavailable, status: 'Unknown', reason: R.NoSamples, message: 'no evaluation yet' },
-    ];
-  }
+const T = ConditionType;
+const R = Reason;
+
+/** Before the first evaluation: the previous conditions while they are all there (an operator restart), else pending. */
+function pendingConditions(p: EffectivePolicy, previous: RecModelStatus['conditions']): ConditionInput[] {
+  const kept = [T.ScalingActive, T.ScalingLimited, T.MetricsUnavailable].map((type) => previous?.find((c) => c.type === type));
+  if (kept.every(Boolean)) return kept.map((c) => ({ type: c!.type, status: c!.status as ConditionInput['status'], reason: c!.reason, message: c!.message }));
+  return [
+    {
+      type: T.ScalingActive,
+      status: 'True',
+      reason: R.ScalingOnLatency,
+      message: `scaling on p${p.percentile} latency under policy ${p.name}; first evaluation pending`,
+    },
+    { type: T.ScalingLimited, status: 'False', reason: R.WithinLimits, message: 'no evaluation yet' },
+    { type: T.MetricsUnavailable, status: 'Unknown', reason: R.NoSamples, message: 'no evaluation yet' },
+  ];
+}
+
+/** The conditions of the operator's latest evaluation. */
+function evaluatedConditions(p: EffectivePolicy, e: Evaluation, sourceError: string | undefined): ConditionInput[] {
   const limited = e.components.filter((c) => c.limited);
   const atBounds = limited.some((c) => /bounds/.test(c.limited!));
+  const holding = p.missingMetrics === 'ScaleUp' ? MISSING_SCALE_UP : 'holding replicas';
   return [
     {
       type: T.ScalingActive,
@@ -111,14 +104,23 @@ export function autoscalingConditions(input: AutoscalingInput | undefined, previ
         }
       : { type: T.ScalingLimited, status: 'False', reason: R.WithinLimits, message: 'every recommendation is within the bounds and rate limits' },
     e.metricsMissing
-      ? {
-          type: T.MetricsUnavailable,
-          status: 'True',
-          reason: input.sourceError ? R.SourceFailed : R.NoSamples,
-          message: `${input.sourceError ?? NO_SAMPLES}; ${p.missingMetrics === 'ScaleUp' ? MISSING_SCALE_UP : 'holding replicas'}`,
-        }
+      ? { type: T.MetricsUnavailable, status: 'True', reason: sourceError ? R.SourceFailed : R.NoSamples, message: `${sourceError ?? NO_SAMPLES}; ${holding}` }
       : { type: T.MetricsUnavailable, status: 'False', reason: R.MetricsAvailable, message: `main p${p.percentile} ${formatMs(e.mainLatencyMs!)}` },
   ];
+}
+
+/** The three scaling conditions; the previous ones are kept while an evaluation is not due. */
+export function autoscalingConditions(input: AutoscalingInput | undefined, previous: RecModelStatus['conditions']): ConditionInput[] {
+  if (!input) return [];
+  if (input.state === 'refused') {
+    return [
+      { type: T.ScalingActive, status: 'False', reason: input.reason, message: input.message },
+      { type: T.ScalingLimited, status: 'False', reason: R.WithinLimits, message: 'not scaling' },
+      { type: T.MetricsUnavailable, status: 'Unknown', reason: input.reason, message: 'not reading metrics' },
+    ];
+  }
+  if (input.state === 'external') return externalConditions(input.policy, input.views);
+  return input.evaluation ? evaluatedConditions(input.policy, input.evaluation, input.sourceError) : pendingConditions(input.policy, previous);
 }
 
 const hpaLimitReason: Record<string, string> = {
@@ -130,8 +132,6 @@ const hpaLimitReason: Record<string, string> = {
 
 /** The three conditions from the HPAs' own: AbleToScale/ScalingActive/ScalingLimited, as the HPA controller sets them. */
 function externalConditions(p: EffectivePolicy, views: ExternalView[]): ConditionInput[] {
-  const T = ConditionType;
-  const R = Reason;
   const cond = (v: ExternalView, type: string) => v.conditions.find((c) => c.type === type);
   const missing = views.filter((v) => !v.found);
   const keda = p.actuator === 'KEDA';

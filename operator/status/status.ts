@@ -77,32 +77,22 @@ function planSummary(plan: Plan): NonNullable<RecModelStatus['plan']> {
   };
 }
 
-export function computeStatus(input: StatusInput): RecModelStatus {
-  const { plan, deployments } = input;
-  const sorted = [...deployments].sort((a, b) => (a.metadata!.name! < b.metadata!.name! ? -1 : 1));
-  const nowIso = metaTime(input.now);
-  const components = sorted.map(componentStatus).map((c) =>
-    componentAutoscaling(
-      input.autoscaling,
-      c,
-      input.previous?.components?.find((p) => p.name === c.name),
-    ),
-  );
-  const available = sorted.filter(isAvailable);
+function plannedCondition(plan: PlanOutcome): ConditionInput {
+  if (!plan.ok) return { type: T.Planned, status: 'False', reason: plan.reason, message: plan.message };
+  const p = plan.plan;
+  return {
+    type: T.Planned,
+    status: 'True',
+    reason: R.PlanComputed,
+    message: `${p.strategy}: ${plural(p.shards.length, 'shard')}, ${plural(p.tables.length, 'table')}, imbalance ${p.imbalance.toFixed(3)}, plan ${p.hash}`,
+  };
+}
+
+/** Available, Progressing and Degraded, from the Deployments (sorted by name) and what this reconcile could not write. */
+function componentConditions(sorted: V1Deployment[], conflicts: string[], applyErrors: string[]) {
   const rolling = sorted.filter(isRollingOut);
   const unavailable = sorted.filter((d) => !isAvailable(d)).map((d) => d.metadata!.name!);
-
-  const planned: ConditionInput = plan.ok
-    ? {
-        type: T.Planned,
-        status: 'True',
-        reason: R.PlanComputed,
-        message:
-          `${plan.plan.strategy}: ${plural(plan.plan.shards.length, 'shard')}, ${plural(plan.plan.tables.length, 'table')}, ` +
-          `imbalance ${plan.plan.imbalance.toFixed(3)}, plan ${plan.plan.hash}`,
-      }
-    : { type: T.Planned, status: 'False', reason: plan.reason, message: plan.message };
-  const availableC: ConditionInput =
+  const available: ConditionInput =
     sorted.length > 0 && unavailable.length === 0
       ? { type: T.Available, status: 'True', reason: R.AllComponentsAvailable, message: `${sorted.length} of ${sorted.length} components available` }
       : {
@@ -114,33 +104,52 @@ export function computeStatus(input: StatusInput): RecModelStatus {
   const progressing: ConditionInput = rolling.length
     ? { type: T.Progressing, status: 'True', reason: R.RollingOut, message: `rolling out ${rolling.map((d) => d.metadata!.name).join(', ')}` }
     : { type: T.Progressing, status: 'False', reason: R.RolloutComplete, message: 'every component runs the current plan' };
-  const degradedMsgs = [...input.conflicts.map((n) => `${n} exists and is not controlled by this RecModel`), ...input.applyErrors];
-  const degraded: ConditionInput = degradedMsgs.length
-    ? { type: T.Degraded, status: 'True', reason: input.conflicts.length ? R.ResourceConflict : R.ApplyFailed, message: degradedMsgs.join('; ') }
+  const problems = [...conflicts.map((n) => `${n} exists and is not controlled by this RecModel`), ...applyErrors];
+  const degraded: ConditionInput = problems.length
+    ? { type: T.Degraded, status: 'True', reason: conflicts.length ? R.ResourceConflict : R.ApplyFailed, message: problems.join('; ') }
     : { type: T.Degraded, status: 'False', reason: R.AsExpected, message: 'no problems found' };
+  return { available, progressing, degraded };
+}
 
-  const ready: ConditionInput =
-    planned.status !== 'True'
-      ? { type: T.Ready, status: 'False', reason: R.NotPlanned, message: planned.message }
-      : degraded.status === 'True'
-        ? { type: T.Ready, status: 'False', reason: R.Degraded, message: degraded.message }
-        : availableC.status !== 'True'
-          ? { type: T.Ready, status: 'False', reason: R.NotAvailable, message: availableC.message }
-          : progressing.status === 'True'
-            ? { type: T.Ready, status: 'False', reason: R.Progressing, message: progressing.message }
-            : { type: T.Ready, status: 'True', reason: R.Ready, message: 'all components available on the current plan' };
+/** Ready summarises the others: the first that is not as it should be says why. */
+function readyCondition(planned: ConditionInput, c: ReturnType<typeof componentConditions>): ConditionInput {
+  if (planned.status !== 'True') return { type: T.Ready, status: 'False', reason: R.NotPlanned, message: planned.message };
+  if (c.degraded.status === 'True') return { type: T.Ready, status: 'False', reason: R.Degraded, message: c.degraded.message };
+  if (c.available.status !== 'True') return { type: T.Ready, status: 'False', reason: R.NotAvailable, message: c.available.message };
+  if (c.progressing.status === 'True') return { type: T.Ready, status: 'False', reason: R.Progressing, message: c.progressing.message };
+  return { type: T.Ready, status: 'True', reason: R.Ready, message: 'all components available on the current plan' };
+}
 
+export function computeStatus(input: StatusInput): RecModelStatus {
+  const { plan, deployments } = input;
+  const sorted = [...deployments].sort((a, b) => (a.metadata!.name! < b.metadata!.name! ? -1 : 1));
+  const components = sorted.map(componentStatus).map((c) =>
+    componentAutoscaling(
+      input.autoscaling,
+      c,
+      input.previous?.components?.find((p) => p.name === c.name),
+    ),
+  );
+  const planned = plannedCondition(plan);
+  const c = componentConditions(sorted, input.conflicts, input.applyErrors);
   const main = sorted.find((d) => d.metadata?.labels?.[LABEL_COMPONENT] === 'main');
   const summary = plan.ok ? planSummary(plan.plan) : input.previous?.plan;
-  const scaling = autoscalingStatus(input.autoscaling, input.previous?.autoscaling, nowIso);
-  const conditions = [ready, planned, availableC, progressing, degraded, ...autoscalingConditions(input.autoscaling, input.previous?.conditions)];
+  const scaling = autoscalingStatus(input.autoscaling, input.previous?.autoscaling, metaTime(input.now));
+  const conditions = [
+    readyCondition(planned, c),
+    planned,
+    c.available,
+    c.progressing,
+    c.degraded,
+    ...autoscalingConditions(input.autoscaling, input.previous?.conditions),
+  ];
   return {
     observedGeneration: input.generation,
     conditions: mergeConditions(input.previous?.conditions, conditions, input.generation, input.now),
     ...(summary ? { plan: summary } : {}),
     replicas: main?.status?.replicas ?? 0,
     selector: selectorString(selectorLabels(input.name, 'main')),
-    ready: `${available.length}/${sorted.length}`,
+    ready: `${sorted.filter(isAvailable).length}/${sorted.length}`,
     components,
     ...schedulerStatus(input),
     ...(scaling ? { autoscaling: scaling } : {}),

@@ -4,6 +4,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { Label, Metric } from '../../contracts/metrics.js';
 import type { SchedulerInfo } from '../../contracts/model-info.js';
+import type { Role } from '../../contracts/shard-server-args.js';
 
 export const LATENCY_BUCKETS = [
   0.0005, 0.001, 0.002, 0.003, 0.004, 0.005, 0.006, 0.008, 0.01, 0.0125, 0.015, 0.02, 0.025, 0.03, 0.04, 0.05, 0.06, 0.075, 0.1, 0.125, 0.15, 0.2, 0.25, 0.3,
@@ -25,58 +26,55 @@ export class ServerMetrics {
 
   constructor(
     readonly model: string,
-    readonly role: 'main' | 'sparse',
+    readonly role: Role,
   ) {
     collectDefaultMetrics({ register: this.registry });
-    const r = [this.registry];
+    const registers = [this.registry];
+    const own = [Label.model, Label.role] as const;
     this.duration = new Histogram({
       name: Metric.requestDuration,
       help: 'Request latency by stage (end_to_end, queue, bottom_mlp, embeddings, fanout, shard_call, interaction, top_mlp, lookup).',
-      labelNames: [Label.model, Label.role, Label.stage, Label.shard],
+      labelNames: [...own, Label.stage, Label.shard],
       buckets: LATENCY_BUCKETS,
-      registers: r,
+      registers,
     });
     this.batch = new Histogram({
       name: Metric.batchSize,
       help: 'Samples per request.',
-      labelNames: [Label.model, Label.role],
+      labelNames: own,
       buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024],
-      registers: r,
+      registers,
     });
-    this.inflight = new Gauge({ name: Metric.inflight, help: 'Requests being served.', labelNames: [Label.model, Label.role], registers: r });
-    this.lookups = new Counter({ name: Metric.lookups, help: 'Embedding rows read.', labelNames: [Label.model, Label.role], registers: r });
-    this.errors = new Counter({ name: Metric.errors, help: 'Failed requests by error code.', labelNames: [Label.model, Label.role, Label.code], registers: r });
-    this.resident = new Gauge({
-      name: Metric.tableResidentBytes,
-      help: 'Bytes of embedding tables held in memory.',
-      labelNames: [Label.model, Label.role],
-      registers: r,
-    });
-    this.shardUp = new Gauge({
-      name: Metric.shardUp,
-      help: '1 when the main can reach the sparse shard.',
-      labelNames: [Label.model, Label.shard],
-      registers: r,
-    });
+    this.inflight = new Gauge({ name: Metric.inflight, help: 'Requests being served.', labelNames: own, registers });
+    this.lookups = new Counter({ name: Metric.lookups, help: 'Embedding rows read.', labelNames: own, registers });
+    this.errors = new Counter({ name: Metric.errors, help: 'Failed requests by error code.', labelNames: [...own, Label.code], registers });
+    this.resident = new Gauge({ name: Metric.tableResidentBytes, help: 'Bytes of embedding tables held in memory.', labelNames: own, registers });
+    this.shardUp = new Gauge({ name: Metric.shardUp, help: '1 when the main can reach the sparse shard.', labelNames: [Label.model, Label.shard], registers });
     this.fallbacks = new Counter({
       name: Metric.fallbacks,
       help: 'Shard calls replaced by zero embeddings under the zero failure policy.',
       labelNames: [Label.model, Label.shard],
-      registers: r,
+      registers,
     });
     this.parts = new Counter({
       name: Metric.requestParts,
       help: 'Request parts run, by executor (cpu workers or the accelerator).',
-      labelNames: [Label.model, Label.role, Label.executor],
-      registers: r,
+      labelNames: [...own, Label.executor],
+      registers,
     });
+    this.schedulerGauges();
+  }
+
+  /** The main's scheduler state, read at each scrape (see observeScheduler). */
+  private schedulerGauges(): void {
     const state = () => this.scheduler?.();
     const labels = () => this.labels;
+    const own = [Label.model, Label.role] as const;
     new Gauge({
       name: Metric.schedulerBatchSize,
       help: 'The batch size B the main splits queries into (DeepRecSched).',
-      labelNames: [Label.model, Label.role, Label.mode],
-      registers: r,
+      labelNames: [...own, Label.mode],
+      registers: [this.registry],
       collect() {
         const s = state();
         if (s) this.set({ ...labels(), mode: s.mode }, s.batchSize);
@@ -85,8 +83,8 @@ export class ServerMetrics {
     new Gauge({
       name: Metric.schedulerAcceleratorThreshold,
       help: 'Queries with more samples than this go whole to the accelerator.',
-      labelNames: [Label.model, Label.role],
-      registers: r,
+      labelNames: own,
+      registers: [this.registry],
       collect() {
         const t = state()?.acceleratorThreshold;
         if (t !== undefined) this.set(labels(), t);

@@ -26,6 +26,61 @@ export interface PredictInput {
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
+/** The samples of the request: the dense rows, or (a model without dense features) the first table's lists. */
+function batchOf(dense: unknown, entries: [string, unknown][], m: Manifest, limits: Limits): number {
+  let batch: number;
+  if (m.denseFeatures > 0 || dense !== undefined) {
+    batch = (dense as unknown[]).length; // an array: parsePredict checked it
+  } else {
+    const first = entries[0]?.[1];
+    if (!Array.isArray(first)) fail(ErrorCode.InvalidField, 'sparse must name at least one table when the model has no dense features');
+    batch = (first as unknown[]).length;
+  }
+  if (batch < 1) fail(ErrorCode.InvalidField, 'the request has no samples (dense is empty)');
+  if (batch > limits.maxBatch) fail(ErrorCode.BatchTooLarge, `batch of ${batch} samples exceeds the limit of ${limits.maxBatch}`);
+  return batch;
+}
+
+function parseDense(dense: unknown, batch: number, m: Manifest): Float32Array {
+  const x = new Float32Array(batch * m.denseFeatures);
+  if (m.denseFeatures === 0 && dense === undefined) return x;
+  (dense as unknown[]).forEach((row, i) => {
+    if (!Array.isArray(row)) fail(ErrorCode.InvalidField, `dense[${i}] must be an array of ${m.denseFeatures} numbers`);
+    if ((row as unknown[]).length !== m.denseFeatures)
+      fail(ErrorCode.InvalidField, `dense[${i}] has ${(row as unknown[]).length} values; the model takes ${m.denseFeatures}`);
+    (row as unknown[]).forEach((v, j) => {
+      if (typeof v !== 'number' || !Number.isFinite(v)) fail(ErrorCode.InvalidField, `dense[${i}][${j}] must be a finite number, got ${JSON.stringify(v)}`);
+      x[i * m.denseFeatures + j] = v as number;
+    });
+  });
+  return x;
+}
+
+/** One table's per-sample index lists, checked against its rows, as offsets and indices. */
+function parseLists(name: string, lists: unknown, batch: number, rows: number, limits: Limits): SparseInput {
+  if (!Array.isArray(lists) || lists.length !== batch) fail(ErrorCode.InvalidField, `sparse.${name} must be an array of ${batch} index lists (one per sample)`);
+  let total = 0;
+  for (const [i, l] of (lists as unknown[]).entries()) {
+    if (!Array.isArray(l)) fail(ErrorCode.InvalidField, `sparse.${name}[${i}] must be an array of row indices`);
+    if ((l as unknown[]).length > limits.maxIndicesPerSample)
+      fail(ErrorCode.InvalidField, `sparse.${name}[${i}] has ${(l as unknown[]).length} indices; the limit is ${limits.maxIndicesPerSample}`);
+    total += (l as unknown[]).length;
+  }
+  const offsets = new Uint32Array(batch + 1);
+  const indices = new Uint32Array(total);
+  let p = 0;
+  (lists as unknown[][]).forEach((l, i) => {
+    for (const [k, v] of l.entries()) {
+      if (typeof v !== 'number' || !Number.isInteger(v) || v < 0)
+        fail(ErrorCode.InvalidField, `sparse.${name}[${i}][${k}] must be a non-negative integer row index, got ${JSON.stringify(v)}`);
+      if ((v as number) >= rows) fail(ErrorCode.IndexOutOfRange, `sparse.${name}[${i}][${k}] = ${v} is out of range: table "${name}" has ${rows} rows`);
+      indices[p++] = v as number;
+    }
+    offsets[i + 1] = p;
+  });
+  return { offsets, indices };
+}
+
 export function parsePredict(body: unknown, m: Manifest, limits: Limits, tableIndex: Map<string, number>): PredictInput {
   if (!isObject(body)) fail(ErrorCode.InvalidField, 'body must be a JSON object with "dense" and "sparse"');
   const b = body as Record<string, unknown>;
@@ -33,68 +88,21 @@ export function parsePredict(body: unknown, m: Manifest, limits: Limits, tableIn
     if (!['dense', 'sparse', 'pooling'].includes(key)) fail(ErrorCode.InvalidField, `unknown field "${key}" (expected dense, sparse, pooling)`);
   const pooling = b.pooling ?? 'sum';
   if (pooling !== 'sum' && pooling !== 'mean') fail(ErrorCode.InvalidField, `pooling must be "sum" or "mean", got ${JSON.stringify(pooling)}`);
-
-  const dense = b.dense;
-  let batch: number;
-  if (m.denseFeatures > 0 || dense !== undefined) {
-    if (!Array.isArray(dense)) fail(ErrorCode.InvalidField, 'dense must be an array with one array of dense features per sample');
-    batch = (dense as unknown[]).length;
-  } else {
-    batch = -1;
-  }
+  // a dense of the wrong shape is refused before sparse is read
+  if ((m.denseFeatures > 0 || b.dense !== undefined) && !Array.isArray(b.dense))
+    fail(ErrorCode.InvalidField, 'dense must be an array with one array of dense features per sample');
   const sparse = b.sparse ?? {};
   if (!isObject(sparse)) fail(ErrorCode.InvalidField, 'sparse must be an object mapping table names to per-sample index lists');
   const entries = Object.entries(sparse as Record<string, unknown>);
-  if (batch < 0) {
-    const first = entries[0]?.[1];
-    if (!Array.isArray(first)) fail(ErrorCode.InvalidField, 'sparse must name at least one table when the model has no dense features');
-    batch = (first as unknown[]).length;
-  }
-  if (batch < 1) fail(ErrorCode.InvalidField, 'the request has no samples (dense is empty)');
-  if (batch > limits.maxBatch) fail(ErrorCode.BatchTooLarge, `batch of ${batch} samples exceeds the limit of ${limits.maxBatch}`);
-
-  const x = new Float32Array(batch * m.denseFeatures);
-  if (m.denseFeatures > 0 || dense !== undefined) {
-    (dense as unknown[]).forEach((row, i) => {
-      if (!Array.isArray(row)) fail(ErrorCode.InvalidField, `dense[${i}] must be an array of ${m.denseFeatures} numbers`);
-      if ((row as unknown[]).length !== m.denseFeatures)
-        fail(ErrorCode.InvalidField, `dense[${i}] has ${(row as unknown[]).length} values; the model takes ${m.denseFeatures}`);
-      (row as unknown[]).forEach((v, j) => {
-        if (typeof v !== 'number' || !Number.isFinite(v)) fail(ErrorCode.InvalidField, `dense[${i}][${j}] must be a finite number, got ${JSON.stringify(v)}`);
-        x[i * m.denseFeatures + j] = v as number;
-      });
-    });
-  }
-
+  const batch = batchOf(b.dense, entries, m, limits);
+  const dense = parseDense(b.dense, batch, m);
   const out = new Map<number, SparseInput>();
   for (const [name, lists] of entries) {
     const t = tableIndex.get(name);
     if (t === undefined) fail(ErrorCode.UnknownTable, `sparse.${name}: the model has no table "${name}"`);
-    const rows = m.tables[t!]!.rows;
-    if (!Array.isArray(lists) || lists.length !== batch)
-      fail(ErrorCode.InvalidField, `sparse.${name} must be an array of ${batch} index lists (one per sample)`);
-    let total = 0;
-    for (const [i, l] of (lists as unknown[]).entries()) {
-      if (!Array.isArray(l)) fail(ErrorCode.InvalidField, `sparse.${name}[${i}] must be an array of row indices`);
-      if ((l as unknown[]).length > limits.maxIndicesPerSample)
-        fail(ErrorCode.InvalidField, `sparse.${name}[${i}] has ${(l as unknown[]).length} indices; the limit is ${limits.maxIndicesPerSample}`);
-      total += (l as unknown[]).length;
-    }
-    const offsets = new Uint32Array(batch + 1);
-    const indices = new Uint32Array(total);
-    let p = 0;
-    (lists as unknown[][]).forEach((l, i) => {
-      for (const [k, v] of l.entries()) {
-        if (typeof v !== 'number' || !Number.isInteger(v) || v < 0)
-          fail(ErrorCode.InvalidField, `sparse.${name}[${i}][${k}] must be a non-negative integer row index, got ${JSON.stringify(v)}`);
-        if ((v as number) >= rows) fail(ErrorCode.IndexOutOfRange, `sparse.${name}[${i}][${k}] = ${v} is out of range: table "${name}" has ${rows} rows`);
-        indices[p++] = v as number;
-      }
-      offsets[i + 1] = p;
-    });
-    out.set(t!, { offsets, indices });
+    out.set(t!, parseLists(name, lists, batch, m.tables[t!]!.rows, limits));
   }
-  return { batch, dense: x, sparse: out, pooling: pooling as Pooling };
+  return { batch, dense, sparse: out, pooling: pooling as Pooling };
 }
 
 /** The binary predict form (contracts/wire/predict.ts): the same checks as the JSON form, on typed-array views. */

@@ -78,7 +78,7 @@ function startLoad(qps: number): ChildProcess {
   return spawn(
     process.execPath,
     [
-      join(ROOT, 'dist', 'operator', 'cli', 'recshard.js'),
+      join(ROOT, 'dist', 'cli', 'recshard.js'),
       'load',
       `--url=${runner!.mainUrl}`,
       `--model=${NAME}`,
