@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { predictPath, READY_PATH } from '../contracts/endpoints.js';
 import { shardServerArgs, type ShardServerArgs } from '../contracts/shard-server-args.js';
-import { freePort } from '../lib/net.js';
+import { freePorts } from '../lib/net.js';
 import { findRepoFile } from '../lib/paths.js';
 import { generateModel } from '../models/generate.js';
 import { formatFieldErrors, resolveSpec, type RecModel, type ResolvedRecModelSpec } from '../operator/api/v1alpha1/index.js';
@@ -184,7 +184,8 @@ export async function serveLocal(rm: RecModel, o: LocalOptions): Promise<LocalDe
   const name = rm.metadata.name;
   const runDir = o.logDir ?? join(tmpdir(), 'recshard-local', `${name}-${process.pid}-${Date.now()}`);
   mkdirSync(runDir, { recursive: true });
-  const ports = { shards: await Promise.all(plan.shards.map(() => freePort())), main: await freePort() };
+  const [main, ...shards] = await freePorts(plan.shards.length + 1);
+  const ports = { shards, main: main! };
   const files = writeServingFiles(runDir, name, spec, plan, modelDir, ports.shards);
   const { processes, launch } = launchAll(runDir, plan, argsOf(o, files, modelDir, ports), ports);
   const stop = () => stopAll(processes);

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
-import { freePort } from '../lib/net.js';
+import { freePorts } from '../lib/net.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 
@@ -239,14 +239,7 @@ export async function startCluster(opts: StartOptions = {}): Promise<Cluster> {
   const binDir = opts.binDir ?? ensureBinaries(log);
   const dir = mkdtempSync(join(tmpdir(), 'recshard-cluster-'));
   const t0 = Date.now();
-  const [etcd, etcdPeer, api, controllerManager, scheduler, kwok] = (await Promise.all(Array.from({ length: 6 }, freePort))) as number[] as [
-    number,
-    number,
-    number,
-    number,
-    number,
-    number,
-  ];
+  const [etcd, etcdPeer, api, controllerManager, scheduler, kwok] = (await freePorts(6)) as [number, number, number, number, number, number];
   const server = `https://127.0.0.1:${api}`;
   const creds = writeCredentials(dir, server);
   const args = componentArgs(dir, { etcd, etcdPeer, api, controllerManager, scheduler, kwok }, creds);

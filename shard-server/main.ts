@@ -7,7 +7,7 @@ import { parseServingPlan } from '../contracts/plan.js';
 import { durationMs } from '../lib/duration.js';
 import { jsonLogger, type Level } from '../lib/log.js';
 import { parseFlags, type ParsedFlags } from './flags.js';
-import { DEFAULT_SCHEDULING, startServer } from './server.js';
+import { DEFAULT_SCHEDULING, startServer, type ServerOptions } from './server.js';
 
 let flags: ParsedFlags;
 try {
@@ -19,11 +19,21 @@ try {
 }
 
 const log = jsonLogger(flags.logLevel as Level, { component: 'shard-server', role: flags.role, ...(flags.shard !== undefined ? { shard: flags.shard } : {}) });
-const plan = parseServingPlan(await readFile(flags.plan, 'utf8'), flags.plan);
-const config = flags.modelConfig ? parseModelConfig(await readFile(flags.modelConfig, 'utf8'), flags.modelConfig) : undefined;
+/** plan.json and model.json; a file that cannot be read or says nothing usable ends the process, naming the field. */
+async function readConfig() {
+  try {
+    const plan = parseServingPlan(await readFile(flags.plan, 'utf8'), flags.plan);
+    const config = flags.modelConfig ? parseModelConfig(await readFile(flags.modelConfig, 'utf8'), flags.modelConfig) : undefined;
+    return { plan, config };
+  } catch (e) {
+    log.error('cannot start', { error: (e as Error).message });
+    process.exit(1);
+  }
+}
+const { plan, config } = await readConfig();
 const serving = config?.serving ?? {};
 
-const server = await startServer({
+const options: ServerOptions = {
   role: flags.role,
   shard: flags.shard,
   plan,
@@ -45,6 +55,10 @@ const server = await startServer({
     accelerator: flags.accelerator,
   },
   log,
+};
+const server = await startServer(options).catch((e: Error) => {
+  log.error('cannot start', { error: e.message });
+  process.exit(1);
 });
 log.info('listening', { port: server.port });
 

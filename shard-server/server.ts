@@ -102,8 +102,9 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     maxBodyBytes: o.maxBodyBytes,
     emulateServiceMs: o.emulateServiceMs ?? 0,
   });
-  const server: Server = await new Promise((resolve) => {
-    const s = app.listen(o.port, o.host, () => resolve(s));
+  // express 5 calls back with the error when the port cannot be had (in use, not allowed)
+  const server: Server = await new Promise((resolve, reject) => {
+    const s = app.listen(o.port, o.host, (e?: Error) => (e ? reject(new Error(`cannot listen on ${o.host}:${o.port}: ${e.message}`)) : resolve(s)));
   });
   server.keepAliveTimeout = 65_000;
   const port = (server.address() as AddressInfo).port;

@@ -55,6 +55,9 @@ export const Reason = {
   SourceFailed: 'SourceFailed',
 } as const;
 
+export type ConditionTypeName = (typeof ConditionType)[keyof typeof ConditionType];
+export type ConditionReason = (typeof Reason)[keyof typeof Reason];
+
 /** Why a plan could not be made (the Planned condition's reason when False). */
 export type PlanFailureReason = typeof Reason.InvalidSpec | typeof Reason.Infeasible | typeof Reason.InvalidModel;
 /** Why a model's autoscaling policy is not in force (the ScalingActive condition's reason when False). */

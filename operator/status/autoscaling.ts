@@ -70,7 +70,13 @@ const R = Reason;
 /** Before the first evaluation: the previous conditions while they are all there (an operator restart), else pending. */
 function pendingConditions(p: EffectivePolicy, previous: RecModelStatus['conditions']): ConditionInput[] {
   const kept = [T.ScalingActive, T.ScalingLimited, T.MetricsUnavailable].map((type) => previous?.find((c) => c.type === type));
-  if (kept.every(Boolean)) return kept.map((c) => ({ type: c!.type, status: c!.status as ConditionInput['status'], reason: c!.reason, message: c!.message }));
+  if (kept.every(Boolean))
+    return kept.map((c) => ({
+      type: c!.type as ConditionInput['type'],
+      status: c!.status as ConditionInput['status'],
+      reason: c!.reason as ConditionInput['reason'],
+      message: c!.message,
+    }));
   return [
     {
       type: T.ScalingActive,

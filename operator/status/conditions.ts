@@ -1,14 +1,16 @@
 // Standard conditions (types and reasons are in ../api/reasons.ts): a setter that keeps lastTransitionTime when
 // the status of a condition does not change.
 import { metaTime } from '../../lib/clock.js';
+import type { ConditionReason, ConditionTypeName } from '../api/reasons.js';
 import type { Condition } from '../api/v1alpha1/index.js';
 
 export type ConditionStatus = 'True' | 'False' | 'Unknown';
 
 export interface ConditionInput {
-  type: string;
+  type: ConditionTypeName;
   status: ConditionStatus;
-  reason: string;
+  /** A constant of ../api/reasons.ts. */
+  reason: ConditionReason;
   message: string;
 }
 

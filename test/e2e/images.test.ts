@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments } from 'yaml';
-import { freePort } from '../../lib/net.js';
+import { freePort, freePorts } from '../../lib/net.js';
 import { resolveSpec } from '../../operator/api/v1alpha1/index.js';
 import type { RecModel } from '../../operator/api/v1alpha1/index.js';
 import { buildChildren, CONFIG_MOUNT } from '../../operator/builders/children.js';
@@ -216,7 +216,8 @@ describe('images (stages carried out without a container engine)', () => {
     if (!plan.ok) throw plan.error;
     const children = buildChildren({ name: rm.metadata.name, namespace: 'default', uid: 'u' }, spec.spec, plan.plan, DEFAULT_BUILDER_CONFIG);
     const ports = new Map<string, number>();
-    for (const d of children.deployments) ports.set(d.metadata!.name!, await freePort());
+    const free = await freePorts(children.deployments.length);
+    children.deployments.forEach((d, i) => ports.set(d.metadata!.name!, free[i]!));
     const config = join(work, 'config');
     mkdirSync(config);
     const planJson = JSON.parse(children.configMap.data!['plan.json']!) as { shards: { index: number; endpoint: string }[] };
