@@ -1,6 +1,6 @@
 // GET /v1/models/NAME on a main: the model's shape, for clients that build requests (the load generator), and
 // the state of its scheduler (DeepRecSched), which the operator reads into status.scheduler.
-import type { DType, Interaction } from './model-format.js';
+import type { Interaction, TableManifest } from './model-format.js';
 
 export interface SchedulerInfo {
   mode: 'auto' | 'fixed';
@@ -17,14 +17,7 @@ export interface SchedulerInfo {
 }
 
 /** Tables in protocol order: a table's position is its index in the binary formats. */
-export interface TableInfo {
-  name: string;
-  rows: number;
-  dim: number;
-  dtype: DType;
-  net: string;
-  poolingFactor: number;
-}
+export type TableInfo = Pick<TableManifest, 'name' | 'rows' | 'dim' | 'dtype' | 'net' | 'poolingFactor'>;
 
 export interface ModelInfo {
   name: string;

@@ -188,10 +188,11 @@ export class Autoscaler {
   /** Scales what the evaluation changed; returns the reason of each change by Deployment. */
   private async act(rm: RecModel, e: Evaluation): Promise<Map<string, string>> {
     const scaled = new Map<string, string>();
+    const recmodel = `${rm.metadata.namespace}/${rm.metadata.name}`;
     for (const c of e.components) {
       this.d.metrics.recordDesired(rm.metadata.namespace!, rm.metadata.name, c.name, c.desired);
       this.d.log.debug('autoscaling decision', {
-        recmodel: `${rm.metadata.namespace}/${rm.metadata.name}`,
+        recmodel,
         component: c.name,
         current: c.current,
         desired: c.desired,
@@ -210,13 +211,7 @@ export class Autoscaler {
       }
       this.d.metrics.scalingDecisions.inc({ direction, reason: c.reason });
       scaled.set(c.name, why);
-      this.d.log.info('scaled', {
-        recmodel: `${rm.metadata.namespace}/${rm.metadata.name}`,
-        component: c.name,
-        from: c.current,
-        to: c.desired,
-        reason: c.reason,
-      });
+      this.d.log.info('scaled', { recmodel, component: c.name, from: c.current, to: c.desired, reason: c.reason });
       await this.d.events.emit(
         rm,
         'Normal',

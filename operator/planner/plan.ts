@@ -1,5 +1,6 @@
 // The shard planner: a resolved RecModel spec in, a shard plan out. Pure, deterministic, no Kubernetes imports.
 import { createHash } from 'node:crypto';
+import type { ShardDocument } from '../../contracts/plan.js';
 import { formatBytes, parseQuantity } from '../../lib/quantity.js';
 import type { ResolvedRecModelSpec } from '../api/v1alpha1/index.js';
 import { PlanError } from './errors.js';
@@ -8,21 +9,8 @@ import { expandTables, type PlannedTable } from './tables.js';
 
 export type Strategy = ResolvedRecModelSpec['sharding']['strategy'];
 
-export interface ShardPlan {
-  index: number;
-  /** Component name suffix, e.g. shard-0. */
-  name: string;
-  /** The net every table belongs to (net-specific only). */
-  net?: string;
-  tables: string[];
-  bytes: number;
-  /** Percent of the usable capacity (shardMemory less headroom) the tables fill. */
-  percentOfCapacity: number;
-  /** Expected lookups per sample (sum of pooling factors). */
-  lookupsPerSample: number;
-  /** Expected bytes read per sample, the load the planner balances. */
-  lookupBytesPerSample: number;
-}
+/** One sparse shard of the plan, as plan.json writes it. */
+export type ShardPlan = ShardDocument;
 
 export interface Plan {
   strategy: Strategy;

@@ -9,6 +9,7 @@ import type { V2HorizontalPodAutoscaler } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
 import { ensureBinaries } from '../../local-cluster/harness.js';
 import type { LatencyScalingPolicy, RecModel } from '../../operator/api/v1alpha1/index.js';
+import { customModel } from '../fixtures.js';
 import {
   applyYaml,
   childNames,
@@ -31,16 +32,7 @@ const rm: RecModel = {
   kind: 'RecModel',
   metadata: { name: NAME },
   spec: {
-    model: {
-      architecture: 'custom',
-      denseFeatures: 13,
-      bottomMLP: [64, 32],
-      topMLP: [64, 1],
-      tables: [
-        { name: 't0', rows: 1000, dim: 16 },
-        { name: 't1', rows: 1000, dim: 16 },
-      ],
-    },
+    model: customModel(),
     sharding: { strategy: 'load-balanced', shards: 2 },
   } as RecModel['spec'],
 };

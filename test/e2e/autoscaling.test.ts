@@ -260,6 +260,8 @@ describe('latency autoscaling on the critical path', () => {
     const t0 = Date.now();
     const peak = (await replicas())[`${NAME}-shard-1`]!;
     await waitUntil('shard 1 back to one replica', async () => ((await replicas())[`${NAME}-shard-1`] === 1 ? true : undefined), 120_000, 1000);
+    // the sampler reads on its own schedule: wait until its history holds the scale-down this poll just saw
+    await waitUntil('the history to record it', () => (history.at(-1)?.replicas[`${NAME}-shard-1`] === 1 ? true : undefined), 10_000, 200);
     // every scale-down of shard 1 was preceded by a stabilization window in which the p95 stayed under the band
     // (80% of the target), as status showed it
     const downs = history.filter((h, i) => i > 0 && h.t >= t0 - 5000 && h.replicas[`${NAME}-shard-1`]! < history[i - 1]!.replicas[`${NAME}-shard-1`]!);

@@ -6,6 +6,7 @@
 import type { V1NetworkPolicy, V1PodDisruptionBudget } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RecModel } from '../../operator/api/v1alpha1/index.js';
+import { customModel } from '../fixtures.js';
 import {
   applyYaml,
   childNames,
@@ -27,16 +28,10 @@ const model = (sharding: Record<string, unknown>): RecModel => ({
   kind: 'RecModel',
   metadata: { name: NAME },
   spec: {
-    model: {
-      architecture: 'custom',
-      denseFeatures: 13,
-      bottomMLP: [64, 32],
-      topMLP: [64, 1],
-      tables: [
-        { name: 't0', rows: 100_000, dim: 32 },
-        { name: 't1', rows: 100_000, dim: 32 },
-      ],
-    },
+    model: customModel([
+      { name: 't0', rows: 100_000, dim: 32 },
+      { name: 't1', rows: 100_000, dim: 32 },
+    ]),
     sharding,
   } as RecModel['spec'],
 });

@@ -3,22 +3,14 @@ import { describe, expect, it } from 'vitest';
 import type { LatencyScalingPolicy, RecModel } from '../../../operator/api/v1alpha1/index.js';
 import { DEFAULT_BUILDER_CONFIG } from '../../../operator/builders/config.js';
 import { decide } from '../../../operator/controller/reconcile/decide.js';
+import { customModel } from '../../fixtures.js';
 
 const rm = (autoscaling?: Record<string, unknown>): RecModel => ({
   apiVersion: 'recshard.io/v1alpha1',
   kind: 'RecModel',
   metadata: { name: 'm', namespace: 'ns', uid: 'u-1', generation: 1 },
   spec: {
-    model: {
-      architecture: 'custom',
-      denseFeatures: 13,
-      bottomMLP: [64, 32],
-      topMLP: [64, 1],
-      tables: [
-        { name: 't0', rows: 1000, dim: 16 },
-        { name: 't1', rows: 1000, dim: 16 },
-      ],
-    },
+    model: customModel(),
     sharding: { strategy: 'load-balanced', shards: 2 },
     ...(autoscaling ? { autoscaling } : {}),
   } as RecModel['spec'],
