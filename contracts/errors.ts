@@ -1,5 +1,6 @@
-// The one error catalogue of the shard-server: stable codes, HTTP statuses, and messages that name the field.
-// Clients get {"error": {"code", "message"}}.
+// The one error catalogue of the data plane: stable codes, HTTP statuses, and messages that name the field. It
+// sits below both the wire decoders (contracts/wire) and the shard-server's inference code, which throw its errors;
+// the shard-server's error handler (shard-server/http/error-handler.ts) turns them into {"error": {"code", "message"}}.
 export const ErrorCode = {
   InvalidJson: { status: 400, code: 'INVALID_JSON' },
   InvalidField: { status: 400, code: 'INVALID_FIELD' },

@@ -1,4 +1,4 @@
-// Request bodies of the binary endpoints, read into pooled buffers (see inference/buffer-pool.ts).
+// Request bodies of the binary endpoints, read into pooled buffers (see ../inference/buffer-pool.ts).
 import type { Request } from 'express';
 import { ErrorCode, ServeError } from '../../contracts/errors.js';
 import { MIN_CLASS, type BufferPool } from '../inference/buffer-pool.js';
