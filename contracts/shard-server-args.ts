@@ -38,12 +38,13 @@ export interface FlagSpec {
   description: string;
   choices?: readonly string[];
   number?: boolean;
+  required?: boolean;
 }
 
 export const SHARD_SERVER_FLAGS: { [K in keyof ShardServerArgs]-?: FlagSpec } = {
-  role: { flag: '--role', value: '<role>', description: 'main or sparse', choices: ['main', 'sparse'] },
+  role: { flag: '--role', value: '<role>', description: 'main or sparse', choices: ['main', 'sparse'], required: true },
   shard: { flag: '--shard', value: '<n>', description: 'shard index (sparse)', number: true },
-  plan: { flag: '--plan', value: '<file>', description: 'plan.json (from the plan ConfigMap)' },
+  plan: { flag: '--plan', value: '<file>', description: 'plan.json (from the plan ConfigMap)', required: true },
   modelConfig: { flag: '--model-config', value: '<file>', description: 'model.json (from the plan ConfigMap); its artifact.uri locates the model' },
   model: { flag: '--model', value: '<uri>', description: 'model directory or URL; overrides model.json' },
   host: { flag: '--host', value: '<addr>', description: 'listen address' },

@@ -28,8 +28,6 @@ function defaults(env: NodeJS.ProcessEnv): Partial<Record<keyof ShardServerArgs,
   };
 }
 
-const REQUIRED = new Set<keyof ShardServerArgs>(['role', 'plan']);
-
 export function flagsCommand(env: NodeJS.ProcessEnv = process.env): Command {
   const cmd = new Command('shard-server').exitOverride().configureOutput({ writeErr: () => {} });
   const d = defaults(env);
@@ -37,7 +35,7 @@ export function flagsCommand(env: NodeJS.ProcessEnv = process.env): Command {
     const o = new Option(`${spec.flag} ${spec.value}`, spec.description);
     if (spec.choices) o.choices(spec.choices);
     if (d[key] !== undefined) o.default(d[key]);
-    if (REQUIRED.has(key)) o.makeOptionMandatory();
+    if (spec.required) o.makeOptionMandatory();
     cmd.addOption(o);
   }
   return cmd;

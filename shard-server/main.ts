@@ -19,6 +19,12 @@ try {
 }
 
 const log = jsonLogger(flags.logLevel as Level, { component: 'shard-server', role: flags.role, ...(flags.shard !== undefined ? { shard: flags.shard } : {}) });
+/** What stops the server before it serves (a port in use, a bad file): one line, exit 1. */
+function fatal(e: unknown): never {
+  log.error('cannot start', { error: (e as Error).message });
+  process.exit(1);
+}
+
 /** plan.json and model.json; a file that cannot be read or says nothing usable ends the process, naming the field. */
 async function readConfig() {
   try {
@@ -26,8 +32,7 @@ async function readConfig() {
     const config = flags.modelConfig ? parseModelConfig(await readFile(flags.modelConfig, 'utf8'), flags.modelConfig) : undefined;
     return { plan, config };
   } catch (e) {
-    log.error('cannot start', { error: (e as Error).message });
-    process.exit(1);
+    return fatal(e);
   }
 }
 const { plan, config } = await readConfig();
@@ -56,10 +61,7 @@ const options: ServerOptions = {
   },
   log,
 };
-const server = await startServer(options).catch((e: Error) => {
-  log.error('cannot start', { error: e.message });
-  process.exit(1);
-});
+const server = await startServer(options).catch(fatal);
 log.info('listening', { port: server.port });
 
 let stopping = false;

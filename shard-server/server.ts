@@ -44,11 +44,14 @@ export interface RunningServer {
 /** What the HTTP layer serves from: empty until the model is loaded, then the role's service. */
 class ModelState implements ServerState {
   lookup?: ServerState['lookup'];
-  predictor?: ServerState['predictor'];
   main?: MainRole;
   loadError?: string;
 
   constructor(private readonly role: Role) {}
+
+  get predictor(): ServerState['predictor'] {
+    return this.main?.predictor;
+  }
 
   notReady(): string | undefined {
     if (this.loadError) return `model not loaded: ${this.loadError}`;
@@ -73,7 +76,6 @@ async function load(o: ServerOptions, state: ModelState, metrics: ServerMetrics,
     { plan: o.plan, scheduling: o.scheduling, policy: o.policy, deadlineMs: o.deadlineMs, probeMs: o.probeMs, log: o.log, clock },
     metrics,
   );
-  state.predictor = state.main.predictor;
 }
 
 /** Stops accepting connections and waits for in-flight requests, cutting the rest after drainMs. */

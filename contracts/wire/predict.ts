@@ -61,9 +61,9 @@ export function decodePredict(
   let p = 4 + nDense;
   const n = u[p++]!;
   for (let t = 0; t < n; t++) {
-    const { lookup, next } = readSection(u, p, batch, t, false);
+    const { lookup, next } = readSection(u, p, batch, t, false, pooling);
     p = next;
-    onTable(t, { ...lookup, pooling });
+    onTable(t, lookup);
   }
   if (p !== u.length) fail(ErrorCode.InvalidRequest, `${u.length - p} trailing words`);
   return { batch, pooling, dense };

@@ -37,8 +37,15 @@ export function writeSection(u: Uint32Array, p: number, l: TableLookup, withPool
   return p + l.indices.length;
 }
 
-/** Reads and checks the structure of the section of table t at word p. */
-export function readSection(u: Uint32Array, p: number, batch: number, t: number, withPooling: boolean): { lookup: TableLookup; next: number } {
+/** Reads and checks the structure of the section of table t at word p; a section without pooling takes `pooling`. */
+export function readSection(
+  u: Uint32Array,
+  p: number,
+  batch: number,
+  t: number,
+  withPooling: boolean,
+  pooling: Pooling = 'sum',
+): { lookup: TableLookup; next: number } {
   const head = withPooling ? 3 : 2;
   if (p + head > u.length) fail(ErrorCode.InvalidRequest, `truncated at table ${t}`);
   const table = u[p++]!;
@@ -52,5 +59,5 @@ export function readSection(u: Uint32Array, p: number, batch: number, t: number,
   p += nIdx;
   if (offsets[0] !== 0 || offsets[batch] !== nIdx) fail(ErrorCode.InvalidField, `tables[${t}].offsets must start at 0 and end at ${nIdx}`);
   for (let b = 0; b < batch; b++) if (offsets[b + 1]! < offsets[b]!) fail(ErrorCode.InvalidField, `tables[${t}].offsets must not decrease (sample ${b})`);
-  return { lookup: { table, pooling: mode === 1 ? 'mean' : 'sum', offsets, indices }, next: p };
+  return { lookup: { table, pooling: withPooling ? (mode === 1 ? 'mean' : 'sum') : pooling, offsets, indices }, next: p };
 }

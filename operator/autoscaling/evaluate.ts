@@ -2,6 +2,7 @@
 // main and of each shard) to a replica count per component. Pure apart from the law's memory, which the caller
 // keeps per component. The end-to-end tail of the main is what the target applies to; on the critical path,
 // the main's per-shard call latencies say whose time dominates it, and only that component adds pods.
+import type { Role } from '../../contracts/shard-server-args.js';
 import { mergeRates, quantileMs, totalRate, type LatencyReading, type PodRates } from '../signals/latency.js';
 import { decide, newMemory, type LawMemory, type LawOutput } from './law.js';
 import type { EffectivePolicy } from './policy.js';
@@ -17,7 +18,7 @@ export interface PodView {
 export interface ComponentView {
   /** The Deployment. */
   name: string;
-  role: 'main' | 'sparse';
+  role: Role;
   shard?: number;
   /** Replicas the Deployment asks for now. */
   replicas: number;
@@ -37,7 +38,7 @@ export interface Readings {
 
 export interface ComponentDecision extends LawOutput {
   name: string;
-  role: 'main' | 'sparse';
+  role: Role;
   shard?: number;
   current: number;
   /** The component's own latency at the percentile (the main's end to end; a shard's own serving time). */

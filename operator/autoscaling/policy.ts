@@ -1,5 +1,6 @@
 // The policy in force for one RecModel: its LatencyScalingPolicy, defaulted and validated, with the model's
 // overrides applied where the policy allows them. Pure; every refusal names the field and the limit.
+import type { Role } from '../../contracts/shard-server-args.js';
 import { durationMs } from '../../lib/duration.js';
 import { Reason } from '../api/reasons.js';
 import {
@@ -89,7 +90,7 @@ type Overrides = NonNullable<ResolvedRecModelSpec['autoscaling']['overrides']>;
 const field = (f: string) => `spec.autoscaling.overrides.${f}`;
 
 /** A model's replica bounds for one role, where the policy's ceiling allows them; the refusals go to `errors`. */
-function overrideBounds(policy: EffectivePolicy, role: 'main' | 'sparse', o: Overrides, ceiling: number | undefined, errors: FieldError[]): void {
+function overrideBounds(policy: EffectivePolicy, role: Role, o: Overrides, ceiling: number | undefined, errors: FieldError[]): void {
   const b = o[role];
   if (!b || (b.minReplicas === undefined && b.maxReplicas === undefined)) return;
   if (ceiling === undefined) {

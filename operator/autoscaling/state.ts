@@ -1,6 +1,7 @@
 // What one reconcile knows about a model's autoscaling: the policy in force (or why there is none), and under it
 // either the HPAs' view (actuator HPA or KEDA) or the operator's own latest evaluation. Status and the operator's
 // metrics are built from it.
+import type { Role } from '../../contracts/shard-server-args.js';
 import type { PolicyRefusalReason } from '../api/reasons.js';
 import type { Evaluation } from './evaluate.js';
 import type { EffectivePolicy } from './policy.js';
@@ -8,7 +9,7 @@ import type { EffectivePolicy } from './policy.js';
 /** One component as the HPA that scales it reports it (actuator HPA or KEDA). */
 export interface ExternalView {
   deployment: string;
-  role: 'main' | 'sparse';
+  role: Role;
   /** The HPA's name; found: false while it does not exist. */
   hpa: string;
   found: boolean;

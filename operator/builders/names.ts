@@ -2,6 +2,7 @@
 // is cut and given a short hash of the full name so two long names never collide.
 import { createHash } from 'node:crypto';
 import type { Role } from '../../contracts/shard-server-args.js';
+import type { Actuator } from '../autoscaling/policy.js';
 
 const MAX = 63;
 
@@ -29,4 +30,4 @@ export const componentName = (model: string, role: Role, shard?: number) => (rol
 /** KEDA names the HPA it creates for a ScaledObject so (unless the ScaledObject names it). */
 export const kedaHpaName = (scaledObject: string) => `keda-hpa-${scaledObject}`;
 /** The HPA that scales Deployment `deployment`: the operator's own has the Deployment's name, KEDA's is named by KEDA. */
-export const hpaNameFor = (actuator: 'Operator' | 'HPA' | 'KEDA', deployment: string) => (actuator === 'KEDA' ? kedaHpaName(deployment) : deployment);
+export const hpaNameFor = (actuator: Actuator, deployment: string) => (actuator === 'KEDA' ? kedaHpaName(deployment) : deployment);

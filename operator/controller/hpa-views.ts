@@ -1,6 +1,7 @@
 // Observing an HPA or KEDA actuator: each component's HorizontalPodAutoscaler (the operator's own under HPA,
 // the one KEDA makes for a ScaledObject under KEDA) read into the view status is built from. Pure.
 import type { V2HorizontalPodAutoscaler } from '@kubernetes/client-node';
+import type { Role } from '../../contracts/shard-server-args.js';
 import { parseDecimal } from '../../lib/quantity.js';
 import type { EffectivePolicy } from '../autoscaling/policy.js';
 import type { ExternalView } from '../autoscaling/state.js';
@@ -8,7 +9,7 @@ import { hpaNameFor } from '../builders/names.js';
 
 const iso = (t: unknown) => (t instanceof Date ? t.toISOString() : typeof t === 'string' ? t : undefined);
 
-export function externalViews(p: EffectivePolicy, deployments: { name: string; role: 'main' | 'sparse' }[], hpas: V2HorizontalPodAutoscaler[]): ExternalView[] {
+export function externalViews(p: EffectivePolicy, deployments: { name: string; role: Role }[], hpas: V2HorizontalPodAutoscaler[]): ExternalView[] {
   return deployments.map(({ name: deployment, role }) => {
     const name = hpaNameFor(p.actuator, deployment);
     const hpa = hpas.find((h) => h.metadata?.name === name && h.spec?.scaleTargetRef?.name === deployment);

@@ -11,6 +11,9 @@ export const LATENCY_BUCKETS = [
   0.4, 0.5, 0.6, 0.75, 1, 1.5, 2.5, 5,
 ];
 
+/** The labels every series of this server carries. */
+const OWN = [Label.model, Label.role] as const;
+
 export class ServerMetrics {
   readonly registry = new Registry();
   readonly duration: Histogram<'model' | 'role' | 'stage' | 'shard'>;
@@ -30,7 +33,7 @@ export class ServerMetrics {
   ) {
     collectDefaultMetrics({ register: this.registry });
     const registers = [this.registry];
-    const own = [Label.model, Label.role] as const;
+    const own = OWN;
     this.duration = new Histogram({
       name: Metric.requestDuration,
       help: 'Request latency by stage (end_to_end, queue, bottom_mlp, embeddings, fanout, shard_call, interaction, top_mlp, lookup).',
@@ -69,7 +72,7 @@ export class ServerMetrics {
   private schedulerGauges(): void {
     const state = () => this.scheduler?.();
     const labels = () => this.labels;
-    const own = [Label.model, Label.role] as const;
+    const own = OWN;
     new Gauge({
       name: Metric.schedulerBatchSize,
       help: 'The batch size B the main splits queries into (DeepRecSched).',

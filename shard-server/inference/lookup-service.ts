@@ -34,15 +34,15 @@ export class LookupService {
       const rows = table!.meta.rows;
       const k = firstOutOfRange(l.indices, rows);
       if (k >= 0) fail(ErrorCode.IndexOutOfRange, `tables[${i}].indices[${k}] = ${l.indices[k]} is out of range: table "${table!.meta.name}" has ${rows} rows`);
-      return table!;
+      return { table: l.table, dim: table!.meta.dim, data: table! };
     });
     let count = 0;
     const response = encodeResponse(
       req.batch,
-      req.lookups.map((l, i) => ({ table: l.table, dim: tables[i]!.meta.dim })),
+      tables,
       (i, out, offset) => {
         const l = req.lookups[i]!;
-        poolInto(tables[i]!, l.offsets, l.indices, req.batch, l.pooling, out, offset);
+        poolInto(tables[i]!.data, l.offsets, l.indices, req.batch, l.pooling, out, offset);
         count += l.indices.length;
       },
       alloc,
