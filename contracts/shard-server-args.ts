@@ -87,7 +87,8 @@ export const SHARD_SERVER_FLAGS: { [K in keyof ShardServerArgs]-?: FlagSpec } = 
     flag: '--emulate-service-ms',
     value: '<n>',
     description:
-      'testing: every request also holds one serial lane for N ms, a server of 1000/N requests/s that uses no CPU (autoscaling tests on small machines)',
+      'testing: every request also holds one serial lane for N ms, a server of 1000/N requests/s that uses no CPU ' +
+      '(autoscaling tests on small machines; env RECSHARD_EMULATE_SERVICE_MS)',
     number: true,
   },
 };

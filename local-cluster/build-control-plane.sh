@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Builds the local control plane (kube-apiserver, kube-controller-manager, kube-scheduler, etcd, helm, kwok)
-# from Go modules, pinned, into a cache outside the repository keyed by the versions. Does nothing when every
+# Builds the local control plane (kube-apiserver, kube-controller-manager, kube-scheduler, etcd, helm, kwok) and
+# the real node's binaries (kubelet, kube-proxy, CoreDNS) from Go modules, pinned, into a cache outside the repository keyed by the versions. Does nothing when every
 # binary is already there. Prints the bin directory on stdout as its last line.
 set -euo pipefail
 
@@ -8,6 +8,7 @@ K8S_VERSION=v1.33.13
 ETCD_VERSION=v3.5.21 # the etcd server k8s.io/kubernetes requires; built inside the same module
 HELM_VERSION=v3.18.6
 KWOK_VERSION=v0.7.0
+COREDNS_VERSION=v1.12.4 # the cluster DNS of the real node (Service names resolve as on a real cluster)
 KEDA_VERSION=v2.18.1 # only its ScaledObject CRD, from the Go module, for the HPA/KEDA actuator tests
 PROMETHEUS_OPERATOR_VERSION=v0.85.0 # only its ServiceMonitor, PodMonitor and PrometheusRule CRDs, for the chart tests
 
@@ -47,6 +48,8 @@ build_k8s kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver "$K8S_VERSION"
 build_k8s kube-controller-manager k8s.io/kubernetes/cmd/kube-controller-manager "$K8S_VERSION"
 build_k8s kube-scheduler k8s.io/kubernetes/cmd/kube-scheduler "$K8S_VERSION"
 build_k8s etcd go.etcd.io/etcd/server/v3 "$ETCD_VERSION"
+build_k8s kubelet k8s.io/kubernetes/cmd/kubelet "$K8S_VERSION"
+build_k8s kube-proxy k8s.io/kubernetes/cmd/kube-proxy "$K8S_VERSION"
 
 if need helm; then
   log "building helm ($HELM_VERSION) ..."
@@ -61,6 +64,15 @@ if need kwok; then
   t0=$SECONDS
   GOBIN="$bin" go install -trimpath -ldflags "-s -w" "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
   log "built kwok in $((SECONDS - t0))s"
+fi
+
+if need "coredns-$COREDNS_VERSION"; then
+  log "building coredns ($COREDNS_VERSION) ..."
+  t0=$SECONDS
+  gobin=$(mktemp -d "$bin/coredns.XXXXXX")
+  GOBIN="$gobin" go install -trimpath -ldflags "-s -w" "github.com/coredns/coredns@$COREDNS_VERSION"
+  mv "$gobin/coredns" "$bin/coredns-$COREDNS_VERSION" && rmdir "$gobin"
+  log "built coredns in $((SECONDS - t0))s"
 fi
 
 keda_crd="$bin/keda-$KEDA_VERSION-scaledobjects.yaml"

@@ -1,41 +1,80 @@
-// `make cluster-up` / `make cluster-down`: a local control plane for humans that outlives the command.
+// `make cluster-up` / `make cluster-down`: a local cluster for humans that outlives the command. Its state file
+// belongs to this checkout (RECSHARD_CLUSTER_STATE names another): two checkouts, or a cluster-up beside `make
+// test` (whose cluster keeps no state file), never see or stop each other's cluster.
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { startCluster, stopDetached, type ClusterInfo } from './harness.js';
 
-const stateDir = join(process.env.RECSHARD_CACHE ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'recshard'), 'cluster');
-const stateFile = join(stateDir, 'current.json');
+const repo = join(dirname(fileURLToPath(import.meta.url)), '..');
+const stateFile = process.env.RECSHARD_CLUSTER_STATE ?? join(repo, '.cluster', 'state.json');
+
+const alive = (pid: number | undefined) => {
+  try {
+    return pid !== undefined && process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+};
+
+function current(): ClusterInfo | undefined {
+  if (!existsSync(stateFile)) return undefined;
+  return JSON.parse(readFileSync(stateFile, 'utf8')) as ClusterInfo;
+}
+
+function describe(info: ClusterInfo): void {
+  console.log(`export KUBECONFIG=${info.kubeconfig}`);
+  console.log(`helm and kwok are in ${info.binDir}`);
+  if (info.node) {
+    console.log(`real node ${info.node.name} at ${info.node.network.nodeIp}: pods and ClusterIPs are reachable from its network namespace,`);
+    console.log(`  e.g. nsenter --net=${info.node.network.netns} curl http://<cluster-ip>:<port>/ (or kubectl port-forward)`);
+    console.log(`  containers: ctr -a ${info.node.containerdSocket} -n k8s.io containers ls; logs in ${info.dir}/*.log`);
+  }
+}
 
 async function up(): Promise<void> {
-  if (existsSync(stateFile)) {
-    const info = JSON.parse(readFileSync(stateFile, 'utf8')) as ClusterInfo;
-    console.log(`a cluster is already up; KUBECONFIG=${info.kubeconfig} (make cluster-down stops it)`);
+  const info = current();
+  if (info && alive(info.pids['kube-apiserver'])) {
+    console.log(`this checkout's cluster is already up (${stateFile}); make cluster-down stops it`);
+    describe(info);
     return;
   }
+  if (info) {
+    console.log('the last cluster of this checkout is gone; cleaning up what it left');
+    await stopDetached(info);
+    rmSync(stateFile, { force: true });
+  }
   const c = await startCluster({ detached: true });
-  mkdirSync(stateDir, { recursive: true });
-  const info: ClusterInfo = { dir: c.dir, kubeconfig: c.kubeconfig, server: c.server, token: c.token, binDir: c.binDir, pids: c.pids };
-  writeFileSync(stateFile, JSON.stringify(info, null, 2));
-  console.log(`control plane up at ${c.server} with 2 CPU and 2 GPU fake nodes`);
-  console.log(`export KUBECONFIG=${c.kubeconfig}`);
-  console.log(`helm and kwok are in ${c.binDir}`);
+  const started: ClusterInfo = {
+    dir: c.dir,
+    kubeconfig: c.kubeconfig,
+    server: c.server,
+    token: c.token,
+    binDir: c.binDir,
+    pids: c.pids,
+    ...(c.node ? { node: c.node } : {}),
+  };
+  mkdirSync(dirname(stateFile), { recursive: true });
+  writeFileSync(stateFile, JSON.stringify(started, null, 2));
+  console.log(`cluster up at ${c.server}: 2 CPU and 2 GPU KWOK nodes${c.node ? ' and one real node' : ''}`);
+  describe(started);
 }
 
 async function down(): Promise<void> {
-  if (!existsSync(stateFile)) {
-    console.log('no cluster is up');
+  const info = current();
+  if (!info) {
+    console.log(`no cluster of this checkout is up (${stateFile})`);
     return;
   }
-  await stopDetached(JSON.parse(readFileSync(stateFile, 'utf8')) as ClusterInfo);
+  await stopDetached(info);
   rmSync(stateFile);
-  console.log('control plane stopped');
+  console.log('cluster stopped; nothing of it is left running or mounted');
 }
 
 const cmd = process.argv[2];
 if (cmd === 'up') await up();
 else if (cmd === 'down') await down();
-else if (cmd === 'kubeconfig' && existsSync(stateFile)) console.log((JSON.parse(readFileSync(stateFile, 'utf8')) as ClusterInfo).kubeconfig);
+else if (cmd === 'kubeconfig' && current()) console.log(current()!.kubeconfig);
 else {
   console.error('usage: local-cluster/cli.ts up|down|kubeconfig');
   process.exit(2);

@@ -1,15 +1,18 @@
-// A real local control plane for tests and the demo: etcd, kube-apiserver (RBAC on), kube-controller-manager,
-// kube-scheduler and KWOK, built from Go modules by build-control-plane.sh, started on free loopback ports in a
-// temporary directory, with fake CPU and GPU nodes so the real scheduler places pods.
+// A real local cluster for tests and the demo: etcd, kube-apiserver (RBAC on), kube-controller-manager,
+// kube-scheduler and KWOK, built from Go modules by build-control-plane.sh, started on free ports in a temporary
+// directory, with fake CPU and GPU nodes so the real scheduler places pods at scale, and one real node
+// (node/node.ts: containerd, kubelet, kube-proxy, CoreDNS) where pods really run the project's images.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import { freePorts } from '../lib/net.js';
+import { createNodeNetwork, deleteNodeNetwork, SERVICE_SUBNET } from './node/network.js';
+import { ensureImages, installPackages, REAL_NODE_LABEL, REAL_NODE_TAINT, startNode, stopNode, volumeManifests, type NodeInfo } from './node/node.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 
@@ -20,6 +23,8 @@ export interface ClusterInfo {
   token: string;
   binDir: string;
   pids: Record<string, number>;
+  /** The real node, unless the cluster was started without one. */
+  node?: NodeInfo;
 }
 
 export interface Cluster extends ClusterInfo {
@@ -79,6 +84,8 @@ function tail(file: string, lines = 20): string {
 export interface StartOptions {
   /** Processes outlive this Node process (make cluster-up); stop them with stopDetached(). */
   detached?: boolean;
+  /** With a real node (root only; the default). Without one, every pod is a KWOK fake. */
+  realNode?: boolean;
   binDir?: string;
   log?: (line: string) => void;
 }
@@ -116,7 +123,7 @@ interface Ports {
 }
 
 /** Each component's flags, on loopback ports, with its state in `dir`. */
-function componentArgs(dir: string, port: Ports, c: Credentials): Record<string, string[]> {
+function componentArgs(dir: string, port: Ports, c: Credentials, address: string): Record<string, string[]> {
   const etcd = `http://127.0.0.1:${port.etcd}`;
   const peer = `http://127.0.0.1:${port.etcdPeer}`;
   const common = [
@@ -142,8 +149,8 @@ function componentArgs(dir: string, port: Ports, c: Credentials): Record<string,
     ],
     'kube-apiserver': [
       `--etcd-servers=${etcd}`,
-      '--bind-address=127.0.0.1',
-      '--advertise-address=127.0.0.1',
+      `--bind-address=${address}`,
+      `--advertise-address=${address}`,
       `--secure-port=${port.api}`,
       `--cert-dir=${join(dir, 'certs')}`,
       `--token-auth-file=${c.tokens}`,
@@ -151,8 +158,12 @@ function componentArgs(dir: string, port: Ports, c: Credentials): Record<string,
       '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
       `--service-account-key-file=${c.saPub}`,
       `--service-account-signing-key-file=${c.saKey}`,
-      '--service-cluster-ip-range=10.96.0.0/16',
-      '--endpoint-reconciler-type=none',
+      `--service-cluster-ip-range=${SERVICE_SUBNET}`,
+      // the kubernetes Service points at the API server only where pods can reach it (not at loopback)
+      `--endpoint-reconciler-type=${address === '127.0.0.1' ? 'none' : 'lease'}`,
+      '--kubelet-preferred-address-types=InternalIP',
+      // namespaces where pods run for real say so (realPodNamespace): a toleration for the real node, and its label
+      '--enable-admission-plugins=PodNodeSelector,PodTolerationRestriction',
       '--allow-privileged=true',
       '--enable-priority-and-fairness=false',
       '--v=0',
@@ -162,9 +173,10 @@ function componentArgs(dir: string, port: Ports, c: Credentials): Record<string,
       `--secure-port=${port.controllerManager}`,
       `--service-account-private-key-file=${c.saKey}`,
       `--root-ca-file=${join(dir, 'certs', 'apiserver.crt')}`,
-      '--service-cluster-ip-range=10.96.0.0/16',
+      `--service-cluster-ip-range=${SERVICE_SUBNET}`,
       '--use-service-account-credentials=false',
       '--concurrent-deployment-syncs=10',
+      `--flex-volume-plugin-dir=${join(dir, 'flexvolume')}`,
       '--concurrent-replicaset-syncs=10',
     ],
     'kube-scheduler': [...common, `--secure-port=${port.scheduler}`],
@@ -184,6 +196,7 @@ function componentArgs(dir: string, port: Ports, c: Credentials): Record<string,
 class Processes {
   readonly procs = new Map<string, ChildProcess>();
   private readonly argsOf = new Map<string, string[]>();
+  private readonly commandOf = new Map<string, string>();
 
   constructor(
     private readonly dir: string,
@@ -191,18 +204,19 @@ class Processes {
     private readonly detached: boolean,
   ) {}
 
-  start(name: string, args: string[]): void {
+  start(name: string, args: string[], command = join(this.binDir, name)): void {
     this.argsOf.set(name, args);
+    this.commandOf.set(name, command);
     const out = openSync(join(this.dir, `${name}.log`), 'a');
-    const p = spawn(join(this.binDir, name), args, { stdio: ['ignore', out, out], detached: this.detached });
+    const p = spawn(command, args, { stdio: ['ignore', out, out], detached: this.detached });
     closeSync(out);
     if (this.detached) p.unref();
     this.procs.set(name, p);
   }
 
   async stopOne(name: string): Promise<void> {
-    const p = this.procs.get(name)!;
-    if (p.exitCode !== null || p.signalCode !== null) return;
+    const p = this.procs.get(name);
+    if (!p || p.exitCode !== null || p.signalCode !== null) return;
     const exited = new Promise((r) => p.once('exit', r));
     p.kill('SIGTERM');
     const timer = setTimeout(() => p.kill('SIGKILL'), 5000);
@@ -212,7 +226,7 @@ class Processes {
 
   async restart(name: string): Promise<void> {
     await this.stopOne(name);
-    this.start(name, this.argsOf.get(name)!);
+    this.start(name, this.argsOf.get(name)!, this.commandOf.get(name));
   }
 
   async stopAll(): Promise<void> {
@@ -237,15 +251,29 @@ const serviceAccountExists = async (kubeconfig: string) => {
 export async function startCluster(opts: StartOptions = {}): Promise<Cluster> {
   const log = opts.log ?? ((l: string) => process.stderr.write(l + '\n'));
   const binDir = opts.binDir ?? ensureBinaries(log);
+  const realNode = opts.realNode ?? true;
+  if (realNode && process.getuid?.() !== 0) throw new Error('the real node needs root (network and mount namespaces, cgroups); start with realNode: false');
+  const images = realNode ? (installPackages(), ensureImages(log)) : [];
   const dir = mkdtempSync(join(tmpdir(), 'recshard-cluster-'));
   const t0 = Date.now();
+  const network = realNode ? createNodeNetwork(dir) : undefined;
+  const address = network?.hostIp ?? '127.0.0.1';
   const [etcd, etcdPeer, api, controllerManager, scheduler, kwok] = (await freePorts(6)) as [number, number, number, number, number, number];
-  const server = `https://127.0.0.1:${api}`;
+  const server = `https://${address}:${api}`;
   const creds = writeCredentials(dir, server);
-  const args = componentArgs(dir, { etcd, etcdPeer, api, controllerManager, scheduler, kwok }, creds);
+  const args = componentArgs(dir, { etcd, etcdPeer, api, controllerManager, scheduler, kwok }, creds, address);
   const ps = new Processes(dir, binDir, opts.detached ?? false);
+  const node: NodeInfo | undefined = network && {
+    name: 'recshard-node',
+    network,
+    dir: join(dir, 'node'),
+    cgroupRoot: `/${basename(dir)}`,
+    containerdSocket: join(dir, 'node', 'containerd', 'containerd.sock'),
+  };
   const stop = async () => {
+    if (node) await stopNode(node, () => ps.stopOne('kubelet'));
     await ps.stopAll();
+    if (network) deleteNodeNetwork(network);
     if (!process.env.RECSHARD_KEEP_CLUSTER) rmSync(dir, { recursive: true, force: true });
   };
   const apiReady = async () => (await httpsGet(`${server}/readyz`, creds.token)).status === 200;
@@ -260,30 +288,59 @@ export async function startCluster(opts: StartOptions = {}): Promise<Cluster> {
     await ps.waitFor('kube-apiserver /readyz', apiReady, 90_000);
     for (const name of ['kube-controller-manager', 'kube-scheduler', 'kwok']) ps.start(name, args[name]!);
     createNodes(creds.kubeconfig);
-    await ps.waitFor('fake nodes Ready', async () => nodesReady(creds.kubeconfig), 60_000);
+    if (node) {
+      startNode(node, creds.kubeconfig, binDir, images, ps, log);
+      kubectl(
+        creds.kubeconfig,
+        ['apply', '-f', '-'],
+        volumeManifests(node)
+          .map((v) => stringify(v))
+          .join('---\n'),
+      );
+    }
+    await ps.waitFor('nodes Ready', async () => nodesReady(creds.kubeconfig, node?.name), 60_000);
     await ps.waitFor('default ServiceAccount', () => serviceAccountExists(creds.kubeconfig), 60_000);
   } catch (e) {
     await stop();
     throw e;
   }
-  log(`[control-plane] up in ${((Date.now() - t0) / 1000).toFixed(1)}s; KUBECONFIG=${creds.kubeconfig}`);
+  log(
+    `[control-plane] up in ${((Date.now() - t0) / 1000).toFixed(1)}s${node ? ` with the real node ${node.name} (${node.network.nodeIp})` : ''}; ` +
+      `KUBECONFIG=${creds.kubeconfig}`,
+  );
   const pids = Object.fromEntries([...ps.procs].map(([n, p]) => [n, p.pid!]));
-  return { dir, kubeconfig: creds.kubeconfig, server, token: creds.token, binDir, pids, stop, restart };
+  return { dir, kubeconfig: creds.kubeconfig, server, token: creds.token, binDir, pids, node, stop, restart };
+}
+
+/**
+ * Annotations that make a namespace's pods run on the real node: the PodTolerationRestriction admission plugin
+ * gives them its toleration and PodNodeSelector its label (as a platform team pins a namespace to a node pool).
+ */
+export function realPodNamespace(): Record<string, string> {
+  return {
+    'scheduler.alpha.kubernetes.io/defaultTolerations': JSON.stringify([{ ...REAL_NODE_TAINT, operator: 'Equal' }]),
+    'scheduler.alpha.kubernetes.io/node-selector': `${REAL_NODE_LABEL}=real`,
+  };
 }
 
 export function kubectl(kubeconfig: string, args: string[], input?: string): string {
   return execFileSync('kubectl', [`--kubeconfig=${kubeconfig}`, ...args], { encoding: 'utf8', input, stdio: ['pipe', 'pipe', 'pipe'] });
 }
 
-function nodesReady(kubeconfig: string): boolean {
+function nodesReady(kubeconfig: string, realNode?: string): boolean {
   const out = kubectl(kubeconfig, [
     'get',
     'nodes',
     '-o',
     'jsonpath={range .items[*]}{.metadata.name}={.status.conditions[?(@.type=="Ready")].status}{"\\n"}{end}',
   ]);
-  const ready = out.split('\n').filter((l) => l.endsWith('=True')).length;
-  return ready === FAKE_NODES.cpu.length + FAKE_NODES.gpu.length;
+  const ready = new Set(
+    out
+      .split('\n')
+      .filter((l) => l.endsWith('=True'))
+      .map((l) => l.slice(0, -'=True'.length)),
+  );
+  return [...FAKE_NODES.cpu, ...FAKE_NODES.gpu, ...(realNode ? [realNode] : [])].every((n) => ready.has(n));
 }
 
 /** Fake nodes: CPU nodes plain; GPU nodes labelled, tainted and offering nvidia.com/gpu. */
@@ -334,29 +391,33 @@ function createNodes(kubeconfig: string): void {
   );
 }
 
-/** Stops a cluster started with detached: true, from its info file. */
-export async function stopDetached(info: ClusterInfo): Promise<void> {
-  for (const name of ['kwok', 'kube-scheduler', 'kube-controller-manager', 'kube-apiserver', 'etcd']) {
-    const pid = info.pids[name];
-    if (!pid) continue;
+async function terminate(pid: number | undefined): Promise<void> {
+  if (!pid) return;
+  try {
+    process.kill(pid, 'SIGTERM');
+  } catch {
+    return;
+  }
+  for (let i = 0; i < 50; i++) {
     try {
-      process.kill(pid, 'SIGTERM');
+      process.kill(pid, 0);
+      await new Promise((r) => setTimeout(r, 100));
     } catch {
-      continue;
-    }
-    for (let i = 0; i < 50; i++) {
-      try {
-        process.kill(pid, 0);
-        await new Promise((r) => setTimeout(r, 100));
-      } catch {
-        break;
-      }
-    }
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      /* gone */
+      return;
     }
   }
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    /* gone */
+  }
+}
+
+/** Stops a cluster started with detached: true, from its info file. */
+export async function stopDetached(info: ClusterInfo): Promise<void> {
+  if (info.node) await stopNode(info.node, () => terminate(info.pids.kubelet));
+  for (const name of ['coredns', 'kube-proxy', 'containerd', 'kwok', 'kube-scheduler', 'kube-controller-manager', 'kube-apiserver', 'etcd'])
+    await terminate(info.pids[name]);
+  if (info.node) deleteNodeNetwork(info.node.network);
   rmSync(info.dir, { recursive: true, force: true });
 }

@@ -1,8 +1,9 @@
 // `make demo`: plan every example; serve DLRM-RMC2 locally in every strategy under a DeepRecInfra workload (real
 // shard-server processes on loopback, open-loop Poisson arrivals, production query sizes) and report latency,
-// CPU, the scheduler's batch size and memory, with a chart; then run the operator against a real local
-// control plane, apply the examples with kubectl and show what it made.
-import { spawn } from 'node:child_process';
+// CPU, the scheduler's batch size and memory, with a chart; then start the local cluster, install the chart (the
+// operator as pods on the real node), serve the kind walkthrough's model on real pods under load through its
+// Service, and apply every example to see the real scheduler place them on the KWOK nodes.
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -14,7 +15,7 @@ import { formatBytes } from '../lib/quantity.js';
 import { parseSizeSpec } from '../loadgen/distributions.js';
 import { runLoad } from '../loadgen/run.js';
 import { buildQueries } from '../loadgen/workload.js';
-import { kubectl, startCluster } from '../local-cluster/harness.js';
+import { kubectl, realPodNamespace, startCluster } from '../local-cluster/harness.js';
 import { ZOO } from '../models/zoo.js';
 import { readRecModels } from '../operator/api/v1alpha1/documents.js';
 import { resolveSpec, type RecModel } from '../operator/api/v1alpha1/index.js';
@@ -116,32 +117,77 @@ console.log(
 );
 console.log('Measure it yourself: bin/recshard load --local examples/dlrm-rmc2.yaml --qps 12; the full benchmarks: make bench (docs/benchmarks.md).');
 
-step('Start a local control plane (etcd, kube-apiserver, controller-manager, scheduler, KWOK: 2 CPU + 2 GPU nodes)');
+step('Start a local cluster: etcd, kube-apiserver, controller-manager, scheduler, 2 CPU + 2 GPU KWOK nodes, and a real node');
 const cluster = await startCluster({ log: (l) => console.log(l) });
 const k = (args: string[]) => kubectl(cluster.kubeconfig, args);
-let operator: ReturnType<typeof spawn> | undefined;
+const helm = (args: string[]) => execFileSync(join(cluster.binDir, 'helm'), [`--kubeconfig=${cluster.kubeconfig}`, ...args], { encoding: 'utf8' });
+const node = cluster.node!;
+/** A namespace whose pods run on the real node (the KWOK nodes take the others). */
+const realNamespace = (name: string) => {
+  k(['create', 'namespace', name]);
+  k(['annotate', 'namespace', name, ...Object.entries(realPodNamespace()).map(([a, v]) => `${a}=${v}`)]);
+};
 try {
-  console.log(k(['get', 'nodes', '-L', 'nvidia.com/gpu.present']));
+  console.log(k(['get', 'nodes', '-L', 'nvidia.com/gpu.present', '-o', 'wide']));
 
-  step('Install the RecModel CRD and start the operator');
-  k(['apply', '-f', join(ROOT, 'crds')]);
-  k(['wait', '--for=condition=Established', 'crd/recmodels.recshard.io']);
-  k(['create', 'namespace', 'recsys']);
-  operator = spawn(
-    process.execPath,
-    [join(ROOT, 'dist/operator/main.js'), `--kubeconfig=${cluster.kubeconfig}`, '--lease-namespace=recsys', '--listen=127.0.0.1:0'],
-    { stdio: 'ignore' },
+  step('helm install charts/recshard: the operator runs as two pods on the real node, one holding the Lease');
+  k(['apply', '--server-side', '-f', join(ROOT, 'crds')]);
+  realNamespace('recshard-system');
+  helm([
+    'install',
+    'recshard',
+    join(ROOT, 'charts', 'recshard'),
+    '-n',
+    'recshard-system',
+    '--set',
+    'networkPolicies.enabled=false',
+    '--wait',
+    '--timeout',
+    '120s',
+  ]);
+  console.log(k(['get', 'pods', '-n', 'recshard-system', '-o', 'wide']));
+
+  step('kubectl apply -f examples/kind/: a Job writes DLRM-RMC1 into a volume, the RecModel serves it on real pods');
+  realNamespace('serving');
+  k(['apply', '-n', 'serving', '-f', join(ROOT, 'examples', 'kind', 'model.yaml')]);
+  k(['wait', '-n', 'serving', '--for=condition=complete', 'job/rmc1-model', '--timeout=120s']);
+  const tServe = Date.now();
+  k(['apply', '-n', 'serving', '-f', join(ROOT, 'examples', 'kind', 'rmc1.yaml')]);
+  k(['wait', '-n', 'serving', '--for=condition=Ready', 'recmodel/rmc1-kind', '--timeout=180s']);
+  console.log(`rmc1-kind Ready (real readiness probes) ${((Date.now() - tServe) / 1000).toFixed(1)}s after kubectl apply`);
+  console.log(k(['get', 'recmodels,pods,services', '-n', 'serving', '-o', 'wide']));
+  const ip = k(['get', 'service', 'rmc1-kind-main', '-n', 'serving', '-o', 'jsonpath={.spec.clusterIP}']);
+  console.log(`Load through the main's Service (http://${ip}:8080), from the node's network namespace, with recshard load:`);
+  console.log(
+    execFileSync(
+      'nsenter',
+      [
+        `--net=${node.network.netns}`,
+        '--',
+        process.execPath,
+        join(ROOT, 'dist/cli/recshard.js'),
+        'load',
+        '--url',
+        `http://${ip}:8080`,
+        '--model',
+        'rmc1-kind',
+        '--qps',
+        '20',
+        '--duration',
+        '5',
+      ],
+      { encoding: 'utf8' },
+    ),
   );
 
-  step('kubectl apply -f examples/ (4 DeepRecInfra models x 4 strategies)');
+  step('kubectl apply -f examples/ (4 DeepRecInfra models x 4 strategies), placed by the real scheduler on the KWOK nodes');
+  k(['create', 'namespace', 'recsys']);
   const applied = k(['apply', '-n', 'recsys', '-f', join(ROOT, 'examples')])
     .trim()
     .split('\n').length;
   const tApply = Date.now();
   k(['wait', '-n', 'recsys', '--for=condition=Ready', 'recmodels', '--all', '--timeout=180s']);
   console.log(`${applied} RecModels applied; every one Ready (kubectl wait --for=condition=Ready) after ${((Date.now() - tApply) / 1000).toFixed(1)}s`);
-
-  step('What the operator made');
   console.log(k(['get', 'recmodels', '-n', 'recsys']));
   console.log(k(['get', 'deployments', '-n', 'recsys', '-l', 'app.kubernetes.io/instance=wnd-lb']));
   console.log('Pods of wnd-lb and rmc3-lb and the nodes the scheduler chose (GPU components on kwok-gpu-*):');
@@ -173,7 +219,8 @@ try {
     k(['get', 'events', '-n', 'recsys', '--field-selector', 'involvedObject.name=rmc1-lb', '-o', 'custom-columns=TYPE:.type,REASON:.reason,MESSAGE:.message']),
   );
 } finally {
-  operator?.kill('SIGTERM');
   await cluster.stop();
 }
-console.log(`\nDone in ${((Date.now() - t0) / 1000).toFixed(1)}s. Keep a cluster running with \`make cluster-up\`, then follow the README.`);
+console.log(
+  `\nDone in ${((Date.now() - t0) / 1000).toFixed(1)}s. Keep a cluster running with \`make cluster-up\`, then follow the README and docs/local-cluster.md.`,
+);

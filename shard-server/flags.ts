@@ -24,7 +24,7 @@ function defaults(env: NodeJS.ProcessEnv): Partial<Record<keyof ShardServerArgs,
     probeMs: '1000',
     accelerator: env.RECSHARD_ACCELERATOR ?? 'none',
     logLevel: env.RECSHARD_LOG_LEVEL ?? 'info',
-    emulateServiceMs: '0',
+    emulateServiceMs: env.RECSHARD_EMULATE_SERVICE_MS ?? '0',
   };
 }
 

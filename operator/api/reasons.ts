@@ -28,6 +28,18 @@ export const Reason = {
   AsExpected: 'AsExpected',
   ResourceConflict: 'ResourceConflict',
   ApplyFailed: 'ApplyFailed',
+  /** A component's container was killed for going over its memory limit (the message names the component). */
+  OOMKilled: 'OOMKilled',
+  /** A component's container keeps exiting; the kubelet waits longer before each restart. */
+  CrashLoopBackOff: 'CrashLoopBackOff',
+  /** A component's container exited and is not ready again yet. */
+  ContainerRestarting: 'ContainerRestarting',
+  /** The kubelet cannot pull a component's image. */
+  ImagePullFailed: 'ImagePullFailed',
+  /** The kubelet cannot create a component's container (a missing ConfigMap or volume, a bad command). */
+  ContainerCreateFailed: 'ContainerCreateFailed',
+  /** The scheduler finds no node for a component's pod. */
+  Unschedulable: 'Unschedulable',
   // Ready
   Ready: 'Ready',
   NotPlanned: 'NotPlanned',
@@ -57,6 +69,15 @@ export const Reason = {
 
 export type ConditionTypeName = (typeof ConditionType)[keyof typeof ConditionType];
 export type ConditionReason = (typeof Reason)[keyof typeof Reason];
+
+/** Why a component's pods are not running as they should (the Degraded condition's reason), worst first. */
+export type PodProblemReason =
+  | typeof Reason.OOMKilled
+  | typeof Reason.CrashLoopBackOff
+  | typeof Reason.ImagePullFailed
+  | typeof Reason.ContainerCreateFailed
+  | typeof Reason.Unschedulable
+  | typeof Reason.ContainerRestarting;
 
 /** Why a plan could not be made (the Planned condition's reason when False). */
 export type PlanFailureReason = typeof Reason.InvalidSpec | typeof Reason.Infeasible | typeof Reason.InvalidModel;

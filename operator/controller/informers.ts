@@ -22,6 +22,7 @@ import type { Logger } from '../../lib/log.js';
 import { API_VERSION, GROUP, KIND, PLURAL, POLICY_KIND, POLICY_PLURAL, VERSION, type LatencyScalingPolicy, type RecModel } from '../api/v1alpha1/index.js';
 import { KEDA_API_VERSION, SCALED_OBJECT } from '../builders/autoscalers.js';
 import { LABEL_INSTANCE, MANAGED_SELECTOR } from '../builders/labels.js';
+import { dnsLabel } from '../builders/names.js';
 import { apiErrorMessage, type KubeClient } from '../kube/client.js';
 
 interface Source<T extends KubernetesObject> {
@@ -101,6 +102,14 @@ export class Caches {
       if (owner?.kind === KIND && owner.apiVersion.startsWith(`${GROUP}/`)) this.enqueue(keyOf(o.metadata!.namespace!, owner.name));
     };
     for (const s of this.childSources()) for (const verb of verbs) s.informer.on(verb, ownerKey);
+    // a pod belongs to a ReplicaSet; its model label names the RecModel (as dnsLabel made it)
+    const podModel = (o: KubernetesObject) => {
+      const ns = o.metadata!.namespace!;
+      const instance = o.metadata?.labels?.[LABEL_INSTANCE];
+      const rm = instance && this.recModels.informer.list(ns).find((r) => dnsLabel(r.metadata!.name!) === instance);
+      if (rm) ownKey(rm);
+    };
+    for (const verb of verbs) this.pods.informer.on(verb, podModel);
     const policyUsers = (p: KubernetesObject) => {
       for (const rm of this.recModels.informer.list()) if ((rm as RecModel).spec?.autoscaling?.policyRef?.name === p.metadata!.name) ownKey(rm);
     };

@@ -31,7 +31,7 @@ export interface ReconcilerDeps {
   serving?: { probe: ServingProbe; pollMs: number };
   /** Scales components on latency where spec.autoscaling is enabled; absent, replicas are left alone. */
   autoscaler?: Autoscaler;
-  caches: Pick<Caches, 'recModel' | 'children' | 'policy'>;
+  caches: Pick<Caches, 'recModel' | 'children' | 'policy' | 'modelPods'>;
   client: Pick<KubeClient, 'apply' | 'get' | 'delete' | 'patchRecModelStatus'>;
   events: Pick<EventRecorder, 'emit'>;
   cfg: BuilderConfig;
@@ -62,6 +62,7 @@ export class Reconciler {
     const { status, written } = await writeStatus(this.d, observed.rm, {
       plan: decision.outcome,
       deployments: acted.deployments,
+      pods: observed.pods,
       conflicts: acted.conflicts,
       applyErrors: acted.errors,
       scheduler: serving.scheduler,

@@ -1,5 +1,5 @@
 // RecModel status as a pure function of what the reconcile decided and observed.
-import type { V1Deployment } from '@kubernetes/client-node';
+import type { V1Deployment, V1Pod } from '@kubernetes/client-node';
 import { metaTime } from '../../lib/clock.js';
 import { plural } from '../../lib/text.js';
 import { ConditionType as T, Reason as R, type PlanFailureReason } from '../api/reasons.js';
@@ -10,6 +10,7 @@ import type { Plan } from '../planner/plan.js';
 import type { SchedulerReading } from '../signals/serving.js';
 import { autoscalingConditions, autoscalingStatus, componentAutoscaling } from './autoscaling.js';
 import { mergeConditions, type ConditionInput } from './conditions.js';
+import { PROBLEM_SEVERITY, podProblems, type PodProblem } from './pods.js';
 
 export type PlanOutcome = { ok: true; plan: Plan } | { ok: false; reason: PlanFailureReason; message: string };
 
@@ -20,6 +21,8 @@ export interface StatusInput {
   plan: PlanOutcome;
   /** Live Deployments of the model's components (desired ones after apply, or existing ones when not planned). */
   deployments: V1Deployment[];
+  /** The model's pods, as the kubelet and the scheduler report them (OOM kills, crash loops, pulls, scheduling). */
+  pods?: V1Pod[];
   /** Names of objects another owner holds, which the operator refused to touch. */
   conflicts: string[];
   /** Messages of failed writes in this reconcile. */
@@ -89,7 +92,7 @@ function plannedCondition(plan: PlanOutcome): ConditionInput {
 }
 
 /** Available, Progressing and Degraded, from the Deployments (sorted by name) and what this reconcile could not write. */
-function componentConditions(sorted: V1Deployment[], conflicts: string[], applyErrors: string[]) {
+function componentConditions(sorted: V1Deployment[], conflicts: string[], applyErrors: string[], pods: PodProblem[]) {
   const rolling = sorted.filter(isRollingOut);
   const unavailable = sorted.filter((d) => !isAvailable(d)).map((d) => d.metadata!.name!);
   const available: ConditionInput =
@@ -105,9 +108,12 @@ function componentConditions(sorted: V1Deployment[], conflicts: string[], applyE
     ? { type: T.Progressing, status: 'True', reason: R.RollingOut, message: `rolling out ${rolling.map((d) => d.metadata!.name).join(', ')}` }
     : { type: T.Progressing, status: 'False', reason: R.RolloutComplete, message: 'every component runs the current plan' };
   const problems = [...conflicts.map((n) => `${n} exists and is not controlled by this RecModel`), ...applyErrors];
+  const worstPod = [...pods].sort((a, b) => PROBLEM_SEVERITY.indexOf(a.reason) - PROBLEM_SEVERITY.indexOf(b.reason))[0];
   const degraded: ConditionInput = problems.length
     ? { type: T.Degraded, status: 'True', reason: conflicts.length ? R.ResourceConflict : R.ApplyFailed, message: problems.join('; ') }
-    : { type: T.Degraded, status: 'False', reason: R.AsExpected, message: 'no problems found' };
+    : worstPod
+      ? { type: T.Degraded, status: 'True', reason: worstPod.reason, message: pods.map((p) => `${p.component}: ${p.message}`).join('; ') }
+      : { type: T.Degraded, status: 'False', reason: R.AsExpected, message: 'no problems found' };
   return { available, progressing, degraded };
 }
 
@@ -131,7 +137,7 @@ export function computeStatus(input: StatusInput): RecModelStatus {
     ),
   );
   const planned = plannedCondition(plan);
-  const c = componentConditions(sorted, input.conflicts, input.applyErrors);
+  const c = componentConditions(sorted, input.conflicts, input.applyErrors, podProblems(input.name, input.pods ?? []));
   const main = sorted.find((d) => d.metadata?.labels?.[LABEL_COMPONENT] === 'main');
   const summary = plan.ok ? planSummary(plan.plan) : input.previous?.plan;
   const scaling = autoscalingStatus(input.autoscaling, input.previous?.autoscaling, metaTime(input.now));

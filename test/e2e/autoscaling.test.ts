@@ -1,12 +1,13 @@
-// Latency autoscaling end to end: the real control plane, the operator process, the real Prometheus scraping
-// real shard-server processes, one process per pod KWOK runs (test/e2e/replicas.ts), so the replicas the
-// operator asks for are the ones that serve. Shard 1 is the slow one (an emulated 50 ms serial service time,
-// 20 requests/s per process); open-loop load past its capacity must scale shard 1 and nothing else until the
-// main's p95 is back under the target; without the load it scales down only after a stabilization window of
-// low latency; with Prometheus gone, replicas hold and MetricsUnavailable says why. DEBUG_AUTOSCALING=1 prints the
-// replicas and latency the test saw each second, the final status and the operator's scaling log lines.
+// Latency autoscaling end to end: the real control plane, the operator process, real shard-server pods on the
+// cluster's real node, and the real Prometheus discovering and scraping them as the chart's PodMonitor does, so
+// the replicas the operator asks for are pods that start, load the model and serve. Shard 1 is the slow one (an
+// emulated 50 ms serial service time, 20 requests/s per pod, set in its Deployment's environment); open-loop
+// load past its capacity must scale shard 1 and nothing else until the main's p95 is back under the target;
+// without the load it scales down only after a stabilization window of low latency; with Prometheus gone,
+// replicas hold and MetricsUnavailable says why. DEBUG_AUTOSCALING=1 prints the replicas and latency the test saw
+// each second, the final status and the operator's scaling log lines.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -15,8 +16,20 @@ import { durationMs } from '../../lib/duration.js';
 import type { LatencyScalingPolicy, RecModel } from '../../operator/api/v1alpha1/index.js';
 import { latencyQuery } from '../../operator/builders/autoscalers.js';
 import { startPrometheus, type PrometheusServer } from './prometheus.js';
-import { ReplicaRunner } from './replicas.js';
-import { applyYaml, client, createNamespace, deleteNamespace, installCrd, kubectl, ROOT, startOperator, waitUntil, type OperatorProcess } from './support.js';
+import { createRealNamespace, realNode, serviceUrl } from './real-pods.js';
+import {
+  applyYaml,
+  client,
+  deleteNamespace,
+  installCrd,
+  kubeconfig,
+  kubectl,
+  kubectlJson,
+  ROOT,
+  startOperator,
+  waitUntil,
+  type OperatorProcess,
+} from './support.js';
 
 const NAME = 'ncf-scale';
 const TARGET_MS = 150;
@@ -34,8 +47,14 @@ const rm: RecModel = {
         { name: 'items', rows: 20_000, dim: 16, net: 'item' },
       ],
     },
+    artifact: { uri: 'file:///models/ncf', volume: { persistentVolumeClaim: { claimName: 'models', readOnly: true } } },
     sharding: { strategy: 'net-specific' },
     serving: { scheduler: 'fixed', batchSize: 1024 },
+    // small requests: up to 3 + 4 + 4 pods share the node's two cores
+    placement: {
+      main: { resources: { requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '512Mi' } } },
+      sparse: { resources: { requests: { cpu: '50m', memory: '96Mi' }, limits: { memory: '256Mi' } } },
+    },
   } as RecModel['spec'],
 };
 const BOUNDS = { main: { min: 1, max: 3 }, sparse: { min: 1, max: 4 } };
@@ -45,7 +64,7 @@ let ns: string;
 let policyName: string;
 let op: OperatorProcess | undefined;
 let prom: PrometheusServer | undefined;
-let runner: ReplicaRunner | undefined;
+let mainUrl: string;
 let load: ChildProcess | undefined;
 const api = client();
 const history: { t: number; replicas: Record<string, number>; latencyMs?: number }[] = [];
@@ -57,6 +76,9 @@ async function replicas(): Promise<Record<string, number>> {
   for (const d of deployments()) out[d] = (await api.apps.readNamespacedDeployment({ name: d, namespace: ns })).spec?.replicas ?? 1;
   return out;
 }
+/** Pods serving (Ready) per component. */
+const readyPods = (component: string) =>
+  kubectlJson<{ status: { readyReplicas?: number } }>(['get', 'deployment', `${NAME}-${component}`, '-n', ns]).status.readyReplicas ?? 0;
 const recModel = async () =>
   (await api.custom.getNamespacedCustomObject({ group: 'recshard.io', version: 'v1alpha1', namespace: ns, plural: 'recmodels', name: NAME })) as RecModel;
 const cond = (r: RecModel, type: string) => r.status?.conditions?.find((c) => c.type === type);
@@ -74,13 +96,17 @@ async function kedaQuery(labels: string): Promise<number[]> {
   return (await promQuery(latencyQuery(95, 10_000, `namespace="${ns}",${labels}`))).map((r) => Number(r.value[1]));
 }
 
+/** The load generator inside the node's network namespace, through the main's Service. */
 function startLoad(qps: number): ChildProcess {
   return spawn(
-    process.execPath,
+    'nsenter',
     [
+      `--net=${realNode().network.netns}`,
+      '--',
+      process.execPath,
       join(ROOT, 'dist', 'cli', 'recshard.js'),
       'load',
-      `--url=${runner!.mainUrl}`,
+      `--url=${mainUrl}`,
       `--model=${NAME}`,
       '--sizes=fixed:4',
       `--qps=${qps}`,
@@ -103,21 +129,28 @@ const stopLoad = async () => {
 beforeAll(async () => {
   installCrd();
   kubectl(['wait', '--for=condition=Established', 'crd/latencyscalingpolicies.recshard.io', '--timeout=60s']);
-  ns = createNamespace('scale');
+  ns = createRealNamespace('scale');
   policyName = `fast-${ns}`;
   const dir = mkdtempSync(join(tmpdir(), 'recshard-autoscaling-'));
+  // the model, generated here, into a claim the pods mount (one of the node's hostpath volumes)
+  applyYaml(ns, [
+    {
+      apiVersion: 'v1',
+      kind: 'PersistentVolumeClaim',
+      metadata: { name: 'models' },
+      spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '1Gi' } } },
+    },
+  ]);
+  const pv = await waitUntil('the claim bound', () => kubectlJson<{ spec: { volumeName?: string } }>(['get', 'pvc', 'models', '-n', ns]).spec.volumeName);
   const { spec } = resolveLocal(rm);
-  const modelDir = ensureModel(rm, spec, 1, 3, () => {});
-  runner = new ReplicaRunner({
-    namespace: ns,
-    rm,
-    modelDir,
-    dir: join(dir, 'replicas'),
-    client: api,
-    emulateMs: (role, shard) => (role === 'sparse' && shard === 1 ? 50 : 0),
-  });
-  await runner.start();
-  prom = await startPrometheus({ dir: join(dir, 'prometheus'), targetsFile: runner.targetsFile });
+  cpSync(
+    ensureModel(rm, spec, 1, 3, () => {}),
+    join(kubectlJson<{ spec: { hostPath: { path: string } } }>(['get', 'pv', pv]).spec.hostPath.path, 'ncf'),
+    {
+      recursive: true,
+    },
+  );
+  prom = await startPrometheus({ dir: join(dir, 'prometheus'), namespace: ns, kubeconfig: kubeconfig(), node: realNode() });
   const policy: LatencyScalingPolicy = {
     apiVersion: 'recshard.io/v1alpha1',
     kind: 'LatencyScalingPolicy',
@@ -138,14 +171,25 @@ beforeAll(async () => {
   kubectl(['apply', '-f', '-'], JSON.stringify(policy));
   op = await startOperator(ns, { extraArgs: [`--prometheus-url=${prom.url}`, '--serving-poll=0'] });
   applyYaml(ns, [{ ...rm, spec: { ...rm.spec, autoscaling: { enabled: true, policyRef: { name: policyName } } } }]);
+  await waitUntil('the shard Deployments', () => kubectl(['get', 'deployment', `${NAME}-shard-1`, '-n', ns, '--ignore-not-found']) !== '', 60_000, 500);
+  // the slow shard: its pods hold a serial lane 50 ms per request (the operator leaves other fields' env alone)
+  kubectl(['set', 'env', '-n', ns, `deployment/${NAME}-shard-1`, 'RECSHARD_EMULATE_SERVICE_MS=50']);
   await waitUntil(
-    'every component serving',
+    'every component serving, shard 1 slow',
     () => {
-      const c = runner!.counts();
-      return c.main === 1 && c['shard-0'] === 1 && c['shard-1'] === 1;
+      const d = kubectlJson<{ status: { updatedReplicas?: number; readyReplicas?: number; replicas?: number } }>([
+        'get',
+        'deployment',
+        `${NAME}-shard-1`,
+        '-n',
+        ns,
+      ]);
+      return readyPods('main') === 1 && readyPods('shard-0') === 1 && d.status.updatedReplicas === 1 && d.status.readyReplicas === 1 && d.status.replicas === 1;
     },
-    90_000,
+    120_000,
+    500,
   );
+  mainUrl = serviceUrl(ns, `${NAME}-main`);
   sampler = setInterval(() => {
     void Promise.all([replicas(), recModel()])
       .then(([r, m]) => {
@@ -173,7 +217,6 @@ afterAll(async () => {
   await stopLoad();
   await op?.stop();
   await prom?.stop();
-  await runner?.stop();
   if (ns) deleteNamespace(ns);
   if (policyName) kubectl(['delete', 'latencyscalingpolicy', policyName, '--ignore-not-found']);
 });
@@ -198,9 +241,9 @@ describe('latency autoscaling on the critical path', () => {
     expect(status.components!.find((c) => c.name === `${NAME}-shard-1`)!.lastScaleReason).toMatch(/^LatencyAboveTarget/);
     expect(cond(await recModel(), 'ScalingActive')).toMatchObject({ status: 'True', reason: 'ScalingOnLatency' });
 
-    // the loop closes: the added processes serve, and once a whole window has seen them the main's p95 is back
+    // the loop closes: the added pods serve, and once a whole window has seen them the main's p95 is back
     // under the target
-    await waitUntil('a second shard 1 process serving', () => runner!.counts()['shard-1']! >= 2, 60_000, 500);
+    await waitUntil('a second shard 1 pod serving', () => readyPods('shard-1') >= 2, 60_000, 500);
     const serving = Date.now();
     const closed = await waitUntil(
       'p95 back under the target',

@@ -15,7 +15,8 @@ const ready = (name: string) =>
   'True';
 
 beforeAll(async () => {
-  cluster = await startCluster({ binDir: inject('clusterBinDir') || undefined, log: () => {} });
+  // its own control plane, to restart the API server under the operator; its pods need not run
+  cluster = await startCluster({ binDir: inject('clusterBinDir') || undefined, realNode: false, log: () => {} });
   k(['apply', '-f', join(ROOT, 'crds')]);
   k(['wait', '--for=condition=Established', 'crd/recmodels.recshard.io']);
   op = await startOperator('default', { kubeconfig: cluster.kubeconfig });

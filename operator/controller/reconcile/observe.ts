@@ -1,5 +1,5 @@
 // Observe: one RecModel and what it controls, from the informers' caches, as one plain object.
-import type { KubernetesObject } from '@kubernetes/client-node';
+import type { KubernetesObject, V1Pod } from '@kubernetes/client-node';
 import type { LatencyScalingPolicy, RecModel } from '../../api/v1alpha1/index.js';
 import { KEDA_API_VERSION, SCALED_OBJECT } from '../../builders/autoscalers.js';
 import { dnsLabel } from '../../builders/names.js';
@@ -13,9 +13,11 @@ export interface Observed {
   foreign: KubernetesObject[];
   /** The LatencyScalingPolicy spec.autoscaling references, when enabled and found. */
   policy?: LatencyScalingPolicy;
+  /** The model's pods (for what the kubelet and the scheduler say of them). */
+  pods: V1Pod[];
 }
 
-export type CacheReader = Pick<Caches, 'recModel' | 'children' | 'policy'>;
+export type CacheReader = Pick<Caches, 'recModel' | 'children' | 'policy' | 'modelPods'>;
 
 /** Undefined when the RecModel is gone or being deleted (its children go with it, by garbage collection). */
 export function observe(caches: CacheReader, namespace: string, name: string): Observed | undefined {
@@ -34,5 +36,6 @@ export function observe(caches: CacheReader, namespace: string, name: string): O
   const mine = (o: KubernetesObject) => controllerOf(o)?.uid === rm.metadata.uid;
   const policyName = rm.spec?.autoscaling?.enabled ? rm.spec.autoscaling.policyRef?.name : undefined;
   const policy = policyName ? caches.policy(policyName) : undefined;
-  return { rm, owned: all.filter(mine), foreign: all.filter((o) => !mine(o)), ...(policy ? { policy } : {}) };
+  const pods = caches.modelPods(namespace, dnsLabel(name));
+  return { rm, owned: all.filter(mine), foreign: all.filter((o) => !mine(o)), pods, ...(policy ? { policy } : {}) };
 }

@@ -33,7 +33,7 @@ const enabled = { enabled: true, policyRef: { name: 'sre' } };
 
 describe('decide with an HPA or KEDA actuator', () => {
   it('adds one HPA per component after the Deployments, under actuator HPA', () => {
-    const d = decide({ rm: rm(enabled), owned: [], foreign: [], policy: policy('HPA') }, DEFAULT_BUILDER_CONFIG, env);
+    const d = decide({ rm: rm(enabled), owned: [], foreign: [], pods: [], policy: policy('HPA') }, DEFAULT_BUILDER_CONFIG, env);
     expect(refs(d.desired)).toEqual(['HorizontalPodAutoscaler/m-main', 'HorizontalPodAutoscaler/m-shard-0', 'HorizontalPodAutoscaler/m-shard-1']);
     expect(d.desired.map((o) => o.kind).lastIndexOf('Deployment')).toBeLessThan(d.desired.findIndex((o) => o.kind === 'HorizontalPodAutoscaler'));
     expect(d.scaling).toMatchObject({ ok: true, policy: { actuator: 'HPA' } });
@@ -41,22 +41,22 @@ describe('decide with an HPA or KEDA actuator', () => {
 
   it('replaces the HPAs by ScaledObjects when the policy moves to KEDA, and drops them when autoscaling is off', () => {
     const hpas = ['m-main', 'm-shard-0', 'm-shard-1'].map((n) => ours('HorizontalPodAutoscaler', n));
-    const toKeda = decide({ rm: rm(enabled), owned: hpas, foreign: [], policy: policy('KEDA') }, DEFAULT_BUILDER_CONFIG, env);
+    const toKeda = decide({ rm: rm(enabled), owned: hpas, foreign: [], pods: [], policy: policy('KEDA') }, DEFAULT_BUILDER_CONFIG, env);
     expect(refs(toKeda.desired)).toEqual(['ScaledObject/m-main', 'ScaledObject/m-shard-0', 'ScaledObject/m-shard-1']);
     expect(refs(toKeda.stale)).toEqual(['HorizontalPodAutoscaler/m-main', 'HorizontalPodAutoscaler/m-shard-0', 'HorizontalPodAutoscaler/m-shard-1']);
-    const off = decide({ rm: rm(), owned: hpas, foreign: [] }, DEFAULT_BUILDER_CONFIG, env);
+    const off = decide({ rm: rm(), owned: hpas, foreign: [], pods: [] }, DEFAULT_BUILDER_CONFIG, env);
     expect(refs(off.desired)).toEqual([]);
     expect(refs(off.stale)).toHaveLength(3);
-    const operator = decide({ rm: rm(enabled), owned: hpas, foreign: [], policy: policy('Operator') }, DEFAULT_BUILDER_CONFIG, env);
+    const operator = decide({ rm: rm(enabled), owned: hpas, foreign: [], pods: [], policy: policy('Operator') }, DEFAULT_BUILDER_CONFIG, env);
     expect(refs(operator.stale)).toHaveLength(3);
   });
 
   it('keeps HPAs that exist while the policy is missing or cannot be carried out: nothing stops scaling by accident', () => {
     const hpas = [ours('HorizontalPodAutoscaler', 'm-main')];
-    const missing = decide({ rm: rm(enabled), owned: hpas, foreign: [] }, DEFAULT_BUILDER_CONFIG, env);
+    const missing = decide({ rm: rm(enabled), owned: hpas, foreign: [], pods: [] }, DEFAULT_BUILDER_CONFIG, env);
     expect(missing.scaling).toMatchObject({ ok: false, reason: 'PolicyNotFound' });
     expect(refs(missing.stale)).toEqual([]);
-    const noKeda = decide({ rm: rm(enabled), owned: [ours('ScaledObject', 'm-main')], foreign: [], policy: policy('KEDA') }, DEFAULT_BUILDER_CONFIG, {
+    const noKeda = decide({ rm: rm(enabled), owned: [ours('ScaledObject', 'm-main')], foreign: [], pods: [], policy: policy('KEDA') }, DEFAULT_BUILDER_CONFIG, {
       kedaServed: false,
     });
     expect(noKeda.scaling).toMatchObject({ ok: false, reason: 'ActuatorUnavailable' });

@@ -75,7 +75,7 @@ function rm(over: Partial<RecModel['spec']> = {}, status?: RecModel['status']): 
 }
 
 const deps = (client: FakeClient) => ({ client, events: new EventRecorder(client, 'test', 'test-0', clock, silentLogger), metrics: new OperatorMetrics() });
-const observed = (model: RecModel, owned: KubernetesObject[] = [], foreign: KubernetesObject[] = []): Observed => ({ rm: model, owned, foreign });
+const observed = (model: RecModel, owned: KubernetesObject[] = [], foreign: KubernetesObject[] = []): Observed => ({ rm: model, owned, foreign, pods: [] });
 const planned = (o: Observed) => {
   const d = decide(o, DEFAULT_BUILDER_CONFIG);
   if (!d.outcome.ok) throw new Error(d.outcome.message);
@@ -200,6 +200,7 @@ describe('the steps composed', () => {
   const caches = (model: RecModel | undefined, owned: KubernetesObject[] = []): CacheReader => ({
     recModel: () => model,
     policy: () => undefined,
+    modelPods: () => [],
     children: () => ({
       deployments: owned.filter((o) => o.kind === 'Deployment') as V1Deployment[],
       services: [],

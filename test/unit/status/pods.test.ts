@@ -1,0 +1,106 @@
+// What the kubelet and the scheduler say of a model's pods, as the Degraded condition reports it: one problem per
+// component (its worst), with the component and the kubelet's or the scheduler's own words.
+import type { V1ContainerStatus, V1Pod } from '@kubernetes/client-node';
+import { describe, expect, it } from 'vitest';
+import { podProblems } from '../../../operator/status/pods.js';
+import { computeStatus } from '../../../operator/status/status.js';
+
+function pod(
+  name: string,
+  shard: number | undefined,
+  status: { containers?: Partial<V1ContainerStatus>[]; scheduled?: { reason: string; message: string } },
+): V1Pod {
+  return {
+    metadata: {
+      name,
+      labels: {
+        'app.kubernetes.io/component': shard === undefined ? 'main' : 'sparse',
+        ...(shard === undefined ? {} : { 'recshard.io/shard': String(shard) }),
+      },
+    },
+    spec: { containers: [{ name: 'shard-server', resources: { limits: { memory: '160Mi' } } }] },
+    status: {
+      conditions: status.scheduled ? [{ type: 'PodScheduled', status: 'False', ...status.scheduled }] : [{ type: 'PodScheduled', status: 'True' }],
+      containerStatuses: status.containers?.map((c) => ({
+        name: 'shard-server',
+        image: 'ghcr.io/recshard/shard-server:0.1.0',
+        imageID: '',
+        ready: false,
+        restartCount: 0,
+        ...c,
+      })),
+    },
+  };
+}
+
+const oom = { lastState: { terminated: { reason: 'OOMKilled', exitCode: 137 } }, state: { waiting: { reason: 'CrashLoopBackOff' } }, restartCount: 3 };
+
+describe('podProblems', () => {
+  it('names the component and the reason: OOMKilled with the limit, before a crash loop of another pod of it', () => {
+    const problems = podProblems('m', [
+      pod('m-shard-1-a', 1, {
+        containers: [{ state: { waiting: { reason: 'CrashLoopBackOff' } }, lastState: { terminated: { reason: 'Error', exitCode: 1 } }, restartCount: 2 }],
+      }),
+      pod('m-shard-1-b', 1, { containers: [oom] }),
+      pod('m-main-a', undefined, { containers: [{ ready: true, state: { running: {} } }] }),
+    ]);
+    expect(problems).toEqual([
+      {
+        component: 'm-shard-1',
+        pod: 'm-shard-1-b',
+        reason: 'OOMKilled',
+        message: 'pod m-shard-1-b: container shard-server was OOMKilled: its memory limit (160Mi) is too small, restarted 3 times (CrashLoopBackOff)',
+      },
+    ]);
+  });
+
+  it('reports pulls, creation failures, scheduling and a restart in progress; a ready container is no problem', () => {
+    const problems = podProblems('m', [
+      pod('m-main-a', undefined, { containers: [{ state: { waiting: { reason: 'ImagePullBackOff', message: 'Back-off pulling image' } } }] }),
+      pod('m-shard-0-a', 0, { scheduled: { reason: 'Unschedulable', message: '0/5 nodes are available: 5 node(s) didn’t match node selector.' } }),
+      pod('m-shard-1-a', 1, { containers: [{ state: { waiting: { reason: 'CreateContainerConfigError', message: 'configmap "m-plan" not found' } } }] }),
+      pod('m-shard-2-a', 2, { containers: [{ state: { running: {} }, lastState: { terminated: { reason: 'Error', exitCode: 137 } }, restartCount: 1 }] }),
+      pod('m-shard-3-a', 3, {
+        containers: [{ ready: true, state: { running: {} }, lastState: { terminated: { reason: 'OOMKilled', exitCode: 137 } }, restartCount: 1 }],
+      }),
+    ]);
+    expect(problems.map((p) => [p.component, p.reason, p.message])).toEqual([
+      ['m-main', 'ImagePullFailed', 'pod m-main-a: cannot pull image ghcr.io/recshard/shard-server:0.1.0: ImagePullBackOff: Back-off pulling image'],
+      ['m-shard-0', 'Unschedulable', 'pod m-shard-0-a cannot be scheduled: 0/5 nodes are available: 5 node(s) didn’t match node selector.'],
+      ['m-shard-1', 'ContainerCreateFailed', 'pod m-shard-1-a: container shard-server: CreateContainerConfigError: configmap "m-plan" not found'],
+      ['m-shard-2', 'ContainerRestarting', 'pod m-shard-2-a: container shard-server exited: Error (exit 137), restarted 1 time; not ready yet'],
+    ]);
+  });
+
+  it('ignores pods being deleted and pods still starting', () => {
+    const leaving = pod('m-shard-0-old', 0, { containers: [oom] });
+    leaving.metadata!.deletionTimestamp = new Date();
+    const starting = pod('m-shard-0-new', 0, { containers: [{ state: { waiting: { reason: 'ContainerCreating' } } }] });
+    expect(podProblems('m', [leaving, starting])).toEqual([]);
+  });
+});
+
+describe('Degraded from the pods', () => {
+  it('is True with the worst reason and every component named; Ready says Degraded', () => {
+    const status = computeStatus({
+      name: 'm',
+      generation: 1,
+      previous: undefined,
+      plan: { ok: false, reason: 'InvalidSpec', message: 'x' },
+      deployments: [],
+      pods: [
+        pod('m-shard-0-a', 0, { scheduled: { reason: 'Unschedulable', message: '0/5 nodes are available' } }),
+        pod('m-shard-1-a', 1, { containers: [oom] }),
+      ],
+      conflicts: [],
+      applyErrors: [],
+      now: new Date('2026-01-01T00:00:00Z'),
+    });
+    const degraded = status.conditions!.find((c) => c.type === 'Degraded')!;
+    expect(degraded).toMatchObject({ status: 'True', reason: 'OOMKilled' });
+    expect(degraded.message).toBe(
+      'm-shard-0: pod m-shard-0-a cannot be scheduled: 0/5 nodes are available; ' +
+        'm-shard-1: pod m-shard-1-a: container shard-server was OOMKilled: its memory limit (160Mi) is too small, restarted 3 times (CrashLoopBackOff)',
+    );
+  });
+});
