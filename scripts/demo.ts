@@ -120,7 +120,8 @@ console.log('Measure it yourself: bin/recshard load --local examples/dlrm-rmc2.y
 step('Start a local cluster: etcd, kube-apiserver, controller-manager, scheduler, 2 CPU + 2 GPU KWOK nodes, and a real node');
 const cluster = await startCluster({ log: (l) => console.log(l) });
 const k = (args: string[]) => kubectl(cluster.kubeconfig, args);
-const helm = (args: string[]) => execFileSync(join(cluster.binDir, 'helm'), [`--kubeconfig=${cluster.kubeconfig}`, ...args], { encoding: 'utf8' });
+const helm = (args: string[]) =>
+  execFileSync(join(cluster.binDir, 'helm'), [`--kubeconfig=${cluster.kubeconfig}`, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 const node = cluster.node!;
 /** A namespace whose pods run on the real node (the KWOK nodes take the others). */
 const realNamespace = (name: string) => {

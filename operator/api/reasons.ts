@@ -104,6 +104,13 @@ export const EventReason = {
   InvalidModel: Reason.InvalidModel,
   ResourceConflict: Reason.ResourceConflict,
   ApplyFailed: Reason.ApplyFailed,
+  // a component's pods, as the Degraded condition says (one Event per new message)
+  OOMKilled: Reason.OOMKilled,
+  CrashLoopBackOff: Reason.CrashLoopBackOff,
+  ContainerRestarting: Reason.ContainerRestarting,
+  ImagePullFailed: Reason.ImagePullFailed,
+  ContainerCreateFailed: Reason.ContainerCreateFailed,
+  Unschedulable: Reason.Unschedulable,
   DeletedStaleShard: 'DeletedStaleShard',
   /** An HPA or ScaledObject the policy's actuator no longer calls for. */
   DeletedAutoscaler: 'DeletedAutoscaler',

@@ -5,12 +5,14 @@
 import type { V1Deployment, V2HorizontalPodAutoscaler } from '@kubernetes/client-node';
 import type { Clock } from '../../lib/clock.js';
 import type { Logger } from '../../lib/log.js';
+import { ConditionType } from '../api/reasons.js';
 import type { ActuatorEnv } from '../autoscaling/policy.js';
 import type { BuilderConfig } from '../builders/config.js';
 import type { KubeClient } from '../kube/client.js';
 import type { EventRecorder } from '../kube/events.js';
 import type { OperatorMetrics } from '../server/metrics.js';
 import type { ServingProbe } from '../signals/serving.js';
+import { isPodProblemReason } from '../status/pods.js';
 import type { Autoscaler, AutoscalerResult } from './autoscaler.js';
 import type { Caches } from './informers.js';
 import { announcePlan, applyDesired, type Applied } from './reconcile/apply.js';
@@ -70,6 +72,9 @@ export class Reconciler {
       now: this.d.clock.now(),
     });
     if (written) this.d.log.debug('status updated', { recmodel: `${namespace}/${name}`, ready: status.ready });
+    // what the kubelet or the scheduler says of the model's pods, also as a Warning Event (deduplicated by message)
+    const degraded = status.conditions?.find((c) => c.type === ConditionType.Degraded);
+    if (degraded?.status === 'True' && isPodProblemReason(degraded.reason)) await this.d.events.emit(observed.rm, 'Warning', degraded.reason, degraded.message);
     if (acted.errors.length) throw new Error(acted.errors.join('; '));
     // A conflicting object is not ours to watch: look again later in case its owner removed it.
     if (acted.conflicts.length) return { requeueAfterMs: CONFLICT_RECHECK_MS };

@@ -6,6 +6,8 @@ import { Reason as R, type PodProblemReason } from '../api/reasons.js';
 import { LABEL_COMPONENT, LABEL_SHARD } from '../builders/labels.js';
 import { componentName } from '../builders/names.js';
 
+export const isPodProblemReason = (r: string | undefined): r is PodProblemReason => PROBLEM_SEVERITY.includes(r as PodProblemReason);
+
 export interface PodProblem {
   /** The component (its Deployment's name). */
   component: string;

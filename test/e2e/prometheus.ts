@@ -45,9 +45,9 @@ export async function startPrometheus(o: { dir: string; namespace: string; kubec
     }),
   );
   const discover = () => {
-    const pods = JSON.parse(
-      kubectl(o.kubeconfig, ['get', 'pods', '-n', o.namespace, '-l', 'app.kubernetes.io/name=recshard-shard-server', '-o', 'json']),
-    ) as { items: PodJson[] };
+    const pods = JSON.parse(kubectl(o.kubeconfig, ['get', 'pods', '-n', o.namespace, '-l', 'app.kubernetes.io/name=recshard-shard-server', '-o', 'json'])) as {
+      items: PodJson[];
+    };
     const targets = pods.items.flatMap((p) => {
       const port = p.spec.containers.flatMap((c) => c.ports ?? []).find((x) => x.name === 'http');
       if (p.status.phase !== 'Running' || !p.status.podIP || !port) return [];

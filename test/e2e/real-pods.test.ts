@@ -37,9 +37,10 @@ beforeAll(async () => {
   helm(['install', 'recshard', CHART, '-n', system, '--set', `watchNamespace=${ns}`, '--set', 'networkPolicies.enabled=false', '--wait', '--timeout', '120s']);
 });
 
+let uninstalled = false;
 afterAll(() => {
   try {
-    helm(['uninstall', 'recshard', '-n', system, '--wait', '--timeout', '60s']);
+    if (!uninstalled) helm(['uninstall', 'recshard', '-n', system, '--wait', '--timeout', '60s']);
   } finally {
     deleteNamespace(ns);
     deleteNamespace(system);
@@ -185,6 +186,16 @@ describe('what the kubelet and the scheduler report, in the RecModel', () => {
       /rmc1-oom-shard-\d: pod rmc1-oom-shard-\d-\S+: container shard-server was OOMKilled: its memory limit \(160Mi\) is too small/,
     );
     expect(condition(getRecModel(ns, 'rmc1-oom'), 'Ready')).toMatchObject({ status: 'False', reason: 'Degraded' });
+    // and as a Warning Event on the RecModel, as kubectl describe shows it
+    const events = kubectlJson<{ items: { type: string; reason: string; message: string }[] }>([
+      'get',
+      'events',
+      '-n',
+      ns,
+      '--field-selector',
+      'involvedObject.kind=RecModel,involvedObject.name=rmc1-oom',
+    ]).items;
+    expect(events.some((e) => e.type === 'Warning' && e.reason === 'OOMKilled' && /rmc1-oom-shard-\d: .*OOMKilled/.test(e.message))).toBe(true);
     kubectl(['delete', 'recmodel', 'rmc1-oom', '-n', ns, '--wait=true']);
   });
 
@@ -256,5 +267,14 @@ describe('what the kubelet and the scheduler report, in the RecModel', () => {
     expect(installed).toContain('onnxruntime-node');
     expect(exec(['/nodejs/bin/node', '-p', 'process.version']).trim()).toMatch(/^v22\./);
     expect(() => exec(['/bin/sh', '-c', 'true'])).toThrow();
+  });
+});
+
+describe('helm uninstall', () => {
+  it('removes the operator pods; the models it served keep running (their objects are not the release’s)', async () => {
+    helm(['uninstall', 'recshard', '-n', system, '--wait', '--timeout', '60s']);
+    await waitUntil('the operator pods gone', () => pods(system, 'app.kubernetes.io/name=recshard-operator').length === 0, 60_000, 500);
+    expect(pods(ns, 'app.kubernetes.io/instance=rmc1-kind').length).toBe(3);
+    uninstalled = true;
   });
 });
