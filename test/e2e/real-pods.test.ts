@@ -149,6 +149,18 @@ describe('the kind walkthrough, verbatim, on real pods', () => {
   });
 });
 
+/** The model's Degraded condition once it is True with `reason`. */
+const degradedWith = (name: string, reason: string, timeoutMs: number) =>
+  waitUntil(
+    `${name}: Degraded=True/${reason}`,
+    () => {
+      const c = condition(getRecModel(ns, name), 'Degraded');
+      return c?.status === 'True' && c.reason === reason && c;
+    },
+    timeoutMs,
+    500,
+  );
+
 describe('what the kubelet and the scheduler report, in the RecModel', () => {
   const model = (name: string, patch: (spec: RecModel['spec']) => void): RecModel => {
     const [rm] = kindDocs('rmc1.yaml') as RecModel[];
@@ -173,15 +185,7 @@ describe('what the kubelet and the scheduler report, in the RecModel', () => {
         s.placement!.sparse!.resources = { requests: { cpu: '100m', memory: '160Mi' }, limits: { memory: '160Mi' } };
       }),
     ]);
-    const degraded = await waitUntil(
-      'Degraded=True/OOMKilled',
-      () => {
-        const c = condition(getRecModel(ns, 'rmc1-oom'), 'Degraded');
-        return c?.status === 'True' && c.reason === 'OOMKilled' && c;
-      },
-      90_000,
-      500,
-    );
+    const degraded = await degradedWith('rmc1-oom', 'OOMKilled', 90_000);
     expect(degraded.message).toMatch(
       /rmc1-oom-shard-\d: pod rmc1-oom-shard-\d-\S+: container shard-server was OOMKilled: its memory limit \(160Mi\) is too small/,
     );
@@ -205,15 +209,7 @@ describe('what the kubelet and the scheduler report, in the RecModel', () => {
         s.placement!.sparse!.nodeSelector = { disktype: 'nvme' };
       }),
     ]);
-    const degraded = await waitUntil(
-      'Degraded=True/Unschedulable',
-      () => {
-        const c = condition(getRecModel(ns, 'rmc1-pending'), 'Degraded');
-        return c?.status === 'True' && c.reason === 'Unschedulable' && c;
-      },
-      60_000,
-      500,
-    );
+    const degraded = await degradedWith('rmc1-pending', 'Unschedulable', 60_000);
     expect(degraded.message).toMatch(/rmc1-pending-shard-0: pod \S+ cannot be scheduled: 0\/\d+ nodes are available/);
     kubectl(['delete', 'recmodel', 'rmc1-pending', '-n', ns, '--wait=true']);
   });
@@ -222,15 +218,7 @@ describe('what the kubelet and the scheduler report, in the RecModel', () => {
     helm(['upgrade', 'recshard', CHART, '-n', system, '--reuse-values', '--set', 'shardServer.image.tag=0.0.0-missing', '--wait', '--timeout', '120s']);
     try {
       applyYaml(ns, [model('rmc1-pull', () => {})]);
-      const degraded = await waitUntil(
-        'Degraded=True/ImagePullFailed',
-        () => {
-          const c = condition(getRecModel(ns, 'rmc1-pull'), 'Degraded');
-          return c?.status === 'True' && c.reason === 'ImagePullFailed' && c;
-        },
-        60_000,
-        500,
-      );
+      const degraded = await degradedWith('rmc1-pull', 'ImagePullFailed', 60_000);
       expect(degraded.message).toMatch(/cannot pull image ghcr.io\/recshard\/shard-server:0.0.0-missing: (ErrImagePull|ImagePullBackOff)/);
     } finally {
       helm(['upgrade', 'recshard', CHART, '-n', system, '--reuse-values', '--set', 'shardServer.image.tag=', '--wait', '--timeout', '120s']);
