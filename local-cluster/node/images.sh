@@ -128,6 +128,9 @@ for target in operator shard-server; do
       -t "ghcr.io/recshard/$target:$version" "$tmp/context" >/dev/null
     save "ghcr.io/recshard/$target:$version" "$archive"
     log "built $target in $((SECONDS - t0))s"
+    # the cache keeps the current build only: older archives, and the layers no tag holds any more
+    find "$out" -name "$target-*.tar" ! -path "$archive" -delete
+    "${podman[@]}" image prune --force >/dev/null
   fi
   echo "$archive"
 done

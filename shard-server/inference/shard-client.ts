@@ -2,16 +2,46 @@
 // background readiness probe so the main knows a shard is back even without traffic. Lookups go over node:http
 // with keep-alive: the body is written as it is and the answer read into one buffer, with none of fetch's
 // stream copies (a DLRM-RMC2 query moves megabytes of indices and pooled rows).
-import { Agent, request } from 'node:http';
+import { Agent, request, type AgentOptions } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { ErrorCode, ServeError } from '../../contracts/errors.js';
 import { LOOKUP_CONTENT_TYPE, decodeResponse, encodeRequest, type LookupRequest, type LookupResult } from '../../contracts/wire/lookup.js';
 import type { Clock } from '../../lib/clock.js';
 import { BufferPool } from './buffer-pool.js';
 
+/**
+ * How long a kept-alive connection to a shard serves lookups. A shard's Service spreads connections, not requests,
+ * over its pods (kube-proxy picks a pod when a connection opens): without an end, the connections opened before
+ * a shard scaled out would keep every lookup on the old pods. One second costs a TCP handshake per socket per
+ * second and lets new pods take their share within the next second.
+ */
+export const CONNECTION_LIFETIME_MS = 1000;
+
+/** Keep-alive, but no socket outlives CONNECTION_LIFETIME_MS: an older one is closed when its request is done. */
+export class RecyclingAgent extends Agent {
+  private readonly born = new WeakMap<Duplex, number>();
+
+  constructor(
+    opts: AgentOptions,
+    private readonly lifetimeMs: number,
+    private readonly now: () => number,
+  ) {
+    super(opts);
+  }
+
+  /** Node's documented hook: a falsy return closes the socket instead of keeping it (the typings say void). */
+  override keepSocketAlive(socket: Duplex): void {
+    const born = this.born.get(socket);
+    if (born === undefined) this.born.set(socket, this.now());
+    else if (this.now() - born >= this.lifetimeMs) return false as unknown as void;
+    return super.keepSocketAlive(socket);
+  }
+}
+
 export class ShardClient {
   private reachable = false;
   private timer: unknown;
-  private readonly agent = new Agent({ keepAlive: true, maxSockets: 256 });
+  private readonly agent = new RecyclingAgent({ keepAlive: true, maxSockets: 256 }, CONNECTION_LIFETIME_MS, () => this.clock.now().getTime());
   private readonly buffers = new BufferPool();
   /** Bodies of requests destroyed mid-write (timeouts): never reused. */
   private readonly abandoned = new WeakSet<Uint8Array>();
