@@ -4,7 +4,7 @@
 // (node/node.ts: containerd, kubelet, kube-proxy, CoreDNS) where pods really run the project's images.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
-import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
@@ -25,7 +25,12 @@ export interface ClusterInfo {
   pids: Record<string, number>;
   /** The real node, unless the cluster was started without one. */
   node?: NodeInfo;
+  /** The process that stops this cluster when it ends (absent for make cluster-up's, which outlive their command). */
+  owner?: number;
 }
+
+/** Every cluster's ClusterInfo, kept current in its directory: what a later start needs to clean up after a killed run. */
+const INFO_FILE = 'cluster.json';
 
 export interface Cluster extends ClusterInfo {
   stop(): Promise<void>;
@@ -202,6 +207,7 @@ class Processes {
     private readonly dir: string,
     private readonly binDir: string,
     private readonly detached: boolean,
+    private readonly onStart: () => void = () => {},
   ) {}
 
   start(name: string, args: string[], command = join(this.binDir, name)): void {
@@ -212,6 +218,7 @@ class Processes {
     closeSync(out);
     if (this.detached) p.unref();
     this.procs.set(name, p);
+    this.onStart();
   }
 
   async stopOne(name: string): Promise<void> {
@@ -254,6 +261,7 @@ export async function startCluster(opts: StartOptions = {}): Promise<Cluster> {
   const realNode = opts.realNode ?? true;
   if (realNode && process.getuid?.() !== 0) throw new Error('the real node needs root (network and mount namespaces, cgroups); start with realNode: false');
   const images = realNode ? (installPackages(), ensureImages(log)) : [];
+  await reapAbandoned(log);
   const dir = mkdtempSync(join(tmpdir(), 'recshard-cluster-'));
   const t0 = Date.now();
   const network = realNode ? createNodeNetwork(dir) : undefined;
@@ -262,7 +270,6 @@ export async function startCluster(opts: StartOptions = {}): Promise<Cluster> {
   const server = `https://${address}:${api}`;
   const creds = writeCredentials(dir, server);
   const args = componentArgs(dir, { etcd, etcdPeer, api, controllerManager, scheduler, kwok }, creds, address);
-  const ps = new Processes(dir, binDir, opts.detached ?? false);
   const node: NodeInfo | undefined = network && {
     name: 'recshard-node',
     network,
@@ -270,6 +277,18 @@ export async function startCluster(opts: StartOptions = {}): Promise<Cluster> {
     cgroupRoot: `/${basename(dir)}`,
     containerdSocket: join(dir, 'node', 'containerd', 'containerd.sock'),
   };
+  const info = (): ClusterInfo => ({
+    dir,
+    kubeconfig: creds.kubeconfig,
+    server,
+    token: creds.token,
+    binDir,
+    pids: Object.fromEntries([...ps.procs].map(([n, p]) => [n, p.pid!])),
+    ...(node ? { node } : {}),
+    ...(opts.detached ? {} : { owner: process.pid }),
+  });
+  const ps: Processes = new Processes(dir, binDir, opts.detached ?? false, () => writeFileSync(join(dir, INFO_FILE), JSON.stringify(info())));
+  writeFileSync(join(dir, INFO_FILE), JSON.stringify(info()));
   const stop = async () => {
     if (node) await stopNode(node, () => ps.stopOne('kubelet'));
     await ps.stopAll();
@@ -308,8 +327,7 @@ export async function startCluster(opts: StartOptions = {}): Promise<Cluster> {
     `[control-plane] up in ${((Date.now() - t0) / 1000).toFixed(1)}s${node ? ` with the real node ${node.name} (${node.network.nodeIp})` : ''}; ` +
       `KUBECONFIG=${creds.kubeconfig}`,
   );
-  const pids = Object.fromEntries([...ps.procs].map(([n, p]) => [n, p.pid!]));
-  return { dir, kubeconfig: creds.kubeconfig, server, token: creds.token, binDir, pids, node, stop, restart };
+  return { ...info(), stop, restart };
 }
 
 /**
@@ -411,6 +429,40 @@ async function terminate(pid: number | undefined): Promise<void> {
   } catch {
     /* gone */
   }
+}
+
+const alive = (pid: number | undefined) => {
+  try {
+    return pid !== undefined && process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+};
+
+/**
+ * Clusters whose owner died without stopping them (a test run killed with SIGKILL): their processes, node, link and
+ * directory go, as `make cluster-down` would remove them. Clusters of make cluster-up have no owner and stay.
+ */
+export async function reapAbandoned(log: (line: string) => void): Promise<string[]> {
+  const reaped: string[] = [];
+  for (const name of readdirSync(tmpdir()).filter((n) => n.startsWith('recshard-cluster-'))) {
+    const file = join(tmpdir(), name, INFO_FILE);
+    let info: ClusterInfo;
+    try {
+      info = JSON.parse(readFileSync(file, 'utf8')) as ClusterInfo;
+    } catch {
+      continue; // not one of ours, or being written
+    }
+    if (info.owner === undefined || alive(info.owner)) continue;
+    log(`[control-plane] cleaning up ${info.dir}: its owner (pid ${info.owner}) is gone`);
+    try {
+      await stopDetached(info);
+      reaped.push(info.dir);
+    } catch (e) {
+      log(`[control-plane] could not clean up ${info.dir}: ${(e as Error).message}`);
+    }
+  }
+  return reaped;
 }
 
 /** Stops a cluster started with detached: true, from its info file. */

@@ -2,13 +2,13 @@
 // rules, CoreDNS), and a second cluster (`make cluster-up`) started beside the suite's shares nothing with it and
 // leaves the host as it was: iptables, the kernel tunables the kubelet would set, mounts, links, cgroups, /var/lib/kubelet and
 // /run/containerd.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { stringify } from 'yaml';
-import { kubectl as kubectlWith, realPodNamespace, type ClusterInfo } from '../../local-cluster/harness.js';
+import { kubectl as kubectlWith, reapAbandoned, realPodNamespace, type ClusterInfo } from '../../local-cluster/harness.js';
 import { KUBELET_SYSCTLS, nodeLeftovers } from '../../local-cluster/node/node.js';
 import { createRealNamespace, nodeHttp, realNode, serviceUrl } from './real-pods.js';
 import { ROOT, deleteNamespace, kubeconfig, kubectl, waitUntil } from './support.js';
@@ -153,5 +153,42 @@ describe('make cluster-up beside the suite’s cluster', () => {
     expect(cli('down')).toContain('no cluster of this checkout is up');
     // and the suite's cluster is untouched
     expect(kubectl(['get', 'node', realNode().name, '-o', 'jsonpath={.status.conditions[?(@.type=="Ready")].status}'])).toBe('True');
+  });
+});
+
+describe('a test run killed before it could stop its cluster', () => {
+  it('leaves a cluster that the next start cleans up completely', async () => {
+    const suite = dirname(realNode().dir);
+    const before = hostState(suite);
+    // a harness in a process of its own, killed with SIGKILL once its cluster is up: nothing of it runs its stop()
+    const script = `const h = await import(${JSON.stringify(join(ROOT, 'local-cluster', 'harness.ts'))});
+      const c = await h.startCluster({ binDir: ${JSON.stringify(inject('clusterBinDir'))}, log: () => {} });
+      console.log('DIR ' + c.dir);
+      setInterval(() => {}, 1000);`;
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+    const dir = await new Promise<string>((resolve, reject) => {
+      let out = '';
+      child.stdout!.on('data', (c) => {
+        out += c;
+        const m = /DIR (\S+)/.exec(out);
+        if (m) resolve(m[1]!);
+      });
+      child.once('exit', (code) => reject(new Error(`the harness exited ${code} before its cluster was up`)));
+    });
+    const info = JSON.parse(readFileSync(join(dir, 'cluster.json'), 'utf8')) as ClusterInfo;
+    expect(info.owner).toBe(child.pid);
+    child.kill('SIGKILL');
+    await new Promise((r) => child.once('exit', r));
+    expect(Object.values(info.pids).some((pid) => existsSync(`/proc/${pid}`))).toBe(true); // orphans, still running
+
+    const lines: string[] = [];
+    expect(await reapAbandoned((l) => lines.push(l))).toEqual([dir]);
+    expect(lines[0]).toContain(`its owner (pid ${child.pid}) is gone`);
+    expect(Object.values(info.pids).filter((pid) => existsSync(`/proc/${pid}`))).toEqual([]);
+    expect(nodeLeftovers(info.node!)).toEqual([]);
+    expect(existsSync(dir)).toBe(false);
+    expect(hostState(suite)).toEqual(before);
+    // the suite's own cluster has a living owner: it is left alone
+    expect(existsSync(realNode().dir)).toBe(true);
   });
 });
