@@ -4,18 +4,11 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { isRunning } from '../lib/process.js';
 import { startCluster, stopDetached, type ClusterInfo } from './harness.js';
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..');
 const stateFile = process.env.RECSHARD_CLUSTER_STATE ?? join(repo, '.cluster', 'state.json');
-
-const alive = (pid: number | undefined) => {
-  try {
-    return pid !== undefined && process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-};
 
 function current(): ClusterInfo | undefined {
   if (!existsSync(stateFile)) return undefined;
@@ -34,7 +27,7 @@ function describe(info: ClusterInfo): void {
 
 async function up(): Promise<void> {
   const info = current();
-  if (info && alive(info.pids['kube-apiserver'])) {
+  if (info && isRunning(info.pids['kube-apiserver'])) {
     console.log(`this checkout's cluster is already up (${stateFile}); make cluster-down stops it`);
     describe(info);
     return;

@@ -11,6 +11,7 @@ import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import { freePorts } from '../lib/net.js';
+import { isRunning } from '../lib/process.js';
 import { createNodeNetwork, deleteNodeNetwork, SERVICE_SUBNET } from './node/network.js';
 import { ensureImages, installPackages, REAL_NODE_LABEL, REAL_NODE_TAINT, startNode, stopNode, volumeManifests, type NodeInfo } from './node/node.js';
 
@@ -416,28 +417,14 @@ async function terminate(pid: number | undefined): Promise<void> {
   } catch {
     return;
   }
-  for (let i = 0; i < 50; i++) {
-    try {
-      process.kill(pid, 0);
-      await new Promise((r) => setTimeout(r, 100));
-    } catch {
-      return;
-    }
-  }
+  for (let i = 0; i < 50 && isRunning(pid); i++) await new Promise((r) => setTimeout(r, 100));
+  if (!isRunning(pid)) return;
   try {
     process.kill(pid, 'SIGKILL');
   } catch {
     /* gone */
   }
 }
-
-const alive = (pid: number | undefined) => {
-  try {
-    return pid !== undefined && process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-};
 
 /**
  * Clusters whose owner died without stopping them (a test run killed with SIGKILL): their processes, node, link and
@@ -453,7 +440,7 @@ export async function reapAbandoned(log: (line: string) => void): Promise<string
     } catch {
       continue; // not one of ours, or being written
     }
-    if (info.owner === undefined || alive(info.owner)) continue;
+    if (info.owner === undefined || isRunning(info.owner)) continue;
     log(`[control-plane] cleaning up ${info.dir}: its owner (pid ${info.owner}) is gone`);
     try {
       await stopDetached(info);

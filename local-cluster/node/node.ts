@@ -9,6 +9,7 @@ import { chownSync, existsSync, mkdirSync, readFileSync, readdirSync, rmdirSync,
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
+import { isRunning } from '../../lib/process.js';
 import { POD_BRIDGE, POD_GATEWAY, POD_SUBNET, processesIn, run, type NodeNetwork } from './network.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -258,15 +259,6 @@ function waitSync(check: () => boolean, timeoutMs: number, what: string): void {
   }
 }
 
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
-
 function killAll(pids: number[]): void {
   for (const pid of pids) {
     try {
@@ -321,7 +313,7 @@ export async function stopNode(node: NodeInfo, stopKubelet: () => Promise<void>)
     if (pids.length === 0) break;
     killAll(pids);
     await new Promise((r) => setTimeout(r, 100));
-    if (pids.every((p) => !alive(p)) && i > 2) break;
+    if (pids.every((p) => !isRunning(p)) && i > 2) break;
   }
   for (const d of cgroupDirs(node.cgroupRoot)) {
     for (let i = 0; ; i++) {
