@@ -37,19 +37,10 @@ async function up(): Promise<void> {
     await stopDetached(info);
     rmSync(stateFile, { force: true });
   }
-  const c = await startCluster({ detached: true });
-  const started: ClusterInfo = {
-    dir: c.dir,
-    kubeconfig: c.kubeconfig,
-    server: c.server,
-    token: c.token,
-    binDir: c.binDir,
-    pids: c.pids,
-    ...(c.node ? { node: c.node } : {}),
-  };
+  const { stop: _stop, restart: _restart, ...started } = await startCluster({ detached: true });
   mkdirSync(dirname(stateFile), { recursive: true });
   writeFileSync(stateFile, JSON.stringify(started, null, 2));
-  console.log(`cluster up at ${c.server}: 2 CPU and 2 GPU KWOK nodes${c.node ? ' and one real node' : ''}`);
+  console.log(`cluster up at ${started.server}: 2 CPU and 2 GPU KWOK nodes${started.node ? ' and one real node' : ''}`);
   describe(started);
 }
 

@@ -31,6 +31,11 @@ export interface NodeInfo {
   containerdSocket: string;
 }
 
+/** The kubelet's root directory: a shared mount, so the volumes it mounts reach containerd. */
+const kubeletRoot = (node: NodeInfo) => join(node.dir, 'kubelet', 'root');
+/** The directory of hostpath volume `i`. */
+const volumeDir = (node: NodeInfo, i: number) => join(node.dir, 'volumes', `pv-${i}`);
+
 /** Builds (or finds cached) the images the node runs; returns docker archives to import. */
 export function ensureImages(log: (line: string) => void): string[] {
   const t0 = Date.now();
@@ -158,7 +163,7 @@ state = "${c}/state"
       ...mounts,
       'mount -t tmpfs -o size=16m recshard-varlog /var/log',
       'mount -t tmpfs -o size=64m recshard-varlib /var/lib',
-      `exec ${join(binDir, 'kubelet')} --config=${f.kubelet} --kubeconfig=${kubeconfig} --root-dir=${join(k, 'root')} --cert-dir=${join(k, 'certs')} ` +
+      `exec ${join(binDir, 'kubelet')} --config=${f.kubelet} --kubeconfig=${kubeconfig} --root-dir=${kubeletRoot(node)} --cert-dir=${join(k, 'certs')} ` +
         `--volume-plugin-dir=${join(k, 'volume-plugins')} --hostname-override=${node.name} --node-ip=${node.network.nodeIp} ` +
         `--node-labels=${REAL_NODE_LABEL}=real --v=1`,
     ].join('\n'),
@@ -214,12 +219,12 @@ export function startNode(node: NodeInfo, kubeconfig: string, binDir: string, im
   const files = writeConfig(node, kubeconfig, binDir);
   for (const c of cgroupDirs(node.cgroupRoot)) mkdirSync(c, { recursive: true });
   // The kubelet's root is a shared mount: the volumes it mounts in its own mount namespace reach containerd's.
-  const root = join(node.dir, 'kubelet', 'root');
+  const root = kubeletRoot(node);
   mkdirSync(root, { recursive: true });
   run('mount', ['--bind', root, root]);
   run('mount', ['--make-shared', root]);
   for (let i = 0; i < VOLUMES; i++) {
-    const v = join(node.dir, 'volumes', `pv-${i}`);
+    const v = volumeDir(node, i);
     mkdirSync(v, { recursive: true });
     chownSync(v, 65532, 65532);
   }
@@ -227,7 +232,7 @@ export function startNode(node: NodeInfo, kubeconfig: string, binDir: string, im
   ps.start('containerd', [...ns, 'unshare', '-m', '--propagation', 'unchanged', '--', 'bash', files.containerdRun!], 'nsenter');
   const t0 = Date.now();
   waitSync(() => existsSync(node.containerdSocket), 20_000, 'containerd socket');
-  for (const a of images) run('ctr', ['-a', node.containerdSocket, '-n', 'k8s.io', 'images', 'import', '--no-unpack=false', a]);
+  for (const a of images) run('ctr', ['-a', node.containerdSocket, '-n', 'k8s.io', 'images', 'import', a]);
   log(`[node] containerd up, ${images.length} images imported (${((Date.now() - t0) / 1000).toFixed(1)}s)`);
   ps.start('kubelet', [...ns, 'unshare', '-m', '--propagation', 'unchanged', '--', 'bash', files.kubeletRun!], 'nsenter');
   ps.start('kube-proxy', [...ns, join(binDir, 'kube-proxy'), `--config=${files.kubeProxy}`, '--v=1'], 'nsenter');
@@ -245,7 +250,7 @@ export function volumeManifests(node: NodeInfo): object[] {
       capacity: { storage: '10Gi' },
       accessModes: ['ReadWriteOnce', 'ReadOnlyMany', 'ReadWriteMany'],
       persistentVolumeReclaimPolicy: 'Retain',
-      hostPath: { path: join(node.dir, 'volumes', `pv-${i}`), type: 'Directory' },
+      hostPath: { path: volumeDir(node, i), type: 'Directory' },
       nodeAffinity: { required: { nodeSelectorTerms: [{ matchExpressions: [{ key: REAL_NODE_LABEL, operator: 'In', values: ['real'] }] }] } },
     },
   }));
@@ -326,7 +331,7 @@ export async function stopNode(node: NodeInfo, stopKubelet: () => Promise<void>)
       }
     }
   }
-  const root = join(node.dir, 'kubelet', 'root');
+  const root = kubeletRoot(node);
   const mounted = () =>
     readFileSync('/proc/self/mountinfo', 'utf8')
       .split('\n')
