@@ -16,13 +16,13 @@ const mayImport = {
   models: ['lib', 'contracts', 'operator'],
   cli: ['lib', 'contracts', 'operator', 'shard-server', 'loadgen', 'models'],
   'local-cluster': ['lib'],
-  bench: ['lib', 'contracts', 'operator', 'shard-server', 'loadgen', 'models', 'cli'],
+  bench: ['lib', 'contracts', 'operator', 'shard-server', 'loadgen', 'models', 'cli', 'local-cluster'],
   scripts: ['lib', 'contracts', 'operator', 'shard-server', 'loadgen', 'models', 'cli', 'bench', 'local-cluster'],
 };
 const folders = [...Object.keys(mayImport), 'test'];
 
 /** Layers inside a folder, lowest first: each may import only those before it. */
-const operatorLayers = ['api', 'planner', 'signals', 'autoscaling', 'builders', 'status', 'kube', 'server', 'controller', 'flags.ts', 'main.ts'];
+const operatorLayers = ['api', 'planner', 'signals', 'autoscaling', 'builders', 'status', 'rollout', 'kube', 'server', 'controller', 'flags.ts', 'main.ts'];
 const shardServerLayers = [['kernels'], ['model'], ['inference'], ['http'], ['roles.ts', 'server.ts', 'flags.ts', 'main.ts']];
 
 const path = (folder, part) => (part.endsWith('.ts') ? `./${folder}/${part}` : `./${folder}/${part}/**`);

@@ -4,6 +4,7 @@ import { compile, type TopLevelSpec } from 'vega-lite';
 import type { AutoscalingResult } from './autoscaling/compare.js';
 import type { KernelResult } from './kernel.js';
 import type { OverheadRow } from './overhead.js';
+import type { RolloutResult } from './rollout.js';
 import type { ScaleOutResult } from './scaleout.js';
 import type { SchedulingRow } from './scheduling.js';
 
@@ -199,5 +200,38 @@ export function autoscalingChart(r: AutoscalingResult): TopLevelSpec {
     },
     concat: r.traces.map(panel),
     columns: 2,
+  } as TopLevelSpec;
+}
+
+/** p99 per second of the run, with the switch (apply to last old pod gone) shaded and failed answers marked. */
+export function rolloutChart(r: RolloutResult): TopLevelSpec {
+  return {
+    ...base,
+    title: {
+      text: `Re-sharding ${r.from} -> ${r.to} under ${r.qps} QPS on real pods`,
+      subtitle: 'p99 latency per second; shaded: from kubectl apply to the last old pod gone',
+    },
+    width: 560,
+    height: 220,
+    layer: [
+      {
+        data: { values: [{ from: r.window.fromS, to: r.window.toS }] },
+        mark: { type: 'rect', color: '#f2c14e', opacity: 0.3 },
+        encoding: { x: { field: 'from', type: 'quantitative' }, x2: { field: 'to' } },
+      },
+      {
+        data: { values: r.timeline },
+        mark: { type: 'line', point: true },
+        encoding: {
+          x: { field: 't', type: 'quantitative', title: 'seconds since the load began' },
+          y: { field: 'p99Ms', type: 'quantitative', title: 'p99 latency (ms)' },
+        },
+      },
+      {
+        data: { values: r.timeline.filter((s) => s.failed > 0) },
+        mark: { type: 'point', color: '#d62728', shape: 'cross', size: 80 },
+        encoding: { x: { field: 't', type: 'quantitative' }, y: { value: 10 } },
+      },
+    ],
   } as TopLevelSpec;
 }

@@ -5,6 +5,7 @@ import { overheadParts } from './charts.js';
 import type { KernelResult } from './kernel.js';
 import type { Machine } from './lib.js';
 import type { OverheadRow } from './overhead.js';
+import type { RolloutResult } from './rollout.js';
 import type { ScaleOutResult } from './scaleout.js';
 import type { SchedulingRow } from './scheduling.js';
 
@@ -19,6 +20,7 @@ export interface BenchResults {
   kernel?: KernelResult;
   overhead?: OverheadRow[];
   autoscaling?: AutoscalingResult;
+  rollout?: RolloutResult;
 }
 
 const pct = (r: number) => `${(r * 100).toFixed(1)}%`;
@@ -301,6 +303,36 @@ function autoscalingSection(r: Required<BenchResults>, charts: Record<string, st
   return out;
 }
 
+function rolloutSection(r: RolloutResult, charts: Record<string, string>): string[] {
+  const out: string[] = ['## 6. Re-sharding under load on real pods', ''];
+  out.push(
+    `Produced by \`${r.command}\` on ${r.startedAt.slice(0, 10)}. The local cluster with its real node (containerd, runc, ` +
+      `the chart's operator), a DLRM-RMC1-shaped model of ${r.model.tables} tables (${r.model.totalMiB} MiB of fp32 rows) served ` +
+      `${r.from}, open-loop load of ${r.qps} QPS (production query sizes) through the main's Service from inside the node, every ` +
+      `answer recorded. Then \`kubectl apply\` of the same RecModel with strategy ${r.to}: its shards start beside the old ones ` +
+      '(each loads its tables: start-up below), the main switches once all are available, and the old shards go after the last ' +
+      'old main pod and the drain period (5 s here). Steady state: the same load in the seconds before the apply.',
+    '',
+  );
+  out.push(
+    table(
+      ['', 'answered', 'failed', 'timeouts', 'p50', 'p99'],
+      [
+        ['steady state before', r.steady.answered, 0, 0, `${r.steady.p50Ms} ms`, `${r.steady.p99Ms} ms`],
+        [`during the switch (${r.switchS} s)`, r.during.answered, r.during.failed, r.during.timeouts, `${r.during.p50Ms} ms`, `${r.during.p99Ms} ms`],
+      ],
+    ),
+    '',
+    `Apply to last old pod gone: **${r.switchS} s** (phases: ${r.phases.map((p) => `${p.phase} at ${p.atS} s`).join(', ')}). New shards' ` +
+      `start-up (pod created to Ready, whole seconds): ${r.shardStartupS.join(', ')} s. Peak extra pods beside the running set: ` +
+      `${r.peakExtraPods}. p99 during / steady: ${r.steady.p99Ms ? (r.during.p99Ms / r.steady.p99Ms).toFixed(2) : 'n/a'} ` +
+      '(the new shards load on the same two cores that serve).',
+    '',
+  );
+  if (charts.rollout) out.push(`![re-sharding under load](${charts.rollout})`, '');
+  return out;
+}
+
 export function renderReport(r: BenchResults, charts: Record<string, string>): string {
   const m = r.machine;
   const out: string[] = [
@@ -322,6 +354,7 @@ export function renderReport(r: BenchResults, charts: Record<string, string>): s
   if (r.kernel) out.push(...kernelSection(r as Required<BenchResults>, charts));
   if (r.overhead) out.push(...overheadSection(r as Required<BenchResults>, charts));
   if (r.autoscaling) out.push(...autoscalingSection(r as Required<BenchResults>, charts));
+  if (r.rollout) out.push(...rolloutSection(r.rollout, charts));
   out.push('## Reproducing', '', '```', r.command, '```', '', 'Raw results: [bench/results.json](bench/results.json).', '');
   return out.join('\n');
 }

@@ -11,7 +11,7 @@ import { freePorts } from '../lib/net.js';
 import { findRepoFile } from '../lib/paths.js';
 import { generateModel } from '../models/generate.js';
 import { formatFieldErrors, resolveSpec, type RecModel, type ResolvedRecModelSpec } from '../operator/api/v1alpha1/index.js';
-import { MODEL_KEY, modelConfig, PLAN_KEY, servingPlan } from '../operator/builders/serving-files.js';
+import { MODEL_KEY, modelConfig, PLAN_KEY, servingPlan, servingVersion } from '../operator/builders/serving-files.js';
 import { planModel, type Plan } from '../operator/planner/plan.js';
 
 export interface LocalOptions {
@@ -114,7 +114,8 @@ export function writeServingFiles(
   shardPorts: number[],
 ): { plan: string; modelConfig: string } {
   const files = { plan: join(dir, PLAN_KEY), modelConfig: join(dir, MODEL_KEY) };
-  const doc = servingPlan(name, plan, {}, (s) => ({ endpoint: `http://127.0.0.1:${shardPorts[s.index]}` }));
+  const version = servingVersion(spec, plan, 'local', modelDir);
+  const doc = servingPlan(name, plan, version, {}, (s) => ({ endpoint: `http://127.0.0.1:${shardPorts[s.index]}` }));
   writeFileSync(files.plan, JSON.stringify(doc, null, 2));
   writeFileSync(files.modelConfig, JSON.stringify(modelConfig(spec, modelDir), null, 2));
   return files;

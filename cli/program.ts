@@ -78,8 +78,12 @@ function servingCommands(program: Command): void {
     .option('--qps <n>', 'offered queries per second', '50')
     .option('--duration <s>', 'seconds of load', '10')
     .option('--json <file>', 'write the results as JSON to this file')
+    .option('--record <file>', 'write every answer as a JSON line (query index, due time, latency, status, scores or error)')
     .action(async (opts: LoadFlags) => {
-      const result = await loadCommand(opts, process.stderr.isTTY === true);
+      // Ctrl-C or SIGTERM ends the run early: answers in flight are waited for and the results still written
+      const stop = new AbortController();
+      for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => stop.abort());
+      const result = await loadCommand(opts, process.stderr.isTTY === true, stop.signal);
       process.stdout.write(formatLoadResult(result));
       if (opts.json) writeFileSync(opts.json, JSON.stringify(result, null, 2) + '\n');
     });

@@ -2,6 +2,8 @@
 export const HEALTH_PATH = '/healthz';
 export const READY_PATH = '/readyz';
 export const METRICS_PATH = '/metrics';
+/** The main's probe of a shard names the version it needs (versions.ts versionToken): another version is not ready. */
+export const VERSION_HEADER = 'x-recshard-version';
 /** The sparse role's binary lookups (wire/lookup.ts). */
 export const LOOKUP_PATH = '/v1/lookup';
 /** The main's model metadata (model-info.ts). */

@@ -12,9 +12,13 @@ export const ErrorCode = {
   UnsupportedMediaType: { status: 415, code: 'UNSUPPORTED_MEDIA_TYPE' },
   ModelNotFound: { status: 404, code: 'MODEL_NOT_FOUND' },
   NotFound: { status: 404, code: 'NOT_FOUND' },
+  /** A lookup planned for another plan or artifact version than the shard serves (a version-skewed main). */
+  VersionMismatch: { status: 409, code: 'VERSION_MISMATCH' },
   MethodNotAllowed: { status: 405, code: 'METHOD_NOT_ALLOWED' },
   NotReady: { status: 503, code: 'NOT_READY' },
   ShardUnavailable: { status: 503, code: 'SHARD_UNAVAILABLE' },
+  /** The main's shard answered VERSION_MISMATCH: it serves another plan or artifact (the main answers nothing mixed). */
+  ShardVersionMismatch: { status: 503, code: 'SHARD_VERSION_MISMATCH' },
   DeadlineExceeded: { status: 504, code: 'DEADLINE_EXCEEDED' },
   Internal: { status: 500, code: 'INTERNAL' },
 } as const;

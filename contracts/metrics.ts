@@ -12,6 +12,8 @@ export const Metric = {
   tableResidentBytes: 'recshard_table_resident_bytes',
   shardUp: 'recshard_shard_up',
   fallbacks: 'recshard_fallbacks_total',
+  /** The main's count of lookups its shards refused as another version's (the shard counts errors_total{code}). */
+  shardVersionMismatches: 'recshard_shard_version_mismatches_total',
   requestParts: 'recshard_request_parts_total',
   schedulerBatchSize: 'recshard_scheduler_batch_size',
   schedulerAcceleratorThreshold: 'recshard_scheduler_accelerator_threshold',

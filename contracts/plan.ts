@@ -1,7 +1,7 @@
 // plan.json: the shard plan as the operator's planner makes it (`recshard plan -o json` prints a PlanDocument)
 // and, with where each shard answers, the ServingPlan the shard-servers read from the plan ConfigMap (local
 // serving writes the same file). operator/builders/serving-files.ts builds both; parseServingPlan reads it.
-import { array, integer, object, parseJson, string, type Checked } from './check.js';
+import { array, ContractError, integer, object, parseJson, string, type Checked } from './check.js';
 
 export interface ShardDocument {
   index: number;
@@ -40,6 +40,8 @@ export interface Endpoint {
 }
 
 export interface ServingPlan extends PlanDocument {
+  /** The serving version (8+ hex digits) every lookup carries: a shard answers only lookups of its own version. */
+  version: string;
   main: { tables: string[]; service?: string };
   shards: (ShardDocument & Endpoint)[];
 }
@@ -47,13 +49,14 @@ export interface ServingPlan extends PlanDocument {
 /** What a shard-server reads of plan.json: the tables the main holds, and each shard's tables and endpoint. */
 export interface ShardServerPlan {
   model: string;
+  version: string;
   main: { tables: string[] };
   shards: { index: number; tables: string[]; endpoint: string }[];
 }
 
 /** The plan with where the main and each shard answer. */
-export function withEndpoints(doc: PlanDocument, main: { service?: string }, shard: (s: ShardDocument) => Endpoint): ServingPlan {
-  return { ...doc, main: { ...doc.main, ...main }, shards: doc.shards.map((s) => ({ ...s, ...shard(s) })) };
+export function withEndpoints(doc: PlanDocument, version: string, main: { service?: string }, shard: (s: ShardDocument) => Endpoint): ServingPlan {
+  return { ...doc, version, main: { ...doc.main, ...main }, shards: doc.shards.map((s) => ({ ...s, ...shard(s) })) };
 }
 
 /** Reads plan.json, checking the fields a shard-server uses; an error names the file and the field. */
@@ -63,6 +66,8 @@ export function parseServingPlan(text: string, file = 'plan.json'): ShardServerP
   object(c, doc);
   const d = doc as ShardServerPlan;
   string({ ...c, at: 'model' }, d.model);
+  string({ ...c, at: 'version' }, d.version);
+  if (!/^[0-9a-f]{8,}$/.test(d.version)) throw new ContractError(file, 'version', `must be 8 or more lowercase hex digits, got ${JSON.stringify(d.version)}`);
   object({ ...c, at: 'main' }, d.main);
   array({ ...c, at: 'main.tables' }, d.main.tables, string);
   array({ ...c, at: 'shards' }, d.shards, (s, v) => {

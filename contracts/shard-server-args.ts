@@ -28,6 +28,7 @@ export interface ShardServerArgs {
   workers?: number;
   accelerator?: string;
   logLevel?: string;
+  shutdownDelayMs?: number;
   emulateServiceMs?: number;
 }
 
@@ -83,6 +84,12 @@ export const SHARD_SERVER_FLAGS: { [K in keyof ShardServerArgs]-?: FlagSpec } = 
     description: 'main: onnxruntime execution provider for whole large queries, e.g. cuda (default none)',
   },
   logLevel: { flag: '--log-level', value: '<level>', description: 'debug, info, warn, error' },
+  shutdownDelayMs: {
+    flag: '--shutdown-delay-ms',
+    value: '<n>',
+    description: 'on SIGTERM, keep serving this long (not ready, each reply closing its connection) before draining, while Services forget the pod',
+    number: true,
+  },
   emulateServiceMs: {
     flag: '--emulate-service-ms',
     value: '<n>',

@@ -17,6 +17,26 @@ export interface LoadOptions {
   tailPercentile?: number;
   /** Called about once a second with the running numbers. */
   onTick?: (t: Tick) => void;
+  /** Called with every answer (or failure) as it comes: what `recshard load --record` writes. */
+  onAnswer?: (a: Answer) => void;
+  /** Ends the run early (no new arrivals; answers still in flight are waited for). */
+  signal?: AbortSignal;
+}
+
+/** One query's outcome: which of the workload's queries, when it was due, and what came back. */
+export interface Answer {
+  /** Index into the workload's queries. */
+  query: number;
+  /** When it was due, in ms since the run began. */
+  atMs: number;
+  /** When it was due, as epoch ms (the wall clock). */
+  dueAt: number;
+  latencyMs: number;
+  /** The HTTP status; 0 for a network error, -1 for a client timeout. */
+  status: number;
+  /** The answer's body (binary scores when status is 200). */
+  body?: Uint8Array;
+  error?: string;
 }
 
 export interface Tick {
@@ -57,13 +77,23 @@ class Outcomes {
   constructor(private readonly o: LoadOptions) {}
 
   /** Sends a query without waiting for it; `intended` is when it was due (performance.now()). */
-  fire(q: Query, intended: number): void {
-    const p = this.send(q, intended);
+  fire(q: Query, intended: number, index: number, start: number): void {
+    const p = this.send(q, intended, index, start);
     this.inflight.add(p);
     void p.finally(() => this.inflight.delete(p));
   }
 
-  private async send(q: Query, intended: number): Promise<void> {
+  private async send(q: Query, intended: number, index: number, start: number): Promise<void> {
+    const answer = (status: number, body?: Uint8Array, error?: string) =>
+      this.o.onAnswer?.({
+        query: index,
+        atMs: Math.round((intended - start) * 1000) / 1000,
+        dueAt: Math.round(Date.now() - (performance.now() - intended)),
+        latencyMs: Math.round((performance.now() - intended) * 1000) / 1000,
+        status,
+        ...(body ? { body } : {}),
+        ...(error ? { error } : {}),
+      });
     try {
       const res = await fetch(this.o.predictUrl, {
         method: 'POST',
@@ -71,7 +101,8 @@ class Outcomes {
         body: q.body as unknown as BodyInit,
         signal: AbortSignal.timeout(this.o.timeoutMs),
       });
-      await res.arrayBuffer();
+      const body = new Uint8Array(await res.arrayBuffer());
+      answer(res.status, body);
       if (res.ok) {
         this.ok++;
         this.samples += q.size;
@@ -81,6 +112,8 @@ class Outcomes {
         this.errorsByStatus[res.status] = (this.errorsByStatus[res.status] ?? 0) + 1;
       }
     } catch (e) {
+      const err = e as Error & { cause?: Error };
+      answer(err.name === 'TimeoutError' ? -1 : 0, undefined, String(err.cause?.message ?? err.message));
       if ((e as Error).name === 'TimeoutError') this.timeouts++;
       else {
         this.errors++;
@@ -98,11 +131,12 @@ class Outcomes {
   }
 }
 
-function result(o: LoadOptions, r: Outcomes, sent: number, sizeSum: number, elapsedS: number): LoadResult {
+/** `sendingS`: how long arrivals went out (the duration, or less when the run was ended early). */
+function result(o: LoadOptions, r: Outcomes, sent: number, sizeSum: number, elapsedS: number, sendingS: number): LoadResult {
   const at = (p: number) => ms(r.hist.getValueAtPercentile(p));
   return {
     offeredQps: o.qps,
-    achievedQps: Math.round((r.ok / (o.durationMs / 1000)) * 100) / 100,
+    achievedQps: Math.round((r.ok / sendingS) * 100) / 100,
     durationS: Math.round(elapsedS * 100) / 100,
     sent,
     ok: r.ok,
@@ -120,7 +154,7 @@ function result(o: LoadOptions, r: Outcomes, sent: number, sizeSum: number, elap
       tailPercentile: o.tailPercentile ?? 99,
     },
     meanQuerySize: sent ? Math.round((sizeSum / sent) * 10) / 10 : 0,
-    samplesPerSecond: Math.round(r.samples / (o.durationMs / 1000)),
+    samplesPerSecond: Math.round(r.samples / sendingS),
   };
 }
 
@@ -134,13 +168,13 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
   let next = start;
   let lastTick = start;
   let sizeSum = 0;
-  while (next < end) {
+  while (next < end && !o.signal?.aborted) {
     const now = performance.now();
     if (now >= next) {
       // every arrival that is due goes out now, stamped with the time it was due
       const q = o.queries[sent % o.queries.length]!;
       sizeSum += q.size;
-      r.fire(q, next);
+      r.fire(q, next, sent % o.queries.length, start);
       sent++;
       if (sent % 64 === 0) await new Promise((res) => setImmediate(res)); // let answers in while catching up
       next += (-Math.log(1 - u()) / o.qps) * 1000;
@@ -152,8 +186,9 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
     }
     await new Promise((res) => setTimeout(res, Math.min(next - now, 20)));
   }
+  const sendingS = o.signal?.aborted ? Math.max(0.001, (performance.now() - start) / 1000) : o.durationMs / 1000;
   await r.settled();
   const elapsed = (performance.now() - start) / 1000;
   o.onTick?.(r.tick(elapsed * 1000, sent));
-  return result(o, r, sent, sizeSum, elapsed);
+  return result(o, r, sent, sizeSum, elapsed, sendingS);
 }

@@ -2,8 +2,9 @@
 // shard-server processes on loopback, open-loop Poisson arrivals, production query sizes) and report latency,
 // CPU, the scheduler's batch size and memory, with a chart; then start the local cluster, install the chart (the
 // operator as pods on the real node), serve the kind walkthrough's model on real pods under load through its
-// Service, and apply every example to see the real scheduler place them on the KWOK nodes.
-import { execFileSync } from 'node:child_process';
+// Service, apply every example to see the real scheduler place them on the KWOK nodes, and re-shard the real-pod
+// model under load (a new version's shards beside the old, then the main; no request lost).
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -128,6 +129,7 @@ const realNamespace = (name: string) => {
   k(['create', 'namespace', name]);
   k(['annotate', 'namespace', name, ...Object.entries(realPodNamespace()).map(([a, v]) => `${a}=${v}`)]);
 };
+let load: ChildProcess | undefined;
 try {
   console.log(k(['get', 'nodes', '-L', 'nvidia.com/gpu.present', '-o', 'wide']));
 
@@ -211,15 +213,96 @@ try {
     ]),
   );
 
-  step('Re-plan: rmc1-lb from 4 to 2 shards (stale shards are deleted, pods roll)');
-  k(['patch', 'recmodel', 'rmc1-lb', '-n', 'recsys', '--type=merge', '-p', '{"spec":{"sharding":{"shards":2}}}']);
-  k(['wait', '-n', 'recsys', '--for=jsonpath={.status.plan.shards}=2', 'recmodel/rmc1-lb', '--timeout=60s']);
-  k(['wait', '-n', 'recsys', '--for=condition=Ready', 'recmodel/rmc1-lb', '--timeout=60s']);
-  console.log(k(['get', 'deployments', '-n', 'recsys', '-l', 'app.kubernetes.io/instance=rmc1-lb']));
+  step('Re-shard rmc1-kind under load on real pods: load-balanced/2 -> net-specific (new shards beside the old, then the main)');
+  // open-loop load through the main's Service for as long as the rollout takes (SIGTERM ends it with its summary)
+  load = spawn(
+    'nsenter',
+    [
+      `--net=${node.network.netns}`,
+      '--',
+      process.execPath,
+      join(ROOT, 'dist/cli/recshard.js'),
+      'load',
+      '--url',
+      `http://${ip}:8080`,
+      '--model',
+      'rmc1-kind',
+      '--qps',
+      '20',
+      '--duration',
+      '600',
+    ],
+    { stdio: ['ignore', 'pipe', 'ignore'] },
+  );
+  let loadSummary = '';
+  load.stdout!.on('data', (c) => (loadSummary += c));
+  const loadDone = new Promise((r) => load!.once('exit', r));
+  await new Promise((r) => setTimeout(r, 3000));
+  const tRoll = Date.now();
+  const before = k(['get', 'recmodel', 'rmc1-kind', '-n', 'serving', '-o', 'jsonpath={.status.rollout.toVersion}']);
+  const generation = k([
+    'patch',
+    'recmodel',
+    'rmc1-kind',
+    '-n',
+    'serving',
+    '--type=merge',
+    '-p',
+    '{"spec":{"sharding":{"strategy":"net-specific","shards":null},"rollout":{"drainPeriod":"5s"}}}',
+    '-o',
+    'jsonpath={.metadata.generation}',
+  ]);
+  let last = '';
+  for (;;) {
+    await new Promise((r) => setTimeout(r, 500));
+    const phase = k([
+      'get',
+      'recmodel',
+      'rmc1-kind',
+      '-n',
+      'serving',
+      '-o',
+      'jsonpath={.status.observedGeneration} {.status.rollout.toVersion} {.status.rollout.phase} {.status.rollout.shardsReady} {.status.rollout.mainUpdated}',
+    ]);
+    const [observed, version, ...rest] = phase.split(' ');
+    if (observed !== generation || version === before) continue;
+    const shown = `version ${version}: ${rest.join(' ')}`;
+    if (shown !== last) console.log(`  ${((Date.now() - tRoll) / 1000).toFixed(1).padStart(5)}s  ${shown}`);
+    last = shown;
+    const versions = new Set(
+      k([
+        'get',
+        'pods',
+        '-n',
+        'serving',
+        '-l',
+        'app.kubernetes.io/instance=rmc1-kind',
+        '-o',
+        'jsonpath={.items[*].metadata.labels.recshard\\.io/version}',
+      ]).split(' '),
+    );
+    if (rest[0] === 'Complete' && versions.size === 1 && versions.has(version!)) break;
+    if (Date.now() - tRoll > 240_000) throw new Error(`the rollout did not finish: ${phase}`);
+  }
+  console.log(`Rollout complete, the last old pod gone ${((Date.now() - tRoll) / 1000).toFixed(1)}s after the patch.`);
+  load.kill('SIGTERM');
+  await loadDone;
+  console.log(`The load through the Service meanwhile (started 3 s before the patch):\n${loadSummary}`);
+  console.log(k(['get', 'recmodels,deployments', '-n', 'serving', '-o', 'wide']));
   console.log(
-    k(['get', 'events', '-n', 'recsys', '--field-selector', 'involvedObject.name=rmc1-lb', '-o', 'custom-columns=TYPE:.type,REASON:.reason,MESSAGE:.message']),
+    k([
+      'get',
+      'events',
+      '-n',
+      'serving',
+      '--field-selector',
+      'involvedObject.name=rmc1-kind',
+      '-o',
+      'custom-columns=TYPE:.type,REASON:.reason,MESSAGE:.message',
+    ]),
   );
 } finally {
+  load?.kill('SIGKILL');
   await cluster.stop();
 }
 console.log(

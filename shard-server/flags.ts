@@ -8,7 +8,17 @@ export type ParsedFlags = ShardServerArgs &
   Required<
     Pick<
       ShardServerArgs,
-      'host' | 'port' | 'deadlineMs' | 'failurePolicy' | 'maxBatch' | 'maxBodyBytes' | 'probeMs' | 'accelerator' | 'logLevel' | 'emulateServiceMs'
+      | 'host'
+      | 'port'
+      | 'deadlineMs'
+      | 'failurePolicy'
+      | 'maxBatch'
+      | 'maxBodyBytes'
+      | 'probeMs'
+      | 'accelerator'
+      | 'logLevel'
+      | 'shutdownDelayMs'
+      | 'emulateServiceMs'
     >
   >;
 
@@ -24,6 +34,7 @@ function defaults(env: NodeJS.ProcessEnv): Partial<Record<keyof ShardServerArgs,
     probeMs: '1000',
     accelerator: env.RECSHARD_ACCELERATOR ?? 'none',
     logLevel: env.RECSHARD_LOG_LEVEL ?? 'info',
+    shutdownDelayMs: env.RECSHARD_SHUTDOWN_DELAY_MS ?? '0',
     emulateServiceMs: env.RECSHARD_EMULATE_SERVICE_MS ?? '0',
   };
 }

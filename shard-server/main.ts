@@ -68,8 +68,8 @@ let stopping = false;
 const stop = async (signal: string) => {
   if (stopping) return;
   stopping = true;
-  log.info('draining', { signal });
-  await server.close();
+  log.info('shutting down', { signal, delayMs: flags.shutdownDelayMs });
+  await server.close(10_000, flags.shutdownDelayMs);
   process.exit(0);
 };
 process.on('SIGTERM', () => void stop('SIGTERM'));

@@ -5,6 +5,7 @@ import { availableParallelism } from 'node:os';
 import type { Manifest } from '../contracts/model-format.js';
 import type { ShardServerPlan } from '../contracts/plan.js';
 import type { FailurePolicy, SchedulerMode } from '../contracts/shard-server-args.js';
+import type { LookupVersion } from '../contracts/wire/versions.js';
 import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/log.js';
 import type { ServerMetrics } from './http/metrics.js';
@@ -36,6 +37,8 @@ export const DEFAULT_SCHEDULING: SchedulingOptions = { mode: 'auto', batchSize: 
 
 export interface MainOptions {
   plan: ShardServerPlan;
+  /** What every lookup carries (the plan's version, the loaded manifest's). */
+  version: LookupVersion;
   scheduling?: SchedulingOptions;
   policy: FailurePolicy;
   deadlineMs: number;
@@ -55,13 +58,14 @@ export interface MainRole {
 export async function loadSparse(
   src: ModelSource,
   manifest: Manifest,
+  version: LookupVersion,
   plan: ShardServerPlan,
   shard: number | undefined,
   maxBatch: number,
 ): Promise<LookupService> {
   const own = plan.shards.find((s) => s.index === shard);
   if (!own) throw new ModelLoadError('plan.json', `the plan has no shard ${shard}`);
-  return new LookupService(await loadTables(src, manifest, own.tables), maxBatch);
+  return new LookupService(await loadTables(src, manifest, own.tables), maxBatch, version);
 }
 
 /** Where request parts run: worker threads (or the event loop, with 0 workers), and the accelerator's when asked. */
@@ -103,7 +107,9 @@ function shardClients(manifest: Manifest, o: MainOptions, metrics: ServerMetrics
     if (i < 0) throw new ModelLoadError('plan.json', `the plan assigns table "${name}", which the model does not have`);
     return i;
   };
-  const clients = o.plan.shards.map((s) => new ShardClient(s.index, s.endpoint, s.tables.map(indexOf), o.clock));
+  const clients = o.plan.shards.map(
+    (s) => new ShardClient(s.index, s.endpoint, s.tables.map(indexOf), o.clock, o.version, () => metrics.versionMismatches.inc(metrics.shardLabels(s.index))),
+  );
   for (const c of clients) {
     metrics.shardUp.set(metrics.shardLabels(c.shard), 0);
     c.startProbe(o.probeMs, (up) => {

@@ -4,11 +4,12 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { ShardServerPlan } from '../contracts/plan.js';
 import type { FailurePolicy, Role } from '../contracts/shard-server-args.js';
+import { describeVersion, versionToken, versionWord, type LookupVersion } from '../contracts/wire/versions.js';
 import { realClock, type Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/log.js';
 import { buildServerApp, type ServerState } from './http/app.js';
 import { ServerMetrics } from './http/metrics.js';
-import { modelSource, ModelLoadError, readManifest } from './model/load.js';
+import { modelSource, ModelLoadError, readManifestDigest } from './model/load.js';
 import { loadMain, loadSparse, type MainRole, type SchedulingOptions } from './roles.js';
 
 export { DEFAULT_SCHEDULING, type SchedulingOptions } from './roles.js';
@@ -38,7 +39,12 @@ export interface RunningServer {
   metrics: ServerMetrics;
   /** Resolves when the model is loaded (rejects with the load error). */
   loaded: Promise<void>;
-  close(drainMs?: number): Promise<void>;
+  /**
+   * Stops the server: at once /readyz fails and every reply closes its connection (clients reconnect, through the
+   * Service, to another pod); after delayMs (while endpoints forget this pod) in-flight requests drain, the rest
+   * are cut after drainMs.
+   */
+  close(drainMs?: number, delayMs?: number): Promise<void>;
 }
 
 /** What the HTTP layer serves from: empty until the model is loaded, then the role's service. */
@@ -46,6 +52,8 @@ class ModelState implements ServerState {
   lookup?: ServerState['lookup'];
   main?: MainRole;
   loadError?: string;
+  /** The serving version, once the manifest is read. */
+  version?: LookupVersion;
 
   constructor(private readonly role: Role) {}
 
@@ -53,8 +61,14 @@ class ModelState implements ServerState {
     return this.main?.predictor;
   }
 
-  notReady(): string | undefined {
+  /** Set when the server begins to shut down: not ready, and every reply closes its connection. */
+  stopping = false;
+
+  notReady(expected?: string): string | undefined {
+    if (this.stopping) return 'shutting down';
     if (this.loadError) return `model not loaded: ${this.loadError}`;
+    if (expected && this.version && versionToken(this.version) !== expected)
+      return `this server serves ${describeVersion(this.version)}, not version ${expected}`;
     if (this.role === 'sparse' ? !this.lookup : !this.predictor) return 'loading model';
     const down = (this.main?.clients ?? []).filter((c) => !c.up).map((c) => `shard ${c.shard} (${c.endpoint})`);
     return down.length ? `sparse shards unreachable: ${down.join(', ')}` : undefined;
@@ -64,16 +78,18 @@ class ModelState implements ServerState {
 async function load(o: ServerOptions, state: ModelState, metrics: ServerMetrics, clock: Clock): Promise<void> {
   if (!o.modelUri) throw new ModelLoadError('spec.artifact.uri', 'no model artifact configured');
   const src = modelSource(o.modelUri);
-  const manifest = await readManifest(src);
+  const { manifest, sha256 } = await readManifestDigest(src);
+  const version = { plan: versionWord(o.plan.version), artifact: versionWord(sha256) };
+  state.version = version;
   if (o.role === 'sparse') {
-    state.lookup = await loadSparse(src, manifest, o.plan, o.shard, o.maxBatch);
+    state.lookup = await loadSparse(src, manifest, version, o.plan, o.shard, o.maxBatch);
     metrics.resident.set(metrics.labels, state.lookup.residentBytes);
     return;
   }
   state.main = await loadMain(
     src,
     manifest,
-    { plan: o.plan, scheduling: o.scheduling, policy: o.policy, deadlineMs: o.deadlineMs, probeMs: o.probeMs, log: o.log, clock },
+    { plan: o.plan, version, scheduling: o.scheduling, policy: o.policy, deadlineMs: o.deadlineMs, probeMs: o.probeMs, log: o.log, clock },
     metrics,
   );
 }
@@ -125,7 +141,9 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     port,
     metrics,
     loaded,
-    async close(drainMs = 10_000) {
+    async close(drainMs = 10_000, delayMs = 0) {
+      state.stopping = true;
+      if (delayMs > 0) await new Promise((r) => setTimeout(r, delayMs));
       await drain(server, drainMs);
       await state.main?.stop();
     },

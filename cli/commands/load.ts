@@ -1,13 +1,14 @@
 // `recshard load` (open-loop DeepRecInfra load against a main) and `recshard bench capacity` (latency-bounded
 // throughput), against a main at --url or a RecModel brought up locally with --local.
-import { readFileSync } from 'node:fs';
+import { createWriteStream, readFileSync } from 'node:fs';
 import { Presets, SingleBar } from 'cli-progress';
 import { modelPath, predictPath } from '../../contracts/endpoints.js';
 import type { ModelInfo } from '../../contracts/model-info.js';
+import { decodeScores } from '../../contracts/wire/predict.js';
 import { durationMs } from '../../lib/duration.js';
 import { measureCapacity } from '../../loadgen/capacity.js';
 import { parseSizeSpec, type SizeSpec } from '../../loadgen/distributions.js';
-import { runLoad, type LoadResult } from '../../loadgen/run.js';
+import { runLoad, type Answer, type LoadResult } from '../../loadgen/run.js';
 import { buildQueries } from '../../loadgen/workload.js';
 import { resolveSpec, type RecModel } from '../../operator/api/v1alpha1/index.js';
 import { CliError, num } from '../errors.js';
@@ -41,6 +42,7 @@ export interface LoadFlags extends SchedulingFlags {
   pool: string;
   scale: string;
   json?: string;
+  record?: string;
 }
 
 interface Target {
@@ -84,7 +86,29 @@ function workloadOf(f: LoadFlags, info: ModelInfo, sizes: SizeSpec) {
   return buildQueries(info, { sizes, zipf: num('zipf', f.zipf, 0), seed: num('seed', f.seed, 0), pool: num('pool', f.pool, 1) });
 }
 
-export async function loadCommand(f: LoadFlags, tty: boolean): Promise<LoadResult & { target: string; model: string; sizes: string; zipf: number }> {
+/**
+ * `--record FILE`: one JSON line per answer, {query, atMs, latencyMs, status, scores (flat, batch x outputs) | error},
+ * so a run can be checked answer by answer (e.g. that every answer during a rollout is the old or the new model's).
+ */
+function recorder(file: string | undefined): { onAnswer?: (a: Answer) => void; close(): Promise<void> } {
+  if (!file) return { close: async () => {} };
+  const out = createWriteStream(file);
+  return {
+    onAnswer(a) {
+      const { body, ...rest } = a;
+      const scores = a.status === 200 && body ? Array.from(decodeScores(body).scores) : undefined;
+      const error = a.status !== 200 && body ? Buffer.from(body).toString('utf8').slice(0, 300) : a.error;
+      out.write(JSON.stringify({ ...rest, ...(scores ? { scores } : {}), ...(error ? { error } : {}) }) + '\n');
+    },
+    close: () => new Promise<void>((r) => out.end(() => r())),
+  };
+}
+
+export async function loadCommand(
+  f: LoadFlags,
+  tty: boolean,
+  signal?: AbortSignal,
+): Promise<LoadResult & { target: string; model: string; sizes: string; zipf: number }> {
   const qps = num('qps', f.qps, 0.001);
   const duration = num('duration', f.duration, 0.1);
   const sizes = parseSizes(f.sizes);
@@ -95,7 +119,10 @@ export async function loadCommand(f: LoadFlags, tty: boolean): Promise<LoadResul
       ? new SingleBar({ format: 'load |{bar}| {percentage}% | {sent} sent | p99 {p99} ms | errors {errors}', hideCursor: true }, Presets.shades_classic)
       : undefined;
     bar?.start(Math.round(duration * 1000), 0, { sent: 0, p99: 0, errors: 0 });
+    const record = recorder(f.record);
     const result = await runLoad({
+      ...(record.onAnswer ? { onAnswer: record.onAnswer } : {}),
+      ...(signal ? { signal } : {}),
       predictUrl: `${t.base}${predictPath(t.model)}`,
       qps,
       durationMs: duration * 1000,
@@ -108,6 +135,7 @@ export async function loadCommand(f: LoadFlags, tty: boolean): Promise<LoadResul
       },
     });
     bar?.stop();
+    await record.close();
     return { target: t.base, model: t.model, sizes: f.sizes, zipf: Number(f.zipf), ...result };
   } finally {
     await t.close();

@@ -1,27 +1,34 @@
 // The binary protocol between the main and a sparse shard (sections.ts has the word layout and the table section):
-//   request : LOOKUP_MAGIC, batch, nTables, then per table a section with pooling
+//   request : LOOKUP_MAGIC, planVersion, artifactVersion, batch, nTables, then per table a section with pooling
 //   response: LOOKUP_MAGIC, nTables, then per table: tableIndex, dim, values f32[batch * dim]
+// Every lookup names the serving version it was planned for (the plan and the model artifact, versions.ts); a shard
+// of another version refuses it (VERSION_MISMATCH) rather than answer with rows of other tables or other weights.
 import { ErrorCode, fail } from '../errors.js';
 import { readSection, sectionWords, words, writeSection, type TableLookup } from './sections.js';
+import type { LookupVersion } from './versions.js';
 
-export const LOOKUP_MAGIC = 0x31534552; // "RES1"
+export const LOOKUP_MAGIC = 0x32534552; // "RES2" (RES1 had no versions)
 export const LOOKUP_CONTENT_TYPE = 'application/x-recshard-lookup';
+const HEADER_WORDS = 5;
 
 export interface LookupRequest {
+  version: LookupVersion;
   batch: number;
   lookups: TableLookup[];
 }
 
 /** alloc gives the bytes to encode into (4-byte aligned); default a fresh buffer. */
 export function encodeRequest(req: LookupRequest, alloc: (bytes: number) => Uint8Array = (n) => new Uint8Array(n)): Uint8Array {
-  let n = 3;
+  let n = HEADER_WORDS;
   for (const l of req.lookups) n += sectionWords(l, true);
   const bytes = alloc(n * 4);
   const u = new Uint32Array(bytes.buffer, bytes.byteOffset, n);
   u[0] = LOOKUP_MAGIC;
-  u[1] = req.batch;
-  u[2] = req.lookups.length;
-  let p = 3;
+  u[1] = req.version.plan;
+  u[2] = req.version.artifact;
+  u[3] = req.batch;
+  u[4] = req.lookups.length;
+  let p = HEADER_WORDS;
   for (const l of req.lookups) p = writeSection(u, p, l, true);
   return bytes;
 }
@@ -29,11 +36,12 @@ export function encodeRequest(req: LookupRequest, alloc: (bytes: number) => Uint
 /** Decodes and checks structure (not table ranges: the server checks those against its tables). */
 export function decodeRequest(body: Uint8Array, maxBatch: number): LookupRequest {
   const u = words(body);
-  if (u.length < 3 || u[0] !== LOOKUP_MAGIC) fail(ErrorCode.InvalidRequest, 'not a recshard lookup request (bad magic)');
-  const batch = u[1]!;
-  const n = u[2]!;
+  if (u.length < HEADER_WORDS || u[0] !== LOOKUP_MAGIC) fail(ErrorCode.InvalidRequest, 'not a recshard lookup request (bad magic)');
+  const version = { plan: u[1]!, artifact: u[2]! };
+  const batch = u[3]!;
+  const n = u[4]!;
   if (batch < 1 || batch > maxBatch) fail(ErrorCode.BatchTooLarge, `batch ${batch} is outside 1..${maxBatch}`);
-  let p = 3;
+  let p = HEADER_WORDS;
   const lookups: TableLookup[] = [];
   for (let t = 0; t < n; t++) {
     const section = readSection(u, p, batch, t, true);
@@ -41,7 +49,7 @@ export function decodeRequest(body: Uint8Array, maxBatch: number): LookupRequest
     p = section.next;
   }
   if (p !== u.length) fail(ErrorCode.InvalidRequest, `${u.length - p} trailing words`);
-  return { batch, lookups };
+  return { version, batch, lookups };
 }
 
 export interface LookupResult {

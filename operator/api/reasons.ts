@@ -24,6 +24,19 @@ export const Reason = {
   ComponentsUnavailable: 'ComponentsUnavailable',
   RollingOut: 'RollingOut',
   RolloutComplete: 'RolloutComplete',
+  // Progressing, while a new serving version rolls out (operator/rollout/rollout.ts; docs/rollouts.md)
+  /** The new version's shards start beside the running ones; the main stays on its version. */
+  StartingShards: 'StartingShards',
+  /** Every new shard is available; the main rolls to the new version. */
+  SwitchingMain: 'SwitchingMain',
+  /** The main is on the new version; the old shards outlive the last old main pod by the drain period. */
+  Draining: 'Draining',
+  /** The new shards were not available within spec.rollout.progressDeadline; the model serves the old version. */
+  RolloutStuck: 'RolloutStuck',
+  /** The new shards would add more memory than spec.rollout.maxSurgeMemory; the rollout is not started. */
+  SurgeExceedsBudget: 'SurgeExceedsBudget',
+  /** An earlier switch of the main is still in flight: one extra version's shards at a time. */
+  WaitingForSwitch: 'WaitingForSwitch',
   // Degraded
   AsExpected: 'AsExpected',
   ResourceConflict: 'ResourceConflict',
@@ -112,6 +125,16 @@ export const EventReason = {
   ContainerCreateFailed: Reason.ContainerCreateFailed,
   Unschedulable: Reason.Unschedulable,
   DeletedStaleShard: 'DeletedStaleShard',
+  /** A new serving version's shards are being started beside the running ones. */
+  RolloutStarted: 'RolloutStarted',
+  /** The main Deployment was moved to the new version (its shards all available). */
+  MainSwitched: 'MainSwitched',
+  /** A rollout gave way to a newer spec before the main switched; its shards were deleted. */
+  RolloutSuperseded: 'RolloutSuperseded',
+  RolloutStuck: 'RolloutStuck',
+  SurgeExceedsBudget: 'SurgeExceedsBudget',
+  /** The old version's last objects were deleted. */
+  RolloutComplete: 'RolloutComplete',
   /** An HPA or ScaledObject the policy's actuator no longer calls for. */
   DeletedAutoscaler: 'DeletedAutoscaler',
   /** The autoscaler read no latency for the main; it holds replicas (or adds pods, as the policy says). */

@@ -10,10 +10,14 @@ import { componentName } from './names.js';
 
 export const KEDA_API_VERSION = 'keda.sh/v1alpha1';
 export const SCALED_OBJECT = 'ScaledObject';
+/** The kinds of the autoscaler objects the policy's actuator may call for. */
+export const AUTOSCALER_KINDS = new Set(['HorizontalPodAutoscaler', SCALED_OBJECT]);
 
 export interface ScaledComponent {
   role: Role;
   shard?: number;
+  /** A shard's serving version (its Deployment's name carries it). */
+  version?: string;
 }
 
 const METRIC = Metric.requestDuration;
@@ -60,12 +64,12 @@ function behaviorRules(r: RateLimit): V2HPAScalingRules {
 const bounds = (p: EffectivePolicy, c: ScaledComponent) => (c.role === 'main' ? p.main : p.sparse);
 
 export function buildHpa(owner: Owner, p: EffectivePolicy, c: ScaledComponent): V2HorizontalPodAutoscaler {
-  const name = componentName(owner.name, c.role, c.shard);
+  const name = componentName(owner.name, c.role, c.shard, c.version);
   const b = bounds(p, c);
   return {
     apiVersion: 'autoscaling/v2',
     kind: 'HorizontalPodAutoscaler',
-    metadata: childMeta(owner, name, componentLabels(owner.name, c.role, c.shard)),
+    metadata: childMeta(owner, name, componentLabels(owner.name, c.role, c.shard, c.version)),
     spec: {
       scaleTargetRef: { apiVersion: 'apps/v1', kind: 'Deployment', name },
       minReplicas: b.min,
@@ -90,7 +94,7 @@ export function buildScaledObject(
   c: ScaledComponent,
   prometheusUrl: string,
 ): KubernetesObject & { spec: Record<string, unknown> } {
-  const name = componentName(owner.name, c.role, c.shard);
+  const name = componentName(owner.name, c.role, c.shard, c.version);
   const b = bounds(p, c);
   const selector = Object.entries({ [Label.namespace]: owner.namespace, ...componentSeriesLabels(owner.name, c) })
     .map(([k, v]) => `${k}="${v}"`)
@@ -101,7 +105,7 @@ export function buildScaledObject(
   return {
     apiVersion: KEDA_API_VERSION,
     kind: SCALED_OBJECT,
-    metadata: childMeta(owner, name, componentLabels(owner.name, c.role, c.shard)),
+    metadata: childMeta(owner, name, componentLabels(owner.name, c.role, c.shard, c.version)),
     spec: {
       scaleTargetRef: { apiVersion: 'apps/v1', kind: 'Deployment', name },
       pollingInterval: Math.max(1, seconds(p.intervalMs)),

@@ -1,11 +1,11 @@
-// Desired children of a RecModel: the plan ConfigMap, the main Deployment and Service, one Deployment and
-// Service per sparse shard, a PodDisruptionBudget per component and the NetworkPolicies (protection.ts). Pure
-// functions of (RecModel, plan, config); the controller applies what they return.
+// Desired children of one serving version of a RecModel: its immutable plan ConfigMap, the main Deployment and
+// Service, one Deployment and Service per sparse shard of the version, and a PodDisruptionBudget per component
+// (NetworkPolicies are protection.ts's). Pure functions of (RecModel, plan, config); the rollout (rollout.ts)
+// decides which versions' children are applied and when.
 import type {
   V1ConfigMap,
   V1Container,
   V1Deployment,
-  V1NetworkPolicy,
   V1PodDisruptionBudget,
   V1PodSpec,
   V1ResourceRequirements,
@@ -19,33 +19,40 @@ import { parseCpu } from '../../lib/quantity.js';
 import type { ResolvedRecModelSpec } from '../api/v1alpha1/index.js';
 import type { Plan } from '../planner/plan.js';
 import type { BuilderConfig } from './config.js';
-import { ANNOTATION_CONFIG_HASH, ANNOTATION_PLAN_HASH, componentLabels, modelLabels, selectorLabels, type Role } from './labels.js';
+import { ANNOTATION_CONFIG, ANNOTATION_PLAN_HASH, componentLabels, LABEL_VERSION, modelLabels, selectorLabels, type Role } from './labels.js';
 import { childMeta, type Owner } from './meta.js';
 import { componentName, planConfigMapName, shortHash } from './names.js';
 import { podPlacement } from './placement.js';
-import { buildNetworkPolicies, buildPdb } from './protection.js';
-import { clusterServingPlan, MODEL_KEY, modelConfig, PLAN_KEY } from './serving-files.js';
+import { buildPdb } from './protection.js';
+import { clusterServingPlan, MODEL_KEY, modelConfig, PLAN_KEY, servingVersion } from './serving-files.js';
 
-export interface Children {
+/** Everything one serving version of a model needs: its immutable plan ConfigMap, the main and its shard set. */
+export interface VersionChildren {
+  version: string;
   configMap: V1ConfigMap;
-  deployments: V1Deployment[];
-  services: V1Service[];
-  pdbs: V1PodDisruptionBudget[];
-  networkPolicies: V1NetworkPolicy[];
+  main: { deployment: V1Deployment; service: V1Service; pdb: V1PodDisruptionBudget };
+  /** The version's sparse shards, one Deployment, Service and budget each (none when the main holds every table). */
+  shards: { deployments: V1Deployment[]; services: V1Service[]; pdbs: V1PodDisruptionBudget[] };
 }
+
+/** Seconds a terminating shard-server keeps answering (and telling clients to reconnect) while Services forget it. */
+export const SHUTDOWN_DELAY_MS = 5_000;
 
 export const CONFIG_MOUNT = '/etc/recshard';
 export const CONTAINER = 'shard-server';
 
-export function buildConfigMap(owner: Owner, spec: ResolvedRecModelSpec, plan: Plan): V1ConfigMap {
+/** The plan ConfigMap: immutable, named by the hash of its files, labelled with its version. */
+export function buildConfigMap(owner: Owner, spec: ResolvedRecModelSpec, plan: Plan, version: string): V1ConfigMap {
+  const data = {
+    [PLAN_KEY]: JSON.stringify(clusterServingPlan(owner, spec, plan, version), null, 2),
+    [MODEL_KEY]: JSON.stringify(modelConfig(spec), null, 2),
+  };
   return {
     apiVersion: 'v1',
     kind: 'ConfigMap',
-    metadata: childMeta(owner, planConfigMapName(owner.name), modelLabels(owner.name)),
-    data: {
-      [PLAN_KEY]: JSON.stringify(clusterServingPlan(owner, spec, plan), null, 2),
-      [MODEL_KEY]: JSON.stringify(modelConfig(spec), null, 2),
-    },
+    metadata: childMeta(owner, planConfigMapName(owner.name, shortHash(JSON.stringify(data), 10)), { ...modelLabels(owner.name), [LABEL_VERSION]: version }),
+    immutable: true,
+    data,
   };
 }
 
@@ -67,7 +74,8 @@ interface ComponentArgs {
   cfg: BuilderConfig;
   role: Role;
   shard?: number;
-  configHash: string;
+  version: string;
+  configMap: string;
 }
 
 /**
@@ -103,6 +111,7 @@ function container(a: ComponentArgs, resources: V1ResourceRequirements, mount: V
       plan: `${CONFIG_MOUNT}/${PLAN_KEY}`,
       modelConfig: `${CONFIG_MOUNT}/${MODEL_KEY}`,
       port,
+      shutdownDelayMs: SHUTDOWN_DELAY_MS,
       ...(role === 'main' ? mainScheduling(spec) : {}),
     }),
     env: [
@@ -121,7 +130,7 @@ function container(a: ComponentArgs, resources: V1ResourceRequirements, mount: V
 
 /** The component's pod: placed on its device, the plan ConfigMap (and the model volume) mounted, nothing else granted. */
 function podSpec(a: ComponentArgs): V1PodSpec {
-  const { owner, spec, plan, cfg, role, shard } = a;
+  const { spec, plan, cfg, role, shard } = a;
   const tableBytes =
     role === 'main' ? plan.tables.filter((t) => plan.mainTables.includes(t.name)).reduce((s, t) => s + t.bytes, 0) : plan.shards[shard!]!.bytes;
   const derivedMemory = tableBytes > 0 ? tableBytes * cfg.memoryOverhead + cfg.baseMemoryBytes : undefined;
@@ -137,24 +146,28 @@ function podSpec(a: ComponentArgs): V1PodSpec {
     ...(placement.tolerations ? { tolerations: placement.tolerations } : {}),
     ...(placement.nodeSelector ? { nodeSelector: placement.nodeSelector } : {}),
     containers: [container(a, placement.resources, mount)],
-    volumes: [{ name: 'config', configMap: { name: planConfigMapName(owner.name) } }, ...(volume ? [volume] : [])],
+    volumes: [{ name: 'config', configMap: { name: a.configMap } }, ...(volume ? [volume] : [])],
   };
 }
 
 export function buildDeployment(a: ComponentArgs): V1Deployment {
-  const { owner, spec, plan, role, shard } = a;
+  const { owner, spec, plan, role, shard, version } = a;
+  // the main Deployment's own labels and selector stay the same from version to version; its pods say theirs
+  const own = role === 'sparse' ? version : undefined;
   return {
     apiVersion: 'apps/v1',
     kind: 'Deployment',
-    metadata: childMeta(owner, componentName(owner.name, role, shard), componentLabels(owner.name, role, shard)),
+    metadata: childMeta(owner, componentName(owner.name, role, shard, version), componentLabels(owner.name, role, shard, own)),
     spec: {
       // Left out while autoscaling owns the count, so the operator's apply never fights the scaler.
       ...(spec.autoscaling.enabled ? {} : { replicas: (role === 'main' ? spec.placement.main : spec.placement.sparse).replicas }),
-      selector: { matchLabels: selectorLabels(owner.name, role, shard) },
+      selector: { matchLabels: selectorLabels(owner.name, role, shard, version) },
+      // a new pod is Ready before an old one goes, so a change that rolls in place never lowers capacity
+      strategy: { type: 'RollingUpdate', rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } },
       template: {
         metadata: {
-          labels: componentLabels(owner.name, role, shard),
-          annotations: { [ANNOTATION_PLAN_HASH]: plan.hash, [ANNOTATION_CONFIG_HASH]: a.configHash },
+          labels: componentLabels(owner.name, role, shard, version),
+          annotations: { [ANNOTATION_PLAN_HASH]: plan.hash, [ANNOTATION_CONFIG]: a.configMap },
         },
         spec: podSpec(a),
       },
@@ -162,29 +175,34 @@ export function buildDeployment(a: ComponentArgs): V1Deployment {
   };
 }
 
-export function buildService(owner: Owner, spec: ResolvedRecModelSpec, role: Role, shard?: number): V1Service {
-  const name = componentName(owner.name, role, shard);
+export function buildService(owner: Owner, spec: ResolvedRecModelSpec, role: Role, shard?: number, version?: string): V1Service {
+  const name = componentName(owner.name, role, shard, version);
   return {
     apiVersion: 'v1',
     kind: 'Service',
-    metadata: childMeta(owner, name, componentLabels(owner.name, role, shard)),
+    metadata: childMeta(owner, name, componentLabels(owner.name, role, shard, role === 'sparse' ? version : undefined)),
     spec: {
       type: 'ClusterIP',
-      selector: selectorLabels(owner.name, role, shard),
+      selector: selectorLabels(owner.name, role, shard, version),
       ports: [{ name: 'http', port: spec.serving.port, targetPort: 'http', protocol: 'TCP' }],
     },
   };
 }
 
-export function buildChildren(owner: Owner, spec: ResolvedRecModelSpec, plan: Plan, cfg: BuilderConfig): Children {
-  const configMap = buildConfigMap(owner, spec, plan);
-  const configHash = shortHash(JSON.stringify(configMap.data), 10);
-  const components: { role: Role; shard?: number }[] = [{ role: 'main' }, ...plan.shards.map((s) => ({ role: 'sparse' as const, shard: s.index }))];
+/** The children of the spec's serving version (servingVersion: the plan, the artifact and the image). */
+export function buildVersion(owner: Owner, spec: ResolvedRecModelSpec, plan: Plan, cfg: BuilderConfig): VersionChildren {
+  const version = servingVersion(spec, plan, cfg.shardServerImage);
+  const configMap = buildConfigMap(owner, spec, plan, version);
+  const base = { owner, spec, plan, cfg, version, configMap: configMap.metadata!.name! };
+  const shards = plan.shards.map((s) => s.index);
   return {
+    version,
     configMap,
-    deployments: components.map((c) => buildDeployment({ owner, spec, plan, cfg, configHash, ...c })),
-    services: components.map((c) => buildService(owner, spec, c.role, c.shard)),
-    pdbs: components.map((c) => buildPdb(owner, c.role, c.shard)),
-    networkPolicies: buildNetworkPolicies(owner, spec, plan, cfg),
+    main: { deployment: buildDeployment({ ...base, role: 'main' }), service: buildService(owner, spec, 'main'), pdb: buildPdb(owner, 'main') },
+    shards: {
+      deployments: shards.map((shard) => buildDeployment({ ...base, role: 'sparse', shard })),
+      services: shards.map((shard) => buildService(owner, spec, 'sparse', shard, version)),
+      pdbs: shards.map((shard) => buildPdb(owner, 'sparse', shard, version)),
+    },
   };
 }

@@ -22,10 +22,13 @@ export function dnsLabel(base: string, suffix?: string): string {
 }
 
 export const mainName = (model: string) => dnsLabel(model, 'main');
-export const shardName = (model: string, index: number) => dnsLabel(model, `shard-${index}`);
-export const planConfigMapName = (model: string) => dnsLabel(model, 'plan');
-/** The Deployment, Service, budget and autoscaler of one component share its name. */
-export const componentName = (model: string, role: Role, shard?: number) => (role === 'main' ? mainName(model) : shardName(model, shard!));
+/** A sparse shard belongs to one serving version (its tables, artifact and image): an old main only reaches old shards. */
+export const shardName = (model: string, index: number, version: string) => dnsLabel(model, `shard-${index}-${version}`);
+/** Plan ConfigMaps are immutable and named by the hash of what they hold. */
+export const planConfigMapName = (model: string, contentHash: string) => dnsLabel(model, `plan-${contentHash}`);
+/** The Deployment, Service, budget and autoscaler of one component share its name (a shard's carries its version). */
+export const componentName = (model: string, role: Role, shard?: number, version?: string) =>
+  role === 'main' ? mainName(model) : shardName(model, shard!, version!);
 
 /** KEDA names the HPA it creates for a ScaledObject so (unless the ScaledObject names it). */
 export const kedaHpaName = (scaledObject: string) => `keda-hpa-${scaledObject}`;

@@ -1,27 +1,37 @@
 // The two files of the plan ConfigMap that the shard-servers read, built here once: for the operator's pods
-// (endpoints are the shards' Services) and for local serving, which passes its own endpoints.
+// (endpoints are the shards' Services of the plan's version) and for local serving, which passes its own endpoints.
 import type { ModelConfig } from '../../contracts/model-config.js';
 import { withEndpoints, type Endpoint, type ServingPlan, type ShardDocument } from '../../contracts/plan.js';
 import type { ResolvedRecModelSpec } from '../api/v1alpha1/index.js';
 import { planDocument } from '../planner/format.js';
 import type { Plan } from '../planner/plan.js';
 import type { Owner } from './meta.js';
-import { mainName, shardName } from './names.js';
+import { mainName, shardName, shortHash } from './names.js';
 
 export const PLAN_KEY = 'plan.json';
 export const MODEL_KEY = 'model.json';
 
-/** plan.json: the plan document with where the main and each shard answer. */
-export function servingPlan(model: string, plan: Plan, main: { service?: string }, shard: (s: ShardDocument) => Endpoint): ServingPlan {
-  return withEndpoints(planDocument(model, plan), main, shard);
+/**
+ * The serving version: what decides which rows a shard returns and how it speaks (the table assignment, the model's
+ * shapes, the artifact and the shard-server image). Shards of one version are a set of their own; a change of it is
+ * rolled out beside the running set (rollout.ts), anything else (resources, replicas, scheduling) rolls in place.
+ */
+export function servingVersion(spec: Pick<ResolvedRecModelSpec, 'model' | 'artifact'>, plan: Plan, image: string, artifactUri?: string): string {
+  const artifact = artifactUri !== undefined ? { uri: artifactUri } : (spec.artifact ?? {});
+  return shortHash(JSON.stringify({ plan: plan.hash, tables: spec.model.tables, artifact, image }), 8);
 }
 
-/** plan.json in a cluster: each shard answers at its Service. */
-export function clusterServingPlan(owner: Owner, spec: ResolvedRecModelSpec, plan: Plan): ServingPlan {
+/** plan.json: the plan document with its version and where the main and each shard answer. */
+export function servingPlan(model: string, plan: Plan, version: string, main: { service?: string }, shard: (s: ShardDocument) => Endpoint): ServingPlan {
+  return withEndpoints(planDocument(model, plan), version, main, shard);
+}
+
+/** plan.json in a cluster: each shard answers at its Service, which belongs to the version. */
+export function clusterServingPlan(owner: Owner, spec: ResolvedRecModelSpec, plan: Plan, version: string): ServingPlan {
   const port = spec.serving.port;
-  return servingPlan(owner.name, plan, { service: mainName(owner.name) }, (s) => ({
-    service: shardName(owner.name, s.index),
-    endpoint: `http://${shardName(owner.name, s.index)}.${owner.namespace}.svc:${port}`,
+  return servingPlan(owner.name, plan, version, { service: mainName(owner.name) }, (s) => ({
+    service: shardName(owner.name, s.index, version),
+    endpoint: `http://${shardName(owner.name, s.index, version)}.${owner.namespace}.svc:${port}`,
   }));
 }
 

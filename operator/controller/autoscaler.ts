@@ -10,7 +10,7 @@ import type { RecModel, ResolvedRecModelSpec } from '../api/v1alpha1/index.js';
 import { evaluate, Memories, type ComponentView, type Evaluation } from '../autoscaling/evaluate.js';
 import type { EffectivePolicy, ScalingResolution } from '../autoscaling/policy.js';
 import type { AutoscalingInput, LastScale } from '../autoscaling/state.js';
-import { ANNOTATION_PLAN_HASH, LABEL_COMPONENT, LABEL_INSTANCE, LABEL_SHARD } from '../builders/labels.js';
+import { ANNOTATION_PLAN_HASH, LABEL_COMPONENT, LABEL_INSTANCE, LABEL_SHARD, LABEL_VERSION } from '../builders/labels.js';
 import { dnsLabel } from '../builders/names.js';
 import { apiErrorMessage, FIELD_MANAGER, type KubeClient } from '../kube/client.js';
 import type { EventRecorder } from '../kube/events.js';
@@ -124,7 +124,9 @@ export class Autoscaler {
       const role = roleOf(dep);
       const shard = labels[LABEL_SHARD] !== undefined ? Number(labels[LABEL_SHARD]) : undefined;
       const mine = pods.filter(
-        (p) => p.metadata?.labels?.[LABEL_COMPONENT] === role && [LABEL_SHARD, LABEL_INSTANCE].every((l) => p.metadata?.labels?.[l] === labels[l]),
+        (p) =>
+          p.metadata?.labels?.[LABEL_COMPONENT] === role &&
+          [LABEL_SHARD, LABEL_INSTANCE, ...(role === 'sparse' ? [LABEL_VERSION] : [])].every((l) => p.metadata?.labels?.[l] === labels[l]),
       );
       const planHash = dep.spec?.template?.metadata?.annotations?.[ANNOTATION_PLAN_HASH];
       return {

@@ -1,7 +1,8 @@
 // Watch-backed caches of RecModels, LatencyScalingPolicies, the children the operator manages (budgets,
 // NetworkPolicies, HPAs and KEDA ScaledObjects included) and their pods.
 // Event handlers only enqueue keys: a RecModel maps to itself, a child to its controlling RecModel, a policy to
-// every RecModel that references it; pods are only read (by the autoscaler), never a trigger. Watches restart by themselves on
+// every RecModel that references it, a pod to its model (what the kubelet says of it, and which version it serves,
+// drive status and the rollout). Watches restart by themselves on
 // close and on 410 Gone (the library relists); any other failure restarts the informer with backoff.
 import {
   makeInformer,

@@ -6,6 +6,7 @@ import type { V1Deployment, V2HorizontalPodAutoscaler } from '@kubernetes/client
 import type { Clock } from '../../lib/clock.js';
 import type { Logger } from '../../lib/log.js';
 import { ConditionType } from '../api/reasons.js';
+import type { RecModelStatus } from '../api/v1alpha1/index.js';
 import type { ActuatorEnv } from '../autoscaling/policy.js';
 import type { BuilderConfig } from '../builders/config.js';
 import type { KubeClient } from '../kube/client.js';
@@ -13,6 +14,7 @@ import type { EventRecorder } from '../kube/events.js';
 import type { OperatorMetrics } from '../server/metrics.js';
 import type { ServingProbe } from '../signals/serving.js';
 import { isPodProblemReason } from '../status/pods.js';
+import { sameStatus } from '../status/status.js';
 import type { Autoscaler, AutoscalerResult } from './autoscaler.js';
 import type { Caches } from './informers.js';
 import { announcePlan, applyDesired, type Applied } from './reconcile/apply.js';
@@ -44,26 +46,44 @@ export interface ReconcilerDeps {
   metrics: Pick<OperatorMetrics, 'applies' | 'recordModel' | 'forgetModel'>;
 }
 
+/** The serving Deployments as this reconcile left them. */
+function servingNow(names: string[], live: V1Deployment[]): V1Deployment[] {
+  const wanted = new Set(names);
+  return live.filter((d) => wanted.has(d.metadata!.name!));
+}
+
 const deploymentsOf = (o: Observed) => o.owned.filter((x) => x.kind === 'Deployment') as V1Deployment[];
 
+/** How long this replica reads a model's status through what it last wrote, while the cache catches up. */
+export const OWN_WRITE_MS = 10_000;
+
 export class Reconciler {
+  /** The status this replica last wrote per model: the rollout's state lives there, and the cache lags behind it. */
+  private readonly written = new Map<string, { uid: string; status: RecModelStatus; atMs: number }>();
+
   constructor(private readonly d: ReconcilerDeps) {}
 
   async reconcile(namespace: string, name: string): Promise<ReconcileResult> {
-    const observed = observe(this.d.caches, namespace, name);
+    const key = `${namespace}/${name}`;
+    const observed = this.readOwnWrites(key, observe(this.d.caches, namespace, name));
     if (!observed) {
+      this.written.delete(key);
       this.d.autoscaler?.forget(namespace, name);
       this.d.metrics.forgetModel(namespace, name);
       return {};
     }
-    const decision = decide(observed, this.d.cfg, this.d.actuators);
+    const decision = decide(observed, this.d.cfg, this.d.clock.now(), this.d.actuators);
     const autoscaler = decision.spec?.autoscaling.enabled ? this.d.autoscaler : undefined;
     const acted = await this.act(observed, decision, autoscaler);
-    const scaling = autoscaler && decision.outcome.ok ? await this.autoscale(autoscaler, observed, decision, acted.deployments) : undefined;
+    // the autoscaler scales the main and the shard set the main is on, never a set that is starting or draining
+    const scaled = decision.rollout ? servingNow(decision.rollout.scaled, acted.deployments) : acted.deployments;
+    const scaling = autoscaler && decision.outcome.ok ? await this.autoscale(autoscaler, observed, decision, scaled) : undefined;
     const serving = await readServing(this.d.serving?.probe, namespace, name, decision.spec?.serving.port ?? 8080, acted.deployments);
+    const rollout = decision.rollout;
     const { status, written } = await writeStatus(this.d, observed.rm, {
       plan: decision.outcome,
       deployments: acted.deployments,
+      ...(rollout ? { rollout: { status: rollout.status, progressing: rollout.progressing, serving: servingNow(rollout.serving, acted.deployments) } } : {}),
       pods: observed.pods,
       conflicts: acted.conflicts,
       applyErrors: acted.errors,
@@ -71,7 +91,10 @@ export class Reconciler {
       ...(scaling ? { autoscaling: scaling.input } : {}),
       now: this.d.clock.now(),
     });
-    if (written) this.d.log.debug('status updated', { recmodel: `${namespace}/${name}`, ready: status.ready });
+    if (written) {
+      this.written.set(key, { uid: observed.rm.metadata.uid!, status, atMs: this.d.clock.now().getTime() });
+      this.d.log.debug('status updated', { recmodel: key, ready: status.ready });
+    }
     // what the kubelet or the scheduler says of the model's pods, also as a Warning Event (deduplicated by message)
     const degraded = status.conditions?.find((c) => c.type === ConditionType.Degraded);
     if (degraded?.status === 'True' && isPodProblemReason(degraded.reason)) await this.d.events.emit(observed.rm, 'Warning', degraded.reason, degraded.message);
@@ -80,8 +103,26 @@ export class Reconciler {
     if (acted.conflicts.length) return { requeueAfterMs: CONFLICT_RECHECK_MS };
     // A serving main is read again on a schedule (its scheduler changes without any Kubernetes event), and an
     // autoscaled model at its policy's interval.
-    const next = [serving.polled ? this.d.serving!.pollMs : undefined, scaling?.requeueAfterMs].filter((v): v is number => v !== undefined);
+    // a rollout looks again when its drain period or its progress deadline ends
+    const next = [serving.polled ? this.d.serving!.pollMs : undefined, scaling?.requeueAfterMs, rollout?.requeueAfterMs].filter(
+      (v): v is number => v !== undefined,
+    );
     return next.length ? { requeueAfterMs: Math.min(...next) } : {};
+  }
+
+  /**
+   * A reconcile that follows this replica's own status write closely may see the cache from before it: a second
+   * rollout decision on a stale status would restart the rollout's bookkeeping. Until the cache shows what was
+   * written (or OWN_WRITE_MS passes), the model is read with the status last written.
+   */
+  private readOwnWrites(key: string, observed: Observed | undefined): Observed | undefined {
+    const mine = this.written.get(key);
+    if (!observed || !mine || mine.uid !== observed.rm.metadata.uid) return observed;
+    if (sameStatus(observed.rm.status, mine.status) || this.d.clock.now().getTime() - mine.atMs >= OWN_WRITE_MS) {
+      this.written.delete(key);
+      return observed;
+    }
+    return { ...observed, rm: { ...observed.rm, status: mine.status } };
   }
 
   /** Apply and prune under a plan; without one, nothing is lost: the children of the last good plan keep serving. */
@@ -95,8 +136,14 @@ export class Reconciler {
     // replicas go from apply to the autoscaler before an apply without them would reset them
     if (autoscaler) await autoscaler.handOver(deploymentsOf(observed));
     await announcePlan(this.d.events, rm, plan);
+    for (const e of decision.rollout?.events ?? []) await this.d.events.emit(rm, e.type, e.reason, e.message);
     const applied = await applyDesired(this.d, observed, decision.desired);
     applied.errors.push(...(await pruneStale(this.d, rm, decision.stale, plan.hash, decision.scaling)));
+    // the Deployments the rollout keeps as they are (an old version's, the main while new shards start) are live too
+    const appliedNames = new Set(applied.deployments.map((d) => d.metadata!.name));
+    applied.deployments.push(
+      ...(decision.rollout?.retain ?? []).filter((o) => o.kind === 'Deployment' && !appliedNames.has(o.metadata!.name)).map((o) => o as V1Deployment),
+    );
     return applied;
   }
 

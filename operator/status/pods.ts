@@ -3,8 +3,8 @@
 // Pure: the pods in, one problem per component out (its worst), for the Degraded condition.
 import type { V1ContainerStatus, V1Pod } from '@kubernetes/client-node';
 import { Reason as R, type PodProblemReason } from '../api/reasons.js';
-import { LABEL_COMPONENT, LABEL_SHARD } from '../builders/labels.js';
-import { componentName } from '../builders/names.js';
+import { LABEL_COMPONENT, LABEL_SHARD, LABEL_VERSION } from '../builders/labels.js';
+import { componentName, dnsLabel } from '../builders/names.js';
 
 export const isPodProblemReason = (r: string | undefined): r is PodProblemReason => PROBLEM_SEVERITY.includes(r as PodProblemReason);
 
@@ -78,7 +78,9 @@ export function podProblems(model: string, pods: V1Pod[]): PodProblem[] {
     const shard = labels[LABEL_SHARD] === undefined ? undefined : Number(labels[LABEL_SHARD]);
     const problem = podProblem(p);
     if (!problem) continue;
-    const component = componentName(model, role, shard);
+    // a shard pod made before versions existed belongs to the unversioned Deployment (named without one)
+    const version = labels[LABEL_VERSION];
+    const component = role === 'sparse' && version === undefined ? dnsLabel(model, `shard-${shard}`) : componentName(model, role, shard, version);
     const prev = worst.get(component);
     if (!prev || PROBLEM_SEVERITY.indexOf(problem.reason) < PROBLEM_SEVERITY.indexOf(prev.reason))
       worst.set(component, { component, pod: p.metadata!.name!, ...problem });

@@ -10,6 +10,7 @@ import type { Plan } from '../planner/plan.js';
 import type { SchedulerReading } from '../signals/serving.js';
 import { autoscalingConditions, autoscalingStatus, componentAutoscaling } from './autoscaling.js';
 import { mergeConditions, type ConditionInput } from './conditions.js';
+import { isAvailable, isRollingOut } from './deployments.js';
 import { PROBLEM_SEVERITY, podProblems, type PodProblem } from './pods.js';
 
 export type PlanOutcome = { ok: true; plan: Plan } | { ok: false; reason: PlanFailureReason; message: string };
@@ -31,6 +32,8 @@ export interface StatusInput {
   scheduler?: SchedulerReading;
   /** Absent when spec.autoscaling is not enabled. */
   autoscaling?: AutoscalingInput;
+  /** Under a plan: the serving version's rollout (its status, its Progressing, the Deployments that serve now). */
+  rollout?: { status: NonNullable<RecModelStatus['rollout']>; progressing?: ConditionInput; serving: V1Deployment[] };
   now: Date;
 }
 
@@ -49,22 +52,6 @@ export function componentStatus(d: V1Deployment): ComponentStatus {
     readyReplicas: d.status?.readyReplicas ?? 0,
     availableReplicas: d.status?.availableReplicas ?? 0,
   };
-}
-
-export function isAvailable(d: V1Deployment): boolean {
-  return (d.status?.availableReplicas ?? 0) >= (d.spec?.replicas ?? 1);
-}
-
-/** A rollout is in progress until the Deployment controller has seen the spec and every replica is new and ready. */
-export function isRollingOut(d: V1Deployment): boolean {
-  const want = d.spec?.replicas ?? 1;
-  const s = d.status ?? {};
-  return (
-    (s.observedGeneration ?? 0) < (d.metadata?.generation ?? 0) ||
-    (s.updatedReplicas ?? 0) < want ||
-    (s.replicas ?? 0) > (s.updatedReplicas ?? 0) ||
-    (s.availableReplicas ?? 0) < (s.updatedReplicas ?? 0)
-  );
 }
 
 function planSummary(plan: Plan): NonNullable<RecModelStatus['plan']> {
@@ -91,22 +78,35 @@ function plannedCondition(plan: PlanOutcome): ConditionInput {
   };
 }
 
-/** Available, Progressing and Degraded, from the Deployments (sorted by name) and what this reconcile could not write. */
-function componentConditions(sorted: V1Deployment[], conflicts: string[], applyErrors: string[], pods: PodProblem[]) {
+/**
+ * Available (judged on the Deployments that serve now: a new version's shards starting beside them do not count
+ * yet), Progressing (the rollout's while a version changes, else the Deployments') and Degraded, from the
+ * Deployments (sorted by name) and what this reconcile could not write.
+ */
+function componentConditions(
+  sorted: V1Deployment[],
+  serving: V1Deployment[],
+  rollout: ConditionInput | undefined,
+  conflicts: string[],
+  applyErrors: string[],
+  pods: PodProblem[],
+) {
   const rolling = sorted.filter(isRollingOut);
-  const unavailable = sorted.filter((d) => !isAvailable(d)).map((d) => d.metadata!.name!);
+  const unavailable = serving.filter((d) => !isAvailable(d)).map((d) => d.metadata!.name!);
   const available: ConditionInput =
-    sorted.length > 0 && unavailable.length === 0
-      ? { type: T.Available, status: 'True', reason: R.AllComponentsAvailable, message: `${sorted.length} of ${sorted.length} components available` }
+    serving.length > 0 && unavailable.length === 0
+      ? { type: T.Available, status: 'True', reason: R.AllComponentsAvailable, message: `${serving.length} of ${serving.length} components available` }
       : {
           type: T.Available,
           status: 'False',
           reason: R.ComponentsUnavailable,
-          message: sorted.length ? `waiting for ${unavailable.join(', ')}` : 'no components yet',
+          message: serving.length ? `waiting for ${unavailable.join(', ')}` : 'no components yet',
         };
-  const progressing: ConditionInput = rolling.length
-    ? { type: T.Progressing, status: 'True', reason: R.RollingOut, message: `rolling out ${rolling.map((d) => d.metadata!.name).join(', ')}` }
-    : { type: T.Progressing, status: 'False', reason: R.RolloutComplete, message: 'every component runs the current plan' };
+  const progressing: ConditionInput = rollout
+    ? rollout
+    : rolling.length
+      ? { type: T.Progressing, status: 'True', reason: R.RollingOut, message: `rolling out ${rolling.map((d) => d.metadata!.name).join(', ')}` }
+      : { type: T.Progressing, status: 'False', reason: R.RolloutComplete, message: 'every component runs the current plan' };
   const problems = [...conflicts.map((n) => `${n} exists and is not controlled by this RecModel`), ...applyErrors];
   const worstPod = [...pods].sort((a, b) => PROBLEM_SEVERITY.indexOf(a.reason) - PROBLEM_SEVERITY.indexOf(b.reason))[0];
   const degraded: ConditionInput = problems.length
@@ -122,7 +122,9 @@ function readyCondition(planned: ConditionInput, c: ReturnType<typeof componentC
   if (planned.status !== 'True') return { type: T.Ready, status: 'False', reason: R.NotPlanned, message: planned.message };
   if (c.degraded.status === 'True') return { type: T.Ready, status: 'False', reason: R.Degraded, message: c.degraded.message };
   if (c.available.status !== 'True') return { type: T.Ready, status: 'False', reason: R.NotAvailable, message: c.available.message };
-  if (c.progressing.status === 'True') return { type: T.Ready, status: 'False', reason: R.Progressing, message: c.progressing.message };
+  // a rollout in flight, or one that cannot go on (the model serves its older version meanwhile)
+  const blocked = c.progressing.reason === R.RolloutStuck || c.progressing.reason === R.SurgeExceedsBudget;
+  if (c.progressing.status === 'True' || blocked) return { type: T.Ready, status: 'False', reason: R.Progressing, message: c.progressing.message };
   return { type: T.Ready, status: 'True', reason: R.Ready, message: 'all components available on the current plan' };
 }
 
@@ -137,7 +139,8 @@ export function computeStatus(input: StatusInput): RecModelStatus {
     ),
   );
   const planned = plannedCondition(plan);
-  const c = componentConditions(sorted, input.conflicts, input.applyErrors, podProblems(input.name, input.pods ?? []));
+  const serving = input.rollout ? sorted.filter((d) => input.rollout!.serving.some((s) => s.metadata!.name === d.metadata!.name)) : sorted;
+  const c = componentConditions(sorted, serving, input.rollout?.progressing, input.conflicts, input.applyErrors, podProblems(input.name, input.pods ?? []));
   const main = sorted.find((d) => d.metadata?.labels?.[LABEL_COMPONENT] === 'main');
   const summary = plan.ok ? planSummary(plan.plan) : input.previous?.plan;
   const scaling = autoscalingStatus(input.autoscaling, input.previous?.autoscaling, metaTime(input.now));
@@ -155,8 +158,9 @@ export function computeStatus(input: StatusInput): RecModelStatus {
     ...(summary ? { plan: summary } : {}),
     replicas: main?.status?.replicas ?? 0,
     selector: selectorString(selectorLabels(input.name, 'main')),
-    ready: `${sorted.filter(isAvailable).length}/${sorted.length}`,
+    ready: `${serving.filter(isAvailable).length}/${serving.length}`,
     components,
+    ...(input.rollout ? { rollout: input.rollout.status } : input.previous?.rollout ? { rollout: input.previous.rollout } : {}),
     ...schedulerStatus(input),
     ...(scaling ? { autoscaling: scaling } : {}),
   };

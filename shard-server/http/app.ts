@@ -12,7 +12,12 @@ import { mainRoutes, type MainState } from './routes/main.js';
 import { sparseRoutes, type SparseState } from './routes/sparse.js';
 import { tracker } from './track.js';
 
-export type ServerState = MainState & SparseState;
+export type ServerState = MainState &
+  SparseState & {
+    /** Shutting down: replies close their connections. */
+    stopping: boolean;
+    notReady(expectedVersion?: string): string | undefined;
+  };
 
 export interface AppOptions {
   model: string;
@@ -34,7 +39,12 @@ export function buildServerApp(state: ServerState, o: AppOptions): Express {
   app.set('etag', false);
   const shard = o.role === 'sparse' && o.shard !== undefined ? String(o.shard) : '';
   const track = tracker(o.metrics, shard, o.emulateServiceMs);
-  healthRoutes(app, () => state.notReady(), o.metrics);
+  // a server shutting down tells each client to reconnect (elsewhere, through the Service) after this reply
+  app.use((_req, res, next) => {
+    if (state.stopping) res.setHeader('connection', 'close');
+    next();
+  });
+  healthRoutes(app, (expected) => state.notReady(expected), o.metrics);
   if (o.role === 'main') mainRoutes(app, state, o, track);
   else sparseRoutes(app, state, { shard, maxBodyBytes: o.maxBodyBytes, metrics: o.metrics }, track);
   app.use(notFound);

@@ -24,6 +24,7 @@ export class ServerMetrics {
   readonly resident: Gauge<'model' | 'role'>;
   readonly shardUp: Gauge<'model' | 'shard'>;
   readonly fallbacks: Counter<'model' | 'shard'>;
+  readonly versionMismatches: Counter<'model' | 'shard'>;
   readonly parts: Counter<'model' | 'role' | 'executor'>;
   private scheduler?: () => SchedulerInfo;
 
@@ -56,6 +57,12 @@ export class ServerMetrics {
     this.fallbacks = new Counter({
       name: Metric.fallbacks,
       help: 'Shard calls replaced by zero embeddings under the zero failure policy.',
+      labelNames: [Label.model, Label.shard],
+      registers,
+    });
+    this.versionMismatches = new Counter({
+      name: Metric.shardVersionMismatches,
+      help: 'Lookups a shard refused because it serves another plan or artifact version (version skew).',
       labelNames: [Label.model, Label.shard],
       registers,
     });

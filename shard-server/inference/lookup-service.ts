@@ -1,6 +1,7 @@
 // The sparse role: answers binary lookup requests from the tables this shard holds, checking every index.
 import { ErrorCode, fail } from '../../contracts/errors.js';
 import { decodeRequest, encodeResponse } from '../../contracts/wire/lookup.js';
+import { describeVersion, sameVersion, type LookupVersion } from '../../contracts/wire/versions.js';
 import type { EmbeddingTable } from '../model/load.js';
 import { poolInto } from './embeddings.js';
 import { firstOutOfRange } from './indices.js';
@@ -12,6 +13,8 @@ export class LookupService {
   constructor(
     tables: Map<string, EmbeddingTable>,
     private readonly maxBatch: number,
+    /** The serving version this shard's tables belong to: a lookup planned for another is refused. */
+    readonly version: LookupVersion,
   ) {
     for (const t of tables.values()) this.byIndex.set(t.index, t);
   }
@@ -28,6 +31,8 @@ export class LookupService {
    */
   handle(body: Uint8Array, alloc: (bytes: number) => Uint8Array = (n) => new Uint8Array(n)): { response: Uint8Array; batch: number; lookups: number } {
     const req = decodeRequest(body, this.maxBatch);
+    if (!sameVersion(req.version, this.version))
+      fail(ErrorCode.VersionMismatch, `lookup planned for ${describeVersion(req.version)}; this shard serves ${describeVersion(this.version)}`);
     const tables = req.lookups.map((l, i) => {
       const table = this.byIndex.get(l.table);
       if (!table) fail(ErrorCode.UnknownTable, `tables[${i}]: this shard does not hold table index ${l.table}`);

@@ -4,8 +4,10 @@
 // stream copies (a DLRM-RMC2 query moves megabytes of indices and pooled rows).
 import { Agent, request, type AgentOptions } from 'node:http';
 import type { Duplex } from 'node:stream';
+import { VERSION_HEADER } from '../../contracts/endpoints.js';
 import { ErrorCode, ServeError } from '../../contracts/errors.js';
 import { LOOKUP_CONTENT_TYPE, decodeResponse, encodeRequest, type LookupRequest, type LookupResult } from '../../contracts/wire/lookup.js';
+import { describeVersion, versionToken, type LookupVersion } from '../../contracts/wire/versions.js';
 import type { Clock } from '../../lib/clock.js';
 import { BufferPool } from './buffer-pool.js';
 
@@ -52,6 +54,9 @@ export class ShardClient {
     readonly endpoint: string,
     readonly tables: number[],
     private readonly clock: Clock,
+    /** The version every lookup and probe names: a shard of another version refuses the one, fails the other. */
+    readonly version: LookupVersion,
+    private readonly onVersionMismatch: () => void = () => {},
   ) {}
 
   get up(): boolean {
@@ -65,7 +70,7 @@ export class ShardClient {
     this.onChange(up);
   }
 
-  private async call(req: LookupRequest, body: Uint8Array, deadline: number): Promise<LookupResult[]> {
+  private async call(req: Pick<LookupRequest, 'batch'>, body: Uint8Array, deadline: number): Promise<LookupResult[]> {
     const left = deadline - this.clock.now().getTime();
     if (left <= 0) throw new ServeError(ErrorCode.DeadlineExceeded, `shard ${this.shard}: deadline exceeded before the call`);
     let res: { status: number; body: Uint8Array };
@@ -76,6 +81,14 @@ export class ShardClient {
       throw new ServeError(
         timeout ? ErrorCode.DeadlineExceeded : ErrorCode.ShardUnavailable,
         `shard ${this.shard} (${this.endpoint}): ${timeout ? `no answer within ${left} ms` : (e as Error).message}`,
+      );
+    }
+    if (res.status === ErrorCode.VersionMismatch.status) {
+      this.onVersionMismatch();
+      throw new ServeError(
+        ErrorCode.ShardVersionMismatch,
+        `shard ${this.shard} (${this.endpoint}) serves another version than this main (${describeVersion(this.version)}): ` +
+          Buffer.from(res.body).toString('utf8').slice(0, 200),
       );
     }
     if (res.status !== 200)
@@ -126,14 +139,18 @@ export class ShardClient {
     });
   }
 
-  /** One lookup, retried once on failure while the deadline allows. */
-  async lookup(req: LookupRequest, deadline: number): Promise<LookupResult[]> {
-    const body = encodeRequest(req, (n) => this.buffers.acquire(n));
+  /** One lookup, retried once on failure while the deadline allows (not a version mismatch: every pod of a shard's Service has one version). */
+  async lookup(req: Omit<LookupRequest, 'version'>, deadline: number): Promise<LookupResult[]> {
+    const body = encodeRequest({ ...req, version: this.version }, (n) => this.buffers.acquire(n));
     try {
       const r = await this.call(req, body, deadline);
       this.mark(true);
       return r;
     } catch (first) {
+      if ((first as ServeError).kind === ErrorCode.ShardVersionMismatch) {
+        this.mark(false);
+        throw first;
+      }
       try {
         const r = await this.call(req, body, deadline);
         this.mark(true);
@@ -154,7 +171,8 @@ export class ShardClient {
     const probe = async () => {
       let ok = false;
       try {
-        ok = (await fetch(`${this.endpoint}/readyz`, { signal: AbortSignal.timeout(Math.max(200, intervalMs)) })).ok;
+        const headers = { [VERSION_HEADER]: versionToken(this.version) };
+        ok = (await fetch(`${this.endpoint}/readyz`, { headers, signal: AbortSignal.timeout(Math.max(200, intervalMs)) })).ok;
       } catch {
         ok = false;
       }

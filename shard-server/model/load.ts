@@ -52,6 +52,11 @@ export function modelSource(uri: string): ModelSource {
 }
 
 export async function readManifest(src: ModelSource): Promise<Manifest> {
+  return (await readManifestDigest(src)).manifest;
+}
+
+/** The manifest and the sha256 of its bytes (the artifact version every lookup carries). */
+export async function readManifestDigest(src: ModelSource): Promise<{ manifest: Manifest; sha256: string }> {
   const bytes = await src.read('manifest.json');
   let m: Manifest;
   try {
@@ -60,7 +65,7 @@ export async function readManifest(src: ModelSource): Promise<Manifest> {
     throw new ModelLoadError('manifest.json', `not valid JSON: ${(e as Error).message}`);
   }
   if (m.format !== FORMAT) throw new ModelLoadError('manifest.json', `format is ${JSON.stringify(m.format)}, expected ${FORMAT}`);
-  return m;
+  return { manifest: m, sha256: createHash('sha256').update(bytes).digest('hex') };
 }
 
 export async function readVerified(src: ModelSource, ref: FileRef): Promise<Uint8Array> {

@@ -54,7 +54,7 @@ async function sparse(modelUri: string) {
     maxBodyBytes: 1 << 20,
     probeMs: 200,
     log: silentLogger,
-    plan: { model: 'ncf', main: { tables: [] }, shards: [{ index: 0, tables: manifest.tables.map((t) => t.name), endpoint: '' }] },
+    plan: { model: 'ncf', version: '0a1b2c3d', main: { tables: [] }, shards: [{ index: 0, tables: manifest.tables.map((t) => t.name), endpoint: '' }] },
   });
   running.push(s);
   await s.loaded.catch(() => {});

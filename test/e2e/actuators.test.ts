@@ -20,6 +20,8 @@ import {
   installCrd,
   kubectl,
   kubectlJson,
+  servingVersion,
+  shardNameOf,
   startOperator,
   waitUntil,
   type OperatorProcess,
@@ -57,8 +59,9 @@ const policy = (actuator: string, missingMetrics = 'Hold'): LatencyScalingPolicy
     scaleDown: { stabilizationWindow: '2m', maxPods: 1, maxPercent: 10, period: '30s' },
   } as LatencyScalingPolicy['spec'],
 });
-const components = [`${NAME}-main`, `${NAME}-shard-0`, `${NAME}-shard-1`];
-const replicas = () => components.map((d) => kubectlJson<{ spec: { replicas: number } }>(['get', 'deployment', d, '-n', ns, '-o', 'json']).spec.replicas);
+/** The main's and the two shards' names (the Deployment's, its HPA's or ScaledObject's): the shards' carry the serving version. */
+const components = () => [`${NAME}-main`, shardNameOf(ns, NAME, 0), shardNameOf(ns, NAME, 1)];
+const replicas = () => components().map((d) => kubectlJson<{ spec: { replicas: number } }>(['get', 'deployment', d, '-n', ns, '-o', 'json']).spec.replicas);
 
 beforeAll(async () => {
   installCrd();
@@ -81,11 +84,13 @@ afterAll(async () => {
 
 describe('actuator HPA', () => {
   it("emits one HPA v2 per component, on its latency percentile, within the policy's bounds and rate limits", async () => {
-    await waitUntil('three HPAs', () => childNames(ns, 'hpa', NAME).length === 3, 60_000);
-    expect(childNames(ns, 'hpa', NAME)).toEqual(components);
-    const shard = kubectlJson<V2HorizontalPodAutoscaler>(['get', 'hpa', `${NAME}-shard-1`, '-n', ns, '-o', 'json']);
+    await waitUntil('three HPAs and the serving version', () => childNames(ns, 'hpa', NAME).length === 3 && servingVersion(ns, NAME), 60_000);
+    expect(childNames(ns, 'hpa', NAME)).toEqual(components());
+    const shard1 = shardNameOf(ns, NAME, 1);
+    const shard = kubectlJson<V2HorizontalPodAutoscaler>(['get', 'hpa', shard1, '-n', ns, '-o', 'json']);
     expect(shard.metadata!.ownerReferences).toEqual([expect.objectContaining({ kind: 'RecModel', name: NAME, controller: true })]);
-    expect(shard.spec).toMatchObject({ scaleTargetRef: { kind: 'Deployment', name: `${NAME}-shard-1` }, minReplicas: 1, maxReplicas: 5 });
+    expect(shard.metadata!.labels).toMatchObject({ 'recshard.io/shard': '1', 'recshard.io/version': servingVersion(ns, NAME) });
+    expect(shard.spec).toMatchObject({ scaleTargetRef: { kind: 'Deployment', name: shard1 }, minReplicas: 1, maxReplicas: 5 });
     expect(shard.spec!.metrics).toEqual([
       {
         type: 'External',
@@ -111,7 +116,7 @@ describe('actuator HPA', () => {
     const failing = await waitUntil(
       'the HPA controller evaluated',
       () => {
-        const h = kubectlJson<V2HorizontalPodAutoscaler>(['get', 'hpa', `${NAME}-shard-0`, '-n', ns, '-o', 'json']);
+        const h = kubectlJson<V2HorizontalPodAutoscaler>(['get', 'hpa', shardNameOf(ns, NAME, 0), '-n', ns, '-o', 'json']);
         return h.status?.conditions?.find((c) => c.type === 'ScalingActive' && c.status === 'False');
       },
       90_000,
@@ -135,7 +140,7 @@ describe('actuator HPA', () => {
     expect(status.status!.autoscaling).toMatchObject({ policy: policyName, actuator: 'HPA', target: '150ms' });
     expect(replicas()).toEqual([1, 1, 1]);
     // apply leaves replicas to the HPA: scaling a shard by hand (as the HPA would) survives the next reconcile
-    kubectl(['scale', 'deployment', `${NAME}-shard-0`, '-n', ns, '--replicas=2']);
+    kubectl(['scale', 'deployment', shardNameOf(ns, NAME, 0), '-n', ns, '--replicas=2']);
     kubectl(['annotate', 'recmodel', NAME, '-n', ns, `touch=${Date.now()}`, '--overwrite']);
     await new Promise((r) => setTimeout(r, 3000));
     expect(replicas()).toEqual([1, 2, 1]);
@@ -151,9 +156,10 @@ describe('actuator KEDA, then back to the operator', () => {
       60_000,
       500,
     );
-    const so = kubectlJson<{ spec: Record<string, any> }>(['get', 'scaledobjects.keda.sh', `${NAME}-shard-1`, '-n', ns, '-o', 'json']);
+    expect(childNames(ns, 'scaledobjects.keda.sh', NAME)).toEqual(components());
+    const so = kubectlJson<{ spec: Record<string, any> }>(['get', 'scaledobjects.keda.sh', shardNameOf(ns, NAME, 1), '-n', ns, '-o', 'json']);
     expect(so.spec).toMatchObject({
-      scaleTargetRef: { name: `${NAME}-shard-1` },
+      scaleTargetRef: { name: shardNameOf(ns, NAME, 1) },
       minReplicaCount: 1,
       maxReplicaCount: 5,
       pollingInterval: 5,

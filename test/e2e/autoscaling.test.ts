@@ -26,6 +26,7 @@ import {
   kubectl,
   kubectlJson,
   ROOT,
+  shardNameOf,
   startOperator,
   waitUntil,
   type OperatorProcess,
@@ -69,16 +70,20 @@ let load: ChildProcess | undefined;
 const api = client();
 const history: { t: number; replicas: Record<string, number>; latencyMs?: number }[] = [];
 let sampler: NodeJS.Timeout | undefined;
+/** The two shards' Deployments (their names carry the serving version, which stays the same throughout). */
+let shard0: string;
+let shard1: string;
+const MAIN = `${NAME}-main`;
 
-const deployments = () => [`${NAME}-main`, `${NAME}-shard-0`, `${NAME}-shard-1`];
+const deployments = () => [MAIN, shard0, shard1];
 async function replicas(): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
   for (const d of deployments()) out[d] = (await api.apps.readNamespacedDeployment({ name: d, namespace: ns })).spec?.replicas ?? 1;
   return out;
 }
-/** Pods serving (Ready) per component. */
-const readyPods = (component: string) =>
-  kubectlJson<{ status: { readyReplicas?: number } }>(['get', 'deployment', `${NAME}-${component}`, '-n', ns]).status.readyReplicas ?? 0;
+/** Pods serving (Ready) per component (its Deployment). */
+const readyPods = (deployment: string) =>
+  kubectlJson<{ status: { readyReplicas?: number } }>(['get', 'deployment', deployment, '-n', ns]).status.readyReplicas ?? 0;
 const recModel = async () =>
   (await api.custom.getNamespacedCustomObject({ group: 'recshard.io', version: 'v1alpha1', namespace: ns, plural: 'recmodels', name: NAME })) as RecModel;
 const cond = (r: RecModel, type: string) => r.status?.conditions?.find((c) => c.type === type);
@@ -171,25 +176,23 @@ beforeAll(async () => {
   kubectl(['apply', '-f', '-'], JSON.stringify(policy));
   op = await startOperator(ns, { extraArgs: [`--prometheus-url=${prom.url}`, '--serving-poll=0'] });
   applyYaml(ns, [{ ...rm, spec: { ...rm.spec, autoscaling: { enabled: true, policyRef: { name: policyName } } } }]);
-  await waitUntil('the shard Deployments', () => kubectl(['get', 'deployment', `${NAME}-shard-1`, '-n', ns, '--ignore-not-found']) !== '', 60_000, 500);
-  // the slow shard: its pods hold a serial lane 50 ms per request (the operator leaves other fields' env alone)
-  kubectl(['set', 'env', '-n', ns, `deployment/${NAME}-shard-1`, 'RECSHARD_EMULATE_SERVICE_MS=50']);
+  await waitUntil('the serving version', () => recModel().then((m) => m.status?.rollout?.toVersion), 60_000, 500);
+  shard0 = shardNameOf(ns, NAME, 0);
+  shard1 = shardNameOf(ns, NAME, 1);
+  await waitUntil('the shard Deployments', () => kubectl(['get', 'deployment', shard1, '-n', ns, '--ignore-not-found']) !== '', 60_000, 500);
+  // the slow shard: its pods hold a serial lane 50 ms per request (the operator leaves other fields' env alone;
+  // a change of env is no new serving version, so the shard keeps its name)
+  kubectl(['set', 'env', '-n', ns, `deployment/${shard1}`, 'RECSHARD_EMULATE_SERVICE_MS=50']);
   await waitUntil(
     'every component serving, shard 1 slow',
     () => {
-      const d = kubectlJson<{ status: { updatedReplicas?: number; readyReplicas?: number; replicas?: number } }>([
-        'get',
-        'deployment',
-        `${NAME}-shard-1`,
-        '-n',
-        ns,
-      ]);
-      return readyPods('main') === 1 && readyPods('shard-0') === 1 && d.status.updatedReplicas === 1 && d.status.readyReplicas === 1 && d.status.replicas === 1;
+      const d = kubectlJson<{ status: { updatedReplicas?: number; readyReplicas?: number; replicas?: number } }>(['get', 'deployment', shard1, '-n', ns]);
+      return readyPods(MAIN) === 1 && readyPods(shard0) === 1 && d.status.updatedReplicas === 1 && d.status.readyReplicas === 1 && d.status.replicas === 1;
     },
     120_000,
     500,
   );
-  mainUrl = serviceUrl(ns, `${NAME}-main`);
+  mainUrl = serviceUrl(ns, MAIN);
   sampler = setInterval(() => {
     void Promise.all([replicas(), recModel()])
       .then(([r, m]) => {
@@ -224,26 +227,26 @@ afterAll(async () => {
 describe('latency autoscaling on the critical path', () => {
   it('adds pods to the shard that dominates the tail, and only to it, until the p95 is back under the target', async () => {
     load = startLoad(16); // shard 1 alone serves 20/s: 80% busy, its queue pushes the main's p95 far over 150 ms
-    await waitUntil('shard 1 scaled up', async () => ((await replicas())[`${NAME}-shard-1`]! >= 2 ? true : undefined), 90_000, 1000);
+    await waitUntil('shard 1 scaled up', async () => ((await replicas())[shard1]! >= 2 ? true : undefined), 90_000, 1000);
     const now = await replicas();
-    expect(now[`${NAME}-main`]).toBe(1);
-    expect(now[`${NAME}-shard-0`]).toBe(1);
+    expect(now[MAIN]).toBe(1);
+    expect(now[shard0]).toBe(1);
     const status = await waitUntil(
       'the scale in status',
       async () => {
         const st = (await recModel()).status;
-        return st?.components?.find((c) => c.name === `${NAME}-shard-1`)?.lastScaleReason ? st : undefined;
+        return st?.components?.find((c) => c.name === shard1)?.lastScaleReason ? st : undefined;
       },
       30_000,
       500,
     );
-    expect(status.autoscaling).toMatchObject({ policy: policyName, percentile: 95, target: '150ms', criticalComponent: `${NAME}-shard-1` });
-    expect(status.components!.find((c) => c.name === `${NAME}-shard-1`)!.lastScaleReason).toMatch(/^LatencyAboveTarget/);
+    expect(status.autoscaling).toMatchObject({ policy: policyName, percentile: 95, target: '150ms', criticalComponent: shard1 });
+    expect(status.components!.find((c) => c.name === shard1)!.lastScaleReason).toMatch(/^LatencyAboveTarget/);
     expect(cond(await recModel(), 'ScalingActive')).toMatchObject({ status: 'True', reason: 'ScalingOnLatency' });
 
     // the loop closes: the added pods serve, and once a whole window has seen them the main's p95 is back
     // under the target
-    await waitUntil('a second shard 1 pod serving', () => readyPods('shard-1') >= 2, 60_000, 500);
+    await waitUntil('a second shard 1 pod serving', () => readyPods(shard1) >= 2, 60_000, 500);
     const serving = Date.now();
     const closed = await waitUntil(
       'p95 back under the target',
@@ -259,8 +262,8 @@ describe('latency autoscaling on the critical path', () => {
     // the same evaluation read the latency, so its condition says the metrics were there
     expect(cond(closed, 'MetricsUnavailable')).toMatchObject({ status: 'False', reason: 'MetricsAvailable' });
     const final = await replicas();
-    expect(final[`${NAME}-main`]).toBe(1);
-    expect(final[`${NAME}-shard-0`]).toBe(1);
+    expect(final[MAIN]).toBe(1);
+    expect(final[shard0]).toBe(1);
 
     // the query a KEDA actuator would run picks one shard by its shard label: shard 1 (50 ms per request) reads
     // slower than shard 0, and a model without series reads nothing (an error to KEDA, so its HPA holds)
@@ -292,8 +295,8 @@ describe('latency autoscaling on the critical path', () => {
     expect(perShard.map((r) => r.metric.shard).sort()).toEqual(['0', '1']);
 
     const events = (await api.core.listNamespacedEvent({ namespace: ns })).items.filter((e) => e.involvedObject.name === NAME);
-    expect(events.some((e) => e.reason === 'ScaledUp' && e.message!.startsWith(`${NAME}-shard-1: 1 -> 2 replicas (LatencyAboveTarget`))).toBe(true);
-    expect(events.some((e) => e.reason === 'ScaledUp' && !e.message!.startsWith(`${NAME}-shard-1`))).toBe(false);
+    expect(events.some((e) => e.reason === 'ScaledUp' && e.message!.startsWith(`${shard1}: 1 -> 2 replicas (LatencyAboveTarget`))).toBe(true);
+    expect(events.some((e) => e.reason === 'ScaledUp' && !e.message!.startsWith(shard1))).toBe(false);
     expect(await op!.metrics()).toMatch(/recshard_operator_scaling_decisions_total\{direction="up",reason="LatencyAboveTarget"\} [1-9]/);
   });
 
@@ -301,13 +304,13 @@ describe('latency autoscaling on the critical path', () => {
     // the load goes away: an idle main has no tail (status shows 0ms), which is under the band
     await stopLoad();
     const t0 = Date.now();
-    const peak = (await replicas())[`${NAME}-shard-1`]!;
-    await waitUntil('shard 1 back to one replica', async () => ((await replicas())[`${NAME}-shard-1`] === 1 ? true : undefined), 120_000, 1000);
+    const peak = (await replicas())[shard1]!;
+    await waitUntil('shard 1 back to one replica', async () => ((await replicas())[shard1] === 1 ? true : undefined), 120_000, 1000);
     // the sampler reads on its own schedule: wait until its history holds the scale-down this poll just saw
-    await waitUntil('the history to record it', () => (history.at(-1)?.replicas[`${NAME}-shard-1`] === 1 ? true : undefined), 10_000, 200);
+    await waitUntil('the history to record it', () => (history.at(-1)?.replicas[shard1] === 1 ? true : undefined), 10_000, 200);
     // every scale-down of shard 1 was preceded by a stabilization window in which the p95 stayed under the band
     // (80% of the target), as status showed it
-    const downs = history.filter((h, i) => i > 0 && h.t >= t0 - 5000 && h.replicas[`${NAME}-shard-1`]! < history[i - 1]!.replicas[`${NAME}-shard-1`]!);
+    const downs = history.filter((h, i) => i > 0 && h.t >= t0 - 5000 && h.replicas[shard1]! < history[i - 1]!.replicas[shard1]!);
     expect(downs.length).toBeGreaterThanOrEqual(Math.min(1, peak - 1));
     for (const d of downs) {
       const before = history.filter((h) => h.t >= d.t - (STABILIZATION_S - 3) * 1000 && h.t <= d.t - 3000 && h.latencyMs !== undefined);
@@ -315,7 +318,7 @@ describe('latency autoscaling on the critical path', () => {
       expect(before.every((h) => h.latencyMs! < 0.8 * TARGET_MS)).toBe(true);
     }
     const events = (await api.core.listNamespacedEvent({ namespace: ns })).items.filter((e) => e.involvedObject.name === NAME && e.reason === 'ScaledDown');
-    expect(events.some((e) => e.message!.startsWith(`${NAME}-shard-1:`))).toBe(true);
+    expect(events.some((e) => e.message!.startsWith(`${shard1}:`))).toBe(true);
     // idle is not missing: with series but no requests over the window, the KEDA query reads 0, not nothing
     await waitUntil(
       'an idle window',
@@ -352,11 +355,11 @@ describe('latency autoscaling on the critical path', () => {
   it('kept every component within the policy bounds throughout', () => {
     expect(history.length).toBeGreaterThan(30);
     for (const h of history) {
-      expect(h.replicas[`${NAME}-main`]).toBeGreaterThanOrEqual(BOUNDS.main.min);
-      expect(h.replicas[`${NAME}-main`]).toBeLessThanOrEqual(BOUNDS.main.max);
-      for (const s of [0, 1]) {
-        expect(h.replicas[`${NAME}-shard-${s}`]).toBeGreaterThanOrEqual(BOUNDS.sparse.min);
-        expect(h.replicas[`${NAME}-shard-${s}`]).toBeLessThanOrEqual(BOUNDS.sparse.max);
+      expect(h.replicas[MAIN]).toBeGreaterThanOrEqual(BOUNDS.main.min);
+      expect(h.replicas[MAIN]).toBeLessThanOrEqual(BOUNDS.main.max);
+      for (const s of [shard0, shard1]) {
+        expect(h.replicas[s]).toBeGreaterThanOrEqual(BOUNDS.sparse.min);
+        expect(h.replicas[s]).toBeLessThanOrEqual(BOUNDS.sparse.max);
       }
     }
   });

@@ -24,6 +24,7 @@ import {
   kubectlFails,
   kubectlJson,
   readExample,
+  shardNameOf,
   startOperator,
   waitUntil,
   type OperatorProcess,
@@ -385,26 +386,48 @@ describe('helm chart: on the real control plane', () => {
     expect(kubectlJson(['get', 'configmap', 'someone-elses', '-n', ns]).data.k).toBe('v');
 
     op = await startOperator(ns, { kubeconfig: saKubeconfig, extraArgs: [`--lease-name=${release}-operator`, '--image-pull-secrets=registry-a'] });
-    const rm = readExample('dlrm-rmc3.yaml').find((r) => r.metadata.name === 'rmc3-lb')!;
+    const example = readExample('dlrm-rmc3.yaml').find((r) => r.metadata.name === 'rmc3-lb')!;
+    // a short drain: the old shards go soon after the main left them
+    const rm = { ...example, spec: { ...example.spec, rollout: { drainPeriod: '2s' } } };
     kubectl(['apply', '-n', ns, '-f', '-'], JSON.stringify(rm));
-    await waitUntil('rmc3-lb Ready', () => condition(getRecModel(ns, 'rmc3-lb'), 'Ready')?.status === 'True', 90_000);
-    expect(childNames(ns, 'deployments', 'rmc3-lb')).toEqual(['rmc3-lb-main', 'rmc3-lb-shard-0', 'rmc3-lb-shard-1']);
+    await waitUntil(
+      'rmc3-lb Ready',
+      () => {
+        const m = getRecModel(ns, 'rmc3-lb');
+        return condition(m, 'Ready')?.status === 'True' && m.status?.rollout?.toVersion;
+      },
+      90_000,
+    );
+    const first = getRecModel(ns, 'rmc3-lb').status!.rollout!.toVersion!;
+    const shards = [shardNameOf(ns, 'rmc3-lb', 0), shardNameOf(ns, 'rmc3-lb', 1)];
+    expect(childNames(ns, 'deployments', 'rmc3-lb')).toEqual(['rmc3-lb-main', ...shards]);
     expect(childNames(ns, 'poddisruptionbudgets', 'rmc3-lb')).toHaveLength(3);
-    expect(kubectlJson(['get', 'deployment', 'rmc3-lb-shard-1', '-n', ns]).spec.template.spec.imagePullSecrets).toEqual([{ name: 'registry-a' }]);
+    expect(childNames(ns, 'configmaps', 'rmc3-lb')).toHaveLength(1);
+    expect(kubectlJson(['get', 'deployment', shards[1]!, '-n', ns]).spec.template.spec.imagePullSecrets).toEqual([{ name: 'registry-a' }]);
     expect(op.logs()).not.toMatch(/forbidden|denied request/);
-    // the admission policy lets it delete what it manages: a monolithic plan takes the shards away
+    // the admission policy lets it create and delete what it manages: a monolithic plan is a new version (a new
+    // plan ConfigMap), and once the main has switched the shards and the old ConfigMap are deleted
     kubectl(['patch', 'recmodel', 'rmc3-lb', '-n', ns, '--type=merge', '-p', '{"spec":{"sharding":{"strategy":"monolithic","shards":null}}}']);
     await waitUntil(
       'shards deleted by the operator',
-      () => childNames(ns, 'deployments', 'rmc3-lb').join() === 'rmc3-lb-main' && childNames(ns, 'poddisruptionbudgets', 'rmc3-lb').length === 1,
+      () => {
+        const r = getRecModel(ns, 'rmc3-lb').status?.rollout;
+        return (
+          r?.toVersion !== first &&
+          r?.phase === 'Complete' &&
+          childNames(ns, 'deployments', 'rmc3-lb').join() === 'rmc3-lb-main' &&
+          childNames(ns, 'poddisruptionbudgets', 'rmc3-lb').length === 1 &&
+          childNames(ns, 'configmaps', 'rmc3-lb').length === 1
+        );
+      },
       60_000,
       500,
     );
+    expect(getRecModel(ns, 'rmc3-lb').status?.rollout).toMatchObject({ fromVersion: first, mode: 'Overlap' });
     expect(op.logs()).not.toMatch(/forbidden|denied request/);
-    // what the alerts read: the model's conditions on the operator's /metrics
-    expect(await op.metrics()).toMatch(
-      new RegExp(`recshard_operator_recmodel_condition\\{namespace="${ns}",model="rmc3-lb",type="Ready",status="True",reason="Ready"\\} 1`),
-    );
+    // what the alerts read: the model's conditions on the operator's /metrics (Ready again once the rollout is complete)
+    const ready = new RegExp(`recshard_operator_recmodel_condition\\{namespace="${ns}",model="rmc3-lb",type="Ready",status="True",reason="Ready"\\} 1`);
+    await waitUntil('Ready on /metrics', async () => ready.test(await op!.metrics()), 30_000, 500);
   });
 
   it('uninstalls', () => {

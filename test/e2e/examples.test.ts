@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FAKE_NODES } from '../../local-cluster/harness.js';
 import { resolveSpec, type RecModel } from '../../operator/api/v1alpha1/index.js';
-import { ANNOTATION_PLAN_HASH } from '../../operator/builders/labels.js';
+import { ANNOTATION_CONFIG, ANNOTATION_PLAN_HASH, LABEL_VERSION } from '../../operator/builders/labels.js';
+import { shardName } from '../../operator/builders/names.js';
 import { planModel } from '../../operator/planner/plan.js';
 import {
   ROOT,
@@ -20,6 +21,8 @@ import {
   kubectl,
   kubectlJson,
   readExample,
+  servingVersion,
+  shardNameOf,
   startOperator,
   waitUntil,
   type OperatorProcess,
@@ -56,14 +59,25 @@ describe.each(EXAMPLES)('example %s', (file) => {
       const name = rm.metadata.name;
       kubectl(['wait', '-n', ns, '--for=condition=Ready', `recmodel/${name}`, '--timeout=120s']);
       const { spec, plan } = planOf(rm);
-      const shards = plan.shards.map((s) => `${name}-shard-${s.index}`);
+      // the first version of the model: its shards are named (and selected) by it
+      const version = await waitUntil(`${name}'s first version complete`, () => {
+        const r = getRecModel(ns, name).status?.rollout;
+        return r?.phase === 'Complete' && r.toPlan === plan.hash && r.toVersion;
+      });
+      const shards = plan.shards.map((s) => shardName(name, s.index, version));
 
       expect(childNames(ns, 'deployments', name)).toEqual([`${name}-main`, ...shards].sort());
       expect(childNames(ns, 'services', name)).toEqual([`${name}-main`, ...shards].sort());
-      expect(childNames(ns, 'configmaps', name)).toEqual([`${name}-plan`]);
+      // one plan ConfigMap, immutable, named by its content and labelled with the version; every pod mounts it
+      const [configMap, ...more] = childNames(ns, 'configmaps', name);
+      expect(more).toEqual([]);
+      expect(configMap).toMatch(new RegExp(`^${name}-plan-[0-9a-f]{10}$`));
 
-      const cm = kubectlJson(['get', 'configmap', `${name}-plan`, '-n', ns]);
+      const cm = kubectlJson(['get', 'configmap', configMap!, '-n', ns]);
+      expect(cm.immutable).toBe(true);
+      expect(cm.metadata.labels[LABEL_VERSION]).toBe(version);
       const served = JSON.parse(cm.data['plan.json']);
+      expect(served.version).toBe(version);
       expect(served.strategy).toBe(plan.strategy);
       expect(served.shards.map((s: { tables: string[] }) => s.tables)).toEqual(plan.shards.map((s) => s.tables));
       expect(served.shards.map((s: { endpoint: string }) => s.endpoint)).toEqual(shards.map((s) => `http://${s}.${ns}.svc:8080`));
@@ -79,6 +93,12 @@ describe.each(EXAMPLES)('example %s', (file) => {
         const device = role === 'main' ? spec.placement.main.device : spec.placement.sparse.device;
         const container = d.spec.template.spec.containers[0];
         expect(d.spec.template.metadata.annotations[ANNOTATION_PLAN_HASH]).toBe(plan.hash);
+        expect(d.spec.template.metadata.annotations[ANNOTATION_CONFIG]).toBe(configMap);
+        expect(d.spec.template.spec.volumes).toContainEqual({ name: 'config', configMap: expect.objectContaining({ name: configMap }) });
+        expect(d.spec.template.metadata.labels[LABEL_VERSION]).toBe(version);
+        // a shard's selector is its version's; the main's is not (one main Deployment rolls from version to version)
+        expect(d.spec.selector.matchLabels[LABEL_VERSION]).toBe(role === 'sparse' ? version : undefined);
+        expect(d.spec.strategy).toEqual({ type: 'RollingUpdate', rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } });
         expect(container.args).toContain(`--role=${role}`);
         if (device === 'gpu') {
           expect(container.resources.limits['nvidia.com/gpu']).toBe('1');
@@ -98,6 +118,7 @@ describe.each(EXAMPLES)('example %s', (file) => {
             .join(','),
         ]).items;
         expect(pods).toHaveLength(1);
+        expect(pods[0].metadata.labels[LABEL_VERSION]).toBe(version);
         const nodes: readonly string[] = device === 'gpu' ? FAKE_NODES.gpu : FAKE_NODES.cpu;
         expect(nodes).toContain(pods[0].spec.nodeName);
         expect(pods[0].status.conditions.find((c: { type: string }) => c.type === 'Ready').status).toBe('True');
@@ -107,12 +128,16 @@ describe.each(EXAMPLES)('example %s', (file) => {
 });
 
 describe('what users see', () => {
-  it('kubectl get recmodels shows strategy, shards, ready, latency and age columns', () => {
+  it('kubectl get recmodels shows strategy, shards, ready, rollout, latency and age columns (and the version with -o wide)', () => {
     const out = kubectl(['get', 'rm', '-n', ns]);
     const [header, ...rows] = out.trim().split('\n');
-    expect(header!.split(/\s+/)).toEqual(['NAME', 'STRATEGY', 'SHARDS', 'READY', 'LATENCY', 'AGE']);
+    expect(header!.split(/\s+/)).toEqual(['NAME', 'STRATEGY', 'SHARDS', 'READY', 'ROLLOUT', 'LATENCY', 'AGE']);
     const lb = rows.find((r) => r.startsWith('rmc1-lb '))!.split(/\s+/);
-    expect(lb.slice(1, 4)).toEqual(['load-balanced', '4', '5/5']);
+    expect(lb.slice(1, 5)).toEqual(['load-balanced', '4', '5/5', 'Complete']);
+    const [wide, ...wideRows] = kubectl(['get', 'rm', '-n', ns, '-o', 'wide']).trim().split('\n');
+    const at = wide!.split(/\s+/).indexOf('VERSION');
+    expect(at).toBeGreaterThan(0);
+    expect(wideRows.find((r) => r.startsWith('rmc1-lb '))!.split(/\s+/)[at]).toBe(servingVersion(ns, 'rmc1-lb'));
   });
 
   it('kubectl explain documents the fields', () => {
@@ -136,10 +161,13 @@ describe('what users see', () => {
     // planned and built; its pods wait for the volume, which only the dry run created
     await waitUntil(
       'rmc1-kind planned with 2 shards',
-      () => condition(getRecModel(ns, 'rmc1-kind'), 'Planned')?.status === 'True' && childNames(ns, 'deployments', 'rmc1-kind').length === 3,
+      () => {
+        const r = getRecModel(ns, 'rmc1-kind');
+        return condition(r, 'Planned')?.status === 'True' && r.status?.rollout?.toVersion && childNames(ns, 'deployments', 'rmc1-kind').length === 3;
+      },
       60_000,
     );
-    const shard = kubectlJson(['get', 'deployment', 'rmc1-kind-shard-0', '-n', ns]).spec.template.spec;
+    const shard = kubectlJson(['get', 'deployment', shardNameOf(ns, 'rmc1-kind', 0), '-n', ns]).spec.template.spec;
     expect(shard.volumes).toContainEqual({ name: 'model', persistentVolumeClaim: { claimName: 'recshard-models', readOnly: true } });
     expect(shard.containers[0].volumeMounts).toContainEqual({ name: 'model', mountPath: '/models', readOnly: true });
     kubectl(['delete', '-n', ns, '-f', join(dir, 'rmc1.yaml'), '--wait=false']);

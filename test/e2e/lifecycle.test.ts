@@ -1,10 +1,12 @@
-// The RecModel lifecycle on the real control plane: re-planning rolls pods and deletes stale shards, deletion
+// The RecModel lifecycle on the real control plane: re-planning starts the new version's shard set beside the
+// running one, switches the main and then deletes the old set and its plan ConfigMap, deletion
 // garbage-collects every child, bad specs are rejected by the API server (and by the CLI, with the same
 // rules), infeasible plans are reported without touching what runs, foreign objects are left alone, and a
 // killed operator converges to the same objects when it comes back.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveSpec, type RecModel } from '../../operator/api/v1alpha1/index.js';
-import { ANNOTATION_PLAN_HASH } from '../../operator/builders/labels.js';
+import { ANNOTATION_CONFIG, ANNOTATION_PLAN_HASH, LABEL_VERSION } from '../../operator/builders/labels.js';
+import { shardName } from '../../operator/builders/names.js';
 import { planModel } from '../../operator/planner/plan.js';
 import {
   applyYaml,
@@ -17,6 +19,8 @@ import {
   kubectl,
   kubectlFails,
   kubectlJson,
+  servingVersion,
+  shardNameOf,
   startOperator,
   waitUntil,
   type OperatorProcess,
@@ -59,6 +63,38 @@ async function waitReady(ns: string, name: string, timeoutMs = 90_000): Promise<
   );
 }
 
+/**
+ * Waits for Ready on the current generation with the rollout Complete (after a new version: the main switched,
+ * the old set drained), recording the model's Deployments on the way.
+ */
+async function rollThrough(ns: string, name: string, timeoutMs = 90_000): Promise<{ rm: RecModel; deployments: string[][] }> {
+  const deployments: string[][] = [];
+  const rm = await waitUntil(
+    `${name} rolled out and Ready on its current generation`,
+    () => {
+      deployments.push(childNames(ns, 'deployments', name));
+      const r = getRecModel(ns, name);
+      const complete = r.status?.rollout?.phase === 'Complete';
+      return complete && condition(r, 'Ready')?.status === 'True' && r.status?.observedGeneration === r.metadata.generation && r;
+    },
+    timeoutMs,
+    100,
+  );
+  return { rm, deployments };
+}
+
+/** The plan ConfigMap the main's pod template mounts. */
+const planConfigMap = (ns: string, name: string): string =>
+  kubectlJson(['get', 'deployment', `${name}-main`, '-n', ns]).spec.template.metadata.annotations[ANNOTATION_CONFIG];
+
+/** Whether the model's Deployments, Services and budgets are exactly `names`. */
+const componentsAre = (ns: string, name: string, names: string[]) =>
+  ['deployments', 'services', 'pdb'].every((kind) => childNames(ns, kind, name).join() === [...names].sort().join());
+
+/** The model's pods (terminating ones too), optionally narrowed by more labels. */
+const podsOf = (ns: string, name: string, selector?: string): { metadata: { name: string; labels: Record<string, string> } }[] =>
+  kubectlJson(['get', 'pods', '-n', ns, '-l', [`app.kubernetes.io/instance=${name}`, ...(selector ? [selector] : [])].join(',')]).items;
+
 let ns: string;
 let op: OperatorProcess;
 
@@ -74,33 +110,68 @@ afterAll(async () => {
 });
 
 describe('re-planning', () => {
-  it('changing shard count or strategy re-plans, rolls the pods and deletes stale shards', async () => {
-    applyYaml(ns, [recModel('replan', { sharding: { strategy: 'load-balanced', shards: 4 } })]);
-    const first = await waitReady(ns, 'replan');
-    expect(childNames(ns, 'deployments', 'replan')).toEqual(['replan-main', 'replan-shard-0', 'replan-shard-1', 'replan-shard-2', 'replan-shard-3']);
+  it('a new plan starts its own shard set beside the running one, switches the main, then deletes the old set and its ConfigMap', async () => {
+    // a short drain, so the old shard set goes soon after the last old main pod
+    const rollout = { drainPeriod: '2s' };
+    applyYaml(ns, [recModel('replan', { sharding: { strategy: 'load-balanced', shards: 4 }, rollout })]);
+    const first = (await rollThrough(ns, 'replan')).rm;
     const oldHash = first.status!.plan!.hash!;
-    const oldPods = kubectlJson(['get', 'pods', '-n', ns, '-l', 'app.kubernetes.io/instance=replan,recshard.io/shard=0']).items.map(
-      (p: { metadata: { name: string } }) => p.metadata.name,
-    );
+    const v1 = first.status!.rollout!.toVersion!;
+    expect(first.status!.rollout).toMatchObject({ toPlan: oldHash, phase: 'Complete' });
+    const oldShards = [0, 1, 2, 3].map((i) => shardName('replan', i, v1));
+    expect(childNames(ns, 'deployments', 'replan')).toEqual(['replan-main', ...oldShards]);
+    const oldConfigMap = planConfigMap(ns, 'replan');
+    expect(childNames(ns, 'configmaps', 'replan')).toEqual([oldConfigMap]);
+    const oldPods = podsOf(ns, 'replan', 'recshard.io/shard=0').map((p) => p.metadata.name);
+    expect(oldPods).toHaveLength(1);
 
     kubectl(['patch', 'recmodel', 'replan', '-n', ns, '--type=merge', '-p', JSON.stringify({ spec: { sharding: { shards: 2 } } })]);
-    const second = await waitReady(ns, 'replan');
-    expect(second.status!.plan!.shards).toBe(2);
-    expect(second.status!.plan!.hash).not.toBe(oldHash);
-    await waitUntil('stale shards deleted', () => childNames(ns, 'deployments', 'replan').length === 3);
-    expect(childNames(ns, 'deployments', 'replan')).toEqual(['replan-main', 'replan-shard-0', 'replan-shard-1']);
-    expect(childNames(ns, 'services', 'replan')).toEqual(['replan-main', 'replan-shard-0', 'replan-shard-1']);
-    const shard0 = kubectlJson(['get', 'deployment', 'replan-shard-0', '-n', ns]);
-    expect(shard0.spec.template.metadata.annotations[ANNOTATION_PLAN_HASH]).toBe(second.status!.plan!.hash);
-    await waitUntil("shard-0 pods replaced by the new plan's", () => {
-      const pods = kubectlJson(['get', 'pods', '-n', ns, '-l', 'app.kubernetes.io/instance=replan,recshard.io/shard=0']).items;
-      return pods.length === 1 && !oldPods.includes(pods[0].metadata.name);
+    const second = await rollThrough(ns, 'replan');
+    expect(second.rm.status!.plan!.shards).toBe(2);
+    const newHash = second.rm.status!.plan!.hash!;
+    expect(newHash).not.toBe(oldHash);
+    const v2 = second.rm.status!.rollout!.toVersion!;
+    expect(v2).not.toBe(v1);
+    expect(second.rm.status!.rollout).toMatchObject({ fromVersion: v1, fromPlan: oldHash, toPlan: newHash, mode: 'Overlap', phase: 'Complete' });
+    expect(second.rm.status!.rollout!.finishedTime).toBeDefined();
+    const newShards = [0, 1].map((i) => shardName('replan', i, v2));
+    // the new shards ran beside the old ones (new names: both sets at once) before the old set went
+    expect(second.deployments.some((names) => [...oldShards, ...newShards].every((n) => names.includes(n)))).toBe(true);
+    // the old set's Deployments, Services and budgets are deleted; the new set's are what is left
+    await waitUntil('old shard set deleted', () => componentsAre(ns, 'replan', ['replan-main', ...newShards]));
+    const shard0 = kubectlJson(['get', 'deployment', newShards[0]!, '-n', ns]);
+    expect(shard0.spec.template.metadata.annotations[ANNOTATION_PLAN_HASH]).toBe(newHash);
+    expect(shard0.spec.selector.matchLabels[LABEL_VERSION]).toBe(v2);
+    // the main moved to the new version and mounts its plan: a new, immutable ConfigMap; the old one is gone
+    // once no pod mounts it
+    const main = kubectlJson(['get', 'deployment', 'replan-main', '-n', ns]);
+    expect(main.spec.template.metadata.labels[LABEL_VERSION]).toBe(v2);
+    expect(main.spec.template.metadata.annotations[ANNOTATION_PLAN_HASH]).toBe(newHash);
+    const newConfigMap = planConfigMap(ns, 'replan');
+    expect(newConfigMap).not.toBe(oldConfigMap);
+    const cm = kubectlJson(['get', 'configmap', newConfigMap, '-n', ns]);
+    expect(cm.immutable).toBe(true);
+    expect(cm.metadata.labels[LABEL_VERSION]).toBe(v2);
+    const served = JSON.parse(cm.data['plan.json']);
+    expect(served.version).toBe(v2);
+    expect(served.shards.map((s: { endpoint: string }) => s.endpoint)).toEqual(newShards.map((s) => `http://${s}.${ns}.svc:8080`));
+    await waitUntil('the old ConfigMap deleted', () => childNames(ns, 'configmaps', 'replan').join() === newConfigMap);
+    // every pod serves the new version; shard 0's is a new pod of the new set
+    await waitUntil("the old version's pods gone", () => {
+      const pods = podsOf(ns, 'replan');
+      return pods.length === 3 && pods.every((p) => p.metadata.labels[LABEL_VERSION] === v2);
     });
+    const [pod0] = podsOf(ns, 'replan', 'recshard.io/shard=0');
+    expect(oldPods).not.toContain(pod0!.metadata.name);
     expect(
       events(ns, 'replan')
         .filter((e) => e.reason === 'PlanChanged')
         .map((e) => e.message),
     ).toContainEqual(expect.stringContaining('(was load-balanced, 4 shards'));
+    await waitUntil('the rollout events', () => {
+      const seen = events(ns, 'replan');
+      return ['RolloutStarted', 'MainSwitched', 'RolloutComplete'].every((reason) => seen.some((e) => e.reason === reason && e.message.includes(v2)));
+    });
 
     kubectl([
       'patch',
@@ -116,12 +187,19 @@ describe('re-planning', () => {
         { op: 'replace', path: '/spec/sharding/shardMemory', value: '512Mi' },
       ]),
     ]);
-    const third = await waitReady(ns, 'replan');
+    const third = (await rollThrough(ns, 'replan')).rm;
     expect(third.spec.sharding!.strategy).toBe('net-specific');
     // 6 tables of 48.8 MiB per net in 460.8 MiB shards: one shard per net
     expect(third.status!.plan!.shards).toBe(2);
-    const cm = JSON.parse(kubectlJson(['get', 'configmap', 'replan-plan', '-n', ns]).data['plan.json']);
-    expect(cm.shards.map((s: { net: string }) => s.net)).toEqual(['item', 'user']);
+    const v3 = third.status!.rollout!.toVersion!;
+    expect(third.status!.rollout).toMatchObject({ fromVersion: v2, mode: 'Overlap', phase: 'Complete' });
+    const netShards = [0, 1].map((i) => shardName('replan', i, v3));
+    await waitUntil('the load-balanced shards deleted', () => componentsAre(ns, 'replan', ['replan-main', ...netShards]));
+    const cm3 = kubectlJson(['get', 'configmap', planConfigMap(ns, 'replan'), '-n', ns]);
+    expect(cm3.metadata.labels[LABEL_VERSION]).toBe(v3);
+    const plan3 = JSON.parse(cm3.data['plan.json']);
+    expect(plan3.shards.map((s: { net: string }) => s.net)).toEqual(['item', 'user']);
+    expect(plan3.shards.map((s: { service: string }) => s.service)).toEqual(netShards);
 
     kubectl([
       'patch',
@@ -133,9 +211,11 @@ describe('re-planning', () => {
       '-p',
       JSON.stringify({ spec: { sharding: { strategy: 'monolithic', shardMemory: '2Gi' } } }),
     ]);
-    await waitReady(ns, 'replan');
-    await waitUntil('every shard deleted', () => childNames(ns, 'deployments', 'replan').length === 1);
-    expect(childNames(ns, 'services', 'replan')).toEqual(['replan-main']);
+    const fourth = (await rollThrough(ns, 'replan')).rm;
+    // no shards to start: the main switches at once, and the net-specific shards go after the drain
+    expect(fourth.status!.rollout).toMatchObject({ fromVersion: v3, mode: 'Overlap', phase: 'Complete' });
+    await waitUntil('every shard deleted', () => componentsAre(ns, 'replan', ['replan-main']));
+    await waitUntil('only the monolithic plan ConfigMap left', () => childNames(ns, 'configmaps', 'replan').join() === planConfigMap(ns, 'replan'));
   });
 });
 
@@ -215,6 +295,7 @@ describe('bad specs', () => {
     applyYaml(ns, [recModel('tight', { sharding: { strategy: 'singular', shardMemory: '2Gi' } })]);
     await waitReady(ns, 'tight');
     const before = childNames(ns, 'deployments', 'tight');
+    const version = servingVersion(ns, 'tight');
     kubectl(['patch', 'recmodel', 'tight', '-n', ns, '--type=merge', '-p', JSON.stringify({ spec: { sharding: { shardMemory: '256Mi' } } })]);
     const rm = await waitUntil('Planned=False', () => {
       const r = getRecModel(ns, 'tight');
@@ -229,6 +310,8 @@ describe('bad specs', () => {
     expect(condition(rm, 'Ready')).toMatchObject({ status: 'False', reason: 'NotPlanned' });
     expect(rm.status!.plan!.strategy).toBe('singular');
     expect(childNames(ns, 'deployments', 'tight')).toEqual(before);
+    // no rollout started: the running version stays the one status names
+    expect(rm.status!.rollout!.toVersion).toBe(version);
     await waitUntil('Warning event', () => events(ns, 'tight').some((e) => e.type === 'Warning' && e.reason === 'Infeasible' && e.message === planned.message));
   });
 });
@@ -258,7 +341,7 @@ describe('ownership', () => {
     expect(svc.metadata.ownerReferences).toBeUndefined();
     expect(svc.metadata.labels).toEqual({ team: 'someone-else' });
     // the rest of the model is still reconciled
-    expect(childNames(ns, 'deployments', 'squat')).toEqual(['squat-main', 'squat-shard-0']);
+    expect(childNames(ns, 'deployments', 'squat')).toEqual(['squat-main', shardNameOf(ns, 'squat', 0)]);
     await waitUntil('Warning event', () => events(ns, 'squat').some((e) => e.type === 'Warning' && e.reason === 'ResourceConflict'));
 
     kubectl(['delete', 'service', 'squat-main', '-n', ns]);
@@ -280,18 +363,23 @@ describe('operator restarts', () => {
     );
     await op.stop('SIGKILL');
     op = await startOperator(ns);
-    const rm = await waitReady(ns, 'crash');
+    const rm = (await rollThrough(ns, 'crash')).rm;
     const r = resolveSpec(recModel('crash', spec).spec);
     if (!r.ok) throw new Error('spec');
     const p = planModel(r.spec);
     if (!p.ok) throw p.error;
-    const expected = ['crash-main', ...p.plan.shards.map((s) => `crash-shard-${s.index}`)].sort();
+    // one version (whichever operator made its first objects), one shard set, one plan ConfigMap
+    const version = rm.status!.rollout!.toVersion!;
+    expect(rm.status!.rollout).toMatchObject({ toPlan: p.plan.hash, phase: 'Complete' });
+    const expected = ['crash-main', ...p.plan.shards.map((s) => shardName('crash', s.index, version))].sort();
     expect(childNames(ns, 'deployments', 'crash')).toEqual(expected);
     expect(childNames(ns, 'services', 'crash')).toEqual(expected);
+    expect(childNames(ns, 'configmaps', 'crash')).toEqual([planConfigMap(ns, 'crash')]);
     expect(rm.status!.plan!.hash).toBe(p.plan.hash);
     for (const d of expected) {
       const dep = kubectlJson(['get', 'deployment', d, '-n', ns, '--show-managed-fields']);
       expect(dep.spec.template.metadata.annotations[ANNOTATION_PLAN_HASH]).toBe(p.plan.hash);
+      expect(dep.spec.template.metadata.labels[LABEL_VERSION]).toBe(version);
       expect(
         dep.metadata.managedFields.filter((f: { manager: string; operation: string }) => f.operation === 'Apply').map((f: { manager: string }) => f.manager),
       ).toEqual(['recshard-operator']);

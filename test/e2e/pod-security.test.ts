@@ -1,8 +1,9 @@
 // The pods the operator creates, on the real control plane: admitted in a namespace that enforces the
 // `restricted` Pod Security Standard (the ReplicaSets would report FailedCreate otherwise), each component
 // covered by a PodDisruptionBudget, sparse shards closed to all but their main and the trusted namespaces by a
-// NetworkPolicy, and the budgets and policies of shards a new plan drops deleted with them. No CNI runs here, so
-// the NetworkPolicies are checked as the API server stores them, not enforced.
+// NetworkPolicy, and the budgets and policies of shards a new plan drops deleted with them (once the main has left
+// them and they have drained). No CNI runs here, so the NetworkPolicies are checked as the API server stores them,
+// not enforced.
 import type { V1NetworkPolicy, V1PodDisruptionBudget } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RecModel } from '../../operator/api/v1alpha1/index.js';
@@ -17,6 +18,8 @@ import {
   installCrd,
   kubectl,
   kubectlJson,
+  servingVersion,
+  shardNameOf,
   startOperator,
   waitUntil,
   type OperatorProcess,
@@ -33,6 +36,8 @@ const model = (sharding: Record<string, unknown>): RecModel => ({
       { name: 't1', rows: 100_000, dim: 32 },
     ]),
     sharding,
+    // a short drain, so the shards a new plan drops go soon after the main left them
+    rollout: { drainPeriod: '2s' },
   } as RecModel['spec'],
 });
 
@@ -54,7 +59,15 @@ afterAll(async () => {
 describe('pods under the restricted Pod Security Standard', () => {
   it("every component's pods are admitted and become Ready", async () => {
     applyYaml(ns, [model({ strategy: 'load-balanced', shards: 2 })]);
-    await waitUntil('Ready', () => condition(getRecModel(ns, NAME), 'Ready')?.status === 'True', 90_000, 500);
+    await waitUntil(
+      'Ready',
+      () => {
+        const m = getRecModel(ns, NAME);
+        return condition(m, 'Ready')?.status === 'True' && m.status?.rollout?.toVersion;
+      },
+      90_000,
+      500,
+    );
     const pods = kubectlJson<{ items: { metadata: { name: string } }[] }>(['get', 'pods', '-n', ns, '-l', `app.kubernetes.io/instance=${NAME}`]).items;
     expect(pods).toHaveLength(3);
     const refused = kubectlJson<{ items: { reason: string; message: string }[] }>(['get', 'events', '-n', ns, '--field-selector', 'reason=FailedCreate']).items;
@@ -70,18 +83,20 @@ describe('pods under the restricted Pod Security Standard', () => {
   });
 
   it('a PodDisruptionBudget per component keeps one pod through a drain', () => {
-    expect(childNames(ns, 'pdb', NAME)).toEqual([`${NAME}-main`, `${NAME}-shard-0`, `${NAME}-shard-1`]);
-    const pdb = kubectlJson<V1PodDisruptionBudget>(['get', 'pdb', `${NAME}-shard-1`, '-n', ns, '-o', 'json']);
+    const shard1 = shardNameOf(ns, NAME, 1);
+    expect(childNames(ns, 'pdb', NAME)).toEqual([`${NAME}-main`, shardNameOf(ns, NAME, 0), shard1]);
+    const pdb = kubectlJson<V1PodDisruptionBudget>(['get', 'pdb', shard1, '-n', ns, '-o', 'json']);
+    // a shard's budget covers its own version's pods only
     expect(pdb.spec).toMatchObject({
       minAvailable: 1,
       unhealthyPodEvictionPolicy: 'AlwaysAllow',
-      selector: { matchLabels: { 'recshard.io/shard': '1', 'app.kubernetes.io/component': 'sparse' } },
+      selector: { matchLabels: { 'recshard.io/shard': '1', 'app.kubernetes.io/component': 'sparse', 'recshard.io/version': servingVersion(ns, NAME) } },
     });
     // the disruption controller counts the shard's one pod: no eviction allowed while it is the last
     const status = waitUntil(
       'the budget observed',
       () => {
-        const p = kubectlJson<V1PodDisruptionBudget>(['get', 'pdb', `${NAME}-shard-1`, '-n', ns, '-o', 'json']);
+        const p = kubectlJson<V1PodDisruptionBudget>(['get', 'pdb', shard1, '-n', ns, '-o', 'json']);
         return p.status?.expectedPods === 1 ? p.status : undefined;
       },
       30_000,

@@ -12,7 +12,20 @@ import type { Manifest } from '../../contracts/model-format.js';
 import type { RecModel } from '../../operator/api/v1alpha1/index.js';
 import { randomRequest } from '../dataplane/helpers.js';
 import { createRealNamespace, ctr, nodeHttp, serviceUrl } from './real-pods.js';
-import { ROOT, applyYaml, condition, deleteNamespace, getRecModel, installCrd, kubeconfig, kubectl, kubectlJson, waitUntil } from './support.js';
+import {
+  ROOT,
+  applyYaml,
+  condition,
+  deleteNamespace,
+  getRecModel,
+  installCrd,
+  kubeconfig,
+  kubectl,
+  kubectlJson,
+  servingVersion,
+  shardNameOf,
+  waitUntil,
+} from './support.js';
 
 const CHART = join(ROOT, 'charts', 'recshard');
 const helm = (args: string[]) =>
@@ -144,7 +157,7 @@ describe('the kind walkthrough, verbatim, on real pods', () => {
       90_000,
       100,
     );
-    expect([...seen].join('\n')).toMatch(/rmc1-kind-shard-0/);
+    expect([...seen].join('\n')).toContain(shardNameOf(ns, name, 0));
     expectReference(`${serviceUrl(ns, `${name}-main`)}/v1/models/${name}:predict`);
   });
 });
@@ -186,9 +199,9 @@ describe('what the kubelet and the scheduler report, in the RecModel', () => {
       }),
     ]);
     const degraded = await degradedWith('rmc1-oom', 'OOMKilled', 90_000);
-    expect(degraded.message).toMatch(
-      /rmc1-oom-shard-\d: pod rmc1-oom-shard-\d-\S+: container shard-server was OOMKilled: its memory limit \(160Mi\) is too small/,
-    );
+    // the shard's name carries the serving version, and so do its pods' names
+    const oom = `rmc1-oom-shard-\\d-${servingVersion(ns, 'rmc1-oom')}`;
+    expect(degraded.message).toMatch(new RegExp(`${oom}: pod ${oom}-\\S+: container shard-server was OOMKilled: its memory limit \\(160Mi\\) is too small`));
     expect(condition(getRecModel(ns, 'rmc1-oom'), 'Ready')).toMatchObject({ status: 'False', reason: 'Degraded' });
     // and as a Warning Event on the RecModel, as kubectl describe shows it
     const events = kubectlJson<{ items: { type: string; reason: string; message: string }[] }>([
@@ -199,7 +212,7 @@ describe('what the kubelet and the scheduler report, in the RecModel', () => {
       '--field-selector',
       'involvedObject.kind=RecModel,involvedObject.name=rmc1-oom',
     ]).items;
-    expect(events.some((e) => e.type === 'Warning' && e.reason === 'OOMKilled' && /rmc1-oom-shard-\d: .*OOMKilled/.test(e.message))).toBe(true);
+    expect(events.some((e) => e.type === 'Warning' && e.reason === 'OOMKilled' && new RegExp(`${oom}: .*OOMKilled`).test(e.message))).toBe(true);
     kubectl(['delete', 'recmodel', 'rmc1-oom', '-n', ns, '--wait=true']);
   });
 
@@ -210,20 +223,44 @@ describe('what the kubelet and the scheduler report, in the RecModel', () => {
       }),
     ]);
     const degraded = await degradedWith('rmc1-pending', 'Unschedulable', 60_000);
-    expect(degraded.message).toMatch(/rmc1-pending-shard-0: pod \S+ cannot be scheduled: 0\/\d+ nodes are available/);
+    expect(degraded.message).toMatch(new RegExp(`${shardNameOf(ns, 'rmc1-pending', 0)}: pod \\S+ cannot be scheduled: 0/\\d+ nodes are available`));
     kubectl(['delete', 'recmodel', 'rmc1-pending', '-n', ns, '--wait=true']);
   });
 
   it('helm upgrade to an image that cannot be pulled: Degraded=ImagePullFailed within a minute; upgrading back recovers', async () => {
     helm(['upgrade', 'recshard', CHART, '-n', system, '--reuse-values', '--set', 'shardServer.image.tag=0.0.0-missing', '--wait', '--timeout', '120s']);
+    let missing: string;
     try {
-      applyYaml(ns, [model('rmc1-pull', () => {})]);
+      // a short drain: the failing version's shards go soon after the main has left them
+      applyYaml(ns, [
+        model('rmc1-pull', (s) => {
+          s.rollout = { drainPeriod: '2s' };
+        }),
+      ]);
       const degraded = await degradedWith('rmc1-pull', 'ImagePullFailed', 60_000);
       expect(degraded.message).toMatch(/cannot pull image ghcr.io\/recshard\/shard-server:0.0.0-missing: (ErrImagePull|ImagePullBackOff)/);
+      missing = servingVersion(ns, 'rmc1-pull');
     } finally {
       helm(['upgrade', 'recshard', CHART, '-n', system, '--reuse-values', '--set', 'shardServer.image.tag=', '--wait', '--timeout', '120s']);
     }
-    await waitUntil('rmc1-pull Ready on the chart image', () => condition(getRecModel(ns, 'rmc1-pull'), 'Ready')?.status === 'True', 120_000, 500);
+    // another shard-server image is another serving version: its shards start beside the failing ones, the main
+    // switches to them, and the failing set goes
+    const recovered = await waitUntil(
+      'rmc1-pull Ready on the chart image',
+      () => {
+        const m = getRecModel(ns, 'rmc1-pull');
+        return condition(m, 'Ready')?.status === 'True' && m.status?.rollout?.phase === 'Complete' && m.status.rollout.toVersion !== missing && m;
+      },
+      120_000,
+      500,
+    );
+    expect(recovered.status!.rollout).toMatchObject({ fromVersion: missing, mode: 'Overlap' });
+    await waitUntil(
+      'no pod of the failing version left',
+      () => pods(ns, 'app.kubernetes.io/instance=rmc1-pull').every((p) => p.metadata.labels['recshard.io/version'] === recovered.status!.rollout!.toVersion),
+      60_000,
+      500,
+    );
     kubectl(['delete', 'recmodel', 'rmc1-pull', '-n', ns, '--wait=true']);
   });
 

@@ -11,6 +11,7 @@ import { parseAllDocuments, stringify } from 'yaml';
 import { freePort } from '../../lib/net.js';
 import { kubectl as kubectlWith } from '../../local-cluster/harness.js';
 import type { RecModel } from '../../operator/api/v1alpha1/index.js';
+import { shardName } from '../../operator/builders/names.js';
 import { KubeClient } from '../../operator/kube/client.js';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -90,6 +91,18 @@ export function getRecModel(namespace: string, name: string): RecModel {
 
 export function condition(rm: RecModel, type: string) {
   return rm.status?.conditions?.find((c) => c.type === type);
+}
+
+/** The serving version the RecModel's spec asks for (status.rollout.toVersion), once the operator has written it. */
+export function servingVersion(namespace: string, name: string): string {
+  const v = getRecModel(namespace, name).status?.rollout?.toVersion;
+  if (!v) throw new Error(`recmodel ${namespace}/${name} has no status.rollout.toVersion yet`);
+  return v;
+}
+
+/** The Deployment (Service, budget, HPA) names of shard `index` of the model's current version. */
+export function shardNameOf(namespace: string, name: string, index: number): string {
+  return shardName(name, index, servingVersion(namespace, name));
 }
 
 export interface OperatorProcess {

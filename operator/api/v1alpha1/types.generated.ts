@@ -332,6 +332,23 @@ maxReplicas?: number
 scaleOn?: ("critical-path" | "all")
 }
 }
+/**
+ * How a change of serving version (the table assignment, the artifact or the shard-server image) is rolled out: the new version's shards start beside the running ones, the main switches once every one is available, and the old shards go after the last old main pod and a drain period. Other changes (resources, replicas, scheduling) roll in place, a pod at a time.
+ */
+rollout?: {
+/**
+ * How long the new shards may take to become available before the rollout is reported stuck (Progressing=False, RolloutStuck); the model keeps serving on the running version meanwhile.
+ */
+progressDeadline?: string
+/**
+ * How long the old shards outlive the last old main pod (lookups still in flight).
+ */
+drainPeriod?: string
+/**
+ * The most memory (requests of the new shards, which run beside the old ones) a rollout may add. A new version that needs more is not started: Progressing=False, SurgeExceedsBudget, and the model keeps serving. Unset, no bound.
+ */
+maxSurgeMemory?: string
+}
 }
 
 /**
@@ -665,6 +682,23 @@ maxReplicas?: number
 scaleOn?: ("critical-path" | "all")
 }
 }
+/**
+ * How a change of serving version (the table assignment, the artifact or the shard-server image) is rolled out: the new version's shards start beside the running ones, the main switches once every one is available, and the old shards go after the last old main pod and a drain period. Other changes (resources, replicas, scheduling) roll in place, a pod at a time.
+ */
+rollout: {
+/**
+ * How long the new shards may take to become available before the rollout is reported stuck (Progressing=False, RolloutStuck); the model keeps serving on the running version meanwhile.
+ */
+progressDeadline: string
+/**
+ * How long the old shards outlive the last old main pod (lookups still in flight).
+ */
+drainPeriod: string
+/**
+ * The most memory (requests of the new shards, which run beside the old ones) a rollout may add. A new version that needs more is not started: Progressing=False, SurgeExceedsBudget, and the model keeps serving. Unset, no bound.
+ */
+maxSurgeMemory?: string
+}
 }
 
 /**
@@ -826,6 +860,67 @@ windowLatencyMs?: number
  * When the operator read it.
  */
 observedTime?: string
+}
+/**
+ * The last change of serving version and where it stands.
+ */
+rollout?: {
+/**
+ * Overlap: a new version's shards beside the old; InPlace: same version, Deployments roll a pod at a time; Initial: first version.
+ */
+mode?: ("Overlap" | "InPlace" | "Initial")
+/**
+ * Why this mode (what changed).
+ */
+reason?: string
+/**
+ * The serving version the main ran when the rollout began.
+ */
+fromVersion?: string
+/**
+ * The serving version the spec asks for.
+ */
+toVersion?: string
+/**
+ * The plan hash of fromVersion.
+ */
+fromPlan?: string
+/**
+ * The plan hash of toVersion.
+ */
+toPlan?: string
+/**
+ * StartingShards (the new shards start beside the old), SwitchingMain (the main rolls to the new version), Draining (old shards outlive the last old main pod), Complete, Waiting (on an earlier switch or the surge budget), Stuck (past the progress deadline; still serving the old).
+ */
+phase?: ("StartingShards" | "SwitchingMain" | "Draining" | "Complete" | "Waiting" | "Stuck")
+/**
+ * Available shards of toVersion out of its shards, e.g. 3/4.
+ */
+shardsReady?: string
+/**
+ * Main pods on toVersion out of the main's replicas.
+ */
+mainUpdated?: string
+/**
+ * Main pods still on another version.
+ */
+oldMainPods?: number
+/**
+ * Memory requests of the shards running beside the serving set.
+ */
+surgeBytes?: number
+/**
+ * When the rollout began.
+ */
+startedTime?: string
+/**
+ * When the last old main pod was gone.
+ */
+drainingSince?: string
+/**
+ * When the old version's last object was deleted.
+ */
+finishedTime?: string
 }
 /**
  * The latency autoscaler's view of this model, when spec.autoscaling is enabled.

@@ -4,9 +4,9 @@ import type { KubernetesObject } from '@kubernetes/client-node';
 import { EventReason } from '../../api/reasons.js';
 import type { RecModel } from '../../api/v1alpha1/index.js';
 import type { ScalingResolution } from '../../autoscaling/policy.js';
+import { AUTOSCALER_KINDS } from '../../builders/autoscalers.js';
 import { apiErrorMessage, type KubeClient } from '../../kube/client.js';
 import type { EventRecorder } from '../../kube/events.js';
-import { AUTOSCALER_KINDS } from './decide.js';
 
 export interface PruneDeps {
   client: Pick<KubeClient, 'delete'>;

@@ -4,6 +4,8 @@ import { defaultPolicy, type EffectivePolicy } from '../../../operator/autoscali
 import { adapterRule, buildAutoscalers, buildHpa, buildScaledObject, hpaMetricName, latencyQuery } from '../../../operator/builders/autoscalers.js';
 
 const owner = { name: 'rmc', namespace: 'prod', uid: 'u-1' };
+/** A shard's serving version: its Deployment's name, so its autoscaler's, carries it. */
+const version = '0a1b2c3d';
 const policy = (over: Partial<EffectivePolicy> = {}): EffectivePolicy => ({
   ...defaultPolicy(150, 10),
   main: { min: 2, max: 8 },
@@ -15,14 +17,17 @@ const policy = (over: Partial<EffectivePolicy> = {}): EffectivePolicy => ({
 describe('HPA v2 from a policy', () => {
   it("scales each component on its own latency percentile, within its role's bounds and the policy's rate limits", () => {
     const main = buildHpa(owner, policy({ actuator: 'HPA' }), { role: 'main' });
-    const shard = buildHpa(owner, policy({ actuator: 'HPA' }), { role: 'sparse', shard: 3 });
+    const shard = buildHpa(owner, policy({ actuator: 'HPA' }), { role: 'sparse', shard: 3, version });
     expect(main.metadata).toMatchObject({
       name: 'rmc-main',
       namespace: 'prod',
       ownerReferences: [{ kind: 'RecModel', name: 'rmc', uid: 'u-1', controller: true }],
     });
     expect(main.spec).toMatchObject({ scaleTargetRef: { apiVersion: 'apps/v1', kind: 'Deployment', name: 'rmc-main' }, minReplicas: 2, maxReplicas: 8 });
-    expect(shard.spec).toMatchObject({ scaleTargetRef: { name: 'rmc-shard-3' }, minReplicas: 1, maxReplicas: 12 });
+    expect(shard.metadata!.name).toBe(`rmc-shard-3-${version}`);
+    expect(shard.metadata!.labels).toMatchObject({ 'recshard.io/shard': '3', 'recshard.io/version': version });
+    expect(main.metadata!.labels).not.toHaveProperty(['recshard.io/version']);
+    expect(shard.spec).toMatchObject({ scaleTargetRef: { name: `rmc-shard-3-${version}` }, minReplicas: 1, maxReplicas: 12 });
     expect(shard.spec!.metrics).toEqual([
       {
         type: 'External',
@@ -63,13 +68,13 @@ describe('HPA v2 from a policy', () => {
 
 describe('KEDA ScaledObjects from a policy', () => {
   it("query Prometheus for the component's percentile, and fail (hold) rather than read 0 when the series are missing", () => {
-    const so = buildScaledObject(owner, policy({ actuator: 'KEDA' }), { role: 'sparse', shard: 1 }, 'http://prom:9090');
+    const so = buildScaledObject(owner, policy({ actuator: 'KEDA' }), { role: 'sparse', shard: 1, version }, 'http://prom:9090');
     expect(so).toMatchObject({
       apiVersion: 'keda.sh/v1alpha1',
       kind: 'ScaledObject',
-      metadata: { name: 'rmc-shard-1', ownerReferences: [{ kind: 'RecModel', uid: 'u-1' }] },
+      metadata: { name: `rmc-shard-1-${version}`, ownerReferences: [{ kind: 'RecModel', uid: 'u-1' }] },
     });
-    expect(so.spec).toMatchObject({ scaleTargetRef: { name: 'rmc-shard-1' }, pollingInterval: 15, minReplicaCount: 1, maxReplicaCount: 12 });
+    expect(so.spec).toMatchObject({ scaleTargetRef: { name: `rmc-shard-1-${version}` }, pollingInterval: 15, minReplicaCount: 1, maxReplicaCount: 12 });
     const trigger = (so.spec.triggers as { type: string; metricType: string; metadata: Record<string, string> }[])[0]!;
     expect(trigger.type).toBe('prometheus');
     expect(trigger.metricType).toBe('Value');
@@ -93,12 +98,12 @@ describe('KEDA ScaledObjects from a policy', () => {
 });
 
 describe('which autoscaler objects a policy calls for', () => {
-  const components = [{ role: 'main' as const }, { role: 'sparse' as const, shard: 0 }, { role: 'sparse' as const, shard: 1 }];
+  const components = [{ role: 'main' as const }, { role: 'sparse' as const, shard: 0, version }, { role: 'sparse' as const, shard: 1, version }];
   it("one per component under HPA or KEDA, none under the operator's own law", () => {
     expect(buildAutoscalers(owner, policy({ actuator: 'HPA' }), components, undefined).map((o) => `${o.kind}/${o.metadata!.name}`)).toEqual([
       'HorizontalPodAutoscaler/rmc-main',
-      'HorizontalPodAutoscaler/rmc-shard-0',
-      'HorizontalPodAutoscaler/rmc-shard-1',
+      `HorizontalPodAutoscaler/rmc-shard-0-${version}`,
+      `HorizontalPodAutoscaler/rmc-shard-1-${version}`,
     ]);
     expect(buildAutoscalers(owner, policy({ actuator: 'KEDA' }), components, 'http://p').map((o) => o.kind)).toEqual([
       'ScaledObject',

@@ -1,34 +1,46 @@
+import type { V1Deployment } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import type { ServingPlan } from '../../../contracts/plan.js';
-import { buildChildren } from '../../../operator/builders/children.js';
+import { buildVersion, type VersionChildren } from '../../../operator/builders/children.js';
 import { DEFAULT_BUILDER_CONFIG as cfg } from '../../../operator/builders/config.js';
 import { dnsLabel, mainName, shardName } from '../../../operator/builders/names.js';
 import { podPlacement } from '../../../operator/builders/placement.js';
+import { buildNetworkPolicies } from '../../../operator/builders/protection.js';
+import { servingVersion } from '../../../operator/builders/serving-files.js';
 import { planModel } from '../../../operator/planner/plan.js';
 import { specOf } from '../fixtures.js';
 
 const owner = { name: 'rmc', namespace: 'prod', uid: '0000-1111' };
 
-function childrenOf(partial: Parameters<typeof specOf>[0]) {
+function childrenOf(partial: Parameters<typeof specOf>[0], config = cfg) {
   const spec = specOf(partial);
   const p = planModel(spec);
   if (!p.ok) throw p.error;
-  return { spec, plan: p.plan, children: buildChildren(owner, spec, p.plan, cfg) };
+  return { spec, plan: p.plan, children: buildVersion(owner, spec, p.plan, config) };
 }
+
+/** The main first, then the shards in index order. */
+const deployments = (c: VersionChildren): V1Deployment[] => [c.main.deployment, ...c.shards.deployments];
+const services = (c: VersionChildren) => [c.main.service, ...c.shards.services];
+const pdbs = (c: VersionChildren) => [c.main.pdb, ...c.shards.pdbs];
 
 const tables = Array.from({ length: 4 }, (_, i) => ({ name: `t${i}`, rows: 100_000, dim: 32, poolingFactor: 10, net: i < 2 ? 'user' : 'item' }));
 
 describe('children of a load-balanced model', () => {
-  const { children, plan } = childrenOf({ tables, sharding: { strategy: 'load-balanced', shards: 2 } });
+  const { children, plan, spec } = childrenOf({ tables, sharding: { strategy: 'load-balanced', shards: 2 } });
+  const v = children.version;
 
   it('match the snapshot', () => {
     expect(children).toMatchSnapshot();
   });
 
-  it('are one ConfigMap, plus a Deployment and a Service per component, all controlled by the RecModel', () => {
-    expect(children.deployments.map((d) => d.metadata!.name)).toEqual(['rmc-main', 'rmc-shard-0', 'rmc-shard-1']);
-    expect(children.services.map((s) => s.metadata!.name)).toEqual(['rmc-main', 'rmc-shard-0', 'rmc-shard-1']);
-    for (const o of [children.configMap, ...children.deployments, ...children.services]) {
+  it("are one version's ConfigMap, plus a Deployment, a Service and a budget per component, all controlled by the RecModel", () => {
+    expect(v).toMatch(/^[0-9a-f]{8}$/);
+    expect(v).toBe(servingVersion(spec, plan, cfg.shardServerImage));
+    expect(deployments(children).map((d) => d.metadata!.name)).toEqual(['rmc-main', `rmc-shard-0-${v}`, `rmc-shard-1-${v}`]);
+    expect(services(children).map((s) => s.metadata!.name)).toEqual(['rmc-main', `rmc-shard-0-${v}`, `rmc-shard-1-${v}`]);
+    expect(pdbs(children).map((s) => s.metadata!.name)).toEqual(['rmc-main', `rmc-shard-0-${v}`, `rmc-shard-1-${v}`]);
+    for (const o of [children.configMap, ...deployments(children), ...services(children), ...pdbs(children)]) {
       expect(o.metadata!.ownerReferences).toEqual([
         { apiVersion: 'recshard.io/v1alpha1', kind: 'RecModel', name: 'rmc', uid: '0000-1111', controller: true, blockOwnerDeletion: true },
       ]);
@@ -37,45 +49,106 @@ describe('children of a load-balanced model', () => {
     }
   });
 
-  it('pull the shard-server image with the configured Secrets, and without any when none are', () => {
-    expect(children.deployments.every((d) => d.spec!.template.spec!.imagePullSecrets === undefined)).toBe(true);
-    const spec = specOf({ tables, sharding: { strategy: 'load-balanced', shards: 2 } });
-    const p = planModel(spec);
-    if (!p.ok) throw p.error;
-    const withSecrets = buildChildren(owner, spec, p.plan, { ...cfg, imagePullSecrets: ['registry-a', 'registry-b'] });
-    for (const d of withSecrets.deployments) expect(d.spec!.template.spec!.imagePullSecrets).toEqual([{ name: 'registry-a' }, { name: 'registry-b' }]);
+  it("label the shards' objects and every pod with the version, and keep the main's own labels and selector version-free", () => {
+    for (const o of [...children.shards.deployments, ...children.shards.services, ...children.shards.pdbs])
+      expect(o.metadata!.labels!['recshard.io/version']).toBe(v);
+    for (const d of children.shards.deployments) expect(d.spec!.selector.matchLabels!['recshard.io/version']).toBe(v);
+    for (const d of deployments(children)) expect(d.spec!.template.metadata!.labels!['recshard.io/version']).toBe(v);
+    for (const o of [children.main.deployment, children.main.service, children.main.pdb])
+      expect(o.metadata!.labels).not.toHaveProperty(['recshard.io/version']);
+    expect(children.main.deployment.spec!.selector.matchLabels).not.toHaveProperty(['recshard.io/version']);
+    expect(children.main.service.spec!.selector).not.toHaveProperty(['recshard.io/version']);
   });
 
-  it('carry the plan hash on pod templates and derive shard memory from the plan', () => {
-    for (const d of children.deployments) expect(d.spec!.template.metadata!.annotations!['recshard.io/plan-hash']).toBe(plan.hash);
+  it('pull the shard-server image with the configured Secrets, and without any when none are', () => {
+    expect(deployments(children).every((d) => d.spec!.template.spec!.imagePullSecrets === undefined)).toBe(true);
+    const withSecrets = childrenOf({ tables, sharding: { strategy: 'load-balanced', shards: 2 } }, { ...cfg, imagePullSecrets: ['registry-a', 'registry-b'] });
+    for (const d of deployments(withSecrets.children))
+      expect(d.spec!.template.spec!.imagePullSecrets).toEqual([{ name: 'registry-a' }, { name: 'registry-b' }]);
+  });
+
+  it('carry the plan hash and the plan ConfigMap they mount on pod templates and derive shard memory from the plan', () => {
+    const configMap = children.configMap.metadata!.name!;
+    for (const d of deployments(children)) {
+      expect(d.spec!.template.metadata!.annotations).toEqual({ 'recshard.io/plan-hash': plan.hash, 'recshard.io/plan-configmap': configMap });
+      expect(d.spec!.template.spec!.volumes).toContainEqual({ name: 'config', configMap: { name: configMap } });
+    }
     const shardBytes = plan.shards[0]!.bytes;
-    const mem = children.deployments[1]!.spec!.template.spec!.containers[0]!.resources!.requests!.memory;
+    const mem = children.shards.deployments[0]!.spec!.template.spec!.containers[0]!.resources!.requests!.memory;
     expect(mem).toBe(`${Math.ceil((shardBytes * 1.1 + 256 * 2 ** 20) / 2 ** 20)}Mi`);
-    expect(children.deployments[0]!.spec!.template.spec!.containers[0]!.resources).toBeUndefined();
+    expect(children.main.deployment.spec!.template.spec!.containers[0]!.resources).toBeUndefined();
+  });
+
+  it('roll in place without losing capacity, and keep serving a while after SIGTERM', () => {
+    for (const d of deployments(children)) {
+      expect(d.spec!.strategy).toEqual({ type: 'RollingUpdate', rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } });
+      expect(d.spec!.template.spec!.containers[0]!.args).toContain('--shutdown-delay-ms=5000');
+    }
   });
 
   it('select pods of exactly one component', () => {
-    const selectors = children.deployments.map((d) => JSON.stringify(d.spec!.selector.matchLabels));
+    const selectors = deployments(children).map((d) => JSON.stringify(d.spec!.selector.matchLabels));
     expect(new Set(selectors).size).toBe(3);
-    children.services.forEach((s, i) => expect(s.spec!.selector).toEqual(children.deployments[i]!.spec!.selector.matchLabels));
+    services(children).forEach((s, i) => expect(s.spec!.selector).toEqual(deployments(children)[i]!.spec!.selector.matchLabels));
+    // each selector matches its own pods
+    for (const d of deployments(children)) expect(d.spec!.template.metadata!.labels).toMatchObject(d.spec!.selector.matchLabels!);
+  });
+});
+
+describe('the plan ConfigMap', () => {
+  const sharded = { tables, sharding: { strategy: 'load-balanced' as const, shards: 2 } };
+
+  it('is immutable, labelled with its version and named by the hash of its content', () => {
+    const { children } = childrenOf(sharded);
+    expect(children.configMap.immutable).toBe(true);
+    expect(children.configMap.metadata!.labels!['recshard.io/version']).toBe(children.version);
+    expect(children.configMap.metadata!.name).toMatch(/^rmc-plan-[0-9a-f]{10}$/);
+    // the same spec builds the same ConfigMap under the same name
+    expect(childrenOf(sharded).children.configMap).toEqual(children.configMap);
+  });
+
+  it('gets a new name when what it holds changes, within one version or across versions', () => {
+    const { children } = childrenOf(sharded);
+    // scheduling is no part of the version (it rolls in place), but model.json changes: another ConfigMap
+    const scheduling = childrenOf({ ...sharded, serving: { scheduler: 'fixed', batchSize: 16 } }).children;
+    expect(scheduling.version).toBe(children.version);
+    expect(scheduling.configMap.data!['model.json']).not.toBe(children.configMap.data!['model.json']);
+    expect(scheduling.configMap.metadata!.name).not.toBe(children.configMap.metadata!.name);
+    expect(scheduling.main.deployment.spec!.template.metadata!.annotations!['recshard.io/plan-configmap']).toBe(scheduling.configMap.metadata!.name);
+    // another image is another version: new shard names, new endpoints in plan.json, another ConfigMap
+    const image = childrenOf(sharded, { ...cfg, shardServerImage: 'ghcr.io/recshard/shard-server:0.2.0' }).children;
+    expect(image.version).not.toBe(children.version);
+    expect(image.shards.deployments.map((d) => d.metadata!.name)).toEqual([`rmc-shard-0-${image.version}`, `rmc-shard-1-${image.version}`]);
+    expect(JSON.parse(image.configMap.data!['plan.json']!).version).toBe(image.version);
+    expect(image.configMap.metadata!.name).not.toBe(children.configMap.metadata!.name);
+    // the main keeps its name from version to version
+    expect(image.main.deployment.metadata!.name).toBe('rmc-main');
+  });
+
+  it('a new plan (another table assignment) is another version', () => {
+    const two = childrenOf(sharded).children;
+    const three = childrenOf({ tables, sharding: { strategy: 'load-balanced', shards: 3 } }).children;
+    expect(three.version).not.toBe(two.version);
+    expect(three.shards.deployments).toHaveLength(3);
   });
 });
 
 describe('replicas', () => {
   it('are set from placement, and left out when autoscaling owns them', () => {
     const manual = childrenOf({ tables, placement: { main: { replicas: 3 }, sparse: { replicas: 2 } } }).children;
-    expect(manual.deployments.map((d) => d.spec!.replicas)).toEqual([3, 2, 2]);
+    expect(deployments(manual).map((d) => d.spec!.replicas)).toEqual([3, 2, 2]);
     const auto = childrenOf({ tables, autoscaling: { enabled: true, policyRef: { name: 'p' } } }).children;
-    for (const d of auto.deployments) expect('replicas' in d.spec!).toBe(false);
+    expect(deployments(auto)).toHaveLength(3);
+    for (const d of deployments(auto)) expect('replicas' in d.spec!).toBe(false);
   });
 });
 
 describe('monolithic', () => {
   it('has only the main, which holds every table and gets their memory', () => {
     const { children, plan } = childrenOf({ tables, sharding: { strategy: 'monolithic' } });
-    expect(children.deployments).toHaveLength(1);
+    expect(children.shards).toEqual({ deployments: [], services: [], pdbs: [] });
     expect(JSON.parse(children.configMap.data!['plan.json']!).main.tables).toEqual(plan.tables.map((t) => t.name));
-    expect(children.deployments[0]!.spec!.template.spec!.containers[0]!.resources!.requests!.memory).toMatch(/Mi$/);
+    expect(children.main.deployment.spec!.template.spec!.containers[0]!.resources!.requests!.memory).toMatch(/Mi$/);
   });
 });
 
@@ -155,16 +228,17 @@ describe('placement', () => {
 describe('names', () => {
   it('are DNS-1123 labels of at most 63 characters, hashed when long, and never collide', () => {
     expect(mainName('rmc1')).toBe('rmc1-main');
-    expect(shardName('rmc1', 7)).toBe('rmc1-shard-7');
+    expect(shardName('rmc1', 7, '0a1b2c3d')).toBe('rmc1-shard-7-0a1b2c3d');
+    expect(shardName('rmc1', 7, '0a1b2c3d')).not.toBe(shardName('rmc1', 7, '0a1b2c3e'));
     const long = 'a'.repeat(80);
-    const a = shardName(long, 12);
-    const b = shardName(`${long}b`, 12);
+    const a = shardName(long, 12, '0a1b2c3d');
+    const b = shardName(`${long}b`, 12, '0a1b2c3d');
     for (const n of [a, b, mainName(long), dnsLabel(long)]) {
       expect(n.length).toBeLessThanOrEqual(63);
       expect(n).toMatch(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/);
     }
     expect(a).not.toBe(b);
-    expect(a.endsWith('-shard-12')).toBe(true);
+    expect(a.endsWith('-shard-12-0a1b2c3d')).toBe(true);
     expect(dnsLabel('my.model')).toBe('my-model');
   });
 });
@@ -177,13 +251,18 @@ describe('what the pods read', () => {
       artifact: { uri: 'file:///models/rmc/', volume: { persistentVolumeClaim: { claimName: 'models', readOnly: true } } },
     });
     const served: ServingPlan = JSON.parse(children.configMap.data!['plan.json']!);
+    const v = children.version;
     expect(served.model).toBe('rmc');
+    expect(served.version).toBe(v);
     expect(served.main.tables).toEqual([]);
-    expect(served.shards.map((s) => [s.index, s.tables, s.endpoint])).toEqual(
-      plan.shards.map((s) => [s.index, s.tables, `http://rmc-shard-${s.index}.prod.svc:8080`]),
+    // each shard answers at its own version's Service
+    expect(served.shards.map((s) => [s.index, s.tables, s.service, s.endpoint])).toEqual(
+      plan.shards.map((s) => [s.index, s.tables, `rmc-shard-${s.index}-${v}`, `http://rmc-shard-${s.index}-${v}.prod.svc:8080`]),
     );
+    expect(children.shards.services.map((s) => s.metadata!.name)).toEqual(served.shards.map((s) => s.service));
     expect(JSON.parse(children.configMap.data!['model.json']!).artifact.uri).toBe('file:///models/rmc/');
-    for (const d of children.deployments) {
+    expect(deployments(children).length).toBeGreaterThan(1);
+    for (const d of deployments(children)) {
       const pod = d.spec!.template.spec!;
       expect(pod.volumes).toContainEqual({ name: 'model', persistentVolumeClaim: { claimName: 'models', readOnly: true } });
       expect(pod.containers[0]!.volumeMounts).toContainEqual({ name: 'model', mountPath: '/models/rmc', readOnly: true });
@@ -194,7 +273,7 @@ describe('what the pods read', () => {
 
 describe("the main's scheduling", () => {
   const argsOf = (partial: Parameters<typeof specOf>[0]) =>
-    childrenOf({ tables, ...partial }).children.deployments.map((d) => d.spec!.template.spec!.containers[0]!.args!);
+    deployments(childrenOf({ tables, ...partial }).children).map((d) => d.spec!.template.spec!.containers[0]!.args!);
 
   it('gives the main as many workers as its CPU limit, else its request, rounded up', () => {
     expect(argsOf({ placement: { main: { resources: { limits: { cpu: '3' }, requests: { cpu: '1' } } } } })[0]).toContain('--workers=3');
@@ -223,16 +302,19 @@ describe("the main's scheduling", () => {
 describe("what protects a model's pods", () => {
   it('a PodDisruptionBudget per component keeps one pod of each through a drain, and lets unready pods go', () => {
     const { children } = childrenOf({ tables, sharding: { strategy: 'load-balanced', shards: 2 } });
-    expect(children.pdbs.map((p) => p.metadata!.name)).toEqual(['rmc-main', 'rmc-shard-0', 'rmc-shard-1']);
-    for (const [i, p] of children.pdbs.entries()) {
-      expect(p.spec).toEqual({ minAvailable: 1, selector: children.deployments[i]!.spec!.selector, unhealthyPodEvictionPolicy: 'AlwaysAllow' });
+    const v = children.version;
+    expect(pdbs(children).map((p) => p.metadata!.name)).toEqual(['rmc-main', `rmc-shard-0-${v}`, `rmc-shard-1-${v}`]);
+    for (const [i, p] of pdbs(children).entries()) {
+      expect(p.spec).toEqual({ minAvailable: 1, selector: deployments(children)[i]!.spec!.selector, unhealthyPodEvictionPolicy: 'AlwaysAllow' });
       expect(p.metadata!.ownerReferences![0]).toMatchObject({ kind: 'RecModel', uid: '0000-1111', controller: true });
     }
   });
 
   it("sparse shards take their port only from the model's main pods and the trusted namespaces; the main from anyone", () => {
     const { children, spec } = childrenOf({ tables, sharding: { strategy: 'load-balanced', shards: 2 } });
-    const [main, shards] = children.networkPolicies;
+    const policies = buildNetworkPolicies(owner, spec, true, cfg);
+    expect(policies).toHaveLength(2);
+    const [main, shards] = policies;
     const port = [{ protocol: 'TCP', port: spec.serving.port }];
     expect(main!.spec).toEqual({
       podSelector: {
@@ -253,16 +335,25 @@ describe("what protects a model's pods", () => {
         ports: port,
       },
     ]);
-    // every shard Deployment's pods are selected: its pod labels carry the selector's
-    for (const d of children.deployments.filter((x) => x.metadata!.name !== 'rmc-main'))
-      expect(d.spec!.template.metadata!.labels).toMatchObject(shards!.spec!.podSelector!.matchLabels!);
+    // every shard Deployment's pods are selected, whatever their version: its pod labels carry the selector's
+    expect(children.shards.deployments).toHaveLength(2);
+    for (const d of children.shards.deployments) expect(d.spec!.template.metadata!.labels).toMatchObject(shards!.spec!.podSelector!.matchLabels!);
+    const other = childrenOf(
+      { tables, sharding: { strategy: 'load-balanced', shards: 2 } },
+      { ...cfg, shardServerImage: 'ghcr.io/recshard/shard-server:0.2.0' },
+    );
+    for (const d of other.children.shards.deployments) expect(d.spec!.template.metadata!.labels).toMatchObject(shards!.spec!.podSelector!.matchLabels!);
+    // the main's pods are the only ones the shards' policy lets in
+    expect(children.main.deployment.spec!.template.metadata!.labels).toMatchObject(main!.spec!.podSelector!.matchLabels!);
   });
 
-  it("a monolithic model has only the main's policy, and none when NetworkPolicies are off", () => {
-    const spec = specOf({ tables, sharding: { strategy: 'monolithic' } });
-    const p = planModel(spec);
-    if (!p.ok) throw p.error;
-    expect(buildChildren(owner, spec, p.plan, cfg).networkPolicies.map((n) => n.metadata!.name)).toEqual(['rmc-main']);
-    expect(buildChildren(owner, spec, p.plan, { ...cfg, networkPolicies: false }).networkPolicies).toEqual([]);
+  it("a model without shards has only the main's policy, and none when NetworkPolicies are off", () => {
+    const { children, spec } = childrenOf({ tables, sharding: { strategy: 'monolithic' } });
+    const anyShards = children.shards.deployments.length > 0;
+    expect(anyShards).toBe(false);
+    expect(buildNetworkPolicies(owner, spec, anyShards, cfg).map((n) => n.metadata!.name)).toEqual(['rmc-main']);
+    expect(buildNetworkPolicies(owner, spec, true, cfg).map((n) => n.metadata!.name)).toEqual(['rmc-main', 'rmc-shards']);
+    expect(buildNetworkPolicies(owner, spec, anyShards, { ...cfg, networkPolicies: false })).toEqual([]);
+    expect(buildNetworkPolicies(owner, spec, true, { ...cfg, networkPolicies: false })).toEqual([]);
   });
 });

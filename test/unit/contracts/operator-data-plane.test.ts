@@ -11,9 +11,9 @@ import { parseModelConfig } from '../../../contracts/model-config.js';
 import { parseServingPlan } from '../../../contracts/plan.js';
 import { shardServerArgs } from '../../../contracts/shard-server-args.js';
 import { componentSeriesLabels, latencyQuery } from '../../../operator/builders/autoscalers.js';
-import { buildChildren, CONFIG_MOUNT } from '../../../operator/builders/children.js';
+import { buildVersion, CONFIG_MOUNT, SHUTDOWN_DELAY_MS, type VersionChildren } from '../../../operator/builders/children.js';
 import { DEFAULT_BUILDER_CONFIG } from '../../../operator/builders/config.js';
-import { LABEL_COMPONENT, LABEL_SHARD } from '../../../operator/builders/labels.js';
+import { LABEL_COMPONENT, LABEL_SHARD, LABEL_VERSION } from '../../../operator/builders/labels.js';
 import { planModel } from '../../../operator/planner/plan.js';
 import { parseBuckets, PrometheusSource } from '../../../operator/signals/latency.js';
 import { parseFlags } from '../../../shard-server/flags.js';
@@ -27,8 +27,10 @@ function built(partial: Parameters<typeof specOf>[0]) {
   const spec = specOf({ tables, ...partial });
   const p = planModel(spec);
   if (!p.ok) throw p.error;
-  return { spec, plan: p.plan, children: buildChildren(owner, spec, p.plan, DEFAULT_BUILDER_CONFIG) };
+  return { spec, plan: p.plan, children: buildVersion(owner, spec, p.plan, DEFAULT_BUILDER_CONFIG) };
 }
+
+const deploymentsOf = (c: VersionChildren) => [c.main.deployment, ...c.shards.deployments];
 
 const cases: [string, Parameters<typeof specOf>[0]][] = [
   ['load-balanced over 3 shards', { sharding: { strategy: 'load-balanced', shards: 3 } }],
@@ -47,7 +49,8 @@ describe('the pods the operator builds, as the shard-server reads them', () => {
   it.each(cases)("%s: every container's arguments parse, name its own component and the ConfigMap's files", (_name, partial) => {
     const { spec, plan, children } = built(partial);
     const data = children.configMap.data!;
-    for (const d of children.deployments) {
+    expect(deploymentsOf(children)).toHaveLength(1 + plan.shards.length);
+    for (const d of deploymentsOf(children)) {
       const pod = d.spec!.template.spec!;
       const c = pod.containers[0]!;
       const flags = parseFlags(c.args!, {});
@@ -55,6 +58,10 @@ describe('the pods the operator builds, as the shard-server reads them', () => {
       expect(flags.role).toBe(labels[LABEL_COMPONENT]);
       expect(flags.shard).toBe(labels[LABEL_SHARD] === undefined ? undefined : Number(labels[LABEL_SHARD]));
       expect(flags.port).toBe(spec.serving.port);
+      // a terminating pod keeps answering while its Service forgets it
+      expect(flags.shutdownDelayMs).toBe(SHUTDOWN_DELAY_MS);
+      // every pod serves the version of the plan.json it mounts
+      expect(d.spec!.template.metadata!.labels![LABEL_VERSION]).toBe(children.version);
       expect(c.ports![0]!.containerPort).toBe(flags.port);
       // both files come from the plan ConfigMap, mounted where the flags point
       const mount = c.volumeMounts!.find((m) => m.mountPath === CONFIG_MOUNT)!;
@@ -71,11 +78,13 @@ describe('the pods the operator builds, as the shard-server reads them', () => {
     }
     const served = parseServingPlan(data['plan.json']!);
     expect(served.model).toBe(owner.name);
+    expect(served.version).toBe(children.version);
     expect(served.main.tables).toEqual(plan.mainTables);
-    // each shard's endpoint is its own Service, on the port the Service serves
+    // each shard's endpoint is its own Service of this version, on the port the Service serves
     expect(served.shards.map((s) => [s.index, s.tables, s.endpoint])).toEqual(
       plan.shards.map((s) => {
-        const svc = children.services.find((x) => x.metadata!.labels![LABEL_SHARD] === String(s.index))!;
+        const svc = children.shards.services.find((x) => x.metadata!.labels![LABEL_SHARD] === String(s.index))!;
+        expect(svc.spec!.selector![LABEL_VERSION]).toBe(children.version);
         return [s.index, s.tables, `http://${svc.metadata!.name}.${owner.namespace}.svc:${svc.spec!.ports![0]!.port}`];
       }),
     );
@@ -85,9 +94,17 @@ describe('the pods the operator builds, as the shard-server reads them', () => {
   });
 
   it('rejects what a shard-server cannot serve from, naming the file and the field', () => {
-    expect(() => parseServingPlan('{"model": "m", "main": {"tables": []}, "shards": [{"index": 0, "tables": ["a"]}]}', '/etc/recshard/plan.json')).toThrow(
-      '/etc/recshard/plan.json shards[0].endpoint: must be a string, got nothing',
+    expect(() =>
+      parseServingPlan('{"model": "m", "version": "0a1b2c3d", "main": {"tables": []}, "shards": [{"index": 0, "tables": ["a"]}]}', '/etc/recshard/plan.json'),
+    ).toThrow('/etc/recshard/plan.json shards[0].endpoint: must be a string, got nothing');
+    expect(() => parseServingPlan('{"model": "m", "main": {"tables": []}, "shards": []}', 'plan.json')).toThrow(
+      'plan.json version: must be a string, got nothing',
     );
+    for (const bad of ['0a1b2c3', '0A1B2C3D', 'v0a1b2c3d'])
+      expect(() => parseServingPlan(JSON.stringify({ model: 'm', version: bad, main: { tables: [] }, shards: [] }), 'plan.json')).toThrow(
+        `plan.json version: must be 8 or more lowercase hex digits, got "${bad}"`,
+      );
+    expect(parseServingPlan('{"model": "m", "version": "0a1b2c3d", "main": {"tables": []}, "shards": []}').version).toBe('0a1b2c3d');
     expect(() => parseServingPlan('{"model": "m"', 'plan.json')).toThrow(/plan.json: not valid JSON/);
     expect(() => parseModelConfig('{"artifact": {"uri": 3}}')).toThrow('model.json artifact.uri: must be a string, got 3');
     expect(() => parseFlags(['--role=main'], {})).toThrow(/--plan/);
@@ -103,9 +120,13 @@ describe('local serving writes what the operator writes', () => {
     const files = writeServingFiles(dir, owner.name, spec, plan, '/models/rmc', [40001, 40002]);
     const local = JSON.parse(readFileSync(files.plan, 'utf8'));
     const cluster = JSON.parse(children.configMap.data!['plan.json']!);
-    // the same document but for where the components answer
+    // local serving has a version of its own (its image is no cluster's, its artifact the local directory)
+    expect(local.version).toMatch(/^[0-9a-f]{8}$/);
+    expect(local.version).not.toBe(cluster.version);
+    // the same document but for its version and where the components answer
     const strip = (doc: { main: object; shards: object[] }) => ({
       ...doc,
+      version: undefined,
       main: { ...doc.main, service: undefined },
       shards: doc.shards.map((s) => ({ ...s, service: undefined, endpoint: undefined })),
     });

@@ -4,7 +4,8 @@ import type { KubernetesObject, V1Deployment } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import type { Clock } from '../../../lib/clock.js';
 import { silentLogger } from '../../../lib/log.js';
-import type { RecModel } from '../../../operator/api/v1alpha1/index.js';
+import { resolveSpec, type RecModel } from '../../../operator/api/v1alpha1/index.js';
+import { buildVersion } from '../../../operator/builders/children.js';
 import { DEFAULT_BUILDER_CONFIG } from '../../../operator/builders/config.js';
 import { announcePlan, applyDesired } from '../../../operator/controller/reconcile/apply.js';
 import { decide } from '../../../operator/controller/reconcile/decide.js';
@@ -15,6 +16,7 @@ import { writeStatus } from '../../../operator/controller/reconcile/status.js';
 import { Reconciler } from '../../../operator/controller/reconciler.js';
 import type { ObjectRef } from '../../../operator/kube/client.js';
 import { EventRecorder } from '../../../operator/kube/events.js';
+import { planModel } from '../../../operator/planner/plan.js';
 import { OperatorMetrics } from '../../../operator/server/metrics.js';
 
 const now = new Date('2026-06-01T12:00:00Z');
@@ -77,7 +79,7 @@ function rm(over: Partial<RecModel['spec']> = {}, status?: RecModel['status']): 
 const deps = (client: FakeClient) => ({ client, events: new EventRecorder(client, 'test', 'test-0', clock, silentLogger), metrics: new OperatorMetrics() });
 const observed = (model: RecModel, owned: KubernetesObject[] = [], foreign: KubernetesObject[] = []): Observed => ({ rm: model, owned, foreign, pods: [] });
 const planned = (o: Observed) => {
-  const d = decide(o, DEFAULT_BUILDER_CONFIG);
+  const d = decide(o, DEFAULT_BUILDER_CONFIG, now);
   if (!d.outcome.ok) throw new Error(d.outcome.message);
   return { d, plan: d.outcome.plan };
 };
@@ -87,6 +89,16 @@ const otherOwner = (kind: string, name: string): KubernetesObject => ({
   metadata: { name, namespace: 'ns', ownerReferences: [{ apiVersion: 'v1', kind: 'Thing', name: 'x', uid: 'other', controller: true }] },
 });
 const names = (objs: KubernetesObject[]) => objs.map((o) => `${o.kind}/${o.metadata!.name}`);
+/** The serving version rm() builds: its version (in its shards' names) and its plan ConfigMap's name. */
+const built = (() => {
+  const r = resolveSpec(rm().spec);
+  if (!r.ok) throw new Error(JSON.stringify(r.errors));
+  const p = planModel(r.spec);
+  if (!p.ok) throw p.error;
+  const v = buildVersion({ name: 'm', namespace: 'ns', uid: 'u-1' }, r.spec, p.plan, DEFAULT_BUILDER_CONFIG);
+  return { version: v.version, configMap: v.configMap.metadata!.name! };
+})();
+const v = built.version;
 
 describe('apply', () => {
   it('applies every desired child in order and returns the Deployments the API server returned', async () => {
@@ -96,33 +108,36 @@ describe('apply', () => {
     const out = await applyDesired(deps(client), o, d.desired);
     expect(names(client.applied)).toEqual(names(d.desired));
     expect(names(client.applied)[0]).toMatch(/^NetworkPolicy\//);
-    expect(out.deployments.map((x) => x.metadata!.name)).toEqual(['m-main', 'm-shard-0', 'm-shard-1']);
+    // the shards before the main that calls them
+    expect(out.deployments.map((x) => x.metadata!.name)).toEqual([`m-shard-0-${v}`, `m-shard-1-${v}`, 'm-main']);
+    expect(names(client.applied)).toContain(`ConfigMap/${built.configMap}`);
     expect(out).toMatchObject({ conflicts: [], errors: [] });
   });
 
   it('leaves alone what another owner controls, cached or only live, with a Warning each, and applies the rest', async () => {
     const client = new FakeClient();
-    client.live.set('Service/m-shard-1', otherOwner('Service', 'm-shard-1'));
+    client.live.set(`Service/m-shard-1-${v}`, otherOwner('Service', `m-shard-1-${v}`));
     const o = observed(rm(), [], [otherOwner('Service', 'm-main')]);
     const { d } = planned(o);
     const out = await applyDesired(deps(client), o, d.desired);
-    expect(out.conflicts).toEqual(['Service m-main', 'Service m-shard-1']);
+    expect(out.conflicts).toEqual(['Service m-main', `Service m-shard-1-${v}`]);
     expect(names(client.applied)).not.toContain('Service/m-main');
-    expect(names(client.applied)).toContain('Service/m-shard-0');
+    expect(names(client.applied)).not.toContain(`Service/m-shard-1-${v}`);
+    expect(names(client.applied)).toContain(`Service/m-shard-0-${v}`);
     expect(client.events.filter((e) => e.reason === 'ResourceConflict').map((e) => e.message)).toEqual([
       'Service m-main exists and is not controlled by this RecModel (controlled by Thing x); left unchanged',
-      'Service m-shard-1 exists and is not controlled by this RecModel (controlled by Thing x); left unchanged',
+      `Service m-shard-1-${v} exists and is not controlled by this RecModel (controlled by Thing x); left unchanged`,
     ]);
   });
 
   it('records a failed write with a Warning and goes on with the others', async () => {
-    const client = new FakeClient(new Set(['m-shard-0']));
+    const client = new FakeClient(new Set([`m-shard-0-${v}`]));
     const o = observed(rm());
     const { d } = planned(o);
     const out = await applyDesired(deps(client), o, d.desired);
     expect(out.errors.length).toBeGreaterThan(0);
-    expect(out.errors.every((e) => e.startsWith('apply ') && e.includes('m-shard-0') && e.endsWith('422: field is immutable'))).toBe(true);
-    expect(out.deployments.map((x) => x.metadata!.name)).toEqual(['m-main', 'm-shard-1']);
+    expect(out.errors.every((e) => e.startsWith('apply ') && e.includes(`m-shard-0-${v}`) && e.endsWith('422: field is immutable'))).toBe(true);
+    expect(out.deployments.map((x) => x.metadata!.name)).toEqual([`m-shard-1-${v}`, 'm-main']);
     expect(client.events.filter((e) => e.reason === 'ApplyFailed')).toHaveLength(out.errors.length);
   });
 
@@ -228,9 +243,28 @@ describe('the steps composed', () => {
   });
 
   it('a failed write: status says Degraded=ApplyFailed, then the reconcile throws for the queue to retry', async () => {
-    const client = new FakeClient(new Set(['m-plan']));
-    await expect(reconciler(client, caches(rm())).reconcile('ns', 'm')).rejects.toThrow('apply ConfigMap m-plan: 422: field is immutable');
+    const client = new FakeClient(new Set([built.configMap]));
+    await expect(reconciler(client, caches(rm())).reconcile('ns', 'm')).rejects.toThrow(`apply ConfigMap ${built.configMap}: 422: field is immutable`);
     expect(client.statuses[0]!.status!.conditions!.find((c) => c.type === 'Degraded')).toMatchObject({ status: 'True', reason: 'ApplyFailed' });
+  });
+
+  it('reads its own status writes while the cache lags: a second reconcile continues the rollout, it does not restart it', async () => {
+    const r0 = resolveSpec(rm().spec);
+    if (!r0.ok) throw new Error('fixture');
+    const F = buildVersion({ name: 'm', namespace: 'ns', uid: 'u-1' }, r0.spec, planned(observed(rm())).plan, DEFAULT_BUILDER_CONFIG);
+    const serving = { rollout: { toVersion: F.version, phase: 'Complete', mode: 'Initial' } } as RecModel['status'];
+    // the spec now asks for another version (monolithic: no shards to start, the main switches at once)
+    const next = rm({ sharding: { strategy: 'monolithic' } } as Partial<RecModel['spec']>, serving);
+    const owned: KubernetesObject[] = [{ ...F.main.deployment, kind: 'Deployment' }];
+    const client = new FakeClient();
+    const r = reconciler(client, caches(next, owned));
+    await r.reconcile('ns', 'm');
+    expect(client.statuses.at(-1)!.status!.rollout).toMatchObject({ mode: 'Overlap', fromVersion: F.version, phase: 'SwitchingMain' });
+    // the cache now has the switched main, but not yet the status written with it
+    owned[0] = client.applied.filter((o) => o.kind === 'Deployment' && o.metadata!.name === 'm-main').at(-1)!;
+    await r.reconcile('ns', 'm');
+    expect(client.statuses.at(-1)!.status!.rollout).toMatchObject({ mode: 'Overlap', fromVersion: F.version });
+    expect(client.statuses.at(-1)!.status!.rollout!.reason).toMatch(new RegExp(`version ${F.version} -> `));
   });
 
   it('a deleted model: nothing written, its metrics forgotten', async () => {

@@ -25,7 +25,11 @@ describe('BufferPool', () => {
   });
 
   it('encodes a lookup request into a pooled buffer exactly as into a fresh one', () => {
-    const req = { batch: 2, lookups: [{ table: 3, pooling: 'sum' as const, offsets: Uint32Array.of(0, 1, 3), indices: Uint32Array.of(7, 8, 9) }] };
+    const req = {
+      version: { plan: 0x0a1b2c3d, artifact: 0xfeedbeef },
+      batch: 2,
+      lookups: [{ table: 3, pooling: 'sum' as const, offsets: Uint32Array.of(0, 1, 3), indices: Uint32Array.of(7, 8, 9) }],
+    };
     const pool = new BufferPool();
     const pooled = encodeRequest(req, (n) => pool.acquire(n));
     expect([...pooled]).toEqual([...encodeRequest(req)]);

@@ -1,13 +1,17 @@
 // The shard-server's HTTP layer in process (supertest), per role: a sparse shard over tables in memory, and a main
 // over a small generated model run inline; every error reply from the one error handler and the catalogue.
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import request, { type Response, type Test } from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ErrorCode, ServeError } from '../../../contracts/errors.js';
 import type { ModelInfo } from '../../../contracts/model-info.js';
 import { decodeResponse, encodeRequest, LOOKUP_CONTENT_TYPE } from '../../../contracts/wire/lookup.js';
 import { decodeScores, PREDICT_CONTENT_TYPE } from '../../../contracts/wire/predict.js';
+import { versionWord, type LookupVersion } from '../../../contracts/wire/versions.js';
 import { realClock } from '../../../lib/clock.js';
 import { silentLogger } from '../../../lib/log.js';
 import { buildQueries } from '../../../loadgen/workload.js';
@@ -16,10 +20,13 @@ import { resolveSpec } from '../../../operator/api/v1alpha1/index.js';
 import { buildServerApp, type ServerState } from '../../../shard-server/http/app.js';
 import { ServerMetrics } from '../../../shard-server/http/metrics.js';
 import { LookupService } from '../../../shard-server/inference/lookup-service.js';
+import { ShardClient } from '../../../shard-server/inference/shard-client.js';
 import { modelSource, readManifest, type EmbeddingTable } from '../../../shard-server/model/load.js';
 import { DEFAULT_SCHEDULING, loadMain, type MainRole } from '../../../shard-server/roles.js';
 
 const limits = { maxBatch: 64, maxIndicesPerSample: 16 };
+/** The serving version the shards here serve: plan.json's version and the manifest's sha256, a word of each. */
+const version: LookupVersion = { plan: versionWord('0a1b2c3d'), artifact: versionWord('5eed0f00') };
 
 /** The body as bytes, whatever its content type. */
 const bytes = (t: Test) =>
@@ -36,10 +43,10 @@ function table(index: number, rows: number, dim: number): EmbeddingTable {
 }
 
 describe('the sparse role', () => {
-  const state: ServerState = { notReady: () => (state.lookup ? undefined : 'loading model') };
+  const state: ServerState = { stopping: false, notReady: () => (state.lookup ? undefined : 'loading model') };
   const metrics = new ServerMetrics('m', 'sparse');
   const app = buildServerApp(state, { model: 'm', role: 'sparse', shard: 1, limits, maxBodyBytes: 1 << 16, metrics, log: silentLogger });
-  const lookup = { batch: 2, lookups: [{ table: 3, pooling: 'sum' as const, offsets: Uint32Array.of(0, 2, 3), indices: Uint32Array.of(0, 4, 9) }] };
+  const lookup = { version, batch: 2, lookups: [{ table: 3, pooling: 'sum' as const, offsets: Uint32Array.of(0, 2, 3), indices: Uint32Array.of(0, 4, 9) }] };
 
   it('is live at once and ready once its tables are loaded; until then a lookup is a 503 that says why', async () => {
     await request(app).get('/healthz').expect(200, 'ok\n');
@@ -52,7 +59,7 @@ describe('the sparse role', () => {
     );
     expect(r.status).toBe(503);
     expect(JSON.parse(Buffer.from(r.body as Buffer).toString())).toEqual({ error: { code: 'NOT_READY', message: 'loading model' } });
-    state.lookup = new LookupService(new Map([['t3', table(3, 10, 4)]]), limits.maxBatch);
+    state.lookup = new LookupService(new Map([['t3', table(3, 10, 4)]]), limits.maxBatch, version);
     await request(app).get('/readyz').expect(200, 'ok\n');
   });
 
@@ -99,9 +106,90 @@ describe('the sparse role', () => {
   });
 });
 
+describe('a lookup planned for another version', () => {
+  const state: ServerState = { stopping: false, notReady: () => undefined };
+  const metrics = new ServerMetrics('m', 'sparse');
+  const app = buildServerApp(state, { model: 'm', role: 'sparse', shard: 0, limits, maxBodyBytes: 1 << 16, metrics, log: silentLogger });
+  state.lookup = new LookupService(new Map([['t3', table(3, 10, 4)]]), limits.maxBatch, version);
+  const lookups = [{ table: 3, pooling: 'sum' as const, offsets: Uint32Array.of(0, 1), indices: Uint32Array.of(2) }];
+  const post = (v: LookupVersion) =>
+    request(app)
+      .post('/v1/lookup')
+      .set('content-type', LOOKUP_CONTENT_TYPE)
+      .send(Buffer.from(encodeRequest({ version: v, batch: 1, lookups })));
+  // the plan word alone differs (another table assignment), then the artifact word alone (other weights, same plan)
+  const otherPlan = { plan: versionWord('0a1b2c3e'), artifact: version.artifact };
+  const otherArtifact = { plan: version.plan, artifact: versionWord('5eed0f01') };
+
+  it('is refused with 409 VERSION_MISMATCH naming both versions, and counted; its own version is served', async () => {
+    const plan = await post(otherPlan);
+    expect(plan.status).toBe(409);
+    expect(plan.body.error).toEqual({
+      code: 'VERSION_MISMATCH',
+      message: 'lookup planned for plan 0a1b2c3e, artifact 5eed0f00; this shard serves plan 0a1b2c3d, artifact 5eed0f00',
+    });
+    const artifact = await post(otherArtifact);
+    expect([artifact.status, artifact.body.error.code]).toEqual([409, 'VERSION_MISMATCH']);
+    expect(artifact.body.error.message).toBe('lookup planned for plan 0a1b2c3d, artifact 5eed0f01; this shard serves plan 0a1b2c3d, artifact 5eed0f00');
+    // the same lookup of the shard's own version gets its row
+    const ok = await bytes(post(version));
+    expect(ok.status).toBe(200);
+    expect(Array.from(decodeResponse(view(ok), 1)[0]!.values)).toEqual([3008, 3009, 3010, 3011]);
+    const text = (await request(app).get('/metrics')).text;
+    expect(text).toMatch(/^recshard_errors_total\{model="m",role="sparse",code="VERSION_MISMATCH"\} 2$/m);
+  });
+
+  describe("the main's client of that shard", () => {
+    let server: Server;
+    let endpoint: string;
+    /** Lookup requests the shard received. */
+    let received = 0;
+
+    beforeAll(async () => {
+      server = createServer((req, res) => {
+        if (req.url === '/v1/lookup') received++;
+        app(req, res);
+      });
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+      endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    });
+    afterAll(() => new Promise<void>((r) => server.close(() => r())));
+
+    const deadline = () => Date.now() + 5_000;
+
+    it('of another version gets a ServeError SHARD_VERSION_MISMATCH and reports each refusal', async () => {
+      let mismatches = 0;
+      const client = new ShardClient(0, endpoint, [3], realClock, otherArtifact, () => mismatches++);
+      received = 0;
+      const err = await client.lookup({ batch: 1, lookups }, deadline()).catch((e: unknown) => e);
+      client.stop();
+      expect(err).toBeInstanceOf(ServeError);
+      expect((err as ServeError).kind).toBe(ErrorCode.ShardVersionMismatch);
+      expect((err as ServeError).body().error.code).toBe('SHARD_VERSION_MISMATCH');
+      expect((err as ServeError).status).toBe(503);
+      expect((err as ServeError).message).toContain(`shard 0 (${endpoint}) serves another version than this main (plan 0a1b2c3d, artifact 5eed0f01)`);
+      expect((err as ServeError).message).toContain('VERSION_MISMATCH');
+      // every lookup the shard refused was reported, none that it did not get
+      expect(received).toBeGreaterThan(0);
+      expect(mismatches).toBe(received);
+      expect(client.up).toBe(false);
+    });
+
+    it('of the same version gets the rows and reports nothing', async () => {
+      let mismatches = 0;
+      const client = new ShardClient(0, endpoint, [3], realClock, version, () => mismatches++);
+      const [out] = await client.lookup({ batch: 1, lookups }, deadline());
+      client.stop();
+      expect(Array.from(out!.values)).toEqual([3008, 3009, 3010, 3011]);
+      expect(mismatches).toBe(0);
+      expect(client.up).toBe(true);
+    });
+  });
+});
+
 describe('the main role', () => {
   const dir = mkdtempSync(join(tmpdir(), 'recshard-http-'));
-  const state: ServerState = { notReady: () => (state.predictor ? undefined : 'loading model') };
+  const state: ServerState = { stopping: false, notReady: () => (state.predictor ? undefined : 'loading model') };
   const metrics = new ServerMetrics('m', 'main');
   const app = buildServerApp(state, { model: 'm', role: 'main', limits, maxBodyBytes: 1 << 16, metrics, log: silentLogger });
   let main: MainRole;
@@ -129,7 +217,8 @@ describe('the main role', () => {
       src,
       await readManifest(src),
       {
-        plan: { model: 'm', main: { tables: ['a', 'b'] }, shards: [] },
+        plan: { model: 'm', version: '0a1b2c3d', main: { tables: ['a', 'b'] }, shards: [] },
+        version,
         scheduling: { ...DEFAULT_SCHEDULING, workers: 0 },
         policy: 'fail',
         deadlineMs: 1000,

@@ -5,10 +5,15 @@ import { describe, expect, it } from 'vitest';
 import { podProblems } from '../../../operator/status/pods.js';
 import { computeStatus } from '../../../operator/status/status.js';
 
+/** The serving version every pod is labelled with (a shard's component, its Deployment, is named with it). */
+const V = '0a1b2c3d';
+
 function pod(
   name: string,
   shard: number | undefined,
   status: { containers?: Partial<V1ContainerStatus>[]; scheduled?: { reason: string; message: string } },
+  /** null: a pod made before versions existed */
+  version: string | null = V,
 ): V1Pod {
   return {
     metadata: {
@@ -16,6 +21,7 @@ function pod(
       labels: {
         'app.kubernetes.io/component': shard === undefined ? 'main' : 'sparse',
         ...(shard === undefined ? {} : { 'recshard.io/shard': String(shard) }),
+        ...(version === null ? {} : { 'recshard.io/version': version }),
       },
     },
     spec: { containers: [{ name: 'shard-server', resources: { limits: { memory: '160Mi' } } }] },
@@ -46,7 +52,7 @@ describe('podProblems', () => {
     ]);
     expect(problems).toEqual([
       {
-        component: 'm-shard-1',
+        component: `m-shard-1-${V}`,
         pod: 'm-shard-1-b',
         reason: 'OOMKilled',
         message: 'pod m-shard-1-b: container shard-server was OOMKilled: its memory limit (160Mi) is too small, restarted 3 times (CrashLoopBackOff)',
@@ -58,7 +64,9 @@ describe('podProblems', () => {
     const problems = podProblems('m', [
       pod('m-main-a', undefined, { containers: [{ state: { waiting: { reason: 'ImagePullBackOff', message: 'Back-off pulling image' } } }] }),
       pod('m-shard-0-a', 0, { scheduled: { reason: 'Unschedulable', message: '0/5 nodes are available: 5 node(s) didn’t match node selector.' } }),
-      pod('m-shard-1-a', 1, { containers: [{ state: { waiting: { reason: 'CreateContainerConfigError', message: 'configmap "m-plan" not found' } } }] }),
+      pod('m-shard-1-a', 1, {
+        containers: [{ state: { waiting: { reason: 'CreateContainerConfigError', message: 'configmap "m-plan-5e0bda33b3" not found' } } }],
+      }),
       pod('m-shard-2-a', 2, { containers: [{ state: { running: {} }, lastState: { terminated: { reason: 'Error', exitCode: 137 } }, restartCount: 1 }] }),
       pod('m-shard-3-a', 3, {
         containers: [{ ready: true, state: { running: {} }, lastState: { terminated: { reason: 'OOMKilled', exitCode: 137 } }, restartCount: 1 }],
@@ -66,9 +74,13 @@ describe('podProblems', () => {
     ]);
     expect(problems.map((p) => [p.component, p.reason, p.message])).toEqual([
       ['m-main', 'ImagePullFailed', 'pod m-main-a: cannot pull image ghcr.io/recshard/shard-server:0.1.0: ImagePullBackOff: Back-off pulling image'],
-      ['m-shard-0', 'Unschedulable', 'pod m-shard-0-a cannot be scheduled: 0/5 nodes are available: 5 node(s) didn’t match node selector.'],
-      ['m-shard-1', 'ContainerCreateFailed', 'pod m-shard-1-a: container shard-server: CreateContainerConfigError: configmap "m-plan" not found'],
-      ['m-shard-2', 'ContainerRestarting', 'pod m-shard-2-a: container shard-server exited: Error (exit 137), restarted 1 time; not ready yet'],
+      [`m-shard-0-${V}`, 'Unschedulable', 'pod m-shard-0-a cannot be scheduled: 0/5 nodes are available: 5 node(s) didn’t match node selector.'],
+      [
+        `m-shard-1-${V}`,
+        'ContainerCreateFailed',
+        'pod m-shard-1-a: container shard-server: CreateContainerConfigError: configmap "m-plan-5e0bda33b3" not found',
+      ],
+      [`m-shard-2-${V}`, 'ContainerRestarting', 'pod m-shard-2-a: container shard-server exited: Error (exit 137), restarted 1 time; not ready yet'],
     ]);
   });
 
@@ -77,6 +89,23 @@ describe('podProblems', () => {
     leaving.metadata!.deletionTimestamp = new Date();
     const starting = pod('m-shard-0-new', 0, { containers: [{ state: { waiting: { reason: 'ContainerCreating' } } }] });
     expect(podProblems('m', [leaving, starting])).toEqual([]);
+  });
+
+  it("tells one shard's versions apart (a rollout runs both), and names a pod from before versions by its unversioned Deployment", () => {
+    const problems = podProblems('m', [
+      pod('m-shard-1-old', 1, { containers: [oom] }),
+      pod('m-shard-1-new', 1, { scheduled: { reason: 'Unschedulable', message: 'no room' } }, 'ffff0000'),
+      pod('m-shard-1-legacy', 1, { containers: [oom] }, null),
+      pod('m-main-new', undefined, { scheduled: { reason: 'Unschedulable', message: 'no room' } }, 'ffff0000'),
+      pod('m-main-old', undefined, { containers: [oom] }),
+    ]);
+    expect(problems.map((p) => [p.component, p.pod, p.reason])).toEqual([
+      // the main is one Deployment whatever version its pods serve: its worst problem
+      ['m-main', 'm-main-old', 'OOMKilled'],
+      ['m-shard-1', 'm-shard-1-legacy', 'OOMKilled'],
+      [`m-shard-1-${V}`, 'm-shard-1-old', 'OOMKilled'],
+      ['m-shard-1-ffff0000', 'm-shard-1-new', 'Unschedulable'],
+    ]);
   });
 });
 
@@ -99,8 +128,8 @@ describe('Degraded from the pods', () => {
     const degraded = status.conditions!.find((c) => c.type === 'Degraded')!;
     expect(degraded).toMatchObject({ status: 'True', reason: 'OOMKilled' });
     expect(degraded.message).toBe(
-      'm-shard-0: pod m-shard-0-a cannot be scheduled: 0/5 nodes are available; ' +
-        'm-shard-1: pod m-shard-1-a: container shard-server was OOMKilled: its memory limit (160Mi) is too small, restarted 3 times (CrashLoopBackOff)',
+      `m-shard-0-${V}: pod m-shard-0-a cannot be scheduled: 0/5 nodes are available; ` +
+        `m-shard-1-${V}: pod m-shard-1-a: container shard-server was OOMKilled: its memory limit (160Mi) is too small, restarted 3 times (CrashLoopBackOff)`,
     );
   });
 });
