@@ -42,8 +42,7 @@ const previous = join(flags.out, 'bench', 'results.json');
 const merged = flags.only !== undefined && existsSync(previous);
 if (merged) {
   const kept = JSON.parse(readFileSync(previous, 'utf8')) as BenchResults;
-  for (const [key, value] of Object.entries(kept))
-    if (!(key in results) || key === 'durationS') (results as unknown as Record<string, unknown>)[key] = value;
+  for (const [key, value] of Object.entries(kept)) if (!(key in results) || key === 'durationS') (results as unknown as Record<string, unknown>)[key] = value;
   results.command = kept.command;
   results.startedAt = kept.startedAt;
   results.quick = kept.quick;
