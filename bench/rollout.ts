@@ -85,6 +85,11 @@ const percentile = (xs: number[], p: number) => {
   const s = [...xs].sort((a, b) => a - b);
   return round(s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]!, 1);
 };
+/** Answered requests of `as` and their p50 and p99. */
+const summary = (as: Answer[]) => {
+  const ms = as.filter((a) => a.status === 200).map((a) => a.latencyMs);
+  return { answered: ms.length, p50Ms: percentile(ms, 50), p99Ms: percentile(ms, 99) };
+};
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface Answer {
@@ -218,29 +223,11 @@ export async function benchRollout(o: RolloutOptions, command: string): Promise<
       switchS: round((tDone - tApply) / 1000, 1),
       shardStartupS: startup,
       during: {
-        answered: during.filter(ok).length,
+        ...summary(during),
         failed: during.filter((a) => !ok(a) && a.status !== -1).length,
         timeouts: during.filter((a) => a.status === -1).length,
-        p50Ms: percentile(
-          during.filter(ok).map((a) => a.latencyMs),
-          50,
-        ),
-        p99Ms: percentile(
-          during.filter(ok).map((a) => a.latencyMs),
-          99,
-        ),
       },
-      steady: {
-        answered: steady.filter(ok).length,
-        p50Ms: percentile(
-          steady.filter(ok).map((a) => a.latencyMs),
-          50,
-        ),
-        p99Ms: percentile(
-          steady.filter(ok).map((a) => a.latencyMs),
-          99,
-        ),
-      },
+      steady: summary(steady),
       peakExtraPods: peak - basePods,
       phases,
       timeline: [...seconds.entries()]

@@ -130,6 +130,22 @@ const realNamespace = (name: string) => {
   k(['annotate', 'namespace', name, ...Object.entries(realPodNamespace()).map(([a, v]) => `${a}=${v}`)]);
 };
 let load: ChildProcess | undefined;
+/** nsenter's arguments for recshard load at 20 QPS through rmc1-kind's Service, from the node's network namespace. */
+const loadArgs = (ip: string, seconds: number) => [
+  `--net=${node.network.netns}`,
+  '--',
+  process.execPath,
+  join(ROOT, 'dist/cli/recshard.js'),
+  'load',
+  '--url',
+  `http://${ip}:8080`,
+  '--model',
+  'rmc1-kind',
+  '--qps',
+  '20',
+  '--duration',
+  String(seconds),
+];
 try {
   console.log(k(['get', 'nodes', '-L', 'nvidia.com/gpu.present', '-o', 'wide']));
 
@@ -161,27 +177,7 @@ try {
   console.log(k(['get', 'recmodels,pods,services', '-n', 'serving', '-o', 'wide']));
   const ip = k(['get', 'service', 'rmc1-kind-main', '-n', 'serving', '-o', 'jsonpath={.spec.clusterIP}']);
   console.log(`Load through the main's Service (http://${ip}:8080), from the node's network namespace, with recshard load:`);
-  console.log(
-    execFileSync(
-      'nsenter',
-      [
-        `--net=${node.network.netns}`,
-        '--',
-        process.execPath,
-        join(ROOT, 'dist/cli/recshard.js'),
-        'load',
-        '--url',
-        `http://${ip}:8080`,
-        '--model',
-        'rmc1-kind',
-        '--qps',
-        '20',
-        '--duration',
-        '5',
-      ],
-      { encoding: 'utf8' },
-    ),
-  );
+  console.log(execFileSync('nsenter', loadArgs(ip, 5), { encoding: 'utf8' }));
 
   step('kubectl apply -f examples/ (4 DeepRecInfra models x 4 strategies), placed by the real scheduler on the KWOK nodes');
   k(['create', 'namespace', 'recsys']);
@@ -215,25 +211,7 @@ try {
 
   step('Re-shard rmc1-kind under load on real pods: load-balanced/2 -> net-specific (new shards beside the old, then the main)');
   // open-loop load through the main's Service for as long as the rollout takes (SIGTERM ends it with its summary)
-  load = spawn(
-    'nsenter',
-    [
-      `--net=${node.network.netns}`,
-      '--',
-      process.execPath,
-      join(ROOT, 'dist/cli/recshard.js'),
-      'load',
-      '--url',
-      `http://${ip}:8080`,
-      '--model',
-      'rmc1-kind',
-      '--qps',
-      '20',
-      '--duration',
-      '600',
-    ],
-    { stdio: ['ignore', 'pipe', 'ignore'] },
-  );
+  load = spawn('nsenter', loadArgs(ip, 600), { stdio: ['ignore', 'pipe', 'ignore'] });
   let loadSummary = '';
   load.stdout!.on('data', (c) => (loadSummary += c));
   const loadDone = new Promise((r) => load!.once('exit', r));

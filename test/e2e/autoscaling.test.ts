@@ -16,7 +16,7 @@ import { durationMs } from '../../lib/duration.js';
 import type { LatencyScalingPolicy, RecModel } from '../../operator/api/v1alpha1/index.js';
 import { latencyQuery } from '../../operator/builders/autoscalers.js';
 import { startPrometheus, type PrometheusServer } from './prometheus.js';
-import { createRealNamespace, realNode, serviceUrl } from './real-pods.js';
+import { createRealNamespace, modelVolume, realNode, serviceUrl } from './real-pods.js';
 import {
   applyYaml,
   client,
@@ -138,19 +138,11 @@ beforeAll(async () => {
   policyName = `fast-${ns}`;
   const dir = mkdtempSync(join(tmpdir(), 'recshard-autoscaling-'));
   // the model, generated here, into a claim the pods mount (one of the node's hostpath volumes)
-  applyYaml(ns, [
-    {
-      apiVersion: 'v1',
-      kind: 'PersistentVolumeClaim',
-      metadata: { name: 'models' },
-      spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '1Gi' } } },
-    },
-  ]);
-  const pv = await waitUntil('the claim bound', () => kubectlJson<{ spec: { volumeName?: string } }>(['get', 'pvc', 'models', '-n', ns]).spec.volumeName);
+  const volume = await modelVolume(ns);
   const { spec } = resolveLocal(rm);
   cpSync(
     ensureModel(rm, spec, 1, 3, () => {}),
-    join(kubectlJson<{ spec: { hostPath: { path: string } } }>(['get', 'pv', pv]).spec.hostPath.path, 'ncf'),
+    join(volume, 'ncf'),
     {
       recursive: true,
     },

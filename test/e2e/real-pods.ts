@@ -6,7 +6,7 @@ import { inject } from 'vitest';
 import { stringify } from 'yaml';
 import { realPodNamespace } from '../../local-cluster/harness.js';
 import type { NodeInfo } from '../../local-cluster/node/node.js';
-import { kubectl, kubectlJson } from './support.js';
+import { applyYaml, kubectl, kubectlJson, waitUntil } from './support.js';
 
 export function realNode(): NodeInfo {
   const node = inject('clusterNode');
@@ -46,6 +46,23 @@ export function nodeHttp(url: string, body?: string): { status: number; text: st
     input: body ?? '',
   });
   return JSON.parse(out) as { status: number; text: string };
+}
+
+/** A claim `models` in `namespace`, bound to one of the node's hostpath volumes: the directory the pods mount, as seen here. */
+export async function modelVolume(namespace: string): Promise<string> {
+  applyYaml(namespace, [
+    {
+      apiVersion: 'v1',
+      kind: 'PersistentVolumeClaim',
+      metadata: { name: 'models' },
+      spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '1Gi' } } },
+    },
+  ]);
+  const pv = await waitUntil(
+    'the claim bound',
+    () => kubectlJson<{ spec: { volumeName?: string } }>(['get', 'pvc', 'models', '-n', namespace]).spec.volumeName,
+  );
+  return kubectlJson<{ spec: { hostPath: { path: string } } }>(['get', 'pv', pv]).spec.hostPath.path;
 }
 
 /** containerd's CLI on the node's socket, in the namespace the kubelet's containers live in. */

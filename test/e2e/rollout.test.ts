@@ -16,7 +16,7 @@ import { decodeScores, PREDICT_CONTENT_TYPE } from '../../contracts/wire/predict
 import { parseSizeSpec } from '../../loadgen/distributions.js';
 import { buildQueries } from '../../loadgen/workload.js';
 import type { RecModel } from '../../operator/api/v1alpha1/index.js';
-import { createRealNamespace, realNode, serviceUrl } from './real-pods.js';
+import { createRealNamespace, modelVolume, realNode, serviceUrl } from './real-pods.js';
 import { applyYaml, deleteNamespace, getRecModel, installCrd, kubectlJson, ROOT, startOperator, waitUntil, type OperatorProcess } from './support.js';
 
 const NAME = 'rmc-roll';
@@ -163,16 +163,7 @@ beforeAll(async () => {
   installCrd();
   ns = createRealNamespace('rollout');
   dir = mkdtempSync(join(tmpdir(), 'recshard-rollout-'));
-  applyYaml(ns, [
-    {
-      apiVersion: 'v1',
-      kind: 'PersistentVolumeClaim',
-      metadata: { name: 'models' },
-      spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '1Gi' } } },
-    },
-  ]);
-  const pv = await waitUntil('the claim bound', () => kubectlJson<{ spec: { volumeName?: string } }>(['get', 'pvc', 'models', '-n', ns]).spec.volumeName);
-  const volume = kubectlJson<{ spec: { hostPath: { path: string } } }>(['get', 'pv', pv]).spec.hostPath.path;
+  const volume = await modelVolume(ns);
   // two artifacts of the same shapes: weights from seed 1 (a) and seed 2 (b)
   const rm = base('a', { strategy: 'load-balanced', shards: 4 });
   const { spec } = resolveLocal(rm);
