@@ -4,12 +4,13 @@ SHELL := bash
 NPM ?= npm
 export ONNXRUNTIME_NODE_INSTALL := skip
 
-.PHONY: help deps build gen typecheck lint format test test-unit test-dataplane test-cluster demo bench images cluster-up cluster-down control-plane prometheus clean
+.PHONY: help deps build gen typecheck lint format test test-unit test-dataplane test-cluster demo bench bench-reliability images cluster-up cluster-down control-plane prometheus clean
 
 help:
 	@echo "make demo          plan the examples, serve DLRM-RMC2 locally in every strategy under load, run the operator on a local control plane"
 	@echo "make test          every test: lint, unit, data plane, then the cluster suites on a real local control plane"
 	@echo "make cluster-up    start this checkout's local cluster: control plane, KWOK nodes, a real node (prints KUBECONFIG); make cluster-down stops it"
+	@echo "make bench-reliability  overload and shard faults on real processes into docs/reliability.md (about 3 min)"
 	@echo "make bench         the six benchmarks into docs/benchmarks.md with charts (about 20 min, root; BENCH_FLAGS=--quick for a smoke run)"
 	@echo "make images        build the operator and shard-server images with docker or podman (IMAGE_REGISTRY, IMAGE_TAG)"
 	@echo "make lint          ESLint (layers, import cycles, line width) and Prettier's check, over the whole tree"
@@ -70,6 +71,11 @@ demo: build control-plane
 BENCH_FLAGS ?=
 bench: build
 	npx tsx bench/run.ts $(BENCH_FLAGS)
+	npx tsx bench/run-reliability.ts $(BENCH_FLAGS)
+
+# The data plane under overload and shard faults, on real processes, into docs/reliability.md (about 3 min).
+bench-reliability: build
+	npx tsx bench/run-reliability.ts $(BENCH_FLAGS)
 
 # The operator and shard-server images (images/Dockerfile), tagged as the chart expects them by default.
 IMAGE_REGISTRY ?= ghcr.io/recshard

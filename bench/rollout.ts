@@ -153,6 +153,8 @@ export async function benchRollout(o: RolloutOptions, command: string): Promise<
       `--qps=${o.qps}`,
       `--duration=${seconds}`,
       '--timeout-ms=5000',
+      // the budget of each query: what is measured is the switch, not the old pods' share of two cores
+      '--deadline-ms=4000',
       ...extra,
     ];
     execFileSync('nsenter', loadArgs(5, []), { stdio: 'ignore' });

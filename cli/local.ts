@@ -27,6 +27,8 @@ export interface LocalOptions {
   scheduler?: 'auto' | 'fixed';
   batchSize?: number;
   workers?: number;
+  /** Testing: the main also holds a serial lane this long per request (a server of 1000/N requests/s using no CPU). */
+  emulateServiceMs?: number;
   /** Where process logs go. */
   logDir?: string;
   log?: (line: string) => void;
@@ -94,7 +96,8 @@ export function resolveLocal(rm: RecModel): { spec: ResolvedRecModelSpec; plan: 
 /** Generates (once) the model a RecModel describes, at a scale, into a cache directory. */
 export function ensureModel(rm: RecModel, spec: ResolvedRecModelSpec, scale: number, seed: number, log: (l: string) => void): string {
   const key = createHash('sha256')
-    .update(JSON.stringify({ model: spec.model, scale, seed }))
+    // manifest 2: manifests say their scale (checked against the spec since); models cached before are regenerated
+    .update(JSON.stringify({ model: spec.model, scale, seed, manifest: 2 }))
     .digest('hex')
     .slice(0, 12);
   const dir = join(tmpdir(), 'recshard-models', `${rm.metadata.name}-${key}`);
@@ -150,6 +153,7 @@ function launchAll(runDir: string, plan: Plan, args: { sparse: (shard: number) =
 function argsOf(o: LocalOptions, files: { plan: string; modelConfig: string }, modelDir: string, ports: { shards: number[]; main: number }) {
   const common = {
     plan: files.plan,
+    modelConfig: files.modelConfig,
     model: modelDir,
     host: '127.0.0.1',
     deadlineMs: o.deadlineMs ?? 1000,
@@ -158,10 +162,10 @@ function argsOf(o: LocalOptions, files: { plan: string; modelConfig: string }, m
     ...(o.maxBodyBytes ? { maxBodyBytes: o.maxBodyBytes } : {}),
   } satisfies Partial<ShardServerArgs>;
   // model.json's serving section carries the scheduling settings; the options override them
-  const scheduling = { scheduler: o.scheduler, batchSize: o.batchSize, workers: o.workers };
+  const scheduling = { scheduler: o.scheduler, batchSize: o.batchSize, workers: o.workers, emulateServiceMs: o.emulateServiceMs };
   return {
     sparse: (shard: number) => shardServerArgs({ ...common, role: 'sparse', shard, port: ports.shards[shard]! }),
-    main: shardServerArgs({ ...common, role: 'main', modelConfig: files.modelConfig, port: ports.main, ...scheduling }),
+    main: shardServerArgs({ ...common, role: 'main', port: ports.main, ...scheduling }),
   };
 }
 

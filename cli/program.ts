@@ -61,6 +61,7 @@ function withTargetAndWorkload(cmd: Command): Command {
     .option('--zipf <s>', 'Zipf exponent of row popularity (0 = uniform)', '0')
     .option('--seed <n>', 'seed of sizes, rows and arrivals', '1')
     .option('--timeout-ms <n>', 'client timeout per query', '5000')
+    .option('--deadline-ms <n>', "each query's budget, sent to the main as x-recshard-timeout-ms (default: the main's --deadline-ms)")
     .option('--pool <n>', 'distinct queries generated and cycled', '256')
     .option('--scale <s>', 'row scale of a model generated for --local', '0.001');
   return withScheduling(cmd);

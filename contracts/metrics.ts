@@ -7,6 +7,10 @@ export const Metric = {
   requestDuration: 'recshard_request_duration_seconds',
   batchSize: 'recshard_batch_size',
   inflight: 'recshard_inflight_requests',
+  /** Requests admitted to the admission queue and waiting for a slot. */
+  queued: 'recshard_queued_requests',
+  /** Requests shed by admission control before any work, by reason (queue_full, deadline). */
+  shed: 'recshard_shed_requests_total',
   lookups: 'recshard_lookups_total',
   errors: 'recshard_errors_total',
   tableResidentBytes: 'recshard_table_resident_bytes',
@@ -33,7 +37,8 @@ export const Label = {
   code: 'code',
   executor: 'executor',
   mode: 'mode',
+  reason: 'reason',
 } as const;
 
 /** The stages of recshard_request_duration_seconds. */
-export type Stage = 'end_to_end' | 'queue' | 'bottom_mlp' | 'embeddings' | 'fanout' | 'shard_call' | 'interaction' | 'top_mlp' | 'lookup';
+export type Stage = 'end_to_end' | 'admission' | 'queue' | 'bottom_mlp' | 'embeddings' | 'fanout' | 'shard_call' | 'interaction' | 'top_mlp' | 'lookup';

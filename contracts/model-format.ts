@@ -25,6 +25,8 @@ export interface Manifest {
   name: string;
   architecture: string;
   seed: number;
+  /** Written by `recshard model generate` below 1: the tables hold scaledRows(rows, scale) of the spec's rows. */
+  scale?: number;
   denseFeatures: number;
   bottomMLP: number[];
   topMLP: number[];
@@ -36,6 +38,9 @@ export interface Manifest {
 }
 
 export const BYTES: Record<DType, number> = { fp32: 4, fp16: 2 };
+
+/** The rows a generated table of `rows` has at `scale` (tests and demos serve scaled-down models). */
+export const scaledRows = (rows: number, scale = 1) => (scale === 1 ? rows : Math.max(8, Math.round(rows * scale)));
 
 /** Width of the bottom MLP's output (the dense features themselves when there is no bottom MLP). */
 export function bottomWidth(m: Pick<Manifest, 'bottomMLP' | 'denseFeatures'>): number {

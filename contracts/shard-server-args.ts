@@ -22,6 +22,10 @@ export interface ShardServerArgs {
   failurePolicy?: FailurePolicy;
   maxBatch?: number;
   maxBodyBytes?: number;
+  maxJsonBytes?: number;
+  maxInflight?: number;
+  maxQueue?: number;
+  maxConnections?: number;
   probeMs?: number;
   scheduler?: SchedulerMode;
   batchSize?: number;
@@ -59,6 +63,25 @@ export const SHARD_SERVER_FLAGS: { [K in keyof ShardServerArgs]-?: FlagSpec } = 
   },
   maxBatch: { flag: '--max-batch', value: '<n>', description: 'samples per request', number: true },
   maxBodyBytes: { flag: '--max-body-bytes', value: '<n>', description: 'request body limit (a 1,000-item RMC2 query is about 16 MiB)', number: true },
+  maxJsonBytes: {
+    flag: '--max-json-bytes',
+    value: '<n>',
+    description: 'JSON body limit (parsed JSON costs about 15 bytes of memory per byte; binary bodies use --max-body-bytes)',
+    number: true,
+  },
+  maxInflight: {
+    flag: '--max-inflight',
+    value: '<n>',
+    description: 'requests worked on at once; more wait in the admission queue (default: 4 per core, at least 8)',
+    number: true,
+  },
+  maxQueue: {
+    flag: '--max-queue',
+    value: '<n>',
+    description: 'requests waiting for a slot; beyond it, or when a deadline cannot be met, a request is shed at once with 503 and Retry-After',
+    number: true,
+  },
+  maxConnections: { flag: '--max-connections', value: '<n>', description: 'open connections; more are closed as they arrive', number: true },
   probeMs: { flag: '--probe-ms', value: '<n>', description: 'how often the main checks each shard', number: true },
   scheduler: {
     flag: '--scheduler',

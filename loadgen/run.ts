@@ -2,6 +2,7 @@
 // answers. Latency is measured from each query's scheduled arrival, not from when it was sent, so a slow
 // server cannot hide its queueing (no coordinated omission).
 import { build, type Histogram } from 'hdr-histogram-js';
+import { DEGRADED_HEADER, TIMEOUT_HEADER } from '../contracts/endpoints.js';
 import { PREDICT_CONTENT_TYPE } from '../contracts/wire/predict.js';
 import { uniform } from './distributions.js';
 import type { Query } from './workload.js';
@@ -11,6 +12,8 @@ export interface LoadOptions {
   qps: number;
   durationMs: number;
   timeoutMs: number;
+  /** Each query's budget, sent as TIMEOUT_HEADER (the main's default when absent). */
+  deadlineMs?: number;
   queries: Query[];
   seed: number;
   /** Also report latency at this percentile as latencyMs.tail (default 99). */
@@ -36,6 +39,8 @@ export interface Answer {
   status: number;
   /** The answer's body (binary scores when status is 200). */
   body?: Uint8Array;
+  /** A 200 the main marked degraded (zero embeddings for a shard it could not reach). */
+  degraded?: boolean;
   error?: string;
 }
 
@@ -84,7 +89,7 @@ class Outcomes {
   }
 
   private async send(q: Query, intended: number, index: number, start: number): Promise<void> {
-    const answer = (status: number, body?: Uint8Array, error?: string) =>
+    const answer = (status: number, body?: Uint8Array, error?: string, degraded = false) =>
       this.o.onAnswer?.({
         query: index,
         atMs: Math.round((intended - start) * 1000) / 1000,
@@ -92,17 +97,18 @@ class Outcomes {
         latencyMs: Math.round((performance.now() - intended) * 1000) / 1000,
         status,
         ...(body ? { body } : {}),
+        ...(degraded ? { degraded } : {}),
         ...(error ? { error } : {}),
       });
     try {
       const res = await fetch(this.o.predictUrl, {
         method: 'POST',
-        headers: { 'content-type': PREDICT_CONTENT_TYPE },
+        headers: { 'content-type': PREDICT_CONTENT_TYPE, ...(this.o.deadlineMs !== undefined ? { [TIMEOUT_HEADER]: String(this.o.deadlineMs) } : {}) },
         body: q.body as unknown as BodyInit,
         signal: AbortSignal.timeout(this.o.timeoutMs),
       });
       const body = new Uint8Array(await res.arrayBuffer());
-      answer(res.status, body);
+      answer(res.status, body, undefined, res.headers.has(DEGRADED_HEADER));
       if (res.ok) {
         this.ok++;
         this.samples += q.size;

@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import { closeSync, mkdirSync, openSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { xoroshiro128plus } from 'pure-rand/generator/xoroshiro128plus';
-import { FORMAT, bottomWidth, interactionWidth, type FileRef, type Manifest, type TableManifest } from '../contracts/model-format.js';
+import { FORMAT, bottomWidth, scaledRows, interactionWidth, type FileRef, type Manifest, type TableManifest } from '../contracts/model-format.js';
 import { toHalf } from '../lib/fp16.js';
 import type { ResolvedModel } from '../operator/api/v1alpha1/index.js';
 import { expandTables, type PlannedTable } from '../operator/planner/tables.js';
@@ -52,7 +52,7 @@ const CHUNK = 1 << 20;
 
 /** One table's rows (at least 8 after scaling), streamed to disk in chunks and hashed as they are written. */
 function writeTable(o: GenerateOptions, t: PlannedTable): TableManifest {
-  const rows = Math.max(8, Math.round(t.rows * o.scale));
+  const rows = scaledRows(t.rows, o.scale);
   const file = `tables/${t.name}.bin`;
   const fd = openSync(join(o.outDir, file), 'w');
   const hash = createHash('sha256');
@@ -113,6 +113,7 @@ export function generateModel(o: GenerateOptions): Manifest {
     name: o.name,
     architecture,
     seed: o.seed,
+    ...(o.scale !== 1 ? { scale: o.scale } : {}),
     denseFeatures,
     bottomMLP,
     topMLP,

@@ -41,7 +41,6 @@ export interface MainOptions {
   version: LookupVersion;
   scheduling?: SchedulingOptions;
   policy: FailurePolicy;
-  deadlineMs: number;
   probeMs: number;
   log: Logger;
   clock: Clock;
@@ -61,11 +60,11 @@ export async function loadSparse(
   version: LookupVersion,
   plan: ShardServerPlan,
   shard: number | undefined,
-  maxBatch: number,
+  limits: { maxBatch: number; maxIndicesPerSample: number },
 ): Promise<LookupService> {
   const own = plan.shards.find((s) => s.index === shard);
   if (!own) throw new ModelLoadError('plan.json', `the plan has no shard ${shard}`);
-  return new LookupService(await loadTables(src, manifest, own.tables), maxBatch, version);
+  return new LookupService(await loadTables(src, manifest, own.tables), limits.maxBatch, version, limits.maxIndicesPerSample);
 }
 
 /** Where request parts run: worker threads (or the event loop, with 0 workers), and the accelerator's when asked. */
@@ -108,7 +107,16 @@ function shardClients(manifest: Manifest, o: MainOptions, metrics: ServerMetrics
     return i;
   };
   const clients = o.plan.shards.map(
-    (s) => new ShardClient(s.index, s.endpoint, s.tables.map(indexOf), o.clock, o.version, () => metrics.versionMismatches.inc(metrics.shardLabels(s.index))),
+    (s) =>
+      new ShardClient({
+        shard: s.index,
+        endpoint: s.endpoint,
+        tables: s.tables.map(indexOf),
+        clock: o.clock,
+        version: o.version,
+        policy: o.policy,
+        onVersionMismatch: () => metrics.versionMismatches.inc(metrics.shardLabels(s.index)),
+      }),
   );
   for (const c of clients) {
     metrics.shardUp.set(metrics.shardLabels(c.shard), 0);
@@ -158,7 +166,6 @@ export async function loadMain(src: ModelSource, manifest: Manifest, o: MainOpti
     accelerator,
     scheduler,
     policy: o.policy,
-    deadlineMs: o.deadlineMs,
     clock: o.clock,
   });
   return {

@@ -2,6 +2,7 @@
 // background (/readyz says what it is waiting for or which file is bad), and drains in-flight requests on close.
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { availableParallelism } from 'node:os';
 import type { ShardServerPlan } from '../contracts/plan.js';
 import type { FailurePolicy, Role } from '../contracts/shard-server-args.js';
 import { describeVersion, versionToken, versionWord, type LookupVersion } from '../contracts/wire/versions.js';
@@ -9,22 +10,36 @@ import { realClock, type Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/log.js';
 import { buildServerApp, type ServerState } from './http/app.js';
 import { ServerMetrics } from './http/metrics.js';
-import { modelSource, ModelLoadError, readManifestDigest } from './model/load.js';
+import { checkManifest, modelSource, ModelLoadError, readManifestDigest } from './model/load.js';
 import { loadMain, loadSparse, type MainRole, type SchedulingOptions } from './roles.js';
 
 export { DEFAULT_SCHEDULING, type SchedulingOptions } from './roles.js';
+
+/** The per-sample index limit of both roles (the main's JSON and binary requests, the shards' lookups). */
+export const MAX_INDICES_PER_SAMPLE = 4096;
+export const DEFAULT_MAX_JSON_BYTES = 4 * 2 ** 20;
+export const DEFAULT_MAX_QUEUE = 256;
+export const DEFAULT_MAX_CONNECTIONS = 4096;
 
 export interface ServerOptions {
   role: Role;
   shard?: number;
   plan: ShardServerPlan;
   modelUri?: string;
+  /** The RecModel's spec.model (model.json): the artifact must have exactly its tables and dense features. */
+  expectedModel?: unknown;
   host: string;
   port: number;
   deadlineMs: number;
   policy: FailurePolicy;
   maxBatch: number;
   maxBodyBytes: number;
+  /** JSON bodies' limit (default: 4 MiB, at most maxBodyBytes). */
+  maxJsonBytes?: number;
+  /** Admission control (default: 4 per core, at least 8; 256 waiting). */
+  maxInflight?: number;
+  maxQueue?: number;
+  maxConnections?: number;
   probeMs: number;
   /** Testing: every request also holds one serial lane this long (see AppOptions.emulateServiceMs). */
   emulateServiceMs?: number;
@@ -64,14 +79,35 @@ class ModelState implements ServerState {
   /** Set when the server begins to shut down: not ready, and every reply closes its connection. */
   stopping = false;
 
+  /**
+   * The server's own readiness. A main needs each of its shards reachable, at the version it serves, once (a main
+   * skewed against its shards never becomes ready); after that a shard down degrades answers (or fails them, by
+   * policy) but does not take the main out of its Service: shards are reported by checks() and metrics instead.
+   */
   notReady(expected?: string): string | undefined {
-    if (this.stopping) return 'shutting down';
-    if (this.loadError) return `model not loaded: ${this.loadError}`;
-    if (expected && this.version && versionToken(this.version) !== expected)
-      return `this server serves ${describeVersion(this.version)}, not version ${expected}`;
-    if (this.role === 'sparse' ? !this.lookup : !this.predictor) return 'loading model';
-    const down = (this.main?.clients ?? []).filter((c) => !c.up).map((c) => `shard ${c.shard} (${c.endpoint})`);
-    return down.length ? `sparse shards unreachable: ${down.join(', ')}` : undefined;
+    for (const [, why] of this.checks(expected, false)) if (why) return why;
+    return undefined;
+  }
+
+  checks(expected?: string, withShards = true): [string, string | undefined][] {
+    const out: [string, string | undefined][] = [['shutdown', this.stopping ? 'shutting down' : undefined]];
+    const loaded = this.role === 'sparse' ? this.lookup !== undefined : this.predictor !== undefined;
+    out.push(['model', this.loadError ? `model not loaded: ${this.loadError}` : loaded ? undefined : 'loading model']);
+    if (expected && this.version)
+      out.push([
+        'version',
+        versionToken(this.version) !== expected ? `this server serves ${describeVersion(this.version)}, not version ${expected}` : undefined,
+      ]);
+    const clients = this.main?.clients ?? [];
+    const never = clients.filter((c) => !c.seenUp).map((c) => `shard ${c.shard} (${c.endpoint})`);
+    if (clients.length) out.push(['shards-seen', never.length ? `sparse shards not reached yet: ${never.join(', ')}` : undefined]);
+    if (withShards)
+      for (const c of clients)
+        out.push([
+          `shard-${c.shard}`,
+          c.up ? undefined : `${c.endpoint} unreachable${c.lastError ? `: ${c.lastError}` : ''} (answers degrade; the main stays ready)`,
+        ]);
+    return out;
   }
 }
 
@@ -79,17 +115,18 @@ async function load(o: ServerOptions, state: ModelState, metrics: ServerMetrics,
   if (!o.modelUri) throw new ModelLoadError('spec.artifact.uri', 'no model artifact configured');
   const src = modelSource(o.modelUri);
   const { manifest, sha256 } = await readManifestDigest(src);
+  checkManifest(manifest, o.expectedModel);
   const version = { plan: versionWord(o.plan.version), artifact: versionWord(sha256) };
   state.version = version;
   if (o.role === 'sparse') {
-    state.lookup = await loadSparse(src, manifest, version, o.plan, o.shard, o.maxBatch);
+    state.lookup = await loadSparse(src, manifest, version, o.plan, o.shard, { maxBatch: o.maxBatch, maxIndicesPerSample: MAX_INDICES_PER_SAMPLE });
     metrics.resident.set(metrics.labels, state.lookup.residentBytes);
     return;
   }
   state.main = await loadMain(
     src,
     manifest,
-    { plan: o.plan, version, scheduling: o.scheduling, policy: o.policy, deadlineMs: o.deadlineMs, probeMs: o.probeMs, log: o.log, clock },
+    { plan: o.plan, version, scheduling: o.scheduling, policy: o.policy, probeMs: o.probeMs, log: o.log, clock },
     metrics,
   );
 }
@@ -116,15 +153,26 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     ...(o.shard !== undefined ? { shard: o.shard } : {}),
     metrics,
     log: o.log,
-    limits: { maxBatch: o.maxBatch, maxIndicesPerSample: 4096 },
+    limits: { maxBatch: o.maxBatch, maxIndicesPerSample: MAX_INDICES_PER_SAMPLE },
     maxBodyBytes: o.maxBodyBytes,
+    maxJsonBytes: o.maxJsonBytes ?? Math.min(o.maxBodyBytes, DEFAULT_MAX_JSON_BYTES),
+    maxInflight: o.maxInflight ?? Math.max(8, 4 * availableParallelism()),
+    maxQueue: o.maxQueue ?? DEFAULT_MAX_QUEUE,
+    deadlineMs: o.deadlineMs,
+    now: () => clock.now().getTime(),
     emulateServiceMs: o.emulateServiceMs ?? 0,
   });
   // express 5 calls back with the error when the port cannot be had (in use, not allowed)
   const server: Server = await new Promise((resolve, reject) => {
     const s = app.listen(o.port, o.host, (e?: Error) => (e ? reject(new Error(`cannot listen on ${o.host}:${o.port}: ${e.message}`)) : resolve(s)));
   });
+  // Deliberate limits, not Node's defaults: headers within 10 s, a whole request within its deadline (the
+  // routes end a body read there) or 30 s at most, kept-alive connections idle for 65 s (longer than the usual
+  // load balancer's 60 s, so the balancer closes first), and a cap on connections.
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 30_000;
   server.keepAliveTimeout = 65_000;
+  server.maxConnections = o.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
   const port = (server.address() as AddressInfo).port;
 
   const loaded = load(o, state, metrics, clock).then(

@@ -39,6 +39,7 @@ export interface LoadFlags extends SchedulingFlags {
   zipf: string;
   seed: string;
   timeoutMs: string;
+  deadlineMs?: string;
   pool: string;
   scale: string;
   json?: string;
@@ -127,6 +128,7 @@ export async function loadCommand(
       qps,
       durationMs: duration * 1000,
       timeoutMs: num('timeout-ms', f.timeoutMs, 1),
+      ...(f.deadlineMs !== undefined ? { deadlineMs: num('deadline-ms', f.deadlineMs, 1) } : {}),
       queries,
       seed: num('seed', f.seed, 0),
       onTick: (tick) => {

@@ -1,15 +1,17 @@
 // Embedding tables as the planner sees them: the explicit list and the generator form expanded into one list,
 // each with its size and its expected lookup work per sample.
+import { BYTES as BYTES_PER_ELEMENT, type DType } from '../../contracts/model-format.js';
+import { declaredTables } from '../../contracts/model-tables.js';
 import type { ResolvedModel } from '../api/v1alpha1/index.js';
 import { PlanError } from './errors.js';
 
-export const BYTES_PER_ELEMENT = { fp32: 4, fp16: 2 } as const;
+export { BYTES_PER_ELEMENT };
 
 export interface PlannedTable {
   name: string;
   rows: number;
   dim: number;
-  dtype: keyof typeof BYTES_PER_ELEMENT;
+  dtype: DType;
   poolingFactor: number;
   net: string;
   /** Stored size: rows x dim x bytes per element. */
@@ -26,12 +28,7 @@ function planned(t: Omit<PlannedTable, 'bytes' | 'loadBytes'>): PlannedTable {
 /** Every table of the model, explicit ones first then groups in order; names must be unique. */
 export function expandTables(model: ResolvedModel): PlannedTable[] {
   const out: PlannedTable[] = [];
-  for (const t of model.tables ?? []) out.push(planned(t));
-  for (const g of model.tableGroups ?? []) {
-    for (let i = 0; i < g.count; i++) {
-      out.push(planned({ name: `${g.namePrefix}${i}`, rows: g.rows, dim: g.dim, dtype: g.dtype, poolingFactor: g.poolingFactor, net: g.net }));
-    }
-  }
+  for (const t of declaredTables(model)) out.push(planned(t));
   const seen = new Map<string, number>();
   out.forEach((t, i) => {
     if (seen.has(t.name)) {

@@ -5,6 +5,7 @@ import express, { type Express } from 'express';
 import type { Role } from '../../contracts/shard-server-args.js';
 import type { Logger } from '../../lib/log.js';
 import type { Limits } from '../inference/request.js';
+import { Admission } from './admission.js';
 import { errorHandler, notFound } from './error-handler.js';
 import type { ServerMetrics } from './metrics.js';
 import { healthRoutes } from './routes/health.js';
@@ -17,6 +18,8 @@ export type ServerState = MainState &
     /** Shutting down: replies close their connections. */
     stopping: boolean;
     notReady(expectedVersion?: string): string | undefined;
+    /** Each readiness check by name: undefined when it passes, else why not (/readyz?verbose). */
+    checks(expectedVersion?: string): [string, string | undefined][];
   };
 
 export interface AppOptions {
@@ -26,6 +29,14 @@ export interface AppOptions {
   shard?: number;
   limits: Limits;
   maxBodyBytes: number;
+  maxJsonBytes: number;
+  /** Admission control: requests worked on at once, and waiting. */
+  maxInflight: number;
+  maxQueue: number;
+  /** The budget of a request that names none (TIMEOUT_HEADER). */
+  deadlineMs: number;
+  /** The clock deadlines are on (ms). */
+  now: () => number;
   metrics: ServerMetrics;
   log: Logger;
   /** Testing: the service time of the emulated serial lane (track.ts); 0: off. */
@@ -38,13 +49,15 @@ export function buildServerApp(state: ServerState, o: AppOptions): Express {
   // No ETags: every predict and lookup answer is fresh, and hashing a megabyte of pooled rows per call is waste.
   app.set('etag', false);
   const shard = o.role === 'sparse' && o.shard !== undefined ? String(o.shard) : '';
-  const track = tracker(o.metrics, shard, o.emulateServiceMs);
+  const admission = new Admission({ maxInflight: o.maxInflight, maxQueue: o.maxQueue, now: o.now });
+  const track = tracker({ metrics: o.metrics, shard, admission, deadlineMs: o.deadlineMs, now: o.now, emulateServiceMs: o.emulateServiceMs ?? 0 });
   // a server shutting down tells each client to reconnect (elsewhere, through the Service) after this reply
   app.use((_req, res, next) => {
     if (state.stopping) res.setHeader('connection', 'close');
     next();
   });
-  healthRoutes(app, (expected) => state.notReady(expected), o.metrics);
+  // probes and scrapes pass no admission control: they answer within milliseconds under any load
+  healthRoutes(app, state, o.metrics);
   if (o.role === 'main') mainRoutes(app, state, o, track);
   else sparseRoutes(app, state, { shard, maxBodyBytes: o.maxBodyBytes, metrics: o.metrics }, track);
   app.use(notFound);

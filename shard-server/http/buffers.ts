@@ -3,8 +3,12 @@ import type { Request } from 'express';
 import { ErrorCode, ServeError } from '../../contracts/errors.js';
 import { MIN_CLASS, type BufferPool } from '../inference/buffer-pool.js';
 
-/** Reads a request body into a pooled buffer, enforcing the size limit from Content-Length and as it streams. */
-export function readBody(req: Request, pool: BufferPool, limit: number): Promise<Uint8Array> {
+/**
+ * Reads a request body into a pooled buffer, enforcing the size limit from Content-Length (at once, before a byte
+ * is read) and as it streams. An aborted signal (the request's deadline, a client gone) ends the read: a body that
+ * has not arrived in time is a 408.
+ */
+export function readBody(req: Request, pool: BufferPool, limit: number, signal?: AbortSignal): Promise<Uint8Array> {
   const declared = req.headers['content-length'] === undefined ? undefined : Number(req.headers['content-length']);
   if (declared !== undefined && (!Number.isFinite(declared) || declared < 0))
     return Promise.reject(new ServeError(ErrorCode.InvalidRequest, 'invalid Content-Length'));
@@ -35,15 +39,26 @@ export function readBody(req: Request, pool: BufferPool, limit: number): Promise
       done(undefined);
     };
     const onAbort = () => done(new ServeError(ErrorCode.InvalidRequest, 'request aborted'));
+    const onSignal = () => {
+      const why = signal!.reason as ServeError | undefined;
+      done(
+        why?.kind === ErrorCode.DeadlineExceeded
+          ? new ServeError(ErrorCode.RequestTimeout, `the body did not arrive within the request's deadline (${n} bytes read)`)
+          : (why ?? new ServeError(ErrorCode.InvalidRequest, 'request aborted')),
+      );
+    };
     const done = (e: Error | undefined) => {
       req.off('data', onData);
       req.off('end', onEnd);
       req.off('aborted', onAbort);
+      signal?.removeEventListener('abort', onSignal);
       if (e) fail(e);
       else resolve(out.subarray(0, n));
     };
     req.on('data', onData);
     req.on('end', onEnd);
     req.on('aborted', onAbort);
+    if (signal?.aborted) return onSignal();
+    signal?.addEventListener('abort', onSignal, { once: true });
   });
 }

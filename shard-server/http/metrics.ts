@@ -19,6 +19,8 @@ export class ServerMetrics {
   readonly duration: Histogram<'model' | 'role' | 'stage' | 'shard'>;
   readonly batch: Histogram<'model' | 'role'>;
   readonly inflight: Gauge<'model' | 'role'>;
+  readonly queued: Gauge<'model' | 'role'>;
+  readonly shed: Counter<'model' | 'role' | 'reason'>;
   readonly lookups: Counter<'model' | 'role'>;
   readonly errors: Counter<'model' | 'role' | 'code'>;
   readonly resident: Gauge<'model' | 'role'>;
@@ -37,7 +39,7 @@ export class ServerMetrics {
     const own = OWN;
     this.duration = new Histogram({
       name: Metric.requestDuration,
-      help: 'Request latency by stage (end_to_end, queue, bottom_mlp, embeddings, fanout, shard_call, interaction, top_mlp, lookup).',
+      help: 'Request latency by stage (end_to_end from arrival, admission, queue, bottom_mlp, embeddings, fanout, shard_call, interaction, top_mlp, lookup).',
       labelNames: [...own, Label.stage, Label.shard],
       buckets: LATENCY_BUCKETS,
       registers,
@@ -50,6 +52,13 @@ export class ServerMetrics {
       registers,
     });
     this.inflight = new Gauge({ name: Metric.inflight, help: 'Requests being served.', labelNames: own, registers });
+    this.queued = new Gauge({ name: Metric.queued, help: 'Requests waiting in the admission queue.', labelNames: own, registers });
+    this.shed = new Counter({
+      name: Metric.shed,
+      help: 'Requests shed by admission control before any work (503 OVERLOADED), by reason.',
+      labelNames: [...own, Label.reason],
+      registers,
+    });
     this.lookups = new Counter({ name: Metric.lookups, help: 'Embedding rows read.', labelNames: own, registers });
     this.errors = new Counter({ name: Metric.errors, help: 'Failed requests by error code.', labelNames: [...own, Label.code], registers });
     this.resident = new Gauge({ name: Metric.tableResidentBytes, help: 'Bytes of embedding tables held in memory.', labelNames: own, registers });

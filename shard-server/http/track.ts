@@ -1,10 +1,39 @@
-// Wraps a role's request handler: counts it in flight and times it end to end (the series the autoscaler reads),
-// and, in the test lane, holds one serial lane for the emulated service time first.
+// Wraps a role's request handler in the request's life: its deadline (from arrival: the client's TIMEOUT_HEADER
+// or the server's default), admission control (shed at once, before the body is read, when it cannot be served in
+// time), an abort signal that fires when the deadline passes or the client goes away, the in-flight and queue
+// gauges, and the end-to-end latency from arrival (the series the autoscaler reads). In the test lane, every
+// request also holds one serial lane for the emulated service time.
 import type { NextFunction, Request, Response } from 'express';
+import { MAX_TIMEOUT_MS, TIMEOUT_HEADER } from '../../contracts/endpoints.js';
+import { ErrorCode, ServeError } from '../../contracts/errors.js';
+import { Shed, type Admission } from './admission.js';
 import type { ServerMetrics } from './metrics.js';
 
-export type Handler = (req: Request, res: Response) => Promise<void>;
+/** What a handler knows of its request's life. */
+export interface RequestScope {
+  /** When the answer is due, in ms on the server's clock (TrackOptions.now). */
+  deadline: number;
+  /** Aborted, with a ServeError as its reason, once the deadline passes or the client closes the connection. */
+  signal: AbortSignal;
+}
+
+export type Handler = (req: Request, res: Response, scope: RequestScope) => Promise<void>;
 export type Track = (handler: Handler) => (req: Request, res: Response, next: NextFunction) => Promise<void>;
+
+export interface TrackOptions {
+  metrics: ServerMetrics;
+  /** A sparse shard's own index ('' for the main): its series carry it, so one shard's can be selected. */
+  shard: string;
+  admission: Admission;
+  /** The budget of a request that names none. */
+  deadlineMs: number;
+  now: () => number;
+  /** Testing: the service time of the emulated serial lane; 0: off. */
+  emulateServiceMs?: number;
+}
+
+/** Shed requests are told to come back after this many seconds. */
+export const RETRY_AFTER_S = 1;
 
 /**
  * Testing: with emulateServiceMs > 0, every request waits for one serial lane and holds it this long, so the
@@ -23,21 +52,66 @@ function emulatedLane(emulateServiceMs: number): () => Promise<void> {
   };
 }
 
-/** `shard` is a sparse shard's own index ('' for the main): its series carry it, so one shard's can be selected. */
-export function tracker(metrics: ServerMetrics, shard: string, emulateServiceMs = 0): Track {
-  const labels = metrics.labels;
-  const emulated = emulateServiceMs > 0 ? emulatedLane(emulateServiceMs) : undefined;
+/** The request's budget in ms: its TIMEOUT_HEADER, or the default; a malformed header is the client's error. */
+export function budgetOf(req: Request, defaultMs: number): number {
+  const raw = req.get(TIMEOUT_HEADER);
+  if (raw === undefined) return defaultMs;
+  const ms = Number(raw);
+  if (raw.trim() === '' || !Number.isFinite(ms) || ms <= 0 || ms > MAX_TIMEOUT_MS)
+    throw new ServeError(
+      ErrorCode.InvalidRequest,
+      `header ${TIMEOUT_HEADER} must be a number of milliseconds in (0, ${MAX_TIMEOUT_MS}], got ${JSON.stringify(raw)}`,
+    );
+  return ms;
+}
+
+export function tracker(o: TrackOptions): Track {
+  const m = o.metrics;
+  const labels = m.labels;
+  const emulated = o.emulateServiceMs ? emulatedLane(o.emulateServiceMs) : undefined;
   return (handler) => async (req, res, next) => {
-    metrics.inflight.inc(labels);
-    const end = metrics.duration.startTimer({ ...labels, stage: 'end_to_end', shard });
+    const arrived = performance.now();
+    let budget: number;
+    try {
+      budget = budgetOf(req, o.deadlineMs);
+    } catch (e) {
+      return next(e);
+    }
+    const deadline = o.now() + budget;
+    const abort = new AbortController();
+    const gone = () => {
+      if (!res.writableFinished) abort.abort(new ServeError(ErrorCode.ClientClosed, 'the client closed the connection before the answer'));
+    };
+    res.once('close', gone);
+    let release: () => void;
+    m.queued.inc(labels);
+    try {
+      release = await o.admission.acquire(deadline, abort.signal);
+    } catch (e) {
+      if (!(e instanceof Shed)) return next(abort.signal.reason ?? e);
+      m.shed.inc({ ...labels, reason: e.reason });
+      res.setHeader('retry-after', String(RETRY_AFTER_S));
+      return next(new ServeError(ErrorCode.Overloaded, `overloaded, retry later: ${e.message}`));
+    } finally {
+      m.queued.dec(labels);
+    }
+    m.duration.observe({ ...labels, stage: 'admission', shard: o.shard }, (performance.now() - arrived) / 1000);
+    m.inflight.inc(labels);
+    const timer = setTimeout(
+      () => abort.abort(new ServeError(ErrorCode.DeadlineExceeded, `no answer within the request's ${budget} ms budget`)),
+      Math.max(0, deadline - o.now()),
+    );
     try {
       if (emulated) await emulated();
-      await handler(req, res);
+      await handler(req, res, { deadline, signal: abort.signal });
     } catch (e) {
       next(e);
     } finally {
-      end();
-      metrics.inflight.dec(labels);
+      clearTimeout(timer);
+      res.off('close', gone);
+      release();
+      m.inflight.dec(labels);
+      m.duration.observe({ ...labels, stage: 'end_to_end', shard: o.shard }, (performance.now() - arrived) / 1000);
     }
   };
 }

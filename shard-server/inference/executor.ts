@@ -10,14 +10,18 @@ import type { EmbeddingTable } from '../model/load.js';
 import type { PartComputer, PartResult, PartTask } from './compute.js';
 
 export interface Executor {
-  /** Runs a part; resolves with its scores, stage timings and the seconds it waited for a slot. */
-  run(task: PartTask): Promise<PartResult & { waited: number }>;
+  /**
+   * Runs a part; resolves with its scores, stage timings and the seconds it waited for a slot. A part still
+   * waiting when `signal` aborts is dropped (rejected with the signal's reason); one already running finishes.
+   */
+  run(task: PartTask, signal?: AbortSignal): Promise<PartResult & { waited: number }>;
   close(): Promise<void>;
 }
 
 export class InlineExecutor implements Executor {
   constructor(private readonly computer: PartComputer) {}
-  async run(task: PartTask) {
+  async run(task: PartTask, signal?: AbortSignal) {
+    signal?.throwIfAborted();
     return { ...(await this.computer.run(task)), waited: 0 };
   }
   async close() {}
@@ -100,10 +104,25 @@ export class WorkerPool implements Executor {
     return pool;
   }
 
-  run(task: PartTask): Promise<PartResult & { waited: number }> {
+  run(task: PartTask, signal?: AbortSignal): Promise<PartResult & { waited: number }> {
     if (this.closing) return Promise.reject(new Error('worker pool is closed'));
+    if (signal?.aborted) return Promise.reject(signal.reason as Error);
     return new Promise((resolve, reject) => {
-      this.queue.push({ task, enqueued: performance.now(), resolve, reject });
+      const job: Job = { task, enqueued: performance.now(), resolve, reject };
+      if (signal) {
+        const drop = () => {
+          const i = this.queue.indexOf(job);
+          if (i >= 0) {
+            this.queue.splice(i, 1);
+            reject(signal.reason as Error);
+          }
+        };
+        signal.addEventListener('abort', drop, { once: true });
+        const settle = () => signal.removeEventListener('abort', drop);
+        job.resolve = (r) => (settle(), resolve(r));
+        job.reject = (e) => (settle(), reject(e));
+      }
+      this.queue.push(job);
       this.pump();
     });
   }

@@ -15,6 +15,8 @@ export class LookupService {
     private readonly maxBatch: number,
     /** The serving version this shard's tables belong to: a lookup planned for another is refused. */
     readonly version: LookupVersion,
+    /** The same per-sample limit as the main's requests. */
+    private readonly maxIndicesPerSample: number,
   ) {
     for (const t of tables.values()) this.byIndex.set(t.index, t);
   }
@@ -31,6 +33,12 @@ export class LookupService {
    */
   handle(body: Uint8Array, alloc: (bytes: number) => Uint8Array = (n) => new Uint8Array(n)): { response: Uint8Array; batch: number; lookups: number } {
     const req = decodeRequest(body, this.maxBatch);
+    req.lookups.forEach((l, i) => {
+      for (let b = 0; b < req.batch; b++) {
+        const n = l.offsets[b + 1]! - l.offsets[b]!;
+        if (n > this.maxIndicesPerSample) fail(ErrorCode.InvalidField, `tables[${i}] sample ${b} has ${n} indices; the limit is ${this.maxIndicesPerSample}`);
+      }
+    });
     if (!sameVersion(req.version, this.version))
       fail(ErrorCode.VersionMismatch, `lookup planned for ${describeVersion(req.version)}; this shard serves ${describeVersion(this.version)}`);
     const tables = req.lookups.map((l, i) => {

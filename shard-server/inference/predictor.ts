@@ -23,6 +23,13 @@ export interface PredictHooks {
   fallback?(shard: number, error: ServeError): void;
 }
 
+/** The request's life as the HTTP layer tracks it: when its answer is due (clock ms) and its abort signal. */
+export interface PredictScope {
+  deadline: number;
+  /** Aborted (its reason a ServeError) at the deadline or when the client leaves: the rest of the work is dropped. */
+  signal?: AbortSignal;
+}
+
 export interface PredictResult {
   scores: Float32Array;
   outputs: number;
@@ -42,7 +49,6 @@ export interface PredictorParts {
   accelerator?: Executor;
   scheduler: Scheduler;
   policy: FailurePolicy;
-  deadlineMs: number;
   clock: Clock;
 }
 
@@ -59,21 +65,27 @@ export class Predictor {
     this.scheduler = p.scheduler;
   }
 
-  async predict(input: PredictInput, hooks: PredictHooks = {}): Promise<PredictResult> {
+  /**
+   * Scores a query by its scope's deadline: the answer, or the scope's abort reason (DEADLINE_EXCEEDED, the client
+   * gone) as soon as it fires; parts not yet started are then not run and shard calls are cancelled.
+   */
+  async predict(input: PredictInput, scope: PredictScope, hooks: PredictHooks = {}): Promise<PredictResult> {
     const start = performance.now();
-    const deadline = this.p.clock.now().getTime() + this.p.deadlineMs;
+    const { signal } = scope;
+    signal?.throwIfAborted();
     const decision = this.scheduler.decide(input.batch);
     const accelerator = decision.accelerator && this.p.accelerator !== undefined;
     const executor = accelerator ? this.p.accelerator! : this.p.executor;
     const parts = splitQuery(input, accelerator ? input.batch : decision.batchSize, this.manifest.denseFeatures);
     const fallbacks = new Set<number>();
-    const done = await Promise.all(parts.map((part) => this.runPart(part, executor, deadline, hooks, fallbacks)));
+    const work = Promise.all(parts.map((part) => this.runPart(part, executor, scope, hooks, fallbacks)));
+    const done = signal ? await Promise.race([work, aborted(signal)]) : await work;
     const scores = joinScores(done, input.batch, this.outputs);
     this.scheduler.observe(performance.now() - start, performance.now(), input.batch);
     return { scores, outputs: this.outputs, fallbacks: [...fallbacks].sort((a, b) => a - b), parts: parts.length, accelerator };
   }
 
-  private async runPart(part: Part, executor: Executor, deadline: number, hooks: PredictHooks, fallbacks: Set<number>) {
+  private async runPart(part: Part, executor: Executor, scope: PredictScope, hooks: PredictHooks, fallbacks: Set<number>) {
     const { input } = part;
     // The worker gets its own copies (transferred, not cloned again); shard calls encode from the views.
     const task: PartTask = { batch: input.batch, dense: input.dense.slice(), pooling: input.pooling, sparse: [], remote: [] };
@@ -83,10 +95,11 @@ export class Predictor {
     }
     if (this.shards.length) {
       const t0 = performance.now();
-      await Promise.all(this.shards.map((s) => this.callShard(s, input, deadline, hooks, fallbacks, task)));
+      await Promise.all(this.shards.map((s) => this.callShard(s, input, scope, hooks, fallbacks, task)));
       hooks.stage?.('fanout', (performance.now() - t0) / 1000);
     }
-    const r = await executor.run(task);
+    scope.signal?.throwIfAborted();
+    const r = await executor.run(task, scope.signal);
     hooks.stage?.('queue', r.waited);
     if (this.manifest.bottomMLP.length) hooks.stage?.('bottom_mlp', r.timings.bottom);
     if (task.sparse.length) hooks.stage?.('embeddings', r.timings.embeddings);
@@ -95,7 +108,14 @@ export class Predictor {
     return { start: part.start, scores: r.scores };
   }
 
-  private async callShard(s: ShardClient, input: PredictInput, deadline: number, hooks: PredictHooks, fallbacks: Set<number>, task: PartTask): Promise<void> {
+  private async callShard(
+    s: ShardClient,
+    input: PredictInput,
+    scope: PredictScope,
+    hooks: PredictHooks,
+    fallbacks: Set<number>,
+    task: PartTask,
+  ): Promise<void> {
     const lookups: TableLookup[] = [];
     for (const t of s.tables) {
       const sp = input.sparse.get(t);
@@ -104,13 +124,22 @@ export class Predictor {
     if (!lookups.length) return;
     const ts = performance.now();
     try {
-      for (const r of await s.lookup({ batch: input.batch, lookups }, deadline)) task.remote.push([r.table, r.values]);
+      for (const r of await s.lookup({ batch: input.batch, lookups }, scope.deadline, scope.signal)) task.remote.push([r.table, r.values]);
     } catch (e) {
-      if (!(e instanceof ServeError) || this.p.policy === 'fail') throw e;
+      // the zero policy replaces an unavailable shard, not a request that is over (deadline, client gone)
+      if (!(e instanceof ServeError) || this.p.policy === 'fail' || scope.signal?.aborted) throw e;
       fallbacks.add(s.shard);
       hooks.fallback?.(s.shard, e);
     } finally {
       hooks.stage?.('shard_call', (performance.now() - ts) / 1000, s.shard);
     }
   }
+}
+
+/** Rejects with the signal's reason once it aborts (never resolves). */
+function aborted(signal: AbortSignal): Promise<never> {
+  return new Promise((_, reject) => {
+    if (signal.aborted) return reject(signal.reason as Error);
+    signal.addEventListener('abort', () => reject(signal.reason as Error), { once: true });
+  });
 }

@@ -71,8 +71,13 @@ class Pooler {
       let b1 = b0 + 1;
       while (b1 < batch && b1 - b0 < maxSamples && offsets[b1 + 1]! - offsets[b0]! <= maxIdx) b1++;
       const first = offsets[b0]!;
-      let count = offsets[b1]! - first;
-      if (count > maxIdx) count = maxIdx; // a single sample never has more than the request limit allows
+      const count = offsets[b1]! - first;
+      if (count > maxIdx) {
+        // one sample with more indices than the scratch holds (the servers' limits refuse these): pooled in JS
+        this.poolOne(dim, indices.subarray(first, first + count), out, outOffset + b0 * dim);
+        b0 = b1;
+        continue;
+      }
       const o = this.offs >> 2;
       for (let b = b0; b <= b1; b++) this.u32[o + b - b0] = offsets[b]! - first;
       this.u32.set(indices.subarray(first, first + count), this.idx >> 2);
@@ -81,6 +86,12 @@ class Pooler {
       out.set(this.f32.subarray(this.out >> 2, (this.out >> 2) + n), outOffset + b0 * dim);
       b0 = b1;
     }
+  }
+
+  private poolOne(dim: number, indices: Uint32Array, out: Float32Array, o: number): void {
+    const base = this.arena.tableOffset >> 2;
+    out.fill(0, o, o + dim);
+    for (const i of indices) for (let d = 0, row = base + i * dim; d < dim; d++) out[o + d]! += this.f32[row + d]!;
   }
 }
 

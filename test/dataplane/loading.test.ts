@@ -1,5 +1,6 @@
-// Model loading: file:// and http(s):// sources, checksums verified. A corrupt or missing file keeps the
-// server alive but un-Ready, with /readyz naming the file and the reason.
+// Model loading: file:// and http(s):// sources, checksums verified, manifests checked against themselves and the
+// RecModel. A corrupt, missing, inconsistent or hostile artifact keeps the server alive but un-Ready, with /readyz
+// naming the file and the numbers (never quoting a file).
 import { copyFileSync, cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -16,6 +17,8 @@ let dir: string;
 let manifest: Manifest;
 let http: Server;
 let base: string;
+/** Paths the http source was asked for. */
+const asked: string[] = [];
 const running: RunningServer[] = [];
 
 beforeAll(async () => {
@@ -24,8 +27,11 @@ beforeAll(async () => {
   if (!spec.ok) throw new Error('spec');
   manifest = generateModel({ name: 'ncf', model: spec.spec.model, seed: 1, scale: 0.01, outDir: join(dir, 'good') });
   http = createServer((req, res) => {
+    asked.push(req.url!);
     try {
-      res.end(readFileSync(join(dir, 'good', decodeURIComponent(req.url!.replace(/^\/model\//, '')))));
+      // /model/ serves the good model, /lies/ the manifest of the 'escape-http' test (and anything else, were it asked)
+      const [, root, rest] = /^\/(model|lies)\/(.*)$/.exec(req.url!) ?? [];
+      res.end(readFileSync(join(dir, root === 'lies' ? 'escape-http' : 'good', decodeURIComponent(rest ?? ''))));
     } catch {
       res.statusCode = 404;
       res.end('not found');
@@ -41,11 +47,12 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function sparse(modelUri: string) {
+async function sparse(modelUri: string, expectedModel?: unknown) {
   const s = await startServer({
     role: 'sparse',
     shard: 0,
     modelUri,
+    expectedModel,
     host: '127.0.0.1',
     port: 0,
     deadlineMs: 500,
@@ -114,5 +121,69 @@ describe('model sources', () => {
     expect(again).toEqual(manifest);
     const other = generateModel({ name: 'ncf', model: spec.spec.model, seed: 2, scale: 0.01, outDir: join(dir, 'other') });
     expect(other.tables[0]!.sha256).not.toBe(manifest.tables[0]!.sha256);
+  });
+});
+
+describe('artifacts that lie', () => {
+  /** A copy of the good model whose manifest.json `edit` changed (or replaced, when it returns a string). */
+  function variant(name: string, edit: (m: Manifest) => string | void): string {
+    cpSync(join(dir, 'good'), join(dir, name), { recursive: true });
+    const m = JSON.parse(readFileSync(join(dir, 'good', 'manifest.json'), 'utf8')) as Manifest;
+    const text = edit(m);
+    writeFileSync(join(dir, name, 'manifest.json'), typeof text === 'string' ? text : JSON.stringify(m));
+    return join(dir, name);
+  }
+  const el = (t: Manifest['tables'][number]) => (t.dtype === 'fp16' ? 2 : 4);
+
+  it('a table whose rows x dim x element size is not its bytes is refused with the numbers', async () => {
+    const t = manifest.tables[0]!;
+    const { ready, healthz } = await sparse(variant('rows', (m) => void (m.tables[0]!.rows *= 2)));
+    expect(healthz).toBe(200);
+    expect(ready.status).toBe(503);
+    const claimed = t.rows * 2 * t.dim * el(t);
+    expect(ready.text).toContain(
+      `${t.file}: table "${t.name}": ${t.rows * 2} rows x ${t.dim} x ${el(t)} bytes (${t.dtype}) is ${claimed} bytes, the manifest says ${t.bytes}`,
+    );
+  });
+
+  it('a file outside the model directory is never read, from a directory or from a URL', async () => {
+    for (const file of ['../../../../etc/passwd', '/etc/passwd', 'tables/../../good/manifest.json', 'http://127.0.0.2:9/x.bin']) {
+      const local = await sparse(variant('escape', (m) => void (m.tables[0]!.file = file)));
+      expect(local.ready.status).toBe(503);
+      expect(local.ready.text).toContain('the manifest names a file outside the model directory');
+    }
+    // served over http, the manifest names a file that climbs out of the artifact's base URL: it is never asked for
+    variant('escape-http', (m) => void (m.tables[0]!.file = '../model/manifest.json'));
+    asked.length = 0;
+    const remote = await sparse(base.replace('/model/', '/lies/'));
+    expect(remote.ready.status).toBe(503);
+    expect(remote.ready.text).toContain('the manifest names a file outside the model directory');
+    expect(asked).toEqual(['/lies/manifest.json']);
+  });
+
+  it('an artifact whose shapes differ from the RecModel it serves is refused, naming the table and both shapes', async () => {
+    const spec = resolveSpec(zooRecModel('ncf', 'ncf', { strategy: 'singular' }).spec);
+    if (!spec.ok) throw new Error('spec');
+    const model = structuredClone(spec.spec.model);
+    const t = manifest.tables[0]!;
+    const groups = model.tableGroups ?? [];
+    const declared = [...(model.tables ?? [])];
+    if (declared.length) declared[0] = { ...declared[0]!, dim: declared[0]!.dim * 2 };
+    else groups[0] = { ...groups[0]!, dim: groups[0]!.dim * 2 };
+    const wrong = { ...model, tables: declared, tableGroups: groups };
+    const { ready } = await sparse(join(dir, 'good'), wrong);
+    expect(ready.status).toBe(503);
+    expect(ready.text).toContain(
+      `${t.file}: table "${t.name}" is ${t.rows} x ${t.dim} ${t.dtype} in the artifact; the RecModel declares ${t.rows} x ${t.dim * 2} ${t.dtype}`,
+    );
+    // and the RecModel it was generated from is served
+    expect((await sparse(join(dir, 'good'), model)).ready.status).toBe(200);
+  });
+
+  it('a manifest that is not JSON is refused without quoting it', async () => {
+    const { ready } = await sparse(variant('secret', () => 'SECRET-TOKEN-42 {"format": 1'));
+    expect(ready.status).toBe(503);
+    expect(ready.text).toMatch(/manifest.json: not valid JSON( \(at byte \d+\))?/);
+    expect(ready.text).not.toContain('SECRET');
   });
 });

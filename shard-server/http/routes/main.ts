@@ -1,7 +1,7 @@
 // The main role's routes: the model's metadata (contracts/model-info.ts) and predictions, JSON or binary
 // (contracts/wire/predict.ts), run by the Predictor.
-import express, { type Request, type Response, type Router } from 'express';
-import { modelPath } from '../../../contracts/endpoints.js';
+import type { Request, Response, Router } from 'express';
+import { DEGRADED_HEADER, modelPath } from '../../../contracts/endpoints.js';
 import { ErrorCode, ServeError } from '../../../contracts/errors.js';
 import type { ModelInfo } from '../../../contracts/model-info.js';
 import { encodeScores, PREDICT_CONTENT_TYPE } from '../../../contracts/wire/predict.js';
@@ -10,7 +10,7 @@ import type { Predictor, PredictResult } from '../../inference/predictor.js';
 import { parsePredict, parsePredictBinary, type Limits, type PredictInput } from '../../inference/request.js';
 import { readBody } from '../buffers.js';
 import type { ServerMetrics } from '../metrics.js';
-import type { Track } from '../track.js';
+import type { RequestScope, Track } from '../track.js';
 
 export interface MainState {
   /** Set once the model is loaded. */
@@ -22,10 +22,32 @@ export interface MainRouteOptions {
   model: string;
   limits: Limits;
   maxBodyBytes: number;
+  /** JSON bodies' own limit: parsed, a JSON byte costs about 15 bytes of memory. */
+  maxJsonBytes: number;
   metrics: ServerMetrics;
 }
 
 const isBinary = (req: Request) => req.is(PREDICT_CONTENT_TYPE) === PREDICT_CONTENT_TYPE;
+
+/** A body of any type but the binary one, as JSON (UTF-8, the only charset JSON has), parsed; errors name what is wrong, never echo the body. */
+function parseJsonBody(req: Request, bytes: Uint8Array): unknown {
+  const charset = /charset=([^;\s]+)/i.exec(req.get('content-type') ?? '')?.[1]?.toLowerCase();
+  if (charset && charset !== 'utf-8' && charset !== 'utf8')
+    throw new ServeError(ErrorCode.UnsupportedMediaType, `unsupported charset ${JSON.stringify(charset)}: JSON is UTF-8`);
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    throw new ServeError(ErrorCode.InvalidJson, 'body is not valid UTF-8');
+  }
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    // V8's message quotes the body around the error; only its position is said
+    const at = /position (\d+)/.exec((e as Error).message)?.[1];
+    throw new ServeError(ErrorCode.InvalidJson, `body is not valid JSON${at !== undefined ? ` (at byte ${at})` : text.trim() ? '' : ' (it is empty)'}`);
+  }
+}
 
 /** GET /v1/models/NAME: tables in protocol order, for clients that build requests (the load generator). */
 export function modelInfo(model: string, p: Predictor): ModelInfo {
@@ -44,7 +66,7 @@ export function modelInfo(model: string, p: Predictor): ModelInfo {
 function reply(res: Response, model: string, input: PredictInput, result: PredictResult, binary: boolean): void {
   if (binary) {
     const out = encodeScores(input.batch, result.outputs, result.scores);
-    if (result.fallbacks.length) res.setHeader('x-recshard-zero-embedding-shards', result.fallbacks.join(','));
+    if (result.fallbacks.length) res.setHeader(DEGRADED_HEADER, result.fallbacks.join(','));
     res.type(PREDICT_CONTENT_TYPE).send(Buffer.from(out.buffer, out.byteOffset, out.byteLength));
     return;
   }
@@ -67,14 +89,11 @@ export function mainRoutes(app: Router, state: MainState, o: MainRouteOptions, t
   });
 
   const tableIndex = new Map<string, number>();
-  const predict = async (req: Request, res: Response, raw: Uint8Array | undefined) => {
-    if (req.params.target !== `${o.model}:predict`)
-      throw new ServeError(ErrorCode.ModelNotFound, `no such endpoint: this server serves POST ${modelPath(o.model)}:predict`);
-    const p = ready();
+  const predict = async (p: Predictor, res: Response, raw: Uint8Array | undefined, json: unknown, scope: RequestScope) => {
     if (!tableIndex.size) p.manifest.tables.forEach((t, i) => tableIndex.set(t.name, i));
-    const input = raw !== undefined ? parsePredictBinary(raw, p.manifest, o.limits) : parsePredict(req.body, p.manifest, o.limits, tableIndex);
+    const input = raw !== undefined ? parsePredictBinary(raw, p.manifest, o.limits) : parsePredict(json, p.manifest, o.limits, tableIndex);
     m.batch.observe(labels, input.batch);
-    const result = await p.predict(input, {
+    const result = await p.predict(input, scope, {
       stage: (stage, seconds, shard) => m.duration.observe({ ...labels, stage, shard: shard === undefined ? '' : String(shard) }, seconds),
       fallback: (shard) => m.fallbacks.inc(m.shardLabels(shard)),
     });
@@ -87,14 +106,18 @@ export function mainRoutes(app: Router, state: MainState, o: MainRouteOptions, t
   const buffers = new BufferPool();
   app.post(
     `${modelPath(':target')}`,
-    express.json({ limit: o.maxBodyBytes, strict: false, type: (req) => !isBinary(req as Request) }),
-    track(async (req, res) => {
-      const raw = isBinary(req) ? await readBody(req, buffers, o.maxBodyBytes) : undefined;
+    track(async (req, res, scope) => {
+      // what can be refused without the body is refused before it is read
+      if (req.params.target !== `${o.model}:predict`)
+        throw new ServeError(ErrorCode.ModelNotFound, `no such endpoint: this server serves POST ${modelPath(o.model)}:predict`);
+      const p = ready();
+      const binary = isBinary(req);
+      const body = await readBody(req, buffers, binary ? o.maxBodyBytes : o.maxJsonBytes, scope.signal);
       try {
-        await predict(req, res, raw);
+        await predict(p, res, binary ? body : undefined, binary ? undefined : parseJsonBody(req, body), scope);
       } finally {
         // every view into the body is copied or encoded by the time predict settles
-        if (raw) buffers.release(raw);
+        buffers.release(body);
       }
     }),
   );

@@ -22,10 +22,15 @@ export function sparseRoutes(app: Router, state: SparseState, o: { shard: string
   app.post(
     LOOKUP_PATH,
     (req, _res, next) => next(binary(req) ? undefined : new ServeError(ErrorCode.UnsupportedMediaType, `content-type must be ${LOOKUP_CONTENT_TYPE}`)),
-    track(async (req, res) => {
+    track(async (req, res, scope) => {
       const svc = state.lookup;
       if (!svc) throw new ServeError(ErrorCode.NotReady, state.notReady() ?? 'not ready');
-      const body = await readBody(req, buffers, o.maxBodyBytes);
+      const body = await readBody(req, buffers, o.maxBodyBytes, scope.signal);
+      // the main has given up on a lookup whose budget is spent: no rows are pooled for nobody
+      if (scope.signal.aborted) {
+        buffers.release(body);
+        throw scope.signal.reason;
+      }
       const t = performance.now();
       let out: ReturnType<LookupService['handle']>;
       try {

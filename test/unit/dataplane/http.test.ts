@@ -25,6 +25,8 @@ import { modelSource, readManifest, type EmbeddingTable } from '../../../shard-s
 import { DEFAULT_SCHEDULING, loadMain, type MainRole } from '../../../shard-server/roles.js';
 
 const limits = { maxBatch: 64, maxIndicesPerSample: 16 };
+/** Admission control and deadlines as the server sets them, on the real clock. */
+const serving = { maxJsonBytes: 1 << 16, maxInflight: 8, maxQueue: 16, deadlineMs: 1000, now: () => Date.now() };
 /** The serving version the shards here serve: plan.json's version and the manifest's sha256, a word of each. */
 const version: LookupVersion = { plan: versionWord('0a1b2c3d'), artifact: versionWord('5eed0f00') };
 
@@ -43,9 +45,9 @@ function table(index: number, rows: number, dim: number): EmbeddingTable {
 }
 
 describe('the sparse role', () => {
-  const state: ServerState = { stopping: false, notReady: () => (state.lookup ? undefined : 'loading model') };
+  const state: ServerState = { stopping: false, notReady: () => (state.lookup ? undefined : 'loading model'), checks: () => [] };
   const metrics = new ServerMetrics('m', 'sparse');
-  const app = buildServerApp(state, { model: 'm', role: 'sparse', shard: 1, limits, maxBodyBytes: 1 << 16, metrics, log: silentLogger });
+  const app = buildServerApp(state, { model: 'm', role: 'sparse', shard: 1, limits, maxBodyBytes: 1 << 16, ...serving, metrics, log: silentLogger });
   const lookup = { version, batch: 2, lookups: [{ table: 3, pooling: 'sum' as const, offsets: Uint32Array.of(0, 2, 3), indices: Uint32Array.of(0, 4, 9) }] };
 
   it('is live at once and ready once its tables are loaded; until then a lookup is a 503 that says why', async () => {
@@ -59,7 +61,7 @@ describe('the sparse role', () => {
     );
     expect(r.status).toBe(503);
     expect(JSON.parse(Buffer.from(r.body as Buffer).toString())).toEqual({ error: { code: 'NOT_READY', message: 'loading model' } });
-    state.lookup = new LookupService(new Map([['t3', table(3, 10, 4)]]), limits.maxBatch, version);
+    state.lookup = new LookupService(new Map([['t3', table(3, 10, 4)]]), limits.maxBatch, version, limits.maxIndicesPerSample);
     await request(app).get('/readyz').expect(200, 'ok\n');
   });
 
@@ -107,10 +109,10 @@ describe('the sparse role', () => {
 });
 
 describe('a lookup planned for another version', () => {
-  const state: ServerState = { stopping: false, notReady: () => undefined };
+  const state: ServerState = { stopping: false, notReady: () => undefined, checks: () => [] };
   const metrics = new ServerMetrics('m', 'sparse');
-  const app = buildServerApp(state, { model: 'm', role: 'sparse', shard: 0, limits, maxBodyBytes: 1 << 16, metrics, log: silentLogger });
-  state.lookup = new LookupService(new Map([['t3', table(3, 10, 4)]]), limits.maxBatch, version);
+  const app = buildServerApp(state, { model: 'm', role: 'sparse', shard: 0, limits, maxBodyBytes: 1 << 16, ...serving, metrics, log: silentLogger });
+  state.lookup = new LookupService(new Map([['t3', table(3, 10, 4)]]), limits.maxBatch, version, limits.maxIndicesPerSample);
   const lookups = [{ table: 3, pooling: 'sum' as const, offsets: Uint32Array.of(0, 1), indices: Uint32Array.of(2) }];
   const post = (v: LookupVersion) =>
     request(app)
@@ -159,7 +161,7 @@ describe('a lookup planned for another version', () => {
 
     it('of another version gets a ServeError SHARD_VERSION_MISMATCH and reports each refusal', async () => {
       let mismatches = 0;
-      const client = new ShardClient(0, endpoint, [3], realClock, otherArtifact, () => mismatches++);
+      const client = new ShardClient({ shard: 0, endpoint, tables: [3], clock: realClock, version: otherArtifact, onVersionMismatch: () => mismatches++ });
       received = 0;
       const err = await client.lookup({ batch: 1, lookups }, deadline()).catch((e: unknown) => e);
       client.stop();
@@ -177,7 +179,7 @@ describe('a lookup planned for another version', () => {
 
     it('of the same version gets the rows and reports nothing', async () => {
       let mismatches = 0;
-      const client = new ShardClient(0, endpoint, [3], realClock, version, () => mismatches++);
+      const client = new ShardClient({ shard: 0, endpoint, tables: [3], clock: realClock, version, onVersionMismatch: () => mismatches++ });
       const [out] = await client.lookup({ batch: 1, lookups }, deadline());
       client.stop();
       expect(Array.from(out!.values)).toEqual([3008, 3009, 3010, 3011]);
@@ -189,9 +191,9 @@ describe('a lookup planned for another version', () => {
 
 describe('the main role', () => {
   const dir = mkdtempSync(join(tmpdir(), 'recshard-http-'));
-  const state: ServerState = { stopping: false, notReady: () => (state.predictor ? undefined : 'loading model') };
+  const state: ServerState = { stopping: false, notReady: () => (state.predictor ? undefined : 'loading model'), checks: () => [] };
   const metrics = new ServerMetrics('m', 'main');
-  const app = buildServerApp(state, { model: 'm', role: 'main', limits, maxBodyBytes: 1 << 16, metrics, log: silentLogger });
+  const app = buildServerApp(state, { model: 'm', role: 'main', limits, maxBodyBytes: 1 << 16, ...serving, metrics, log: silentLogger });
   let main: MainRole;
   let info: ModelInfo;
 
@@ -221,7 +223,6 @@ describe('the main role', () => {
         version,
         scheduling: { ...DEFAULT_SCHEDULING, workers: 0 },
         policy: 'fail',
-        deadlineMs: 1000,
         probeMs: 1000,
         log: silentLogger,
         clock: realClock,
