@@ -18,13 +18,13 @@ export function percentile(values: number[], p: number): number {
 
 const summary = (values: number[]) => ({ p50: round(percentile(values, 50), 2), p99: round(percentile(values, 99), 2), max: round(Math.max(0, ...values), 2) });
 
-/** The main's end_to_end histogram (cumulative bucket counts by upper bound, seconds) from its /metrics. */
-async function endToEnd(d: LocalDeployment): Promise<Map<number, number>> {
+/** One stage of the main's latency histogram (cumulative bucket counts by upper bound, seconds) from its /metrics. */
+async function histogram(d: LocalDeployment, stage: 'end_to_end' | 'shed'): Promise<Map<number, number>> {
   const text = await (await fetch(`${d.mainUrl}/metrics`)).text();
   const out = new Map<number, number>();
   for (const [, labels, count] of text.matchAll(/^recshard_request_duration_seconds_bucket\{([^}]*)\} (\d+)$/gm)) {
     const le = /le="([^"]+)"/.exec(labels!)?.[1];
-    if (le && labels!.includes('stage="end_to_end"')) out.set(le === '+Inf' ? Infinity : Number(le), Number(count));
+    if (le && labels!.includes(`stage="${stage}"`)) out.set(le === '+Inf' ? Infinity : Number(le), Number(count));
   }
   return out;
 }
@@ -110,6 +110,8 @@ export interface OverloadResult {
   excessShedFraction: number;
   /** Sheds answered within 10 ms of their arrival (as the client measures, from the scheduled arrival). */
   shedWithin10ms: number;
+  /** The same by the main's own clock (arrival to the 503 written: its stage="shed" histogram). */
+  serverShedWithin10ms: number;
   shedLatencyMs: { p50: number; p99: number; max: number };
   admittedLatencyMs: { p50: number; p99: number; max: number };
   /** The main's own end_to_end histogram over the run (admitted requests, arrival to reply): its p99's bucket. */
@@ -139,7 +141,8 @@ export async function measureOverload(d: LocalDeployment, qs: Query[], o: { fact
   const memory = sampler(100, async () => rssMiB(main));
   const answers: Answer[] = [];
   const offeredQps = round(capacityQps * o.factor);
-  const histBefore = await endToEnd(d);
+  const histBefore = await histogram(d, 'end_to_end');
+  const shedBefore = await histogram(d, 'shed');
   const r = await runLoad({
     predictUrl: d.predictUrl,
     qps: offeredQps,
@@ -150,7 +153,8 @@ export async function measureOverload(d: LocalDeployment, qs: Query[], o: { fact
     onAnswer: (a) => answers.push(a),
   });
   const stopped = performance.now();
-  const server = serverSide(histBefore, await endToEnd(d), o.deadlineMs);
+  const server = serverSide(histBefore, await histogram(d, 'end_to_end'), o.deadlineMs);
+  const shedServer = serverSide(shedBefore, await histogram(d, 'shed'), 10);
   const typical = percentile(unloaded, 50);
   let recoveryMs = 0;
   for (;;) {
@@ -188,6 +192,7 @@ export async function measureOverload(d: LocalDeployment, qs: Query[], o: { fact
       ),
     excessShedFraction: round(shed.length / excess, 3),
     shedWithin10ms: round(shed.filter((a) => a.latencyMs <= 10).length / Math.max(1, shed.length), 3),
+    serverShedWithin10ms: shedServer.withinDeadline,
     shedLatencyMs: summary(shed.map((a) => a.latencyMs)),
     admittedLatencyMs: summary(answers.filter((a) => a.status === 200).map((a) => a.latencyMs)),
     server,
@@ -268,4 +273,92 @@ export async function measureShardFault(
     mainReadyShare: round(readyDuring.filter((s) => s === 200).length / Math.max(1, readyDuring.length), 3),
     recoveredMs: round(lastBad - windows.to, 0),
   };
+}
+
+/** The sum of a metric's series on the main whose labels include `having` (e.g. 'stage="shard_call"'). */
+async function metricSum(d: LocalDeployment, name: string, having = ''): Promise<number> {
+  const text = await (await fetch(`${d.mainUrl}/metrics`)).text();
+  let sum = 0;
+  for (const [, labels, v] of text.matchAll(new RegExp(`^${name}(?:\\{([^}]*)\\})? (\\S+)$`, 'gm'))) if ((labels ?? '').includes(having)) sum += Number(v);
+  return sum;
+}
+
+/** Answers and shard-call counts over one or more load windows. */
+export interface HedgingStats {
+  sent: number;
+  failed: number;
+  latencyMs: { p50: number; p99: number; max: number };
+  /** Shard lookups the main made (each once, hedges aside), and the hedges as a share of them. */
+  shardCalls: number;
+  hedges: number;
+  hedgeWins: number;
+  extraLoad: number;
+}
+
+export interface HedgingResult {
+  hedging: boolean;
+  /** Windows without the straggler, and windows with it, interleaved. */
+  without: HedgingStats;
+  with: HedgingStats;
+}
+
+/**
+ * Open-loop load on a deployment whose shards have two replicas each, in `rounds` pairs of windows of `windowS`
+ * seconds: one with every replica well, one with `straggler` frozen (SIGSTOP) for pauseMs every everyMs, like a
+ * pod paused by garbage collection or CPU throttling. Interleaving the two on one deployment keeps the machine's
+ * drift out of the comparison.
+ */
+export async function measureHedging(
+  d: LocalDeployment,
+  qs: Query[],
+  o: { qps: number; windowS: number; rounds: number; hedging: boolean; straggler: { name: string; pauseMs: number; everyMs: number } },
+): Promise<HedgingResult> {
+  const target = d.processes.find((p) => p.name === o.straggler.name);
+  if (!target) throw new Error(`no process ${o.straggler.name}`);
+  const counters = async () => ({
+    calls: await metricSum(d, 'recshard_request_duration_seconds_count', 'stage="shard_call"'),
+    hedges: await metricSum(d, 'recshard_shard_hedged_calls_total'),
+    wins: await metricSum(d, 'recshard_shard_hedge_wins_total'),
+  });
+  const acc = { without: { answers: [] as Answer[], calls: 0, hedges: 0, wins: 0 }, with: { answers: [] as Answer[], calls: 0, hedges: 0, wins: 0 } };
+  for (let round = 0; round < o.rounds; round++)
+    for (const which of ['without', 'with'] as const) {
+      const before = await counters();
+      let pausing: ReturnType<typeof setInterval> | undefined;
+      if (which === 'with')
+        pausing = setInterval(() => {
+          target.proc.kill('SIGSTOP');
+          setTimeout(() => target.proc.kill('SIGCONT'), o.straggler.pauseMs);
+        }, o.straggler.everyMs);
+      try {
+        const a = acc[which];
+        await runLoad({
+          predictUrl: d.predictUrl,
+          qps: o.qps,
+          durationMs: o.windowS * 1000,
+          timeoutMs: 10_000,
+          queries: qs,
+          seed: 17 + round,
+          onAnswer: (x) => a.answers.push(x),
+        });
+      } finally {
+        clearInterval(pausing);
+        target.proc.kill('SIGCONT');
+      }
+      await new Promise((r) => setTimeout(r, o.straggler.pauseMs + 50)); // the last pause is over
+      const after = await counters();
+      acc[which].calls += after.calls - before.calls;
+      acc[which].hedges += after.hedges - before.hedges;
+      acc[which].wins += after.wins - before.wins;
+    }
+  const stats = (a: (typeof acc)['with']): HedgingStats => ({
+    sent: a.answers.length,
+    failed: a.answers.filter((x) => x.status !== 200).length,
+    latencyMs: summary(a.answers.filter((x) => x.status === 200).map((x) => x.latencyMs)),
+    shardCalls: a.calls,
+    hedges: a.hedges,
+    hedgeWins: a.wins,
+    extraLoad: round(a.hedges / Math.max(1, a.calls), 4),
+  });
+  return { hedging: o.hedging, without: stats(acc.without), with: stats(acc.with) };
 }

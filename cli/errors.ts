@@ -19,3 +19,10 @@ export function num(name: string, v: string, min: number): number {
   if (!Number.isFinite(n) || n < min) throw new CliError(`--${name} must be a number >= ${min}, got ${JSON.stringify(v)}`);
   return n;
 }
+
+/** An integer flag, checked: the message names the flag and the value. */
+export function int(name: string, v: string, min: number): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min) throw new CliError(`--${name} must be an integer >= ${min}, got ${JSON.stringify(v)}`);
+  return n;
+}

@@ -74,6 +74,7 @@ function servingCommands(program: Command): void {
     .option('--model <dir>', 'model directory (default: generate one from the RecModel)')
     .option('--scale <s>', 'row scale of a generated model', '0.001')
     .option('--seed <n>', 'seed of a generated model', '1')
+    .option('--shard-replicas <n>', 'processes per sparse shard, each on its own port (the main balances over them)', '1')
     .action((opts: ServeFlags) => serveCommand(opts, (l) => console.log(l)));
   withTargetAndWorkload(program.command('load').description('open-loop DeepRecInfra load against a main (Poisson arrivals, HDR latency histogram)'))
     .option('--qps <n>', 'offered queries per second', '50')

@@ -15,6 +15,11 @@ export const Metric = {
   errors: 'recshard_errors_total',
   tableResidentBytes: 'recshard_table_resident_bytes',
   shardUp: 'recshard_shard_up',
+  /** The replicas of a shard the main spreads its calls over (plan.json's, or the addresses its endpoint resolves to). */
+  shardReplicas: 'recshard_shard_replicas',
+  /** Shard calls the main re-sent to another replica of the shard (hedged), and hedges that answered first. */
+  shardHedges: 'recshard_shard_hedged_calls_total',
+  shardHedgeWins: 'recshard_shard_hedge_wins_total',
   fallbacks: 'recshard_fallbacks_total',
   /** The main's count of lookups its shards refused as another version's (the shard counts errors_total{code}). */
   shardVersionMismatches: 'recshard_shard_version_mismatches_total',
@@ -41,4 +46,5 @@ export const Label = {
 } as const;
 
 /** The stages of recshard_request_duration_seconds. */
-export type Stage = 'end_to_end' | 'admission' | 'queue' | 'bottom_mlp' | 'embeddings' | 'fanout' | 'shard_call' | 'interaction' | 'top_mlp' | 'lookup';
+export type Stage =
+  'end_to_end' | 'admission' | 'shed' | 'queue' | 'bottom_mlp' | 'embeddings' | 'fanout' | 'shard_call' | 'interaction' | 'top_mlp' | 'lookup';

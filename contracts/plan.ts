@@ -37,6 +37,11 @@ export interface PlanDocument {
 export interface Endpoint {
   service?: string;
   endpoint: string;
+  /**
+   * Base URLs of the shard's replicas, each reached on its own (local serving with several replicas per shard):
+   * the main balances its calls over them and re-sends a slow call to another (hedging). Absent: one endpoint.
+   */
+  replicas?: string[];
 }
 
 export interface ServingPlan extends PlanDocument {
@@ -51,7 +56,7 @@ export interface ShardServerPlan {
   model: string;
   version: string;
   main: { tables: string[] };
-  shards: { index: number; tables: string[]; endpoint: string }[];
+  shards: { index: number; tables: string[]; endpoint: string; replicas?: string[] }[];
 }
 
 /** The plan with where the main and each shard answer. */
@@ -76,6 +81,7 @@ export function parseServingPlan(text: string, file = 'plan.json'): ShardServerP
     integer({ ...s, at: `${s.at}.index` }, shard.index);
     array({ ...s, at: `${s.at}.tables` }, shard.tables, string);
     string({ ...s, at: `${s.at}.endpoint` }, shard.endpoint);
+    if (shard.replicas !== undefined) array({ ...s, at: `${s.at}.replicas` }, shard.replicas, string);
   });
   return d;
 }

@@ -27,6 +27,7 @@ export interface ShardServerArgs {
   maxQueue?: number;
   maxConnections?: number;
   probeMs?: number;
+  hedgePercentile?: number;
   scheduler?: SchedulerMode;
   batchSize?: number;
   workers?: number;
@@ -83,6 +84,14 @@ export const SHARD_SERVER_FLAGS: { [K in keyof ShardServerArgs]-?: FlagSpec } = 
   },
   maxConnections: { flag: '--max-connections', value: '<n>', description: 'open connections; more are closed as they arrive', number: true },
   probeMs: { flag: '--probe-ms', value: '<n>', description: 'how often the main checks each shard', number: true },
+  hedgePercentile: {
+    flag: '--hedge-percentile',
+    value: '<p>',
+    description:
+      "main: a call to a shard with several replicas that has no answer after this percentile of the shard's recent calls " +
+      'is re-sent to another replica, the first answer winning (at most 5% extra calls); 0 turns hedging off (default 95)',
+    number: true,
+  },
   scheduler: {
     flag: '--scheduler',
     value: '<mode>',

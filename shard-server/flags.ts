@@ -15,6 +15,7 @@ export type ParsedFlags = ShardServerArgs &
       | 'maxBatch'
       | 'maxBodyBytes'
       | 'probeMs'
+      | 'hedgePercentile'
       | 'accelerator'
       | 'logLevel'
       | 'shutdownDelayMs'
@@ -32,6 +33,7 @@ function defaults(env: NodeJS.ProcessEnv): Partial<Record<keyof ShardServerArgs,
     maxBatch: '1024',
     maxBodyBytes: String(64 * 2 ** 20),
     probeMs: '1000',
+    hedgePercentile: '95',
     accelerator: env.RECSHARD_ACCELERATOR ?? 'none',
     logLevel: env.RECSHARD_LOG_LEVEL ?? 'info',
     shutdownDelayMs: env.RECSHARD_SHUTDOWN_DELAY_MS ?? '0',

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // The shard-server process: flags (as the operator sets them in pods, or `recshard serve --local`), plan.json and
-// model.json, then startServer. SIGTERM drains in-flight requests before exit.
+// model.json, then startServer. SIGTERM (or, under a Node parent, the parent's IPC channel closing) drains in-flight
+// requests before exit.
 import { readFile } from 'node:fs/promises';
 import { parseModelConfig } from '../contracts/model-config.js';
 import { parseServingPlan } from '../contracts/plan.js';
@@ -19,6 +20,12 @@ try {
 }
 
 const log = jsonLogger(flags.logLevel as Level, { component: 'shard-server', role: flags.role, ...(flags.shard !== undefined ? { shard: flags.shard } : {}) });
+// Started by a Node parent with an IPC channel (`recshard serve --local`): when the parent goes, however it goes
+// (stopped, SIGKILLed, crashed), the channel closes and the process ends: at once while it loads, then as on SIGTERM.
+// Pods have no channel.
+let onParentGone: () => void = () => process.exit(0);
+if (process.send) process.on('disconnect', () => onParentGone());
+
 /** What stops the server before it serves (a port in use, a bad file): one line, exit 1. */
 function fatal(e: unknown): never {
   log.error('cannot start', { error: (e as Error).message });
@@ -55,6 +62,7 @@ const options: ServerOptions = {
   maxQueue: flags.maxQueue,
   maxConnections: flags.maxConnections,
   probeMs: flags.probeMs,
+  hedgePercentile: flags.hedgePercentile,
   emulateServiceMs: flags.emulateServiceMs,
   scheduling: {
     mode: flags.scheduler ?? serving.scheduler ?? DEFAULT_SCHEDULING.mode,
@@ -79,3 +87,4 @@ const stop = async (signal: string) => {
 };
 process.on('SIGTERM', () => void stop('SIGTERM'));
 process.on('SIGINT', () => void stop('SIGINT'));
+onParentGone = () => void stop('disconnect');

@@ -1,6 +1,7 @@
 // What each role serves once its model is loaded: a sparse shard's LookupService over its tables, or the main's
 // Predictor (its executors, the clients of its shards and the scheduler). The loaders read and verify the
 // artifact; a failure names the file and the reason.
+import { lookup } from 'node:dns/promises';
 import { availableParallelism } from 'node:os';
 import type { Manifest } from '../contracts/model-format.js';
 import type { ShardServerPlan } from '../contracts/plan.js';
@@ -42,6 +43,7 @@ export interface MainOptions {
   scheduling?: SchedulingOptions;
   policy: FailurePolicy;
   probeMs: number;
+  hedgePercentile?: number;
   log: Logger;
   clock: Clock;
 }
@@ -111,6 +113,11 @@ function shardClients(manifest: Manifest, o: MainOptions, metrics: ServerMetrics
       new ShardClient({
         shard: s.index,
         endpoint: s.endpoint,
+        replicas: s.replicas,
+        resolve: async (host) => (await lookup(host, { all: true })).map((a) => a.address),
+        onReplicas: (n) => metrics.shardReplicas.set(metrics.shardLabels(s.index), n),
+        hedgePercentile: o.hedgePercentile ?? 95,
+        onHedge: (event) => (event === 'sent' ? metrics.hedges : metrics.hedgeWins).inc(metrics.shardLabels(s.index)),
         tables: s.tables.map(indexOf),
         clock: o.clock,
         version: o.version,
@@ -120,6 +127,7 @@ function shardClients(manifest: Manifest, o: MainOptions, metrics: ServerMetrics
   );
   for (const c of clients) {
     metrics.shardUp.set(metrics.shardLabels(c.shard), 0);
+    metrics.shardReplicas.set(metrics.shardLabels(c.shard), c.replicaCount);
     c.startProbe(o.probeMs, (up) => {
       metrics.shardUp.set(metrics.shardLabels(c.shard), up ? 1 : 0);
       o.log.info(up ? 'shard reachable' : 'shard unreachable', { shard: c.shard, endpoint: c.endpoint });

@@ -41,6 +41,8 @@ export interface ServerOptions {
   maxQueue?: number;
   maxConnections?: number;
   probeMs: number;
+  /** The main's hedging of shard calls (ShardClientOptions.hedgePercentile; default 95, 0: off). */
+  hedgePercentile?: number;
   /** Testing: every request also holds one serial lane this long (see AppOptions.emulateServiceMs). */
   emulateServiceMs?: number;
   /** The main's request scheduling (DeepRecSched). */
@@ -126,7 +128,7 @@ async function load(o: ServerOptions, state: ModelState, metrics: ServerMetrics,
   state.main = await loadMain(
     src,
     manifest,
-    { plan: o.plan, version, scheduling: o.scheduling, policy: o.policy, probeMs: o.probeMs, log: o.log, clock },
+    { plan: o.plan, version, scheduling: o.scheduling, policy: o.policy, probeMs: o.probeMs, hedgePercentile: o.hedgePercentile, log: o.log, clock },
     metrics,
   );
 }

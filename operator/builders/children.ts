@@ -175,6 +175,11 @@ export function buildDeployment(a: ComponentArgs): V1Deployment {
   };
 }
 
+/**
+ * The main's Service has a virtual IP (clients of the model reach it through kube-proxy). A sparse shard's is
+ * headless: its name resolves to the addresses of its Ready pods, and the main spreads its calls over them, request
+ * by request, hedging a slow one to another pod (kube-proxy would spread connections, and hide which pod answers).
+ */
 export function buildService(owner: Owner, spec: ResolvedRecModelSpec, role: Role, shard?: number, version?: string): V1Service {
   const name = componentName(owner.name, role, shard, version);
   return {
@@ -183,6 +188,7 @@ export function buildService(owner: Owner, spec: ResolvedRecModelSpec, role: Rol
     metadata: childMeta(owner, name, componentLabels(owner.name, role, shard, role === 'sparse' ? version : undefined)),
     spec: {
       type: 'ClusterIP',
+      ...(role === 'sparse' ? { clusterIP: 'None' } : {}),
       selector: selectorLabels(owner.name, role, shard, version),
       ports: [{ name: 'http', port: spec.serving.port, targetPort: 'http', protocol: 'TCP' }],
     },

@@ -18,7 +18,8 @@ export const MODEL_KEY = 'model.json';
  */
 export function servingVersion(spec: Pick<ResolvedRecModelSpec, 'model' | 'artifact'>, plan: Plan, image: string, artifactUri?: string): string {
   const artifact = artifactUri !== undefined ? { uri: artifactUri } : (spec.artifact ?? {});
-  return shortHash(JSON.stringify({ plan: plan.hash, tables: spec.model.tables, artifact, image }), 8);
+  // layout 2: headless shard Services (a Service's clusterIP cannot change, so an operator that makes them gets new ones)
+  return shortHash(JSON.stringify({ plan: plan.hash, tables: spec.model.tables, artifact, image, layout: 2 }), 8);
 }
 
 /** plan.json: the plan document with its version and where the main and each shard answer. */

@@ -27,6 +27,9 @@ export class ServerMetrics {
   readonly shardUp: Gauge<'model' | 'shard'>;
   readonly fallbacks: Counter<'model' | 'shard'>;
   readonly versionMismatches: Counter<'model' | 'shard'>;
+  readonly shardReplicas: Gauge<'model' | 'shard'>;
+  readonly hedges: Counter<'model' | 'shard'>;
+  readonly hedgeWins: Counter<'model' | 'shard'>;
   readonly parts: Counter<'model' | 'role' | 'executor'>;
   private scheduler?: () => SchedulerInfo;
 
@@ -72,6 +75,24 @@ export class ServerMetrics {
     this.versionMismatches = new Counter({
       name: Metric.shardVersionMismatches,
       help: 'Lookups a shard refused because it serves another plan or artifact version (version skew).',
+      labelNames: [Label.model, Label.shard],
+      registers,
+    });
+    this.shardReplicas = new Gauge({
+      name: Metric.shardReplicas,
+      help: "Replicas of the sparse shard the main spreads its calls over (plan.json's, or its endpoint's addresses).",
+      labelNames: [Label.model, Label.shard],
+      registers,
+    });
+    this.hedges = new Counter({
+      name: Metric.shardHedges,
+      help: 'Shard calls re-sent to another replica of the shard because the first had no answer after the recent percentile (--hedge-percentile).',
+      labelNames: [Label.model, Label.shard],
+      registers,
+    });
+    this.hedgeWins = new Counter({
+      name: Metric.shardHedgeWins,
+      help: 'Hedged shard calls whose second call answered first.',
       labelNames: [Label.model, Label.shard],
       registers,
     });

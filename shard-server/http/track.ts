@@ -90,6 +90,7 @@ export function tracker(o: TrackOptions): Track {
     } catch (e) {
       if (!(e instanceof Shed)) return next(abort.signal.reason ?? e);
       m.shed.inc({ ...labels, reason: e.reason });
+      res.once('finish', () => m.duration.observe({ ...labels, stage: 'shed', shard: o.shard }, (performance.now() - arrived) / 1000));
       res.setHeader('retry-after', String(RETRY_AFTER_S));
       return next(new ServeError(ErrorCode.Overloaded, `overloaded, retry later: ${e.message}`));
     } finally {

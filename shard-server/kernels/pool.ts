@@ -65,6 +65,11 @@ class Pooler {
 
   /** Sums rows into out[outOffset + b * dim ..], in chunks of samples that fit the scratch area. */
   run(dim: number, offsets: Uint32Array, indices: Uint32Array, batch: number, out: Float32Array, outOffset: number): void {
+    if (dim * 4 > OUT_BYTES) {
+      // a row wider than the scratch's output area (the CRD allows 4096; an artifact served without a spec may say more)
+      for (let b = 0; b < batch; b++) this.poolOne(dim, indices.subarray(offsets[b]!, offsets[b + 1]!), out, outOffset + b * dim);
+      return;
+    }
     const maxSamples = Math.max(1, Math.min(OFFS_BYTES / 4 - 1, Math.floor(OUT_BYTES / (dim * 4))));
     const maxIdx = IDX_BYTES / 4;
     for (let b0 = 0; b0 < batch;) {

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { splitQuery, joinScores } from '../../../shard-server/inference/batching.js';
 import { poolInto } from '../../../shard-server/inference/embeddings.js';
 import type { PredictInput } from '../../../shard-server/inference/request.js';
-import { createArena, poolerFor } from '../../../shard-server/kernels/pool.js';
+import { createArena, poolerFor, setThreadSlot } from '../../../shard-server/kernels/pool.js';
 import type { EmbeddingTable } from '../../../shard-server/model/load.js';
 
 function tables(rows: number, dim: number, seed: number): { js: EmbeddingTable; wasm: EmbeddingTable } {
@@ -56,6 +56,25 @@ describe('the WebAssembly SIMD pooling kernel', () => {
     const b = new Float32Array(batch * 64);
     poolInto(js, offsets, indices, batch, 'sum', a);
     poolInto(wasm, offsets, indices, batch, 'sum', b, 0);
+    expect(b).toEqual(a);
+  });
+
+  it('pools rows wider than its scratch output (a manifest may say any dim) without writing past it', () => {
+    const dim = 140_000; // 560 KB per row > the scratch's output area
+    const { js, wasm } = tables(3, dim, 4);
+    const offsets = Uint32Array.of(0, 2, 3);
+    const indices = Uint32Array.of(0, 2, 0);
+    const a = new Float32Array(2 * dim);
+    const b = new Float32Array(2 * dim);
+    poolInto(js, offsets, indices, 2, 'sum', a);
+    // in the last slot, twice: an output written past its scratch would land on the rows themselves
+    setThreadSlot(1);
+    try {
+      poolInto(wasm, offsets, indices, 2, 'sum', b, 0);
+      poolInto(wasm, offsets, indices, 2, 'sum', b, 0);
+    } finally {
+      setThreadSlot(0);
+    }
     expect(b).toEqual(a);
   });
 
