@@ -10,7 +10,7 @@ help:
 	@echo "make demo          plan the examples, serve DLRM-RMC2 locally in every strategy under load, run the operator on a local control plane"
 	@echo "make test          every test: lint, unit, data plane, then the cluster suites on a real local control plane"
 	@echo "make cluster-up    start this checkout's local cluster: control plane, KWOK nodes, a real node (prints KUBECONFIG); make cluster-down stops it"
-	@echo "make bench-reliability  overload and shard faults on real processes into docs/reliability.md (about 3 min)"
+	@echo "make bench-reliability  overload, shard faults and hedging on real processes into docs/reliability.md (about 8 min)"
 	@echo "make bench         the six benchmarks into docs/benchmarks.md with charts (about 20 min, root; BENCH_FLAGS=--quick for a smoke run)"
 	@echo "make images        build the operator and shard-server images with docker or podman (IMAGE_REGISTRY, IMAGE_TAG)"
 	@echo "make lint          ESLint (layers, import cycles, line width) and Prettier's check, over the whole tree"

@@ -18,9 +18,10 @@ export function percentile(values: number[], p: number): number {
 
 const summary = (values: number[]) => ({ p50: round(percentile(values, 50), 2), p99: round(percentile(values, 99), 2), max: round(Math.max(0, ...values), 2) });
 
-/** One stage of the main's latency histogram (cumulative bucket counts by upper bound, seconds) from its /metrics. */
-async function histogram(d: LocalDeployment, stage: 'end_to_end' | 'shed'): Promise<Map<number, number>> {
-  const text = await (await fetch(`${d.mainUrl}/metrics`)).text();
+const scrape = async (d: LocalDeployment) => (await fetch(`${d.mainUrl}/metrics`)).text();
+
+/** One stage of the main's latency histogram (cumulative bucket counts by upper bound, seconds) from a scrape. */
+function histogram(text: string, stage: 'end_to_end' | 'shed'): Map<number, number> {
   const out = new Map<number, number>();
   for (const [, labels, count] of text.matchAll(/^recshard_request_duration_seconds_bucket\{([^}]*)\} (\d+)$/gm)) {
     const le = /le="([^"]+)"/.exec(labels!)?.[1];
@@ -116,7 +117,10 @@ export interface OverloadResult {
   admittedLatencyMs: { p50: number; p99: number; max: number };
   /** The main's own end_to_end histogram over the run (admitted requests, arrival to reply): its p99's bucket. */
   server: { answered: number; withinDeadline: number; p99AtMostMs: number };
+  /** /healthz as the client measures it (its own lag included). */
   healthzMs: { p50: number; p99: number; max: number };
+  /** The main's event-loop delay over the run (prom-client's nodejs_eventloop_lag_*): what a probe waits for at most. */
+  eventLoopDelayMs: { p99: number; max: number };
   rssMiB: { before: number; peak: number };
   /** From the last arrival until a query is again answered in under twice the unloaded median. */
   recoveryMs: number;
@@ -141,8 +145,10 @@ export async function measureOverload(d: LocalDeployment, qs: Query[], o: { fact
   const memory = sampler(100, async () => rssMiB(main));
   const answers: Answer[] = [];
   const offeredQps = round(capacityQps * o.factor);
-  const histBefore = await histogram(d, 'end_to_end');
-  const shedBefore = await histogram(d, 'shed');
+  // (a scrape also restarts the event-loop delay figures: the next one covers the run)
+  const first = await scrape(d);
+  const histBefore = histogram(first, 'end_to_end');
+  const shedBefore = histogram(first, 'shed');
   const r = await runLoad({
     predictUrl: d.predictUrl,
     qps: offeredQps,
@@ -153,8 +159,11 @@ export async function measureOverload(d: LocalDeployment, qs: Query[], o: { fact
     onAnswer: (a) => answers.push(a),
   });
   const stopped = performance.now();
-  const server = serverSide(histBefore, await histogram(d, 'end_to_end'), o.deadlineMs);
-  const shedServer = serverSide(shedBefore, await histogram(d, 'shed'), 10);
+  const last = await scrape(d);
+  const server = serverSide(histBefore, histogram(last, 'end_to_end'), o.deadlineMs);
+  const shedServer = serverSide(shedBefore, histogram(last, 'shed'), 10);
+  const gauge = (name: string) => round(Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(last)?.[1] ?? NaN) * 1000, 1);
+  const eventLoopDelayMs = { p99: gauge('nodejs_eventloop_lag_p99_seconds'), max: gauge('nodejs_eventloop_lag_max_seconds') };
   const typical = percentile(unloaded, 50);
   let recoveryMs = 0;
   for (;;) {
@@ -197,6 +206,7 @@ export async function measureOverload(d: LocalDeployment, qs: Query[], o: { fact
     admittedLatencyMs: summary(answers.filter((a) => a.status === 200).map((a) => a.latencyMs)),
     server,
     healthzMs: summary(health.ms),
+    eventLoopDelayMs,
     rssMiB: { before: round(before), peak: round(Math.max(before, ...memory.seen)) },
     recoveryMs,
   };

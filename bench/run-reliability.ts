@@ -89,7 +89,8 @@ const overloadHeader = [
   'other',
   'admitted latency p50 / p99 / max',
   "the main's own: within the deadline, p99",
-  '/healthz p50 / p99',
+  '/healthz p50 / p99 (client)',
+  "the main's event-loop delay p99 / max",
   'main RSS (MiB)',
   'recovery (ms)',
 ];
@@ -108,6 +109,7 @@ const overloadRow = (label: string, r: OverloadResult) =>
     `${r.admittedLatencyMs.p50} / ${r.admittedLatencyMs.p99} / ${r.admittedLatencyMs.max}`,
     `${pct(r.server.withinDeadline)}, p99 ≤ ${r.server.p99AtMostMs}`,
     `${r.healthzMs.p50} / ${r.healthzMs.p99}`,
+    `${r.eventLoopDelayMs.p99} / ${r.eventLoopDelayMs.max}`,
     `${r.rssMiB.before} → ${r.rssMiB.peak}`,
     r.recoveryMs,
   ]);
@@ -169,6 +171,9 @@ ${table(overloadHeader, [overloadRow('serial lane, 8 ms', lane), overloadRow('re
   of a slot's time) is at most half its remaining budget and, with one more service time, meets its deadline; the
   rest get 503 OVERLOADED with \`Retry-After: 1\` before their body is read. A waiter whose deadline its work would
   overrun is shed when its turn comes (the sheds slower than 10 ms).
+- \`/healthz\`, \`/readyz\` and \`/metrics\` bypass admission: a probe waits only for the main's event loop, whose
+  delay over the run (prom-client's \`nodejs_eventloop_lag_p99_seconds\` and \`_max_seconds\`) is in the table; the
+  client's figure adds its own lag.
 - Recovery: from the last arrival until one query is answered within twice the unloaded median.
 
 ## A sparse shard down under load

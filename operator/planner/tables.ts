@@ -1,19 +1,13 @@
 // Embedding tables as the planner sees them: the explicit list and the generator form expanded into one list,
 // each with its size and its expected lookup work per sample.
-import { BYTES as BYTES_PER_ELEMENT, type DType } from '../../contracts/model-format.js';
-import { declaredTables } from '../../contracts/model-tables.js';
+import { BYTES as BYTES_PER_ELEMENT } from '../../contracts/model-format.js';
+import { declaredTables, type DeclaredTable } from '../../contracts/model-tables.js';
 import type { ResolvedModel } from '../api/v1alpha1/index.js';
 import { PlanError } from './errors.js';
 
 export { BYTES_PER_ELEMENT };
 
-export interface PlannedTable {
-  name: string;
-  rows: number;
-  dim: number;
-  dtype: DType;
-  poolingFactor: number;
-  net: string;
+export interface PlannedTable extends DeclaredTable {
   /** Stored size: rows x dim x bytes per element. */
   bytes: number;
   /** Expected bytes read per sample: pooling factor x dim x bytes per element (the load we balance). */

@@ -65,37 +65,25 @@ export class ServerMetrics {
     this.lookups = new Counter({ name: Metric.lookups, help: 'Embedding rows read.', labelNames: own, registers });
     this.errors = new Counter({ name: Metric.errors, help: 'Failed requests by error code.', labelNames: [...own, Label.code], registers });
     this.resident = new Gauge({ name: Metric.tableResidentBytes, help: 'Bytes of embedding tables held in memory.', labelNames: own, registers });
-    this.shardUp = new Gauge({ name: Metric.shardUp, help: '1 when the main can reach the sparse shard.', labelNames: [Label.model, Label.shard], registers });
-    this.fallbacks = new Counter({
-      name: Metric.fallbacks,
-      help: 'Shard calls replaced by zero embeddings under the zero failure policy.',
-      labelNames: [Label.model, Label.shard],
-      registers,
-    });
+    const perShard = { labelNames: [Label.model, Label.shard] as const, registers };
+    this.shardUp = new Gauge({ name: Metric.shardUp, help: '1 when the main can reach the sparse shard.', ...perShard });
+    this.fallbacks = new Counter({ name: Metric.fallbacks, help: 'Shard calls replaced by zero embeddings under the zero failure policy.', ...perShard });
     this.versionMismatches = new Counter({
       name: Metric.shardVersionMismatches,
       help: 'Lookups a shard refused because it serves another plan or artifact version (version skew).',
-      labelNames: [Label.model, Label.shard],
-      registers,
+      ...perShard,
     });
     this.shardReplicas = new Gauge({
       name: Metric.shardReplicas,
       help: "Replicas of the sparse shard the main spreads its calls over (plan.json's, or its endpoint's addresses).",
-      labelNames: [Label.model, Label.shard],
-      registers,
+      ...perShard,
     });
     this.hedges = new Counter({
       name: Metric.shardHedges,
       help: 'Shard calls re-sent to another replica of the shard because the first had no answer after the recent percentile (--hedge-percentile).',
-      labelNames: [Label.model, Label.shard],
-      registers,
+      ...perShard,
     });
-    this.hedgeWins = new Counter({
-      name: Metric.shardHedgeWins,
-      help: 'Hedged shard calls whose second call answered first.',
-      labelNames: [Label.model, Label.shard],
-      registers,
-    });
+    this.hedgeWins = new Counter({ name: Metric.shardHedgeWins, help: 'Hedged shard calls whose second call answered first.', ...perShard });
     this.parts = new Counter({
       name: Metric.requestParts,
       help: 'Request parts run, by executor (cpu workers or the accelerator).',
