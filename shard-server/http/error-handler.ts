@@ -1,7 +1,10 @@
 // The one place errors become replies: the catalogue's status and {"error": {"code", "message"}} body
 // (contracts/errors.ts), for errors the routes throw, errors express's body parser raises, and anything else
-// (a 500, logged as an error; 4xx are logged at debug). A reply sent before the request's body was read closes
-// the connection, so a refused upload is not drained; a client that went away is counted and gets nothing.
+// (a 500, logged as an error; 4xx are logged at debug). A reply sent before the request's body was read is
+// followed by a bounded linger: what the client still sends is discarded (never buffered) for at most LINGER_MS
+// and LINGER_BYTES, and a body that needs more costs its connection. Closing at once would reset a connection
+// whose unread bytes are still arriving, and the client would lose the reply. A client that went away is counted
+// and gets nothing.
 import type { ErrorRequestHandler, RequestHandler } from 'express';
 import { ErrorCode, ServeError } from '../../contracts/errors.js';
 import type { Logger } from '../../lib/log.js';
@@ -19,6 +22,24 @@ export function toServeError(err: unknown): ServeError {
   return new ServeError(ErrorCode.Internal, (err as Error)?.message ?? String(err));
 }
 
+export const LINGER_MS = 1000;
+export const LINGER_BYTES = 64 * 2 ** 20;
+
+/** Discards the rest of a refused body, within bounds; a body that takes longer or is larger costs its connection. */
+function linger(req: Parameters<RequestHandler>[0]): void {
+  let left = LINGER_BYTES;
+  const cut = () => req.socket.destroy();
+  const timer = setTimeout(cut, LINGER_MS);
+  timer.unref();
+  req.on('data', (chunk: Buffer) => {
+    left -= chunk.length;
+    if (left < 0) cut();
+  });
+  req.once('end', () => clearTimeout(timer));
+  req.once('close', () => clearTimeout(timer));
+  req.resume();
+}
+
 /** Anything no route took. */
 export const notFound: RequestHandler = (_req, _res, next) => next(new ServeError(ErrorCode.NotFound, 'no such endpoint'));
 
@@ -34,8 +55,7 @@ export function errorHandler(metrics: ServerMetrics, log: Logger): ErrorRequestH
     // a shed is policy, not a failure: thousands a second under overload would flood the log
     if (e.status >= 500 && e.kind !== ErrorCode.Overloaded) log.error('request failed', { code: e.kind.code, error: e.message });
     else log.debug('request rejected', { code: e.kind.code, error: e.message });
-    // an unread body is not drained: the connection closes after this reply (a shed request's small body is)
-    if (!req.complete && e.kind !== ErrorCode.Overloaded) res.setHeader('connection', 'close');
+    if (!req.complete) linger(req);
     res.status(e.status).json(e.body());
   };
 }

@@ -1,7 +1,7 @@
-// The main role's pipeline, free of any web framework. A query is split into parts of the batch size the
-// scheduler chooses (DeepRecSched); each part fetches the rows pooled by the shards that hold tables it touches
-// (in parallel, only those shards), then runs on a free executor slot: bottom MLP, pooled lookups in local
-// tables, interaction, top MLP. Large queries may go whole to an accelerator executor instead.
+// The main role's pipeline, free of any web framework. A query fetches the rows pooled by the shards that hold
+// tables it touches (one call per shard, in parallel, only those shards), then is split into parts of the batch
+// size the scheduler chooses (DeepRecSched), each run on a free executor slot with its samples' rows: bottom MLP,
+// pooled lookups in local tables, interaction, top MLP. Large queries may go whole to an accelerator executor.
 import { ServeError } from '../../contracts/errors.js';
 import type { Stage as MetricStage } from '../../contracts/metrics.js';
 import { outputWidth, type Manifest } from '../../contracts/model-format.js';
@@ -78,27 +78,46 @@ export class Predictor {
     const executor = accelerator ? this.p.accelerator! : this.p.executor;
     const parts = splitQuery(input, accelerator ? input.batch : decision.batchSize, this.manifest.denseFeatures);
     const fallbacks = new Set<number>();
-    const work = Promise.all(parts.map((part) => this.runPart(part, executor, scope, hooks, fallbacks)));
+    const work = this.fanout(input, scope, hooks, fallbacks).then((remote) =>
+      Promise.all(parts.map((part) => this.runPart(part, parts.length, remote, executor, scope, hooks))),
+    );
     const done = signal ? await Promise.race([work, aborted(signal)]) : await work;
     const scores = joinScores(done, input.batch, this.outputs);
     this.scheduler.observe(performance.now() - start, performance.now(), input.batch);
     return { scores, outputs: this.outputs, fallbacks: [...fallbacks].sort((a, b) => a - b), parts: parts.length, accelerator };
   }
 
-  private async runPart(part: Part, executor: Executor, scope: PredictScope, hooks: PredictHooks, fallbacks: Set<number>) {
+  /**
+   * One call per shard for the whole query (not per part): the rows each shard pooled, per table, for every
+   * sample of the query. Parts take their samples' rows from these.
+   */
+  private async fanout(input: PredictInput, scope: PredictScope, hooks: PredictHooks, fallbacks: Set<number>): Promise<[number, Float32Array][]> {
+    const remote: [number, Float32Array][] = [];
+    if (!this.shards.length) return remote;
+    const t0 = performance.now();
+    await Promise.all(this.shards.map((s) => this.callShard(s, input, scope, hooks, fallbacks, remote)));
+    hooks.stage?.('fanout', (performance.now() - t0) / 1000);
+    scope.signal?.throwIfAborted();
+    return remote;
+  }
+
+  private async runPart(part: Part, parts: number, remote: [number, Float32Array][], executor: Executor, scope: PredictScope, hooks: PredictHooks) {
     const { input } = part;
-    // The worker gets its own copies (transferred, not cloned again); shard calls encode from the views.
+    // The worker gets its own copies (transferred, not cloned again); a query of one part hands over the shards'
+    // rows as they came, a part of several its own samples' rows.
     const task: PartTask = { batch: input.batch, dense: input.dense.slice(), pooling: input.pooling, sparse: [], remote: [] };
     for (const t of this.p.localTables) {
       const sp = input.sparse.get(t);
       if (sp) task.sparse.push([t, sp.offsets.slice(), sp.indices.slice()]);
     }
-    if (this.shards.length) {
-      const t0 = performance.now();
-      await Promise.all(this.shards.map((s) => this.callShard(s, input, scope, hooks, fallbacks, task)));
-      hooks.stage?.('fanout', (performance.now() - t0) / 1000);
+    for (const [table, values] of remote) {
+      if (parts === 1) {
+        task.remote.push([table, values]);
+        continue;
+      }
+      const dim = this.manifest.tables[table]!.dim;
+      task.remote.push([table, values.slice(part.start * dim, (part.start + input.batch) * dim)]);
     }
-    scope.signal?.throwIfAborted();
     const r = await executor.run(task, scope.signal);
     hooks.stage?.('queue', r.waited);
     if (this.manifest.bottomMLP.length) hooks.stage?.('bottom_mlp', r.timings.bottom);
@@ -114,7 +133,7 @@ export class Predictor {
     scope: PredictScope,
     hooks: PredictHooks,
     fallbacks: Set<number>,
-    task: PartTask,
+    remote: [number, Float32Array][],
   ): Promise<void> {
     const lookups: TableLookup[] = [];
     for (const t of s.tables) {
@@ -124,7 +143,7 @@ export class Predictor {
     if (!lookups.length) return;
     const ts = performance.now();
     try {
-      for (const r of await s.lookup({ batch: input.batch, lookups }, scope.deadline, scope.signal)) task.remote.push([r.table, r.values]);
+      for (const r of await s.lookup({ batch: input.batch, lookups }, scope.deadline, scope.signal)) remote.push([r.table, r.values]);
     } catch (e) {
       // the zero policy replaces an unavailable shard, not a request that is over (deadline, client gone)
       if (!(e instanceof ServeError) || this.p.policy === 'fail' || scope.signal?.aborted) throw e;

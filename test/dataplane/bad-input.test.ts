@@ -1,5 +1,6 @@
 // Bad input gets a 4xx from the error catalogue with a message naming the field, and never a 5xx or a dead
 // server: table-driven cases, then 10,000 random malformed bodies against the main and 3,000 against a shard.
+import { connect } from 'node:net';
 import { xoroshiro128plus } from 'pure-rand/generator/xoroshiro128plus';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { serveLocal, type LocalDeployment } from '../../cli/local.js';
@@ -101,6 +102,29 @@ describe('bad requests to the main', () => {
     expect(r.status).toBe(status);
     expect(r.json.error.code).toBe(code);
     expect(r.json.error.message).toMatch(message);
+  });
+
+  it('a body over the limit gets its 413 every time it is sent in full, and one that trickles costs its connection', async () => {
+    // the reply goes before the body is read; the rest is discarded meanwhile, so the connection is not reset under it
+    const big = `{"dense": [[${'0,'.repeat(9_000_000)}0]]}`;
+    for (let i = 0; i < 10; i++) expect((await raw(d.predictUrl, big)).status).toBe(413);
+    // 100 MB declared, a byte every 50 ms: the 413 at once, the connection cut within about a second
+    const url = new URL(d.predictUrl);
+    const socket = connect(Number(url.port), url.hostname);
+    let reply = '';
+    const t0 = Date.now();
+    socket.on('data', (c: Buffer) => (reply += c.toString('latin1')));
+    socket.write(`POST ${url.pathname} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000000\r\n\r\n{`);
+    const trickle = setInterval(() => socket.write('0'), 50);
+    const closedAfter = await new Promise<number>((resolve) => {
+      socket.on('close', () => resolve(Date.now() - t0));
+      socket.on('error', () => {});
+    });
+    clearInterval(trickle);
+    expect(reply).toMatch(/^HTTP\/1\.1 413 /);
+    expect(reply).toContain('BODY_TOO_LARGE');
+    expect(closedAfter).toBeGreaterThan(500);
+    expect(closedAfter).toBeLessThan(3000);
   });
 
   it('an unknown model name is a 404', async () => {
