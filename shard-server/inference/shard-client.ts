@@ -83,7 +83,7 @@ export interface ShardClientOptions {
 
 type Outcome = { ok: true } | { ok: false; error: ServeError; definite: boolean };
 
-/** A replica's latency average halves every this many ms without a sample: a replica left alone is tried again. */
+/** A replica's distance from the shard's usual latency halves every this many ms without a sample: one left alone is tried again. */
 export const LATENCY_HALF_LIFE_MS = 100;
 /** A replica no longer among the endpoint's addresses keeps its connections this long, for the calls in flight. */
 export const RETIRED_REPLICA_MS = 30_000;
@@ -236,16 +236,22 @@ export class ShardClient {
 
   /**
    * How many times slower than the fastest replica (plus 1 ms) this one has recently been, or is being: a call in
-   * flight for longer than its recent latency counts as that latency (a frozen replica is slow before it answers).
+   * flight for longer than its recent latency counts as that latency (a frozen replica is slow before it answers,
+   * and never the fastest).
    */
   private slowdown(r: Replica, now: number): number {
-    const fastest = Math.min(...this.replicas.map((x) => this.recentLatency(x, now)).filter((l) => l > 0));
-    const oldest = r.inflight.length ? now - r.inflight[0]! : 0;
-    return Math.max(this.recentLatency(r, now), oldest) / (fastest + 1);
+    const fastest = Math.min(...this.replicas.map((x) => this.latencyNow(x, now)).filter((l) => l > 0));
+    return this.latencyNow(r, now) / (fastest + 1);
   }
 
+  private latencyNow(r: Replica, now: number): number {
+    return Math.max(this.recentLatency(r, now), r.inflight.length ? now - r.inflight[0]! : 0);
+  }
+
+  /** The replica's latency average, drifting back to the shard's usual latency as it ages (never below it to 0). */
   private recentLatency(r: Replica, now: number): number {
-    return r.latencyMs * 2 ** (-(now - r.sampledAt) / LATENCY_HALF_LIFE_MS);
+    if (r.sampledAt === -Infinity) return 0;
+    return this.typicalMs + (r.latencyMs - this.typicalMs) * 2 ** (-(now - r.sampledAt) / LATENCY_HALF_LIFE_MS);
   }
 
   private sample(r: Replica, ms: number): void {

@@ -86,15 +86,16 @@ describe('a sparse shard down under load', () => {
 describe('a straggler replica', () => {
   it('costs the answers little: its slow calls are hedged to the other replica, within 5% extra calls', async () => {
     const { d, qs } = await deploy('fail', 'rmc1-hedge', { size: 16, shardReplicas: 2 });
-    const straggler = { name: 'shard-0-r1', pauseMs: 300, everyMs: 1000 };
-    const r = await measureHedging(d, qs, { qps: 40, windowS: 5, rounds: 1, hedging: true, straggler });
+    const straggler = { name: 'shard-0-r1', pauseMs: 150, everyMs: 1000 };
+    const r = await measureHedging(d, qs, { qps: 40, windowS: 10, rounds: 1, hedging: true, straggler });
     console.log(`hedging: ${JSON.stringify(r)}`);
     expect(r.with.failed).toBe(0);
     // hedges went out while the replica was frozen, and won
     expect(r.with.hedgeWins).toBeGreaterThan(0);
     expect(r.with.hedges).toBeLessThanOrEqual(Math.ceil(r.with.shardCalls * 0.05) + 5);
-    // the tail does not wait out the pauses (300 ms; without hedging the p99 here is about 250 ms)
-    expect(r.with.latencyMs.p99).toBeLessThan(straggler.pauseMs / 2);
+    // the tail does not wait out the pauses (150 ms; without hedging the p99 here is about 140 ms, with it about
+    // 40 ms on a quiet machine)
+    expect(r.with.latencyMs.p99).toBeLessThan((straggler.pauseMs * 2) / 3);
   }, 120_000);
 });
 
