@@ -202,14 +202,16 @@ export class ShardClient {
    * among equals.
    */
   private pick(exclude?: Replica): Replica | undefined {
-    const now = this.now();
     const n = this.replicas.length;
+    if (n === 1) return this.replicas[0] === exclude ? undefined : this.replicas[0];
+    const now = this.now();
+    const fastest = this.fastest(now);
     let best: Replica | undefined;
     let bestScore = Infinity;
     for (let k = 0; k < n; k++) {
       const r = this.replicas[(this.nextReplica + k) % n]!;
       if (r === exclude) continue;
-      const slowdown = this.slowdown(r, now);
+      const slowdown = this.latencyNow(r, now) / (fastest + 1);
       const score = (r.avoidUntil > now ? 1e9 : 0) + (r.inflight.length + 1) * (slowdown >= SLOWER_THAN ? slowdown : 1);
       if (score < bestScore) [best, bestScore] = [r, score];
     }
@@ -240,8 +242,17 @@ export class ShardClient {
    * and never the fastest).
    */
   private slowdown(r: Replica, now: number): number {
-    const fastest = Math.min(...this.replicas.map((x) => this.latencyNow(x, now)).filter((l) => l > 0));
-    return this.latencyNow(r, now) / (fastest + 1);
+    return this.latencyNow(r, now) / (this.fastest(now) + 1);
+  }
+
+  /** The lowest latency of the replicas that have one (Infinity while none has). */
+  private fastest(now: number): number {
+    let min = Infinity;
+    for (const x of this.replicas) {
+      const l = this.latencyNow(x, now);
+      if (l > 0 && l < min) min = l;
+    }
+    return min;
   }
 
   private latencyNow(r: Replica, now: number): number {
