@@ -4,14 +4,14 @@ SHELL := bash
 NPM ?= npm
 export ONNXRUNTIME_NODE_INSTALL := skip
 
-.PHONY: help deps build gen typecheck lint format test test-unit test-dataplane test-cluster demo bench bench-reliability images cluster-up cluster-down control-plane prometheus clean
+.PHONY: help deps build gen typecheck lint format test test-unit test-dataplane test-cluster demo bench bench-reliability images cluster-up cluster-down control-plane prometheus torch-venv clean
 
 help:
 	@echo "make demo          plan the examples, serve DLRM-RMC2 locally in every strategy under load, run the operator on a local control plane"
 	@echo "make test          every test: lint, unit, data plane, then the cluster suites on a real local control plane"
 	@echo "make cluster-up    start this checkout's local cluster: control plane, KWOK nodes, a real node (prints KUBECONFIG); make cluster-down stops it"
 	@echo "make bench-reliability  overload, shard faults and hedging on real processes into docs/reliability.md (about 8 min)"
-	@echo "make bench         the six benchmarks into docs/benchmarks.md with charts (about 20 min, root; BENCH_FLAGS=--quick for a smoke run)"
+	@echo "make bench         the seven benchmarks into docs/benchmarks.md with charts (about 20 min, root; BENCH_FLAGS=--quick for a smoke run)"
 	@echo "make images        build the operator and shard-server images with docker or podman (IMAGE_REGISTRY, IMAGE_TAG)"
 	@echo "make lint          ESLint (layers, import cycles, line width) and Prettier's check, over the whole tree"
 	@echo "make format        rewrite every TypeScript file in Prettier's format"
@@ -52,13 +52,18 @@ control-plane:
 prometheus:
 	bash local-cluster/install-prometheus.sh >/dev/null
 
-test: build control-plane prometheus typecheck lint
+# The PyTorch eager baseline of the benchmarks (torch, numpy, onnx from PyPI) in a venv under ~/.cache/recshard,
+# built once per bench/torch/requirements.txt (about 2 minutes and 5 GiB).
+torch-venv:
+	bash bench/torch/venv.sh >/dev/null
+
+test: build control-plane prometheus torch-venv typecheck lint
 	npx vitest run
 
 test-unit: build
 	npx vitest run --project unit
 
-test-dataplane: build
+test-dataplane: build torch-venv
 	npx vitest run --project dataplane
 
 test-cluster: build control-plane prometheus
@@ -69,7 +74,7 @@ demo: build control-plane
 
 # Needs gcc for the C reference kernels of benchmark 3.
 BENCH_FLAGS ?=
-bench: build
+bench: build torch-venv
 	npx tsx bench/run.ts $(BENCH_FLAGS)
 	npx tsx bench/run-reliability.ts $(BENCH_FLAGS)
 

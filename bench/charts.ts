@@ -7,6 +7,7 @@ import type { OverheadRow } from './overhead.js';
 import type { RolloutResult } from './rollout.js';
 import type { ScaleOutResult } from './scaleout.js';
 import type { SchedulingRow } from './scheduling.js';
+import type { ServingResult } from './serving.js';
 
 export async function svg(spec: TopLevelSpec): Promise<string> {
   const view = new vega.View(vega.parse(compile(spec).spec), { renderer: 'none' });
@@ -77,8 +78,9 @@ export function kernelChart(k: KernelResult): TopLevelSpec {
     { table: `${r.table} (${r.tableMiB} MiB)`, kernel: 'recshard (WebAssembly SIMD)', mlps: r.wasm / 1e6 },
     { table: `${r.table} (${r.tableMiB} MiB)`, kernel: 'C, textbook loop', mlps: r.cNaive / 1e6 },
     { table: `${r.table} (${r.tableMiB} MiB)`, kernel: 'C, our loop order', mlps: r.cBlocked / 1e6 },
+    ...(r.torch ? [{ table: `${r.table} (${r.tableMiB} MiB)`, kernel: 'PyTorch embedding_bag', mlps: r.torch / 1e6 }] : []),
   ]);
-  const order = ['JavaScript loop', 'recshard (WebAssembly SIMD)', 'C, textbook loop', 'C, our loop order'];
+  const order = ['JavaScript loop', 'recshard (WebAssembly SIMD)', 'C, textbook loop', 'C, our loop order', 'PyTorch embedding_bag'];
   return {
     ...base,
     title: {
@@ -233,5 +235,30 @@ export function rolloutChart(r: RolloutResult): TopLevelSpec {
         encoding: { x: { field: 't', type: 'quantitative' }, y: { value: 10 } },
       },
     ],
+  } as TopLevelSpec;
+}
+
+/** p50 latency by batch size: recshard, PyTorch eager behind http.server, and the node:http echo floor. */
+export function servingChart(r: ServingResult): TopLevelSpec {
+  const servers = ['recshard', 'PyTorch eager + http.server', 'node:http echo (floor)'];
+  const values = r.rows.flatMap((x) => [
+    { batch: `batch ${x.batch}`, server: servers[0], ms: x.recshard.p50Us / 1000 },
+    { batch: `batch ${x.batch}`, server: servers[1], ms: x.torch.p50Us / 1000 },
+    { batch: `batch ${x.batch}`, server: servers[2], ms: x.echo.p50Us / 1000 },
+  ]);
+  return {
+    ...base,
+    title: { text: `${r.model} end to end, one client`, subtitle: 'p50 latency; lower is better' },
+    data: { values },
+    mark: 'bar',
+    encoding: {
+      column: { field: 'batch', type: 'nominal', title: null, sort: r.rows.map((x) => `batch ${x.batch}`) },
+      x: { field: 'server', type: 'nominal', sort: servers, title: null, axis: { labelAngle: -40 } },
+      y: { field: 'ms', type: 'quantitative', title: 'p50 latency (ms)' },
+      color: { field: 'server', type: 'nominal', sort: servers, legend: null },
+    },
+    width: 150,
+    height: 220,
+    resolve: { scale: { y: 'independent' } },
   } as TopLevelSpec;
 }

@@ -1,6 +1,7 @@
 // Benchmark 3, sparse lookups against the physical limit: pooled lookups per second on one core of the sparse
 // shard's kernel (WebAssembly SIMD, and the plain JavaScript loop it replaced) against C kernels compiled here
-// with gcc -O3 (the textbook loop and our loop order; the faster is the reference) over the same table and
+// with gcc -O3 (the textbook loop and our loop order; the faster is the reference) and PyTorch's embedding_bag
+// (what a user would pick instead, bench/torch/dlrm.py) over the same table and
 // indices files, and the bytes those lookups read against the machine's
 // measured memory read bandwidth. Two tables: one that fits in cache (compute-bound) and one far larger
 // (memory-bound, like production tables).
@@ -12,6 +13,7 @@ import { poolInto } from '../shard-server/inference/embeddings.js';
 import { createArena } from '../shard-server/kernels/pool.js';
 import type { EmbeddingTable } from '../shard-server/model/load.js';
 import { log, round } from './lib.js';
+import { torchKernel } from './torch.js';
 
 export interface KernelRow {
   table: string;
@@ -26,6 +28,9 @@ export interface KernelRow {
   cBlocked: number;
   wasmVsC: number;
   jsVsC: number;
+  /** PyTorch's embedding_bag (sum, one thread, bench/torch/dlrm.py) over the same files, and ours over it. */
+  torch: number;
+  wasmVsTorch: number;
   /** GB/s the WebAssembly kernel reads, and that as a share of the measured bandwidth. */
   wasmGBps: number;
   wasmVsBandwidth: number;
@@ -37,6 +42,7 @@ export interface KernelResult {
   batch: number;
   pooling: number;
   readGBps: number;
+  torch: string;
   rows: KernelRow[];
 }
 
@@ -75,13 +81,23 @@ function workload(rows: number, dim: number) {
 }
 
 /** One table size: the WebAssembly kernel and the JavaScript loop in process, both C kernels over the same files. */
-function measureSize(size: { label: string; rows: number }, dim: number, seconds: number, dir: string, poolBin: string, readGBps: number): KernelRow {
+function measureSize(
+  size: { label: string; rows: number },
+  dim: number,
+  seconds: number,
+  dir: string,
+  poolBin: string,
+  readGBps: number,
+  python: string,
+): KernelRow & { torchVersion: string } {
   const { rows } = size;
   const { data, indices, offsets } = workload(rows, dim);
   const tableFile = join(dir, 'table.bin');
   const indexFile = join(dir, 'indices.bin');
   writeFileSync(tableFile, new Uint8Array(data.buffer));
+  const offsetFile = join(dir, 'offsets.bin');
   writeFileSync(indexFile, new Uint8Array(indices.buffer));
+  writeFileSync(offsetFile, new Uint8Array(offsets.buffer));
   const meta = { name: 't', rows, dim, dtype: 'fp32' as const, net: 'n', poolingFactor: POOLING, file: '', sha256: '', bytes: data.byteLength };
   const arena = createArena(data.byteLength, 1)!;
   const view = new Float32Array(arena.memory.buffer, arena.tableOffset, data.length);
@@ -95,6 +111,7 @@ function measureSize(size: { label: string; rows: number }, dim: number, seconds
   const cNaive = runC('naive');
   const cBlocked = runC('blocked');
   const c = Math.max(cNaive, cBlocked);
+  const t = torchKernel(python, { tableFile, rows, dim, indicesFile: indexFile, offsetsFile: offsetFile, seconds });
   const wasmGBps = (wasm * dim * 4) / 1e9;
   return {
     table: size.label,
@@ -108,12 +125,22 @@ function measureSize(size: { label: string; rows: number }, dim: number, seconds
     cBlocked: Math.round(cBlocked),
     wasmVsC: round(wasm / c, 3),
     jsVsC: round(js / c, 3),
+    torch: Math.round(t.lookupsPerSecond),
+    wasmVsTorch: round(wasm / t.lookupsPerSecond, 3),
+    torchVersion: t.torch,
     wasmGBps: round(wasmGBps, 2),
     wasmVsBandwidth: round(wasmGBps / readGBps, 3),
   };
 }
 
-export async function benchKernel(o: { sizes: { label: string; rows: number }[]; dim: number; seconds: number; bandwidthMiB: number }): Promise<KernelResult> {
+export async function benchKernel(o: {
+  sizes: { label: string; rows: number }[];
+  dim: number;
+  seconds: number;
+  bandwidthMiB: number;
+  /** The PyTorch venv's python (torchPython()). */
+  python: string;
+}): Promise<KernelResult> {
   const dir = mkdtempSync(join(tmpdir(), 'recshard-kernel-'));
   const flags = '-O3';
   try {
@@ -127,16 +154,18 @@ export async function benchKernel(o: { sizes: { label: string; rows: number }[];
     const readGBps = (JSON.parse(execFileSync(exe('membw'), [String(o.bandwidthMiB), '5']).toString()) as { readGBps: number }).readGBps;
     log(`kernel: memory read bandwidth ${readGBps} GB/s (${compiler} ${flags})`);
     const rows: KernelRow[] = [];
+    let torch = '';
     for (const size of o.sizes) {
-      const row = measureSize(size, o.dim, o.seconds, dir, poolBin, readGBps);
+      const { torchVersion, ...row } = measureSize(size, o.dim, o.seconds, dir, poolBin, readGBps, o.python);
+      torch = torchVersion;
       const M = (v: number) => (v / 1e6).toFixed(1);
       log(
         `  ${size.label} (${row.tableMiB} MiB): wasm ${M(row.wasm)}M, js ${M(row.js)}M, C ${M(row.cNaive)}M naive / ${M(row.cBlocked)}M blocked ` +
-          `lookups/s; wasm/C ${row.wasmVsC}`,
+          `lookups/s; torch embedding_bag ${M(row.torch)}M; wasm/C ${row.wasmVsC}, wasm/torch ${row.wasmVsTorch}`,
       );
       rows.push(row);
     }
-    return { compiler, flags, batch: BATCH, pooling: POOLING, readGBps, rows };
+    return { compiler, flags, batch: BATCH, pooling: POOLING, readGBps, torch, rows };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

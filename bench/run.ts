@@ -1,12 +1,12 @@
 #!/usr/bin/env node
-// `make bench`: the six benchmarks of docs/benchmarks.md, written there with their charts and raw JSON.
+// `make bench`: the seven benchmarks of docs/benchmarks.md, written there with their charts and raw JSON.
 // `--quick` runs each at smoke-test size (seconds, not minutes) into a directory of your choice; `--only` reruns
 // some and keeps the other sections of the results already in --out.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { Command, Option } from 'commander';
 import { compareAutoscalers } from './autoscaling/compare.js';
-import { autoscalingChart, kernelChart, overheadChart, rolloutChart, scaleOutChart, schedulingChart, svg } from './charts.js';
+import { autoscalingChart, kernelChart, overheadChart, rolloutChart, scaleOutChart, schedulingChart, servingChart, svg } from './charts.js';
 import { benchKernel } from './kernel.js';
 import { capacity, example, log, machine, oneAtATime, queries, round, serve } from './lib.js';
 import { benchOverhead } from './overhead.js';
@@ -14,8 +14,10 @@ import { renderReport, type BenchResults } from './report.js';
 import { benchRollout } from './rollout.js';
 import { benchScaleOut, SCALEOUT_CONFIGS, SCALEOUT_MODELS } from './scaleout.js';
 import { benchScheduling, SCHEDULING_MODELS } from './scheduling.js';
+import { benchServing } from './serving.js';
+import { torchPython } from './torch.js';
 
-const ALL = ['scheduling', 'scaleout', 'kernel', 'overhead', 'autoscaling', 'rollout'] as const;
+const ALL = ['scheduling', 'scaleout', 'kernel', 'overhead', 'autoscaling', 'rollout', 'serving'] as const;
 const flags = new Command('bench')
   .option('--quick', 'smoke-test sizes: every benchmark in about a minute (numbers are not meaningful)')
   .option('--out <dir>', 'where benchmarks.md goes (charts and results.json in <dir>/bench)', 'docs')
@@ -52,7 +54,7 @@ const sectionCommand = flags.only ? `npx tsx bench/run.ts${quick ? ' --quick' : 
 const step = (name: string) => log(`\n== ${name} (${((performance.now() - t0) / 1000).toFixed(0)} s)`);
 
 if (only.has('scheduling')) {
-  step('1/6 scheduling');
+  step('1/7 scheduling');
   results.scheduling = await benchScheduling(
     quick
       ? { models: SCHEDULING_MODELS.slice(0, 1), sweep: [32], levelSeconds: 1, grid: [0.5, 1], calibration: { levelSeconds: 0.5, maxLevels: 4 } }
@@ -67,7 +69,7 @@ if (only.has('scheduling')) {
 }
 
 if (only.has('scaleout')) {
-  step('2/6 scale-out');
+  step('2/7 scale-out');
   const half = async (file: string) => {
     const row = results.scheduling?.find((s) => s.file === file);
     if (row) return round(Math.max(row.whole.qps, 1) / 2, 1);
@@ -90,12 +92,16 @@ if (only.has('scaleout')) {
   });
 }
 
+// the PyTorch baseline's venv (built once, minutes; cached outside the repository)
+const python = only.has('kernel') || only.has('serving') ? await torchPython() : '';
+
 if (only.has('kernel')) {
-  step('3/6 kernel');
+  step('3/7 kernel');
   results.kernel = await benchKernel(
     quick
-      ? { sizes: [{ label: 'cache-resident', rows: 4096 }], dim: 64, seconds: 0.2, bandwidthMiB: 64 }
+      ? { sizes: [{ label: 'cache-resident', rows: 4096 }], dim: 64, seconds: 0.2, bandwidthMiB: 64, python }
       : {
+          python,
           sizes: [
             { label: 'cache-resident', rows: 4096 },
             { label: 'DRAM', rows: 1 << 20 },
@@ -108,7 +114,7 @@ if (only.has('kernel')) {
 }
 
 if (only.has('overhead')) {
-  step('4/6 overhead');
+  step('4/7 overhead');
   results.overhead = await benchOverhead({
     models: quick ? [SCHEDULING_MODELS[0]!] : [SCHEDULING_MODELS[0]!, SCHEDULING_MODELS[2]!],
     batch: 64,
@@ -117,7 +123,7 @@ if (only.has('overhead')) {
 }
 
 if (only.has('autoscaling')) {
-  step('5/6 autoscaling');
+  step('5/7 autoscaling');
   // service times of a real main, one query at a time (production query sizes), feed the simulated pods
   const file = 'dlrm-rmc3.yaml';
   const { d, info } = await serve(example(file, { strategy: 'monolithic' }, 'bench-autoscaling'), { scheduler: 'fixed', batchSize: 1024 });
@@ -144,13 +150,25 @@ if (only.has('autoscaling')) {
 }
 
 if (only.has('rollout')) {
-  step('6/6 rollout');
+  step('6/7 rollout');
   results.rollout = await benchRollout(quick ? { rows: 20_000, qps: 10, steadyS: 5 } : { rows: 1_000_000, qps: 20, steadyS: 20 }, sectionCommand);
   const r = results.rollout;
   log(
     `  ${r.from} -> ${r.to}: ${r.switchS} s from apply to the last old pod gone; ${r.during.answered} answered, ${r.during.failed} failed, ` +
       `${r.during.timeouts} timeouts; p99 ${r.during.p99Ms} ms (steady ${r.steady.p99Ms} ms); shard start-up ${r.shardStartupS.join(', ')} s`,
   );
+}
+
+if (only.has('serving')) {
+  step('7/7 serving');
+  results.serving = await benchServing({
+    file: 'dlrm-rmc1.yaml',
+    model: 'DLRM-RMC1',
+    batches: [1, 64, 512],
+    queries: quick ? 40 : 600,
+    warmup: quick ? 10 : 60,
+    python,
+  });
 }
 
 if (!merged) results.durationS = Math.round((performance.now() - t0) / 1000);
@@ -171,6 +189,7 @@ if (results.kernel) await chart('kernel', kernelChart(results.kernel));
 if (results.overhead) await chart('overhead', overheadChart(results.overhead));
 if (results.autoscaling) await chart('autoscaling', autoscalingChart(results.autoscaling));
 if (results.rollout) await chart('rollout', rolloutChart(results.rollout));
+if (results.serving) await chart('serving', servingChart(results.serving));
 writeFileSync(join(chartDir, 'results.json'), JSON.stringify(results, null, 2) + '\n');
 writeFileSync(join(flags.out, 'benchmarks.md'), renderReport(results, charts));
 log(`\nwrote ${join(flags.out, 'benchmarks.md')} and ${Object.keys(charts).length} charts in ${chartDir} (${results.durationS} s)`);

@@ -74,7 +74,7 @@ async function startExecutors(src: ModelSource, manifest: Manifest, local: Embed
   // onnxruntime is loaded by the main only: a sparse shard's memory is its tables plus Node itself.
   const { loadDenseNets } = await import('./inference/dense.js');
   const { PartComputer } = await import('./inference/compute.js');
-  const { InlineExecutor, WorkerPool } = await import('./inference/executor.js');
+  const { HybridExecutor, InlineExecutor, WorkerPool } = await import('./inference/executor.js');
   const workers = sched.workers ?? availableParallelism();
   const bottom = manifest.dense.bottom ? await readVerified(src, manifest.dense.bottom) : undefined;
   const top = await readVerified(src, manifest.dense.top);
@@ -84,12 +84,10 @@ async function startExecutors(src: ModelSource, manifest: Manifest, local: Embed
     top,
     tables: local.map((t) => ({ index: t.index, meta: t.meta, buffer: t.data.buffer as SharedArrayBuffer, arena: t.arena })),
   };
-  let cpu: Executor;
-  if (workers > 0) cpu = await WorkerPool.start(init, workers, log);
-  else {
-    const nets = await loadDenseNets(manifest, bottom, top);
-    cpu = new InlineExecutor(new PartComputer(manifest, nets.bottom, nets.top, new Map(local.map((t) => [t.index, t]))));
-  }
+  // the event loop's own sessions (kernel slot 0): every part with 0 workers, a lone part with workers
+  const nets = await loadDenseNets(manifest, bottom, top);
+  const inline = new InlineExecutor(new PartComputer(manifest, nets.bottom, nets.top, new Map(local.map((t) => [t.index, t]))));
+  const cpu: Executor = workers > 0 ? new HybridExecutor(await WorkerPool.start(init, workers, log), inline) : inline;
   let accelerator: Executor | undefined;
   if (sched.accelerator && sched.accelerator !== 'none') {
     try {

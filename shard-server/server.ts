@@ -1,6 +1,6 @@
 // Starts a shard-server in either role: listens at once (so /healthz answers), loads the model in the
 // background (/readyz says what it is waiting for or which file is bad), and drains in-flight requests on close.
-import type { Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { availableParallelism } from 'node:os';
 import type { ShardServerPlan } from '../contracts/plan.js';
@@ -164,9 +164,15 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     now: () => clock.now().getTime(),
     emulateServiceMs: o.emulateServiceMs ?? 0,
   });
-  // express 5 calls back with the error when the port cannot be had (in use, not allowed)
-  const server: Server = await new Promise((resolve, reject) => {
-    const s = app.listen(o.port, o.host, (e?: Error) => (e ? reject(new Error(`cannot listen on ${o.host}:${o.port}: ${e.message}`)) : resolve(s)));
+  const server = createServer(app);
+  // the port may not be had (in use, not allowed)
+  await new Promise<void>((resolve, reject) => {
+    const failed = (e: Error) => reject(new Error(`cannot listen on ${o.host}:${o.port}: ${e.message}`));
+    server.once('error', failed);
+    server.listen(o.port, o.host, () => {
+      server.off('error', failed);
+      resolve();
+    });
   });
   // Deliberate limits, not Node's defaults: headers within 10 s, a whole request within its deadline (the
   // routes end a body read there) or 30 s at most, kept-alive connections idle for 65 s (longer than the usual

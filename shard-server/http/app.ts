@@ -1,12 +1,15 @@
-// The shard-server's HTTP layer (express): /healthz, /readyz and /metrics, then the main's predict API
-// (routes/main.ts) or the sparse shard's lookup API (routes/sparse.ts), and one error handler that turns every
-// failure into the catalogue's reply. Inference code lives in ../inference and imports no web framework.
-import express, { type Express } from 'express';
+// The shard-server's HTTP layer: the role's hot endpoint straight on node:http (fast.ts), and express for
+// /healthz, /readyz and /metrics, the main's predict API (routes/main.ts) or the sparse shard's lookup API
+// (routes/sparse.ts), with one error handler that turns every failure into the catalogue's reply. Inference code
+// lives in ../inference and imports no web framework.
+import type { RequestListener } from 'node:http';
+import express from 'express';
 import type { Role } from '../../contracts/shard-server-args.js';
 import type { Logger } from '../../lib/log.js';
 import type { Limits } from '../inference/request.js';
 import { Admission } from './admission.js';
-import { errorHandler, notFound } from './error-handler.js';
+import { errorHandler, notFound, replyError } from './error-handler.js';
+import { fastPath } from './fast.js';
 import type { ServerMetrics } from './metrics.js';
 import { healthRoutes } from './routes/health.js';
 import { mainRoutes, type MainState } from './routes/main.js';
@@ -43,7 +46,8 @@ export interface AppOptions {
   emulateServiceMs?: number;
 }
 
-export function buildServerApp(state: ServerState, o: AppOptions): Express {
+/** The server's request listener: the role's fast route (http/fast.ts), then express for everything else. */
+export function buildServerApp(state: ServerState, o: AppOptions): RequestListener {
   const app = express();
   app.disable('x-powered-by');
   // No ETags: every predict and lookup answer is fresh, and hashing a megabyte of pooled rows per call is waste.
@@ -58,9 +62,12 @@ export function buildServerApp(state: ServerState, o: AppOptions): Express {
   });
   // probes and scrapes pass no admission control: they answer within milliseconds under any load
   healthRoutes(app, state, o.metrics);
-  if (o.role === 'main') mainRoutes(app, state, o, track);
-  else sparseRoutes(app, state, { shard, maxBodyBytes: o.maxBodyBytes, metrics: o.metrics }, track);
+  const route =
+    o.role === 'main' ? mainRoutes(app, state, o, track) : sparseRoutes(app, state, { shard, maxBodyBytes: o.maxBodyBytes, metrics: o.metrics }, track);
   app.use(notFound);
   app.use(errorHandler(o.metrics, o.log));
-  return app;
+  const fast = fastPath(route, state, (e, req, res) => replyError(o.metrics, o.log, e, req, res));
+  return (req, res) => {
+    if (!fast(req, res)) void app(req, res);
+  };
 }

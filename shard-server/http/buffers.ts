@@ -1,5 +1,5 @@
 // Request bodies of the binary endpoints, read into pooled buffers (see ../inference/buffer-pool.ts).
-import type { Request } from 'express';
+import type { IncomingMessage } from 'node:http';
 import { ErrorCode, ServeError } from '../../contracts/errors.js';
 import { MIN_CLASS, type BufferPool } from '../inference/buffer-pool.js';
 
@@ -8,7 +8,7 @@ import { MIN_CLASS, type BufferPool } from '../inference/buffer-pool.js';
  * is read) and as it streams. An aborted signal (the request's deadline, a client gone) ends the read: a body that
  * has not arrived in time is a 408.
  */
-export function readBody(req: Request, pool: BufferPool, limit: number, signal?: AbortSignal): Promise<Uint8Array> {
+export function readBody(req: IncomingMessage, pool: BufferPool, limit: number, signal?: AbortSignal): Promise<Uint8Array> {
   const declared = req.headers['content-length'] === undefined ? undefined : Number(req.headers['content-length']);
   if (declared !== undefined && (!Number.isFinite(declared) || declared < 0))
     return Promise.reject(new ServeError(ErrorCode.InvalidRequest, 'invalid Content-Length'));

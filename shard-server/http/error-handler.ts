@@ -5,6 +5,7 @@
 // and LINGER_BYTES, and a body that needs more costs its connection. Closing at once would reset a connection
 // whose unread bytes are still arriving, and the client would lose the reply. A client that went away is counted
 // and gets nothing.
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ErrorRequestHandler, RequestHandler } from 'express';
 import { ErrorCode, ServeError } from '../../contracts/errors.js';
 import type { Logger } from '../../lib/log.js';
@@ -26,7 +27,7 @@ export const LINGER_MS = 1000;
 export const LINGER_BYTES = 64 * 2 ** 20;
 
 /** Discards the rest of a refused body, within bounds; a body that takes longer or is larger costs its connection. */
-function linger(req: Parameters<RequestHandler>[0]): void {
+function linger(req: IncomingMessage): void {
   let left = LINGER_BYTES;
   const cut = () => req.socket.destroy();
   const timer = setTimeout(cut, LINGER_MS);
@@ -43,19 +44,24 @@ function linger(req: Parameters<RequestHandler>[0]): void {
 /** Anything no route took. */
 export const notFound: RequestHandler = (_req, _res, next) => next(new ServeError(ErrorCode.NotFound, 'no such endpoint'));
 
+/** The error's reply on a plain node:http response (the fast path's, and express's through errorHandler). */
+export function replyError(metrics: ServerMetrics, log: Logger, err: unknown, req: IncomingMessage, res: ServerResponse): void {
+  const e = toServeError(err);
+  metrics.errors.inc({ ...metrics.labels, code: e.kind.code });
+  if (e.kind === ErrorCode.ClientClosed || res.headersSent) {
+    if (!res.writableEnded) res.destroy();
+    return;
+  }
+  // a shed is policy, not a failure: thousands a second under overload would flood the log
+  if (e.status >= 500 && e.kind !== ErrorCode.Overloaded) log.error('request failed', { code: e.kind.code, error: e.message });
+  else log.debug('request rejected', { code: e.kind.code, error: e.message });
+  if (!req.complete) linger(req);
+  const body = Buffer.from(JSON.stringify(e.body()));
+  res.writeHead(e.status, { 'content-type': 'application/json; charset=utf-8', 'content-length': body.length });
+  res.end(body);
+}
+
 export function errorHandler(metrics: ServerMetrics, log: Logger): ErrorRequestHandler {
   // express tells error handlers by their four parameters
-  return (err, req, res, _next) => {
-    const e = toServeError(err);
-    metrics.errors.inc({ ...metrics.labels, code: e.kind.code });
-    if (e.kind === ErrorCode.ClientClosed || res.headersSent) {
-      if (!res.writableEnded) res.destroy();
-      return;
-    }
-    // a shed is policy, not a failure: thousands a second under overload would flood the log
-    if (e.status >= 500 && e.kind !== ErrorCode.Overloaded) log.error('request failed', { code: e.kind.code, error: e.message });
-    else log.debug('request rejected', { code: e.kind.code, error: e.message });
-    if (!req.complete) linger(req);
-    res.status(e.status).json(e.body());
-  };
+  return (err, req, res, _next) => replyError(metrics, log, err, req, res);
 }

@@ -32,6 +32,14 @@ export class ServerMetrics {
   readonly hedgeWins: Counter<'model' | 'shard'>;
   readonly parts: Counter<'model' | 'role' | 'executor'>;
   private scheduler?: () => SchedulerInfo;
+  /** Children of this server's own series, resolved once: a label lookup costs more than the observation. */
+  readonly own: {
+    batch: { observe(v: number): void };
+    inflight: { inc(): void; dec(): void };
+    queued: { inc(): void; dec(): void };
+    lookups: { inc(v?: number): void };
+  };
+  private readonly stages = new Map<string, { observe(v: number): void }>();
 
   constructor(
     readonly model: string,
@@ -91,6 +99,24 @@ export class ServerMetrics {
       registers,
     });
     this.schedulerGauges();
+    const labels = this.labels;
+    this.own = {
+      batch: this.batch.labels(labels),
+      inflight: this.inflight.labels(labels),
+      queued: this.queued.labels(labels),
+      lookups: this.lookups.labels(labels),
+    };
+  }
+
+  /** The duration series of a stage (and shard: '' for none), resolved once per pair. */
+  stage(stage: string, shard = ''): { observe(seconds: number): void } {
+    const key = `${stage}/${shard}`;
+    let child = this.stages.get(key);
+    if (!child) {
+      child = this.duration.labels({ ...this.labels, stage, shard });
+      this.stages.set(key, child);
+    }
+    return child;
   }
 
   /** The main's scheduler state, read at each scrape (see observeScheduler). */

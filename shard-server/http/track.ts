@@ -3,7 +3,7 @@
 // time), an abort signal that fires when the deadline passes or the client goes away, the in-flight and queue
 // gauges, and the end-to-end latency from arrival (the series the autoscaler reads). In the test lane, every
 // request also holds one serial lane for the emulated service time.
-import type { NextFunction, Request, Response } from 'express';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { MAX_TIMEOUT_MS, TIMEOUT_HEADER } from '../../contracts/endpoints.js';
 import { ErrorCode, ServeError } from '../../contracts/errors.js';
 import { Shed, type Admission } from './admission.js';
@@ -17,8 +17,18 @@ export interface RequestScope {
   signal: AbortSignal;
 }
 
-export type Handler = (req: Request, res: Response, scope: RequestScope) => Promise<void>;
-export type Track = (handler: Handler) => (req: Request, res: Response, next: NextFunction) => Promise<void>;
+/**
+ * Plain node:http types, so the same life wraps the fast path (http/fast.ts) and express's routes; `next` gets
+ * the error to reply with (express's next, or the fast path's own error reply).
+ */
+export type Handler<Req extends IncomingMessage = IncomingMessage, Res extends ServerResponse = ServerResponse> = (
+  req: Req,
+  res: Res,
+  scope: RequestScope,
+) => Promise<void>;
+export type Track = <Req extends IncomingMessage, Res extends ServerResponse>(
+  handler: Handler<Req, Res>,
+) => (req: Req, res: Res, next: (e?: unknown) => void) => Promise<void>;
 
 export interface TrackOptions {
   metrics: ServerMetrics;
@@ -53,8 +63,9 @@ function emulatedLane(emulateServiceMs: number): () => Promise<void> {
 }
 
 /** The request's budget in ms: its TIMEOUT_HEADER, or the default; a malformed header is the client's error. */
-export function budgetOf(req: Request, defaultMs: number): number {
-  const raw = req.get(TIMEOUT_HEADER);
+export function budgetOf(req: IncomingMessage, defaultMs: number): number {
+  const header = req.headers[TIMEOUT_HEADER.toLowerCase()];
+  const raw = Array.isArray(header) ? header.join(', ') : header;
   if (raw === undefined) return defaultMs;
   const ms = Number(raw);
   if (raw.trim() === '' || !Number.isFinite(ms) || ms <= 0 || ms > MAX_TIMEOUT_MS)
@@ -84,20 +95,20 @@ export function tracker(o: TrackOptions): Track {
     };
     res.once('close', gone);
     let release: () => void;
-    m.queued.inc(labels);
+    m.own.queued.inc();
     try {
       release = await o.admission.acquire(deadline, abort.signal);
     } catch (e) {
       if (!(e instanceof Shed)) return next(abort.signal.reason ?? e);
       m.shed.inc({ ...labels, reason: e.reason });
-      res.once('finish', () => m.duration.observe({ ...labels, stage: 'shed', shard: o.shard }, (performance.now() - arrived) / 1000));
+      res.once('finish', () => m.stage('shed', o.shard).observe((performance.now() - arrived) / 1000));
       res.setHeader('retry-after', String(RETRY_AFTER_S));
       return next(new ServeError(ErrorCode.Overloaded, `overloaded, retry later: ${e.message}`));
     } finally {
-      m.queued.dec(labels);
+      m.own.queued.dec();
     }
-    m.duration.observe({ ...labels, stage: 'admission', shard: o.shard }, (performance.now() - arrived) / 1000);
-    m.inflight.inc(labels);
+    m.stage('admission', o.shard).observe((performance.now() - arrived) / 1000);
+    m.own.inflight.inc();
     const timer = setTimeout(
       () => abort.abort(new ServeError(ErrorCode.DeadlineExceeded, `no answer within the request's ${budget} ms budget`)),
       Math.max(0, deadline - o.now()),
@@ -111,8 +122,8 @@ export function tracker(o: TrackOptions): Track {
       clearTimeout(timer);
       res.off('close', gone);
       release();
-      m.inflight.dec(labels);
-      m.duration.observe({ ...labels, stage: 'end_to_end', shard: o.shard }, (performance.now() - arrived) / 1000);
+      m.own.inflight.dec();
+      m.stage('end_to_end', o.shard).observe((performance.now() - arrived) / 1000);
     }
   };
 }

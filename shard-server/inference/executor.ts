@@ -16,6 +16,13 @@ export interface Executor {
    */
   run(task: PartTask, signal?: AbortSignal): Promise<PartResult & { waited: number }>;
   close(): Promise<void>;
+  /**
+   * The executor to run a part on the event loop now, if that is where it should run: always for the inline
+   * executor; for the pool, when the part is `alone` (its query has one part and no other query is in progress)
+   * and no worker has anything to do, since a hand-off then costs more than it saves. A part run there may hold
+   * views of the request's own buffers (nothing is transferred).
+   */
+  inlineFor?(alone: boolean): Executor | undefined;
 }
 
 export class InlineExecutor implements Executor {
@@ -24,7 +31,27 @@ export class InlineExecutor implements Executor {
     signal?.throwIfAborted();
     return { ...(await this.computer.run(task)), waited: 0 };
   }
+  inlineFor(): Executor {
+    return this;
+  }
   async close() {}
+}
+
+/** A worker pool that lets a lone part run on the event loop (see Executor.inlineFor). */
+export class HybridExecutor implements Executor {
+  constructor(
+    private readonly pool: WorkerPool,
+    private readonly inline: InlineExecutor,
+  ) {}
+  run(task: PartTask, signal?: AbortSignal) {
+    return this.pool.run(task, signal);
+  }
+  inlineFor(alone: boolean): Executor | undefined {
+    return alone && this.pool.idle ? this.inline : undefined;
+  }
+  close() {
+    return this.pool.close();
+  }
 }
 
 /** A part's buffers move to the worker instead of being copied (each is the part's own, see batching.ts). */
@@ -102,6 +129,11 @@ export class WorkerPool implements Executor {
       throw e;
     }
     return pool;
+  }
+
+  /** No part waiting or running. */
+  get idle(): boolean {
+    return this.queue.length === 0 && this.slots.every((s) => s.inflight.size === 0);
   }
 
   run(task: PartTask, signal?: AbortSignal): Promise<PartResult & { waited: number }> {

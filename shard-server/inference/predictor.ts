@@ -57,6 +57,8 @@ export class Predictor {
   readonly shards: ShardClient[];
   readonly scheduler: Scheduler;
   private readonly outputs: number;
+  /** Queries being predicted now. */
+  private inflight = 0;
 
   constructor(private readonly p: PredictorParts) {
     this.manifest = p.manifest;
@@ -78,10 +80,18 @@ export class Predictor {
     const executor = accelerator ? this.p.accelerator! : this.p.executor;
     const parts = splitQuery(input, accelerator ? input.batch : decision.batchSize, this.manifest.denseFeatures);
     const fallbacks = new Set<number>();
-    const work = this.fanout(input, scope, hooks, fallbacks).then((remote) =>
-      Promise.all(parts.map((part) => this.runPart(part, parts.length, remote, executor, scope, hooks))),
-    );
-    const done = signal ? await Promise.race([work, aborted(signal)]) : await work;
+    this.inflight++;
+    let done: Awaited<ReturnType<Predictor['runPart']>>[];
+    try {
+      const work = this.fanout(input, scope, hooks, fallbacks).then((remote) => {
+        // asked once the rows are in: a lone part may run on the event loop (Executor.inlineFor)
+        const inline = executor.inlineFor?.(parts.length === 1 && this.inflight === 1);
+        return Promise.all(parts.map((part) => this.runPart(part, parts.length, remote, inline ?? executor, inline !== undefined, scope, hooks)));
+      });
+      done = signal ? await Promise.race([work, aborted(signal)]) : await work;
+    } finally {
+      this.inflight--;
+    }
     const scores = joinScores(done, input.batch, this.outputs);
     this.scheduler.observe(performance.now() - start, performance.now(), input.batch);
     return { scores, outputs: this.outputs, fallbacks: [...fallbacks].sort((a, b) => a - b), parts: parts.length, accelerator };
@@ -101,14 +111,23 @@ export class Predictor {
     return remote;
   }
 
-  private async runPart(part: Part, parts: number, remote: [number, Float32Array][], executor: Executor, scope: PredictScope, hooks: PredictHooks) {
+  private async runPart(
+    part: Part,
+    parts: number,
+    remote: [number, Float32Array][],
+    executor: Executor,
+    inline: boolean,
+    scope: PredictScope,
+    hooks: PredictHooks,
+  ) {
     const { input } = part;
-    // The worker gets its own copies (transferred, not cloned again); a query of one part hands over the shards'
-    // rows as they came, a part of several its own samples' rows.
-    const task: PartTask = { batch: input.batch, dense: input.dense.slice(), pooling: input.pooling, sparse: [], remote: [] };
+    // A worker gets its own copies (transferred, not cloned again); the event loop works on views of the request's
+    // buffers. A query of one part hands over the shards' rows as they came, a part of several its own samples' rows.
+    const own = <T extends Float32Array | Uint32Array>(a: T): T => (inline ? a : (a.slice() as T));
+    const task: PartTask = { batch: input.batch, dense: own(input.dense), pooling: input.pooling, sparse: [], remote: [] };
     for (const t of this.p.localTables) {
       const sp = input.sparse.get(t);
-      if (sp) task.sparse.push([t, sp.offsets.slice(), sp.indices.slice()]);
+      if (sp) task.sparse.push([t, own(sp.offsets), own(sp.indices)]);
     }
     for (const [table, values] of remote) {
       if (parts === 1) {
@@ -116,7 +135,9 @@ export class Predictor {
         continue;
       }
       const dim = this.manifest.tables[table]!.dim;
-      task.remote.push([table, values.slice(part.start * dim, (part.start + input.batch) * dim)]);
+      const from = part.start * dim;
+      const to = (part.start + input.batch) * dim;
+      task.remote.push([table, inline ? values.subarray(from, to) : values.slice(from, to)]);
     }
     const r = await executor.run(task, scope.signal);
     hooks.stage?.('queue', r.waited);

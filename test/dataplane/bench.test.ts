@@ -1,6 +1,7 @@
-// `make bench --quick` as a smoke test: the five data-plane benchmarks run end to end at toy sizes and produce a
-// well-formed report (markdown with every section and target line, charts as SVG, raw JSON), not timings. The
-// sixth (re-sharding on real pods) needs the local cluster: test/e2e/bench-rollout.test.ts runs it.
+// `make bench --quick` as a smoke test: the six data-plane benchmarks run end to end at toy sizes and produce a
+// well-formed report (markdown with every section, target line and goal, charts as SVG, raw JSON), not timings.
+// The re-sharding benchmark on real pods needs the local cluster: test/e2e/bench-rollout.test.ts runs it. And the
+// PyTorch baseline computes what recshard computes (bench/torch-check.ts), or its ratios would mean nothing.
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -12,12 +13,13 @@ const out = mkdtempSync(join(tmpdir(), 'recshard-bench-'));
 afterAll(() => rmSync(out, { recursive: true, force: true }));
 
 describe('bench --quick', () => {
-  it('runs the five data-plane benchmarks and writes the report, its charts and the raw results', () => {
-    const five = ['scheduling', 'scaleout', 'kernel', 'overhead', 'autoscaling'];
-    const r = spawnSync('npx', ['tsx', 'bench/run.ts', '--quick', '--only', ...five, '--out', out], { encoding: 'utf8', timeout: 240_000 });
+  it('runs the six data-plane benchmarks and writes the report, its charts and the raw results', () => {
+    const six = ['scheduling', 'scaleout', 'kernel', 'overhead', 'autoscaling', 'serving'];
+    const r = spawnSync('npx', ['tsx', 'bench/run.ts', '--quick', '--only', ...six, '--out', out], { encoding: 'utf8', timeout: 360_000 });
     expect(r.status, r.stderr).toBe(0);
-    expect(r.stderr).toMatch(/== 5\/6 autoscaling/);
-    expect(r.stderr).not.toMatch(/6\/6 rollout/);
+    expect(r.stderr).toMatch(/== 5\/7 autoscaling/);
+    expect(r.stderr).toMatch(/== 7\/7 serving/);
+    expect(r.stderr).not.toMatch(/6\/7 rollout/);
 
     const md = readFileSync(join(out, 'benchmarks.md'), 'utf8');
     for (const heading of [
@@ -26,6 +28,8 @@ describe('bench --quick', () => {
       '## 3. Sparse lookups against the physical limit',
       '## 4. Server overhead',
       '## 5. Latency autoscaling against the HPA algorithm',
+      '## 7. Serving speed against PyTorch eager',
+      '## Goals of issue 17 (serving speed)',
       '## Reproducing',
     ])
       expect(md).toContain(heading);
@@ -39,6 +43,20 @@ describe('bench --quick', () => {
           '\\(no more direction reversals than the trace itself calls for\\), under every seed: \\*\\*(met|not met)\\*\\*',
       ),
     );
+    expect(md).toMatch(/Target: at least PyTorch's embedding_bag rate on every table: \*\*(met|not met)\*\*/);
+    // every goal of issue 17 is in the table with a verdict (or, memory, the numbers it reports)
+    for (const goal of [
+      'end to end against PyTorch eager, batch 1 | ≤ 1.0x',
+      'end to end against PyTorch eager, batch 64 | ≤ 0.5x',
+      'end to end against PyTorch eager, batch 512 | ≤ 0.5x',
+      'serving overhead (p50 less compute) over the node:http echo floor | ≤ 1.2x',
+      'pooled lookups against PyTorch embedding_bag, cache-resident | ≥ 1.0x',
+      'sharding CPU per query, DLRM-RMC2 (embedding-heavy) | ≤ 1.15x monolithic',
+      'sharding p99, DLRM-RMC2 (embedding-heavy) (half load, not one client) | ≤ 1.05x monolithic',
+      'DeepRecSched auto against the best fixed batch size | ≥ 0.95x on every model',
+    ])
+      expect(md).toMatch(new RegExp(`\\| ${goal.replace(/[().|]/g, '\\$&')} \\| [^|]*\\d\\.\\d{2,3}x[^|]* \\| \\*\\*(met|not met)\\*\\* \\|`));
+    expect(md).toMatch(/\| memory per process over table bytes \(reported\) \| report \| main [\d.]+ MiB, shard [\d.]+ MiB \|/);
     expect(md).toContain('npx tsx bench/run.ts --quick');
 
     const res = JSON.parse(readFileSync(join(out, 'bench', 'results.json'), 'utf8')) as BenchResults;
@@ -55,7 +73,20 @@ describe('bench --quick', () => {
     expect(res.kernel!.rows[0]!.wasm).toBeGreaterThan(0);
     expect(res.kernel!.rows[0]!.cBlocked).toBeGreaterThan(0);
     expect(res.kernel!.readGBps).toBeGreaterThan(0);
+    expect(res.kernel!.rows[0]!.torch).toBeGreaterThan(0);
     expect(res.overhead![0]!.endToEndUs).toBeGreaterThan(res.overhead![0]!.bareOrtUs);
+    const v = res.serving!;
+    expect(v.rows.map((x) => x.batch)).toEqual([1, 64, 512]);
+    expect(v.versions.torch).toMatch(/^2\.15\./);
+    expect(v.maxRelDiff).toBeLessThan(1e-5);
+    for (const x of v.rows) {
+      expect(x.recshard.p50Us > 0 && x.torch.p50Us > 0 && x.echo.p50Us > 0).toBe(true);
+      expect(x.recshard.p99Us).toBeGreaterThanOrEqual(x.recshard.p50Us);
+      expect(x.computeUs).toBeGreaterThan(0);
+      expect(x.cpuMs.recshard > 0 && x.cpuMs.torch > 0).toBe(true);
+    }
+    expect(v.memory.map((m) => m.role)).toEqual(['main', 'shard']);
+    expect(v.memory.every((m) => m.rssMiB > m.tableMiB)).toBe(true);
     const a = res.autoscaling!;
     expect(a.traces.map((t) => t.trace)).toEqual(['step', 'spike', 'diurnal', 'ramp']);
     expect(a.service.samples).toBe(60);
@@ -69,11 +100,18 @@ describe('bench --quick', () => {
       expect(t.series.some((p) => p.controller === 'HPA') && t.series.some((p) => p.controller === 'recshard')).toBe(true);
     }
 
-    for (const chart of ['scheduling', 'scaleOutLatency', 'scaleOutCpu', 'kernel', 'overhead', 'autoscaling']) {
+    for (const chart of ['scheduling', 'scaleOutLatency', 'scaleOutCpu', 'kernel', 'overhead', 'autoscaling', 'serving']) {
       const svg = readFileSync(join(out, 'bench', `${chart}.svg`), 'utf8');
       expect(svg.startsWith('<svg')).toBe(true);
       expect(svg).toContain('</svg>');
       expect(md).toContain(`(bench/${chart}.svg)`);
     }
+  }, 420_000);
+
+  it('checks that the PyTorch baseline scores exactly what recshard scores (dot and concat models, fp16, mean pooling)', () => {
+    const r = spawnSync('npx', ['tsx', 'bench/torch-check.ts'], { encoding: 'utf8', timeout: 240_000 });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/torch-check: every model within 0\.00001 relative|torch-check: every model within 1e-5 relative/);
+    expect(r.stderr).toMatch(/dlrm-rmc1 fp16 tables: max relative difference/);
   }, 300_000);
 });

@@ -1,7 +1,8 @@
 // The main role's routes: the model's metadata (contracts/model-info.ts) and predictions, JSON or binary
 // (contracts/wire/predict.ts), run by the Predictor.
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Request, Response, Router } from 'express';
-import { DEGRADED_HEADER, modelPath } from '../../../contracts/endpoints.js';
+import { DEGRADED_HEADER, modelPath, predictPath } from '../../../contracts/endpoints.js';
 import { ErrorCode, ServeError } from '../../../contracts/errors.js';
 import type { ModelInfo } from '../../../contracts/model-info.js';
 import { encodeScores, PREDICT_CONTENT_TYPE } from '../../../contracts/wire/predict.js';
@@ -9,6 +10,7 @@ import { BufferPool } from '../../inference/buffer-pool.js';
 import type { Predictor, PredictResult } from '../../inference/predictor.js';
 import { parsePredict, parsePredictBinary, type Limits, type PredictInput } from '../../inference/request.js';
 import { readBody } from '../buffers.js';
+import type { FastRoute } from '../fast.js';
 import type { ServerMetrics } from '../metrics.js';
 import type { RequestScope, Track } from '../track.js';
 
@@ -63,21 +65,31 @@ export function modelInfo(model: string, p: Predictor): ModelInfo {
   };
 }
 
-function reply(res: Response, model: string, input: PredictInput, result: PredictResult, binary: boolean): void {
-  if (binary) {
-    const out = encodeScores(input.batch, result.outputs, result.scores);
-    if (result.fallbacks.length) res.setHeader(DEGRADED_HEADER, result.fallbacks.join(','));
-    res.type(PREDICT_CONTENT_TYPE).send(Buffer.from(out.buffer, out.byteOffset, out.byteLength));
-    return;
-  }
+function replyBinary(res: ServerResponse, input: PredictInput, result: PredictResult): void {
+  const out = encodeScores(input.batch, result.outputs, result.scores);
+  const headers: Record<string, string | number> = { 'content-type': PREDICT_CONTENT_TYPE, 'content-length': out.byteLength };
+  if (result.fallbacks.length) headers[DEGRADED_HEADER] = result.fallbacks.join(',');
+  res.writeHead(200, headers);
+  res.end(Buffer.from(out.buffer, out.byteOffset, out.byteLength));
+}
+
+function replyJson(res: Response, model: string, input: PredictInput, result: PredictResult): void {
   const scores: number[][] = [];
   for (let b = 0; b < input.batch; b++) scores.push(Array.from(result.scores.subarray(b * result.outputs, (b + 1) * result.outputs)));
   res.json({ model, scores, ...(result.fallbacks.length ? { degraded: { zeroEmbeddingShards: result.fallbacks } } : {}) });
 }
 
-export function mainRoutes(app: Router, state: MainState, o: MainRouteOptions, track: Track): void {
+/**
+ * The express routes of the main, and its hot one (a binary predict) as a fast route that the server takes before
+ * express (http/fast.ts); express serves the same predict for any other request that reaches it.
+ */
+export function mainRoutes(app: Router, state: MainState, o: MainRouteOptions, track: Track): FastRoute {
   const m = o.metrics;
-  const labels = m.labels;
+  const parts = { cpu: m.parts.labels({ ...m.labels, executor: 'cpu' }), accelerator: m.parts.labels({ ...m.labels, executor: 'accelerator' }) };
+  const hooks = {
+    stage: (stage: string, seconds: number, shard?: number) => m.stage(stage, shard === undefined ? '' : String(shard)).observe(seconds),
+    fallback: (shard: number) => m.fallbacks.inc(m.shardLabels(shard)),
+  };
   const ready = () => {
     const p = state.predictor;
     if (!p) throw new ServeError(ErrorCode.NotReady, state.notReady() ?? 'not ready');
@@ -89,36 +101,46 @@ export function mainRoutes(app: Router, state: MainState, o: MainRouteOptions, t
   });
 
   const tableIndex = new Map<string, number>();
-  const predict = async (p: Predictor, res: Response, raw: Uint8Array | undefined, json: unknown, scope: RequestScope) => {
+  const predict = async (p: Predictor, raw: Uint8Array | undefined, json: unknown, scope: RequestScope) => {
     if (!tableIndex.size) p.manifest.tables.forEach((t, i) => tableIndex.set(t.name, i));
     const input = raw !== undefined ? parsePredictBinary(raw, p.manifest, o.limits) : parsePredict(json, p.manifest, o.limits, tableIndex);
-    m.batch.observe(labels, input.batch);
-    const result = await p.predict(input, scope, {
-      stage: (stage, seconds, shard) => m.duration.observe({ ...labels, stage, shard: shard === undefined ? '' : String(shard) }, seconds),
-      fallback: (shard) => m.fallbacks.inc(m.shardLabels(shard)),
-    });
-    m.parts.inc({ ...labels, executor: result.accelerator ? 'accelerator' : 'cpu' }, result.parts);
+    m.own.batch.observe(input.batch);
+    const result = await p.predict(input, scope, hooks);
+    parts[result.accelerator ? 'accelerator' : 'cpu'].inc(result.parts);
     let looked = 0;
     for (const s of input.sparse.values()) looked += s.indices.length;
-    m.lookups.inc(labels, looked);
-    reply(res, o.model, input, result, raw !== undefined);
+    m.own.lookups.inc(looked);
+    return { input, result };
   };
   const buffers = new BufferPool();
+  const binary = async (req: IncomingMessage, res: ServerResponse, scope: RequestScope) => {
+    const p = ready();
+    const body = await readBody(req, buffers, o.maxBodyBytes, scope.signal);
+    let r: Awaited<ReturnType<typeof predict>>;
+    try {
+      r = await predict(p, body, undefined, scope);
+    } finally {
+      // every view into the body is copied or encoded by the time predict settles
+      buffers.release(body);
+    }
+    replyBinary(res, r.input, r.result);
+  };
   app.post(
     `${modelPath(':target')}`,
-    track(async (req, res, scope) => {
+    track(async (req: Request, res: Response, scope) => {
       // what can be refused without the body is refused before it is read
       if (req.params.target !== `${o.model}:predict`)
         throw new ServeError(ErrorCode.ModelNotFound, `no such endpoint: this server serves POST ${modelPath(o.model)}:predict`);
+      if (isBinary(req)) return binary(req, res, scope);
       const p = ready();
-      const binary = isBinary(req);
-      const body = await readBody(req, buffers, binary ? o.maxBodyBytes : o.maxJsonBytes, scope.signal);
+      const body = await readBody(req, buffers, o.maxJsonBytes, scope.signal);
       try {
-        await predict(p, res, binary ? body : undefined, binary ? undefined : parseJsonBody(req, body), scope);
+        const r = await predict(p, undefined, parseJsonBody(req, body), scope);
+        replyJson(res, o.model, r.input, r.result);
       } finally {
-        // every view into the body is copied or encoded by the time predict settles
         buffers.release(body);
       }
     }),
   );
+  return { path: predictPath(o.model), contentType: PREDICT_CONTENT_TYPE, handle: track(binary) };
 }

@@ -278,6 +278,38 @@ describe('the main role', () => {
     expect(json.body.model).toBe('m');
   });
 
+  it('serves a binary predict on the fast path and, for any variant of it, through express with the same bytes and errors', async () => {
+    const [q] = buildQueries(info, { sizes: { kind: 'fixed', size: 4 }, zipf: 0, seed: 3, pool: 1 });
+    const body = Buffer.from(q!.body);
+    const post = (path: string, type: string, b: Buffer) => bytes(request(app).post(path).set('content-type', type).send(b));
+    const before = metrics.errors.get();
+    const fast = await post('/v1/models/m:predict', PREDICT_CONTENT_TYPE, body);
+    const viaExpress = await post('/v1/models/m:predict?trace=1', `${PREDICT_CONTENT_TYPE}; v=1`, body);
+    expect([fast.status, viaExpress.status]).toEqual([200, 200]);
+    expect(fast.headers['content-type']).toBe(PREDICT_CONTENT_TYPE);
+    expect(Buffer.compare(view(fast), view(viaExpress))).toBe(0);
+    // a truncated body: the same catalogue reply from both paths
+    const bad = body.subarray(0, 20);
+    const e1 = await post('/v1/models/m:predict', PREDICT_CONTENT_TYPE, bad);
+    const e2 = await post('/v1/models/m:predict?x', PREDICT_CONTENT_TYPE, bad);
+    expect(e1.status).toBeGreaterThanOrEqual(400);
+    expect(e1.status).toBeLessThan(500);
+    expect([e2.status, e2.headers['content-type']]).toEqual([e1.status, e1.headers['content-type']]);
+    const json = (r: Response) => JSON.parse(Buffer.from(r.body as Buffer).toString()) as { error: { code: string; message: string } };
+    expect(json(e1)).toEqual(json(e2));
+    expect(json(e1).error.code).toMatch(/^[A-Z_]+$/);
+    const counted = (await metrics.errors.get()).values.reduce((n, v) => n + v.value, 0) - (await before).values.reduce((n, v) => n + v.value, 0);
+    expect(counted).toBe(2);
+    // a server shutting down closes each connection after its reply, on the fast path too
+    state.stopping = true;
+    try {
+      const last = await post('/v1/models/m:predict', PREDICT_CONTENT_TYPE, body);
+      expect([last.status, last.headers.connection]).toEqual([200, 'close']);
+    } finally {
+      state.stopping = false;
+    }
+  });
+
   it.each([
     ['an unknown table', { dense: [[0, 0, 0]], sparse: { zz: [[1]] } }, 400, 'UNKNOWN_TABLE', 'sparse.zz: the model has no table "zz"'],
     ['a row out of range', { dense: [[0, 0, 0]], sparse: { b: [[9]] } }, 400, 'INDEX_OUT_OF_RANGE', 'sparse.b[0][0] = 9 is out of range: table "b" has 9 rows'],
