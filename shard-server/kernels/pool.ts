@@ -10,6 +10,8 @@ export interface Arena {
   module: WebAssembly.Module;
   /** Byte offset of the table rows. */
   tableOffset: number;
+  /** Bytes of the table rows. */
+  tableBytes: number;
   slots: number;
 }
 
@@ -19,6 +21,13 @@ const SCRATCH = 1 << 20;
 const OFFS_BYTES = 16 << 10; // up to 4095 samples per chunk
 const IDX_BYTES = 512 << 10; // up to 131072 indices per chunk
 const OUT_BYTES = SCRATCH - OFFS_BYTES - IDX_BYTES;
+// Tables up to this size are streamed into the cache before a call whose lookups would read at least as many bytes
+// as the table has (a small table's rows are mostly evicted between requests, and a sequential read costs far less
+// per line than the same lines missed at random: DLRM-RMC1 at demo scale, 8 tables of 512 KiB, pools a batch of 64
+// in 0.45 ms instead of 1.2 from a cold cache, at 2-5 us more per table when the table was already in L2). Larger
+// tables would not stay in a core's cache (1 MiB of L2 here) until the lookups come; at 4 MiB streaming measured
+// slower than touching the rows.
+const STREAM_MAX_BYTES = 1 << 20;
 
 let compiled: WebAssembly.Module | undefined;
 function kernelModule(): WebAssembly.Module {
@@ -32,7 +41,7 @@ export function createArena(tableBytes: number, slots: number): Arena | undefine
   const pages = Math.ceil((tableOffset + tableBytes) / PAGE);
   if (pages > MAX_PAGES) return undefined;
   const memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
-  return { memory, module: kernelModule(), tableOffset, slots };
+  return { memory, module: kernelModule(), tableOffset, tableBytes, slots };
 }
 
 let threadSlot = 0;
@@ -42,7 +51,8 @@ export function setThreadSlot(slot: number): void {
 }
 
 class Pooler {
-  private readonly pool: (table: number, dim: number, offs: number, idx: number, batch: number, out: number) => void;
+  private readonly pool: (table: number, dim: number, offs: number, idx: number, batch: number, out: number, touch: number) => void;
+  private readonly stream: (start: number, bytes: number) => void;
   private readonly u32: Uint32Array;
   private readonly f32: Float32Array;
   private readonly offs: number;
@@ -56,6 +66,7 @@ class Pooler {
     if (slot >= arena.slots) throw new Error(`kernel slot ${slot} outside the arena's ${arena.slots} slots`);
     const instance = new WebAssembly.Instance(arena.module, { env: { memory: arena.memory } });
     this.pool = instance.exports.pool as Pooler['pool'];
+    this.stream = instance.exports.stream as Pooler['stream'];
     this.u32 = new Uint32Array(arena.memory.buffer);
     this.f32 = new Float32Array(arena.memory.buffer);
     this.offs = slot * SCRATCH;
@@ -72,6 +83,11 @@ class Pooler {
     }
     const maxSamples = Math.max(1, Math.min(OFFS_BYTES / 4 - 1, Math.floor(OUT_BYTES / (dim * 4))));
     const maxIdx = IDX_BYTES / 4;
+    // Either the whole table is read into the cache first, or the rows are likely to miss it, and then the kernel
+    // touches all of each row's lines in its first pass over them.
+    const { tableOffset, tableBytes } = this.arena;
+    const streamed = tableBytes <= STREAM_MAX_BYTES && (offsets[batch]! - offsets[0]!) * dim * 4 >= tableBytes;
+    if (streamed) this.stream(tableOffset, tableBytes);
     for (let b0 = 0; b0 < batch;) {
       let b1 = b0 + 1;
       while (b1 < batch && b1 - b0 < maxSamples && offsets[b1 + 1]! - offsets[b0]! <= maxIdx) b1++;
@@ -86,7 +102,7 @@ class Pooler {
       const o = this.offs >> 2;
       for (let b = b0; b <= b1; b++) this.u32[o + b - b0] = offsets[b]! - first;
       this.u32.set(indices.subarray(first, first + count), this.idx >> 2);
-      this.pool(this.arena.tableOffset, dim, this.offs, this.idx, b1 - b0, this.out);
+      this.pool(tableOffset, dim, this.offs, this.idx, b1 - b0, this.out, streamed ? 0 : 1);
       const n = (b1 - b0) * dim;
       out.set(this.f32.subarray(this.out >> 2, (this.out >> 2) + n), outOffset + b0 * dim);
       b0 = b1;

@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { splitQuery, joinScores } from '../../../shard-server/inference/batching.js';
 import { poolInto } from '../../../shard-server/inference/embeddings.js';
+import { interact } from '../../../shard-server/inference/interaction.js';
 import type { PredictInput } from '../../../shard-server/inference/request.js';
 import { createArena, poolerFor, setThreadSlot } from '../../../shard-server/kernels/pool.js';
 import type { EmbeddingTable } from '../../../shard-server/model/load.js';
@@ -89,8 +90,126 @@ describe('the WebAssembly SIMD pooling kernel', () => {
     expect(() => poolerFor({ ...wasm.arena!, memory: new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true }), slots: 0 })).toThrow(/slot 0 outside/);
   });
 
+  it('sums the same whether it streams a small table in first or touches each row of a large one', () => {
+    // 4 KiB of rows read 12 times over (streamed); 2 MiB read at a few rows (each row's other lines touched as the
+    // first block is summed), at widths of one block, several, and several plus 16-byte blocks and single floats
+    for (const [rows, dim, lookups] of [
+      [16, 64, 200],
+      [20_000, 16, 300],
+      [5_000, 100, 300],
+      [16_000, 33, 300],
+    ] as const) {
+      const { js, wasm } = tables(rows, dim, rows + dim);
+      const batch = 10;
+      const offsets = Uint32Array.from({ length: batch + 1 }, (_, b) => Math.floor((lookups * b) / batch));
+      const indices = Uint32Array.from({ length: lookups }, (_, i) => (i * 7919 + 13) % rows);
+      const a = new Float32Array(batch * dim);
+      const b = new Float32Array(batch * dim).fill(NaN);
+      poolInto(js, offsets, indices, batch, 'sum', a);
+      poolInto(wasm, offsets, indices, batch, 'sum', b);
+      expect(b).toEqual(a);
+    }
+  });
+
   it('declines tables an arena cannot hold (wasm32 memories stop at 4 GiB), which then pool in JavaScript', () => {
     expect(createArena(4 * 2 ** 30, 1)).toBeUndefined();
+  });
+});
+
+/** The dot interaction as the kernel documents it, in float32 step by step: lanes of 16-byte blocks, (l0 + l2) + (l1 + l3), the rest one by one. */
+function dotRows(batch: number, vectors: Float32Array[], dim: number): Float32Array {
+  const f = Math.fround;
+  const n = vectors.length;
+  const width = dim + (n * (n - 1)) / 2;
+  const out = new Float32Array(batch * width);
+  for (let b = 0; b < batch; b++) {
+    out.set(vectors[0]!.subarray(b * dim, (b + 1) * dim), b * width);
+    let p = b * width + dim;
+    for (let i = 1; i < n; i++)
+      for (let j = 0; j < i; j++) {
+        const x = [0, 0, 0, 0];
+        const at = (v: number, d: number) => vectors[v]![b * dim + d]!;
+        let d = 0;
+        for (; d + 4 <= dim; d += 4) for (let l = 0; l < 4; l++) x[l] = f(x[l]! + f(at(i, d + l) * at(j, d + l)));
+        let s = f(f(x[0]! + x[2]!) + f(x[1]! + x[3]!));
+        for (; d < dim; d++) s = f(s + f(at(i, d) * at(j, d)));
+        out[p++] = s;
+      }
+  }
+  return out;
+}
+
+describe('the WebAssembly SIMD dot interaction', () => {
+  const random = (length: number, seed: number) => {
+    let x = seed | 1;
+    return Float32Array.from({ length }, () => {
+      x = (Math.imul(x, 1103515245) + 12345) | 0;
+      return ((x >>> 8) / 2 ** 24 - 0.5) * 4;
+    });
+  };
+
+  it('writes the bottom output and each pair dot product in its one summation order, close to the double-precision loop', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 20 }),
+        fc.integer({ min: 1, max: 70 }),
+        fc.integer({ min: 0, max: 12 }),
+        fc.integer(),
+        (batch, dim, tables, seed) => {
+          const bottom = random(batch * dim, seed);
+          const pooled = Array.from({ length: tables }, (_, t) => random(batch * dim, seed + t + 1));
+          const n = tables + 1;
+          const width = dim + (n * (n - 1)) / 2;
+          const out = new Float32Array(batch * width).fill(NaN);
+          interact('dot', batch, bottom, dim, pooled, new Array<number>(tables).fill(dim), out, width);
+          const want = dotRows(batch, [bottom, ...pooled], dim);
+          expect(out).toEqual(want);
+          // and within float rounding of the products summed in double
+          for (let b = 0; b < batch; b++) {
+            let p = b * width + dim;
+            for (let i = 1; i < n; i++)
+              for (let j = 0; j < i; j++) {
+                const vs = [bottom, ...pooled];
+                let s = 0;
+                let mag = 0;
+                for (let d = 0; d < dim; d++) {
+                  s += vs[i]![b * dim + d]! * vs[j]![b * dim + d]!;
+                  mag += Math.abs(vs[i]![b * dim + d]! * vs[j]![b * dim + d]!);
+                }
+                expect(Math.abs(out[p++]! - s)).toBeLessThanOrEqual(mag * dim * 2 ** -23 + 1e-30);
+              }
+          }
+        },
+      ),
+      { numRuns: 150 },
+    );
+  });
+
+  it('grows its scratch for large batches and gives the same rows as for the same samples in a small one', () => {
+    const dim = 32;
+    const tables = 8;
+    const width = dim + ((tables + 1) * tables) / 2;
+    const big = 3000; // 3000 x 9 x 32 floats and the rows: more than the kernel's first memory
+    const bottom = random(big * dim, 1);
+    const pooled = Array.from({ length: tables }, (_, t) => random(big * dim, t + 2));
+    const out = new Float32Array(big * width);
+    interact('dot', big, bottom, dim, pooled, new Array<number>(tables).fill(dim), out, width);
+    const small = new Float32Array(2 * width);
+    const at = (v: Float32Array) => v.subarray(1234 * dim, 1236 * dim);
+    interact('dot', 2, at(bottom), dim, pooled.map(at), new Array<number>(tables).fill(dim), small, width);
+    expect(out.subarray(1234 * width, 1236 * width)).toEqual(small);
+  });
+
+  it('leaves concat and shapes outside DLRM (other widths, rows wider than the pairs) to the JavaScript loop', () => {
+    const bottom = Float32Array.of(1, 2, 3, 4);
+    const pooled = [Float32Array.of(5, 6, 7, 8)];
+    const concat = new Float32Array(8);
+    interact('concat', 2, bottom, 2, pooled, [2], concat, 4);
+    expect([...concat]).toEqual([1, 2, 5, 6, 3, 4, 7, 8]);
+    // a row wider than bottom + pairs: the loop writes what it always did and leaves the rest
+    const wide = new Float32Array(2 * 5).fill(-1);
+    interact('dot', 2, bottom, 2, pooled, [2], wide, 5);
+    expect([...wide]).toEqual([1, 2, 17, -1, -1, 3, 4, 53, -1, -1]);
   });
 });
 
