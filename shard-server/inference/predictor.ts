@@ -52,6 +52,9 @@ export interface PredictorParts {
   clock: Clock;
 }
 
+/** The largest part run on the event loop: about a millisecond of compute for DLRM-RMC1's shape. */
+export const INLINE_MAX_BATCH = 64;
+
 export class Predictor {
   readonly manifest: Manifest;
   readonly shards: ShardClient[];
@@ -84,8 +87,10 @@ export class Predictor {
     let done: Awaited<ReturnType<Predictor['runPart']>>[];
     try {
       const work = this.fanout(input, scope, hooks, fallbacks).then((remote) => {
-        // asked once the rows are in: a lone part may run on the event loop (Executor.inlineFor)
-        const inline = executor.inlineFor?.(parts.length === 1 && this.inflight === 1);
+        // asked once the rows are in: a lone small part may run on the event loop (Executor.inlineFor); a large one
+        // would hold the loop for long enough to delay the sheds and probes of what arrives meanwhile
+        const alone = parts.length === 1 && input.batch <= INLINE_MAX_BATCH && this.inflight === 1;
+        const inline = executor.inlineFor?.(alone);
         return Promise.all(parts.map((part) => this.runPart(part, parts.length, remote, inline ?? executor, inline !== undefined, scope, hooks)));
       });
       done = signal ? await Promise.race([work, aborted(signal)]) : await work;
