@@ -133,6 +133,18 @@ export async function capacity(
   return { qps: r.qps, levels: r.levels.map((l) => ({ qps: l.qps, latencyMs: l.latencyMs, pass: l.pass })) };
 }
 
+/** Seconds the main has spent in each stage so far, summed over its predicts, and how many predicts it answered. */
+export async function stageSums(url: string): Promise<{ sums: Record<string, number>; count: number }> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const sums: Record<string, number> = {};
+  let count = 0;
+  for (const m of text.matchAll(/^recshard_request_duration_seconds_(sum|count)\{[^}]*stage="([a-z_]+)"[^}]*\} (\S+)$/gm)) {
+    if (m[1] === 'sum') sums[m[2]!] = (sums[m[2]!] ?? 0) + Number(m[3]);
+    else if (m[2] === 'end_to_end') count += Number(m[3]);
+  }
+  return { sums, count };
+}
+
 export const round = (v: number, digits = 1) => Math.round(v * 10 ** digits) / 10 ** digits;
 
 export function log(line: string): void {

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { build } from 'hdr-histogram-js';
 import type { Manifest } from '../contracts/model-format.js';
 import { loadDenseNets } from '../shard-server/inference/dense.js';
-import { example, log, oneAtATime, queries, round, serve } from './lib.js';
+import { example, log, oneAtATime, queries, round, serve, stageSums } from './lib.js';
 
 export interface OverheadRow {
   model: string;
@@ -27,16 +27,10 @@ const median = (xs: number[]) => {
   return h.getValueAtPercentile(50);
 };
 
+/** Mean microseconds per predict of each stage so far. */
 async function stageMeans(url: string): Promise<Record<string, number>> {
-  const text = await (await fetch(`${url}/metrics`)).text();
-  const sums: Record<string, number> = {};
-  const counts: Record<string, number> = {};
-  for (const line of text.split('\n')) {
-    const m = /^recshard_request_duration_seconds_(sum|count)\{[^}]*stage="([a-z_]+)"[^}]*\} (\S+)$/.exec(line);
-    if (!m) continue;
-    (m[1] === 'sum' ? sums : counts)[m[2]!] = ((m[1] === 'sum' ? sums : counts)[m[2]!] ?? 0) + Number(m[3]);
-  }
-  return Object.fromEntries(Object.keys(sums).map((k) => [k, (sums[k]! / Math.max(counts.end_to_end ?? 1, 1)) * 1e6]));
+  const { sums, count } = await stageSums(url);
+  return Object.fromEntries(Object.entries(sums).map(([k, v]) => [k, (v / Math.max(count, 1)) * 1e6]));
 }
 
 /** Microseconds of each of `queries` batches through the same dense networks, bare: one single-threaded session each. */

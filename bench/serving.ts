@@ -13,7 +13,7 @@ import type { LocalOptions } from '../cli/local.js';
 import type { Manifest } from '../contracts/model-format.js';
 import { decodeScores, PREDICT_CONTENT_TYPE } from '../contracts/wire/predict.js';
 import type { RecModel } from '../operator/api/v1alpha1/index.js';
-import { example, log, queries, round, serve } from './lib.js';
+import { example, log, queries, round, serve, stageSums } from './lib.js';
 import { startTorchServer, torchVersions } from './torch.js';
 
 export interface Percentiles {
@@ -57,18 +57,6 @@ const cpuSeconds = (pid: number) => {
   return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
 };
 const rssMiB = (pid: number) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
-
-/** Seconds the main has spent in each stage so far, summed over its predicts, and how many predicts it answered. */
-async function stageSums(url: string): Promise<{ sums: Record<string, number>; count: number }> {
-  const text = await (await fetch(`${url}/metrics`)).text();
-  const sums: Record<string, number> = {};
-  let count = 0;
-  for (const m of text.matchAll(/^recshard_request_duration_seconds_(sum|count)\{[^}]*stage="([a-z_]+)"[^}]*\} (\S+)$/gm)) {
-    if (m[1] === 'sum') sums[m[2]!] = (sums[m[2]!] ?? 0) + Number(m[3]);
-    else if (m[2] === 'end_to_end') count += Number(m[3]);
-  }
-  return { sums, count };
-}
 
 /** A node:http server in its own process: reads the body, answers `replyBytes` bytes. Resolves with its port. */
 async function startEcho(replyBytes: number): Promise<{ port: number; child: ChildProcess }> {
