@@ -3,6 +3,7 @@
 // `--quick` runs each at smoke-test size (seconds, not minutes) into a directory of your choice; `--only` reruns
 // some and keeps the other sections of the results already in --out.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
 import { join, relative } from 'node:path';
 import { Command, Option } from 'commander';
 import { compareAutoscalers } from './autoscaling/compare.js';
@@ -89,6 +90,7 @@ if (only.has('scaleout')) {
     configs: quick ? SCALEOUT_CONFIGS.slice(0, 3) : SCALEOUT_CONFIGS,
     seconds: quick ? 1 : 6,
     load: (f) => loads.get(f)!,
+    split: cpus().length >= 2 ? { queries: quick ? 20 : 200 } : undefined,
   });
 }
 
