@@ -23,6 +23,8 @@ export interface BenchResults {
   autoscaling?: AutoscalingResult;
   rollout?: RolloutResult;
   serving?: ServingResult;
+  /** Per section key, the command and day that produced it, where `--only` reran it after the header's run. */
+  produced?: Record<string, { command: string; day: string; machine: Machine }>;
 }
 
 const pct = (r: number) => `${(r * 100).toFixed(1)}%`;
@@ -574,13 +576,20 @@ export function renderReport(r: BenchResults, charts: Record<string, string>): s
     '',
   ];
   out.push(...goalsSection(r));
-  if (r.scheduling) out.push(...schedulingSection(r as Required<BenchResults>, charts));
-  if (r.scaleOut) out.push(...scaleOutSection(r as Required<BenchResults>, charts));
-  if (r.kernel) out.push(...kernelSection(r as Required<BenchResults>, charts));
-  if (r.overhead) out.push(...overheadSection(r as Required<BenchResults>, charts));
-  if (r.autoscaling) out.push(...autoscalingSection(r as Required<BenchResults>, charts));
+  // a section rerun by --only says so under its heading (the rollout section names its command itself)
+  const section = (key: string, lines: string[]) => {
+    const p = r.produced?.[key];
+    if (p && (p.command !== r.command || p.day !== r.startedAt.slice(0, 10) || p.machine.cpuModel !== r.machine.cpuModel))
+      lines.splice(2, 0, `Produced by \`${p.command}\` on ${p.day}, ${p.machine.cores} cores (${p.machine.cpuModel}).`, '');
+    out.push(...lines);
+  };
+  if (r.scheduling) section('scheduling', schedulingSection(r as Required<BenchResults>, charts));
+  if (r.scaleOut) section('scaleOut', scaleOutSection(r as Required<BenchResults>, charts));
+  if (r.kernel) section('kernel', kernelSection(r as Required<BenchResults>, charts));
+  if (r.overhead) section('overhead', overheadSection(r as Required<BenchResults>, charts));
+  if (r.autoscaling) section('autoscaling', autoscalingSection(r as Required<BenchResults>, charts));
   if (r.rollout) out.push(...rolloutSection(r.rollout, charts));
-  if (r.serving) out.push(...servingSection(r.serving, charts));
+  if (r.serving) section('serving', servingSection(r.serving, charts));
   out.push('## Reproducing', '', '```', r.command, '```', '', 'Raw results: [bench/results.json](bench/results.json).', '');
   return out.join('\n');
 }

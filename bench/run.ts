@@ -43,15 +43,19 @@ if (!quick && !flags.only) results.command = 'make bench';
 // --only into a directory that holds results: the sections not rerun are kept, each with the command that made it
 const previous = join(flags.out, 'bench', 'results.json');
 const merged = flags.only !== undefined && existsSync(previous);
+const sectionKey = (name: (typeof ALL)[number]) => (name === 'scaleout' ? 'scaleOut' : name);
 if (merged) {
   const kept = JSON.parse(readFileSync(previous, 'utf8')) as BenchResults;
   for (const [key, value] of Object.entries(kept)) if (!(key in results) || key === 'durationS') (results as unknown as Record<string, unknown>)[key] = value;
   results.command = kept.command;
   results.startedAt = kept.startedAt;
   results.quick = kept.quick;
-  for (const name of only) delete (results as unknown as Record<string, unknown>)[name === 'scaleout' ? 'scaleOut' : name];
+  results.machine = kept.machine; // the header's run; a section rerun names its own
+  for (const name of only) delete (results as unknown as Record<string, unknown>)[sectionKey(name)];
 }
 const sectionCommand = flags.only ? `npx tsx bench/run.ts${quick ? ' --quick' : ''} --only ${flags.only.join(' ')}` : results.command;
+results.produced = { ...results.produced };
+for (const name of only) results.produced[sectionKey(name)] = { command: sectionCommand, day: started.toISOString().slice(0, 10), machine: machine() };
 const step = (name: string) => log(`\n== ${name} (${((performance.now() - t0) / 1000).toFixed(0)} s)`);
 
 if (only.has('scheduling')) {

@@ -56,8 +56,9 @@ describe('bench --quick', () => {
       'DeepRecSched auto against the best fixed batch size | ≥ 0.95x on every model',
     ])
       expect(md).toMatch(new RegExp(`\\| ${goal.replace(/[().|]/g, '\\$&')} \\| [^|]*\\d\\.\\d{2,3}x[^|]* \\| \\*\\*(met|not met)\\*\\* \\|`));
+    const split = '\\| sharding p99 at half load, DLRM-RMC2 \\(embedding-heavy\\): contention or protocol \\| report \\| ';
     expect(md).toMatch(
-      /\| sharding p99 at half load, DLRM-RMC2 \(embedding-heavy\): contention or protocol \| report \| shared cores [\d.]+x, shards on a core of their own [\d.]+x \([^)]+\) \| {2}\| [\d.]+% of the gap is CPU contention/,
+      new RegExp(`${split}shared cores [\\d.]+x, shards on a core of their own [\\d.]+x \\([^)]+\\) \\| {2}\\| [\\d.]+% of the gap is CPU contention`),
     );
     expect(md).toMatch(/\| memory per process over table bytes \(reported\) \| report \| main [\d.]+ MiB, shard [\d.]+ MiB \|/);
     expect(md).toContain('npx tsx bench/run.ts --quick');
