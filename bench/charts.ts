@@ -88,17 +88,24 @@ export function kernelChart(k: KernelResult): TopLevelSpec {
       subtitle: `dim ${k.rows[0]?.dim}, ${k.pooling} lookups per sample; C by ${k.compiler.split(' ')[0]} ${k.flags}`,
     },
     data: { values },
+    ...facetedBars({ column: 'table', bar: 'kernel', order, y: 'mlps', yTitle: 'million lookups / s', width: 200 }),
+  } as TopLevelSpec;
+}
+
+/** Bars of `bar` (in `order`, one colour each) for every value of `column`, each panel on its own y scale. */
+function facetedBars(o: { column: string; columnOrder?: string[]; bar: string; order: string[]; y: string; yTitle: string; width: number }) {
+  return {
     mark: 'bar',
     encoding: {
-      column: { field: 'table', type: 'nominal', title: null },
-      x: { field: 'kernel', type: 'nominal', sort: order, title: null, axis: { labelAngle: -40 } },
-      y: { field: 'mlps', type: 'quantitative', title: 'million lookups / s' },
-      color: { field: 'kernel', type: 'nominal', sort: order, legend: null },
+      column: { field: o.column, type: 'nominal', title: null, ...(o.columnOrder ? { sort: o.columnOrder } : {}) },
+      x: { field: o.bar, type: 'nominal', sort: o.order, title: null, axis: { labelAngle: -40 } },
+      y: { field: o.y, type: 'quantitative', title: o.yTitle },
+      color: { field: o.bar, type: 'nominal', sort: o.order, legend: null },
     },
-    width: 200,
+    width: o.width,
     height: 220,
     resolve: { scale: { y: 'independent' } },
-  } as TopLevelSpec;
+  };
 }
 
 export function overheadChart(rows: OverheadRow[]): TopLevelSpec {
@@ -250,15 +257,14 @@ export function servingChart(r: ServingResult): TopLevelSpec {
     ...base,
     title: { text: `${r.model} end to end, one client`, subtitle: 'p50 latency; lower is better' },
     data: { values },
-    mark: 'bar',
-    encoding: {
-      column: { field: 'batch', type: 'nominal', title: null, sort: r.rows.map((x) => `batch ${x.batch}`) },
-      x: { field: 'server', type: 'nominal', sort: servers, title: null, axis: { labelAngle: -40 } },
-      y: { field: 'ms', type: 'quantitative', title: 'p50 latency (ms)' },
-      color: { field: 'server', type: 'nominal', sort: servers, legend: null },
-    },
-    width: 150,
-    height: 220,
-    resolve: { scale: { y: 'independent' } },
+    ...facetedBars({
+      column: 'batch',
+      columnOrder: r.rows.map((x) => `batch ${x.batch}`),
+      bar: 'server',
+      order: servers,
+      y: 'ms',
+      yTitle: 'p50 latency (ms)',
+      width: 150,
+    }),
   } as TopLevelSpec;
 }
