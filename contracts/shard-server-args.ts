@@ -18,6 +18,8 @@ export interface ShardServerArgs {
   model?: string;
   host?: string;
   port?: number;
+  /** Serve /metrics on this port alone (not on --port), so a NetworkPolicy can open one and not the other. */
+  metricsPort?: number;
   deadlineMs?: number;
   failurePolicy?: FailurePolicy;
   maxBatch?: number;
@@ -55,6 +57,7 @@ export const SHARD_SERVER_FLAGS: { [K in keyof ShardServerArgs]-?: FlagSpec } = 
   model: { flag: '--model', value: '<uri>', description: 'model directory or URL; overrides model.json' },
   host: { flag: '--host', value: '<addr>', description: 'listen address' },
   port: { flag: '--port', value: '<n>', description: 'listen port', number: true },
+  metricsPort: { flag: '--metrics-port', value: '<n>', description: 'serve /metrics on this port only (default: on --port)', number: true },
   deadlineMs: { flag: '--deadline-ms', value: '<n>', description: 'deadline of one predict, shard calls included', number: true },
   failurePolicy: {
     flag: '--failure-policy',

@@ -4,6 +4,7 @@ import { hostname } from 'node:os';
 import { Command } from 'commander';
 import type { Level } from '../lib/log.js';
 import { DEFAULT_BUILDER_CONFIG, type BuilderConfig } from './builders/config.js';
+import type { PlanLimits } from './planner/plan.js';
 import { DEFAULT_MAIN_URL_TEMPLATE } from './signals/serving.js';
 
 export interface Flags {
@@ -27,19 +28,24 @@ export interface Flags {
   networkPolicies: boolean;
   trustedNamespaces: string;
   imagePullSecrets: string;
+  maxShards: string;
+  reconcileTimeout: string;
+  allowControlPlane: boolean;
+  modelServiceAccount: string;
 }
 
 export function flagsCommand(env: NodeJS.ProcessEnv): Command {
   return new Command('recshard-operator')
     .description('Reconciles RecModels into sharded Deployments')
     .option('--kubeconfig <path>', 'kubeconfig file (default: in-cluster, then $KUBECONFIG, then ~/.kube/config)', env.KUBECONFIG)
-    .option('--namespace <ns>', 'watch only this namespace (default: all)', env.RECSHARD_WATCH_NAMESPACE || undefined)
+    .option('--namespace <list>', 'watch only these namespaces, comma-separated (default: all)', env.RECSHARD_WATCH_NAMESPACE || undefined)
     .option('--lease-namespace <ns>', 'namespace of the leader-election Lease', env.POD_NAMESPACE ?? 'default')
     .option('--lease-name <name>', 'name of the leader-election Lease', 'recshard-operator')
     .option('--identity <id>', 'this replica in leader election', env.POD_NAME ?? `${hostname()}-${process.pid}`)
     .option('--no-leader-elect', 'run without leader election (one replica only)')
     .option('--listen <addr>', 'health and metrics address', env.RECSHARD_LISTEN ?? '0.0.0.0:8081')
-    .option('--workers <n>', 'concurrent reconciles', '2')
+    .option('--workers <n>', 'concurrent reconciles', '4')
+    .option('--reconcile-timeout <seconds>', 'a reconcile running longer fails liveness (the loop is wedged)', '300')
     .option('--resync <seconds>', 'periodic resync of every RecModel', '300')
     .option('--serving-poll <seconds>', 'how often the scheduler of each serving main is read into status.scheduler (0: never)', '30')
     .option(
@@ -67,6 +73,13 @@ export function flagsCommand(env: NodeJS.ProcessEnv): Command {
     )
     .option('--gpu-node-label <key=value>', 'label that marks GPU nodes', `${DEFAULT_BUILDER_CONFIG.gpuNodeLabel}=${DEFAULT_BUILDER_CONFIG.gpuNodeLabelValue}`)
     .option('--no-network-policies', "do not create NetworkPolicies for the models' pods")
+    .option('--max-shards <n>', 'most sparse shards one model may plan (each is a Deployment, a Service and a budget)', env.RECSHARD_MAX_SHARDS ?? '1024')
+    .option(
+      '--model-service-account <name>',
+      "ServiceAccount of the models' pods, in each model's namespace (its token is never mounted)",
+      env.RECSHARD_MODEL_SERVICE_ACCOUNT || 'default',
+    )
+    .option('--allow-control-plane', "let models' tolerations and node selection place their pods on control-plane nodes", false)
     .option(
       '--trusted-namespaces <list>',
       "comma-separated namespaces whose pods may reach every component's port (Prometheus); the operator's own is added",
@@ -90,10 +103,26 @@ export function builderConfig(flags: Flags, env: NodeJS.ProcessEnv): BuilderConf
     gpuNodeLabel: gpuKey,
     gpuNodeLabelValue: gpuValue,
     networkPolicies: flags.networkPolicies,
+    allowControlPlane: flags.allowControlPlane,
+    modelServiceAccount: flags.modelServiceAccount,
     imagePullSecrets: commaList(flags.imagePullSecrets),
     // the operator reads the pods itself (the scrape source, the main's scheduler): its namespace is trusted too
     trustedNamespaces: [...new Set([...commaList(flags.trustedNamespaces), ...(env.POD_NAMESPACE ? [env.POD_NAMESPACE] : [])])],
   };
+}
+
+/** The namespaces served (--namespace, comma-separated); undefined: every namespace. */
+export function servedNamespaces(flags: Pick<Flags, 'namespace'>): string[] | undefined {
+  const list = commaList(flags.namespace ?? '');
+  return list.length ? [...new Set(list)] : undefined;
+}
+
+/** The planner's bounds from the flags. */
+export function planLimits(flags: Pick<Flags, 'maxShards'>): PlanLimits {
+  const maxShards = Number(flags.maxShards);
+  if (!Number.isInteger(maxShards) || maxShards < 1)
+    throw new Error(`--max-shards: must be a whole number of at least 1, got ${JSON.stringify(flags.maxShards)}`);
+  return { maxShards };
 }
 
 /** Where the autoscaler reads latency: Prometheus when --prometheus-url is set, else the pods' /metrics. */

@@ -9,10 +9,12 @@ import { Autoscaler } from './controller/autoscaler.js';
 import { Caches } from './controller/informers.js';
 import { LeaderElector } from './controller/leader.js';
 import { Manager } from './controller/manager.js';
+import { Preparer } from './controller/reconcile/prepare.js';
 import { Reconciler } from './controller/reconciler.js';
-import { builderConfig, flagsCommand, metricsSource, type Flags } from './flags.js';
+import { builderConfig, flagsCommand, metricsSource, planLimits, servedNamespaces, type Flags } from './flags.js';
 import { KubeClient } from './kube/client.js';
 import { EventRecorder } from './kube/events.js';
+import { Planner } from './planner/offload.js';
 import { buildApp } from './server/app.js';
 import { OperatorMetrics } from './server/metrics.js';
 import { PrometheusSource, ScrapeSource, type LatencySource } from './signals/latency.js';
@@ -29,9 +31,10 @@ else kubeConfig.loadFromDefault();
 
 const client = new KubeClient(kubeConfig);
 const metrics = new OperatorMetrics();
-const kedaServed = await client.served(KEDA_API_VERSION, SCALED_OBJECT, flags.namespace);
+const kedaServed = await client.served(KEDA_API_VERSION, SCALED_OBJECT, servedNamespaces(flags)?.[0]);
 // handlers only enqueue, and only once the caches start (below), when the manager exists
-const caches = new Caches(kubeConfig, client, flags.namespace, (key) => manager.queue.add(key), log, clock, { keda: kedaServed });
+const namespaces = servedNamespaces(flags);
+const caches = new Caches(kubeConfig, client, namespaces, (key) => manager.queue.add(key), log, clock, { keda: kedaServed });
 const events = new EventRecorder(client, 'recshard-operator', flags.identity, clock, log);
 const pollMs = Number(flags.servingPoll) * 1000;
 const serving = pollMs > 0 ? { probe: new HttpServingProbe(flags.mainUrlTemplate), pollMs } : undefined;
@@ -40,11 +43,16 @@ const source: LatencySource =
 const autoscaler = new Autoscaler({ pods: (ns, i) => caches.modelPods(ns, i), client, events, source, metrics, clock, log });
 log.info('latency autoscaling', { source: source.name, keda: kedaServed, ...(flags.prometheusUrl ? { prometheus: flags.prometheusUrl } : {}) });
 const actuators = { kedaServed, ...(flags.prometheusUrl ? { prometheusUrl: flags.prometheusUrl } : {}) };
-const reconciler = new Reconciler({ caches, client, events, cfg: builderConfig(flags, env), actuators, clock, log, metrics, serving, autoscaler });
-const manager = new Manager(caches, reconciler, { workers: Number(flags.workers), resyncMs: Number(flags.resync) * 1000 }, metrics, clock, log);
+const cfg = builderConfig(flags, env);
+const planner = new Planner(planLimits(flags));
+const preparer = new Preparer(planner, cfg);
+const reconciler = new Reconciler({ caches, client, events, cfg, preparer, actuators, clock, log, metrics, serving, autoscaler });
+const wedgedAfterMs = Number(flags.reconcileTimeout) * 1000;
+const manager = new Manager(caches, reconciler, { workers: Number(flags.workers), resyncMs: Number(flags.resync) * 1000, wedgedAfterMs }, metrics, clock, log);
 
 let shuttingDown = false;
-const app = buildApp({ live: () => !shuttingDown, ready: () => ({ ok: caches.synced, detail: caches.synced ? 'ok' : 'caches not synced' }) }, metrics.registry);
+const live = () => (shuttingDown ? { ok: false, detail: 'shutting down' } : manager.health());
+const app = buildApp({ live, ready: () => ({ ok: caches.synced, detail: caches.synced ? 'ok' : 'caches not synced' }) }, metrics.registry);
 const [host, port] = flags.listen.split(/:(?=\d+$)/) as [string, string];
 const server: Server = app.listen(Number(port), host, () => {
   const addr = server.address();
@@ -84,6 +92,7 @@ async function shutdown(why: string, code = 0): Promise<void> {
   await manager.stop();
   await leader?.stop();
   await caches.stop();
+  await planner.close();
   server.close();
   log.info('stopped');
   process.exit(code);
@@ -92,6 +101,6 @@ process.on('SIGTERM', () => void shutdown('SIGTERM'));
 process.on('SIGINT', () => void shutdown('SIGINT'));
 
 await caches.start();
-log.info('caches synced', { namespace: flags.namespace ?? '(all)' });
+log.info('caches synced', { namespaces: namespaces?.join(',') ?? '(all)' });
 if (leader) leader.start();
 else manager.start();

@@ -53,6 +53,7 @@ const options: ServerOptions = {
   expectedModel: config?.model,
   host: flags.host,
   port: flags.port,
+  ...(flags.metricsPort !== undefined ? { metricsPort: flags.metricsPort } : {}),
   deadlineMs: flags.deadlineMs,
   policy: flags.failurePolicy,
   maxBatch: flags.maxBatch,
@@ -75,7 +76,7 @@ const options: ServerOptions = {
   log,
 };
 const server = await startServer(options).catch(fatal);
-log.info('listening', { port: server.port });
+log.info('listening', { port: server.port, metricsPort: server.metricsPort });
 
 let stopping = false;
 const stop = async (signal: string) => {

@@ -8,7 +8,7 @@ import type { FailurePolicy, Role } from '../contracts/shard-server-args.js';
 import { describeVersion, versionToken, versionWord, type LookupVersion } from '../contracts/wire/versions.js';
 import { realClock, type Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/log.js';
-import { buildServerApp, type ServerState } from './http/app.js';
+import { buildServerApp, metricsListener, type ServerState } from './http/app.js';
 import { ServerMetrics } from './http/metrics.js';
 import { checkManifest, modelSource, ModelLoadError, readManifestDigest } from './model/load.js';
 import { loadMain, loadSparse, type MainRole, type SchedulingOptions } from './roles.js';
@@ -30,6 +30,8 @@ export interface ServerOptions {
   expectedModel?: unknown;
   host: string;
   port: number;
+  /** /metrics on this port alone (0: any free port); absent: on `port`. */
+  metricsPort?: number;
   deadlineMs: number;
   policy: FailurePolicy;
   maxBatch: number;
@@ -53,6 +55,8 @@ export interface ServerOptions {
 
 export interface RunningServer {
   port: number;
+  /** Where /metrics is served: its own port, or `port`. */
+  metricsPort: number;
   metrics: ServerMetrics;
   /** Resolves when the model is loaded (rejects with the load error). */
   loaded: Promise<void>;
@@ -145,6 +149,18 @@ async function drain(server: Server, drainMs: number): Promise<void> {
   clearTimeout(timer);
 }
 
+/** Listens, or rejects with the address and the reason (a port in use, not allowed). */
+function listen(server: Server, host: string, port: number): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const failed = (e: Error) => reject(new Error(`cannot listen on ${host}:${port}: ${e.message}`));
+    server.once('error', failed);
+    server.listen(port, host, () => {
+      server.off('error', failed);
+      resolve();
+    });
+  });
+}
+
 export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const clock = o.clock ?? realClock;
   const metrics = new ServerMetrics(o.plan.model, o.role);
@@ -163,17 +179,12 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     deadlineMs: o.deadlineMs,
     now: () => clock.now().getTime(),
     emulateServiceMs: o.emulateServiceMs ?? 0,
+    metricsApart: o.metricsPort !== undefined,
   });
   const server = createServer(app);
-  // the port may not be had (in use, not allowed)
-  await new Promise<void>((resolve, reject) => {
-    const failed = (e: Error) => reject(new Error(`cannot listen on ${o.host}:${o.port}: ${e.message}`));
-    server.once('error', failed);
-    server.listen(o.port, o.host, () => {
-      server.off('error', failed);
-      resolve();
-    });
-  });
+  await listen(server, o.host, o.port);
+  const metricsServer = o.metricsPort !== undefined ? createServer(metricsListener(metrics)) : undefined;
+  if (metricsServer) await listen(metricsServer, o.host, o.metricsPort!).catch(async (e) => (await drain(server, 0), Promise.reject(e)));
   // Deliberate limits, not Node's defaults: headers within 10 s, a whole request within its deadline (the
   // routes end a body read there) or 30 s at most, kept-alive connections idle for 65 s (longer than the usual
   // load balancer's 60 s, so the balancer closes first), and a cap on connections.
@@ -195,12 +206,15 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
 
   return {
     port,
+    metricsPort: metricsServer ? (metricsServer.address() as AddressInfo).port : port,
     metrics,
     loaded,
     async close(drainMs = 10_000, delayMs = 0) {
       state.stopping = true;
       if (delayMs > 0) await new Promise((r) => setTimeout(r, delayMs));
+      // scraped until the last moment: the drain's own counts are in the last scrape
       await drain(server, drainMs);
+      if (metricsServer) await drain(metricsServer, 0);
       await state.main?.stop();
     },
   };

@@ -19,6 +19,10 @@ export const Reason = {
   InvalidSpec: 'InvalidSpec',
   Infeasible: 'Infeasible',
   InvalidModel: 'InvalidModel',
+  /** More shards, children or plan bytes than one model may have (operator limits, the ConfigMap size). */
+  PlanTooLarge: 'PlanTooLarge',
+  /** spec.placement's nodeSelector, affinity or tolerations contradict the device placement or the operator's rules. */
+  PlacementConflict: 'PlacementConflict',
   // Available / Progressing
   AllComponentsAvailable: 'AllComponentsAvailable',
   ComponentsUnavailable: 'ComponentsUnavailable',
@@ -53,6 +57,10 @@ export const Reason = {
   ContainerCreateFailed: 'ContainerCreateFailed',
   /** The scheduler finds no node for a component's pod. */
   Unschedulable: 'Unschedulable',
+  /** A component's pod has been Pending longer than PENDING_TOO_LONG_MS with no other reason given. */
+  PodPending: 'PodPending',
+  /** A component's Deployment made no progress within its progressDeadlineSeconds (Progressing False too). */
+  ProgressDeadlineExceeded: 'ProgressDeadlineExceeded',
   // Ready
   Ready: 'Ready',
   NotPlanned: 'NotPlanned',
@@ -90,10 +98,12 @@ export type PodProblemReason =
   | typeof Reason.ImagePullFailed
   | typeof Reason.ContainerCreateFailed
   | typeof Reason.Unschedulable
+  | typeof Reason.PodPending
   | typeof Reason.ContainerRestarting;
 
 /** Why a plan could not be made (the Planned condition's reason when False). */
-export type PlanFailureReason = typeof Reason.InvalidSpec | typeof Reason.Infeasible | typeof Reason.InvalidModel;
+export type PlanFailureReason =
+  typeof Reason.InvalidSpec | typeof Reason.Infeasible | typeof Reason.InvalidModel | typeof Reason.PlanTooLarge | typeof Reason.PlacementConflict;
 /** Why a model's autoscaling policy is not in force (the ScalingActive condition's reason when False). */
 export type PolicyRefusalReason =
   typeof Reason.PolicyNotFound | typeof Reason.PolicyInvalid | typeof Reason.OverrideNotAllowed | typeof Reason.ActuatorUnavailable;
@@ -115,6 +125,8 @@ export const EventReason = {
   InvalidSpec: Reason.InvalidSpec,
   Infeasible: Reason.Infeasible,
   InvalidModel: Reason.InvalidModel,
+  PlanTooLarge: Reason.PlanTooLarge,
+  PlacementConflict: Reason.PlacementConflict,
   ResourceConflict: Reason.ResourceConflict,
   ApplyFailed: Reason.ApplyFailed,
   // a component's pods, as the Degraded condition says (one Event per new message)
@@ -124,6 +136,8 @@ export const EventReason = {
   ImagePullFailed: Reason.ImagePullFailed,
   ContainerCreateFailed: Reason.ContainerCreateFailed,
   Unschedulable: Reason.Unschedulable,
+  PodPending: Reason.PodPending,
+  ProgressDeadlineExceeded: Reason.ProgressDeadlineExceeded,
   DeletedStaleShard: 'DeletedStaleShard',
   /** A new serving version's shards are being started beside the running ones. */
   RolloutStarted: 'RolloutStarted',

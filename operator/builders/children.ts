@@ -15,6 +15,7 @@ import type {
 } from '@kubernetes/client-node';
 import { HEALTH_PATH, READY_PATH } from '../../contracts/endpoints.js';
 import { shardServerArgs, type ShardServerArgs } from '../../contracts/shard-server-args.js';
+import { durationMs } from '../../lib/duration.js';
 import { parseCpu } from '../../lib/quantity.js';
 import type { ResolvedRecModelSpec } from '../api/v1alpha1/index.js';
 import type { Plan } from '../planner/plan.js';
@@ -41,11 +42,26 @@ export const SHUTDOWN_DELAY_MS = 5_000;
 export const CONFIG_MOUNT = '/etc/recshard';
 export const CONTAINER = 'shard-server';
 
+/** The API server's limit on a ConfigMap's data (and etcd's on one value, with room for the metadata). */
+export const CONFIGMAP_MAX_BYTES = 1024 * 1024;
+
+/** Files are indented for people to read while that costs little; a large plan is written compact to fit. */
+const INDENT_UNDER_BYTES = 256 * 1024;
+function jsonFile(doc: unknown): string {
+  const compact = JSON.stringify(doc);
+  return compact.length < INDENT_UNDER_BYTES ? JSON.stringify(doc, null, 2) : compact;
+}
+
+/** Bytes of a ConfigMap's data, as the API server counts them against CONFIGMAP_MAX_BYTES. */
+export function configMapBytes(cm: V1ConfigMap): number {
+  return Object.entries(cm.data ?? {}).reduce((sum, [k, v]) => sum + Buffer.byteLength(k) + Buffer.byteLength(v), 0);
+}
+
 /** The plan ConfigMap: immutable, named by the hash of its files, labelled with its version. */
 export function buildConfigMap(owner: Owner, spec: ResolvedRecModelSpec, plan: Plan, version: string): V1ConfigMap {
   const data = {
-    [PLAN_KEY]: JSON.stringify(clusterServingPlan(owner, spec, plan, version), null, 2),
-    [MODEL_KEY]: JSON.stringify(modelConfig(spec), null, 2),
+    [PLAN_KEY]: jsonFile(clusterServingPlan(owner, spec, plan, version)),
+    [MODEL_KEY]: jsonFile(modelConfig(spec)),
   };
   return {
     apiVersion: 'v1',
@@ -111,6 +127,7 @@ function container(a: ComponentArgs, resources: V1ResourceRequirements, mount: V
       plan: `${CONFIG_MOUNT}/${PLAN_KEY}`,
       modelConfig: `${CONFIG_MOUNT}/${MODEL_KEY}`,
       port,
+      metricsPort: spec.serving.metricsPort,
       shutdownDelayMs: SHUTDOWN_DELAY_MS,
       ...(role === 'main' ? mainScheduling(spec) : {}),
     }),
@@ -119,7 +136,10 @@ function container(a: ComponentArgs, resources: V1ResourceRequirements, mount: V
       { name: 'RECSHARD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
       { name: 'RECSHARD_POD', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
     ],
-    ports: [{ name: 'http', containerPort: port, protocol: 'TCP' }],
+    ports: [
+      { name: 'http', containerPort: port, protocol: 'TCP' },
+      { name: 'metrics', containerPort: spec.serving.metricsPort, protocol: 'TCP' },
+    ],
     readinessProbe: { httpGet: { path: READY_PATH, port: 'http' }, periodSeconds: 5, failureThreshold: 3 },
     livenessProbe: { httpGet: { path: HEALTH_PATH, port: 'http' }, periodSeconds: 10, failureThreshold: 6 },
     ...(Object.keys(resources).length ? { resources } : {}),
@@ -137,6 +157,7 @@ function podSpec(a: ComponentArgs): V1PodSpec {
   const placement = podPlacement(role === 'main' ? spec.placement.main : spec.placement.sparse, cfg, derivedMemory);
   const { volume, mount } = artifactVolume(spec);
   return {
+    ...(cfg.modelServiceAccount !== 'default' ? { serviceAccountName: cfg.modelServiceAccount } : {}),
     automountServiceAccountToken: false,
     enableServiceLinks: false,
     ...(cfg.imagePullSecrets.length ? { imagePullSecrets: cfg.imagePullSecrets.map((name) => ({ name })) } : {}),
@@ -164,6 +185,7 @@ export function buildDeployment(a: ComponentArgs): V1Deployment {
       selector: { matchLabels: selectorLabels(owner.name, role, shard, version) },
       // a new pod is Ready before an old one goes, so a change that rolls in place never lowers capacity
       strategy: { type: 'RollingUpdate', rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } },
+      progressDeadlineSeconds: Math.max(1, Math.ceil((durationMs(spec.rollout.progressDeadline) ?? 600_000) / 1000)),
       template: {
         metadata: {
           labels: componentLabels(owner.name, role, shard, version),

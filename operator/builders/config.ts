@@ -18,6 +18,10 @@ export interface BuilderConfig {
   trustedNamespaces: string[];
   /** Secrets (by name, in each model's namespace) the model pods pull the shard-server image with. */
   imagePullSecrets: string[];
+  /** Whether a model's tolerations and node selection may place its pods on control-plane nodes. */
+  allowControlPlane: boolean;
+  /** The ServiceAccount model pods run as (its token is never mounted); "default": the namespace's own. */
+  modelServiceAccount: string;
 }
 
 export const DEFAULT_BUILDER_CONFIG: BuilderConfig = {
@@ -31,4 +35,6 @@ export const DEFAULT_BUILDER_CONFIG: BuilderConfig = {
   networkPolicies: true,
   trustedNamespaces: ['monitoring'],
   imagePullSecrets: [],
+  allowControlPlane: false,
+  modelServiceAccount: 'default',
 };

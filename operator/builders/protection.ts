@@ -1,11 +1,21 @@
 // What protects a model's pods, besides their own security context: a PodDisruptionBudget per component, so a
-// node drain never takes a whole shard (or the main) away, and NetworkPolicies, so sparse shards take traffic
-// only from their own main and from trusted namespaces (monitoring, the operator), while the main takes its API
-// port from anyone. Pure, like the other builders.
-import type { V1NetworkPolicy, V1NetworkPolicyPeer, V1PodDisruptionBudget } from '@kubernetes/client-node';
+// node drain never takes a whole shard (or the main) away, and NetworkPolicies, so sparse shards take lookups
+// only from their own main, metrics are read only from trusted namespaces (monitoring, the operator), the main
+// takes its API port from anyone, and the pods reach nothing but DNS, their shards and their artifact. Pure.
+import type { V1NetworkPolicy, V1NetworkPolicyEgressRule, V1NetworkPolicyPeer, V1PodDisruptionBudget } from '@kubernetes/client-node';
 import type { ResolvedRecModelSpec } from '../api/v1alpha1/index.js';
 import type { BuilderConfig } from './config.js';
-import { componentLabels, LABEL_COMPONENT, LABEL_INSTANCE, LABEL_NAME, modelLabels, selectorLabels, type Role } from './labels.js';
+import {
+  componentLabels,
+  LABEL_COMPONENT,
+  LABEL_INSTANCE,
+  LABEL_MANAGED_BY,
+  LABEL_NAME,
+  MANAGED_BY,
+  modelLabels,
+  selectorLabels,
+  type Role,
+} from './labels.js';
 import { childMeta, type Owner } from './meta.js';
 import { componentName, dnsLabel, mainName } from './names.js';
 
@@ -22,23 +32,50 @@ export function buildPdb(owner: Owner, role: Role, shard?: number, version?: str
   };
 }
 
-/** The model's pods of one role (every shard, for sparse). */
+/** The model's pods of one role (every shard, for sparse); managed-by too, as the admission policy requires. */
 function roleSelector(model: string, role: Role) {
   const s = selectorLabels(model, role);
-  return { matchLabels: { [LABEL_NAME]: s[LABEL_NAME]!, [LABEL_INSTANCE]: s[LABEL_INSTANCE]!, [LABEL_COMPONENT]: role } };
+  return { matchLabels: { [LABEL_NAME]: s[LABEL_NAME]!, [LABEL_INSTANCE]: s[LABEL_INSTANCE]!, [LABEL_COMPONENT]: role, [LABEL_MANAGED_BY]: MANAGED_BY } };
 }
 
-/** `shards`: whether any shard set (of this plan or of one still draining) exists or is wanted. */
+/** Where an http(s) artifact is fetched from: its port (the host is not known as an address, so not narrowed). */
+function artifactPort(spec: ResolvedRecModelSpec): number | undefined {
+  const uri = spec.artifact?.uri;
+  if (!uri || !/^https?:\/\//.test(uri)) return undefined;
+  try {
+    const u = new URL(uri);
+    return Number(u.port || (u.protocol === 'https:' ? 443 : 80));
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Ingress: the main's API port from anyone, each shard's lookup port from the model's own main pods only, the
+ * metrics port from the trusted namespaces only (Prometheus, the operator). Egress: DNS, the main to its shards'
+ * lookup port, and an http(s) artifact's port; nothing else. `shards`: whether any shard set (of this plan or of
+ * one still draining) exists or is wanted. Enforced only by a CNI that implements NetworkPolicy (docs/security.md).
+ */
 export function buildNetworkPolicies(owner: Owner, spec: ResolvedRecModelSpec, shards: boolean, cfg: BuilderConfig): V1NetworkPolicy[] {
   if (!cfg.networkPolicies) return [];
-  const port = [{ protocol: 'TCP', port: spec.serving.port }];
+  const api = [{ protocol: 'TCP', port: spec.serving.port }];
+  const metrics = [{ protocol: 'TCP', port: spec.serving.metricsPort }];
   const trusted: V1NetworkPolicyPeer[] = cfg.trustedNamespaces.map((ns) => ({ namespaceSelector: { matchLabels: { [NAMESPACE_NAME_LABEL]: ns } } }));
+  const scrape = trusted.length ? [{ _from: trusted, ports: metrics }] : [];
+  const dns = { ports: [53, 53].map((port, i) => ({ protocol: i ? 'TCP' : 'UDP', port })) };
+  const fetchPort = artifactPort(spec);
+  const common: V1NetworkPolicyEgressRule[] = [dns, ...(fetchPort ? [{ ports: [{ protocol: 'TCP', port: fetchPort }] }] : [])];
   const main: V1NetworkPolicy = {
     apiVersion: 'networking.k8s.io/v1',
     kind: 'NetworkPolicy',
     metadata: childMeta(owner, mainName(owner.name), componentLabels(owner.name, 'main')),
-    // the main serves the prediction API to any client; only its port is open
-    spec: { podSelector: roleSelector(owner.name, 'main'), policyTypes: ['Ingress'], ingress: [{ ports: port }] },
+    spec: {
+      podSelector: roleSelector(owner.name, 'main'),
+      policyTypes: ['Ingress', 'Egress'],
+      // the main serves the prediction API to any client
+      ingress: [{ ports: api }, ...scrape],
+      egress: [...(shards ? [{ to: [{ podSelector: roleSelector(owner.name, 'sparse') }], ports: api }] : []), ...common],
+    },
   };
   if (!shards) return [main];
   const sparse: V1NetworkPolicy = {
@@ -47,8 +84,9 @@ export function buildNetworkPolicies(owner: Owner, spec: ResolvedRecModelSpec, s
     metadata: childMeta(owner, dnsLabel(owner.name, 'shards'), modelLabels(owner.name)),
     spec: {
       podSelector: roleSelector(owner.name, 'sparse'),
-      policyTypes: ['Ingress'],
-      ingress: [{ _from: [{ podSelector: roleSelector(owner.name, 'main') }, ...trusted], ports: port }],
+      policyTypes: ['Ingress', 'Egress'],
+      ingress: [{ _from: [{ podSelector: roleSelector(owner.name, 'main') }], ports: api }, ...scrape],
+      egress: common,
     },
   };
   return [main, sparse];

@@ -164,7 +164,7 @@ export class Autoscaler {
   }
 
   private async read(rm: RecModel, spec: ResolvedRecModelSpec, windowMs: number, components: ComponentView[]) {
-    const base = { namespace: rm.metadata.namespace!, model: rm.metadata.name, windowMs, port: spec.serving.port };
+    const base = { namespace: rm.metadata.namespace!, model: rm.metadata.name, windowMs, port: spec.serving.metricsPort };
     let error: string | undefined;
     const get = async (q: Parameters<LatencySource['read']>[0]): Promise<LatencyReading | undefined> => {
       try {

@@ -10,13 +10,19 @@ import { WorkQueue } from './workqueue.js';
 export interface ManagerOptions {
   workers: number;
   resyncMs: number;
+  /** A reconcile running longer than this means the loop is wedged: liveness fails and the kubelet restarts us. */
+  wedgedAfterMs?: number;
 }
+
+export const DEFAULT_WEDGED_AFTER_MS = 5 * 60_000;
 
 export class Manager {
   readonly queue: WorkQueue;
   private running = false;
   private workers: Promise<void>[] = [];
   private resyncTimer: unknown;
+  /** Keys being reconciled, with when each started. */
+  private readonly inFlight = new Map<string, number>();
 
   constructor(
     private readonly caches: Caches,
@@ -48,6 +54,7 @@ export class Manager {
       if (key === undefined) return;
       const [namespace, name] = key.split('/') as [string, string];
       const end = this.metrics.reconcileDuration.startTimer();
+      this.inFlight.set(key, this.clock.now().getTime());
       try {
         const result = await this.reconciler.reconcile(namespace, name);
         this.queue.forget(key);
@@ -60,9 +67,20 @@ export class Manager {
         const delay = this.queue.addRateLimited(key);
         this.log.error('reconcile failed; retrying', { recmodel: key, error: (e as Error).message, retryInMs: delay });
       } finally {
+        this.inFlight.delete(key);
         this.queue.done(key);
       }
     }
+  }
+
+  /** Not ok when a reconcile has run past wedgedAfterMs (a write that never returns, a loop that never ends). */
+  health(): { ok: boolean; detail: string } {
+    const limit = this.opts.wedgedAfterMs ?? DEFAULT_WEDGED_AFTER_MS;
+    const now = this.clock.now().getTime();
+    for (const [key, since] of this.inFlight) {
+      if (now - since > limit) return { ok: false, detail: `reconcile of ${key} has run for ${Math.round((now - since) / 1000)} s` };
+    }
+    return { ok: true, detail: `${this.inFlight.size} reconciling, ${this.queue.length} queued` };
   }
 
   /** Stops handing out keys and waits for in-flight reconciles. */

@@ -12,14 +12,15 @@ import type { BuilderConfig } from '../builders/config.js';
 import type { KubeClient } from '../kube/client.js';
 import type { EventRecorder } from '../kube/events.js';
 import type { OperatorMetrics } from '../server/metrics.js';
-import type { ServingProbe } from '../signals/serving.js';
+import type { SchedulerReading, ServingProbe } from '../signals/serving.js';
 import { isPodProblemReason } from '../status/pods.js';
 import { sameStatus } from '../status/status.js';
 import type { Autoscaler, AutoscalerResult } from './autoscaler.js';
 import type { Caches } from './informers.js';
-import { announcePlan, applyDesired, type Applied } from './reconcile/apply.js';
+import { announcePlan, applyDesired, AppliedRecord, type Applied } from './reconcile/apply.js';
 import { decide, type Decision } from './reconcile/decide.js';
 import { observe, type Observed } from './reconcile/observe.js';
+import { prepareNow, type Preparer } from './reconcile/prepare.js';
 import { pruneStale } from './reconcile/prune.js';
 import { readServing } from './reconcile/serving.js';
 import { writeStatus } from './reconcile/status.js';
@@ -39,6 +40,8 @@ export interface ReconcilerDeps {
   client: Pick<KubeClient, 'apply' | 'get' | 'delete' | 'patchRecModelStatus'>;
   events: Pick<EventRecorder, 'emit'>;
   cfg: BuilderConfig;
+  /** Plans each spec generation once (large ones off the event loop); absent, every reconcile plans inline. */
+  preparer?: Pick<Preparer, 'prepare' | 'forget'>;
   /** What HPA and KEDA actuators have here. */
   actuators?: ActuatorEnv;
   clock: Clock;
@@ -60,19 +63,31 @@ export const OWN_WRITE_MS = 10_000;
 export class Reconciler {
   /** The status this replica last wrote per model: the rollout's state lives there, and the cache lags behind it. */
   private readonly written = new Map<string, { uid: string; status: RecModelStatus; atMs: number }>();
+  /** What was last applied to each child, so unchanged children are not written again. */
+  private readonly applied = new AppliedRecord();
 
   constructor(private readonly d: ReconcilerDeps) {}
 
   async reconcile(namespace: string, name: string): Promise<ReconcileResult> {
     const key = `${namespace}/${name}`;
-    const observed = this.readOwnWrites(key, observe(this.d.caches, namespace, name));
+    let observed = this.readOwnWrites(key, observe(this.d.caches, namespace, name));
     if (!observed) {
       this.written.delete(key);
+      this.applied.forget(key);
+      this.d.preparer?.forget(namespace, name);
       this.d.autoscaler?.forget(namespace, name);
       this.d.metrics.forgetModel(namespace, name);
       return {};
     }
-    const decision = decide(observed, this.d.cfg, this.d.clock.now(), this.d.actuators);
+    const prepared = this.d.preparer ? await this.d.preparer.prepare(observed.rm) : prepareNow(observed.rm, this.d.cfg);
+    // the plan may have taken a while (a thread): decide on what the cache holds now
+    if (this.d.preparer) observed = this.readOwnWrites(key, observe(this.d.caches, namespace, name)) ?? observed;
+    const decision = decide(observed, this.d.cfg, this.d.clock.now(), this.d.actuators, prepared);
+    // a new plan is in status (Planned) before its children are written: a large model says at once what it will be
+    if (decision.outcome.ok && observed.rm.status?.plan?.hash !== decision.outcome.plan.hash) {
+      const early = await this.status(key, observed, decision, { deployments: deploymentsOf(observed), conflicts: [], errors: [] });
+      observed = { ...observed, rm: { ...observed.rm, status: early } };
+    }
     const autoscaler = decision.spec?.autoscaling.enabled ? this.d.autoscaler : undefined;
     const acted = await this.act(observed, decision, autoscaler);
     // the autoscaler scales the main and the shard set the main is on, never a set that is starting or draining
@@ -80,21 +95,7 @@ export class Reconciler {
     const scaling = autoscaler && decision.outcome.ok ? await this.autoscale(autoscaler, observed, decision, scaled) : undefined;
     const serving = await readServing(this.d.serving?.probe, namespace, name, decision.spec?.serving.port ?? 8080, acted.deployments);
     const rollout = decision.rollout;
-    const { status, written } = await writeStatus(this.d, observed.rm, {
-      plan: decision.outcome,
-      deployments: acted.deployments,
-      ...(rollout ? { rollout: { status: rollout.status, progressing: rollout.progressing, serving: servingNow(rollout.serving, acted.deployments) } } : {}),
-      pods: observed.pods,
-      conflicts: acted.conflicts,
-      applyErrors: acted.errors,
-      scheduler: serving.scheduler,
-      ...(scaling ? { autoscaling: scaling.input } : {}),
-      now: this.d.clock.now(),
-    });
-    if (written) {
-      this.written.set(key, { uid: observed.rm.metadata.uid!, status, atMs: this.d.clock.now().getTime() });
-      this.d.log.debug('status updated', { recmodel: key, ready: status.ready });
-    }
+    const status = await this.status(key, observed, decision, acted, serving.scheduler, scaling);
     // what the kubelet or the scheduler says of the model's pods, also as a Warning Event (deduplicated by message)
     const degraded = status.conditions?.find((c) => c.type === ConditionType.Degraded);
     if (degraded?.status === 'True' && isPodProblemReason(degraded.reason)) await this.d.events.emit(observed.rm, 'Warning', degraded.reason, degraded.message);
@@ -125,6 +126,34 @@ export class Reconciler {
     return { ...observed, rm: { ...observed.rm, status: mine.status } };
   }
 
+  /** Computes status from this reconcile and writes it when it changed (remembered: the cache lags behind it). */
+  private async status(
+    key: string,
+    observed: Observed,
+    decision: Decision,
+    acted: Applied,
+    scheduler?: SchedulerReading,
+    scaling?: AutoscalerResult,
+  ): Promise<RecModelStatus> {
+    const rollout = decision.rollout;
+    const { status, written } = await writeStatus(this.d, observed.rm, {
+      plan: decision.outcome,
+      deployments: acted.deployments,
+      ...(rollout ? { rollout: { status: rollout.status, progressing: rollout.progressing, serving: servingNow(rollout.serving, acted.deployments) } } : {}),
+      pods: observed.pods,
+      conflicts: acted.conflicts,
+      applyErrors: acted.errors,
+      scheduler,
+      ...(scaling ? { autoscaling: scaling.input } : {}),
+      now: this.d.clock.now(),
+    });
+    if (written) {
+      this.written.set(key, { uid: observed.rm.metadata.uid!, status, atMs: this.d.clock.now().getTime() });
+      this.d.log.debug('status updated', { recmodel: key, ready: status.ready });
+    }
+    return status;
+  }
+
   /** Apply and prune under a plan; without one, nothing is lost: the children of the last good plan keep serving. */
   private async act(observed: Observed, decision: Decision, autoscaler: Autoscaler | undefined): Promise<Applied> {
     const { rm } = observed;
@@ -137,7 +166,7 @@ export class Reconciler {
     if (autoscaler) await autoscaler.handOver(deploymentsOf(observed));
     await announcePlan(this.d.events, rm, plan);
     for (const e of decision.rollout?.events ?? []) await this.d.events.emit(rm, e.type, e.reason, e.message);
-    const applied = await applyDesired(this.d, observed, decision.desired);
+    const applied = await applyDesired(this.d, observed, decision.desired, this.applied);
     applied.errors.push(...(await pruneStale(this.d, rm, decision.stale, plan.hash, decision.scaling)));
     // the Deployments the rollout keeps as they are (an old version's, the main while new shards start) are live too
     const appliedNames = new Set(applied.deployments.map((d) => d.metadata!.name));

@@ -73,9 +73,12 @@ export class KubeClient {
     }
   }
 
-  /** Sets a Deployment's replicas through its scale subresource. */
+  /**
+   * Sets a Deployment's replicas by a patch of the Deployment itself, not its scale subresource: the admission
+   * policy sees the whole object (its labels and owner), so the operator needs no right to scale every Deployment.
+   */
   async scaleDeployment(namespace: string, name: string, replicas: number): Promise<void> {
-    await this.apps.patchNamespacedDeploymentScale(
+    await this.apps.patchNamespacedDeployment(
       { namespace, name, body: { spec: { replicas } }, fieldManager: SCALER_FIELD_MANAGER },
       setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
     );

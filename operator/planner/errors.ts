@@ -2,7 +2,7 @@
 // that names the table, the sizes and the capacity involved.
 import type { Reason } from '../api/reasons.js';
 
-export type PlanErrorReason = typeof Reason.InvalidModel | typeof Reason.Infeasible;
+export type PlanErrorReason = typeof Reason.InvalidModel | typeof Reason.Infeasible | typeof Reason.PlanTooLarge;
 
 export class PlanError extends Error {
   constructor(

@@ -2,6 +2,7 @@
 import { createHash } from 'node:crypto';
 import type { ShardDocument } from '../../contracts/plan.js';
 import { formatBytes, parseQuantity } from '../../lib/quantity.js';
+import { plural } from '../../lib/text.js';
 import type { ResolvedRecModelSpec } from '../api/v1alpha1/index.js';
 import { PlanError } from './errors.js';
 import { balance, firstFitDecreasing, netSpecific, type Bin } from './strategies.js';
@@ -27,18 +28,26 @@ export interface Plan {
   imbalance: number;
   /** Short hash of the assignment; changes exactly when some table moves. */
   hash: string;
+  /** What the planner changed from what was asked (e.g. fewer load-balanced shards than tables would leave empty). */
+  notes: string[];
 }
 
-export type PlanResult = { ok: true; plan: Plan } | { ok: false; error: PlanError };
+/** Bounds on what one model may plan: the operator's settings (--max-shards), shown in the refusal. */
+export interface PlanLimits {
+  maxShards: number;
+}
 
-const MAX_AUTO_SHARDS = 256;
+/** A model may have this many sparse shards by default (each is a Deployment, a Service and a budget). */
+export const DEFAULT_PLAN_LIMITS: PlanLimits = { maxShards: 1024 };
+
+export type PlanResult = { ok: true; plan: Plan } | { ok: false; error: PlanError };
 
 /** Natural order (emb-2 before emb-10), the same in every locale. */
 const byName = new Intl.Collator('en', { numeric: true }).compare;
 
-export function planModel(spec: ResolvedRecModelSpec): PlanResult {
+export function planModel(spec: ResolvedRecModelSpec, limits: PlanLimits = DEFAULT_PLAN_LIMITS): PlanResult {
   try {
-    return { ok: true, plan: buildPlan(spec) };
+    return { ok: true, plan: buildPlan(spec, limits) };
   } catch (e) {
     if (e instanceof PlanError) return { ok: false, error: e };
     throw e;
@@ -71,13 +80,19 @@ function onOneServer(strategy: 'monolithic' | 'singular', s: Sizing): Assignment
   return { bins: [{ bin: { tables, bytes: totalBytes, load: tables.reduce((sum, t) => sum + t.loadBytes, 0) } }], mainTables: [] };
 }
 
-/** load-balanced over the shard count asked for, or over the fewest (at least two) that hold the tables. */
-function loadBalanced(shards: number | undefined, s: Sizing): Assignment {
+/**
+ * load-balanced over the shard count asked for (no more than there are tables: more would be empty), or over
+ * the fewest (at least two, where there are two tables) that hold the tables: counts are tried one by one from the least that could hold
+ * them, then doubled and bisected, so a model that needs 1,000 shards is not balanced 1,000 times.
+ */
+function loadBalanced(shards: number | undefined, s: Sizing, limits: PlanLimits, notes: string[]): Assignment {
   const { tables, totalBytes, capacity, capText } = s;
   const minShards = Math.max(1, Math.ceil(totalBytes / capacity));
   let found: Bin[] | undefined;
   if (shards !== undefined) {
-    found = balance(tables, shards, capacity);
+    const n = Math.min(shards, tables.length);
+    if (n < shards) notes.push(`${plural(shards, 'shard')} asked for, ${n} planned: one per table, more would be empty`);
+    found = balance(tables, n, capacity);
     if (!found) {
       throw new PlanError(
         'Infeasible',
@@ -86,19 +101,39 @@ function loadBalanced(shards: number | undefined, s: Sizing): Assignment {
       );
     }
   } else {
-    for (let n = Math.max(2, minShards); n <= MAX_AUTO_SHARDS && !(found = balance(tables, n, capacity)); n++);
-    if (!found) throw new PlanError('Infeasible', `load-balanced: no shard count up to ${MAX_AUTO_SHARDS} holds the tables at ${capText}`);
+    const fits = (n: number) => (n <= limits.maxShards ? balance(tables, n, capacity) : undefined);
+    // two at least, for a spare (but never more than there are tables)
+    let n = Math.min(Math.max(2, minShards), tables.length);
+    const linearUntil = n + 8;
+    for (; n < linearUntil && n <= limits.maxShards && !(found = fits(n)); n++);
+    if (!found) {
+      let lo = n - 1; // the largest count known not to fit
+      for (; n <= limits.maxShards && !(found = fits(n)); n = Math.min(2 * n, n === limits.maxShards ? n + 1 : limits.maxShards)) lo = n;
+      for (let hi = n; found && hi - lo > 1;) {
+        const mid = (lo + hi) >> 1;
+        const f = fits(mid);
+        if (f) [hi, found] = [mid, f];
+        else lo = mid;
+      }
+    }
+    if (!found) {
+      throw new PlanError(
+        'PlanTooLarge',
+        `load-balanced: no shard count up to ${limits.maxShards} (the operator's --max-shards) holds the ${tables.length} tables ` +
+          `(${formatBytes(totalBytes)}) at ${capText}`,
+      );
+    }
   }
-  return { bins: found.map((bin) => ({ bin })), mainTables: [] };
+  return { bins: found.filter((bin) => bin.tables.length > 0).map((bin) => ({ bin })), mainTables: [] };
 }
 
-function assign(sharding: ResolvedRecModelSpec['sharding'], s: Sizing): Assignment {
+function assign(sharding: ResolvedRecModelSpec['sharding'], s: Sizing, limits: PlanLimits, notes: string[]): Assignment {
   switch (sharding.strategy) {
     case 'monolithic':
     case 'singular':
       return onOneServer(sharding.strategy, s);
     case 'load-balanced':
-      return loadBalanced(sharding.shards, s);
+      return loadBalanced(sharding.shards, s, limits, notes);
     case 'net-specific':
       return { bins: netSpecific(s.tables, s.capacity).flatMap(({ net, bins }) => bins.map((bin) => ({ net, bin }))), mainTables: [] };
   }
@@ -120,7 +155,7 @@ function shardPlan({ net, bin }: { net?: string; bin: Bin }, index: number, capa
   };
 }
 
-function buildPlan(spec: ResolvedRecModelSpec): Plan {
+function buildPlan(spec: ResolvedRecModelSpec, limits: PlanLimits): Plan {
   const { strategy, shardMemory, headroom } = spec.sharding;
   const shardMemoryBytes = parseQuantity(shardMemory);
   const capacity = Math.floor((shardMemoryBytes * (100 - headroom)) / 100);
@@ -139,7 +174,15 @@ function buildPlan(spec: ResolvedRecModelSpec): Plan {
       );
     }
   }
-  const { bins, mainTables } = assign(spec.sharding, s);
+  const notes: string[] = [];
+  const { bins, mainTables } = assign(spec.sharding, s, limits, notes);
+  if (bins.length > limits.maxShards) {
+    throw new PlanError(
+      'PlanTooLarge',
+      `${strategy}: the ${tables.length} tables (${formatBytes(s.totalBytes)}) need ${bins.length} shards at ${s.capText}, but a model may ` +
+        `have at most ${limits.maxShards} (the operator's --max-shards); raise spec.sharding.shardMemory or use fewer nets`,
+    );
+  }
   const shards = bins.map((b, index) => shardPlan(b, index, capacity));
   return {
     strategy,
@@ -152,6 +195,7 @@ function buildPlan(spec: ResolvedRecModelSpec): Plan {
     shards,
     imbalance: imbalanceOf(shards.map((x) => x.lookupBytesPerSample)),
     hash: hashAssignment(strategy, mainTables, shards),
+    notes,
   };
 }
 

@@ -1,5 +1,6 @@
 // The table-to-shard assignments. Pure and deterministic: inputs are ordered by fixed keys and every tie is
-// broken by shard index or table name, so the same model always gives the same plan.
+// broken by shard index or table name, so the same model always gives the same plan. Near-linear: a heap finds
+// the least-loaded shard, a segment tree the first that fits, and the local search has a fixed budget of steps.
 import type { PlannedTable } from './tables.js';
 
 /** A shard under construction: its tables, with running totals of bytes and expected load. */
@@ -21,6 +22,79 @@ const byLoad = (a: PlannedTable, b: PlannedTable) => b.loadBytes - a.loadBytes |
 const byBytes = (a: PlannedTable, b: PlannedTable) => b.bytes - a.bytes || b.loadBytes - a.loadBytes || cmp(a.name, b.name);
 const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
+/** Bins by (load, bytes, index): the least-loaded first, the emptier on a tie, then the lower index. */
+class BinHeap {
+  private readonly heap: number[];
+  constructor(private readonly bins: Bin[]) {
+    this.heap = bins.map((_, i) => i);
+  }
+  private less(i: number, j: number): boolean {
+    const a = this.bins[i]!;
+    const b = this.bins[j]!;
+    return a.load !== b.load ? a.load < b.load : a.bytes !== b.bytes ? a.bytes < b.bytes : i < j;
+  }
+  get size(): number {
+    return this.heap.length;
+  }
+  pop(): number {
+    const h = this.heap;
+    const top = h[0]!;
+    const last = h.pop()!;
+    if (h.length) {
+      h[0] = last;
+      this.down(0);
+    }
+    return top;
+  }
+  push(i: number): void {
+    const h = this.heap;
+    h.push(i);
+    let k = h.length - 1;
+    while (k > 0) {
+      const p = (k - 1) >> 1;
+      if (!this.less(h[k]!, h[p]!)) break;
+      [h[k], h[p]] = [h[p]!, h[k]!];
+      k = p;
+    }
+  }
+  private down(k: number): void {
+    const h = this.heap;
+    for (;;) {
+      const l = 2 * k + 1;
+      const r = l + 1;
+      let m = k;
+      if (l < h.length && this.less(h[l]!, h[m]!)) m = l;
+      if (r < h.length && this.less(h[r]!, h[m]!)) m = r;
+      if (m === k) return;
+      [h[k], h[m]] = [h[m]!, h[k]!];
+      k = m;
+    }
+  }
+}
+
+/**
+ * The least-loaded bin (then emptier, then lower index) that has room for t, placed; false when none has. A bin
+ * too full for even the smallest table still to come (`smallestLeft`) leaves the heap for good.
+ */
+function putLeastLoaded(heap: BinHeap, bins: Bin[], t: PlannedTable, capacity: number, smallestLeft: number): boolean {
+  const full: number[] = [];
+  let found: number | undefined;
+  while (heap.size) {
+    const i = heap.pop();
+    if (bins[i]!.bytes + t.bytes <= capacity) {
+      found = i;
+      break;
+    }
+    if (bins[i]!.bytes + smallestLeft <= capacity) full.push(i);
+  }
+  if (found !== undefined) {
+    put(bins[found]!, t);
+    heap.push(found);
+  }
+  for (const i of full) heap.push(i);
+  return found !== undefined;
+}
+
 /**
  * Greedy list scheduling (largest expected load first onto the least-loaded shard with room), then local moves
  * and swaps off the most loaded shard while they lower it. When capacity never binds, the result's max load is
@@ -30,18 +104,17 @@ const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 export function balance(tables: PlannedTable[], n: number, capacity: number): Bin[] | undefined {
   for (const order of [byLoad, byBytes]) {
     const bins = emptyBins(n);
+    const heap = new BinHeap(bins);
     let fits = true;
-    for (const t of [...tables].sort(order)) {
-      let best: Bin | undefined;
-      for (const b of bins) {
-        if (b.bytes + t.bytes > capacity) continue;
-        if (!best || b.load < best.load || (b.load === best.load && b.bytes < best.bytes)) best = b;
-      }
-      if (!best) {
+    const sorted = [...tables].sort(order);
+    // the smallest table from each position on (a bin that cannot take it is done)
+    const smallest = new Float64Array(sorted.length + 1).fill(Infinity);
+    for (let i = sorted.length - 1; i >= 0; i--) smallest[i] = Math.min(smallest[i + 1]!, sorted[i]!.bytes);
+    for (let i = 0; i < sorted.length; i++) {
+      if (!putLeastLoaded(heap, bins, sorted[i]!, capacity, smallest[i + 1]!)) {
         fits = false;
         break;
       }
-      put(best, t);
     }
     if (fits) {
       improve(bins, capacity);
@@ -57,13 +130,24 @@ function remove(bin: Bin, t: PlannedTable): void {
   bin.load -= t.loadBytes;
 }
 
+/**
+ * Candidate moves and swaps the local search may weigh in all. Each step weighs every move and swap off the most
+ * loaded bin (|hi| x tables candidates), so small models search to a local optimum and a 65,536-table model
+ * stops after a few steps: the greedy start is already within one table's load of the mean there.
+ */
+export const IMPROVE_BUDGET = 4_000_000;
+
 /** Moves or swaps tables off the most loaded bin while that strictly lowers the pair's maximum. */
 function improve(bins: Bin[], capacity: number): void {
+  let budget = IMPROVE_BUDGET;
   for (let iter = 0; iter < 10_000; iter++) {
     let hi = bins[0]!;
     for (const b of bins) if (b.load > hi.load) hi = b;
     let bestGain = 0;
     let bestMove: (() => void) | undefined;
+    let total = 0;
+    for (const b of bins) total += b.tables.length;
+    if ((budget -= hi.tables.length * total) < 0) return;
     for (const other of bins) {
       if (other === hi) continue;
       for (const a of hi.tables) {
@@ -93,25 +177,54 @@ function improve(bins: Bin[], capacity: number): void {
   }
 }
 
+/** The leftmost of n slots whose free bytes reach a size, in O(log n): first fit without scanning every bin. */
+class FirstFit {
+  private readonly size: number;
+  private readonly free: Float64Array;
+  constructor(n: number, capacity: number) {
+    this.size = 1 << Math.ceil(Math.log2(Math.max(1, n)));
+    this.free = new Float64Array(2 * this.size).fill(capacity);
+  }
+  /** The leftmost slot with at least `bytes` free, or -1. */
+  find(bytes: number): number {
+    if (this.free[1]! < bytes) return -1;
+    let k = 1;
+    while (k < this.size) k = this.free[2 * k]! >= bytes ? 2 * k : 2 * k + 1;
+    return k - this.size;
+  }
+  set(slot: number, free: number): void {
+    let k = slot + this.size;
+    this.free[k] = free;
+    for (k >>= 1; k >= 1; k >>= 1) this.free[k] = Math.max(this.free[2 * k]!, this.free[2 * k + 1]!);
+  }
+}
+
 /** First-fit decreasing by bytes: the fewest bins FFD finds for these tables at this capacity. */
 export function firstFitDecreasing(tables: PlannedTable[], capacity: number): Bin[] {
   const bins: Bin[] = [];
+  // slots past the last bin are empty bins-to-be, so the leftmost fit is an open bin or the next new one
+  const slots = new FirstFit(tables.length, capacity);
   for (const t of [...tables].sort(byBytes)) {
-    let bin = bins.find((b) => b.bytes + t.bytes <= capacity);
-    if (!bin) {
-      bin = { tables: [], bytes: 0, load: 0 };
-      bins.push(bin);
-    }
+    let i = slots.find(t.bytes);
+    if (i < 0 || i >= bins.length) i = bins.length; // a new bin (over capacity when the table alone is)
+    if (i === bins.length) bins.push({ tables: [], bytes: 0, load: 0 });
+    const bin = bins[i]!;
     put(bin, t);
+    if (i < tables.length) slots.set(i, capacity - bin.bytes);
   }
   return bins;
 }
 
 /** Tables of each net bin-packed with FFD, then balanced by load across that same number of shards if it fits. */
 export function netSpecific(tables: PlannedTable[], capacity: number): { net: string; bins: Bin[] }[] {
-  const nets = [...new Set(tables.map((t) => t.net))].sort(cmp);
-  return nets.map((net) => {
-    const own = tables.filter((t) => t.net === net);
+  const byNet = new Map<string, PlannedTable[]>();
+  for (const t of tables) {
+    const own = byNet.get(t.net);
+    if (own) own.push(t);
+    else byNet.set(t.net, [t]);
+  }
+  return [...byNet.keys()].sort(cmp).map((net) => {
+    const own = byNet.get(net)!;
     const ffd = firstFitDecreasing(own, capacity);
     return { net, bins: balance(own, ffd.length, capacity) ?? ffd };
   });

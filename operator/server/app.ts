@@ -3,8 +3,8 @@ import express, { type Express } from 'express';
 import type { Registry } from 'prom-client';
 
 export interface HealthSource {
-  /** Alive: the process can serve and its loops are not wedged. */
-  live(): boolean;
+  /** Alive: the process can serve and its loops are not wedged (detail says which when not). */
+  live(): { ok: boolean; detail: string };
   /** Ready: caches are synced (a standby replica that is not leading is still ready). */
   ready(): { ok: boolean; detail: string };
 }
@@ -13,10 +13,11 @@ export function buildApp(health: HealthSource, registry: Registry): Express {
   const app = express();
   app.disable('x-powered-by');
   app.get('/healthz', (_req, res) => {
+    const l = health.live();
     res
-      .status(health.live() ? 200 : 503)
+      .status(l.ok ? 200 : 503)
       .type('text/plain')
-      .send(health.live() ? 'ok\n' : 'unhealthy\n');
+      .send(l.ok ? 'ok\n' : `unhealthy: ${l.detail}\n`);
   });
   app.get('/readyz', (_req, res) => {
     const r = health.ready();

@@ -16,3 +16,8 @@ export function isRollingOut(d: V1Deployment): boolean {
     (s.availableReplicas ?? 0) < (s.updatedReplicas ?? 0)
   );
 }
+
+/** The Deployment controller gave up waiting for progress (its Progressing condition is False, ProgressDeadlineExceeded). */
+export function progressDeadlineExceeded(d: V1Deployment): boolean {
+  return (d.status?.conditions ?? []).some((c) => c.type === 'Progressing' && c.status === 'False' && c.reason === 'ProgressDeadlineExceeded');
+}

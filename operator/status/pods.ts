@@ -23,8 +23,12 @@ export const PROBLEM_SEVERITY: PodProblemReason[] = [
   R.ImagePullFailed,
   R.ContainerCreateFailed,
   R.Unschedulable,
+  R.PodPending,
   R.ContainerRestarting,
 ];
+
+/** A pod Pending this long with nothing else said of it (no node yet, volumes not attached...) is a problem. */
+export const PENDING_TOO_LONG_MS = 5 * 60_000;
 const IMAGE_PULL = new Set(['ErrImagePull', 'ImagePullBackOff', 'InvalidImageName', 'ErrImageNeverPull']);
 const CREATE_FAILED = new Set(['CreateContainerConfigError', 'CreateContainerError', 'RunContainerError']);
 
@@ -56,7 +60,7 @@ function containerProblem(c: V1ContainerStatus, limit: string | undefined): { re
   return undefined;
 }
 
-function podProblem(p: V1Pod): { reason: PodProblemReason; message: string } | undefined {
+function podProblem(p: V1Pod, now: Date): { reason: PodProblemReason; message: string } | undefined {
   if (p.metadata?.deletionTimestamp) return undefined;
   const scheduled = p.status?.conditions?.find((c) => c.type === 'PodScheduled');
   if (scheduled?.status === 'False' && scheduled.reason === 'Unschedulable')
@@ -66,17 +70,24 @@ function podProblem(p: V1Pod): { reason: PodProblemReason; message: string } | u
     .map((c) => containerProblem(c, limits.get(c.name)))
     .filter((x) => x !== undefined);
   found.sort((a, b) => PROBLEM_SEVERITY.indexOf(a.reason) - PROBLEM_SEVERITY.indexOf(b.reason));
-  return found[0] && { ...found[0], message: `pod ${p.metadata!.name}: ${found[0].message}` };
+  if (found[0]) return { ...found[0], message: `pod ${p.metadata!.name}: ${found[0].message}` };
+  const created = new Date(p.metadata?.creationTimestamp ?? now).getTime();
+  const pendingMs = now.getTime() - created;
+  if (p.status?.phase === 'Pending' && pendingMs > PENDING_TOO_LONG_MS) {
+    const where = scheduled?.status === 'True' ? `on node ${p.spec?.nodeName ?? '?'}` : 'not scheduled to any node yet';
+    return { reason: R.PodPending, message: `pod ${p.metadata!.name} has been Pending for ${Math.round(pendingMs / 60_000)} min, ${where}` };
+  }
+  return undefined;
 }
 
 /** The worst problem of each component's pods, components in name order. */
-export function podProblems(model: string, pods: V1Pod[]): PodProblem[] {
+export function podProblems(model: string, pods: V1Pod[], now: Date): PodProblem[] {
   const worst = new Map<string, PodProblem>();
   for (const p of pods) {
     const labels = p.metadata?.labels ?? {};
     const role = labels[LABEL_COMPONENT] === 'sparse' ? 'sparse' : 'main';
     const shard = labels[LABEL_SHARD] === undefined ? undefined : Number(labels[LABEL_SHARD]);
-    const problem = podProblem(p);
+    const problem = podProblem(p, now);
     if (!problem) continue;
     // a shard pod made before versions existed belongs to the unversioned Deployment (named without one)
     const version = labels[LABEL_VERSION];

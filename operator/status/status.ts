@@ -10,7 +10,7 @@ import type { Plan } from '../planner/plan.js';
 import type { SchedulerReading } from '../signals/serving.js';
 import { autoscalingConditions, autoscalingStatus, componentAutoscaling } from './autoscaling.js';
 import { mergeConditions, type ConditionInput } from './conditions.js';
-import { isAvailable, isRollingOut } from './deployments.js';
+import { isAvailable, isRollingOut, progressDeadlineExceeded } from './deployments.js';
 import { PROBLEM_SEVERITY, podProblems, type PodProblem } from './pods.js';
 
 export type PlanOutcome = { ok: true; plan: Plan } | { ok: false; reason: PlanFailureReason; message: string };
@@ -74,7 +74,9 @@ function plannedCondition(plan: PlanOutcome): ConditionInput {
     type: T.Planned,
     status: 'True',
     reason: R.PlanComputed,
-    message: `${p.strategy}: ${plural(p.shards.length, 'shard')}, ${plural(p.tables.length, 'table')}, imbalance ${p.imbalance.toFixed(3)}, plan ${p.hash}`,
+    message:
+      `${p.strategy}: ${plural(p.shards.length, 'shard')}, ${plural(p.tables.length, 'table')}, imbalance ${p.imbalance.toFixed(3)}, plan ${p.hash}` +
+      p.notes.map((n) => `; ${n}`).join(''),
   };
 }
 
@@ -84,6 +86,7 @@ function plannedCondition(plan: PlanOutcome): ConditionInput {
  * Deployments (sorted by name) and what this reconcile could not write.
  */
 function componentConditions(
+  plan: PlanOutcome,
   sorted: V1Deployment[],
   serving: V1Deployment[],
   rollout: ConditionInput | undefined,
@@ -92,6 +95,7 @@ function componentConditions(
   pods: PodProblem[],
 ) {
   const rolling = sorted.filter(isRollingOut);
+  const stalled = sorted.filter(progressDeadlineExceeded).map((d) => d.metadata!.name!);
   const unavailable = serving.filter((d) => !isAvailable(d)).map((d) => d.metadata!.name!);
   const available: ConditionInput =
     serving.length > 0 && unavailable.length === 0
@@ -102,18 +106,34 @@ function componentConditions(
           reason: R.ComponentsUnavailable,
           message: serving.length ? `waiting for ${unavailable.join(', ')}` : 'no components yet',
         };
-  const progressing: ConditionInput = rollout
-    ? rollout
-    : rolling.length
-      ? { type: T.Progressing, status: 'True', reason: R.RollingOut, message: `rolling out ${rolling.map((d) => d.metadata!.name).join(', ')}` }
-      : { type: T.Progressing, status: 'False', reason: R.RolloutComplete, message: 'every component runs the current plan' };
+  const progressing: ConditionInput = !plan.ok
+    ? { type: T.Progressing, status: 'False', reason: plan.reason, message: `not rolling out: ${plan.message}` }
+    : rollout
+      ? rollout
+      : stalled.length
+        ? {
+            type: T.Progressing,
+            status: 'False',
+            reason: R.ProgressDeadlineExceeded,
+            message: `${stalled.join(', ')} made no progress within its progress deadline`,
+          }
+        : rolling.length
+          ? { type: T.Progressing, status: 'True', reason: R.RollingOut, message: `rolling out ${rolling.map((d) => d.metadata!.name).join(', ')}` }
+          : { type: T.Progressing, status: 'False', reason: R.RolloutComplete, message: 'every component runs the current plan' };
   const problems = [...conflicts.map((n) => `${n} exists and is not controlled by this RecModel`), ...applyErrors];
   const worstPod = [...pods].sort((a, b) => PROBLEM_SEVERITY.indexOf(a.reason) - PROBLEM_SEVERITY.indexOf(b.reason))[0];
   const degraded: ConditionInput = problems.length
     ? { type: T.Degraded, status: 'True', reason: conflicts.length ? R.ResourceConflict : R.ApplyFailed, message: problems.join('; ') }
     : worstPod
       ? { type: T.Degraded, status: 'True', reason: worstPod.reason, message: pods.map((p) => `${p.component}: ${p.message}`).join('; ') }
-      : { type: T.Degraded, status: 'False', reason: R.AsExpected, message: 'no problems found' };
+      : stalled.length
+        ? {
+            type: T.Degraded,
+            status: 'True',
+            reason: R.ProgressDeadlineExceeded,
+            message: `${stalled.join(', ')}: Deployment progress deadline exceeded (its pods did not become available in time)`,
+          }
+        : { type: T.Degraded, status: 'False', reason: R.AsExpected, message: 'no problems found' };
   return { available, progressing, degraded };
 }
 
@@ -140,7 +160,8 @@ export function computeStatus(input: StatusInput): RecModelStatus {
   );
   const planned = plannedCondition(plan);
   const serving = input.rollout ? sorted.filter((d) => input.rollout!.serving.some((s) => s.metadata!.name === d.metadata!.name)) : sorted;
-  const c = componentConditions(sorted, serving, input.rollout?.progressing, input.conflicts, input.applyErrors, podProblems(input.name, input.pods ?? []));
+  const problems = podProblems(input.name, input.pods ?? [], input.now);
+  const c = componentConditions(plan, sorted, serving, input.rollout?.progressing, input.conflicts, input.applyErrors, problems);
   const main = sorted.find((d) => d.metadata?.labels?.[LABEL_COMPONENT] === 'main');
   const summary = plan.ok ? planSummary(plan.plan) : input.previous?.plan;
   const scaling = autoscalingStatus(input.autoscaling, input.previous?.autoscaling, metaTime(input.now));

@@ -4,6 +4,7 @@
 // lives in ../inference and imports no web framework.
 import type { RequestListener } from 'node:http';
 import express from 'express';
+import { METRICS_PATH } from '../../contracts/endpoints.js';
 import type { Role } from '../../contracts/shard-server-args.js';
 import type { Logger } from '../../lib/log.js';
 import type { Limits } from '../inference/request.js';
@@ -44,6 +45,19 @@ export interface AppOptions {
   log: Logger;
   /** Testing: the service time of the emulated serial lane (track.ts); 0: off. */
   emulateServiceMs?: number;
+  /** /metrics is served on a port of its own (metricsListener): not here. */
+  metricsApart?: boolean;
+}
+
+/** The listener of a metrics port: GET /metrics and nothing else. */
+export function metricsListener(metrics: ServerMetrics): RequestListener {
+  return (req, res) => {
+    if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== METRICS_PATH) {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end(`not found: this port serves ${METRICS_PATH} only\n`);
+      return;
+    }
+    void metrics.registry.metrics().then((text) => res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(text));
+  };
 }
 
 /** The server's request listener: the role's fast route (http/fast.ts), then express for everything else. */
@@ -61,7 +75,7 @@ export function buildServerApp(state: ServerState, o: AppOptions): RequestListen
     next();
   });
   // probes and scrapes pass no admission control: they answer within milliseconds under any load
-  healthRoutes(app, state, o.metrics);
+  healthRoutes(app, state, o.metricsApart ? undefined : o.metrics);
   const route =
     o.role === 'main' ? mainRoutes(app, state, o, track) : sparseRoutes(app, state, { shard, maxBodyBytes: o.maxBodyBytes, metrics: o.metrics }, track);
   app.use(notFound);

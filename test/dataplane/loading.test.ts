@@ -47,8 +47,9 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function sparse(modelUri: string, expectedModel?: unknown) {
+async function sparse(modelUri: string, expectedModel?: unknown, metricsPort?: number) {
   const s = await startServer({
+    ...(metricsPort !== undefined ? { metricsPort } : {}),
     role: 'sparse',
     shard: 0,
     modelUri,
@@ -76,6 +77,18 @@ describe('model sources', () => {
     expect(ready.status).toBe(200);
     const total = manifest.tables.reduce((n, t) => n + t.bytes, 0);
     expect(await s.metrics.registry.getSingleMetricAsString('recshard_table_resident_bytes')).toContain(`role="sparse"} ${total}`);
+  });
+
+  it('with a metrics port, /metrics is served there alone and not on the API port (so a NetworkPolicy can tell them apart)', async () => {
+    const { s, ready } = await sparse(`file://${join(dir, 'good')}`, undefined, 0);
+    expect(ready.status).toBe(200);
+    expect(s.metricsPort).not.toBe(s.port);
+    const scrape = await fetch(`http://127.0.0.1:${s.metricsPort}/metrics`);
+    expect(scrape.status).toBe(200);
+    expect(await scrape.text()).toContain('recshard_table_resident_bytes');
+    expect((await fetch(`http://127.0.0.1:${s.port}/metrics`)).status).toBe(404);
+    expect((await fetch(`http://127.0.0.1:${s.metricsPort}/readyz`)).status).toBe(404);
+    expect((await fetch(`http://127.0.0.1:${s.metricsPort}/metrics`, { method: 'POST' })).status).toBe(404);
   });
 
   it('loads from an http:// URL', async () => {

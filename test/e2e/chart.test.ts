@@ -90,6 +90,8 @@ describe('helm chart: rendering', () => {
     const out = docs(template('recshard', 'recshard-system'));
     expect(out.map((d) => d.kind).sort()).toEqual([
       'ClusterRole',
+      'ClusterRole',
+      'ClusterRoleBinding',
       'ClusterRoleBinding',
       'Deployment',
       'Role',
@@ -367,7 +369,16 @@ describe('helm chart: on the real control plane', () => {
     expect(asOperator(['auth', 'can-i', 'list', 'pods', '-n', ns]).trim()).toBe('yes');
     expect(refused(['delete', 'pods', '--all', '-n', ns, '--dry-run=server'])).toMatch(/forbidden/);
     expect(refused(['auth', 'can-i', 'create', 'pods', '-n', ns])).toBeDefined(); // `can-i` exits 1 for no
-    expect(asOperator(['auth', 'can-i', 'patch', 'deployments', '--subresource=scale', '-n', ns]).trim()).toBe('yes');
+    // no scale subresource anywhere: the autoscaler patches the Deployments it owns, which the policy checks
+    const canI = (args: string[]) => {
+      try {
+        return asOperator(['auth', 'can-i', ...args]).trim();
+      } catch (e) {
+        return String((e as { stdout?: string }).stdout ?? '').trim();
+      }
+    };
+    expect(canI(['patch', 'deployments', '--subresource=scale', '-n', ns])).toBe('no');
+    expect(canI(['patch', 'deployments', '-n', ns])).toBe('yes');
     expect(asOperator(['auth', 'can-i', 'patch', 'recmodels', '--subresource=status', '-n', ns]).trim()).toBe('yes');
     expect(refused(['delete', 'nodes', '--all', '--dry-run=server'])).toMatch(/forbidden/);
     expect(refused(['get', 'statefulsets', '-n', ns])).toMatch(/forbidden/);
@@ -384,6 +395,48 @@ describe('helm chart: on the real control plane', () => {
     expect(refused(['label', 'configmap', 'someone-elses', '-n', ns, 'app.kubernetes.io/managed-by=recshard-operator'])).toMatch(notOwned); // nor adopt it
     expect(refused(['create', 'service', 'clusterip', 'someone-elses', '--tcp=80:80', '-n', ns])).toMatch(notOwned);
     expect(kubectlJson(['get', 'configmap', 'someone-elses', '-n', ns]).data.k).toBe('v');
+    expect(refused(['scale', 'deployment', 'someone-elses', '--replicas=3', '-n', ns])).toMatch(/forbidden/);
+
+    // the policy judges content, not only the label the operator sets itself
+    const managed = { 'app.kubernetes.io/managed-by': 'recshard-operator', 'app.kubernetes.io/instance': 'probe' };
+    const pod = (over: Record<string, unknown> = {}) => ({
+      automountServiceAccountToken: false,
+      containers: [{ name: 'shard-server', image: 'ghcr.io/recshard/shard-server:0.1.0' }],
+      volumes: [{ name: 'config', configMap: { name: 'x' } }],
+      ...over,
+    });
+    const deployment = (spec: Record<string, unknown>, namespace = ns) =>
+      JSON.stringify({
+        apiVersion: 'apps/v1',
+        kind: 'Deployment',
+        metadata: { name: 'probe', namespace, labels: managed },
+        spec: { selector: { matchLabels: managed }, template: { metadata: { labels: managed }, spec } },
+      });
+    const service = (type: string) =>
+      JSON.stringify({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'probe', namespace: ns, labels: managed }, spec: { type, ports: [{ port: 80 }] } });
+    const dryRun = ['apply', '--dry-run=server', '-f', '-'];
+    expect(asOperator(dryRun, deployment(pod()))).toMatch(/deployment.apps\/probe created \(server dry run\)/);
+    expect(asOperator(dryRun, service('ClusterIP'))).toMatch(/service\/probe created \(server dry run\)/);
+    const denied = (doc: string) => refused(dryRun, doc);
+    expect(denied(deployment(pod(), 'kube-system'))).toMatch(/writes nothing in the system namespace kube-system/);
+    expect(denied(deployment(pod({ volumes: [{ name: 'root', hostPath: { path: '/' } }] })))).toMatch(/no hostPath, Secret or other volume/);
+    expect(denied(deployment(pod({ volumes: [{ name: 's', secret: { secretName: 'x' } }] })))).toMatch(/no hostPath, Secret or other volume/);
+    expect(denied(deployment(pod({ containers: [{ name: 'x', image: 'evil.example/miner:1' }] })))).toMatch(/run the shard-server image .* only/);
+    expect(denied(deployment(pod({ initContainers: [{ name: 'x', image: 'ghcr.io/recshard/shard-server:0.1.0' }] })))).toMatch(/without init/);
+    expect(denied(deployment(pod({ serviceAccountName: `${release}-operator` })))).toMatch(/run as ServiceAccount default, without its token/);
+    expect(denied(deployment(pod({ automountServiceAccountToken: true })))).toMatch(/without its token/);
+    expect(denied(deployment(pod({ hostNetwork: true })))).toMatch(/no host namespaces/);
+    expect(denied(deployment(pod({ tolerations: [{ key: 'node-role.kubernetes.io/control-plane', operator: 'Exists' }] })))).toMatch(/control-plane/);
+    expect(denied(deployment(pod({ tolerations: [{ operator: 'Exists' }] })))).toMatch(/control-plane taints \(or every taint\)/);
+    expect(denied(service('LoadBalancer'))).toMatch(/ClusterIP Services only/);
+    expect(denied(service('NodePort'))).toMatch(/ClusterIP Services only/);
+    const everyPod = JSON.stringify({
+      apiVersion: 'networking.k8s.io/v1',
+      kind: 'NetworkPolicy',
+      metadata: { name: 'probe', namespace: ns, labels: managed },
+      spec: { podSelector: {}, policyTypes: ['Ingress'] },
+    });
+    expect(denied(everyPod)).toMatch(/select only its own pods/);
 
     op = await startOperator(ns, { kubeconfig: saKubeconfig, extraArgs: [`--lease-name=${release}-operator`, '--image-pull-secrets=registry-a'] });
     const example = readExample('dlrm-rmc3.yaml').find((r) => r.metadata.name === 'rmc3-lb')!;
@@ -428,6 +481,35 @@ describe('helm chart: on the real control plane', () => {
     // what the alerts read: the model's conditions on the operator's /metrics (Ready again once the rollout is complete)
     const ready = new RegExp(`recshard_operator_recmodel_condition\\{namespace="${ns}",model="rmc3-lb",type="Ready",status="True",reason="Ready"\\} 1`);
     await waitUntil('Ready on /metrics', async () => ready.test(await op!.metrics()), 30_000, 500);
+  });
+
+  it('with watchNamespaces: Roles in those namespaces only, nothing cluster-wide but the policies, and the operator still reconciles', async () => {
+    const other = createNamespace('chart-other');
+    try {
+      helm(['upgrade', release, CHART, '-n', ns, '--reuse-values', '--set', `watchNamespaces={${ns}}`]);
+      const token = kubectl(['create', 'token', `${release}-operator`, '-n', ns, '--duration=1h']).trim();
+      const can = (args: string[]) => {
+        try {
+          return kubectl([`--token=${token}`, 'auth', 'can-i', ...args]).trim();
+        } catch (e) {
+          return String((e as { stdout?: string }).stdout ?? '').trim();
+        }
+      };
+      expect(can(['list', 'deployments', '-n', ns])).toBe('yes');
+      expect(can(['list', 'deployments', '--all-namespaces'])).toBe('no');
+      expect(can(['create', 'configmaps', '-n', other])).toBe('no');
+      expect(can(['list', 'pods', '-n', other])).toBe('no');
+      expect(can(['list', 'pods', '-n', 'kube-system'])).toBe('no');
+      expect(can(['list', 'latencyscalingpolicies.recshard.io'])).toBe('yes');
+      const roles = kubectlJson<{ items: { metadata: { name: string } }[] }>(['get', 'clusterroles', '-l', `app.kubernetes.io/instance=${release}`]);
+      expect(roles.items.map((r) => r.metadata.name)).toEqual([`${release}-operator-policies`]);
+      // the running operator (it serves only ns) goes on with the Role alone: a change of its model is reconciled
+      kubectl(['patch', 'recmodel', 'rmc3-lb', '-n', ns, '--type=merge', '-p', '{"spec":{"placement":{"main":{"replicas":2}}}}']);
+      await waitUntil('main scaled to 2 under the Role', () => kubectlJson(['get', 'deployment', 'rmc3-lb-main', '-n', ns]).spec.replicas === 2, 60_000, 500);
+      expect(op!.logs()).not.toMatch(/forbidden|denied request/);
+    } finally {
+      deleteNamespace(other);
+    }
   });
 
   it('uninstalls', () => {

@@ -49,7 +49,7 @@ export async function startPrometheus(o: { dir: string; namespace: string; kubec
       items: PodJson[];
     };
     const targets = pods.items.flatMap((p) => {
-      const port = p.spec.containers.flatMap((c) => c.ports ?? []).find((x) => x.name === 'http');
+      const port = p.spec.containers.flatMap((c) => c.ports ?? []).find((x) => x.name === 'metrics');
       if (p.status.phase !== 'Running' || !p.status.podIP || !port) return [];
       return [{ targets: [`${p.status.podIP}:${port.containerPort}`], labels: { namespace: o.namespace, pod: p.metadata.name } }];
     });

@@ -25,3 +25,44 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 app.kubernetes.io/name: recshard-shard-server
 app.kubernetes.io/managed-by: recshard-operator
 {{- end -}}
+{{/* The served namespaces, comma-separated (watchNamespaces and the older watchNamespace); empty: all of them. */}}
+{{- define "recshard.watchNamespaces" -}}
+{{- $l := .Values.watchNamespaces | default list -}}
+{{- if .Values.watchNamespace }}{{ $l = append $l .Values.watchNamespace }}{{ end -}}
+{{- $l | uniq | join "," -}}
+{{- end -}}
+{{/* What the operator does to its models' children, in each served namespace (or in all of them). */}}
+{{- define "recshard.modelRules" -}}
+- apiGroups: [recshard.io]
+  resources: [recmodels]
+  verbs: [get, list, watch]
+- apiGroups: [recshard.io]
+  resources: [recmodels/status]
+  verbs: [get, patch, update]
+# read by label selector (the operator's managed-by label): readiness, addresses, what the kubelet says
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [get, list, watch]
+# no deployments/scale: the autoscaler patches the Deployment itself, which the admission policy checks
+- apiGroups: [apps]
+  resources: [deployments]
+  verbs: [get, list, watch, create, patch, update, delete]
+- apiGroups: [""]
+  resources: [services, configmaps]
+  verbs: [get, list, watch, create, patch, update, delete]
+- apiGroups: [policy]
+  resources: [poddisruptionbudgets]
+  verbs: [get, list, watch, create, patch, update, delete]
+- apiGroups: [networking.k8s.io]
+  resources: [networkpolicies]
+  verbs: [get, list, watch, create, patch, update, delete]
+- apiGroups: [autoscaling]
+  resources: [horizontalpodautoscalers]
+  verbs: [get, list, watch, create, patch, update, delete]
+- apiGroups: [keda.sh]
+  resources: [scaledobjects]
+  verbs: [get, list, watch, create, patch, update, delete]
+- apiGroups: [""]
+  resources: [events]
+  verbs: [create, patch]
+{{- end -}}

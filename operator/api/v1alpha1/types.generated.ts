@@ -110,10 +110,39 @@ artifact?: {
  */
 uri?: string
 /**
- * For file:// URIs, the pod volume that holds the model (any core Volume source), mounted read-only at the URI's directory.
+ * For file:// URIs, the pod volume that holds the model, mounted read-only at the URI's directory: exactly one of the core Volume sources persistentVolumeClaim, configMap, csi, ephemeral or image (read-only sources of model files; hostPath, secret and the others are refused).
  */
 volume?: {
+/**
+ * A PersistentVolumeClaim volume source.
+ */
+persistentVolumeClaim?: {
 [k: string]: unknown
+}
+/**
+ * A ConfigMap volume source.
+ */
+configMap?: {
+[k: string]: unknown
+}
+/**
+ * A CSI (inline ephemeral) volume source.
+ */
+csi?: {
+[k: string]: unknown
+}
+/**
+ * A generic ephemeral volume source.
+ */
+ephemeral?: {
+[k: string]: unknown
+}
+/**
+ * An OCI image volume source (Kubernetes 1.33+).
+ */
+image?: {
+[k: string]: unknown
+}
 }
 }
 /**
@@ -125,7 +154,7 @@ sharding?: {
  */
 strategy?: ("monolithic" | "singular" | "load-balanced" | "net-specific")
 /**
- * Number of sparse shards for load-balanced; when omitted, the fewest (at least 2) whose capacity holds the tables.
+ * Number of sparse shards for load-balanced (at most one per table: more would be empty); when omitted, the fewest (at least 2) whose capacity holds the tables. The operator's --max-shards (1024 by default) bounds every strategy's shard count.
  */
 shards?: number
 /**
@@ -175,19 +204,19 @@ limits?: {
 }
 }
 /**
- * Extra node labels to require; merged with the device default (these win on the same key).
+ * Extra node labels to require, on top of the device default (cpu: no GPU label; gpu: the GPU label). A selector on the GPU label that contradicts the device, or one that selects control-plane nodes, is refused when planning (Planned=False, PlacementConflict).
  */
 nodeSelector?: {
 [k: string]: string
 }
 /**
- * Core Affinity merged with the device default (node-affinity terms are ANDed with the device requirement).
+ * Core Affinity merged with the device default: the device requirement is ANDed into every required node-affinity term; a term that contradicts it is refused when planning.
  */
 affinity?: {
 [k: string]: unknown
 }
 /**
- * Core Tolerations added to the device default.
+ * Core Tolerations added to the device default. Control-plane taints, and a toleration of every taint (no key, operator Exists), are refused unless the operator runs with --allow-control-plane.
  */
 tolerations?: {
 [k: string]: unknown
@@ -227,19 +256,19 @@ limits?: {
 }
 }
 /**
- * Extra node labels to require; merged with the device default (these win on the same key).
+ * Extra node labels to require, on top of the device default (cpu: no GPU label; gpu: the GPU label). A selector on the GPU label that contradicts the device, or one that selects control-plane nodes, is refused when planning (Planned=False, PlacementConflict).
  */
 nodeSelector?: {
 [k: string]: string
 }
 /**
- * Core Affinity merged with the device default (node-affinity terms are ANDed with the device requirement).
+ * Core Affinity merged with the device default: the device requirement is ANDed into every required node-affinity term; a term that contradicts it is refused when planning.
  */
 affinity?: {
 [k: string]: unknown
 }
 /**
- * Core Tolerations added to the device default.
+ * Core Tolerations added to the device default. Control-plane taints, and a toleration of every taint (no key, operator Exists), are refused unless the operator runs with --allow-control-plane.
  */
 tolerations?: {
 [k: string]: unknown
@@ -259,9 +288,13 @@ latencyTarget?: string
  */
 percentile?: number
 /**
- * Port of the shard-server HTTP API and metrics in every pod.
+ * Port of the shard-server API in every pod: predict on the main, lookups on the shards (which a NetworkPolicy opens to the model's own main pods only), and the health probes.
  */
 port?: number
+/**
+ * Port of /metrics in every pod (apart from the API, so Prometheus reaches the metrics and nothing else: the NetworkPolicies open it to the trusted namespaces only).
+ */
+metricsPort?: number
 /**
  * How the main splits a query of N items into parts of batch size B that run in parallel (DeepRecSched). auto tunes B online by hill climbing on the tail latency at the target percentile and re-tunes when load or query sizes shift (on GPU mains it also tunes the query size above which a query goes whole to the GPU); fixed always uses batchSize.
  */
@@ -337,7 +370,7 @@ scaleOn?: ("critical-path" | "all")
  */
 rollout?: {
 /**
- * How long the new shards may take to become available before the rollout is reported stuck (Progressing=False, RolloutStuck); the model keeps serving on the running version meanwhile.
+ * How long the new shards may take to become available before the rollout is reported stuck (Progressing=False, RolloutStuck); the model keeps serving on the running version meanwhile. Also each Deployment's progressDeadlineSeconds (rounded up to seconds): a component that makes no progress for that long is Degraded, ProgressDeadlineExceeded.
  */
 progressDeadline?: string
 /**
@@ -460,10 +493,39 @@ artifact?: {
  */
 uri?: string
 /**
- * For file:// URIs, the pod volume that holds the model (any core Volume source), mounted read-only at the URI's directory.
+ * For file:// URIs, the pod volume that holds the model, mounted read-only at the URI's directory: exactly one of the core Volume sources persistentVolumeClaim, configMap, csi, ephemeral or image (read-only sources of model files; hostPath, secret and the others are refused).
  */
 volume?: {
+/**
+ * A PersistentVolumeClaim volume source.
+ */
+persistentVolumeClaim?: {
 [k: string]: unknown
+}
+/**
+ * A ConfigMap volume source.
+ */
+configMap?: {
+[k: string]: unknown
+}
+/**
+ * A CSI (inline ephemeral) volume source.
+ */
+csi?: {
+[k: string]: unknown
+}
+/**
+ * A generic ephemeral volume source.
+ */
+ephemeral?: {
+[k: string]: unknown
+}
+/**
+ * An OCI image volume source (Kubernetes 1.33+).
+ */
+image?: {
+[k: string]: unknown
+}
 }
 }
 /**
@@ -475,7 +537,7 @@ sharding: {
  */
 strategy: ("monolithic" | "singular" | "load-balanced" | "net-specific")
 /**
- * Number of sparse shards for load-balanced; when omitted, the fewest (at least 2) whose capacity holds the tables.
+ * Number of sparse shards for load-balanced (at most one per table: more would be empty); when omitted, the fewest (at least 2) whose capacity holds the tables. The operator's --max-shards (1024 by default) bounds every strategy's shard count.
  */
 shards?: number
 /**
@@ -525,19 +587,19 @@ limits?: {
 }
 }
 /**
- * Extra node labels to require; merged with the device default (these win on the same key).
+ * Extra node labels to require, on top of the device default (cpu: no GPU label; gpu: the GPU label). A selector on the GPU label that contradicts the device, or one that selects control-plane nodes, is refused when planning (Planned=False, PlacementConflict).
  */
 nodeSelector?: {
 [k: string]: string
 }
 /**
- * Core Affinity merged with the device default (node-affinity terms are ANDed with the device requirement).
+ * Core Affinity merged with the device default: the device requirement is ANDed into every required node-affinity term; a term that contradicts it is refused when planning.
  */
 affinity?: {
 [k: string]: unknown
 }
 /**
- * Core Tolerations added to the device default.
+ * Core Tolerations added to the device default. Control-plane taints, and a toleration of every taint (no key, operator Exists), are refused unless the operator runs with --allow-control-plane.
  */
 tolerations?: {
 [k: string]: unknown
@@ -577,19 +639,19 @@ limits?: {
 }
 }
 /**
- * Extra node labels to require; merged with the device default (these win on the same key).
+ * Extra node labels to require, on top of the device default (cpu: no GPU label; gpu: the GPU label). A selector on the GPU label that contradicts the device, or one that selects control-plane nodes, is refused when planning (Planned=False, PlacementConflict).
  */
 nodeSelector?: {
 [k: string]: string
 }
 /**
- * Core Affinity merged with the device default (node-affinity terms are ANDed with the device requirement).
+ * Core Affinity merged with the device default: the device requirement is ANDed into every required node-affinity term; a term that contradicts it is refused when planning.
  */
 affinity?: {
 [k: string]: unknown
 }
 /**
- * Core Tolerations added to the device default.
+ * Core Tolerations added to the device default. Control-plane taints, and a toleration of every taint (no key, operator Exists), are refused unless the operator runs with --allow-control-plane.
  */
 tolerations?: {
 [k: string]: unknown
@@ -609,9 +671,13 @@ latencyTarget: string
  */
 percentile: number
 /**
- * Port of the shard-server HTTP API and metrics in every pod.
+ * Port of the shard-server API in every pod: predict on the main, lookups on the shards (which a NetworkPolicy opens to the model's own main pods only), and the health probes.
  */
 port: number
+/**
+ * Port of /metrics in every pod (apart from the API, so Prometheus reaches the metrics and nothing else: the NetworkPolicies open it to the trusted namespaces only).
+ */
+metricsPort: number
 /**
  * How the main splits a query of N items into parts of batch size B that run in parallel (DeepRecSched). auto tunes B online by hill climbing on the tail latency at the target percentile and re-tunes when load or query sizes shift (on GPU mains it also tunes the query size above which a query goes whole to the GPU); fixed always uses batchSize.
  */
@@ -687,7 +753,7 @@ scaleOn?: ("critical-path" | "all")
  */
 rollout: {
 /**
- * How long the new shards may take to become available before the rollout is reported stuck (Progressing=False, RolloutStuck); the model keeps serving on the running version meanwhile.
+ * How long the new shards may take to become available before the rollout is reported stuck (Progressing=False, RolloutStuck); the model keeps serving on the running version meanwhile. Also each Deployment's progressDeadlineSeconds (rounded up to seconds): a component that makes no progress for that long is Degraded, ProgressDeadlineExceeded.
  */
 progressDeadline: string
 /**

@@ -1,5 +1,7 @@
 // Act, part one: server-side apply of every desired child in order, refusing any object another owner
-// controls (a Warning event, Degraded); a failed write is recorded, not thrown, so the rest still apply.
+// controls (a Warning event, Degraded); a failed write is recorded, not thrown, so the rest still apply. A child
+// already as last applied is skipped (AppliedRecord).
+import { createHash } from 'node:crypto';
 import type { KubernetesObject, V1Deployment } from '@kubernetes/client-node';
 import { plural } from '../../../lib/text.js';
 import { EventReason } from '../../api/reasons.js';
@@ -35,7 +37,8 @@ export async function announcePlan(events: Pick<EventRecorder, 'emit'>, rm: RecM
     rm,
     'Normal',
     EventReason.PlanChanged,
-    `${plan.strategy}: ${plural(plan.shards.length, 'shard')}, imbalance ${plan.imbalance.toFixed(3)}, plan ${plan.hash}${was}`,
+    `${plan.strategy}: ${plural(plan.shards.length, 'shard')}, imbalance ${plan.imbalance.toFixed(3)}, plan ${plan.hash}${was}` +
+      plan.notes.map((n) => `; ${n}`).join(''),
   );
 }
 
@@ -54,10 +57,61 @@ async function foreignOwner(client: ApplyDeps['client'], observed: Observed, obj
   return describe(live);
 }
 
-export async function applyDesired(d: ApplyDeps, observed: Observed, desired: KubernetesObject[]): Promise<Applied> {
+/**
+ * What this replica last applied to each child (by namespace, kind and name): the hash of the desired content
+ * and the generation (or, for kinds without one, the resourceVersion) the API server answered with. A child whose
+ * desired content and live object are both as last applied is not applied again: an idle model makes no writes,
+ * and anyone's edit of a child (a new generation) is still put back at the next reconcile.
+ */
+export class AppliedRecord {
+  /** model (namespace/name) -> child (kind/name) -> what was applied. */
+  private readonly last = new Map<string, Map<string, { hash: string; mark: string }>>();
+  private readonly hashes = new WeakMap<object, string>();
+
+  /** The desired object's content hash (built children are kept per spec generation, so each is hashed once). */
+  hash(obj: KubernetesObject): string {
+    let h = this.hashes.get(obj);
+    if (h === undefined) {
+      h = createHash('sha256').update(JSON.stringify(obj)).digest('base64url').slice(0, 16);
+      this.hashes.set(obj, h);
+    }
+    return h;
+  }
+
+  unchanged(model: string, obj: KubernetesObject, live: KubernetesObject | undefined): boolean {
+    const seen = this.last.get(model)?.get(refKey(obj));
+    return !!live && !!seen && seen.hash === this.hash(obj) && seen.mark === mark(live);
+  }
+
+  remember(model: string, obj: KubernetesObject, live: KubernetesObject): void {
+    let m = this.last.get(model);
+    if (!m) this.last.set(model, (m = new Map()));
+    m.set(refKey(obj), { hash: this.hash(obj), mark: mark(live) });
+  }
+
+  /** Drops a model's records (it was deleted). */
+  forget(model: string): void {
+    this.last.delete(model);
+  }
+}
+
+const mark = (o: KubernetesObject) => (o.metadata?.generation ? `g${o.metadata.generation}` : `r${o.metadata?.resourceVersion ?? ''}`);
+
+/** Writes of one kind run this many at a time (kinds still go in order: policies, config, Services, Deployments...). */
+export const APPLY_CONCURRENCY = 8;
+
+export async function applyDesired(d: ApplyDeps, observed: Observed, desired: KubernetesObject[], record?: AppliedRecord): Promise<Applied> {
   const out: Applied = { deployments: [], conflicts: [], errors: [] };
   const { rm } = observed;
-  for (const obj of desired) {
+  const model = `${rm.metadata.namespace}/${rm.metadata.name}`;
+  const owned = new Map(observed.owned.map((o) => [refKey(o), o]));
+  const deployments: (V1Deployment | undefined)[] = new Array(desired.length);
+  const one = async (obj: KubernetesObject, i: number) => {
+    const live = owned.get(refKey(obj));
+    if (record?.unchanged(model, obj, live)) {
+      if (obj.kind === 'Deployment') deployments[i] = live as V1Deployment;
+      return;
+    }
     const foreign = await foreignOwner(d.client, observed, obj);
     if (foreign) {
       out.conflicts.push(`${obj.kind} ${obj.metadata!.name}`);
@@ -67,17 +121,35 @@ export async function applyDesired(d: ApplyDeps, observed: Observed, desired: Ku
         EventReason.ResourceConflict,
         `${obj.kind} ${obj.metadata!.name} exists and is not controlled by this RecModel (${foreign}); left unchanged`,
       );
-      continue;
+      return;
     }
     try {
-      const live = await d.client.apply(obj);
+      const applied = await d.client.apply(obj);
       d.metrics.applies.inc({ kind: obj.kind });
-      if (obj.kind === 'Deployment') out.deployments.push(live as V1Deployment);
+      record?.remember(model, obj, applied);
+      if (obj.kind === 'Deployment') deployments[i] = applied as V1Deployment;
     } catch (e) {
       const msg = `apply ${obj.kind} ${obj.metadata!.name}: ${apiErrorMessage(e)}`;
       out.errors.push(msg);
       await d.events.emit(rm, 'Warning', EventReason.ApplyFailed, msg);
     }
+  };
+  // desired comes sorted by kind; each run of one kind is written concurrently, the next kind after it
+  for (let start = 0; start < desired.length;) {
+    let end = start;
+    while (end < desired.length && desired[end]!.kind === desired[start]!.kind) end++;
+    await pool(end - start, APPLY_CONCURRENCY, (k) => one(desired[start + k]!, start + k));
+    start = end;
   }
+  out.deployments = deployments.filter((x) => x !== undefined);
   return out;
+}
+
+/** Runs task(0..n-1), at most `width` at a time. */
+async function pool(n: number, width: number, task: (i: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  const lane = async () => {
+    while (next < n) await task(next++);
+  };
+  await Promise.all(Array.from({ length: Math.min(width, n) }, lane));
 }

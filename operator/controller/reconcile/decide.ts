@@ -3,19 +3,17 @@
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { durationMs } from '../../../lib/duration.js';
 import { parseQuantity } from '../../../lib/quantity.js';
-import { Reason } from '../../api/reasons.js';
-import { formatFieldErrors, resolveSpec, type ResolvedRecModelSpec } from '../../api/v1alpha1/index.js';
+import type { ResolvedRecModelSpec } from '../../api/v1alpha1/index.js';
 import { resolveScaling, type ActuatorEnv, type ScalingResolution } from '../../autoscaling/policy.js';
 import { AUTOSCALER_KINDS, buildAutoscalers, SCALED_OBJECT } from '../../builders/autoscalers.js';
-import { buildVersion } from '../../builders/children.js';
 import type { BuilderConfig } from '../../builders/config.js';
 import { LABEL_COMPONENT } from '../../builders/labels.js';
 import type { Owner } from '../../builders/meta.js';
 import { buildNetworkPolicies } from '../../builders/protection.js';
-import { planModel } from '../../planner/plan.js';
 import { decideRollout, type RolloutDecision } from '../../rollout/rollout.js';
 import type { PlanOutcome } from '../../status/status.js';
 import type { Observed } from './observe.js';
+import { prepareNow, type Prepared } from './prepare.js';
 
 export interface Decision {
   outcome: PlanOutcome;
@@ -41,22 +39,22 @@ const kindOrder: Record<string, number> = {
 };
 export const refKey = (o: KubernetesObject) => `${o.kind}/${o.metadata!.name}`;
 
-export function decide(observed: Observed, cfg: BuilderConfig, now: Date, actuators: ActuatorEnv = { kedaServed: false }): Decision {
+/** From what was observed and the spec's verdict (prepare.ts; made inline when not given) to what to do. */
+export function decide(
+  observed: Observed,
+  cfg: BuilderConfig,
+  now: Date,
+  actuators: ActuatorEnv = { kedaServed: false },
+  prepared: Prepared = prepareNow(observed.rm, cfg),
+): Decision {
   const { rm, owned } = observed;
-  const resolved = resolveSpec(rm.spec);
-  if (!resolved.ok) {
-    return { outcome: { ok: false, reason: Reason.InvalidSpec, message: formatFieldErrors(resolved.errors) }, desired: [], stale: [] };
-  }
-  const planned = planModel(resolved.spec);
-  if (!planned.ok) {
-    return { outcome: { ok: false, reason: planned.error.reason, message: planned.error.message }, spec: resolved.spec, desired: [], stale: [] };
-  }
+  if (!prepared.ok) return { outcome: prepared.outcome, ...(prepared.spec ? { spec: prepared.spec } : {}), desired: [], stale: [] };
   const owner: Owner = { name: rm.metadata.name, namespace: rm.metadata.namespace!, uid: rm.metadata.uid! };
-  const spec = resolved.spec;
-  const target = buildVersion(owner, spec, planned.plan, cfg);
+  const { spec, target } = prepared;
+  const plan = prepared.outcome.plan;
   const rollout = decideRollout({
     target,
-    planHash: planned.plan.hash,
+    planHash: plan.hash,
     owned,
     pods: observed.pods,
     ...(rm.status?.rollout ? { previous: rm.status.rollout } : {}),
@@ -68,7 +66,7 @@ export function decide(observed: Observed, cfg: BuilderConfig, now: Date, actuat
   const scaling = spec.autoscaling.enabled ? resolveScaling(spec.autoscaling.policyRef!.name, observed.policy, spec.autoscaling, actuators) : undefined;
   const components = [
     { role: 'main' as const },
-    ...(rollout.shardsApplied ? planned.plan.shards.map((s) => ({ role: 'sparse' as const, shard: s.index, version: target.version })) : []),
+    ...(rollout.shardsApplied ? plan.shards.map((s) => ({ role: 'sparse' as const, shard: s.index, version: target.version })) : []),
   ];
   const autoscalers = scaling?.ok ? buildAutoscalers(owner, scaling.policy, components, actuators.prometheusUrl) : [];
   // the shards' policy stays while any shard set runs, the target's or one still draining
@@ -80,5 +78,5 @@ export function decide(observed: Observed, cfg: BuilderConfig, now: Date, actuat
   // While the policy is refused (missing, invalid), HPAs and ScaledObjects already made keep scaling: nothing is lost.
   const keepAutoscalers = scaling !== undefined && !scaling.ok;
   const stale = owned.filter((o) => !wanted.has(refKey(o)) && !(keepAutoscalers && AUTOSCALER_KINDS.has(o.kind!)));
-  return { outcome: { ok: true, plan: planned.plan }, spec, desired, stale, rollout, ...(scaling ? { scaling } : {}) };
+  return { outcome: prepared.outcome, spec, desired, stale, rollout, ...(scaling ? { scaling } : {}) };
 }

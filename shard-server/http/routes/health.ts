@@ -12,7 +12,8 @@ export interface Readiness {
   checks(expectedVersion?: string): [string, string | undefined][];
 }
 
-export function healthRoutes(app: Router, state: Readiness, metrics: ServerMetrics): void {
+/** `metrics` absent: the scrape is served on a port of its own (http/app.ts metricsListener). */
+export function healthRoutes(app: Router, state: Readiness, metrics: ServerMetrics | undefined): void {
   app.get(HEALTH_PATH, (_req, res) => void res.type('text/plain').send('ok\n'));
   app.get(READY_PATH, (req, res) => {
     const expected = req.get(VERSION_HEADER);
@@ -24,5 +25,5 @@ export function healthRoutes(app: Router, state: Readiness, metrics: ServerMetri
     const lines = state.checks(expected).map(([name, fault]) => (fault ? `[-]${name} failed: ${fault}` : `[+]${name} ok`));
     res.send(`${lines.join('\n')}\n${why ? `readyz check failed: ${why}` : 'readyz check passed'}\n`);
   });
-  app.get(METRICS_PATH, async (_req, res) => void res.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
+  if (metrics) app.get(METRICS_PATH, async (_req, res) => void res.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
 }

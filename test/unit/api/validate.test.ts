@@ -15,7 +15,7 @@ describe('defaulting from the CRD schema', () => {
     if (!r.ok) return;
     expect(r.spec.sharding).toEqual({ strategy: 'load-balanced', shardMemory: '16Gi', headroom: 10 });
     expect(r.spec.placement.main).toEqual({ device: 'cpu', replicas: 1 });
-    expect(r.spec.serving).toEqual({ latencyTarget: '100ms', percentile: 95, port: 8080, scheduler: 'auto', batchSize: 64 });
+    expect(r.spec.serving).toEqual({ latencyTarget: '100ms', percentile: 95, port: 8080, metricsPort: 9464, scheduler: 'auto', batchSize: 64 });
     expect(r.spec.autoscaling).toEqual({ enabled: false });
     expect(r.spec.model.tables![0]).toEqual({ name: 'a', rows: 10, dim: 4, dtype: 'fp32', poolingFactor: 1, net: 'default' });
     expect(r.spec.model.denseFeatures).toBe(0);

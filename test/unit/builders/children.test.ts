@@ -310,31 +310,54 @@ describe("what protects a model's pods", () => {
     }
   });
 
-  it("sparse shards take their port only from the model's main pods and the trusted namespaces; the main from anyone", () => {
+  it("lookups only from the model's main pods, metrics only from trusted namespaces, the main's API from anyone; egress to DNS and shards", () => {
     const { children, spec } = childrenOf({ tables, sharding: { strategy: 'load-balanced', shards: 2 } });
     const policies = buildNetworkPolicies(owner, spec, true, cfg);
     expect(policies).toHaveLength(2);
     const [main, shards] = policies;
-    const port = [{ protocol: 'TCP', port: spec.serving.port }];
-    expect(main!.spec).toEqual({
-      podSelector: {
-        matchLabels: { 'app.kubernetes.io/name': 'recshard-shard-server', 'app.kubernetes.io/instance': 'rmc', 'app.kubernetes.io/component': 'main' },
+    const api = [{ protocol: 'TCP', port: 8080 }];
+    const metrics = [{ protocol: 'TCP', port: 9464 }];
+    const monitoring = [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } }];
+    const dns = {
+      ports: [
+        { protocol: 'UDP', port: 53 },
+        { protocol: 'TCP', port: 53 },
+      ],
+    };
+    const selector = (component: string) => ({
+      matchLabels: {
+        'app.kubernetes.io/name': 'recshard-shard-server',
+        'app.kubernetes.io/instance': 'rmc',
+        'app.kubernetes.io/component': component,
+        'app.kubernetes.io/managed-by': 'recshard-operator',
       },
-      policyTypes: ['Ingress'],
-      ingress: [{ ports: port }],
+    });
+    expect(main!.spec).toEqual({
+      podSelector: selector('main'),
+      policyTypes: ['Ingress', 'Egress'],
+      ingress: [{ ports: api }, { _from: monitoring, ports: metrics }],
+      egress: [{ to: [{ podSelector: selector('sparse') }], ports: api }, dns],
     });
     expect(shards!.metadata!.name).toBe('rmc-shards');
-    expect(shards!.spec!.podSelector?.matchLabels).toEqual({
-      'app.kubernetes.io/name': 'recshard-shard-server',
-      'app.kubernetes.io/instance': 'rmc',
-      'app.kubernetes.io/component': 'sparse',
+    expect(shards!.spec).toEqual({
+      podSelector: selector('sparse'),
+      policyTypes: ['Ingress', 'Egress'],
+      ingress: [
+        { _from: [{ podSelector: selector('main') }], ports: api },
+        { _from: monitoring, ports: metrics },
+      ],
+      egress: [dns],
     });
-    expect(shards!.spec!.ingress).toEqual([
-      {
-        _from: [{ podSelector: main!.spec!.podSelector }, { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } }],
-        ports: port,
-      },
+    // the pods serve /metrics on the port the policy opens to monitoring, the API on the other
+    const ports = children.main.deployment.spec!.template.spec!.containers[0]!.ports;
+    expect(ports).toEqual([
+      { name: 'http', containerPort: 8080, protocol: 'TCP' },
+      { name: 'metrics', containerPort: 9464, protocol: 'TCP' },
     ]);
+    expect(children.main.deployment.spec!.template.spec!.containers[0]!.args).toEqual(expect.arrayContaining(['--port=8080', '--metrics-port=9464']));
+    // an http(s) artifact's port is open for the download, on both roles
+    const fetched = childrenOf({ tables, sharding: { strategy: 'load-balanced', shards: 2 }, artifact: { uri: 'https://models.example:8443/rmc/' } });
+    for (const p of buildNetworkPolicies(owner, fetched.spec, true, cfg)) expect(p.spec!.egress).toContainEqual({ ports: [{ protocol: 'TCP', port: 8443 }] });
     // every shard Deployment's pods are selected, whatever their version: its pod labels carry the selector's
     expect(children.shards.deployments).toHaveLength(2);
     for (const d of children.shards.deployments) expect(d.spec!.template.metadata!.labels).toMatchObject(shards!.spec!.podSelector!.matchLabels!);

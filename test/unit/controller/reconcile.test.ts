@@ -245,7 +245,62 @@ describe('the steps composed', () => {
   it('a failed write: status says Degraded=ApplyFailed, then the reconcile throws for the queue to retry', async () => {
     const client = new FakeClient(new Set([built.configMap]));
     await expect(reconciler(client, caches(rm())).reconcile('ns', 'm')).rejects.toThrow(`apply ConfigMap ${built.configMap}: 422: field is immutable`);
-    expect(client.statuses[0]!.status!.conditions!.find((c) => c.type === 'Degraded')).toMatchObject({ status: 'True', reason: 'ApplyFailed' });
+    // Planned first (before any write of a child), then what the writes did
+    expect(client.statuses[0]!.status!.conditions!.find((c) => c.type === 'Planned')).toMatchObject({ status: 'True', reason: 'PlanComputed' });
+    expect(client.statuses.at(-1)!.status!.conditions!.find((c) => c.type === 'Degraded')).toMatchObject({ status: 'True', reason: 'ApplyFailed' });
+  });
+
+  it('writes Planned before the children; an unchanged model is not applied again, an edited child is', async () => {
+    const client = new FakeClient();
+    const order: string[] = [];
+    const apply = client.apply.bind(client);
+    let rv = 0;
+    client.apply = async <T extends KubernetesObject>(obj: T) => {
+      order.push('apply');
+      const out = await apply(obj);
+      return { ...out, metadata: { ...out.metadata, resourceVersion: String(++rv) } };
+    };
+    const patch = client.patchRecModelStatus.bind(client);
+    client.patchRecModelStatus = async (ns, n, st) => (order.push('status'), patch(ns, n, st));
+    // the cache: whatever the API server last answered, by kind and name
+    const live = new Map<string, KubernetesObject>();
+    const wrapped = client.apply;
+    client.apply = async <T extends KubernetesObject>(obj: T) => {
+      const out = await wrapped(obj);
+      live.set(`${obj.kind}/${obj.metadata!.name}`, out);
+      return out;
+    };
+    const byKind = (kind: string) => [...live.values()].filter((o) => o.kind === kind);
+    const model = rm();
+    const c: CacheReader = {
+      recModel: () => model,
+      policy: () => undefined,
+      modelPods: () => [],
+      children: () => ({
+        deployments: byKind('Deployment') as V1Deployment[],
+        services: byKind('Service'),
+        configMaps: byKind('ConfigMap'),
+        pdbs: byKind('PodDisruptionBudget'),
+        networkPolicies: byKind('NetworkPolicy'),
+        hpas: [],
+        scaledObjects: [],
+      }),
+    };
+    const r = reconciler(client, c);
+    await r.reconcile('ns', 'm');
+    expect(order[0]).toBe('status');
+    expect(client.statuses[0]!.status!.plan).toMatchObject({ strategy: 'load-balanced', shards: 2 });
+    const first = client.applied.length;
+    expect(first).toBeGreaterThan(5);
+    model.status = client.statuses.at(-1)!.status;
+    await r.reconcile('ns', 'm');
+    await r.reconcile('ns', 'm');
+    expect(client.applied.length).toBe(first);
+    // someone edits a child: the next reconcile puts it back, and only it
+    const svc = live.get('Service/m-main')!;
+    live.set('Service/m-main', { ...svc, metadata: { ...svc.metadata, resourceVersion: 'edited' } });
+    await r.reconcile('ns', 'm');
+    expect(names(client.applied.slice(first))).toEqual(['Service/m-main']);
   });
 
   it('reads its own status writes while the cache lags: a second reconcile continues the rollout, it does not restart it', async () => {

@@ -45,7 +45,11 @@ describe('planner properties on random models', () => {
           return;
         }
         expectValidPlan(r.plan, tables);
-        expect(r.plan.shards).toHaveLength(shards);
+        // never an empty shard: more shards than tables are planned as one per table, and the plan says so
+        expect(r.plan.shards).toHaveLength(Math.min(shards, tables.length));
+        expect(r.plan.notes).toEqual(
+          shards > tables.length ? [`${shards} shards asked for, ${tables.length} planned: one per table, more would be empty`] : [],
+        );
         expect(planModel(s)).toEqual(r);
         const shuffled = spec([...tables].reverse(), { strategy: 'load-balanced', shards, shardMemory: `${memMiB}Mi`, headroom: 10 });
         expect(planModel(shuffled)).toEqual(r);
@@ -158,12 +162,12 @@ describe('infeasible plans name the table, its size and the capacity', () => {
     );
   });
 
-  it('load-balanced without a shard count picks the fewest that fit (at least 2)', () => {
+  it('load-balanced without a shard count picks the fewest that fit (at least 2, at most one per table)', () => {
     const tables = Array.from({ length: 6 }, (_, i) => ({ name: `t${i}`, rows: 1_000_000, dim: 64 }));
     const r = planModel(spec(tables, { strategy: 'load-balanced', shardMemory: '512Mi', headroom: 0 }));
     expect(r.ok && r.plan.shards.length).toBe(3);
     const tiny = planModel(spec([{ name: 'a', rows: 10, dim: 4 }], { strategy: 'load-balanced' }));
-    expect(tiny.ok && tiny.plan.shards.length).toBe(2);
+    expect(tiny.ok && tiny.plan.shards.length).toBe(1);
   });
 
   it('duplicate names from tables and groups are an invalid model', () => {

@@ -4,8 +4,9 @@ import { buildApp } from '../../../operator/server/app.js';
 import { OperatorMetrics } from '../../../operator/server/metrics.js';
 
 let ready = false;
+let live = { ok: true, detail: '' };
 const metrics = new OperatorMetrics();
-const app = buildApp({ live: () => true, ready: () => ({ ok: ready, detail: ready ? 'ok' : 'caches not synced' }) }, metrics.registry);
+const app = buildApp({ live: () => live, ready: () => ({ ok: ready, detail: ready ? 'ok' : 'caches not synced' }) }, metrics.registry);
 let server: ReturnType<typeof app.listen>;
 let base = '';
 
@@ -18,9 +19,13 @@ beforeAll(async () => {
 afterAll(() => void server.close());
 
 describe('operator HTTP endpoints', () => {
-  it('/healthz answers ok', async () => {
+  it('/healthz answers ok, and 503 with the reason when the loop is wedged', async () => {
+    expect((await fetch(`${base}/healthz`)).status).toBe(200);
+    live = { ok: false, detail: 'reconcile of ns/m has run for 301 s' };
     const res = await fetch(`${base}/healthz`);
-    expect(res.status).toBe(200);
+    expect(res.status).toBe(503);
+    expect(await res.text()).toBe('unhealthy: reconcile of ns/m has run for 301 s\n');
+    live = { ok: true, detail: '' };
   });
 
   it('/readyz follows cache sync', async () => {

@@ -39,17 +39,22 @@ function pod(
   };
 }
 
+const NOW = new Date('2026-01-01T00:10:00Z');
 const oom = { lastState: { terminated: { reason: 'OOMKilled', exitCode: 137 } }, state: { waiting: { reason: 'CrashLoopBackOff' } }, restartCount: 3 };
 
 describe('podProblems', () => {
   it('names the component and the reason: OOMKilled with the limit, before a crash loop of another pod of it', () => {
-    const problems = podProblems('m', [
-      pod('m-shard-1-a', 1, {
-        containers: [{ state: { waiting: { reason: 'CrashLoopBackOff' } }, lastState: { terminated: { reason: 'Error', exitCode: 1 } }, restartCount: 2 }],
-      }),
-      pod('m-shard-1-b', 1, { containers: [oom] }),
-      pod('m-main-a', undefined, { containers: [{ ready: true, state: { running: {} } }] }),
-    ]);
+    const problems = podProblems(
+      'm',
+      [
+        pod('m-shard-1-a', 1, {
+          containers: [{ state: { waiting: { reason: 'CrashLoopBackOff' } }, lastState: { terminated: { reason: 'Error', exitCode: 1 } }, restartCount: 2 }],
+        }),
+        pod('m-shard-1-b', 1, { containers: [oom] }),
+        pod('m-main-a', undefined, { containers: [{ ready: true, state: { running: {} } }] }),
+      ],
+      NOW,
+    );
     expect(problems).toEqual([
       {
         component: `m-shard-1-${V}`,
@@ -61,17 +66,21 @@ describe('podProblems', () => {
   });
 
   it('reports pulls, creation failures, scheduling and a restart in progress; a ready container is no problem', () => {
-    const problems = podProblems('m', [
-      pod('m-main-a', undefined, { containers: [{ state: { waiting: { reason: 'ImagePullBackOff', message: 'Back-off pulling image' } } }] }),
-      pod('m-shard-0-a', 0, { scheduled: { reason: 'Unschedulable', message: '0/5 nodes are available: 5 node(s) didn’t match node selector.' } }),
-      pod('m-shard-1-a', 1, {
-        containers: [{ state: { waiting: { reason: 'CreateContainerConfigError', message: 'configmap "m-plan-5e0bda33b3" not found' } } }],
-      }),
-      pod('m-shard-2-a', 2, { containers: [{ state: { running: {} }, lastState: { terminated: { reason: 'Error', exitCode: 137 } }, restartCount: 1 }] }),
-      pod('m-shard-3-a', 3, {
-        containers: [{ ready: true, state: { running: {} }, lastState: { terminated: { reason: 'OOMKilled', exitCode: 137 } }, restartCount: 1 }],
-      }),
-    ]);
+    const problems = podProblems(
+      'm',
+      [
+        pod('m-main-a', undefined, { containers: [{ state: { waiting: { reason: 'ImagePullBackOff', message: 'Back-off pulling image' } } }] }),
+        pod('m-shard-0-a', 0, { scheduled: { reason: 'Unschedulable', message: '0/5 nodes are available: 5 node(s) didn’t match node selector.' } }),
+        pod('m-shard-1-a', 1, {
+          containers: [{ state: { waiting: { reason: 'CreateContainerConfigError', message: 'configmap "m-plan-5e0bda33b3" not found' } } }],
+        }),
+        pod('m-shard-2-a', 2, { containers: [{ state: { running: {} }, lastState: { terminated: { reason: 'Error', exitCode: 137 } }, restartCount: 1 }] }),
+        pod('m-shard-3-a', 3, {
+          containers: [{ ready: true, state: { running: {} }, lastState: { terminated: { reason: 'OOMKilled', exitCode: 137 } }, restartCount: 1 }],
+        }),
+      ],
+      NOW,
+    );
     expect(problems.map((p) => [p.component, p.reason, p.message])).toEqual([
       ['m-main', 'ImagePullFailed', 'pod m-main-a: cannot pull image ghcr.io/recshard/shard-server:0.1.0: ImagePullBackOff: Back-off pulling image'],
       [`m-shard-0-${V}`, 'Unschedulable', 'pod m-shard-0-a cannot be scheduled: 0/5 nodes are available: 5 node(s) didn’t match node selector.'],
@@ -88,17 +97,21 @@ describe('podProblems', () => {
     const leaving = pod('m-shard-0-old', 0, { containers: [oom] });
     leaving.metadata!.deletionTimestamp = new Date();
     const starting = pod('m-shard-0-new', 0, { containers: [{ state: { waiting: { reason: 'ContainerCreating' } } }] });
-    expect(podProblems('m', [leaving, starting])).toEqual([]);
+    expect(podProblems('m', [leaving, starting], NOW)).toEqual([]);
   });
 
   it("tells one shard's versions apart (a rollout runs both), and names a pod from before versions by its unversioned Deployment", () => {
-    const problems = podProblems('m', [
-      pod('m-shard-1-old', 1, { containers: [oom] }),
-      pod('m-shard-1-new', 1, { scheduled: { reason: 'Unschedulable', message: 'no room' } }, 'ffff0000'),
-      pod('m-shard-1-legacy', 1, { containers: [oom] }, null),
-      pod('m-main-new', undefined, { scheduled: { reason: 'Unschedulable', message: 'no room' } }, 'ffff0000'),
-      pod('m-main-old', undefined, { containers: [oom] }),
-    ]);
+    const problems = podProblems(
+      'm',
+      [
+        pod('m-shard-1-old', 1, { containers: [oom] }),
+        pod('m-shard-1-new', 1, { scheduled: { reason: 'Unschedulable', message: 'no room' } }, 'ffff0000'),
+        pod('m-shard-1-legacy', 1, { containers: [oom] }, null),
+        pod('m-main-new', undefined, { scheduled: { reason: 'Unschedulable', message: 'no room' } }, 'ffff0000'),
+        pod('m-main-old', undefined, { containers: [oom] }),
+      ],
+      NOW,
+    );
     expect(problems.map((p) => [p.component, p.pod, p.reason])).toEqual([
       // the main is one Deployment whatever version its pods serve: its worst problem
       ['m-main', 'm-main-old', 'OOMKilled'],
@@ -106,6 +119,26 @@ describe('podProblems', () => {
       [`m-shard-1-${V}`, 'm-shard-1-old', 'OOMKilled'],
       ['m-shard-1-ffff0000', 'm-shard-1-new', 'Unschedulable'],
     ]);
+  });
+});
+
+describe('a pod Pending with nothing else said of it', () => {
+  const pending = (name: string, createdMinAgo: number, nodeName?: string): V1Pod => ({
+    metadata: {
+      name,
+      creationTimestamp: new Date(NOW.getTime() - createdMinAgo * 60_000),
+      labels: { 'app.kubernetes.io/component': 'sparse', 'recshard.io/shard': '0', 'recshard.io/version': V },
+    },
+    spec: { containers: [{ name: 'shard-server' }], ...(nodeName ? { nodeName } : {}) },
+    status: { phase: 'Pending', ...(nodeName ? { conditions: [{ type: 'PodScheduled', status: 'True' }] } : {}) },
+  });
+
+  it('is a problem after PENDING_TOO_LONG_MS (5 min), whether or not it reached a node; not before', () => {
+    expect(podProblems('m', [pending('young', 4)], NOW)).toEqual([]);
+    expect(podProblems('m', [pending('old', 11)], NOW)).toEqual([
+      { component: `m-shard-0-${V}`, pod: 'old', reason: 'PodPending', message: 'pod old has been Pending for 11 min, not scheduled to any node yet' },
+    ]);
+    expect(podProblems('m', [pending('stuck', 6, 'node-1')], NOW)[0]!.message).toBe('pod stuck has been Pending for 6 min, on node node-1');
   });
 });
 

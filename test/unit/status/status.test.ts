@@ -379,3 +379,26 @@ describe('autoscaling status under an HPA or KEDA actuator', () => {
     });
   });
 });
+
+describe('Progressing and Degraded tell the truth', () => {
+  it("an infeasible or invalid model is Progressing=False with the planner's reason, never RolloutComplete", () => {
+    for (const reason of ['Infeasible', 'InvalidSpec', 'PlanTooLarge'] as const) {
+      const s = computeStatus(input({ plan: { ok: false, reason, message: 'the numbers' } }));
+      expect(cond(s, 'Progressing')).toMatchObject({ status: 'False', reason, message: 'not rolling out: the numbers' });
+      expect(cond(s, 'Ready')).toMatchObject({ status: 'False', reason: 'NotPlanned' });
+    }
+  });
+
+  it('a Deployment past its progress deadline: Progressing=False and Degraded=True, ProgressDeadlineExceeded, naming it', () => {
+    const stuck = deployment('m-shard-0', 'sparse', { available: 0, ready: 0 });
+    stuck.status!.conditions = [{ type: 'Progressing', status: 'False', reason: 'ProgressDeadlineExceeded', message: 'ReplicaSet has timed out progressing.' }];
+    const s = computeStatus(input({ deployments: [deployment('m-main', 'main', {}), stuck] }));
+    expect(cond(s, 'Progressing')).toMatchObject({
+      status: 'False',
+      reason: 'ProgressDeadlineExceeded',
+      message: 'm-shard-0 made no progress within its progress deadline',
+    });
+    expect(cond(s, 'Degraded')).toMatchObject({ status: 'True', reason: 'ProgressDeadlineExceeded' });
+    expect(cond(s, 'Ready')).toMatchObject({ status: 'False', reason: 'Degraded' });
+  });
+});
