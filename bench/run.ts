@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// `make bench`: the seven benchmarks of docs/benchmarks.md, written there with their charts and raw JSON.
+// `make bench`: the eight benchmarks of docs/benchmarks.md, written there with their charts and raw JSON.
 // `--quick` runs each at smoke-test size (seconds, not minutes) into a directory of your choice; `--only` reruns
 // some and keeps the other sections of the results already in --out.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -10,6 +10,7 @@ import { compareAutoscalers } from './autoscaling/compare.js';
 import { autoscalingChart, kernelChart, overheadChart, rolloutChart, scaleOutChart, schedulingChart, servingChart, svg } from './charts.js';
 import { benchKernel } from './kernel.js';
 import { capacity, example, log, machine, oneAtATime, queries, round, serve } from './lib.js';
+import { benchOperatorScale } from './operator.js';
 import { benchOverhead } from './overhead.js';
 import { renderReport, type BenchResults } from './report.js';
 import { benchRollout } from './rollout.js';
@@ -18,7 +19,7 @@ import { benchScheduling, SCHEDULING_MODELS } from './scheduling.js';
 import { benchServing } from './serving.js';
 import { torchPython } from './torch.js';
 
-const ALL = ['scheduling', 'scaleout', 'kernel', 'overhead', 'autoscaling', 'rollout', 'serving'] as const;
+const ALL = ['scheduling', 'scaleout', 'kernel', 'overhead', 'autoscaling', 'rollout', 'serving', 'operator'] as const;
 const flags = new Command('bench')
   .option('--quick', 'smoke-test sizes: every benchmark in about a minute (numbers are not meaningful)')
   .option('--out <dir>', 'where benchmarks.md goes (charts and results.json in <dir>/bench)', 'docs')
@@ -59,7 +60,7 @@ for (const name of only) results.produced[sectionKey(name)] = { command: section
 const step = (name: string) => log(`\n== ${name} (${((performance.now() - t0) / 1000).toFixed(0)} s)`);
 
 if (only.has('scheduling')) {
-  step('1/7 scheduling');
+  step('1/8 scheduling');
   results.scheduling = await benchScheduling(
     quick
       ? { models: SCHEDULING_MODELS.slice(0, 1), sweep: [32], levelSeconds: 1, grid: [0.5, 1], calibration: { levelSeconds: 0.5, maxLevels: 4 } }
@@ -74,7 +75,7 @@ if (only.has('scheduling')) {
 }
 
 if (only.has('scaleout')) {
-  step('2/7 scale-out');
+  step('2/8 scale-out');
   const half = async (file: string) => {
     const row = results.scheduling?.find((s) => s.file === file);
     if (row) return round(Math.max(row.whole.qps, 1) / 2, 1);
@@ -102,7 +103,7 @@ if (only.has('scaleout')) {
 const python = only.has('kernel') || only.has('serving') ? await torchPython() : '';
 
 if (only.has('kernel')) {
-  step('3/7 kernel');
+  step('3/8 kernel');
   results.kernel = await benchKernel(
     quick
       ? { sizes: [{ label: 'cache-resident', rows: 4096 }], dim: 64, seconds: 0.2, bandwidthMiB: 64, python }
@@ -120,7 +121,7 @@ if (only.has('kernel')) {
 }
 
 if (only.has('overhead')) {
-  step('4/7 overhead');
+  step('4/8 overhead');
   results.overhead = await benchOverhead({
     models: quick ? [SCHEDULING_MODELS[0]!] : [SCHEDULING_MODELS[0]!, SCHEDULING_MODELS[2]!],
     batch: 64,
@@ -129,7 +130,7 @@ if (only.has('overhead')) {
 }
 
 if (only.has('autoscaling')) {
-  step('5/7 autoscaling');
+  step('5/8 autoscaling');
   // service times of a real main, one query at a time (production query sizes), feed the simulated pods
   const file = 'dlrm-rmc3.yaml';
   const { d, info } = await serve(example(file, { strategy: 'monolithic' }, 'bench-autoscaling'), { scheduler: 'fixed', batchSize: 1024 });
@@ -156,7 +157,7 @@ if (only.has('autoscaling')) {
 }
 
 if (only.has('rollout')) {
-  step('6/7 rollout');
+  step('6/8 rollout');
   results.rollout = await benchRollout(quick ? { rows: 20_000, qps: 10, steadyS: 5 } : { rows: 1_000_000, qps: 20, steadyS: 20 }, sectionCommand);
   const r = results.rollout;
   log(
@@ -166,7 +167,7 @@ if (only.has('rollout')) {
 }
 
 if (only.has('serving')) {
-  step('7/7 serving');
+  step('7/8 serving');
   results.serving = await benchServing({
     file: 'dlrm-rmc1.yaml',
     model: 'DLRM-RMC1',
@@ -175,6 +176,13 @@ if (only.has('serving')) {
     warmup: quick ? 10 : 60,
     python,
   });
+}
+
+if (only.has('operator')) {
+  step('8/8 operator at scale');
+  results.operator = await benchOperatorScale(
+    quick ? { models: 20, bigTables: 4096, bigShards: 64, idleS: 5 } : { models: 200, bigTables: 65_536, bigShards: 1000, idleS: 30 },
+  );
 }
 
 if (!merged) results.durationS = Math.round((performance.now() - t0) / 1000);

@@ -17,3 +17,6 @@ export const realClock: Clock = {
 
 /** A time as Kubernetes writes metav1.Time: RFC 3339 in UTC, whole seconds. */
 export const metaTime = (d: Date): string => d.toISOString().replace(/\.\d{3}Z$/, 'Z');
+
+/** One turn of the event loop: timers, I/O and probes run before the caller goes on (setImmediate, not a timer). */
+export const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));

@@ -184,8 +184,12 @@ function componentArgs(dir: string, port: Ports, c: Credentials, address: string
       '--concurrent-deployment-syncs=10',
       `--flex-volume-plugin-dir=${join(dir, 'flexvolume')}`,
       '--concurrent-replicaset-syncs=10',
+      // a production control plane's client budget (the default 20 requests per second makes every controller of a
+      // large model or fleet wait on its own rate limiter)
+      '--kube-api-qps=100',
+      '--kube-api-burst=200',
     ],
-    'kube-scheduler': [...common, `--secure-port=${port.scheduler}`],
+    'kube-scheduler': [...common, `--secure-port=${port.scheduler}`, '--kube-api-qps=100', '--kube-api-burst=200'],
     kwok: [
       `--kubeconfig=${c.kubeconfig}`,
       '--manage-all-nodes=false',

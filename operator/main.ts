@@ -1,9 +1,9 @@
 #!/usr/bin/env node
 // The operator process: flags (flags.ts), wiring, leader election and graceful shutdown. Logic lives elsewhere.
 import type { Server } from 'node:http';
-import { KubeConfig } from '@kubernetes/client-node';
 import { realClock } from '../lib/clock.js';
 import { jsonLogger } from '../lib/log.js';
+import { warmUp } from './api/v1alpha1/index.js';
 import { KEDA_API_VERSION, SCALED_OBJECT } from './builders/autoscalers.js';
 import { Autoscaler } from './controller/autoscaler.js';
 import { Caches } from './controller/informers.js';
@@ -13,6 +13,7 @@ import { Preparer } from './controller/reconcile/prepare.js';
 import { Reconciler } from './controller/reconciler.js';
 import { builderConfig, flagsCommand, metricsSource, planLimits, servedNamespaces, type Flags } from './flags.js';
 import { KubeClient } from './kube/client.js';
+import { PooledKubeConfig } from './kube/config.js';
 import { EventRecorder } from './kube/events.js';
 import { Planner } from './planner/offload.js';
 import { buildApp } from './server/app.js';
@@ -25,7 +26,7 @@ const flags = flagsCommand(env).parse(process.argv).opts<Flags>();
 const log = jsonLogger(flags.logLevel, { component: 'recshard-operator' });
 const clock = realClock;
 
-const kubeConfig = new KubeConfig();
+const kubeConfig = new PooledKubeConfig();
 if (flags.kubeconfig) kubeConfig.loadFromFile(flags.kubeconfig);
 else kubeConfig.loadFromDefault();
 
@@ -34,7 +35,9 @@ const metrics = new OperatorMetrics();
 const kedaServed = await client.served(KEDA_API_VERSION, SCALED_OBJECT, servedNamespaces(flags)?.[0]);
 // handlers only enqueue, and only once the caches start (below), when the manager exists
 const namespaces = servedNamespaces(flags);
-const caches = new Caches(kubeConfig, client, namespaces, (key) => manager.queue.add(key), log, clock, { keda: kedaServed });
+const caches = new Caches(kubeConfig, client, namespaces, (key, cause) => (cause === 'self' ? manager.queue.add(key) : manager.childEvent(key)), log, clock, {
+  keda: kedaServed,
+});
 const events = new EventRecorder(client, 'recshard-operator', flags.identity, clock, log);
 const pollMs = Number(flags.servingPoll) * 1000;
 const serving = pollMs > 0 ? { probe: new HttpServingProbe(flags.mainUrlTemplate), pollMs } : undefined;
@@ -93,6 +96,7 @@ async function shutdown(why: string, code = 0): Promise<void> {
   await leader?.stop();
   await caches.stop();
   await planner.close();
+  kubeConfig.close();
   server.close();
   log.info('stopped');
   process.exit(code);
@@ -100,6 +104,8 @@ async function shutdown(why: string, code = 0): Promise<void> {
 process.on('SIGTERM', () => void shutdown('SIGTERM'));
 process.on('SIGINT', () => void shutdown('SIGINT'));
 
+// the CRDs' validators compiled before the first reconcile, not during it
+warmUp();
 await caches.start();
 log.info('caches synced', { namespaces: namespaces?.join(',') ?? '(all)' });
 if (leader) leader.start();

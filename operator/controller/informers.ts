@@ -92,7 +92,8 @@ export class Caches {
     client: KubeClient,
     /** The served namespaces; undefined: all of them. Nothing outside them is listed or watched. */
     private readonly namespaces: string[] | undefined,
-    private readonly enqueue: (key: string) => void,
+    /** `child`: a child's or a pod's event (coalesced by the manager); `self`: the RecModel's own. */
+    private readonly enqueue: (key: string, cause: 'self' | 'child') => void,
     private readonly log: Logger,
     private readonly clock: Clock,
     opts: { keda: boolean } = { keda: false },
@@ -136,11 +137,11 @@ export class Caches {
   /** A RecModel maps to itself, a child to its controlling RecModel, a policy to every RecModel that references it. */
   private enqueueOnEvents(): void {
     const verbs = ['add', 'update', 'delete'] as const;
-    const ownKey = (o: KubernetesObject) => this.enqueue(keyOf(o.metadata!.namespace!, o.metadata!.name!));
+    const ownKey = (o: KubernetesObject) => this.enqueue(keyOf(o.metadata!.namespace!, o.metadata!.name!), 'self');
     for (const verb of verbs) this.recModels.on(verb, ownKey);
     const ownerKey = (o: KubernetesObject) => {
       const owner = controllerOf(o);
-      if (owner?.kind === KIND && owner.apiVersion.startsWith(`${GROUP}/`)) this.enqueue(keyOf(o.metadata!.namespace!, owner.name));
+      if (owner?.kind === KIND && owner.apiVersion.startsWith(`${GROUP}/`)) this.enqueue(keyOf(o.metadata!.namespace!, owner.name), 'child');
     };
     for (const s of this.childSources()) for (const verb of verbs) s.on(verb, ownerKey);
     // a pod belongs to a ReplicaSet; its model label names the RecModel (as dnsLabel made it)
@@ -148,7 +149,7 @@ export class Caches {
       const ns = o.metadata!.namespace!;
       const instance = o.metadata?.labels?.[LABEL_INSTANCE];
       const rm = instance && this.recModels.list(ns).find((r) => dnsLabel(r.metadata!.name!) === instance);
-      if (rm) ownKey(rm);
+      if (rm) this.enqueue(keyOf(ns, rm.metadata!.name!), 'child');
     };
     for (const verb of verbs) this.pods.on(verb, podModel);
     const policyUsers = (p: KubernetesObject) => {

@@ -16,6 +16,13 @@ export interface ManagerOptions {
 
 export const DEFAULT_WEDGED_AFTER_MS = 5 * 60_000;
 
+/**
+ * A child's or a pod's event reconciles its model after this long at least, and at least twice as long as the
+ * model's last reconcile took: a burst of events (a thousand Deployments being created) is one reconcile, and a
+ * large model's reconciles take at most a third of the operator's time.
+ */
+export const COALESCE_MS = 250;
+
 export class Manager {
   readonly queue: WorkQueue;
   private running = false;
@@ -23,6 +30,8 @@ export class Manager {
   private resyncTimer: unknown;
   /** Keys being reconciled, with when each started. */
   private readonly inFlight = new Map<string, number>();
+  /** How long each key's last reconcile took. */
+  private readonly lastMs = new Map<string, number>();
 
   constructor(
     private readonly caches: Caches,
@@ -67,10 +76,16 @@ export class Manager {
         const delay = this.queue.addRateLimited(key);
         this.log.error('reconcile failed; retrying', { recmodel: key, error: (e as Error).message, retryInMs: delay });
       } finally {
+        this.lastMs.set(key, this.clock.now().getTime() - this.inFlight.get(key)!);
         this.inFlight.delete(key);
         this.queue.done(key);
       }
     }
+  }
+
+  /** Queues a model for an event of one of its children or pods, coalesced with the others of its burst. */
+  childEvent(key: string): void {
+    this.queue.addAfter(key, Math.max(COALESCE_MS, 2 * (this.lastMs.get(key) ?? 0)));
   }
 
   /** Not ok when a reconcile has run past wedgedAfterMs (a write that never returns, a loop that never ends). */

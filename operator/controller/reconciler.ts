@@ -3,7 +3,7 @@
 // Level-based and idempotent; an invalid or infeasible spec is terminal (a False condition, no retry), a failed
 // write throws so the queue retries with backoff.
 import type { V1Deployment, V2HorizontalPodAutoscaler } from '@kubernetes/client-node';
-import type { Clock } from '../../lib/clock.js';
+import { nextTurn, type Clock } from '../../lib/clock.js';
 import type { Logger } from '../../lib/log.js';
 import { ConditionType } from '../api/reasons.js';
 import type { RecModelStatus } from '../api/v1alpha1/index.js';
@@ -37,7 +37,7 @@ export interface ReconcilerDeps {
   /** Scales components on latency where spec.autoscaling is enabled; absent, replicas are left alone. */
   autoscaler?: Autoscaler;
   caches: Pick<Caches, 'recModel' | 'children' | 'policy' | 'modelPods'>;
-  client: Pick<KubeClient, 'apply' | 'get' | 'delete' | 'patchRecModelStatus'>;
+  client: Pick<KubeClient, 'apply' | 'get' | 'delete' | 'patchRecModelStatus'> & Partial<Pick<KubeClient, 'listByName'>>;
   events: Pick<EventRecorder, 'emit'>;
   cfg: BuilderConfig;
   /** Plans each spec generation once (large ones off the event loop); absent, every reconcile plans inline. */
@@ -82,8 +82,13 @@ export class Reconciler {
     const prepared = this.d.preparer ? await this.d.preparer.prepare(observed.rm) : prepareNow(observed.rm, this.d.cfg);
     // the plan may have taken a while (a thread): decide on what the cache holds now
     if (this.d.preparer) observed = this.readOwnWrites(key, observe(this.d.caches, namespace, name)) ?? observed;
+    // each step of a model of a thousand shards takes tens of milliseconds: probes and renewals run between them
+    await nextTurn();
     const decision = decide(observed, this.d.cfg, this.d.clock.now(), this.d.actuators, prepared);
-    // a new plan is in status (Planned) before its children are written: a large model says at once what it will be
+    await nextTurn();
+    // a new plan is announced, and in status (Planned) before its children are written: a large model says at once
+    // what it will be
+    if (decision.outcome.ok) await announcePlan(this.d.events, observed.rm, decision.outcome.plan);
     if (decision.outcome.ok && observed.rm.status?.plan?.hash !== decision.outcome.plan.hash) {
       const early = await this.status(key, observed, decision, { deployments: deploymentsOf(observed), conflicts: [], errors: [] });
       observed = { ...observed, rm: { ...observed.rm, status: early } };
@@ -95,6 +100,7 @@ export class Reconciler {
     const scaling = autoscaler && decision.outcome.ok ? await this.autoscale(autoscaler, observed, decision, scaled) : undefined;
     const serving = await readServing(this.d.serving?.probe, namespace, name, decision.spec?.serving.port ?? 8080, acted.deployments);
     const rollout = decision.rollout;
+    await nextTurn();
     const status = await this.status(key, observed, decision, acted, serving.scheduler, scaling);
     // what the kubelet or the scheduler says of the model's pods, also as a Warning Event (deduplicated by message)
     const degraded = status.conditions?.find((c) => c.type === ConditionType.Degraded);
@@ -164,7 +170,6 @@ export class Reconciler {
     const plan = decision.outcome.plan;
     // replicas go from apply to the autoscaler before an apply without them would reset them
     if (autoscaler) await autoscaler.handOver(deploymentsOf(observed));
-    await announcePlan(this.d.events, rm, plan);
     for (const e of decision.rollout?.events ?? []) await this.d.events.emit(rm, e.type, e.reason, e.message);
     const applied = await applyDesired(this.d, observed, decision.desired, this.applied);
     applied.errors.push(...(await pruneStale(this.d, rm, decision.stale, plan.hash, decision.scaling)));

@@ -89,6 +89,12 @@ export class KubeClient {
     return this.objects.patch(obj, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
   }
 
+  /** Every object of a kind in a namespace (one LIST), by name. */
+  async listByName(apiVersion: string, kind: string, namespace: string): Promise<Map<string, KubernetesObject>> {
+    const list = await this.objects.list(apiVersion, kind, namespace);
+    return new Map(list.items.map((o) => [o.metadata!.name!, o]));
+  }
+
   async get<T extends KubernetesObject>(ref: ObjectRef): Promise<T | undefined> {
     try {
       return await this.objects.read<T>({ apiVersion: ref.apiVersion, kind: ref.kind, metadata: { name: ref.name, namespace: ref.namespace } } as never);

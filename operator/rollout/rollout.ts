@@ -93,7 +93,13 @@ export function decideRollout(i: RolloutInput): RolloutDecision {
   const M = mainDep ? versionOf(mainDep.spec?.template) : undefined;
   // live shard sets by version, every kind (Deployments, Services, budgets, autoscalers)
   const sets = new Map<string, KubernetesObject[]>();
-  for (const o of i.owned) if (isSparse(o)) sets.set(versionOf(o), [...(sets.get(versionOf(o)) ?? []), o]);
+  for (const o of i.owned) {
+    if (!isSparse(o)) continue;
+    const v = versionOf(o);
+    const set = sets.get(v);
+    if (set) set.push(o);
+    else sets.set(v, [o]);
+  }
   const mainPods = new Map<string, number>();
   for (const p of i.pods) if (labelsOf(p)[LABEL_COMPONENT] === 'main' && !gone(p)) mainPods.set(versionOf(p), (mainPods.get(versionOf(p)) ?? 0) + 1);
   const deploymentsOf = (v: string) => (sets.get(v) ?? []).filter((o) => o.kind === 'Deployment') as V1Deployment[];
@@ -130,9 +136,9 @@ export function decideRollout(i: RolloutInput): RolloutDecision {
     });
   }
   const targetShards = i.target.shards.deployments;
-  const liveTarget = deploymentsOf(T);
+  const liveTarget = new Map(deploymentsOf(T).map((l) => [l.metadata?.name, l]));
   const targetReady = targetShards.filter((d) => {
-    const live = liveTarget.find((l) => l.metadata?.name === d.metadata?.name);
+    const live = liveTarget.get(d.metadata?.name);
     return live !== undefined && isAvailable(live) && !isRollingOut(live);
   }).length;
   const withMain = (v: string) => mainPods.has(v) || v === M;
@@ -184,7 +190,7 @@ export function decideRollout(i: RolloutInput): RolloutDecision {
     const inUse = new Set([...mainPods.keys(), M]);
     const surge = shardSetBytes(targetShards);
     const started = Date.parse(base.startedTime!);
-    if (targetReady === targetShards.length && liveTarget.length >= targetShards.length) {
+    if (targetReady === targetShards.length && liveTarget.size >= targetShards.length) {
       apply = [i.target.configMap, ...mainCommon, ...shardObjects, i.target.main.deployment];
       phase = 'SwitchingMain';
       if (prev?.phase !== 'SwitchingMain')
@@ -219,11 +225,11 @@ export function decideRollout(i: RolloutInput): RolloutDecision {
       keepVersions.add(T);
       const waiting = targetShards
         .filter((d) => {
-          const live = liveTarget.find((l) => l.metadata?.name === d.metadata?.name);
+          const live = liveTarget.get(d.metadata?.name);
           return !live || !isAvailable(live) || isRollingOut(live);
         })
         .map((d) => {
-          const live = liveTarget.find((l) => l.metadata?.name === d.metadata?.name);
+          const live = liveTarget.get(d.metadata?.name);
           return `${d.metadata!.name} (${live?.status?.availableReplicas ?? 0}/${live?.spec?.replicas ?? d.spec?.replicas ?? 1} available)`;
         });
       if (now - started >= i.progressDeadlineMs) {

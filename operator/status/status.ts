@@ -151,15 +151,11 @@ function readyCondition(planned: ConditionInput, c: ReturnType<typeof componentC
 export function computeStatus(input: StatusInput): RecModelStatus {
   const { plan, deployments } = input;
   const sorted = [...deployments].sort((a, b) => (a.metadata!.name! < b.metadata!.name! ? -1 : 1));
-  const components = sorted.map(componentStatus).map((c) =>
-    componentAutoscaling(
-      input.autoscaling,
-      c,
-      input.previous?.components?.find((p) => p.name === c.name),
-    ),
-  );
+  const previous = new Map((input.previous?.components ?? []).map((p) => [p.name, p]));
+  const components = sorted.map(componentStatus).map((c) => componentAutoscaling(input.autoscaling, c, previous.get(c.name)));
   const planned = plannedCondition(plan);
-  const serving = input.rollout ? sorted.filter((d) => input.rollout!.serving.some((s) => s.metadata!.name === d.metadata!.name)) : sorted;
+  const servingNames = input.rollout ? new Set(input.rollout.serving.map((s) => s.metadata!.name)) : undefined;
+  const serving = servingNames ? sorted.filter((d) => servingNames.has(d.metadata!.name)) : sorted;
   const problems = podProblems(input.name, input.pods ?? [], input.now);
   const c = componentConditions(plan, sorted, serving, input.rollout?.progressing, input.conflicts, input.applyErrors, problems);
   const main = sorted.find((d) => d.metadata?.labels?.[LABEL_COMPONENT] === 'main');
@@ -199,13 +195,27 @@ function schedulerStatus(input: StatusInput): Pick<RecModelStatus, 'scheduler'> 
   return { scheduler: { ...next, ...(r.windowLatencyMs !== undefined ? { windowLatencyMs: r.windowLatencyMs } : {}), observedTime: input.now.toISOString() } };
 }
 
+/** Canonical text of statuses already seen (the cache's and the last written: the same objects reconcile after reconcile). */
+const canonicalSeen = new WeakMap<object, string>();
+
 /** Status equality ignoring nothing but key order, to skip writes that would change nothing. */
 export function sameStatus(a: RecModelStatus | undefined, b: RecModelStatus): boolean {
-  return canonical(a) === canonical(b);
+  let ca = a ? canonicalSeen.get(a) : 'undefined';
+  if (ca === undefined) canonicalSeen.set(a!, (ca = canonical(a)));
+  const cb = canonical(b);
+  canonicalSeen.set(b, cb);
+  return ca === cb;
 }
 
+/** JSON with every object's keys sorted (undefined members left out, as JSON.stringify does). */
 function canonical(v: unknown): string {
-  return JSON.stringify(v, (_k, val) =>
-    val && typeof val === 'object' && !Array.isArray(val) ? Object.fromEntries(Object.entries(val).sort(([x], [y]) => (x < y ? -1 : 1))) : val,
-  );
+  if (v === undefined) return 'undefined';
+  if (v === null || typeof v !== 'object') return JSON.stringify(v);
+  if (Array.isArray(v)) return `[${v.map((x) => (x === undefined ? 'null' : canonical(x))).join(',')}]`;
+  if (typeof (v as { toJSON?: unknown }).toJSON === 'function') return canonical((v as { toJSON(): unknown }).toJSON()); // a Date
+  const o = v as Record<string, unknown>;
+  const keys = Object.keys(o)
+    .filter((k) => o[k] !== undefined)
+    .sort();
+  return `{${keys.map((k) => `${JSON.stringify(k)}:${canonical(o[k])}`).join(',')}}`;
 }

@@ -17,9 +17,9 @@ describe('bench --quick', () => {
     const six = ['scheduling', 'scaleout', 'kernel', 'overhead', 'autoscaling', 'serving'];
     const r = spawnSync('npx', ['tsx', 'bench/run.ts', '--quick', '--only', ...six, '--out', out], { encoding: 'utf8', timeout: 360_000 });
     expect(r.status, r.stderr).toBe(0);
-    expect(r.stderr).toMatch(/== 5\/7 autoscaling/);
-    expect(r.stderr).toMatch(/== 7\/7 serving/);
-    expect(r.stderr).not.toMatch(/6\/7 rollout/);
+    expect(r.stderr).toMatch(/== 5\/8 autoscaling/);
+    expect(r.stderr).toMatch(/== 7\/8 serving/);
+    expect(r.stderr).not.toMatch(/6\/8 rollout/);
 
     const md = readFileSync(join(out, 'benchmarks.md'), 'utf8');
     for (const heading of [

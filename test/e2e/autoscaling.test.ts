@@ -16,7 +16,7 @@ import { durationMs } from '../../lib/duration.js';
 import type { LatencyScalingPolicy, RecModel } from '../../operator/api/v1alpha1/index.js';
 import { latencyQuery } from '../../operator/builders/autoscalers.js';
 import { startPrometheus, type PrometheusServer } from './prometheus.js';
-import { createRealNamespace, modelVolume, nodeHttp, realNode, serviceUrl } from './real-pods.js';
+import { createRealNamespace, modelVolume, nodeHttp, podMetricsUrl, realNode, serviceUrl } from './real-pods.js';
 import {
   applyYaml,
   client,
@@ -241,7 +241,8 @@ describe('latency autoscaling on the critical path', () => {
     await waitUntil('a second shard 1 pod serving', () => readyPods(shard1) >= 2, 60_000, 500);
     const serving = Date.now();
     // the main found the new pods behind shard 1's headless Service and spreads its calls over them itself
-    const known = () => Number(/^recshard_shard_replicas\{[^}]*shard="1"[^}]*\} (\d+)$/m.exec(nodeHttp(`${mainUrl}/metrics`).text)?.[1] ?? 0);
+    const mainMetrics = podMetricsUrl(ns, `app.kubernetes.io/instance=${NAME},app.kubernetes.io/component=main`);
+    const known = () => Number(/^recshard_shard_replicas\{[^}]*shard="1"[^}]*\} (\d+)$/m.exec(nodeHttp(mainMetrics).text)?.[1] ?? 0);
     await waitUntil('the main knows the pods of shard 1', () => known() >= 2, 15_000, 500);
     const closed = await waitUntil(
       'p95 back under the target',

@@ -105,33 +105,38 @@ describe('pods under the restricted Pod Security Standard', () => {
     return status.then((s) => expect(s).toMatchObject({ currentHealthy: 1, desiredHealthy: 1, disruptionsAllowed: 0 }));
   });
 
-  it('sparse shards take traffic only from their main and the trusted namespaces; the main from anyone', () => {
+  it("lookups only from the model's main, metrics only from the trusted namespaces, the main's API from anyone; egress to DNS and shards", () => {
     expect(childNames(ns, 'networkpolicy', NAME)).toEqual([`${NAME}-main`, `${NAME}-shards`]);
-    const shards = kubectlJson<{ spec: V1NetworkPolicy['spec'] & { ingress: { from: unknown[]; ports: unknown[] }[] } }>([
-      'get',
-      'networkpolicy',
-      `${NAME}-shards`,
-      '-n',
-      ns,
-      '-o',
-      'json',
-    ]);
-    expect(shards.spec!.podSelector?.matchLabels).toMatchObject({ 'app.kubernetes.io/instance': NAME, 'app.kubernetes.io/component': 'sparse' });
-    expect(shards.spec.ingress).toEqual([
-      {
-        from: [
-          {
-            podSelector: {
-              matchLabels: { 'app.kubernetes.io/name': 'recshard-shard-server', 'app.kubernetes.io/instance': NAME, 'app.kubernetes.io/component': 'main' },
-            },
-          },
-          { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } },
-        ],
-        ports: [{ protocol: 'TCP', port: 8080 }],
+    type Policy = { spec: V1NetworkPolicy['spec'] & { ingress: unknown[]; egress: unknown[]; policyTypes: string[] } };
+    const policy = (name: string) => kubectlJson<Policy>(['get', 'networkpolicy', name, '-n', ns, '-o', 'json']);
+    const pods = (component: string) => ({
+      podSelector: {
+        matchLabels: {
+          'app.kubernetes.io/name': 'recshard-shard-server',
+          'app.kubernetes.io/instance': NAME,
+          'app.kubernetes.io/component': component,
+          'app.kubernetes.io/managed-by': 'recshard-operator',
+        },
       },
-    ]);
-    const main = kubectlJson<{ spec: { ingress: unknown[] } }>(['get', 'networkpolicy', `${NAME}-main`, '-n', ns, '-o', 'json']);
-    expect(main.spec.ingress).toEqual([{ ports: [{ protocol: 'TCP', port: 8080 }] }]);
+    });
+    const monitoring = {
+      from: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } }],
+      ports: [{ protocol: 'TCP', port: 9464 }],
+    };
+    const dns = {
+      ports: [
+        { protocol: 'UDP', port: 53 },
+        { protocol: 'TCP', port: 53 },
+      ],
+    };
+    const shards = policy(`${NAME}-shards`);
+    expect(shards.spec.podSelector).toEqual(pods('sparse').podSelector);
+    expect(shards.spec.policyTypes).toEqual(['Ingress', 'Egress']);
+    expect(shards.spec.ingress).toEqual([{ from: [pods('main')], ports: [{ protocol: 'TCP', port: 8080 }] }, monitoring]);
+    expect(shards.spec.egress).toEqual([dns]);
+    const main = policy(`${NAME}-main`);
+    expect(main.spec.ingress).toEqual([{ ports: [{ protocol: 'TCP', port: 8080 }] }, monitoring]);
+    expect(main.spec.egress).toEqual([{ to: [pods('sparse')], ports: [{ protocol: 'TCP', port: 8080 }] }, dns]);
   });
 
   it('a plan without shards takes their budgets and NetworkPolicy away with them', async () => {

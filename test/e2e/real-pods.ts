@@ -71,6 +71,17 @@ export function ctr(args: string[]): string {
 }
 
 /** The ClusterIP URL of a Service's first port. */
+/** Where the first Running pod a label selector picks serves /metrics: its own port, apart from the API behind the Service. */
+export function podMetricsUrl(namespace: string, selector: string): string {
+  type PodJson = { status: { podIP?: string }; spec: { containers: { ports?: { name: string; containerPort: number }[] }[] } };
+  const pods = kubectlJson<{ items: PodJson[] }>(['get', 'pods', '-n', namespace, '-l', selector, '--field-selector=status.phase=Running', '-o', 'json']);
+  for (const p of pods.items) {
+    const port = p.spec.containers.flatMap((c) => c.ports ?? []).find((x) => x.name === 'metrics');
+    if (p.status.podIP && port) return `http://${p.status.podIP}:${port.containerPort}/metrics`;
+  }
+  throw new Error(`no Running pod with a metrics port matches ${selector} in ${namespace}`);
+}
+
 export function serviceUrl(namespace: string, name: string): string {
   const svc = kubectlJson<{ spec: { clusterIP: string; ports: { port: number }[] } }>(['get', 'service', name, '-n', namespace]);
   return `http://${svc.spec.clusterIP}:${svc.spec.ports[0]!.port}`;

@@ -84,3 +84,12 @@ export function checkEnvelope(doc: unknown): FieldError[] {
   if (!d.metadata?.name) errors.push({ field: 'metadata.name', message: 'Required value' });
   return errors;
 }
+
+/**
+ * Reads both CRDs and compiles their validators now (a few hundred milliseconds, once): a long-running process
+ * calls this at start-up, so the first reconcile does not hold its event loop for it.
+ */
+export function warmUp(): void {
+  resolveSpec({});
+  resolvePolicySpec({});
+}

@@ -3,6 +3,7 @@
 // already as last applied is skipped (AppliedRecord).
 import { createHash } from 'node:crypto';
 import type { KubernetesObject, V1Deployment } from '@kubernetes/client-node';
+import { nextTurn } from '../../../lib/clock.js';
 import { plural } from '../../../lib/text.js';
 import { EventReason } from '../../api/reasons.js';
 import type { RecModel } from '../../api/v1alpha1/index.js';
@@ -15,7 +16,7 @@ import { refKey } from './decide.js';
 import type { Observed } from './observe.js';
 
 export interface ApplyDeps {
-  client: Pick<KubeClient, 'apply' | 'get'>;
+  client: Pick<KubeClient, 'apply' | 'get'> & Partial<Pick<KubeClient, 'listByName'>>;
   events: Pick<EventRecorder, 'emit'>;
   metrics: Pick<OperatorMetrics, 'applies'>;
 }
@@ -42,17 +43,42 @@ export async function announcePlan(events: Pick<EventRecorder, 'emit'>, rm: RecM
   );
 }
 
+/** Children to create at once above which their kinds are listed once, not each asked for by name. */
+const LIST_ABOVE = 16;
+
+/**
+ * What stands where a child not in the cache would be created: objects without our labels are not in the cache,
+ * so the API server is asked before creating (each by name, or, for many, one list per kind).
+ */
+async function absentLookup(client: ApplyDeps['client'], observed: Observed, missing: KubernetesObject[]) {
+  const lists = new Map<string, Promise<Map<string, KubernetesObject>>>();
+  const { namespace } = observed.rm.metadata;
+  return async (obj: KubernetesObject): Promise<KubernetesObject | undefined> => {
+    if (missing.length <= LIST_ABOVE || !client.listByName) {
+      return client.get({ apiVersion: obj.apiVersion!, kind: obj.kind!, namespace: obj.metadata!.namespace!, name: obj.metadata!.name! });
+    }
+    const kind = `${obj.apiVersion}/${obj.kind}`;
+    if (!lists.has(kind)) lists.set(kind, client.listByName(obj.apiVersion!, obj.kind!, namespace!));
+    return (await lists.get(kind)!).get(obj.metadata!.name!);
+  };
+}
+
 /** Describes the controller of an existing same-named object when it is not this RecModel; else undefined. */
-async function foreignOwner(client: ApplyDeps['client'], observed: Observed, obj: KubernetesObject): Promise<string | undefined> {
+async function foreignOwner(
+  observed: Observed,
+  owned: Map<string, KubernetesObject>,
+  foreign: Map<string, KubernetesObject>,
+  lookup: (obj: KubernetesObject) => Promise<KubernetesObject | undefined>,
+  obj: KubernetesObject,
+): Promise<string | undefined> {
   const describe = (o: KubernetesObject) => {
     const c = controllerOf(o);
     return c ? `controlled by ${c.kind} ${c.name}` : 'no controller';
   };
-  if (observed.owned.some((o) => refKey(o) === refKey(obj))) return undefined;
-  const cached = observed.foreign.find((o) => refKey(o) === refKey(obj));
+  if (owned.has(refKey(obj))) return undefined;
+  const cached = foreign.get(refKey(obj));
   if (cached) return describe(cached);
-  // Objects without our labels are not in the cache: ask the API server before creating.
-  const live = await client.get({ apiVersion: obj.apiVersion!, kind: obj.kind!, namespace: obj.metadata!.namespace!, name: obj.metadata!.name! });
+  const live = await lookup(obj);
   if (!live || controllerOf(live)?.uid === observed.rm.metadata.uid) return undefined;
   return describe(live);
 }
@@ -97,29 +123,41 @@ export class AppliedRecord {
 
 const mark = (o: KubernetesObject) => (o.metadata?.generation ? `g${o.metadata.generation}` : `r${o.metadata?.resourceVersion ?? ''}`);
 
+/** Children looked at between two turns of the event loop. */
+const YIELD_EVERY = 128;
+
 /** Writes of one kind run this many at a time (kinds still go in order: policies, config, Services, Deployments...). */
-export const APPLY_CONCURRENCY = 8;
+export const APPLY_CONCURRENCY = 16;
 
 export async function applyDesired(d: ApplyDeps, observed: Observed, desired: KubernetesObject[], record?: AppliedRecord): Promise<Applied> {
   const out: Applied = { deployments: [], conflicts: [], errors: [] };
   const { rm } = observed;
   const model = `${rm.metadata.namespace}/${rm.metadata.name}`;
   const owned = new Map(observed.owned.map((o) => [refKey(o), o]));
+  const foreign = new Map(observed.foreign.map((o) => [refKey(o), o]));
+  const lookup = await absentLookup(
+    d.client,
+    observed,
+    desired.filter((o) => !owned.has(refKey(o)) && !foreign.has(refKey(o))),
+  );
   const deployments: (V1Deployment | undefined)[] = new Array(desired.length);
+  let done = 0;
   const one = async (obj: KubernetesObject, i: number) => {
+    // skipped children cost no I/O: without a pause the loop would run thousands of them without serving a probe
+    if (++done % YIELD_EVERY === 0) await nextTurn();
     const live = owned.get(refKey(obj));
     if (record?.unchanged(model, obj, live)) {
       if (obj.kind === 'Deployment') deployments[i] = live as V1Deployment;
       return;
     }
-    const foreign = await foreignOwner(d.client, observed, obj);
-    if (foreign) {
+    const holder = await foreignOwner(observed, owned, foreign, lookup, obj);
+    if (holder) {
       out.conflicts.push(`${obj.kind} ${obj.metadata!.name}`);
       await d.events.emit(
         rm,
         'Warning',
         EventReason.ResourceConflict,
-        `${obj.kind} ${obj.metadata!.name} exists and is not controlled by this RecModel (${foreign}); left unchanged`,
+        `${obj.kind} ${obj.metadata!.name} exists and is not controlled by this RecModel (${holder}); left unchanged`,
       );
       return;
     }

@@ -19,20 +19,28 @@ export interface Observed {
 
 export type CacheReader = Pick<Caches, 'recModel' | 'children' | 'policy' | 'modelPods'>;
 
+/** Listed objects carry no kind: each cached object's copy with its kind, made once (the cache replaces changed ones). */
+const typedCopies = new WeakMap<object, KubernetesObject>();
+function typed(o: KubernetesObject, kind: string, apiVersion: string): KubernetesObject {
+  let t = typedCopies.get(o);
+  if (!t) typedCopies.set(o, (t = { ...o, kind, apiVersion }));
+  return t;
+}
+
 /** Undefined when the RecModel is gone or being deleted (its children go with it, by garbage collection). */
 export function observe(caches: CacheReader, namespace: string, name: string): Observed | undefined {
   const rm = caches.recModel(namespace, name);
   if (!rm || rm.metadata.deletionTimestamp) return undefined;
   const c = caches.children(namespace, dnsLabel(name));
   const all = [
-    ...c.configMaps.map((o) => ({ ...o, kind: 'ConfigMap', apiVersion: 'v1' })),
-    ...c.services.map((o) => ({ ...o, kind: 'Service', apiVersion: 'v1' })),
-    ...c.deployments.map((o) => ({ ...o, kind: 'Deployment', apiVersion: 'apps/v1' })),
-    ...c.pdbs.map((o) => ({ ...o, kind: 'PodDisruptionBudget', apiVersion: 'policy/v1' })),
-    ...c.networkPolicies.map((o) => ({ ...o, kind: 'NetworkPolicy', apiVersion: 'networking.k8s.io/v1' })),
-    ...c.hpas.map((o) => ({ ...o, kind: 'HorizontalPodAutoscaler', apiVersion: 'autoscaling/v2' })),
-    ...c.scaledObjects.map((o) => ({ ...o, kind: SCALED_OBJECT, apiVersion: KEDA_API_VERSION })),
-  ] as KubernetesObject[];
+    ...c.configMaps.map((o) => typed(o, 'ConfigMap', 'v1')),
+    ...c.services.map((o) => typed(o, 'Service', 'v1')),
+    ...c.deployments.map((o) => typed(o, 'Deployment', 'apps/v1')),
+    ...c.pdbs.map((o) => typed(o, 'PodDisruptionBudget', 'policy/v1')),
+    ...c.networkPolicies.map((o) => typed(o, 'NetworkPolicy', 'networking.k8s.io/v1')),
+    ...c.hpas.map((o) => typed(o, 'HorizontalPodAutoscaler', 'autoscaling/v2')),
+    ...c.scaledObjects.map((o) => typed(o, SCALED_OBJECT, KEDA_API_VERSION)),
+  ];
   const mine = (o: KubernetesObject) => controllerOf(o)?.uid === rm.metadata.uid;
   const policyName = rm.spec?.autoscaling?.enabled ? rm.spec.autoscaling.policyRef?.name : undefined;
   const policy = policyName ? caches.policy(policyName) : undefined;

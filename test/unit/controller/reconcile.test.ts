@@ -289,6 +289,7 @@ describe('the steps composed', () => {
     const r = reconciler(client, c);
     await r.reconcile('ns', 'm');
     expect(order[0]).toBe('status');
+    expect(client.events.map((e) => e.reason)).toContain('PlanChanged');
     expect(client.statuses[0]!.status!.plan).toMatchObject({ strategy: 'load-balanced', shards: 2 });
     const first = client.applied.length;
     expect(first).toBeGreaterThan(5);
