@@ -138,48 +138,36 @@ function watcher(port: number, pid: number) {
   };
 }
 
-function smallModel(name: string): RecModel {
+/** A RecModel of 13 dense features and a small MLP over these table groups, sharded and placed as given. */
+function recModel(name: string, architecture: string, tableGroups: object[], rest: Record<string, unknown>): RecModel {
   return {
     apiVersion: 'recshard.io/v1alpha1',
     kind: 'RecModel',
     metadata: { name },
-    spec: {
-      model: {
-        architecture: 'dlrm-rmc1',
-        denseFeatures: 13,
-        bottomMLP: [64],
-        topMLP: [64, 1],
-        tableGroups: [{ namePrefix: 'emb-', count: 8, rows: 10_000, dim: 32, poolingFactor: 20 }],
-      },
-      sharding: { strategy: 'singular', shardMemory: '1Gi' },
-    } as RecModel['spec'],
+    spec: { model: { architecture, denseFeatures: 13, bottomMLP: [64], topMLP: [64, 1], tableGroups }, ...rest } as RecModel['spec'],
   };
 }
 
-function bigModel(name: string, tables: number, shards: number): RecModel {
-  return {
-    apiVersion: 'recshard.io/v1alpha1',
-    kind: 'RecModel',
-    metadata: { name },
-    spec: {
-      model: {
-        architecture: 'custom',
-        denseFeatures: 13,
-        bottomMLP: [64],
-        topMLP: [64, 1],
-        tableGroups: Array.from({ length: Math.ceil(tables / 1024) }, (_, g) => ({
-          namePrefix: `g${g}-`,
-          count: Math.min(1024, tables - g * 1024),
-          rows: 1000 + 37 * g,
-          dim: 16 * (1 + (g % 4)),
-          poolingFactor: 1 + (g % 7),
-        })),
-      },
-      sharding: { strategy: 'load-balanced', shards, shardMemory: '16Gi' },
-      placement: { main: { replicas: 0 }, sparse: { replicas: 0 } },
-    } as RecModel['spec'],
-  };
-}
+/** Eight small tables on one shard: a main and a shard pod. */
+const smallModel = (name: string) =>
+  recModel(name, 'dlrm-rmc1', [{ namePrefix: 'emb-', count: 8, rows: 10_000, dim: 32, poolingFactor: 20 }], {
+    sharding: { strategy: 'singular', shardMemory: '1Gi' },
+  });
+
+/** `tables` tables of four sizes and seven pooling factors, load-balanced over `shards`; no pods (0 replicas). */
+const bigModel = (name: string, tables: number, shards: number) =>
+  recModel(
+    name,
+    'custom',
+    Array.from({ length: Math.ceil(tables / 1024) }, (_, g) => ({
+      namePrefix: `g${g}-`,
+      count: Math.min(1024, tables - g * 1024),
+      rows: 1000 + 37 * g,
+      dim: 16 * (1 + (g % 4)),
+      poolingFactor: 1 + (g % 7),
+    })),
+    { sharding: { strategy: 'load-balanced', shards, shardMemory: '16Gi' }, placement: { main: { replicas: 0 }, sparse: { replicas: 0 } } },
+  );
 
 export async function benchOperatorScale(o: OperatorScaleOptions): Promise<OperatorScaleResult> {
   const startedAt = new Date().toISOString();
