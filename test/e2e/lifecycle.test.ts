@@ -314,6 +314,28 @@ describe('bad specs', () => {
     expect(rm.status!.rollout!.toVersion).toBe(version);
     await waitUntil('Warning event', () => events(ns, 'tight').some((e) => e.type === 'Warning' && e.reason === 'Infeasible' && e.message === planned.message));
   });
+
+  it('refused before anything is applied: a placement its device contradicts, a plan too large for its ConfigMap', async () => {
+    const conflict = recModel('contradicts', { placement: { sparse: { nodeSelector: { 'nvidia.com/gpu.present': 'true' } } } });
+    // 65,536 tables with long names on 1,024 shards: the plan ConfigMap would be over 3 MiB
+    const tableGroups = Array.from({ length: 64 }, (_, g) => ({ namePrefix: `${'x'.repeat(40)}-g${g}-`, count: 1024, rows: 10, dim: 4 }));
+    const big = recModel('too-large', { sharding: { strategy: 'load-balanced', shards: 1024 } });
+    big.spec.model = { ...big.spec.model, tableGroups };
+    applyYaml(ns, [conflict, big]);
+    const cases = [
+      ['contradicts', 'PlacementConflict', 'spec.placement.sparse.nodeSelector["nvidia.com/gpu.present"]: "true" contradicts device cpu'],
+      ['too-large', 'PlanTooLarge', 'the plan of 65536 tables on 1024 shards is'],
+    ] as const;
+    for (const [name, reason, text] of cases) {
+      const rm = await waitUntil(`${name}: Planned=False`, () => {
+        const r = getRecModel(ns, name);
+        return condition(r, 'Planned')?.status === 'False' && r;
+      });
+      expect(condition(rm, 'Planned')).toMatchObject({ reason, message: expect.stringContaining(text) });
+      expect(condition(rm, 'Progressing')).toMatchObject({ status: 'False', reason });
+      for (const kind of ['deployments', 'services', 'configmaps']) expect(childNames(ns, kind, name)).toEqual([]);
+    }
+  });
 });
 
 describe('ownership', () => {
