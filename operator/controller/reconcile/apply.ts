@@ -50,7 +50,7 @@ const LIST_ABOVE = 16;
  * What stands where a child not in the cache would be created: objects without our labels are not in the cache,
  * so the API server is asked before creating (each by name, or, for many, one list per kind).
  */
-async function absentLookup(client: ApplyDeps['client'], observed: Observed, missing: KubernetesObject[]) {
+function absentLookup(client: ApplyDeps['client'], observed: Observed, missing: KubernetesObject[]) {
   const lists = new Map<string, Promise<Map<string, KubernetesObject>>>();
   const { namespace } = observed.rm.metadata;
   return async (obj: KubernetesObject): Promise<KubernetesObject | undefined> => {
@@ -135,7 +135,7 @@ export async function applyDesired(d: ApplyDeps, observed: Observed, desired: Ku
   const model = `${rm.metadata.namespace}/${rm.metadata.name}`;
   const owned = new Map(observed.owned.map((o) => [refKey(o), o]));
   const foreign = new Map(observed.foreign.map((o) => [refKey(o), o]));
-  const lookup = await absentLookup(
+  const lookup = absentLookup(
     d.client,
     observed,
     desired.filter((o) => !owned.has(refKey(o)) && !foreign.has(refKey(o))),
