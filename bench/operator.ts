@@ -20,6 +20,9 @@ export interface OperatorScaleOptions {
   /** Tables and load-balanced shards of the large model (its pods at 0 replicas: the children are what counts). */
   bigTables: number;
   bigShards: number;
+  /** Fairness: two models of this many tables and shards applied with an ordinary one. */
+  fairTables: number;
+  fairShards: number;
   /** Seconds the fleet is watched idle. */
   idleS: number;
 }
@@ -38,6 +41,8 @@ export interface OperatorScaleResult {
   idle: { seconds: number; applies: number; reconciles: number; statusWrites?: number; cpuCores: number; rssMiB: number };
   /** Apply to Planned (status), to every child written (the operator's part), to Ready (the Deployment controller's too). */
   big: Watch & { tables: number; shards: number; children: number; plannedS: number; appliedS: number; readyS: number; applies: number };
+  /** An ordinary model applied right after two large ones: its time to Planned and to Ready, and theirs to Ready. */
+  fairness?: Watch & { tables: number; shards: number; plannedS: number; readyS: number; largeReadyS: number };
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -263,8 +268,9 @@ export async function benchOperatorScale(o: OperatorScaleOptions): Promise<Opera
     w = watcher(port, op.pid!);
     const b0 = Date.now();
     await ka(['apply', '--server-side', '-n', 'big', '-f', '-'], stringify(bigModel('big', o.bigTables, o.bigShards)));
-    // its plan ConfigMap, the main's Deployment, Service and budget, the same per shard, two NetworkPolicies
-    const expected = 1 + 3 + 3 * o.bigShards + 2;
+    // its plan ConfigMap, the main's Deployment, Service and budget, a Deployment and Service per shard, the shard
+    // set's budget, two NetworkPolicies
+    const expected = 1 + 3 + 2 * o.bigShards + 1 + 2;
     const kinds = 'deployments,services,poddisruptionbudgets,configmaps,networkpolicies';
     const count = async () => (await ka(['get', kinds, '-n', 'big', '-l', 'app.kubernetes.io/instance=big', '-o', 'name'])).split('\n').filter(Boolean).length;
     let plannedS = 0;
@@ -298,7 +304,36 @@ export async function benchOperatorScale(o: OperatorScaleOptions): Promise<Opera
       `  ${o.bigTables} tables on ${o.bigShards} shards: Planned in ${plannedS} s, applied in ${appliedS} s, Ready in ${bigReadyS} s ` +
         `(${children} children); loop max ${big.loopMaxMs} ms`,
     );
-    return { startedAt, fleet, idle, big };
+
+    // fairness: two large models, then an ordinary one; the ordinary one must not wait for them
+    k(['create', 'namespace', 'fair']);
+    w = watcher(port, op.pid!);
+    const large = ['large-a', 'large-b'];
+    const f0 = Date.now();
+    await Promise.all(large.map((n) => ka(['apply', '--server-side', '-n', 'fair', '-f', '-'], stringify(bigModel(n, o.fairTables, o.fairShards)))));
+    const o0 = Date.now();
+    await ka(['apply', '-n', 'fair', '-f', '-'], stringify(smallModel('ordinary')));
+    const conditionOf = (m: RecModel, type: string) => m.status?.conditions?.find((c) => c.type === type)?.status;
+    let ordinaryPlannedS = 0;
+    let ordinaryReadyS = 0;
+    let largeReadyS = 0;
+    while (!ordinaryReadyS || !largeReadyS) {
+      alive();
+      const items = (JSON.parse(await ka(['get', 'recmodels', '-n', 'fair', '-o', 'json'])) as { items: RecModel[] }).items;
+      const ordinary = items.find((m) => m.metadata.name === 'ordinary');
+      if (ordinary && !ordinaryPlannedS && conditionOf(ordinary, 'Planned') === 'True') ordinaryPlannedS = round((Date.now() - o0) / 1000, 1);
+      if (ordinary && !ordinaryReadyS && conditionOf(ordinary, 'Ready') === 'True') ordinaryReadyS = round((Date.now() - o0) / 1000, 1);
+      if (!largeReadyS && large.every((n) => conditionOf(items.find((m) => m.metadata.name === n) ?? ({} as RecModel), 'Ready') === 'True'))
+        largeReadyS = round((Date.now() - f0) / 1000, 1);
+      if (Date.now() - f0 > 900_000) throw new Error('the fairness phase did not finish in 15 min');
+      await sleep(250);
+    }
+    const fairness = { tables: o.fairTables, shards: o.fairShards, plannedS: ordinaryPlannedS, readyS: ordinaryReadyS, largeReadyS, ...(await w.stop()) };
+    log(
+      `  an ordinary model beside two of ${o.fairTables} tables on ${o.fairShards} shards: Planned in ${ordinaryPlannedS} s, Ready in ` +
+        `${ordinaryReadyS} s (theirs ${largeReadyS} s); loop max ${fairness.loopMaxMs} ms`,
+    );
+    return { startedAt, fleet, idle, big, fairness };
   } finally {
     op.kill('SIGTERM');
     await new Promise((r) => (op.exitCode !== null ? r(undefined) : op.once('exit', r)));

@@ -181,7 +181,9 @@ if (only.has('serving')) {
 if (only.has('operator')) {
   step('8/8 operator at scale');
   results.operator = await benchOperatorScale(
-    quick ? { models: 20, bigTables: 4096, bigShards: 64, idleS: 5 } : { models: 200, bigTables: 65_536, bigShards: 1000, idleS: 30 },
+    quick
+      ? { models: 20, bigTables: 4096, bigShards: 64, fairTables: 2048, fairShards: 32, idleS: 5 }
+      : { models: 200, bigTables: 65_536, bigShards: 1000, fairTables: 16_384, fairShards: 256, idleS: 30 },
   );
 }
 

@@ -12,6 +12,8 @@ export const ErrorCode = {
   BatchTooLarge: { status: 413, code: 'BATCH_TOO_LARGE' },
   BodyTooLarge: { status: 413, code: 'BODY_TOO_LARGE' },
   UnsupportedMediaType: { status: 415, code: 'UNSUPPORTED_MEDIA_TYPE' },
+  /** A shard serving mutual TLS was called without a certificate its CA signed (only the probes are open). */
+  ClientCertificateRequired: { status: 403, code: 'CLIENT_CERTIFICATE_REQUIRED' },
   ModelNotFound: { status: 404, code: 'MODEL_NOT_FOUND' },
   NotFound: { status: 404, code: 'NOT_FOUND' },
   /** A lookup planned for another plan or artifact version than the shard serves (a version-skewed main). */

@@ -37,6 +37,10 @@ export interface ShardServerArgs {
   logLevel?: string;
   shutdownDelayMs?: number;
   emulateServiceMs?: number;
+  /** Mutual TLS between the main and its shards: this server's certificate, its key, and the CA both sides trust. */
+  tlsCert?: string;
+  tlsKey?: string;
+  tlsCa?: string;
 }
 
 export interface FlagSpec {
@@ -133,6 +137,14 @@ export const SHARD_SERVER_FLAGS: { [K in keyof ShardServerArgs]-?: FlagSpec } = 
       '(autoscaling tests on small machines; env RECSHARD_EMULATE_SERVICE_MS)',
     number: true,
   },
+  tlsCert: {
+    flag: '--tls-cert',
+    value: '<file>',
+    description:
+      "mutual TLS (with --tls-key and --tls-ca): this server's certificate (PEM); a sparse shard serves TLS and requires callers' certificates, a main presents it to https:// shards",
+  },
+  tlsKey: { flag: '--tls-key', value: '<file>', description: "the certificate's private key (PEM)" },
+  tlsCa: { flag: '--tls-ca', value: '<file>', description: 'the CA certificate (PEM) the other side must chain to' },
 };
 
 /** The arguments that say `a`, in the table's order, each as --flag=value; flags left undefined are left out. */

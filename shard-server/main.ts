@@ -45,6 +45,15 @@ async function readConfig() {
 const { plan, config } = await readConfig();
 const serving = config?.serving ?? {};
 
+/** --tls-cert, --tls-key and --tls-ca go together. */
+function tlsFiles(): Pick<ServerOptions, 'tls' | 'tlsReloadMs'> {
+  const given = [flags.tlsCert, flags.tlsKey, flags.tlsCa].filter((f) => f !== undefined).length;
+  if (given === 0) return {};
+  if (given < 3) return fatal(new Error('--tls-cert, --tls-key and --tls-ca must be given together'));
+  const reload = Number(process.env.RECSHARD_TLS_RELOAD_MS); // testing: how often the files are re-read
+  return { tls: { cert: flags.tlsCert!, key: flags.tlsKey!, ca: flags.tlsCa! }, ...(reload > 0 ? { tlsReloadMs: reload } : {}) };
+}
+
 const options: ServerOptions = {
   role: flags.role,
   shard: flags.shard,
@@ -65,6 +74,7 @@ const options: ServerOptions = {
   probeMs: flags.probeMs,
   hedgePercentile: flags.hedgePercentile,
   emulateServiceMs: flags.emulateServiceMs,
+  ...tlsFiles(),
   scheduling: {
     mode: flags.scheduler ?? serving.scheduler ?? DEFAULT_SCHEDULING.mode,
     batchSize: flags.batchSize ?? serving.batchSize ?? DEFAULT_SCHEDULING.batchSize,

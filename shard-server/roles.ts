@@ -16,6 +16,7 @@ import { Predictor } from './inference/predictor.js';
 import { Scheduler } from './inference/scheduler.js';
 import { ShardClient } from './inference/shard-client.js';
 import { loadTables, ModelLoadError, readVerified, type EmbeddingTable, type ModelSource } from './model/load.js';
+import type { TlsMaterial } from './tls.js';
 
 export interface SchedulingOptions {
   mode: SchedulerMode;
@@ -44,6 +45,8 @@ export interface MainOptions {
   policy: FailurePolicy;
   probeMs: number;
   hedgePercentile?: number;
+  /** Mutual TLS to shards whose endpoints are https://. */
+  tls?: TlsMaterial;
   log: Logger;
   clock: Clock;
 }
@@ -106,6 +109,9 @@ function shardClients(manifest: Manifest, o: MainOptions, metrics: ServerMetrics
     if (i < 0) throw new ModelLoadError('plan.json', `the plan assigns table "${name}", which the model does not have`);
     return i;
   };
+  for (const s of o.plan.shards)
+    if (s.endpoint.startsWith('https://') && !o.tls)
+      throw new ModelLoadError('plan.json', `shard ${s.index}'s endpoint ${s.endpoint} is https://, so the main needs --tls-cert, --tls-key and --tls-ca`);
   const clients = o.plan.shards.map(
     (s) =>
       new ShardClient({
@@ -120,6 +126,7 @@ function shardClients(manifest: Manifest, o: MainOptions, metrics: ServerMetrics
         clock: o.clock,
         version: o.version,
         policy: o.policy,
+        ...(o.tls ? { tls: o.tls } : {}),
         onVersionMismatch: () => metrics.versionMismatches.inc(metrics.shardLabels(s.index)),
       }),
   );

@@ -1,6 +1,7 @@
 // Starts a shard-server in either role: listens at once (so /healthz answers), loads the model in the
 // background (/readyz says what it is waiting for or which file is bad), and drains in-flight requests on close.
 import { createServer, type Server } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { availableParallelism } from 'node:os';
 import type { ShardServerPlan } from '../contracts/plan.js';
@@ -12,6 +13,7 @@ import { buildServerApp, metricsListener, type ServerState } from './http/app.js
 import { ServerMetrics } from './http/metrics.js';
 import { checkManifest, modelSource, ModelLoadError, readManifestDigest } from './model/load.js';
 import { loadMain, loadSparse, type MainRole, type SchedulingOptions } from './roles.js';
+import { MIN_TLS_VERSION, TlsMaterial, type TlsFiles } from './tls.js';
 
 export { DEFAULT_SCHEDULING, type SchedulingOptions } from './roles.js';
 
@@ -45,6 +47,13 @@ export interface ServerOptions {
   probeMs: number;
   /** The main's hedging of shard calls (ShardClientOptions.hedgePercentile; default 95, 0: off). */
   hedgePercentile?: number;
+  /**
+   * Mutual TLS (tls.ts): a sparse shard serves its port over TLS and answers lookups only to callers with a
+   * certificate its CA signed; a main presents its certificate to https:// shard endpoints.
+   */
+  tls?: TlsFiles;
+  /** How often the TLS files are re-read (default tls.ts RELOAD_MS). */
+  tlsReloadMs?: number;
   /** Testing: every request also holds one serial lane this long (see AppOptions.emulateServiceMs). */
   emulateServiceMs?: number;
   /** The main's request scheduling (DeepRecSched). */
@@ -117,7 +126,7 @@ class ModelState implements ServerState {
   }
 }
 
-async function load(o: ServerOptions, state: ModelState, metrics: ServerMetrics, clock: Clock): Promise<void> {
+async function load(o: ServerOptions, state: ModelState, metrics: ServerMetrics, clock: Clock, tls: TlsMaterial | undefined): Promise<void> {
   if (!o.modelUri) throw new ModelLoadError('spec.artifact.uri', 'no model artifact configured');
   const src = modelSource(o.modelUri);
   const { manifest, sha256 } = await readManifestDigest(src);
@@ -132,7 +141,17 @@ async function load(o: ServerOptions, state: ModelState, metrics: ServerMetrics,
   state.main = await loadMain(
     src,
     manifest,
-    { plan: o.plan, version, scheduling: o.scheduling, policy: o.policy, probeMs: o.probeMs, hedgePercentile: o.hedgePercentile, log: o.log, clock },
+    {
+      plan: o.plan,
+      version,
+      scheduling: o.scheduling,
+      policy: o.policy,
+      probeMs: o.probeMs,
+      hedgePercentile: o.hedgePercentile,
+      ...(tls ? { tls } : {}),
+      log: o.log,
+      clock,
+    },
     metrics,
   );
 }
@@ -163,6 +182,9 @@ function listen(server: Server, host: string, port: number): Promise<void> {
 
 export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const clock = o.clock ?? realClock;
+  // read before listening: a missing or broken file is a start-up error naming its flag
+  const tls = o.tls ? new TlsMaterial(o.tls) : undefined;
+  const tlsListener = tls !== undefined && o.role === 'sparse';
   const metrics = new ServerMetrics(o.plan.model, o.role);
   const state = new ModelState(o.role);
   const app = buildServerApp(state, {
@@ -180,8 +202,12 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     now: () => clock.now().getTime(),
     emulateServiceMs: o.emulateServiceMs ?? 0,
     metricsApart: o.metricsPort !== undefined,
+    clientCertificates: tlsListener,
   });
-  const server = createServer(app);
+  // the client's certificate is asked for, not required at the handshake: the kubelet's probes present none
+  const tlsOptions = () => ({ ...tls!.options, requestCert: true, rejectUnauthorized: false, minVersion: MIN_TLS_VERSION });
+  const server = tlsListener ? createTlsServer(tlsOptions(), app) : createServer(app);
+  if (tls) tls.watch(() => (tlsListener ? (server as ReturnType<typeof createTlsServer>).setSecureContext(tlsOptions()) : undefined), o.tlsReloadMs);
   await listen(server, o.host, o.port);
   const metricsServer = o.metricsPort !== undefined ? createServer(metricsListener(metrics)) : undefined;
   if (metricsServer) await listen(metricsServer, o.host, o.metricsPort!).catch(async (e) => (await drain(server, 0), Promise.reject(e)));
@@ -194,7 +220,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   server.maxConnections = o.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
   const port = (server.address() as AddressInfo).port;
 
-  const loaded = load(o, state, metrics, clock).then(
+  const loaded = load(o, state, metrics, clock, tls).then(
     () => o.log.info('model loaded', { role: o.role, shard: o.shard, port }),
     (e: unknown) => {
       state.loadError = e instanceof Error ? e.message : String(e);
@@ -216,6 +242,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       await drain(server, drainMs);
       if (metricsServer) await drain(metricsServer, 0);
       await state.main?.stop();
+      tls?.stop();
     },
   };
 }

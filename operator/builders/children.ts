@@ -1,6 +1,6 @@
 // Desired children of one serving version of a RecModel: its immutable plan ConfigMap, the main Deployment and
-// Service, one Deployment and Service per sparse shard of the version, and a PodDisruptionBudget per component
-// (NetworkPolicies are protection.ts's). Pure functions of (RecModel, plan, config); the rollout (rollout.ts)
+// Service, one Deployment and Service per sparse shard of the version, a PodDisruptionBudget for the main and one for
+// the shard set (NetworkPolicies are protection.ts's). Pure functions of (RecModel, plan, config); the rollout (rollout.ts)
 // decides which versions' children are applied and when.
 import type {
   V1ConfigMap,
@@ -24,7 +24,7 @@ import { ANNOTATION_CONFIG, ANNOTATION_PLAN_HASH, componentLabels, LABEL_VERSION
 import { childMeta, type Owner } from './meta.js';
 import { componentName, planConfigMapName, shortHash } from './names.js';
 import { podPlacement } from './placement.js';
-import { buildPdb } from './protection.js';
+import { buildMainPdb, buildShardSetPdb } from './protection.js';
 import { clusterServingPlan, MODEL_KEY, modelConfig, PLAN_KEY, servingVersion } from './serving-files.js';
 
 /** Everything one serving version of a model needs: its immutable plan ConfigMap, the main and its shard set. */
@@ -32,7 +32,7 @@ export interface VersionChildren {
   version: string;
   configMap: V1ConfigMap;
   main: { deployment: V1Deployment; service: V1Service; pdb: V1PodDisruptionBudget };
-  /** The version's sparse shards, one Deployment, Service and budget each (none when the main holds every table). */
+  /** The version's sparse shards, a Deployment and Service each, and one budget for the set (none when the main holds every table). */
   shards: { deployments: V1Deployment[]; services: V1Service[]; pdbs: V1PodDisruptionBudget[] };
 }
 
@@ -40,6 +40,9 @@ export interface VersionChildren {
 export const SHUTDOWN_DELAY_MS = 5_000;
 
 export const CONFIG_MOUNT = '/etc/recshard';
+/** Where spec.serving.tls's Secret is mounted (tls.crt, tls.key, ca.crt). */
+export const TLS_MOUNT = '/etc/recshard-tls';
+export const TLS_VOLUME = 'tls';
 export const CONTAINER = 'shard-server';
 
 /** The API server's limit on a ConfigMap's data (and etcd's on one value, with room for the metadata). */
@@ -117,6 +120,7 @@ export function mainScheduling(spec: ResolvedRecModelSpec): Pick<ShardServerArgs
 function container(a: ComponentArgs, resources: V1ResourceRequirements, mount: V1VolumeMount | undefined): V1Container {
   const { owner, spec, cfg, role, shard } = a;
   const port = spec.serving.port;
+  const scheme = spec.serving.tls && role === 'sparse' ? { scheme: 'HTTPS' } : {};
   return {
     name: CONTAINER,
     image: cfg.shardServerImage,
@@ -130,6 +134,7 @@ function container(a: ComponentArgs, resources: V1ResourceRequirements, mount: V
       metricsPort: spec.serving.metricsPort,
       shutdownDelayMs: SHUTDOWN_DELAY_MS,
       ...(role === 'main' ? mainScheduling(spec) : {}),
+      ...(spec.serving.tls ? { tlsCert: `${TLS_MOUNT}/tls.crt`, tlsKey: `${TLS_MOUNT}/tls.key`, tlsCa: `${TLS_MOUNT}/ca.crt` } : {}),
     }),
     env: [
       { name: 'RECSHARD_MODEL', value: owner.name },
@@ -140,11 +145,16 @@ function container(a: ComponentArgs, resources: V1ResourceRequirements, mount: V
       { name: 'http', containerPort: port, protocol: 'TCP' },
       { name: 'metrics', containerPort: spec.serving.metricsPort, protocol: 'TCP' },
     ],
-    readinessProbe: { httpGet: { path: READY_PATH, port: 'http' }, periodSeconds: 5, failureThreshold: 3 },
-    livenessProbe: { httpGet: { path: HEALTH_PATH, port: 'http' }, periodSeconds: 10, failureThreshold: 6 },
+    // a shard under mutual TLS serves its port over TLS; its probes need no client certificate
+    readinessProbe: { httpGet: { path: READY_PATH, port: 'http', ...scheme }, periodSeconds: 5, failureThreshold: 3 },
+    livenessProbe: { httpGet: { path: HEALTH_PATH, port: 'http', ...scheme }, periodSeconds: 10, failureThreshold: 6 },
     ...(Object.keys(resources).length ? { resources } : {}),
     securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, runAsNonRoot: true, capabilities: { drop: ['ALL'] } },
-    volumeMounts: [{ name: 'config', mountPath: CONFIG_MOUNT, readOnly: true }, ...(mount ? [mount] : [])],
+    volumeMounts: [
+      { name: 'config', mountPath: CONFIG_MOUNT, readOnly: true },
+      ...(mount ? [mount] : []),
+      ...(spec.serving.tls ? [{ name: TLS_VOLUME, mountPath: TLS_MOUNT, readOnly: true }] : []),
+    ],
   };
 }
 
@@ -167,7 +177,11 @@ function podSpec(a: ComponentArgs): V1PodSpec {
     ...(placement.tolerations ? { tolerations: placement.tolerations } : {}),
     ...(placement.nodeSelector ? { nodeSelector: placement.nodeSelector } : {}),
     containers: [container(a, placement.resources, mount)],
-    volumes: [{ name: 'config', configMap: { name: a.configMap } }, ...(volume ? [volume] : [])],
+    volumes: [
+      { name: 'config', configMap: { name: a.configMap } },
+      ...(volume ? [volume] : []),
+      ...(spec.serving.tls ? [{ name: TLS_VOLUME, secret: { secretName: spec.serving.tls.secretName } }] : []),
+    ],
   };
 }
 
@@ -217,20 +231,47 @@ export function buildService(owner: Owner, spec: ResolvedRecModelSpec, role: Rol
   };
 }
 
-/** The children of the spec's serving version (servingVersion: the plan, the artifact and the image). */
+/** The children of the spec's serving version (servingVersion: the plan, the artifact, the image and TLS). */
 export function buildVersion(owner: Owner, spec: ResolvedRecModelSpec, plan: Plan, cfg: BuilderConfig): VersionChildren {
+  const v = versionBuilder(owner, spec, plan, cfg);
+  for (const s of plan.shards) v.addShard(s.index);
+  return v.done();
+}
+
+/**
+ * The same, a slice of shards per turn of the event loop (`pause` between slices): building a thousand shards'
+ * Deployments takes a quarter of a second, which a controller's loop must not spend at once.
+ */
+export async function buildVersionInTurns(
+  owner: Owner,
+  spec: ResolvedRecModelSpec,
+  plan: Plan,
+  cfg: BuilderConfig,
+  pause: () => Promise<void>,
+  slice = 32,
+): Promise<VersionChildren> {
+  const v = versionBuilder(owner, spec, plan, cfg);
+  for (const [i, s] of plan.shards.entries()) {
+    if (i > 0 && i % slice === 0) await pause();
+    v.addShard(s.index);
+  }
+  return v.done();
+}
+
+function versionBuilder(owner: Owner, spec: ResolvedRecModelSpec, plan: Plan, cfg: BuilderConfig) {
   const version = servingVersion(spec, plan, cfg.shardServerImage);
   const configMap = buildConfigMap(owner, spec, plan, version);
   const base = { owner, spec, plan, cfg, version, configMap: configMap.metadata!.name! };
-  const shards = plan.shards.map((s) => s.index);
+  const shards: VersionChildren['shards'] = { deployments: [], services: [], pdbs: [] };
   return {
-    version,
-    configMap,
-    main: { deployment: buildDeployment({ ...base, role: 'main' }), service: buildService(owner, spec, 'main'), pdb: buildPdb(owner, 'main') },
-    shards: {
-      deployments: shards.map((shard) => buildDeployment({ ...base, role: 'sparse', shard })),
-      services: shards.map((shard) => buildService(owner, spec, 'sparse', shard, version)),
-      pdbs: shards.map((shard) => buildPdb(owner, 'sparse', shard, version)),
+    addShard(shard: number) {
+      shards.deployments.push(buildDeployment({ ...base, role: 'sparse', shard }));
+      shards.services.push(buildService(owner, spec, 'sparse', shard, version));
+    },
+    done(): VersionChildren {
+      if (shards.deployments.length) shards.pdbs.push(buildShardSetPdb(owner, version));
+      const main = { deployment: buildDeployment({ ...base, role: 'main' }), service: buildService(owner, spec, 'main'), pdb: buildMainPdb(owner) };
+      return { version, configMap, main, shards };
     },
   };
 }

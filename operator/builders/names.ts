@@ -24,9 +24,11 @@ export function dnsLabel(base: string, suffix?: string): string {
 export const mainName = (model: string) => dnsLabel(model, 'main');
 /** A sparse shard belongs to one serving version (its tables, artifact and image): an old main only reaches old shards. */
 export const shardName = (model: string, index: number, version: string) => dnsLabel(model, `shard-${index}-${version}`);
+/** What a version's shard set shares (its disruption budget). */
+export const shardSetName = (model: string, version: string) => dnsLabel(model, `shards-${version}`);
 /** Plan ConfigMaps are immutable and named by the hash of what they hold. */
 export const planConfigMapName = (model: string, contentHash: string) => dnsLabel(model, `plan-${contentHash}`);
-/** The Deployment, Service, budget and autoscaler of one component share its name (a shard's carries its version). */
+/** The Deployment, Service and autoscaler of one component share its name (a shard's carries its version). */
 export const componentName = (model: string, role: Role, shard?: number, version?: string) =>
   role === 'main' ? mainName(model) : shardName(model, shard!, version!);
 

@@ -1,5 +1,5 @@
-// What protects a model's pods, besides their own security context: a PodDisruptionBudget per component, so a
-// node drain never takes a whole shard (or the main) away, and NetworkPolicies, so sparse shards take lookups
+// What protects a model's pods, besides their own security context: PodDisruptionBudgets, so a node drain
+// takes the model's pods one at a time (the main keeps a pod; a shard set loses at most one pod at once), and NetworkPolicies, so sparse shards take lookups
 // only from their own main, metrics are read only from trusted namespaces (monitoring, the operator), the main
 // takes its API port from anyone, and the pods reach nothing but DNS, their shards and their artifact. Pure.
 import type { V1NetworkPolicy, V1NetworkPolicyEgressRule, V1NetworkPolicyPeer, V1PodDisruptionBudget } from '@kubernetes/client-node';
@@ -17,19 +17,39 @@ import {
   type Role,
 } from './labels.js';
 import { childMeta, type Owner } from './meta.js';
-import { componentName, dnsLabel, mainName } from './names.js';
+import { dnsLabel, mainName, shardSetName } from './names.js';
 
 export const NAMESPACE_NAME_LABEL = 'kubernetes.io/metadata.name';
 
-/** One per component: at least one pod stays through voluntary disruptions; a pod that is not ready may always go. */
-export function buildPdb(owner: Owner, role: Role, shard?: number, version?: string): V1PodDisruptionBudget {
-  const name = componentName(owner.name, role, shard, version);
-  return {
-    apiVersion: 'policy/v1',
-    kind: 'PodDisruptionBudget',
-    metadata: childMeta(owner, name, componentLabels(owner.name, role, shard, role === 'sparse' ? version : undefined)),
-    spec: { minAvailable: 1, selector: { matchLabels: selectorLabels(owner.name, role, shard, version) }, unhealthyPodEvictionPolicy: 'AlwaysAllow' },
-  };
+const budget = (owner: Owner, name: string, labels: Record<string, string>, selector: Record<string, string>, limit: object): V1PodDisruptionBudget => ({
+  apiVersion: 'policy/v1',
+  kind: 'PodDisruptionBudget',
+  metadata: childMeta(owner, name, labels),
+  // a pod that is not ready may always go: it serves nothing, and keeping it would only block the drain
+  spec: { ...limit, selector: { matchLabels: selector }, unhealthyPodEvictionPolicy: 'AlwaysAllow' },
+});
+
+/** The main: at least one pod stays through voluntary disruptions. */
+export function buildMainPdb(owner: Owner): V1PodDisruptionBudget {
+  return budget(owner, mainName(owner.name), componentLabels(owner.name, 'main'), selectorLabels(owner.name, 'main'), { minAvailable: 1 });
+}
+
+/**
+ * One budget for a version's whole shard set: voluntary disruptions take one shard pod at a time, and the next only
+ * once its replacement is ready. A shard with two or more replicas never goes away; a single-replica shard is away
+ * only while its pod moves, one shard at a time (a per-shard minAvailable of 1 would block every drain instead, and
+ * would triple the objects a 1,000-shard model writes).
+ */
+export function buildShardSetPdb(owner: Owner, version: string): V1PodDisruptionBudget {
+  return budget(
+    owner,
+    shardSetName(owner.name, version),
+    componentLabels(owner.name, 'sparse', undefined, version),
+    selectorLabels(owner.name, 'sparse', undefined, version),
+    {
+      maxUnavailable: 1,
+    },
+  );
 }
 
 /** The model's pods of one role (every shard, for sparse); managed-by too, as the admission policy requires. */

@@ -13,13 +13,20 @@ export const MODEL_KEY = 'model.json';
 
 /**
  * The serving version: what decides which rows a shard returns and how it speaks (the table assignment, the model's
- * shapes, the artifact and the shard-server image). Shards of one version are a set of their own; a change of it is
+ * shapes, the artifact, the shard-server image and mutual TLS). Shards of one version are a set of their own; a change of it is
  * rolled out beside the running set (rollout.ts), anything else (resources, replicas, scheduling) rolls in place.
  */
-export function servingVersion(spec: Pick<ResolvedRecModelSpec, 'model' | 'artifact'>, plan: Plan, image: string, artifactUri?: string): string {
+export function servingVersion(
+  spec: Pick<ResolvedRecModelSpec, 'model' | 'artifact'> & { serving?: Pick<ResolvedRecModelSpec['serving'], 'tls'> },
+  plan: Plan,
+  image: string,
+  artifactUri?: string,
+): string {
   const artifact = artifactUri !== undefined ? { uri: artifactUri } : (spec.artifact ?? {});
+  // mutual TLS changes how a main and its shards speak (left out when off: existing versions keep their hashes)
+  const tls = spec.serving?.tls ? { tls: spec.serving.tls.secretName } : {};
   // layout 2: headless shard Services (a Service's clusterIP cannot change, so an operator that makes them gets new ones)
-  return shortHash(JSON.stringify({ plan: plan.hash, tables: spec.model.tables, artifact, image, layout: 2 }), 8);
+  return shortHash(JSON.stringify({ plan: plan.hash, tables: spec.model.tables, artifact, image, layout: 2, ...tls }), 8);
 }
 
 /** plan.json: the plan document with its version and where the main and each shard answer. */
@@ -32,7 +39,7 @@ export function clusterServingPlan(owner: Owner, spec: ResolvedRecModelSpec, pla
   const port = spec.serving.port;
   return servingPlan(owner.name, plan, version, { service: mainName(owner.name) }, (s) => ({
     service: shardName(owner.name, s.index, version),
-    endpoint: `http://${shardName(owner.name, s.index, version)}.${owner.namespace}.svc:${port}`,
+    endpoint: `${spec.serving.tls ? 'https' : 'http'}://${shardName(owner.name, s.index, version)}.${owner.namespace}.svc:${port}`,
   }));
 }
 

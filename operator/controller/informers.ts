@@ -26,6 +26,7 @@ import { KEDA_API_VERSION, SCALED_OBJECT } from '../builders/autoscalers.js';
 import { LABEL_INSTANCE, MANAGED_SELECTOR } from '../builders/labels.js';
 import { dnsLabel } from '../builders/names.js';
 import { apiErrorMessage, type KubeClient } from '../kube/client.js';
+import { trimForCache } from './trim.js';
 
 /** One informer: a kind in one namespace (or in all, or cluster-scoped). */
 interface Part<T extends KubernetesObject> {
@@ -110,11 +111,14 @@ export class Caches {
         const part: Part<T> = { namespace: clusterScoped ? undefined : namespace, synced: false, failures: 0, informer: undefined as never };
         const list = async () => {
           const result = await client.objects.list<T>(apiVersion, kind, part.namespace, undefined, undefined, undefined, undefined, labelSelector);
+          for (const o of result.items) trimForCache(kind, o);
           part.synced = true;
           part.failures = 0;
           return result;
         };
         part.informer = makeInformer<T>(kubeConfig, path(namespace ? `/namespaces/${namespace}` : ''), list, labelSelector);
+        // first handler: the object is already in the cache, trimmed before anyone reads it
+        for (const verb of ['add', 'update'] as const) part.informer.on(verb, (o) => trimForCache(kind, o));
         return part;
       });
       return new Source<T>(kind, parts);

@@ -2,9 +2,11 @@
 // /healthz, /readyz and /metrics, the main's predict API (routes/main.ts) or the sparse shard's lookup API
 // (routes/sparse.ts), with one error handler that turns every failure into the catalogue's reply. Inference code
 // lives in ../inference and imports no web framework.
-import type { RequestListener } from 'node:http';
+import type { IncomingMessage, RequestListener } from 'node:http';
+import type { TLSSocket } from 'node:tls';
 import express from 'express';
-import { METRICS_PATH } from '../../contracts/endpoints.js';
+import { HEALTH_PATH, METRICS_PATH, READY_PATH } from '../../contracts/endpoints.js';
+import { ErrorCode, ServeError } from '../../contracts/errors.js';
 import type { Role } from '../../contracts/shard-server-args.js';
 import type { Logger } from '../../lib/log.js';
 import type { Limits } from '../inference/request.js';
@@ -47,6 +49,22 @@ export interface AppOptions {
   emulateServiceMs?: number;
   /** /metrics is served on a port of its own (metricsListener): not here. */
   metricsApart?: boolean;
+  /** Served over mutual TLS: everything but the probes and /metrics needs a client certificate the CA signed. */
+  clientCertificates?: boolean;
+}
+
+/** Paths open to callers without a client certificate: the kubelet's probes and Prometheus present none. */
+const OPEN_PATHS = new Set([HEALTH_PATH, READY_PATH, METRICS_PATH]);
+
+/** Why a request may not be served without a client certificate; undefined when it may. */
+function certificateRefusal(req: IncomingMessage): ServeError | undefined {
+  const q = req.url?.indexOf('?') ?? -1;
+  if (OPEN_PATHS.has(q < 0 ? (req.url ?? '') : req.url!.slice(0, q))) return undefined;
+  const socket = req.socket as TLSSocket;
+  if (socket.authorized) return undefined;
+  const presented = Object.keys(socket.getPeerCertificate?.() ?? {}).length > 0;
+  const why = presented ? `: ${String(socket.authorizationError ?? 'not trusted')}` : ': none was presented';
+  return new ServeError(ErrorCode.ClientCertificateRequired, `this shard serves only callers with a certificate its model's CA signed${why}`);
 }
 
 /** The listener of a metrics port: GET /metrics and nothing else. */
@@ -82,6 +100,8 @@ export function buildServerApp(state: ServerState, o: AppOptions): RequestListen
   app.use(errorHandler(o.metrics, o.log));
   const fast = fastPath(route, state, (e, req, res) => replyError(o.metrics, o.log, e, req, res));
   return (req, res) => {
+    const refused = o.clientCertificates ? certificateRefusal(req) : undefined;
+    if (refused) return replyError(o.metrics, o.log, refused, req, res);
     if (!fast(req, res)) void app(req, res);
   };
 }

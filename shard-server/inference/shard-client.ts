@@ -2,18 +2,21 @@
 // circuit breaker, one retry of a call its connection lost, and a background readiness probe so the main knows a
 // shard is back even without traffic. Where the shard has several replicas, each is reached on its own: calls go to
 // the one with the fewest in flight, a failed one is avoided for a cooldown, and a slow call is hedged (hedging.ts).
-// Lookups go over node:http
-// with keep-alive: the body is written as it is and the answer read into one buffer, with none of fetch's
-// stream copies (a DLRM-RMC2 query moves megabytes of indices and pooled rows).
-import { Agent, request, type AgentOptions } from 'node:http';
+// Lookups go over node:http (node:https under mutual TLS, ../tls.ts) with keep-alive: the body is written as it is
+// and the answer read into one buffer, with none of fetch's stream copies (a DLRM-RMC2 query moves megabytes of
+// indices and pooled rows).
+import { Agent, request as httpRequest, type AgentOptions, type ClientRequest, type IncomingMessage, type RequestOptions } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { isIP } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { checkServerIdentity } from 'node:tls';
 import { LOOKUP_PATH, READY_PATH, TIMEOUT_HEADER, VERSION_HEADER } from '../../contracts/endpoints.js';
 import { ErrorCode, ServeError, type ErrorKind } from '../../contracts/errors.js';
 import type { FailurePolicy } from '../../contracts/shard-server-args.js';
 import { LOOKUP_CONTENT_TYPE, decodeResponse, encodeRequest, type LookupRequest, type LookupResult } from '../../contracts/wire/lookup.js';
 import { describeVersion, versionToken, type LookupVersion } from '../../contracts/wire/versions.js';
 import type { Clock } from '../../lib/clock.js';
+import { MIN_TLS_VERSION, type TlsMaterial } from '../tls.js';
 import { BufferPool } from './buffer-pool.js';
 import { HedgeBudget, LatencyWindow } from './hedging.js';
 
@@ -25,24 +28,28 @@ import { HedgeBudget, LatencyWindow } from './hedging.js';
  */
 export const CONNECTION_LIFETIME_MS = 1000;
 
-/** Keep-alive, but no socket outlives CONNECTION_LIFETIME_MS: an older one is closed when its request is done. */
+/**
+ * Keep-alive, but no socket outlives lifetimeMs: an older one is closed when its request is done (Node's documented
+ * keepSocketAlive hook: a falsy return closes the socket instead of keeping it; the typings say void). Its first
+ * request's end is a socket's birth.
+ */
+export function recycle<A extends Agent>(agent: A, lifetimeMs: number, now: () => number): A {
+  const born = new WeakMap<Duplex, number>();
+  const keep = agent.keepSocketAlive.bind(agent);
+  agent.keepSocketAlive = (socket: Duplex): void => {
+    const b = born.get(socket);
+    if (b === undefined) born.set(socket, now());
+    else if (now() - b >= lifetimeMs) return false as unknown as void;
+    return keep(socket);
+  };
+  return agent;
+}
+
+/** An http.Agent whose sockets live at most CONNECTION_LIFETIME_MS (recycle). */
 export class RecyclingAgent extends Agent {
-  private readonly born = new WeakMap<Duplex, number>();
-
-  constructor(
-    opts: AgentOptions,
-    private readonly lifetimeMs: number,
-    private readonly now: () => number,
-  ) {
+  constructor(opts: AgentOptions, lifetimeMs: number, now: () => number) {
     super(opts);
-  }
-
-  /** Node's documented hook: a falsy return closes the socket instead of keeping it (the typings say void). */
-  override keepSocketAlive(socket: Duplex): void {
-    const born = this.born.get(socket);
-    if (born === undefined) this.born.set(socket, this.now());
-    else if (this.now() - born >= this.lifetimeMs) return false as unknown as void;
-    return super.keepSocketAlive(socket);
+    recycle(this, lifetimeMs, now);
   }
 }
 
@@ -78,6 +85,8 @@ export interface ShardClientOptions {
   version: LookupVersion;
   /** Under 'zero' a stalled call is cut early (its rows become zeros anyway); under 'fail' only the deadline cuts. */
   policy?: FailurePolicy;
+  /** For an https:// endpoint: this main's certificate (the shard requires it) and the CA the shard's must chain to. */
+  tls?: TlsMaterial;
   onVersionMismatch?: () => void;
 }
 
@@ -98,12 +107,64 @@ class Replica {
   /** Moving average of its calls' times (a cut hedge loser counts with the time it had taken so far), and when last updated. */
   latencyMs = 0;
   sampledAt = -Infinity;
-  readonly agent: RecyclingAgent;
+  agent: Agent;
+  /** The TLS material's generation the agent was made with. */
+  private tlsGeneration = -1;
   constructor(
     readonly url: string,
-    now: () => number,
+    private readonly now: () => number,
+    /** With TLS: the material, and the name the shard's certificate must carry (the endpoint's host, not the pod's address). */
+    private readonly tls?: { material: TlsMaterial; servername: string },
   ) {
-    this.agent = new RecyclingAgent({ keepAlive: true, maxSockets: 256 }, CONNECTION_LIFETIME_MS, now);
+    this.agent = this.makeAgent();
+  }
+
+  private makeAgent(): Agent {
+    const opts = { keepAlive: true, maxSockets: 256 };
+    if (!this.tls) return new RecyclingAgent(opts, CONNECTION_LIFETIME_MS, this.now);
+    const { material, servername } = this.tls;
+    this.tlsGeneration = material.generation;
+    const agent = new HttpsAgent({
+      ...opts,
+      ...material.options,
+      minVersion: MIN_TLS_VERSION,
+      servername,
+      checkServerIdentity: (_host, cert) => checkServerIdentity(servername, cert),
+    });
+    return recycle(agent, CONNECTION_LIFETIME_MS, this.now);
+  }
+
+  /** A request on this replica's connections; after the TLS files changed, new connections use the new ones. */
+  request(path: string, o: RequestOptions, onResponse: (res: IncomingMessage) => void): ClientRequest {
+    if (this.tls && this.tlsGeneration !== this.tls.material.generation) {
+      const old = this.agent;
+      this.agent = this.makeAgent();
+      setTimeout(() => old.destroy(), RETIRED_REPLICA_MS).unref();
+    }
+    return (this.tls ? httpsRequest : httpRequest)(`${this.url}${path}`, { ...o, agent: this.agent }, onResponse);
+  }
+
+  /** A GET and its whole answer as text, within timeoutMs. */
+  get(path: string, headers: Record<string, string>, timeoutMs: number): Promise<{ status: number; text: string }> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => q.destroy(Object.assign(new Error(`no answer within ${timeoutMs} ms`), { name: 'TimeoutError' })), timeoutMs);
+      const fail = (e: Error) => {
+        clearTimeout(timer);
+        reject(e);
+      };
+      const q = this.request(path, { method: 'GET', headers }, (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (text += c));
+        res.on('end', () => {
+          clearTimeout(timer);
+          resolve({ status: res.statusCode ?? 0, text });
+        });
+        res.on('error', fail);
+      });
+      q.on('error', fail);
+      q.end();
+    });
   }
 }
 
@@ -145,9 +206,16 @@ export class ShardClient {
     this.tables = o.tables;
     this.version = o.version;
     this.clock = o.clock;
-    const now = () => this.now();
-    this.replicas = (o.replicas?.length ? o.replicas : [o.endpoint]).map((url) => new Replica(url, now));
+    this.replicas = (o.replicas?.length ? o.replicas : [o.endpoint]).map((url) => this.replica(url));
     if ((o.hedgePercentile ?? 0) > 0) this.latency = new LatencyWindow(o.hedgePercentile!);
+  }
+
+  /** A replica at `url`; over TLS when the endpoint is https:// (its certificate checked against the endpoint's host). */
+  private replica(url: string): Replica {
+    const endpoint = new URL(this.o.endpoint);
+    if (endpoint.protocol !== 'https:') return new Replica(url, () => this.now());
+    if (!this.o.tls) throw new TypeError(`shard ${this.shard}: ${this.o.endpoint} is https:// but the client was given no TLS material`);
+    return new Replica(url, () => this.now(), { material: this.o.tls, servername: endpoint.hostname });
   }
 
   /** Reachable as last seen (the circuit is closed). */
@@ -334,7 +402,7 @@ export class ShardClient {
   ): Promise<{ status: number; body: Uint8Array }> {
     return new Promise((resolve, reject) => {
       const headers = { 'content-type': LOOKUP_CONTENT_TYPE, 'content-length': body.byteLength, [TIMEOUT_HEADER]: timeoutMs };
-      const q = request(`${r.url}${path}`, { method: 'POST', agent: r.agent, headers }, (res) => {
+      const q = r.request(path, { method: 'POST', headers }, (res) => {
         const length = Number(res.headers['content-length']);
         const chunks: Buffer[] = [];
         let n = 0;
@@ -480,9 +548,9 @@ export class ShardClient {
   private async probeReplica(r: Replica, timeoutMs: number): Promise<ServeError | undefined> {
     try {
       const headers = { [VERSION_HEADER]: versionToken(this.version) };
-      const res = await fetch(`${r.url}${READY_PATH}`, { headers, signal: AbortSignal.timeout(timeoutMs) });
-      if (res.ok) return undefined;
-      const text = (await res.text()).trim().slice(0, 200);
+      const res = await r.get(READY_PATH, headers, timeoutMs);
+      if (res.status >= 200 && res.status < 300) return undefined;
+      const text = res.text.trim().slice(0, 200);
       if (res.status === 409)
         return new ServeError(
           ErrorCode.ShardVersionMismatch,
@@ -490,8 +558,11 @@ export class ShardClient {
         );
       return new ServeError(ErrorCode.ShardUnavailable, `${r.url}: readiness ${res.status}: ${text}`);
     } catch (e) {
-      const err = e as Error & { cause?: Error };
-      return new ServeError(ErrorCode.ShardUnavailable, `${r.url}: readiness probe failed: ${err.cause?.message ?? err.message}`);
+      const err = e as Error & { cause?: Error; code?: string };
+      return new ServeError(
+        ErrorCode.ShardUnavailable,
+        `${r.url}: readiness probe failed: ${err.cause?.message ?? err.message}${err.code ? ` (${err.code})` : ''}`,
+      );
     }
   }
 
@@ -512,7 +583,7 @@ export class ShardClient {
     if (!addresses.length) return;
     const urls = [...new Set(addresses)].sort().map((a) => `${url.protocol}//${isIP(a) === 6 ? `[${a}]` : a}${url.port ? `:${url.port}` : ''}`);
     const known = new Map(this.replicas.map((r) => [r.url, r]));
-    const next = urls.map((u) => known.get(u) ?? new Replica(u, () => this.now()));
+    const next = urls.map((u) => known.get(u) ?? this.replica(u));
     for (const r of this.replicas) if (!next.includes(r)) setTimeout(() => r.agent.destroy(), RETIRED_REPLICA_MS).unref();
     const changed = next.length !== this.replicas.length || next.some((r, i) => r !== this.replicas[i]);
     this.replicas = next;

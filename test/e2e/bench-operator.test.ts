@@ -27,9 +27,13 @@ describe('bench --quick --only operator', () => {
     expect(res.fleet.models).toBe(20);
     expect(res.fleet.reconciles).toBeGreaterThanOrEqual(20);
     expect(res.idle.applies).toBe(0);
-    // the large model's children: its plan ConfigMap, the main's three, three per shard, two NetworkPolicies
-    expect(res.big.children).toBe(1 + 3 + 3 * 64 + 2);
+    // the large model's children: its plan ConfigMap, the main's three, two per shard, the shard set's budget, two NetworkPolicies
+    expect(res.big.children).toBe(1 + 3 + 2 * 64 + 1 + 2);
     expect(res.big.plannedS).toBeLessThanOrEqual(res.big.readyS);
-    expect([res.fleet.healthzFailures, res.big.healthzFailures]).toEqual([0, 0]);
+    // the ordinary model beside two large ones got its status and became Ready
+    expect(res.fairness!.plannedS).toBeGreaterThan(0);
+    expect(res.fairness!.plannedS).toBeLessThanOrEqual(res.fairness!.readyS);
+    expect(md).toMatch(/\| fairness: an ordinary model applied after two 2048-table models gets its status \| Planned < 5 s/);
+    expect([res.fleet.healthzFailures, res.big.healthzFailures, res.fairness!.healthzFailures]).toEqual([0, 0, 0]);
   }, 660_000);
 });

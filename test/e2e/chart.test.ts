@@ -419,8 +419,16 @@ describe('helm chart: on the real control plane', () => {
     expect(asOperator(dryRun, service('ClusterIP'))).toMatch(/service\/probe created \(server dry run\)/);
     const denied = (doc: string) => refused(dryRun, doc);
     expect(denied(deployment(pod(), 'kube-system'))).toMatch(/writes nothing in the system namespace kube-system/);
-    expect(denied(deployment(pod({ volumes: [{ name: 'root', hostPath: { path: '/' } }] })))).toMatch(/no hostPath, Secret or other volume/);
-    expect(denied(deployment(pod({ volumes: [{ name: 's', secret: { secretName: 'x' } }] })))).toMatch(/no hostPath, Secret or other volume/);
+    const volumeRule = /no\s+hostPath, other Secret or other volume/;
+    expect(denied(deployment(pod({ volumes: [{ name: 'root', hostPath: { path: '/' } }] })))).toMatch(volumeRule);
+    expect(denied(deployment(pod({ volumes: [{ name: 's', secret: { secretName: 'x' } }] })))).toMatch(volumeRule);
+    // spec.serving.tls's Secret: only as the `tls` volume, and only mounted read-only
+    const tlsVolume = { name: 'tls', secret: { secretName: 'model-tls' } };
+    const tlsMount = (readOnly: boolean) => [
+      { name: 'shard-server', image: 'ghcr.io/recshard/shard-server:0.1.0', volumeMounts: [{ name: 'tls', mountPath: '/etc/recshard-tls', readOnly }] },
+    ];
+    expect(asOperator(dryRun, deployment(pod({ volumes: [tlsVolume], containers: tlsMount(true) })))).toMatch(/created \(server dry run\)/);
+    expect(denied(deployment(pod({ volumes: [tlsVolume], containers: tlsMount(false) })))).toMatch(volumeRule);
     expect(denied(deployment(pod({ containers: [{ name: 'x', image: 'evil.example/miner:1' }] })))).toMatch(/run the shard-server image .* only/);
     expect(denied(deployment(pod({ initContainers: [{ name: 'x', image: 'ghcr.io/recshard/shard-server:0.1.0' }] })))).toMatch(/without init/);
     expect(denied(deployment(pod({ serviceAccountName: `${release}-operator` })))).toMatch(/run as ServiceAccount default, without its token/);
@@ -454,7 +462,7 @@ describe('helm chart: on the real control plane', () => {
     const first = getRecModel(ns, 'rmc3-lb').status!.rollout!.toVersion!;
     const shards = [shardNameOf(ns, 'rmc3-lb', 0), shardNameOf(ns, 'rmc3-lb', 1)];
     expect(childNames(ns, 'deployments', 'rmc3-lb')).toEqual(['rmc3-lb-main', ...shards]);
-    expect(childNames(ns, 'poddisruptionbudgets', 'rmc3-lb')).toHaveLength(3);
+    expect(childNames(ns, 'poddisruptionbudgets', 'rmc3-lb')).toHaveLength(2);
     expect(childNames(ns, 'configmaps', 'rmc3-lb')).toHaveLength(1);
     expect(kubectlJson(['get', 'deployment', shards[1]!, '-n', ns]).spec.template.spec.imagePullSecrets).toEqual([{ name: 'registry-a' }]);
     expect(op.logs()).not.toMatch(/forbidden|denied request/);

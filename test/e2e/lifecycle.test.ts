@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveSpec, type RecModel } from '../../operator/api/v1alpha1/index.js';
 import { ANNOTATION_CONFIG, ANNOTATION_PLAN_HASH, LABEL_VERSION } from '../../operator/builders/labels.js';
-import { shardName } from '../../operator/builders/names.js';
+import { shardName, shardSetName } from '../../operator/builders/names.js';
 import { planModel } from '../../operator/planner/plan.js';
 import {
   applyYaml,
@@ -87,9 +87,10 @@ async function rollThrough(ns: string, name: string, timeoutMs = 90_000): Promis
 const planConfigMap = (ns: string, name: string): string =>
   kubectlJson(['get', 'deployment', `${name}-main`, '-n', ns]).spec.template.metadata.annotations[ANNOTATION_CONFIG];
 
-/** Whether the model's Deployments, Services and budgets are exactly `names`. */
-const componentsAre = (ns: string, name: string, names: string[]) =>
-  ['deployments', 'services', 'pdb'].every((kind) => childNames(ns, kind, name).join() === [...names].sort().join());
+/** Whether the model's Deployments and Services are exactly `names`, and its budgets the main's and `version`'s shard set's. */
+const componentsAre = (ns: string, name: string, names: string[], version?: string) =>
+  ['deployments', 'services'].every((kind) => childNames(ns, kind, name).join() === [...names].sort().join()) &&
+  childNames(ns, 'pdb', name).join() === [`${name}-main`, ...(version ? [shardSetName(name, version)] : [])].sort().join();
 
 /** The model's pods (terminating ones too), optionally narrowed by more labels. */
 const podsOf = (ns: string, name: string, selector?: string): { metadata: { name: string; labels: Record<string, string> } }[] =>
@@ -138,7 +139,7 @@ describe('re-planning', () => {
     // the new shards ran beside the old ones (new names: both sets at once) before the old set went
     expect(second.deployments.some((names) => [...oldShards, ...newShards].every((n) => names.includes(n)))).toBe(true);
     // the old set's Deployments, Services and budgets are deleted; the new set's are what is left
-    await waitUntil('old shard set deleted', () => componentsAre(ns, 'replan', ['replan-main', ...newShards]));
+    await waitUntil('old shard set deleted', () => componentsAre(ns, 'replan', ['replan-main', ...newShards], v2));
     const shard0 = kubectlJson(['get', 'deployment', newShards[0]!, '-n', ns]);
     expect(shard0.spec.template.metadata.annotations[ANNOTATION_PLAN_HASH]).toBe(newHash);
     expect(shard0.spec.selector.matchLabels[LABEL_VERSION]).toBe(v2);
@@ -194,7 +195,7 @@ describe('re-planning', () => {
     const v3 = third.status!.rollout!.toVersion!;
     expect(third.status!.rollout).toMatchObject({ fromVersion: v2, mode: 'Overlap', phase: 'Complete' });
     const netShards = [0, 1].map((i) => shardName('replan', i, v3));
-    await waitUntil('the load-balanced shards deleted', () => componentsAre(ns, 'replan', ['replan-main', ...netShards]));
+    await waitUntil('the load-balanced shards deleted', () => componentsAre(ns, 'replan', ['replan-main', ...netShards], v3));
     const cm3 = kubectlJson(['get', 'configmap', planConfigMap(ns, 'replan'), '-n', ns]);
     expect(cm3.metadata.labels[LABEL_VERSION]).toBe(v3);
     const plan3 = JSON.parse(cm3.data['plan.json']);
@@ -335,6 +336,41 @@ describe('bad specs', () => {
       expect(condition(rm, 'Progressing')).toMatchObject({ status: 'False', reason });
       for (const kind of ['deployments', 'services', 'configmaps']) expect(childNames(ns, kind, name)).toEqual([]);
     }
+  });
+});
+
+describe('what the Deployment controller says', () => {
+  it('a shard that never becomes available: Progressing=False ProgressDeadlineExceeded once its progress deadline passes', async () => {
+    applyYaml(ns, [
+      recModel('stuck', {
+        sharding: { strategy: 'load-balanced', shards: 2 },
+        // no node has this name: the shards' pods stay Pending
+        placement: { sparse: { nodeSelector: { 'kubernetes.io/hostname': 'no-such-node' } } },
+        rollout: { progressDeadline: '10s' },
+      }),
+    ]);
+    const rm = await waitUntil(
+      'Progressing=False',
+      () => {
+        const r = getRecModel(ns, 'stuck');
+        return condition(r, 'Progressing')?.reason === 'ProgressDeadlineExceeded' && r;
+      },
+      90_000,
+      500,
+    );
+    expect(condition(rm, 'Progressing')).toMatchObject({ status: 'False', message: expect.stringMatching(/made no progress within its progress deadline/) });
+    expect(condition(rm, 'Ready')?.status).toBe('False');
+    // what the pods say comes first in Degraded: the scheduler's own words
+    expect(condition(rm, 'Degraded')).toMatchObject({ status: 'True', reason: 'Unschedulable' });
+    const shard = kubectlJson<{ spec: { progressDeadlineSeconds: number } }>([
+      'get',
+      'deployment',
+      childNames(ns, 'deployments', 'stuck').find((n) => n.includes('shard'))!,
+      '-n',
+      ns,
+    ]);
+    expect(shard.spec.progressDeadlineSeconds).toBe(10);
+    kubectl(['delete', 'recmodel', 'stuck', '-n', ns, '--wait=true']);
   });
 });
 

@@ -3,13 +3,16 @@
 // the same model served monolithic on this machine, and what the kubelet and the scheduler report (a killed
 // container, an OOM kill, an unschedulable pod, an image that cannot be pulled) shows in the RecModel's conditions.
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { serveLocal } from '../../cli/local.js';
 import type { Manifest } from '../../contracts/model-format.js';
 import type { RecModel } from '../../operator/api/v1alpha1/index.js';
+import { ANNOTATION_CONFIG } from '../../operator/builders/labels.js';
+import { issue, makeCa } from '../certs.js';
 import { randomRequest } from '../dataplane/helpers.js';
 import { createRealNamespace, ctr, nodeHttp, serviceUrl } from './real-pods.js';
 import {
@@ -137,6 +140,58 @@ describe('the kind walkthrough, verbatim, on real pods', () => {
     }
     expectReference(`${serviceUrl(ns, `${name}-main`)}/v1/models/${name}:predict`);
     if (sharding) kubectl(['delete', 'recmodel', name, '-n', ns, '--wait=true']);
+  });
+
+  it('mutual TLS from a cert-manager-layout Secret: shards serve TLS, probes pass, answers as monolithic, plain HTTP to a shard gets nothing', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'recshard-mtls-'));
+    try {
+      const files = issue(makeCa(join(dir, 'ca')), join(dir, 'model'), [`*.${ns}.svc`]);
+      kubectl([
+        'create',
+        'secret',
+        'generic',
+        'rmc1-tls',
+        '-n',
+        ns,
+        '--type=kubernetes.io/tls',
+        `--from-file=tls.crt=${files.cert}`,
+        `--from-file=tls.key=${files.key}`,
+        `--from-file=ca.crt=${files.ca}`,
+      ]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    const [rm] = kindDocs('rmc1.yaml') as RecModel[];
+    const name = 'rmc1-mtls';
+    applyYaml(ns, [{ ...rm!, metadata: { name }, spec: { ...rm!.spec, serving: { ...rm!.spec.serving, tls: { secretName: 'rmc1-tls' } } } }]);
+    await waitUntil(`${name} Ready`, () => condition(getRecModel(ns, name), 'Ready')?.status === 'True', 150_000, 500);
+    const shard = kubectlJson<{ spec: { template: { spec: { containers: { args: string[]; readinessProbe: { httpGet: { scheme?: string } } }[] } } } }>([
+      'get',
+      'deployment',
+      shardNameOf(ns, name, 0),
+      '-n',
+      ns,
+    ]).spec.template.spec.containers[0]!;
+    expect(shard.args).toEqual(expect.arrayContaining(['--tls-cert=/etc/recshard-tls/tls.crt', '--tls-ca=/etc/recshard-tls/ca.crt']));
+    expect(shard.readinessProbe.httpGet.scheme).toBe('HTTPS');
+    const configMap = kubectlJson<{ spec: { template: { metadata: { annotations: Record<string, string> } } } }>([
+      'get',
+      'deployment',
+      `${name}-main`,
+      '-n',
+      ns,
+    ]).spec.template.metadata.annotations[ANNOTATION_CONFIG]!;
+    const plan = JSON.parse(kubectlJson<{ data: Record<string, string> }>(['get', 'configmap', configMap, '-n', ns]).data['plan.json']!) as {
+      shards: { endpoint: string }[];
+    };
+    expect(plan.shards.length).toBeGreaterThan(0);
+    for (const s of plan.shards) expect(s.endpoint).toMatch(new RegExp(`^https://${name}-shard-\\d+-[0-9a-f]{8}\\.${ns}\\.svc:8080$`));
+    expectReference(`${serviceUrl(ns, `${name}-main`)}/v1/models/${name}:predict`);
+    // the shard's port speaks TLS only: a plain lookup from inside the cluster's network gets no HTTP answer
+    const shardPod = pods(ns, `app.kubernetes.io/instance=${name},app.kubernetes.io/component=sparse`)[0]!;
+    const ip = kubectlJson<{ status: { podIP: string } }>(['get', 'pod', shardPod.metadata.name, '-n', ns]).status.podIP;
+    expect(nodeHttp(`http://${ip}:8080/v1/lookup`, '{}').status).not.toBe(200);
+    kubectl(['delete', 'recmodel', name, '-n', ns, '--wait=true']);
   });
 
   it('a killed shard container: the kubelet restarts it, the main recovers, the RecModel shows the outage while it lasts', async () => {

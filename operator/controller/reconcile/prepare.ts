@@ -1,17 +1,18 @@
 // Prepare: what a model's spec alone decides (the defaulted spec, the placement checks, the plan and the serving
 // version's children), made once per spec generation and kept: an idle model is not re-planned or re-built on
 // every resync, and a large plan is made off the event loop (planner/offload.ts).
+import { nextTurn } from '../../../lib/clock.js';
 import { formatBytes } from '../../../lib/quantity.js';
 import { plural } from '../../../lib/text.js';
 import { Reason } from '../../api/reasons.js';
 import { formatFieldErrors, resolveSpec } from '../../api/v1alpha1/index.js';
 import type { ResolvedRecModelSpec, RecModel } from '../../api/v1alpha1/index.js';
-import { buildVersion, configMapBytes, CONFIGMAP_MAX_BYTES, type VersionChildren } from '../../builders/children.js';
+import { buildVersion, buildVersionInTurns, configMapBytes, CONFIGMAP_MAX_BYTES, type VersionChildren } from '../../builders/children.js';
 import type { BuilderConfig } from '../../builders/config.js';
 import type { Owner } from '../../builders/meta.js';
 import { placementConflicts } from '../../builders/placement.js';
 import type { Planner } from '../../planner/offload.js';
-import { DEFAULT_PLAN_LIMITS, planModel, type PlanResult } from '../../planner/plan.js';
+import { DEFAULT_PLAN_LIMITS, planModel, type Plan, type PlanResult } from '../../planner/plan.js';
 import type { PlanOutcome } from '../../status/status.js';
 
 /** The spec's verdict: a failure (for the Planned condition), or the plan and the children of its version. */
@@ -21,11 +22,8 @@ export type Prepared =
 
 const ownerOf = (rm: RecModel): Owner => ({ name: rm.metadata.name, namespace: rm.metadata.namespace!, uid: rm.metadata.uid! });
 
-/** From a plan to the verdict, pure: the version's children are built, and refused when the plan cannot be stored. */
-export function finish(rm: RecModel, spec: ResolvedRecModelSpec, planned: PlanResult, cfg: BuilderConfig): Prepared {
-  if (!planned.ok) return { ok: false, spec, outcome: { ok: false, reason: planned.error.reason, message: planned.error.message } };
-  const plan = planned.plan;
-  const target = buildVersion(ownerOf(rm), spec, plan, cfg);
+/** From a plan and its version's children to the verdict, pure: refused when the plan cannot be stored. */
+function verdict(spec: ResolvedRecModelSpec, plan: Plan, target: VersionChildren): Prepared {
   const bytes = configMapBytes(target.configMap);
   if (bytes > CONFIGMAP_MAX_BYTES) {
     const message =
@@ -48,10 +46,18 @@ function resolve(rm: RecModel, cfg: BuilderConfig): { ok: true; spec: ResolvedRe
   return { ok: true, spec: resolved.spec };
 }
 
+const refused = (spec: ResolvedRecModelSpec, planned: Extract<PlanResult, { ok: false }>): Prepared => ({
+  ok: false,
+  spec,
+  outcome: { ok: false, reason: planned.error.reason, message: planned.error.message },
+});
+
 /** The whole step inline: for tests and the CLI, where nothing else waits on the loop. */
 export function prepareNow(rm: RecModel, cfg: BuilderConfig, limits = DEFAULT_PLAN_LIMITS): Prepared {
   const r = resolve(rm, cfg);
-  return r.ok ? finish(rm, r.spec, planModel(r.spec, limits), cfg) : r.prepared;
+  if (!r.ok) return r.prepared;
+  const planned = planModel(r.spec, limits);
+  return planned.ok ? verdict(r.spec, planned.plan, buildVersion(ownerOf(rm), r.spec, planned.plan, cfg)) : refused(r.spec, planned);
 }
 
 /** One verdict per model, made again only when its uid or generation changes. */
@@ -83,6 +89,9 @@ export class Preparer {
   private async make(rm: RecModel): Promise<Prepared> {
     const r = resolve(rm, this.cfg);
     if (!r.ok) return r.prepared;
-    return finish(rm, r.spec, await this.planner.plan(r.spec), this.cfg);
+    const planned = await this.planner.plan(r.spec);
+    if (!planned.ok) return refused(r.spec, planned);
+    // the children of a thousand shards are built a slice per turn of the loop
+    return verdict(r.spec, planned.plan, await buildVersionInTurns(ownerOf(rm), r.spec, planned.plan, this.cfg, nextTurn));
   }
 }

@@ -1,7 +1,7 @@
 import type { V1Deployment } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import type { ServingPlan } from '../../../contracts/plan.js';
-import { buildVersion, type VersionChildren } from '../../../operator/builders/children.js';
+import { buildVersion, buildVersionInTurns, type VersionChildren } from '../../../operator/builders/children.js';
 import { DEFAULT_BUILDER_CONFIG as cfg } from '../../../operator/builders/config.js';
 import { dnsLabel, mainName, shardName } from '../../../operator/builders/names.js';
 import { podPlacement } from '../../../operator/builders/placement.js';
@@ -34,12 +34,12 @@ describe('children of a load-balanced model', () => {
     expect(children).toMatchSnapshot();
   });
 
-  it("are one version's ConfigMap, plus a Deployment, a Service and a budget per component, all controlled by the RecModel", () => {
+  it("are one version's ConfigMap, a Deployment and a Service per component, a budget for the main and one for the shards, all the RecModel's", () => {
     expect(v).toMatch(/^[0-9a-f]{8}$/);
     expect(v).toBe(servingVersion(spec, plan, cfg.shardServerImage));
     expect(deployments(children).map((d) => d.metadata!.name)).toEqual(['rmc-main', `rmc-shard-0-${v}`, `rmc-shard-1-${v}`]);
     expect(services(children).map((s) => s.metadata!.name)).toEqual(['rmc-main', `rmc-shard-0-${v}`, `rmc-shard-1-${v}`]);
-    expect(pdbs(children).map((s) => s.metadata!.name)).toEqual(['rmc-main', `rmc-shard-0-${v}`, `rmc-shard-1-${v}`]);
+    expect(pdbs(children).map((s) => s.metadata!.name)).toEqual(['rmc-main', `rmc-shards-${v}`]);
     for (const o of [children.configMap, ...deployments(children), ...services(children), ...pdbs(children)]) {
       expect(o.metadata!.ownerReferences).toEqual([
         { apiVersion: 'recshard.io/v1alpha1', kind: 'RecModel', name: 'rmc', uid: '0000-1111', controller: true, blockOwnerDeletion: true },
@@ -300,14 +300,32 @@ describe("the main's scheduling", () => {
 });
 
 describe("what protects a model's pods", () => {
-  it('a PodDisruptionBudget per component keeps one pod of each through a drain, and lets unready pods go', () => {
+  it('the main keeps a pod through a drain, the shard set loses one pod at a time, and unready pods may always go', () => {
     const { children } = childrenOf({ tables, sharding: { strategy: 'load-balanced', shards: 2 } });
     const v = children.version;
-    expect(pdbs(children).map((p) => p.metadata!.name)).toEqual(['rmc-main', `rmc-shard-0-${v}`, `rmc-shard-1-${v}`]);
-    for (const [i, p] of pdbs(children).entries()) {
-      expect(p.spec).toEqual({ minAvailable: 1, selector: deployments(children)[i]!.spec!.selector, unhealthyPodEvictionPolicy: 'AlwaysAllow' });
-      expect(p.metadata!.ownerReferences![0]).toMatchObject({ kind: 'RecModel', uid: '0000-1111', controller: true });
-    }
+    const [main, shards] = pdbs(children);
+    expect(pdbs(children)).toHaveLength(2);
+    expect(main!.spec).toEqual({ minAvailable: 1, selector: children.main.deployment.spec!.selector, unhealthyPodEvictionPolicy: 'AlwaysAllow' });
+    expect(shards!.metadata!.name).toBe(`rmc-shards-${v}`);
+    expect(shards!.spec).toEqual({
+      maxUnavailable: 1,
+      selector: {
+        matchLabels: {
+          'app.kubernetes.io/name': 'recshard-shard-server',
+          'app.kubernetes.io/instance': 'rmc',
+          'app.kubernetes.io/component': 'sparse',
+          'recshard.io/version': v,
+        },
+      },
+      unhealthyPodEvictionPolicy: 'AlwaysAllow',
+    });
+    // the set's selector picks every shard's pods of this version, and only those
+    const picks = (labels: Record<string, string>) => Object.entries(shards!.spec!.selector!.matchLabels!).every(([k, val]) => labels[k] === val);
+    for (const d of children.shards.deployments) expect(picks(d.spec!.template.metadata!.labels!)).toBe(true);
+    expect(picks(children.main.deployment.spec!.template.metadata!.labels!)).toBe(false);
+    for (const p of pdbs(children)) expect(p.metadata!.ownerReferences![0]).toMatchObject({ kind: 'RecModel', uid: '0000-1111', controller: true });
+    // a model whose main holds every table has no shard budget
+    expect(childrenOf({ tables, sharding: { strategy: 'monolithic' } }).children.shards.pdbs).toEqual([]);
   });
 
   it("lookups only from the model's main pods, metrics only from trusted namespaces, the main's API from anyone; egress to DNS and shards", () => {
@@ -378,5 +396,62 @@ describe("what protects a model's pods", () => {
     expect(buildNetworkPolicies(owner, spec, true, cfg).map((n) => n.metadata!.name)).toEqual(['rmc-main', 'rmc-shards']);
     expect(buildNetworkPolicies(owner, spec, anyShards, { ...cfg, networkPolicies: false })).toEqual([]);
     expect(buildNetworkPolicies(owner, spec, true, { ...cfg, networkPolicies: false })).toEqual([]);
+  });
+});
+
+describe('mutual TLS (spec.serving.tls)', () => {
+  const sharding = { strategy: 'load-balanced' as const, shards: 2 };
+  const plain = childrenOf({ tables, sharding }).children;
+  const tls = childrenOf({ tables, sharding, serving: { tls: { secretName: 'rmc-tls' } } }).children;
+
+  it('mounts the Secret read-only in every pod and passes its files to every shard-server', () => {
+    for (const d of deployments(tls)) {
+      const pod = d.spec!.template.spec!;
+      expect(pod.volumes).toContainEqual({ name: 'tls', secret: { secretName: 'rmc-tls' } });
+      const c = pod.containers[0]!;
+      expect(c.volumeMounts).toContainEqual({ name: 'tls', mountPath: '/etc/recshard-tls', readOnly: true });
+      expect(c.args).toEqual(
+        expect.arrayContaining(['--tls-cert=/etc/recshard-tls/tls.crt', '--tls-key=/etc/recshard-tls/tls.key', '--tls-ca=/etc/recshard-tls/ca.crt']),
+      );
+    }
+    for (const d of deployments(plain)) {
+      expect(d.spec!.template.spec!.volumes!.some((v) => v.secret)).toBe(false);
+      expect(d.spec!.template.spec!.containers[0]!.args!.some((a) => a.startsWith('--tls'))).toBe(false);
+    }
+  });
+
+  it('probes the shards over HTTPS (they serve TLS) and the main over HTTP (its API stays plain)', () => {
+    const [main, ...shards] = deployments(tls);
+    expect(main!.spec!.template.spec!.containers[0]!.readinessProbe!.httpGet!.scheme).toBeUndefined();
+    for (const s of shards) {
+      const c = s.spec!.template.spec!.containers[0]!;
+      expect([c.readinessProbe!.httpGet!.scheme, c.livenessProbe!.httpGet!.scheme]).toEqual(['HTTPS', 'HTTPS']);
+    }
+  });
+
+  it('writes https:// shard endpoints and is a serving version of its own; without it, versions are as before', () => {
+    const endpoints = (c: VersionChildren) => (JSON.parse(c.configMap.data!['plan.json']!) as { shards: { endpoint: string }[] }).shards.map((s) => s.endpoint);
+    expect(endpoints(tls)).toEqual([0, 1].map((i) => `https://rmc-shard-${i}-${tls.version}.prod.svc:8080`));
+    expect(endpoints(plain)).toEqual([0, 1].map((i) => `http://rmc-shard-${i}-${plain.version}.prod.svc:8080`));
+    expect(tls.version).not.toBe(plain.version);
+    const other = childrenOf({ tables, sharding, serving: { tls: { secretName: 'other' } } }).children;
+    expect(other.version).not.toBe(tls.version);
+    // the same hash as a spec that never heard of TLS: an operator upgrade rolls nothing
+    const { spec, plan } = childrenOf({ tables, sharding });
+    expect(plain.version).toBe(servingVersion({ model: spec.model, artifact: spec.artifact }, plan, cfg.shardServerImage));
+  });
+});
+
+describe('built a slice of shards per turn', () => {
+  it('gives exactly the children buildVersion gives, pausing between slices', async () => {
+    const spec = specOf({ tables, sharding: { strategy: 'load-balanced', shards: 5 } });
+    const p = planModel(spec);
+    if (!p.ok) throw p.error;
+    let pauses = 0;
+    const inTurns = await buildVersionInTurns(owner, spec, p.plan, cfg, async () => void pauses++, 2);
+    expect(inTurns).toEqual(buildVersion(owner, spec, p.plan, cfg));
+    const n = p.plan.shards.length;
+    expect(n).toBeGreaterThan(2);
+    expect(pauses).toBe(Math.floor((n - 1) / 2)); // after each full slice of two but the last
   });
 });

@@ -110,11 +110,7 @@ describe('decide while another version serves', () => {
     const d = decide({ rm: rm(enabled), owned: live, foreign: [], pods: [], policy: policy('HPA') }, DEFAULT_BUILDER_CONFIG, now, env);
     expect(refs(d.desired, ['Deployment'])).toEqual([`Deployment/m-shard-0-${v}`, `Deployment/m-shard-1-${v}`]);
     expect(refs(d.desired, ['Service'])).toEqual(['Service/m-main', `Service/m-shard-0-${v}`, `Service/m-shard-1-${v}`]);
-    expect(refs(d.desired, ['PodDisruptionBudget'])).toEqual([
-      'PodDisruptionBudget/m-main',
-      `PodDisruptionBudget/m-shard-0-${v}`,
-      `PodDisruptionBudget/m-shard-1-${v}`,
-    ]);
+    expect(refs(d.desired, ['PodDisruptionBudget'])).toEqual(['PodDisruptionBudget/m-main', `PodDisruptionBudget/m-shards-${v}`]);
     // the new plan ConfigMap is applied beside the old one, which the running main still mounts
     const target = versionOf(rm(enabled));
     expect(refs(d.desired, ['ConfigMap'])).toEqual([`ConfigMap/${target.configMap.metadata!.name}`]);
