@@ -11,7 +11,15 @@ export interface Ca {
   key: string;
 }
 
-const openssl = (args: string[], cwd: string) => execFileSync('openssl', args, { cwd, stdio: ['ignore', 'ignore', 'pipe'] });
+const openssl = (args: string[], cwd: string) => {
+  try {
+    return execFileSync('openssl', args, { cwd, stdio: ['ignore', 'ignore', 'pipe'] });
+  } catch (e) {
+    const missing = (e as { code?: string }).code === 'ENOENT';
+    if (missing) throw new Error('the openssl CLI is needed (the Debian package openssl; local-cluster/node/install-packages.sh installs it)');
+    throw e;
+  }
+};
 const EC = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'];
 
 export function makeCa(dir: string, name = 'recshard-test-ca'): Ca {
