@@ -56,10 +56,12 @@ export interface AppOptions {
 /** Paths open to callers without a client certificate: the kubelet's probes and Prometheus present none. */
 const OPEN_PATHS = new Set([HEALTH_PATH, READY_PATH, METRICS_PATH]);
 
+/** The request's path, without its query. */
+const pathOf = (req: IncomingMessage) => (req.url ?? '').split('?')[0]!;
+
 /** Why a request may not be served without a client certificate; undefined when it may. */
 function certificateRefusal(req: IncomingMessage): ServeError | undefined {
-  const q = req.url?.indexOf('?') ?? -1;
-  if (OPEN_PATHS.has(q < 0 ? (req.url ?? '') : req.url!.slice(0, q))) return undefined;
+  if (OPEN_PATHS.has(pathOf(req))) return undefined;
   const socket = req.socket as TLSSocket;
   if (socket.authorized) return undefined;
   const presented = Object.keys(socket.getPeerCertificate?.() ?? {}).length > 0;
@@ -70,7 +72,7 @@ function certificateRefusal(req: IncomingMessage): ServeError | undefined {
 /** The listener of a metrics port: GET /metrics and nothing else. */
 export function metricsListener(metrics: ServerMetrics): RequestListener {
   return (req, res) => {
-    if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== METRICS_PATH) {
+    if (req.method !== 'GET' || pathOf(req) !== METRICS_PATH) {
       res.writeHead(404, { 'content-type': 'text/plain' }).end(`not found: this port serves ${METRICS_PATH} only\n`);
       return;
     }

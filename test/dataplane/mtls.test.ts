@@ -40,14 +40,24 @@ async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, ms = 2
   }
 }
 
+/** What each started process wrote on stderr. */
+const stderrOf = new WeakMap<ChildProcess, string>();
+
 function start(args: string[], env: Record<string, string> = {}): ChildProcess {
   const p = spawn(process.execPath, [SHARD_SERVER(), '--host=127.0.0.1', ...args], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...env } });
-  let err = '';
-  p.stderr!.on('data', (c: Buffer) => (err += c.toString()));
-  Object.defineProperty(p, 'stderrText', { get: () => err });
+  stderrOf.set(p, '');
+  p.stderr!.on('data', (c: Buffer) => stderrOf.set(p, stderrOf.get(p) + c.toString()));
   procs.push(p);
   return p;
 }
+
+/** Sparse shard `shard` of the plain deployment's plan and model, on `port`. */
+const startShard = (shard: number, port: number, extra: string[], env?: Record<string, string>) =>
+  start(['--role=sparse', `--shard=${shard}`, `--plan=${join(d.runDir, 'plan.json')}`, `--model=${d.modelDir}`, `--port=${port}`, ...extra], env);
+
+/** A process that must not start: its exit code and what it wrote on stderr (all of it: 'close' follows the pipes). */
+const exitOf = (p: ChildProcess) =>
+  new Promise<{ code: number | null; stderr: string }>((r) => p.once('close', (code) => r({ code, stderr: stderrOf.get(p)! })));
 
 /** An HTTPS call to a TLS shard, with or without a client certificate: status and body, or the connection's error. */
 function httpsCall(port: number, path: string, client?: { cert: string; key: string }, method = 'GET'): Promise<{ status: number; body: string }> {
@@ -104,7 +114,7 @@ beforeAll(async () => {
   for (const i of [0, 1]) {
     const port = await freePort();
     shardPorts.push(port);
-    start(['--role=sparse', `--shard=${i}`, `--plan=${join(d.runDir, 'plan.json')}`, `--model=${d.modelDir}`, `--port=${port}`, ...tlsFlags(certs)]);
+    startShard(i, port, tlsFlags(certs));
   }
   for (const port of shardPorts) await waitFor('a TLS shard to be ready', async () => ((await httpsCall(port, '/readyz')).status === 200 ? true : undefined));
 }, 120_000);
@@ -184,27 +194,12 @@ describe('mutual TLS between the main and its shards', () => {
       return /tls-cert/.test(t) ? t : undefined;
     });
     expect(text).toMatch(/shard 0's endpoint https:\/\/.* is https:\/\/, so the main needs --tls-cert, --tls-key and --tls-ca/);
-    const half = start([
-      '--role=sparse',
-      '--shard=0',
-      `--plan=${join(d.runDir, 'plan.json')}`,
-      `--model=${d.modelDir}`,
-      `--port=${await freePort()}`,
-      `--tls-cert=${certs.cert}`,
-    ]);
-    const code = await new Promise<number | null>((r) => half.once('exit', r));
-    expect(code).toBe(1);
-    expect((half as ChildProcess & { stderrText: string }).stderrText + '').toMatch(/--tls-cert, --tls-key and --tls-ca must be given together/);
-    const missing = start([
-      '--role=sparse',
-      '--shard=0',
-      `--plan=${join(d.runDir, 'plan.json')}`,
-      `--model=${d.modelDir}`,
-      `--port=${await freePort()}`,
-      ...tlsFlags({ ...certs, key: join(dir, 'nope.key') }),
-    ]);
-    expect(await new Promise<number | null>((r) => missing.once('exit', r))).toBe(1);
-    expect((missing as ChildProcess & { stderrText: string }).stderrText).toMatch(/--tls-key .*nope\.key.*ENOENT/);
+    const half = await exitOf(startShard(0, await freePort(), [`--tls-cert=${certs.cert}`]));
+    expect(half.code).toBe(1);
+    expect(half.stderr).toMatch(/--tls-cert, --tls-key and --tls-ca must be given together/);
+    const missing = await exitOf(startShard(0, await freePort(), tlsFlags({ ...certs, key: join(dir, 'nope.key') })));
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toMatch(/--tls-key .*nope\.key.*ENOENT/);
   });
 
   it('a rotated certificate is served to new connections without a restart', async () => {
@@ -215,9 +210,7 @@ describe('mutual TLS between the main and its shards', () => {
     copyFileSync(first.cert, files.cert);
     copyFileSync(first.key, files.key);
     copyFileSync(first.ca, files.ca);
-    start(['--role=sparse', '--shard=0', `--plan=${join(d.runDir, 'plan.json')}`, `--model=${d.modelDir}`, `--port=${port}`, ...tlsFlags(files)], {
-      RECSHARD_TLS_RELOAD_MS: '300',
-    });
+    startShard(0, port, tlsFlags(files), { RECSHARD_TLS_RELOAD_MS: '300' });
     const serial = () =>
       new Promise<string>((resolve, reject) => {
         const q = request({ host: '127.0.0.1', port, path: '/healthz', ca: readFileSync(certs.ca), servername: 'x.mtls.svc', agent: false }, (res) => {
