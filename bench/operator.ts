@@ -12,6 +12,7 @@ import { stringify } from 'yaml';
 import { findRepoFile } from '../lib/paths.js';
 import { kubectl, startCluster } from '../local-cluster/harness.js';
 import type { RecModel } from '../operator/api/v1alpha1/index.js';
+import { OPERATOR_NODE_FLAGS } from '../operator/flags.js';
 import { log, round } from './lib.js';
 
 export interface OperatorScaleOptions {
@@ -190,6 +191,7 @@ export async function benchOperatorScale(o: OperatorScaleOptions): Promise<Opera
   const op = spawn(
     process.execPath,
     [
+      ...OPERATOR_NODE_FLAGS,
       findRepoFile('dist', 'operator', 'main.js'),
       `--kubeconfig=${cluster.kubeconfig}`,
       `--listen=127.0.0.1:${port}`,

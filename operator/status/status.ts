@@ -1,7 +1,7 @@
 // RecModel status as a pure function of what the reconcile decided and observed.
 import type { V1Deployment, V1Pod } from '@kubernetes/client-node';
 import { metaTime } from '../../lib/clock.js';
-import { plural } from '../../lib/text.js';
+import { plural, someOf } from '../../lib/text.js';
 import { ConditionType as T, Reason as R, type PlanFailureReason } from '../api/reasons.js';
 import type { ComponentStatus, RecModelStatus } from '../api/v1alpha1/index.js';
 import type { AutoscalingInput } from '../autoscaling/state.js';
@@ -36,6 +36,9 @@ export interface StatusInput {
   rollout?: { status: NonNullable<RecModelStatus['rollout']>; progressing?: ConditionInput; serving: V1Deployment[] };
   now: Date;
 }
+
+/** Problems a condition's message spells out; the rest are counted (a thousand shards make no 200 KB message). */
+const PROBLEMS_SHOWN = 3;
 
 /** Readings older than this are re-stamped even when unchanged, so observedTime shows the data is fresh. */
 export const SCHEDULER_RESTAMP_MS = 5 * 60_000;
@@ -104,7 +107,7 @@ function componentConditions(
           type: T.Available,
           status: 'False',
           reason: R.ComponentsUnavailable,
-          message: serving.length ? `waiting for ${unavailable.join(', ')}` : 'no components yet',
+          message: serving.length ? `waiting for ${unavailable.length} of ${serving.length} components: ${someOf(unavailable)}` : 'no components yet',
         };
   const progressing: ConditionInput = !plan.ok
     ? { type: T.Progressing, status: 'False', reason: plan.reason, message: `not rolling out: ${plan.message}` }
@@ -115,23 +118,39 @@ function componentConditions(
             type: T.Progressing,
             status: 'False',
             reason: R.ProgressDeadlineExceeded,
-            message: `${stalled.join(', ')} made no progress within its progress deadline`,
+            message: `${someOf(stalled)} made no progress within its progress deadline`,
           }
         : rolling.length
-          ? { type: T.Progressing, status: 'True', reason: R.RollingOut, message: `rolling out ${rolling.map((d) => d.metadata!.name).join(', ')}` }
+          ? { type: T.Progressing, status: 'True', reason: R.RollingOut, message: `rolling out ${someOf(rolling.map((d) => d.metadata!.name!))}` }
           : { type: T.Progressing, status: 'False', reason: R.RolloutComplete, message: 'every component runs the current plan' };
   const problems = [...conflicts.map((n) => `${n} exists and is not controlled by this RecModel`), ...applyErrors];
-  const worstPod = [...pods].sort((a, b) => PROBLEM_SEVERITY.indexOf(a.reason) - PROBLEM_SEVERITY.indexOf(b.reason))[0];
+  // the worst first (a stable sort keeps components in name order within a reason)
+  const podsBySeverity = [...pods].sort((a, b) => PROBLEM_SEVERITY.indexOf(a.reason) - PROBLEM_SEVERITY.indexOf(b.reason));
+  const worstPod = podsBySeverity[0];
   const degraded: ConditionInput = problems.length
-    ? { type: T.Degraded, status: 'True', reason: conflicts.length ? R.ResourceConflict : R.ApplyFailed, message: problems.join('; ') }
+    ? {
+        type: T.Degraded,
+        status: 'True',
+        reason: conflicts.length ? R.ResourceConflict : R.ApplyFailed,
+        message: someOf(problems, PROBLEMS_SHOWN, '; '),
+      }
     : worstPod
-      ? { type: T.Degraded, status: 'True', reason: worstPod.reason, message: pods.map((p) => `${p.component}: ${p.message}`).join('; ') }
+      ? {
+          type: T.Degraded,
+          status: 'True',
+          reason: worstPod.reason,
+          message: someOf(
+            podsBySeverity.map((p) => `${p.component}: ${p.message}`),
+            PROBLEMS_SHOWN,
+            '; ',
+          ),
+        }
       : stalled.length
         ? {
             type: T.Degraded,
             status: 'True',
             reason: R.ProgressDeadlineExceeded,
-            message: `${stalled.join(', ')}: Deployment progress deadline exceeded (its pods did not become available in time)`,
+            message: `${someOf(stalled)}: Deployment progress deadline exceeded (its pods did not become available in time)`,
           }
         : { type: T.Degraded, status: 'False', reason: R.AsExpected, message: 'no problems found' };
   return { available, progressing, degraded };

@@ -374,6 +374,55 @@ describe('what the Deployment controller says', () => {
   });
 });
 
+describe('liveness', () => {
+  it('fails while one reconcile runs past --reconcile-timeout, naming the model, and passes again once it ends', async () => {
+    const wideNs = createNamespace('liveness');
+    const slow = await startOperator(wideNs, { extraArgs: ['--reconcile-timeout=1'] });
+    const healthz = async () => {
+      const r = await fetch(`http://127.0.0.1:${slow.port}/healthz`);
+      return { status: r.status, body: await r.text() };
+    };
+    try {
+      expect(await healthz()).toEqual({ status: 200, body: 'ok\n' });
+      // 513 children to write (no pods): seconds of API calls in one reconcile on any machine
+      applyYaml(wideNs, [
+        {
+          apiVersion: 'recshard.io/v1alpha1',
+          kind: 'RecModel',
+          metadata: { name: 'wide' },
+          spec: {
+            model: {
+              architecture: 'custom',
+              denseFeatures: 13,
+              bottomMLP: [64],
+              topMLP: [64, 1],
+              tableGroups: [{ namePrefix: 't-', count: 1024, rows: 1000, dim: 16, poolingFactor: 2 }],
+            },
+            sharding: { strategy: 'load-balanced', shards: 256, shardMemory: '1Gi' },
+            placement: { main: { replicas: 0 }, sparse: { replicas: 0 } },
+          },
+        },
+      ]);
+      const unhealthy = await waitUntil(
+        '/healthz to fail while the wide model reconciles',
+        async () => {
+          const h = await healthz();
+          return h.status === 503 && h.body;
+        },
+        120_000,
+        100,
+      );
+      expect(unhealthy).toMatch(new RegExp(`^unhealthy: reconcile of ${wideNs}/wide has run for \\d+ s`));
+      await waitUntil('/healthz to pass again', async () => (await healthz()).status === 200, 180_000, 200);
+      const deployments = kubectl(['get', 'deployments', '-n', wideNs, '-l', 'app.kubernetes.io/instance=wide', '-o', 'name']);
+      expect(deployments.trim().split('\n')).toHaveLength(257);
+    } finally {
+      await slow.stop();
+      deleteNamespace(wideNs);
+    }
+  });
+});
+
 describe('ownership', () => {
   it('an existing object of the same name that the RecModel does not control is left alone, with a Warning', async () => {
     const foreign = {

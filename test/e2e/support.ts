@@ -12,6 +12,7 @@ import { freePort } from '../../lib/net.js';
 import { kubectl as kubectlWith } from '../../local-cluster/harness.js';
 import type { RecModel } from '../../operator/api/v1alpha1/index.js';
 import { shardName } from '../../operator/builders/names.js';
+import { OPERATOR_NODE_FLAGS } from '../../operator/flags.js';
 import { KubeClient } from '../../operator/kube/client.js';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -134,6 +135,7 @@ export async function startOperator(
   const port = await freePort();
   const identity = opts.identity ?? `op-${randomBytes(3).toString('hex')}`;
   const args = [
+    ...OPERATOR_NODE_FLAGS,
     main,
     `--kubeconfig=${opts.kubeconfig ?? kubeconfig()}`,
     `--namespace=${namespace}`,

@@ -143,26 +143,40 @@ describe('a pod Pending with nothing else said of it', () => {
 });
 
 describe('Degraded from the pods', () => {
-  it('is True with the worst reason and every component named; Ready says Degraded', () => {
-    const status = computeStatus({
+  const statusWith = (pods: V1Pod[]) =>
+    computeStatus({
       name: 'm',
       generation: 1,
       previous: undefined,
       plan: { ok: false, reason: 'InvalidSpec', message: 'x' },
       deployments: [],
-      pods: [
-        pod('m-shard-0-a', 0, { scheduled: { reason: 'Unschedulable', message: '0/5 nodes are available' } }),
-        pod('m-shard-1-a', 1, { containers: [oom] }),
-      ],
+      pods,
       conflicts: [],
       applyErrors: [],
       now: new Date('2026-01-01T00:00:00Z'),
     });
+
+  it('is True with the worst reason, the worst component named first; Ready says Degraded', () => {
+    const status = statusWith([
+      pod('m-shard-0-a', 0, { scheduled: { reason: 'Unschedulable', message: '0/5 nodes are available' } }),
+      pod('m-shard-1-a', 1, { containers: [oom] }),
+    ]);
     const degraded = status.conditions!.find((c) => c.type === 'Degraded')!;
     expect(degraded).toMatchObject({ status: 'True', reason: 'OOMKilled' });
     expect(degraded.message).toBe(
-      `m-shard-0-${V}: pod m-shard-0-a cannot be scheduled: 0/5 nodes are available; ` +
-        `m-shard-1-${V}: pod m-shard-1-a: container shard-server was OOMKilled: its memory limit (160Mi) is too small, restarted 3 times (CrashLoopBackOff)`,
+      `m-shard-1-${V}: pod m-shard-1-a: container shard-server was OOMKilled: its memory limit (160Mi) is too small, restarted 3 times (CrashLoopBackOff); ` +
+        `m-shard-0-${V}: pod m-shard-0-a cannot be scheduled: 0/5 nodes are available`,
     );
+    expect(status.conditions!.find((c) => c.type === 'Ready')).toMatchObject({ status: 'False', reason: 'NotPlanned' });
+  });
+
+  it('names three components and counts the rest, however many shards cannot be scheduled', () => {
+    const unschedulable = { scheduled: { reason: 'Unschedulable', message: '0/5 nodes are available' } };
+    const pods = Array.from({ length: 1000 }, (_, i) => pod(`m-shard-${i}-a`, i, unschedulable));
+    const degraded = statusWith(pods).conditions!.find((c) => c.type === 'Degraded')!;
+    expect(degraded.reason).toBe('Unschedulable');
+    expect(degraded.message).toMatch(/^m-shard-0-\w+: pod m-shard-0-a cannot be scheduled: 0\/5 nodes are available; m-shard-1-/);
+    expect(degraded.message).toMatch(/ and 997 more$/);
+    expect(degraded.message.length).toBeLessThan(400);
   });
 });

@@ -56,6 +56,21 @@ function input(over: Partial<StatusInput>): StatusInput {
 
 const cond = (s: ReturnType<typeof computeStatus>, type: string) => s.conditions!.find((c) => c.type === type)!;
 
+describe('condition messages at scale', () => {
+  it('name five components and count the rest: a thousand shards starting make a short message', () => {
+    const shards = Array.from({ length: 1000 }, (_, i) =>
+      deployment(`m-shard-${String(i).padStart(4, '0')}`, 'sparse', { available: 0, ready: 0, updated: 0 }),
+    );
+    const s = computeStatus(input({ deployments: [deployment('m-main', 'main', {}), ...shards] }));
+    expect(cond(s, 'Available').message).toBe(
+      'waiting for 1000 of 1001 components: m-shard-0000, m-shard-0001, m-shard-0002, m-shard-0003, m-shard-0004 and 995 more',
+    );
+    expect(cond(s, 'Progressing').message).toMatch(/^rolling out m-shard-0000, .* and 995 more$/);
+    expect(cond(s, 'Ready').message).toBe(cond(s, 'Available').message);
+    expect(s.components).toHaveLength(1001);
+  });
+});
+
 describe('conditions', () => {
   it.each([
     [
