@@ -5,7 +5,7 @@ import { formatBytes, parseQuantity } from '../../lib/quantity.js';
 import { plural } from '../../lib/text.js';
 import type { ResolvedRecModelSpec } from '../api/v1alpha1/index.js';
 import { PlanError } from './errors.js';
-import { balance, firstFitDecreasing, netSpecific, type Bin } from './strategies.js';
+import { balance, firstFitDecreasing, netSpecific, provenTooFew, type Bin } from './strategies.js';
 import { expandTables, type PlannedTable } from './tables.js';
 
 export type Strategy = ResolvedRecModelSpec['sharding']['strategy'];
@@ -97,7 +97,7 @@ function loadBalanced(shards: number | undefined, s: Sizing, limits: PlanLimits,
       throw new PlanError(
         'Infeasible',
         `load-balanced: ${shards} shards of ${capText} cannot hold the ${tables.length} tables (${formatBytes(totalBytes)} in ` +
-          `all); at least ${Math.max(minShards, shards + 1)} shards are needed`,
+          `all); ${enoughShards(tables, n, capacity, limits)}`,
       );
     }
   } else {
@@ -125,6 +125,22 @@ function loadBalanced(shards: number | undefined, s: Sizing, limits: PlanLimits,
     }
   }
   return { bins: found.filter((bin) => bin.tables.length > 0).map((bin) => ({ bin })), mainTables: [] };
+}
+
+/**
+ * What to ask for instead of n shards that cannot hold the tables: a count that holds them (one a plan was found
+ * for), said to be the least only where every smaller count is proven too few.
+ */
+function enoughShards(tables: PlannedTable[], n: number, capacity: number, limits: PlanLimits): string {
+  const ffd = firstFitDecreasing(tables, capacity).length;
+  let k: number | undefined;
+  for (let m = n + 1; m < Math.min(ffd, n + 9) && k === undefined; m++) if (balance(tables, m, capacity)) k = m;
+  // first-fit decreasing's count always holds them (balance falls back to its packing)
+  k ??= Math.max(ffd, n + 1);
+  let proven = true;
+  for (let m = n; m < k && proven; m++) proven = provenTooFew(tables, m, capacity);
+  const beyond = k > limits.maxShards ? ` (more than the operator's --max-shards, ${limits.maxShards})` : '';
+  return proven ? `at least ${k} shards are needed${beyond}` : `${k} shards hold them${beyond}`;
 }
 
 function assign(sharding: ResolvedRecModelSpec['sharding'], s: Sizing, limits: PlanLimits, notes: string[]): Assignment {

@@ -1,6 +1,9 @@
 // The table-to-shard assignments. Pure and deterministic: inputs are ordered by fixed keys and every tie is
 // broken by shard index or table name, so the same model always gives the same plan. Near-linear: a heap finds
 // the least-loaded shard, a segment tree the first that fits, and the local search has a fixed budget of steps.
+// Where the greedy passes find no packing or more shards than needed, small instances are searched exactly
+// (exact.ts); large ones keep first-fit decreasing's bound (at most 11/9 of the fewest shards, plus one).
+import { EXACT_MAX_ITEMS, fewestExactly, packExactly } from './exact.js';
 import type { PlannedTable } from './tables.js';
 
 /** A shard under construction: its tables, with running totals of bytes and expected load. */
@@ -121,7 +124,34 @@ export function balance(tables: PlannedTable[], n: number, capacity: number): Bi
       return bins;
     }
   }
-  return undefined;
+  // tight: an exact search of a small instance, else first-fit decreasing's packing when it needs no more bins
+  const exact = packExactly(
+    tables.map((t) => t.bytes),
+    n,
+    capacity,
+  );
+  let bins: Bin[] | undefined;
+  if (exact?.fits) {
+    bins = emptyBins(n);
+    tables.forEach((t, i) => put(bins![exact.bins[i]!]!, t));
+  } else if (exact === undefined) {
+    const ffd = firstFitDecreasing(tables, capacity);
+    if (ffd.length <= n && ffd.every((b) => b.bytes <= capacity)) bins = [...ffd, ...emptyBins(n - ffd.length)];
+  }
+  if (bins) improve(bins, capacity);
+  return bins;
+}
+
+/** Whether n bins are proven unable to hold the tables (by their total, or by an exact search of a small instance). */
+export function provenTooFew(tables: PlannedTable[], n: number, capacity: number): boolean {
+  if (tables.reduce((s, t) => s + t.bytes, 0) > n * capacity) return true;
+  return (
+    packExactly(
+      tables.map((t) => t.bytes),
+      n,
+      capacity,
+    )?.fits === false
+  );
 }
 
 function remove(bin: Bin, t: PlannedTable): void {
@@ -226,6 +256,20 @@ export function netSpecific(tables: PlannedTable[], capacity: number): { net: st
   return [...byNet.keys()].sort(cmp).map((net) => {
     const own = byNet.get(net)!;
     const ffd = firstFitDecreasing(own, capacity);
-    return { net, bins: balance(own, ffd.length, capacity) ?? ffd };
+    return { net, bins: balance(own, fewestBins(own, capacity, ffd.length), capacity) ?? ffd };
   });
+}
+
+/** The fewest bins for a small instance, searched exactly below first-fit decreasing's count; FFD's count otherwise. */
+function fewestBins(tables: PlannedTable[], capacity: number, ffdCount: number): number {
+  if (tables.length > EXACT_MAX_ITEMS) return ffdCount;
+  const lower = Math.ceil(tables.reduce((s, t) => s + t.bytes, 0) / capacity);
+  return (
+    fewestExactly(
+      tables.map((t) => t.bytes),
+      capacity,
+      lower,
+      ffdCount,
+    )?.n ?? ffdCount
+  );
 }
