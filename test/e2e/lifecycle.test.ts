@@ -273,6 +273,7 @@ describe('bad specs', () => {
     ['unknown strategy', { sharding: { strategy: 'round-robin' } }, 'spec.sharding.strategy', 'Unsupported value'],
     ['headroom above 90%', { sharding: { headroom: 95 } }, 'spec.sharding.headroom', '90'],
     ['bad artifact scheme', { artifact: { uri: 's3://bucket/m' } }, 'spec.artifact.uri', 'must start with file://'],
+    ['a net not declared', { model: { ...recModel('x', {}).spec.model, nets: ['user', 'itme'] } }, 'spec.model', 'must be one of spec.model.nets'],
   ];
 
   it.each(invalid)('%s: the API server and the CLI both reject it, naming the field', (_what, spec, field, message) => {

@@ -35,6 +35,12 @@ topMLP: number[]
  */
 interaction?: ("dot" | "concat")
 /**
+ * The sub-networks the tables feed (e.g. user, item). Optional; once listed, every table's net must be one of them, so a misspelt net is refused instead of becoming a shard set of its own.
+ * 
+ * @maxItems 64
+ */
+nets?: string[]
+/**
  * Embedding tables, each listed one by one.
  * 
  * @maxItems 1024
@@ -426,6 +432,12 @@ topMLP: number[]
  * How dense and pooled sparse features are combined before the top MLP.
  */
 interaction: ("dot" | "concat")
+/**
+ * The sub-networks the tables feed (e.g. user, item). Optional; once listed, every table's net must be one of them, so a misspelt net is refused instead of becoming a shard set of its own.
+ * 
+ * @maxItems 64
+ */
+nets?: string[]
 /**
  * Embedding tables, each listed one by one.
  * 

@@ -59,11 +59,29 @@ describe('CEL rules from the CRD run locally', () => {
     [{ model, autoscaling: { enabled: true } }, 'spec.autoscaling', 'policyRef is required'],
     [{ model, artifact: { uri: 's3://bucket/model' } }, 'spec.artifact.uri', 'must start with file://'],
     [{ model: { ...model, tableGroups: [{ namePrefix: 'a', count: 2, rows: 1, dim: 1 }] } }, 'spec.model', 'must not start with a tableGroups namePrefix'],
+    [{ model: { ...model, nets: ['user'], tables: [{ name: 'a', rows: 1, dim: 1, net: 'usr' }] } }, 'spec.model', "every table's net must be one of"],
+    // a table without a net is in "default", which a list of nets must then name
+    [{ model: { ...model, nets: ['user'] } }, 'spec.model', "every table's net must be one of spec.model.nets"],
+    [
+      { model: { ...model, nets: ['default'], tableGroups: [{ namePrefix: 'g', count: 2, rows: 1, dim: 1, net: 'item' }] } },
+      'spec.model',
+      "every group's net must be one of spec.model.nets",
+    ],
   ])('%#: rejects at %s', (spec, field, message) => {
     const errors = errorsOf(spec);
     expect(errors).toHaveLength(1);
     expect(errors[0]!.field).toBe(field);
     expect(errors[0]!.message).toContain(message);
+  });
+
+  it('accepts nets that name every net the tables use, and tables with no list of nets at all', () => {
+    const tables = [
+      { name: 'a', rows: 1, dim: 1, net: 'user' },
+      { name: 'b', rows: 1, dim: 1 },
+    ];
+    const tableGroups = [{ namePrefix: 'g', count: 2, rows: 1, dim: 1, net: 'item' }];
+    expect(errorsOf({ model: { ...model, nets: ['user', 'item', 'default'], tables, tableGroups } })).toEqual([]);
+    expect(errorsOf({ model: { ...model, tables: [{ name: 'a', rows: 1, dim: 1, net: 'anything' }] } })).toEqual([]);
   });
 
   it('accepts a full valid spec', () => {
