@@ -54,11 +54,11 @@ export function packExactly(sizes: readonly number[], n: number, capacity: numbe
 }
 
 /** The fewest bins that hold the sizes, searched exactly from `from` up to `below` (exclusive); undefined if none proven. */
-export function fewestExactly(sizes: readonly number[], capacity: number, from: number, below: number): { n: number; bins: number[] } | undefined {
+export function fewestExactly(sizes: readonly number[], capacity: number, from: number, below: number): number | undefined {
   for (let n = Math.max(1, from); n < below; n++) {
     const r = packExactly(sizes, n, capacity);
     if (r === undefined) return undefined; // undecided: no claim about n, so none about the counts above it either
-    if (r.fits) return { n, bins: r.bins };
+    if (r.fits) return n;
   }
   return undefined;
 }

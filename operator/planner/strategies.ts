@@ -270,6 +270,6 @@ function fewestBins(tables: PlannedTable[], capacity: number, ffdCount: number):
       capacity,
       lower,
       ffdCount,
-    )?.n ?? ffdCount
+    ) ?? ffdCount
   );
 }
