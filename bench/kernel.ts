@@ -46,7 +46,7 @@ export interface KernelResult {
   rows: KernelRow[];
 }
 
-function timeKernel(table: EmbeddingTable, offsets: Uint32Array, indices: Uint32Array, batch: number, seconds: number): number {
+export function timeKernel(table: EmbeddingTable, offsets: Uint32Array, indices: Uint32Array, batch: number, seconds: number): number {
   const out = new Float32Array(batch * table.meta.dim);
   poolInto(table, offsets, indices, batch, 'sum', out); // warm-up (JIT, caches)
   let calls = 0;

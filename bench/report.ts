@@ -1,6 +1,7 @@
 // docs/benchmarks.md: each result with the machine, the command, the numbers side by side, the ratio against
 // its target and a chart.
 import type { AutoscalingResult } from './autoscaling/compare.js';
+import type { CapacityResult } from './capacity.js';
 import { overheadParts } from './charts.js';
 import type { KernelResult } from './kernel.js';
 import type { Machine } from './lib.js';
@@ -25,6 +26,7 @@ export interface BenchResults {
   rollout?: RolloutResult;
   serving?: ServingResult;
   operator?: OperatorScaleResult;
+  capacity?: CapacityResult;
   /** Per section key, the command and day that produced it, where `--only` reran it after the header's run. */
   produced?: Record<string, { command: string; day: string; machine: Machine }>;
 }
@@ -700,6 +702,43 @@ function goalsSection(r: BenchResults): string[] {
   ];
 }
 
+function capacitySection(c: CapacityResult): string[] {
+  const q = c.int8;
+  const s = c.split;
+  return [
+    '## 9. Capacity beyond one server: int8 tables and tables split by rows',
+    '',
+    `Rows of a dim-${c.dim} table one ${c.shardMemory} shard holds (the planner's sizes: an int8 row is its bytes padded to 4 plus an fp32 ` +
+      `scale and bias):`,
+    '',
+    table(
+      ['dtype', 'bytes per row', 'rows per shard', 'against fp32'],
+      c.rowsPerShard.map((x) => [x.dtype, x.rowBytes, x.rows.toLocaleString('en'), `${x.vsFp32.toFixed(2)}x`]),
+    ),
+    '',
+    `**int8 accuracy.** ${q.model} (${q.tables} tables), quantised row-wise by the generator from the very values of the fp32 model of ` +
+      `the same seed; ${q.queries} queries of 64 samples at Zipf 1.05, sum pooling: the largest difference of any pooled element is ` +
+      `${q.pooledMaxAbs.toExponential(2)}, of any score ${q.scoreMaxAbs.toExponential(2)} (scores up to ${q.scoreMax.toFixed(3)}; ` +
+      `each element is within half its row's step, test/unit/dataplane/int8.test.ts). **Pooling speed**, the SIMD kernels on one core, ` +
+      `${q.kernel.rows.toLocaleString('en')} rows of dim ${c.dim} (far larger than the caches), 256 samples of 80 uniform lookups: ` +
+      `fp32 ${(q.kernel.fp32 / 1e6).toFixed(1)} M/s, int8 ${(q.kernel.int8 / 1e6).toFixed(1)} M/s (${q.kernel.speedup.toFixed(2)}x).`,
+    '',
+    `**A table split by rows** (${s.tableMiB} MiB of fp32 rows over shards of ${s.shardMiB} MiB: ${s.pieces} pieces) against the same ` +
+      `table whole on one larger shard, load-balanced, queries of ${s.batch} samples at Zipf ${s.zipf} one at a time; "answered" is ` +
+      `the bytes the shards answer per query, counted from the queries as the main routes them (a pooled vector per sample and ` +
+      `table; for a split table a row per distinct index of each piece). Scores bit-for-bit equal: ${verdict(s.exact)}.`,
+    '',
+    table(
+      ['', 'p50', 'p99', 'answered per query'],
+      [
+        ['whole', `${s.whole.p50Ms} ms`, `${s.whole.p99Ms} ms`, `${s.whole.answerKiB} KiB`],
+        [`split (${s.pieces} pieces)`, `${s.split.p50Ms} ms`, `${s.split.p99Ms} ms`, `${s.split.answerKiB} KiB`],
+      ],
+    ),
+    '',
+  ];
+}
+
 export function renderReport(r: BenchResults, charts: Record<string, string>): string {
   const m = r.machine;
   const out: string[] = [
@@ -732,6 +771,7 @@ export function renderReport(r: BenchResults, charts: Record<string, string>): s
   if (r.rollout) out.push(...rolloutSection(r.rollout, charts));
   if (r.serving) section('serving', servingSection(r.serving, charts));
   if (r.operator) section('operator', operatorSection(r.operator));
+  if (r.capacity) section('capacity', capacitySection(r.capacity));
   out.push('## Reproducing', '', '```', r.command, '```', '', 'Raw results: [bench/results.json](bench/results.json).', '');
   return out.join('\n');
 }

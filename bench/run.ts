@@ -1,12 +1,14 @@
 #!/usr/bin/env node
-// `make bench`: the eight benchmarks of docs/benchmarks.md, written there with their charts and raw JSON.
+// `make bench`: the nine benchmarks of docs/benchmarks.md, written there with their charts and raw JSON.
 // `--quick` runs each at smoke-test size (seconds, not minutes) into a directory of your choice; `--only` reruns
 // some and keeps the other sections of the results already in --out.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join, relative } from 'node:path';
 import { Command, Option } from 'commander';
+import { ZOO } from '../models/zoo.js';
 import { compareAutoscalers } from './autoscaling/compare.js';
+import { benchCapacity } from './capacity.js';
 import { autoscalingChart, kernelChart, overheadChart, rolloutChart, scaleOutChart, schedulingChart, servingChart, svg } from './charts.js';
 import { benchKernel } from './kernel.js';
 import { capacity, example, log, machine, oneAtATime, queries, round, serve } from './lib.js';
@@ -19,7 +21,7 @@ import { benchScheduling, SCHEDULING_MODELS } from './scheduling.js';
 import { benchServing } from './serving.js';
 import { torchPython } from './torch.js';
 
-const ALL = ['scheduling', 'scaleout', 'kernel', 'overhead', 'autoscaling', 'rollout', 'serving', 'operator'] as const;
+const ALL = ['scheduling', 'scaleout', 'kernel', 'overhead', 'autoscaling', 'rollout', 'serving', 'operator', 'capacity'] as const;
 const flags = new Command('bench')
   .option('--quick', 'smoke-test sizes: every benchmark in about a minute (numbers are not meaningful)')
   .option('--out <dir>', 'where benchmarks.md goes (charts and results.json in <dir>/bench)', 'docs')
@@ -60,7 +62,7 @@ for (const name of only) results.produced[sectionKey(name)] = { command: section
 const step = (name: string) => log(`\n== ${name} (${((performance.now() - t0) / 1000).toFixed(0)} s)`);
 
 if (only.has('scheduling')) {
-  step('1/8 scheduling');
+  step('1/9 scheduling');
   results.scheduling = await benchScheduling(
     quick
       ? { models: SCHEDULING_MODELS.slice(0, 1), sweep: [32], levelSeconds: 1, grid: [0.5, 1], calibration: { levelSeconds: 0.5, maxLevels: 4 } }
@@ -75,7 +77,7 @@ if (only.has('scheduling')) {
 }
 
 if (only.has('scaleout')) {
-  step('2/8 scale-out');
+  step('2/9 scale-out');
   const half = async (file: string) => {
     const row = results.scheduling?.find((s) => s.file === file);
     if (row) return round(Math.max(row.whole.qps, 1) / 2, 1);
@@ -103,7 +105,7 @@ if (only.has('scaleout')) {
 const python = only.has('kernel') || only.has('serving') ? await torchPython() : '';
 
 if (only.has('kernel')) {
-  step('3/8 kernel');
+  step('3/9 kernel');
   results.kernel = await benchKernel(
     quick
       ? { sizes: [{ label: 'cache-resident', rows: 4096 }], dim: 64, seconds: 0.2, bandwidthMiB: 64, python }
@@ -121,7 +123,7 @@ if (only.has('kernel')) {
 }
 
 if (only.has('overhead')) {
-  step('4/8 overhead');
+  step('4/9 overhead');
   results.overhead = await benchOverhead({
     models: quick ? [SCHEDULING_MODELS[0]!] : [SCHEDULING_MODELS[0]!, SCHEDULING_MODELS[2]!],
     batch: 64,
@@ -130,7 +132,7 @@ if (only.has('overhead')) {
 }
 
 if (only.has('autoscaling')) {
-  step('5/8 autoscaling');
+  step('5/9 autoscaling');
   // service times of a real main, one query at a time (production query sizes), feed the simulated pods
   const file = 'dlrm-rmc3.yaml';
   const { d, info } = await serve(example(file, { strategy: 'monolithic' }, 'bench-autoscaling'), { scheduler: 'fixed', batchSize: 1024 });
@@ -157,7 +159,7 @@ if (only.has('autoscaling')) {
 }
 
 if (only.has('rollout')) {
-  step('6/8 rollout');
+  step('6/9 rollout');
   results.rollout = await benchRollout(quick ? { rows: 20_000, qps: 10, steadyS: 5 } : { rows: 1_000_000, qps: 20, steadyS: 20 }, sectionCommand);
   const r = results.rollout;
   log(
@@ -167,7 +169,7 @@ if (only.has('rollout')) {
 }
 
 if (only.has('serving')) {
-  step('7/8 serving');
+  step('7/9 serving');
   results.serving = await benchServing({
     file: 'dlrm-rmc1.yaml',
     model: 'DLRM-RMC1',
@@ -179,12 +181,28 @@ if (only.has('serving')) {
 }
 
 if (only.has('operator')) {
-  step('8/8 operator at scale');
+  step('8/9 operator at scale');
   results.operator = await benchOperatorScale(
     quick
       ? { models: 20, bigTables: 4096, bigShards: 64, fairTables: 2048, fairShards: 32, idleS: 5 }
       : { models: 200, bigTables: 65_536, bigShards: 1000, fairTables: 16_384, fairShards: 256, idleS: 30 },
   );
+}
+
+if (only.has('capacity')) {
+  step('9/9 capacity');
+  results.capacity = await benchCapacity({
+    int8: {
+      model: ZOO['dlrm-rmc2']!,
+      scale: quick ? 0.0005 : 0.002,
+      queries: quick ? 4 : 40,
+      kernelRows: quick ? 100_000 : 2_000_000,
+      seconds: quick ? 0.2 : 3,
+    },
+    split: quick
+      ? { rows: 40_000, dim: 32, shardMemory: '1280Ki', queries: 8, repeats: 2 }
+      : { rows: 1_000_000, dim: 64, shardMemory: '64Mi', queries: 100, repeats: 10 },
+  });
 }
 
 if (!merged) results.durationS = Math.round((performance.now() - t0) / 1000);

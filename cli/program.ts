@@ -38,8 +38,13 @@ function modelCommands(program: Command): void {
     .option('--scale <s>', 'multiply table rows (a laptop-sized model: 0.001)', '0.001')
     .option('--seed <n>', 'random seed; the same seed gives the same bytes', '1')
     .requiredOption('--out <dir>', 'output directory')
-    .action((opts: { arch: string; scale: string; seed: string; out: string }) => {
-      process.stdout.write(generateCommand(opts.arch, Number(opts.scale), Number(opts.seed), opts.out));
+    .option(
+      '--chunk-size <quantity>',
+      'tables larger than this are written as chunk files of this size (a shard holding some rows reads only their chunks)',
+      '64Mi',
+    )
+    .action((opts: { arch: string; scale: string; seed: string; out: string; chunkSize: string }) => {
+      process.stdout.write(generateCommand(opts.arch, Number(opts.scale), Number(opts.seed), opts.out, opts.chunkSize));
     });
 }
 

@@ -1,8 +1,9 @@
-// The on-disk model format (docs/model-format.md): manifest.json, dense/bottom.onnx and dense/top.onnx, and one
-// little-endian binary file per embedding table (rows x dim, row-major, fp32 or fp16), each with a sha256.
+// The on-disk model format (docs/model-format.md): manifest.json, dense/bottom.onnx and dense/top.onnx, and per
+// embedding table one little-endian binary file (rows, row-major: fp32, fp16 or row-wise int8) or, for a large table, its
+// rows in consecutive chunk files; every file with its sha256.
 export const FORMAT = 'recshard-model/v1';
 
-export type DType = 'fp32' | 'fp16';
+export type DType = 'fp32' | 'fp16' | 'int8';
 export type Interaction = 'dot' | 'concat';
 
 export interface FileRef {
@@ -11,13 +12,27 @@ export interface FileRef {
   bytes: number;
 }
 
-export interface TableManifest extends FileRef {
+/** One file of a table stored in chunks: `rows` consecutive rows, in table order. */
+export interface ChunkRef extends FileRef {
+  rows: number;
+}
+
+/**
+ * A table's rows are one file (`file` and `sha256`), or consecutive chunk files (`chunks`, written for large
+ * tables), so that a server holding some of the rows reads and checks only the chunks that have them.
+ */
+export interface TableManifest {
   name: string;
   rows: number;
   dim: number;
   dtype: DType;
   net: string;
   poolingFactor: number;
+  /** rows x dim x element size. */
+  bytes: number;
+  file?: string;
+  sha256?: string;
+  chunks?: ChunkRef[];
 }
 
 export interface Manifest {
@@ -37,7 +52,17 @@ export interface Manifest {
   dense: { bottom?: FileRef; top: FileRef };
 }
 
-export const BYTES: Record<DType, number> = { fp32: 4, fp16: 2 };
+/**
+ * Bytes of one row. fp32 and fp16 rows are dim values. An int8 row is quantised row-wise, as FBGEMM's fused 8-bit
+ * rows are: dim unsigned bytes q (padded with zeros to a multiple of 4), then the row's fp32 scale and fp32 bias;
+ * element d is fround(fround(q[d] * scale) + bias), two fp32 operations, the same in every kernel.
+ */
+export function rowBytes(dim: number, dtype: DType): number {
+  return dtype === 'int8' ? int8Stride(dim) + 8 : dim * (dtype === 'fp16' ? 2 : 4);
+}
+
+/** Where an int8 row's scale starts (its bias follows): dim rounded up to a multiple of 4. */
+export const int8Stride = (dim: number) => Math.ceil(dim / 4) * 4;
 
 /** The rows a generated table of `rows` has at `scale` (tests and demos serve scaled-down models). */
 export const scaledRows = (rows: number, scale = 1) => (scale === 1 ? rows : Math.max(8, Math.round(rows * scale)));

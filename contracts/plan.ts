@@ -3,13 +3,34 @@
 // serving writes the same file). operator/builders/serving-files.ts builds both; parseServingPlan reads it.
 import { array, ContractError, integer, object, parseJson, string, type Checked } from './check.js';
 
+/**
+ * A row range of a table split across shards (a table larger than one shard holds): piece `piece` of `pieces`
+ * equal row ranges. rowStart and rowEnd (exclusive) are the spec's rows, for people; the servers cut the rows the
+ * artifact has with pieceRows (a scaled-down artifact has fewer).
+ */
+export interface TablePiece {
+  table: string;
+  piece: number;
+  pieces: number;
+  rowStart: number;
+  rowEnd: number;
+}
+
+/** Rows [start, end) of piece `piece` of `pieces` of a table of `rows` rows: near-equal ranges in order. */
+export function pieceRows(rows: number, piece: number, pieces: number): { start: number; end: number } {
+  return { start: Math.floor((piece * rows) / pieces), end: Math.floor(((piece + 1) * rows) / pieces) };
+}
+
 export interface ShardDocument {
   index: number;
   /** Component name suffix, e.g. shard-0. */
   name: string;
   /** The net every table belongs to (net-specific only). */
   net?: string;
+  /** Whole tables. */
   tables: string[];
+  /** Row ranges of split tables (absent when the shard holds none). */
+  pieces?: TablePiece[];
   bytes: number;
   /** Percent of the usable capacity (shardMemory less headroom) the tables fill. */
   percentOfCapacity: number;
@@ -56,7 +77,7 @@ export interface ShardServerPlan {
   model: string;
   version: string;
   main: { tables: string[] };
-  shards: { index: number; tables: string[]; endpoint: string; replicas?: string[] }[];
+  shards: { index: number; tables: string[]; pieces?: Pick<TablePiece, 'table' | 'piece' | 'pieces'>[]; endpoint: string; replicas?: string[] }[];
 }
 
 /** The plan with where the main and each shard answer. */
@@ -82,6 +103,16 @@ export function parseServingPlan(text: string, file = 'plan.json'): ShardServerP
     array({ ...s, at: `${s.at}.tables` }, shard.tables, string);
     string({ ...s, at: `${s.at}.endpoint` }, shard.endpoint);
     if (shard.replicas !== undefined) array({ ...s, at: `${s.at}.replicas` }, shard.replicas, string);
+    if (shard.pieces !== undefined)
+      array({ ...s, at: `${s.at}.pieces` }, shard.pieces, (p, v) => {
+        object(p, v);
+        const piece = v as TablePiece;
+        string({ ...p, at: `${p.at}.table` }, piece.table);
+        integer({ ...p, at: `${p.at}.pieces` }, piece.pieces);
+        integer({ ...p, at: `${p.at}.piece` }, piece.piece);
+        if (piece.pieces < 2 || piece.piece < 0 || piece.piece >= piece.pieces)
+          throw new ContractError(file, `${p.at}.piece`, `must be a piece 0..${piece.pieces - 1} of 2 or more, got ${piece.piece} of ${piece.pieces}`);
+      });
   });
   return d;
 }

@@ -1,10 +1,22 @@
 // `recshard model generate`: writes a model with deterministic random weights. The same shape, seed and scale
-// give the same bytes. Tables stream to disk in chunks, hashed as they are written.
+// give the same bytes. Tables stream to disk, hashed as they are written; a large one as chunk files.
 import { createHash } from 'node:crypto';
 import { closeSync, mkdirSync, openSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { xoroshiro128plus } from 'pure-rand/generator/xoroshiro128plus';
-import { FORMAT, bottomWidth, scaledRows, interactionWidth, type FileRef, type Manifest, type TableManifest } from '../contracts/model-format.js';
+import {
+  FORMAT,
+  bottomWidth,
+  int8Stride,
+  interactionWidth,
+  rowBytes,
+  scaledRows,
+  type ChunkRef,
+  type DType,
+  type FileRef,
+  type Manifest,
+  type TableManifest,
+} from '../contracts/model-format.js';
 import { toHalf } from '../lib/fp16.js';
 import type { ResolvedModel } from '../operator/api/v1alpha1/index.js';
 import { expandTables, type PlannedTable } from '../operator/planner/tables.js';
@@ -17,8 +29,13 @@ export interface GenerateOptions {
   /** Multiplies every table's rows (at least 8 rows remain). */
   scale: number;
   outDir: string;
+  /** Tables larger than this are written as chunk files of at most this many bytes (DEFAULT_CHUNK_BYTES). */
+  chunkBytes?: number;
   onTable?: (done: number, total: number, name: string) => void;
 }
+
+/** A shard holding part of a table reads only the chunks its rows are in: 64 MiB is a few reads over the network. */
+export const DEFAULT_CHUNK_BYTES = 64 << 20;
 
 /** A random stream per named object, so one table's bytes do not depend on the others. */
 function stream(seed: number, name: string): () => number {
@@ -48,31 +65,81 @@ function writeFile(dir: string, file: string, data: Uint8Array): FileRef {
   return { file, sha256: createHash('sha256').update(data).digest('hex'), bytes: data.byteLength };
 }
 
-const CHUNK = 1 << 20;
+const BLOCK = 1 << 20;
 
-/** One table's rows (at least 8 after scaling), streamed to disk in chunks and hashed as they are written. */
+/**
+ * One table's rows (at least 8 after scaling), streamed to disk a block at a time and hashed as they are written:
+ * one file, or (a table over chunkBytes) chunk files of whole rows. The values do not depend on the chunking.
+ */
 function writeTable(o: GenerateOptions, t: PlannedTable): TableManifest {
   const rows = scaledRows(t.rows, o.scale);
-  const file = `tables/${t.name}.bin`;
-  const fd = openSync(join(o.outDir, file), 'w');
-  const hash = createHash('sha256');
+  const row = rowBytes(t.dim, t.dtype);
   const r = stream(o.seed, `table/${t.name}`);
   const limit = Math.sqrt(1 / rows);
-  let left = rows * t.dim;
-  const f32 = new Float32Array(Math.min(CHUNK, left));
-  const f16 = t.dtype === 'fp16' ? new Uint16Array(f32.length) : undefined;
-  while (left > 0) {
-    const n = Math.min(left, f32.length);
-    for (let j = 0; j < n; j++) f32[j] = r() * limit;
-    if (f16) for (let j = 0; j < n; j++) f16[j] = toHalf(f32[j]!);
-    const bytes = f16 ? new Uint8Array(f16.buffer, 0, n * 2) : new Uint8Array(f32.buffer, 0, n * 4);
-    writeSync(fd, bytes);
-    hash.update(bytes);
-    left -= n;
-  }
-  closeSync(fd);
+  const chunkBytes = o.chunkBytes ?? DEFAULT_CHUNK_BYTES;
+  const chunkRows = rows * row > chunkBytes ? Math.max(1, Math.floor(chunkBytes / row)) : rows;
+  const blockRows = Math.max(1, Math.min(rows, Math.floor(BLOCK / t.dim)));
+  const values = new Float32Array(blockRows * t.dim);
+  const encode = encoder(t.dtype, t.dim, values, blockRows);
+  /** The next n rows of the table's stream into `file`. */
+  const writeRows = (file: string, n: number): ChunkRef => {
+    const fd = openSync(join(o.outDir, file), 'w');
+    const hash = createHash('sha256');
+    for (let left = n; left > 0;) {
+      const k = Math.min(left, blockRows);
+      for (let j = 0; j < k * t.dim; j++) values[j] = r() * limit;
+      const bytes = encode(k);
+      writeSync(fd, bytes);
+      hash.update(bytes);
+      left -= k;
+    }
+    closeSync(fd);
+    return { file, sha256: hash.digest('hex'), bytes: n * row, rows: n };
+  };
   const { name, dim, dtype, net, poolingFactor } = t;
-  return { name, rows, dim, dtype, net, poolingFactor, file, sha256: hash.digest('hex'), bytes: rows * dim * (dtype === 'fp16' ? 2 : 4) };
+  const head = { name, rows, dim, dtype, net, poolingFactor, bytes: rows * row };
+  if (chunkRows >= rows) {
+    const { file, sha256 } = writeRows(`tables/${t.name}.bin`, rows);
+    return { ...head, file, sha256 };
+  }
+  mkdirSync(join(o.outDir, 'tables', t.name), { recursive: true });
+  const chunks: ChunkRef[] = [];
+  for (let start = 0, i = 0; start < rows; start += chunkRows, i++)
+    chunks.push(writeRows(`tables/${t.name}/${String(i).padStart(6, '0')}.bin`, Math.min(chunkRows, rows - start)));
+  return { ...head, chunks };
+}
+
+/**
+ * The stored bytes of the first `n` rows of `values`: fp32 as they are, fp16 rounded to nearest, int8 quantised
+ * row-wise (scale = (max - min) / 255 and bias = min of the row, q = round((v - bias) / scale)).
+ */
+export function encoder(dtype: DType, dim: number, values: Float32Array, blockRows: number): (n: number) => Uint8Array {
+  if (dtype === 'fp32') return (n) => new Uint8Array(values.buffer, 0, n * dim * 4);
+  if (dtype === 'fp16') {
+    const half = new Uint16Array(values.length);
+    return (n) => {
+      for (let j = 0; j < n * dim; j++) half[j] = toHalf(values[j]!);
+      return new Uint8Array(half.buffer, 0, n * dim * 2);
+    };
+  }
+  const stride = int8Stride(dim);
+  const row = stride + 8;
+  const out = new Uint8Array(blockRows * row);
+  const words = new Float32Array(out.buffer);
+  return (n) => {
+    for (let i = 0; i < n; i++) {
+      const v = values.subarray(i * dim, (i + 1) * dim);
+      let [min, max] = [Infinity, -Infinity];
+      for (const x of v) [min, max] = [Math.min(min, x), Math.max(max, x)];
+      const scale = Math.fround((max - min) / 255) || 1;
+      const bias = Math.fround(min);
+      for (let d = 0; d < dim; d++) out[i * row + d] = Math.max(0, Math.min(255, Math.round((v[d]! - bias) / scale)));
+      out.fill(0, i * row + dim, i * row + stride);
+      words[(i * row + stride) >> 2] = scale;
+      words[(i * row + stride + 4) >> 2] = bias;
+    }
+    return out.subarray(0, n * row);
+  };
 }
 
 /** The bottom (when the model has one) and top MLPs as ONNX files. */

@@ -4,7 +4,7 @@
 import { lookup } from 'node:dns/promises';
 import { availableParallelism } from 'node:os';
 import type { Manifest } from '../contracts/model-format.js';
-import type { ShardServerPlan } from '../contracts/plan.js';
+import { pieceRows, type ShardServerPlan } from '../contracts/plan.js';
 import type { FailurePolicy, SchedulerMode } from '../contracts/shard-server-args.js';
 import type { LookupVersion } from '../contracts/wire/versions.js';
 import type { Clock } from '../lib/clock.js';
@@ -15,6 +15,7 @@ import { LookupService } from './inference/lookup-service.js';
 import { Predictor } from './inference/predictor.js';
 import { Scheduler } from './inference/scheduler.js';
 import { ShardClient } from './inference/shard-client.js';
+import { SplitTable } from './inference/split.js';
 import { loadTables, ModelLoadError, readVerified, type EmbeddingTable, type ModelSource } from './model/load.js';
 import type { TlsMaterial } from './tls.js';
 
@@ -69,7 +70,8 @@ export async function loadSparse(
 ): Promise<LookupService> {
   const own = plan.shards.find((s) => s.index === shard);
   if (!own) throw new ModelLoadError('plan.json', `the plan has no shard ${shard}`);
-  return new LookupService(await loadTables(src, manifest, own.tables), limits.maxBatch, version, limits.maxIndicesPerSample);
+  const wanted = [...own.tables, ...(own.pieces ?? []).map(({ table, piece, pieces }) => ({ table, piece, pieces }))];
+  return new LookupService(await loadTables(src, manifest, wanted), limits.maxBatch, version, limits.maxIndicesPerSample);
 }
 
 /** Where request parts run: worker threads (or the event loop, with 0 workers), and the accelerator's when asked. */
@@ -141,6 +143,39 @@ function shardClients(manifest: Manifest, o: MainOptions, metrics: ServerMetrics
   return clients;
 }
 
+/**
+ * The tables the plan splits by rows, each with its pieces' shards and the rows of the artifact each holds; a plan
+ * whose pieces of a table are not 0..n-1 once each, or that also places the table whole, is refused.
+ */
+export function splitTables(manifest: Manifest, plan: Pick<ShardServerPlan, 'main' | 'shards'>): SplitTable[] {
+  const byTable = new Map<string, { shard: number; piece: number; pieces: number }[]>();
+  for (const s of plan.shards)
+    for (const p of s.pieces ?? []) {
+      const own = byTable.get(p.table) ?? [];
+      own.push({ shard: s.index, piece: p.piece, pieces: p.pieces });
+      byTable.set(p.table, own);
+    }
+  const whole = new Set([...plan.main.tables, ...plan.shards.flatMap((s) => s.tables)]);
+  return [...byTable].map(([name, held]) => {
+    const index = manifest.tables.findIndex((t) => t.name === name);
+    if (index < 0) throw new ModelLoadError('plan.json', `the plan splits table "${name}", which the model does not have`);
+    const n = held[0]!.pieces;
+    held.sort((a, b) => a.piece - b.piece);
+    if (whole.has(name) || held.length !== n || held.some((h, i) => h.piece !== i || h.pieces !== n))
+      throw new ModelLoadError(
+        'plan.json',
+        `table "${name}" must be placed whole once or as pieces 0..${n - 1} once each; the plan has ` +
+          `${held.map((h) => `${h.piece}/${h.pieces}`).join(', ')}${whole.has(name) ? ' and the table whole' : ''}`,
+      );
+    const { rows, dim } = manifest.tables[index]!;
+    return new SplitTable(
+      index,
+      dim,
+      held.map((h) => ({ shard: h.shard, ...pieceRows(rows, h.piece, n) })),
+    );
+  });
+}
+
 /** The main role: its own tables (monolithic), the dense nets on its executors, and a client per shard. */
 export async function loadMain(src: ModelSource, manifest: Manifest, o: MainOptions, metrics: ServerMetrics): Promise<MainRole> {
   const sched = { ...DEFAULT_SCHEDULING, ...o.scheduling };
@@ -175,6 +210,7 @@ export async function loadMain(src: ModelSource, manifest: Manifest, o: MainOpti
     manifest,
     localTables: local.map((t) => t.index),
     shards: clients,
+    splits: splitTables(manifest, o.plan),
     executor: cpu,
     accelerator,
     scheduler,

@@ -78,11 +78,22 @@ def load_mlp(path: str) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-def load_table(path: str, rows: int, dim: int, dtype: str) -> torch.Tensor:
-    np_dtype = {"fp32": np.float32, "fp16": np.float16}[dtype]
-    data = np.fromfile(path, dtype=np_dtype)
+def load_table(model_dir: str, t: dict) -> torch.Tensor:
+    """One table's rows as fp32: its file, or its chunk files in order (docs/model-format.md); int8 rows dequantised."""
+    rows, dim = t["rows"], t["dim"]
+    files = [c["file"] for c in t["chunks"]] if "chunks" in t else [t["file"]]
+    raw = np.concatenate([np.fromfile(os.path.join(model_dir, f), dtype=np.uint8) for f in files])
+    if t["dtype"] == "int8":
+        # per row: dim bytes (padded to a multiple of 4), then fp32 scale and fp32 bias; v = fp32(fp32(q * scale) + bias)
+        stride = (dim + 3) // 4 * 4
+        packed = raw.reshape(rows, stride + 8)
+        scale = packed[:, stride : stride + 4].copy().view(np.float32)
+        bias = packed[:, stride + 4 :].copy().view(np.float32)
+        values = packed[:, :dim].astype(np.float32) * scale + bias
+        return torch.from_numpy(np.ascontiguousarray(values, dtype=np.float32))
+    data = raw.view({"fp32": np.float32, "fp16": np.float16}[t["dtype"]])
     if data.size != rows * dim:
-        raise ValueError(f"{path}: {data.size} values, the manifest says {rows} x {dim}")
+        raise ValueError(f"{t['name']}: {data.size} values, the manifest says {rows} x {dim}")
     # fp16 tables are upcast once, as recshard's kernel upcasts each element it reads
     return torch.from_numpy(data.reshape(rows, dim).astype(np.float32, copy=False))
 
@@ -100,7 +111,7 @@ class DLRM(nn.Module):
         self.rows = [t["rows"] for t in m["tables"]]
         self.dims = [t["dim"] for t in m["tables"]]
         self.bags = nn.ModuleList(
-            nn.EmbeddingBag.from_pretrained(load_table(os.path.join(model_dir, t["file"]), t["rows"], t["dim"], t["dtype"]), freeze=True, mode="sum")
+            nn.EmbeddingBag.from_pretrained(load_table(model_dir, t), freeze=True, mode="sum")
             for t in m["tables"]
         )
         bottom = m["dense"].get("bottom")

@@ -1,6 +1,7 @@
 // The binary protocol between the main and a sparse shard (sections.ts has the word layout and the table section):
 //   request : LOOKUP_MAGIC, planVersion, artifactVersion, batch, nTables, then per table a section with pooling
-//   response: LOOKUP_MAGIC, nTables, then per table: tableIndex, dim, values f32[batch * dim]
+//   response: LOOKUP_MAGIC, nTables, then per table: tableIndex, dim, values f32[batch * dim] (pooled), or for a
+//             table asked for its rows (pooling 2, a piece of a split table): f32[nIndices * dim], row k for index k
 // Every lookup names the serving version it was planned for (the plan and the model artifact, versions.ts); a shard
 // of another version refuses it (VERSION_MISMATCH) rather than answer with rows of other tables or other weights.
 import { ErrorCode, fail } from '../errors.js';
@@ -58,18 +59,20 @@ export interface LookupResult {
   values: Float32Array;
 }
 
+/** Vectors a shard answers for one table of a lookup: one per sample, or one per index (rows). */
+export const answerVectors = (l: Pick<TableLookup, 'pooling' | 'indices'>, batch: number) => (l.pooling === 'rows' ? l.indices.length : batch);
+
 /**
- * Encodes a response straight into one buffer: `fill(i, out, offset)` writes table i's batch x dim pooled
- * values into `out` at float offset `offset` (so a shard pools into the response with no copy).
+ * Encodes a response straight into one buffer: `fill(i, out, offset)` writes table i's vectors (`vectors` of them,
+ * `dim` wide) into `out` at float offset `offset` (so a shard pools into the response with no copy).
  */
 export function encodeResponse(
-  batch: number,
-  tables: { table: number; dim: number }[],
+  tables: { table: number; dim: number; vectors: number }[],
   fill: (i: number, out: Float32Array, offset: number) => void,
   alloc: (bytes: number) => Uint8Array = (n) => new Uint8Array(n),
 ): Uint8Array {
   let n = 2;
-  for (const t of tables) n += 2 + batch * t.dim;
+  for (const t of tables) n += 2 + t.vectors * t.dim;
   const response = alloc(n * 4);
   const u = new Uint32Array(response.buffer, response.byteOffset, n);
   const f = new Float32Array(response.buffer, response.byteOffset, n);
@@ -80,23 +83,27 @@ export function encodeResponse(
     u[p++] = t.table;
     u[p++] = t.dim;
     fill(i, f, p);
-    p += batch * t.dim;
+    p += t.vectors * t.dim;
   });
   return response;
 }
 
-export function decodeResponse(body: Uint8Array, batch: number): LookupResult[] {
+/** The answer to `req`: per table asked, in order, its vectors (answerVectors of them). */
+export function decodeResponse(body: Uint8Array, req: Pick<LookupRequest, 'batch' | 'lookups'>): LookupResult[] {
   const u = words(body);
   const f = new Float32Array(u.buffer, u.byteOffset, u.length);
   if (u[0] !== LOOKUP_MAGIC) throw new Error('bad lookup response');
   const n = u[1]!;
+  if (n !== req.lookups.length) throw new Error(`lookup response has ${n} tables for ${req.lookups.length} asked`);
   let p = 2;
   const out: LookupResult[] = [];
   for (let t = 0; t < n; t++) {
     const table = u[p++]!;
     const dim = u[p++]!;
-    out.push({ table, dim, values: f.subarray(p, p + batch * dim) });
-    p += batch * dim;
+    const size = answerVectors(req.lookups[t]!, req.batch) * dim;
+    if (table !== req.lookups[t]!.table || p + size > u.length) throw new Error(`lookup response table ${t} is not the one asked or is truncated`);
+    out.push({ table, dim, values: f.subarray(p, p + size) });
+    p += size;
   }
   return out;
 }

@@ -1,20 +1,27 @@
 // What the two binary formats (lookup.ts, predict.ts) share: little-endian u32 words, so every section is a
 // typed-array view with no copy, and the per-table section of row indices:
-//   tableIndex, [pooling (0 sum, 1 mean),] nIndices, offsets[batch + 1], indices[nIndices]
+//   tableIndex, [pooling (0 sum, 1 mean, 2 rows),] nIndices, offsets[batch + 1], indices[nIndices]
 // Decoders check structure only; whoever holds the tables checks indices against them.
 import { ErrorCode, fail } from '../errors.js';
 
 export type Pooling = 'sum' | 'mean';
 
+/**
+ * What a shard answers for one table of a lookup: each sample's rows pooled, or (`rows`, asked of the piece of a
+ * split table, whose pooling the main does) each row the indices name, in order.
+ */
+export type LookupMode = Pooling | 'rows';
+
 /** One table's row indices for a batch: sample b reads indices[offsets[b] .. offsets[b + 1]). */
 export interface TableLookup {
   table: number;
-  pooling: Pooling;
+  pooling: LookupMode;
   offsets: Uint32Array;
   indices: Uint32Array;
 }
 
-export const poolingCode = (p: Pooling) => (p === 'mean' ? 1 : 0);
+export const poolingCode = (p: LookupMode) => (p === 'rows' ? 2 : p === 'mean' ? 1 : 0);
+const MODES: LookupMode[] = ['sum', 'mean', 'rows'];
 
 /** Word view of a body, copied only when the bytes are not 4-aligned. */
 export function words(body: Uint8Array): Uint32Array {
@@ -51,7 +58,7 @@ export function readSection(
   const table = u[p++]!;
   const mode = withPooling ? u[p++]! : 0;
   const nIdx = u[p++]!;
-  if (mode > 1) fail(ErrorCode.InvalidField, `tables[${t}].pooling must be 0 (sum) or 1 (mean), got ${mode}`);
+  if (mode > 2) fail(ErrorCode.InvalidField, `tables[${t}].pooling must be 0 (sum), 1 (mean) or 2 (rows), got ${mode}`);
   if (p + batch + 1 + nIdx > u.length) fail(ErrorCode.InvalidRequest, `truncated in table ${t}`);
   const offsets = u.subarray(p, p + batch + 1);
   p += batch + 1;
@@ -59,5 +66,5 @@ export function readSection(
   p += nIdx;
   if (offsets[0] !== 0 || offsets[batch] !== nIdx) fail(ErrorCode.InvalidField, `tables[${t}].offsets must start at 0 and end at ${nIdx}`);
   for (let b = 0; b < batch; b++) if (offsets[b + 1]! < offsets[b]!) fail(ErrorCode.InvalidField, `tables[${t}].offsets must not decrease (sample ${b})`);
-  return { lookup: { table, pooling: withPooling ? (mode === 1 ? 'mean' : 'sum') : pooling, offsets, indices }, next: p };
+  return { lookup: { table, pooling: withPooling ? MODES[mode]! : pooling, offsets, indices }, next: p };
 }

@@ -3,6 +3,7 @@ import Table from 'cli-table3';
 import { stringify } from 'yaml';
 import type { PlanDocument } from '../../contracts/plan.js';
 import { formatBytes } from '../../lib/quantity.js';
+import { plural } from '../../lib/text.js';
 import type { Plan } from './plan.js';
 
 export type OutputFormat = 'table' | 'json' | 'yaml';
@@ -43,15 +44,19 @@ export function formatPlan(name: string, plan: Plan, format: OutputFormat): stri
     table.push([
       s.name,
       s.net ?? '-',
-      s.tables.length,
+      s.pieces ? `${s.tables.length ? `${s.tables.length}+` : ''}${plural(s.pieces.length, 'piece')}` : s.tables.length,
       formatBytes(s.bytes),
       `${s.percentOfCapacity}%`,
       s.lookupsPerSample,
       s.lookupBytesPerSample,
-      abbreviate(s.tables),
+      abbreviate([...s.tables, ...(s.pieces ?? []).map((p) => `${p.table}[rows ${p.rowStart}-${p.rowEnd - 1}]`)]),
     ]);
   }
-  return [...head, table.toString(), `Imbalance (max/mean lookup bytes per sample): ${plan.imbalance.toFixed(3)}`].join('\n') + '\n';
+  return (
+    [...head, table.toString(), `Imbalance (max/mean lookup bytes per sample): ${plan.imbalance.toFixed(3)}`, ...plan.notes.map((n) => `Note: ${n}`)].join(
+      '\n',
+    ) + '\n'
+  );
 }
 
 const pct = (a: number, b: number) => `${((100 * a) / b).toFixed(1)}%`;

@@ -6,7 +6,7 @@ import { plural } from '../../lib/text.js';
 import type { ResolvedRecModelSpec } from '../api/v1alpha1/index.js';
 import { PlanError } from './errors.js';
 import { balance, firstFitDecreasing, netSpecific, provenTooFew, type Bin } from './strategies.js';
-import { expandTables, type PlannedTable } from './tables.js';
+import { expandTables, splitTable, type PlannedTable } from './tables.js';
 
 export type Strategy = ResolvedRecModelSpec['sharding']['strategy'];
 
@@ -54,9 +54,14 @@ export function planModel(spec: ResolvedRecModelSpec, limits: PlanLimits = DEFAU
   }
 }
 
-/** What every strategy works with: the tables, their total, the usable bytes of one shard and how to say it. */
+/**
+ * What every strategy works with: the tables, what is placed (the tables, a split table's pieces in its place;
+ * by name, so that the plan does not depend on the order the spec lists them in),
+ * their total, the usable bytes of one shard and how to say it.
+ */
 interface Sizing {
   tables: PlannedTable[];
+  items: PlannedTable[];
   totalBytes: number;
   capacity: number;
   /** "921.6 MiB (shardMemory 1Gi less 10% headroom)", for messages. */
@@ -86,24 +91,27 @@ function onOneServer(strategy: 'monolithic' | 'singular', s: Sizing): Assignment
  * them, then doubled and bisected, so a model that needs 1,000 shards is not balanced 1,000 times.
  */
 function loadBalanced(shards: number | undefined, s: Sizing, limits: PlanLimits, notes: string[]): Assignment {
-  const { tables, totalBytes, capacity, capText } = s;
+  const { tables, items, totalBytes, capacity, capText } = s;
   const minShards = Math.max(1, Math.ceil(totalBytes / capacity));
   let found: Bin[] | undefined;
   if (shards !== undefined) {
-    const n = Math.min(shards, tables.length);
-    if (n < shards) notes.push(`${plural(shards, 'shard')} asked for, ${n} planned: one per table, more would be empty`);
-    found = balance(tables, n, capacity);
+    const n = Math.min(shards, items.length);
+    if (n < shards)
+      notes.push(
+        `${plural(shards, 'shard')} asked for, ${n} planned: one per ${items.length > tables.length ? 'table or piece' : 'table'}, more would be empty`,
+      );
+    found = balance(items, n, capacity);
     if (!found) {
       throw new PlanError(
         'Infeasible',
         `load-balanced: ${shards} shards of ${capText} cannot hold the ${tables.length} tables (${formatBytes(totalBytes)} in ` +
-          `all); ${enoughShards(tables, n, capacity, limits)}`,
+          `all); ${enoughShards(items, n, capacity, limits)}`,
       );
     }
   } else {
-    const fits = (n: number) => (n <= limits.maxShards ? balance(tables, n, capacity) : undefined);
+    const fits = (n: number) => (n <= limits.maxShards ? balance(items, n, capacity) : undefined);
     // two at least, for a spare (but never more than there are tables)
-    let n = Math.min(Math.max(2, minShards), tables.length);
+    let n = Math.min(Math.max(2, minShards), items.length);
     const linearUntil = n + 8;
     for (; n < linearUntil && n <= limits.maxShards && !(found = fits(n)); n++);
     if (!found) {
@@ -151,16 +159,18 @@ function assign(sharding: ResolvedRecModelSpec['sharding'], s: Sizing, limits: P
     case 'load-balanced':
       return loadBalanced(sharding.shards, s, limits, notes);
     case 'net-specific':
-      return { bins: netSpecific(s.tables, s.capacity).flatMap(({ net, bins }) => bins.map((bin) => ({ net, bin }))), mainTables: [] };
+      return { bins: netSpecific(s.items, s.capacity).flatMap(({ net, bins }) => bins.map((bin) => ({ net, bin }))), mainTables: [] };
   }
 }
 
 function shardPlan({ net, bin }: { net?: string; bin: Bin }, index: number, capacity: number): ShardPlan {
+  const pieces = bin.tables.flatMap((t) => (t.piece ? [t.piece] : [])).sort((a, b) => byName(a.table, b.table));
   return {
     index,
     name: `shard-${index}`,
     ...(net !== undefined ? { net } : {}),
-    tables: bin.tables.map((t) => t.name).sort(byName),
+    tables: bin.tables.flatMap((t) => (t.piece ? [] : [t.name])).sort(byName),
+    ...(pieces.length ? { pieces } : {}),
     bytes: bin.bytes,
     percentOfCapacity: round((100 * bin.bytes) / capacity, 1),
     lookupsPerSample: round(
@@ -176,21 +186,21 @@ function buildPlan(spec: ResolvedRecModelSpec, limits: PlanLimits): Plan {
   const shardMemoryBytes = parseQuantity(shardMemory);
   const capacity = Math.floor((shardMemoryBytes * (100 - headroom)) / 100);
   const tables = expandTables(spec.model);
+  const capText = `${formatBytes(capacity)} (shardMemory ${shardMemory} less ${headroom}% headroom)`;
+  const notes: string[] = [];
   const s: Sizing = {
     tables,
+    items: split(
+      strategy,
+      [...tables].sort((a, b) => byName(a.name, b.name)),
+      capacity,
+      capText,
+      notes,
+    ),
     totalBytes: tables.reduce((sum, t) => sum + t.bytes, 0),
     capacity,
-    capText: `${formatBytes(capacity)} (shardMemory ${shardMemory} less ${headroom}% headroom)`,
+    capText,
   };
-  for (const t of tables) {
-    if (t.bytes > capacity) {
-      throw new PlanError(
-        'Infeasible',
-        `table "${t.name}" needs ${formatBytes(t.bytes)} (${t.bytes} bytes: ${t.rows} rows x ${t.dim} x ${t.dtype}) but one server holds at most ${s.capText}`,
-      );
-    }
-  }
-  const notes: string[] = [];
   const { bins, mainTables } = assign(spec.sharding, s, limits, notes);
   if (bins.length > limits.maxShards) {
     throw new PlanError(
@@ -221,8 +231,37 @@ export function imbalanceOf(loads: number[]): number {
   return mean === 0 ? 1 : round(Math.max(...loads) / mean, 4);
 }
 
+/**
+ * Tables larger than one shard, split by rows where the strategy spreads tables over shards (load-balanced and
+ * net-specific; a piece keeps its table's net); refused where every table has to be in one place.
+ */
+function split(strategy: Strategy, tables: PlannedTable[], capacity: number, capText: string, notes: string[]): PlannedTable[] {
+  const items: PlannedTable[] = [];
+  for (const t of tables) {
+    if (t.bytes <= capacity) {
+      items.push(t);
+      continue;
+    }
+    const pieces = strategy === 'load-balanced' || strategy === 'net-specific' ? splitTable(t, capacity) : [t];
+    if (pieces.length === 1) {
+      const splits = strategy === 'load-balanced' || strategy === 'net-specific';
+      throw new PlanError(
+        'Infeasible',
+        `table "${t.name}" needs ${formatBytes(t.bytes)} (${t.bytes} bytes: ${t.rows} rows x ${t.dim} x ${t.dtype}) but one server holds at most ${capText}` +
+          (splits ? `, less than one row of it` : `; ${strategy} keeps every table in one place (load-balanced and net-specific split it by rows)`),
+      );
+    }
+    items.push(...pieces);
+    const largest = formatBytes(Math.max(...pieces.map((p) => p.bytes)));
+    notes.push(`table "${t.name}" (${formatBytes(t.bytes)}) is larger than a shard holds: split by rows into ${pieces.length} pieces of at most ${largest}`);
+  }
+  return items;
+}
+
 function hashAssignment(strategy: Strategy, main: string[], shards: ShardPlan[]): string {
-  const canonical = JSON.stringify({ strategy, main, shards: shards.map((s) => s.tables) });
+  // a split table's pieces count only where there are some, so plans without them keep their hashes
+  const placed = (s: ShardPlan) => (s.pieces ? [...s.tables, ...s.pieces.map((p) => `${p.table}[${p.piece}/${p.pieces}]`)] : s.tables);
+  const canonical = JSON.stringify({ strategy, main, shards: shards.map(placed) });
   return createHash('sha256').update(canonical).digest('hex').slice(0, 10);
 }
 

@@ -63,11 +63,18 @@ function planSummary(plan: Plan): NonNullable<RecModelStatus['plan']> {
     hash: plan.hash,
     shards: plan.shards.length,
     tables: plan.tables.length,
+    ...splitCount(plan),
     totalBytes: plan.totalBytes,
     capacityBytes: plan.capacityBytes,
     imbalance: plan.imbalance.toFixed(3),
     shardBytes: plan.shards.map((s) => s.bytes),
   };
+}
+
+/** How many tables the plan splits by rows (absent when none, as status had it before splits). */
+function splitCount(plan: Plan): { splitTables?: number } {
+  const split = new Set(plan.shards.flatMap((s) => (s.pieces ?? []).map((p) => p.table)));
+  return split.size ? { splitTables: split.size } : {};
 }
 
 function plannedCondition(plan: PlanOutcome): ConditionInput {

@@ -1,9 +1,9 @@
 // The sparse role: answers binary lookup requests from the tables this shard holds, checking every index.
 import { ErrorCode, fail } from '../../contracts/errors.js';
-import { decodeRequest, encodeResponse } from '../../contracts/wire/lookup.js';
+import { answerVectors, decodeRequest, encodeResponse } from '../../contracts/wire/lookup.js';
 import { describeVersion, sameVersion, type LookupVersion } from '../../contracts/wire/versions.js';
 import type { EmbeddingTable } from '../model/load.js';
-import { poolInto } from './embeddings.js';
+import { gatherInto, poolInto } from './embeddings.js';
 import { firstOutOfRange } from './indices.js';
 
 export class LookupService {
@@ -34,6 +34,12 @@ export class LookupService {
   handle(body: Uint8Array, alloc: (bytes: number) => Uint8Array = (n) => new Uint8Array(n)): { response: Uint8Array; batch: number; lookups: number } {
     const req = decodeRequest(body, this.maxBatch);
     req.lookups.forEach((l, i) => {
+      // a piece's rows come as one list: at most as many as the batch may name
+      if (l.pooling === 'rows') {
+        const max = this.maxIndicesPerSample * req.batch;
+        if (l.indices.length > max) fail(ErrorCode.InvalidField, `tables[${i}] asks for ${l.indices.length} rows; the limit is ${max} (the batch's)`);
+        return;
+      }
       for (let b = 0; b < req.batch; b++) {
         const n = l.offsets[b + 1]! - l.offsets[b]!;
         if (n > this.maxIndicesPerSample) fail(ErrorCode.InvalidField, `tables[${i}] sample ${b} has ${n} indices; the limit is ${this.maxIndicesPerSample}`);
@@ -45,17 +51,25 @@ export class LookupService {
       const table = this.byIndex.get(l.table);
       if (!table) fail(ErrorCode.UnknownTable, `tables[${i}]: this shard does not hold table index ${l.table}`);
       const rows = table!.meta.rows;
+      // a piece is asked for its rows by their place in it, a whole table by the table's rows
+      if (table!.piece && l.pooling !== 'rows')
+        fail(ErrorCode.InvalidField, `tables[${i}]: this shard holds a piece of table "${table!.meta.name}", which answers rows (pooling 2) only`);
       const k = firstOutOfRange(l.indices, rows);
-      if (k >= 0) fail(ErrorCode.IndexOutOfRange, `tables[${i}].indices[${k}] = ${l.indices[k]} is out of range: table "${table!.meta.name}" has ${rows} rows`);
-      return { table: l.table, dim: table!.meta.dim, data: table! };
+      if (k >= 0) {
+        const held = table!.piece
+          ? `this shard holds ${rows} rows of table "${table!.meta.name}" (rows ${table!.piece.start}..${table!.piece.end - 1})`
+          : `table "${table!.meta.name}" has ${rows} rows`;
+        fail(ErrorCode.IndexOutOfRange, `tables[${i}].indices[${k}] = ${l.indices[k]} is out of range: ${held}`);
+      }
+      return { table: l.table, dim: table!.meta.dim, vectors: answerVectors(l, req.batch), data: table! };
     });
     let count = 0;
     const response = encodeResponse(
-      req.batch,
       tables,
       (i, out, offset) => {
         const l = req.lookups[i]!;
-        poolInto(tables[i]!.data, l.offsets, l.indices, req.batch, l.pooling, out, offset);
+        if (l.pooling === 'rows') gatherInto(tables[i]!.data, l.indices, out, offset);
+        else poolInto(tables[i]!.data, l.offsets, l.indices, req.batch, l.pooling, out, offset);
         count += l.indices.length;
       },
       alloc,

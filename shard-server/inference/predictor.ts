@@ -14,6 +14,7 @@ import type { Executor } from './executor.js';
 import type { PredictInput } from './request.js';
 import type { Scheduler } from './scheduler.js';
 import type { ShardClient } from './shard-client.js';
+import type { SplitRoute, SplitTable } from './split.js';
 
 /** The stages a predict times, besides end_to_end (which the HTTP layer times from arrival). */
 export type Stage = Exclude<MetricStage, 'end_to_end' | 'lookup'>;
@@ -45,6 +46,8 @@ export interface PredictorParts {
   /** Indices of the tables this process holds. */
   localTables: number[];
   shards: ShardClient[];
+  /** Tables split by rows across shards: the main pools them from the rows their pieces answer. */
+  splits?: SplitTable[];
   executor: Executor;
   accelerator?: Executor;
   scheduler: Scheduler;
@@ -55,11 +58,23 @@ export interface PredictorParts {
 /** The largest part run on the event loop: about a millisecond of compute for DLRM-RMC1's shape. */
 export const INLINE_MAX_BATCH = 64;
 
+/** A split table's pieces held by one shard: which split, and which of its pieces. */
+type HeldPieces = { split: SplitTable; piece: number }[];
+
+/** One query's routing of a split table, and the rows its pieces answered. */
+interface SplitCall {
+  split: SplitTable;
+  route: SplitRoute;
+  rows: (Float32Array | undefined)[];
+}
+
 export class Predictor {
   readonly manifest: Manifest;
   readonly shards: ShardClient[];
   readonly scheduler: Scheduler;
   private readonly outputs: number;
+  /** By shard number: the pieces of split tables it holds. */
+  private readonly held = new Map<number, HeldPieces>();
   /** Queries being predicted now. */
   private inflight = 0;
 
@@ -68,6 +83,12 @@ export class Predictor {
     this.outputs = outputWidth(p.manifest);
     this.shards = p.shards;
     this.scheduler = p.scheduler;
+    for (const split of p.splits ?? [])
+      split.pieces.forEach((piece, i) => {
+        const own = this.held.get(piece.shard);
+        if (own) own.push({ split, piece: i });
+        else this.held.set(piece.shard, [{ split, piece: i }]);
+      });
   }
 
   /**
@@ -104,13 +125,21 @@ export class Predictor {
 
   /**
    * One call per shard for the whole query (not per part): the rows each shard pooled, per table, for every
-   * sample of the query. Parts take their samples' rows from these.
+   * sample of the query, and split tables pooled here from their pieces' rows. Parts take their samples' rows
+   * from these.
    */
   private async fanout(input: PredictInput, scope: PredictScope, hooks: PredictHooks, fallbacks: Set<number>): Promise<[number, Float32Array][]> {
     const remote: [number, Float32Array][] = [];
     if (!this.shards.length) return remote;
     const t0 = performance.now();
-    await Promise.all(this.shards.map((s) => this.callShard(s, input, scope, hooks, fallbacks, remote)));
+    const splits = new Map<SplitTable, SplitCall>();
+    for (const split of this.p.splits ?? []) {
+      const sp = input.sparse.get(split.table);
+      if (sp) splits.set(split, { split, route: split.route(sp.indices), rows: [] });
+    }
+    await Promise.all(this.shards.map((s) => this.callShard(s, input, scope, hooks, fallbacks, remote, splits)));
+    for (const { split, route, rows } of splits.values())
+      remote.push([split.table, split.pool(route, input.sparse.get(split.table)!.offsets, input.batch, input.pooling, rows)]);
     hooks.stage?.('fanout', (performance.now() - t0) / 1000);
     scope.signal?.throwIfAborted();
     return remote;
@@ -160,16 +189,31 @@ export class Predictor {
     hooks: PredictHooks,
     fallbacks: Set<number>,
     remote: [number, Float32Array][],
+    splits: Map<SplitTable, SplitCall>,
   ): Promise<void> {
     const lookups: TableLookup[] = [];
     for (const t of s.tables) {
       const sp = input.sparse.get(t);
       if (sp) lookups.push({ table: t, pooling: input.pooling, offsets: sp.offsets, indices: sp.indices });
     }
+    // the rows of its pieces this query reads, each once (as if one sample of them, framed for a batch)
+    const pieces: [SplitCall, number][] = [];
+    for (const { split, piece } of this.held.get(s.shard) ?? []) {
+      const call = splits.get(split);
+      const asks = call?.route.asks[piece];
+      if (!asks?.length) continue;
+      const offsets = new Uint32Array(input.batch + 1);
+      offsets[input.batch] = asks.length;
+      lookups.push({ table: split.table, pooling: 'rows', offsets, indices: asks });
+      pieces.push([call!, piece]);
+    }
     if (!lookups.length) return;
     const ts = performance.now();
     try {
-      for (const r of await s.lookup({ batch: input.batch, lookups }, scope.deadline, scope.signal)) remote.push([r.table, r.values]);
+      const answers = await s.lookup({ batch: input.batch, lookups }, scope.deadline, scope.signal);
+      const pooled = answers.length - pieces.length;
+      for (let i = 0; i < pooled; i++) remote.push([answers[i]!.table, answers[i]!.values]);
+      pieces.forEach(([call, piece], i) => (call.rows[piece] = answers[pooled + i]!.values));
     } catch (e) {
       // the zero policy replaces an unavailable shard, not a request that is over (deadline, client gone)
       if (!(e instanceof ServeError) || this.p.policy === 'fail' || scope.signal?.aborted) throw e;

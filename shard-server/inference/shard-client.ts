@@ -341,7 +341,13 @@ export class ShardClient {
   }
 
   /** One call to one replica, by the deadline. */
-  private async call(r: Replica, req: Pick<LookupRequest, 'batch'>, body: Uint8Array, deadline: number, signal: AbortSignal): Promise<LookupResult[]> {
+  private async call(
+    r: Replica,
+    req: Pick<LookupRequest, 'batch' | 'lookups'>,
+    body: Uint8Array,
+    deadline: number,
+    signal: AbortSignal,
+  ): Promise<LookupResult[]> {
     const left = Math.floor(deadline - this.now());
     if (left <= 0) throw new ServeError(ErrorCode.DeadlineExceeded, `shard ${this.shard}: deadline exceeded before the call`);
     const stallMs = this.o.policy === 'zero' ? Math.max(STALL_FLOOR_MS, STALL_FACTOR * this.typicalMs) : Infinity;
@@ -378,7 +384,7 @@ export class ShardClient {
     if (res.status !== 200) throw new ServeError(ErrorCode.ShardBadResponse, `shard ${this.shard} (${r.url}) refused the lookup with ${res.status}: ${text()}`);
     let out: LookupResult[];
     try {
-      out = decodeResponse(res.body, req.batch);
+      out = decodeResponse(res.body, req);
     } catch (e) {
       throw new ServeError(ErrorCode.ShardBadResponse, `shard ${this.shard} (${r.url}) answered a malformed lookup response: ${(e as Error).message}`);
     }
@@ -460,7 +466,7 @@ export class ShardClient {
    * A call whose connection failed is retried once, on another replica where there is one: not a timeout (no time
    * is left), a refusal or another version's answer (every pod of a shard has one version).
    */
-  private exchange(req: Pick<LookupRequest, 'batch'>, body: Uint8Array, deadline: number, signal?: AbortSignal): Promise<LookupResult[]> {
+  private exchange(req: Pick<LookupRequest, 'batch' | 'lookups'>, body: Uint8Array, deadline: number, signal?: AbortSignal): Promise<LookupResult[]> {
     const t0 = this.now();
     const hedging = this.latency && this.replicas.length > 1;
     const hedgeAfter = hedging ? this.latency!.threshold() : undefined;

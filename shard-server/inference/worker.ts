@@ -2,7 +2,7 @@
 // and views of the shared tables, then runs one request part per message.
 import { parentPort, workerData } from 'node:worker_threads';
 import { setThreadSlot } from '../kernels/pool.js';
-import type { EmbeddingTable } from '../model/load.js';
+import { tableView, type EmbeddingTable } from '../model/load.js';
 import { PartComputer, type PartTask } from './compute.js';
 import { loadDenseNets } from './dense.js';
 import type { WorkerInit } from './executor.js';
@@ -19,7 +19,7 @@ const tables = new Map<number, EmbeddingTable>(
       index: t.index,
       meta: t.meta,
       arena: t.arena,
-      data: t.meta.dtype === 'fp16' ? new Uint16Array(t.buffer) : new Float32Array(t.buffer, t.arena?.tableOffset ?? 0, t.meta.bytes / 4),
+      data: tableView(t.meta.dtype, t.buffer, t.arena?.tableOffset ?? 0, t.meta.bytes),
     },
   ]),
 );

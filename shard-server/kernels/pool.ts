@@ -6,6 +6,8 @@ import { readFileSync } from 'node:fs';
 import { builtSibling } from '../../lib/paths.js';
 
 export interface Arena {
+  /** What the rows are: fp32 values, or row-wise int8 (contracts/model-format.ts). */
+  kind: 'fp32' | 'int8';
   memory: WebAssembly.Memory;
   module: WebAssembly.Module;
   /** Byte offset of the table rows. */
@@ -35,13 +37,13 @@ function kernelModule(): WebAssembly.Module {
   return compiled;
 }
 
-/** An arena for an fp32 table of `tableBytes`, or undefined when it would not fit in 4 GiB (then JS pools). */
-export function createArena(tableBytes: number, slots: number): Arena | undefined {
+/** An arena for an fp32 or int8 table of `tableBytes`, or undefined when it would not fit in 4 GiB (then JS pools). */
+export function createArena(tableBytes: number, slots: number, kind: Arena['kind'] = 'fp32'): Arena | undefined {
   const tableOffset = slots * SCRATCH;
   const pages = Math.ceil((tableOffset + tableBytes) / PAGE);
   if (pages > MAX_PAGES) return undefined;
   const memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
-  return { memory, module: kernelModule(), tableOffset, tableBytes, slots };
+  return { kind, memory, module: kernelModule(), tableOffset, tableBytes, slots };
 }
 
 let threadSlot = 0;
@@ -65,7 +67,8 @@ class Pooler {
   ) {
     if (slot >= arena.slots) throw new Error(`kernel slot ${slot} outside the arena's ${arena.slots} slots`);
     const instance = new WebAssembly.Instance(arena.module, { env: { memory: arena.memory } });
-    this.pool = instance.exports.pool as Pooler['pool'];
+    // the int8 kernel takes no touch argument (its rows are a quarter of the size: most fit one or two lines)
+    this.pool = (arena.kind === 'int8' ? instance.exports.pool_i8 : instance.exports.pool) as Pooler['pool'];
     this.stream = instance.exports.stream as Pooler['stream'];
     this.u32 = new Uint32Array(arena.memory.buffer);
     this.f32 = new Float32Array(arena.memory.buffer);
@@ -86,7 +89,8 @@ class Pooler {
     // Either the whole table is read into the cache first, or the rows are likely to miss it, and then the kernel
     // touches all of each row's lines in its first pass over them.
     const { tableOffset, tableBytes } = this.arena;
-    const streamed = tableBytes <= STREAM_MAX_BYTES && (offsets[batch]! - offsets[0]!) * dim * 4 >= tableBytes;
+    const rowBytes = this.arena.kind === 'int8' ? ((dim + 3) & ~3) + 8 : dim * 4;
+    const streamed = tableBytes <= STREAM_MAX_BYTES && (offsets[batch]! - offsets[0]!) * rowBytes >= tableBytes;
     if (streamed) this.stream(tableOffset, tableBytes);
     for (let b0 = 0; b0 < batch;) {
       let b1 = b0 + 1;
@@ -110,8 +114,18 @@ class Pooler {
   }
 
   private poolOne(dim: number, indices: Uint32Array, out: Float32Array, o: number): void {
-    const base = this.arena.tableOffset >> 2;
     out.fill(0, o, o + dim);
+    if (this.arena.kind === 'int8') {
+      const stride = (dim + 3) & ~3;
+      const u8 = new Uint8Array(this.arena.memory.buffer);
+      for (const i of indices) {
+        const row = this.arena.tableOffset + i * (stride + 8);
+        const [scale, bias] = [this.f32[(row + stride) >> 2]!, this.f32[(row + stride + 4) >> 2]!];
+        for (let d = 0; d < dim; d++) out[o + d]! += Math.fround(Math.fround(u8[row + d]! * scale) + bias);
+      }
+      return;
+    }
+    const base = this.arena.tableOffset >> 2;
     for (const i of indices) for (let d = 0, row = base + i * dim; d < dim; d++) out[o + d]! += this.f32[row + d]!;
   }
 }

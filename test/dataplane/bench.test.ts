@@ -1,4 +1,4 @@
-// `make bench --quick` as a smoke test: the six data-plane benchmarks run end to end at toy sizes and produce a
+// `make bench --quick` as a smoke test: the seven data-plane benchmarks run end to end at toy sizes and produce a
 // well-formed report (markdown with every section, target line and goal, charts as SVG, raw JSON), not timings.
 // The re-sharding benchmark on real pods needs the local cluster: test/e2e/bench-rollout.test.ts runs it. And the
 // PyTorch baseline computes what recshard computes (bench/torch-check.ts), or its ratios would mean nothing.
@@ -13,13 +13,13 @@ const out = mkdtempSync(join(tmpdir(), 'recshard-bench-'));
 afterAll(() => rmSync(out, { recursive: true, force: true }));
 
 describe('bench --quick', () => {
-  it('runs the six data-plane benchmarks and writes the report, its charts and the raw results', () => {
-    const six = ['scheduling', 'scaleout', 'kernel', 'overhead', 'autoscaling', 'serving'];
-    const r = spawnSync('npx', ['tsx', 'bench/run.ts', '--quick', '--only', ...six, '--out', out], { encoding: 'utf8', timeout: 360_000 });
+  it('runs the seven data-plane benchmarks and writes the report, its charts and the raw results', () => {
+    const seven = ['scheduling', 'scaleout', 'kernel', 'overhead', 'autoscaling', 'serving', 'capacity'];
+    const r = spawnSync('npx', ['tsx', 'bench/run.ts', '--quick', '--only', ...seven, '--out', out], { encoding: 'utf8', timeout: 360_000 });
     expect(r.status, r.stderr).toBe(0);
-    expect(r.stderr).toMatch(/== 5\/8 autoscaling/);
-    expect(r.stderr).toMatch(/== 7\/8 serving/);
-    expect(r.stderr).not.toMatch(/6\/8 rollout/);
+    expect(r.stderr).toMatch(/== 5\/9 autoscaling/);
+    expect(r.stderr).toMatch(/== 7\/9 serving/);
+    expect(r.stderr).not.toMatch(/6\/9 rollout/);
 
     const md = readFileSync(join(out, 'benchmarks.md'), 'utf8');
     for (const heading of [
@@ -29,6 +29,7 @@ describe('bench --quick', () => {
       '## 4. Server overhead',
       '## 5. Latency autoscaling against the HPA algorithm',
       '## 7. Serving speed against PyTorch eager',
+      '## 9. Capacity beyond one server: int8 tables and tables split by rows',
       '## Goals of issue 17 (serving speed)',
       '## Reproducing',
     ])
@@ -37,6 +38,8 @@ describe('bench --quick', () => {
     expect(md).toMatch(/Target: auto within 5% of the best fixed B on every model: \*\*(met|not met)\*\*/);
     expect(md).toMatch(/Target \(within 5%\): \*\*(met|not met)\*\*/);
     expect(md).toMatch(/Target: at least half the C kernel's rate: \*\*(met|not met)\*\*/);
+    // the split table's scores are the whole table's, bit for bit, even at smoke-test sizes
+    expect(md).toContain('Scores bit-for-bit equal: **met**');
     expect(md).toMatch(
       new RegExp(
         'Target: fewer seconds over the target than HPA on every trace, at no more than 10% more replica-seconds, and no flapping ' +
@@ -75,6 +78,17 @@ describe('bench --quick', () => {
     expect(so.rows.every((x) => x.p99Ms > 0 && x.cpuSecondsPer1000 > 0)).toBe(true);
     expect(so.rows[2]!.processes).toBe(3); // main + 2 shards, all counted
     expect(res.kernel!.rows[0]!.wasm).toBeGreaterThan(0);
+    const c = res.capacity!;
+    expect(c.rowsPerShard.map((x) => [x.dtype, x.vsFp32])).toEqual([
+      ['fp32', 1],
+      ['fp16', 2],
+      ['int8', 3.56],
+    ]);
+    expect(c.int8.pooledMaxAbs).toBeGreaterThan(0);
+    expect(c.int8.pooledMaxAbs).toBeLessThan(0.05);
+    expect(c.int8.kernel.int8).toBeGreaterThan(0);
+    expect(c.split.pieces).toBeGreaterThanOrEqual(4);
+    expect(c.split.exact).toBe(true);
     expect(res.kernel!.rows[0]!.cBlocked).toBeGreaterThan(0);
     expect(res.kernel!.readGBps).toBeGreaterThan(0);
     expect(res.kernel!.rows[0]!.torch).toBeGreaterThan(0);

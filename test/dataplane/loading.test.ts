@@ -6,7 +6,7 @@ import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Manifest } from '../../contracts/model-format.js';
+import { rowBytes, type Manifest } from '../../contracts/model-format.js';
 import { silentLogger } from '../../lib/log.js';
 import { generateModel } from '../../models/generate.js';
 import { resolveSpec } from '../../operator/api/v1alpha1/index.js';
@@ -98,7 +98,7 @@ describe('model sources', () => {
 
   it('a corrupt table keeps the server un-Ready, naming the file and the checksum', async () => {
     cpSync(join(dir, 'good'), join(dir, 'corrupt'), { recursive: true });
-    const file = join(dir, 'corrupt', manifest.tables[1]!.file);
+    const file = join(dir, 'corrupt', manifest.tables[1]!.file!);
     const bytes = readFileSync(file);
     bytes[100] = bytes[100]! ^ 0xff;
     writeFileSync(file, bytes);
@@ -112,10 +112,10 @@ describe('model sources', () => {
 
   it('a missing file and a truncated file say so', async () => {
     cpSync(join(dir, 'good'), join(dir, 'missing'), { recursive: true });
-    rmSync(join(dir, 'missing', manifest.tables[0]!.file));
+    rmSync(join(dir, 'missing', manifest.tables[0]!.file!));
     expect((await sparse(join(dir, 'missing'))).ready.text).toContain(`${manifest.tables[0]!.file}: missing`);
     cpSync(join(dir, 'good'), join(dir, 'short'), { recursive: true });
-    copyFileSync(join(dir, 'good', 'manifest.json'), join(dir, 'short', manifest.tables[2]!.file));
+    copyFileSync(join(dir, 'good', 'manifest.json'), join(dir, 'short', manifest.tables[2]!.file!));
     expect((await sparse(join(dir, 'short'))).ready.text).toMatch(
       new RegExp(`${manifest.tables[2]!.file}: size is \\d+ bytes, manifest says ${manifest.tables[2]!.bytes}`),
     );
@@ -146,16 +146,15 @@ describe('artifacts that lie', () => {
     writeFileSync(join(dir, name, 'manifest.json'), typeof text === 'string' ? text : JSON.stringify(m));
     return join(dir, name);
   }
-  const el = (t: Manifest['tables'][number]) => (t.dtype === 'fp16' ? 2 : 4);
 
-  it('a table whose rows x dim x element size is not its bytes is refused with the numbers', async () => {
+  it('a table whose rows x row bytes is not its bytes is refused with the numbers', async () => {
     const t = manifest.tables[0]!;
     const { ready, healthz } = await sparse(variant('rows', (m) => void (m.tables[0]!.rows *= 2)));
     expect(healthz).toBe(200);
     expect(ready.status).toBe(503);
-    const claimed = t.rows * 2 * t.dim * el(t);
+    const row = rowBytes(t.dim, t.dtype);
     expect(ready.text).toContain(
-      `${t.file}: table "${t.name}": ${t.rows * 2} rows x ${t.dim} x ${el(t)} bytes (${t.dtype}) is ${claimed} bytes, the manifest says ${t.bytes}`,
+      `${t.file}: table "${t.name}": ${t.rows * 2} rows x ${row} bytes (dim ${t.dim}, ${t.dtype}) is ${t.rows * 2 * row} bytes, the manifest says ${t.bytes}`,
     );
   });
 

@@ -10,11 +10,12 @@ import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { serveLocal } from '../../cli/local.js';
 import type { Manifest } from '../../contracts/model-format.js';
-import type { RecModel } from '../../operator/api/v1alpha1/index.js';
+import { generateModel } from '../../models/generate.js';
+import { resolveSpec, type RecModel } from '../../operator/api/v1alpha1/index.js';
 import { ANNOTATION_CONFIG } from '../../operator/builders/labels.js';
 import { issue, makeCa } from '../certs.js';
 import { randomRequest } from '../dataplane/helpers.js';
-import { createRealNamespace, ctr, nodeHttp, serviceUrl } from './real-pods.js';
+import { createRealNamespace, ctr, nodeHttp, podMetricsUrl, serviceUrl } from './real-pods.js';
 import {
   ROOT,
   applyYaml,
@@ -140,6 +141,77 @@ describe('the kind walkthrough, verbatim, on real pods', () => {
     }
     expectReference(`${serviceUrl(ns, `${name}-main`)}/v1/models/${name}:predict`);
     if (sharding) kubectl(['delete', 'recmodel', name, '-n', ns, '--wait=true']);
+  });
+
+  it("a table four times a shard, split by rows over real pods: each shard loads only its piece, the scores are bit-for-bit the unsplit model's", async () => {
+    // written beside the walkthrough's model on the node's volume: big is 4,096 x 32 fp32 (512 KiB), a shard 128 KiB
+    const model: RecModel['spec']['model'] = {
+      architecture: 'custom',
+      denseFeatures: 4,
+      bottomMLP: [32],
+      topMLP: [16, 1],
+      interaction: 'dot',
+      tables: [
+        { name: 'big', rows: 4096, dim: 32, poolingFactor: 8 },
+        { name: 's1', rows: 200, dim: 32, poolingFactor: 2 },
+        { name: 's2', rows: 200, dim: 32, poolingFactor: 2 },
+      ],
+    };
+    const resolved = resolveSpec({ model, sharding: { strategy: 'monolithic' } });
+    if (!resolved.ok) throw new Error(JSON.stringify(resolved.errors));
+    const dir = join(modelDir, '..', 'split');
+    const m = generateModel({ name: 'split', model: resolved.spec.model, seed: 5, scale: 1, outDir: dir, chunkBytes: 64 << 10 });
+    const asks = [1, 2, 3].map((s) => randomRequest(m, 3 + s, s));
+    const [kind] = kindDocs('rmc1.yaml') as RecModel[];
+    const rm: RecModel = {
+      ...kind!,
+      metadata: { name: 'split' },
+      spec: {
+        ...kind!.spec,
+        model,
+        artifact: { ...kind!.spec.artifact, uri: 'file:///models/split' },
+        sharding: { strategy: 'load-balanced', shardMemory: '128Ki', headroom: 0 },
+      },
+    };
+    const local = await serveLocal(
+      { ...rm, spec: { ...rm.spec, sharding: { strategy: 'monolithic', shardMemory: '1Mi' } } },
+      { modelDir: dir, scale: 1, seed: 5 },
+    );
+    const unsplit: unknown[] = [];
+    try {
+      for (const r of asks)
+        unsplit.push(
+          await (await fetch(local.predictUrl, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(r) })).json(),
+        );
+    } finally {
+      await local.stop();
+    }
+    applyYaml(ns, [rm]);
+    try {
+      await waitUntil('split Ready', () => condition(getRecModel(ns, 'split'), 'Ready')?.status === 'True', 150_000, 500);
+      const got = getRecModel(ns, 'split');
+      expect(condition(got, 'Planned')?.message).toContain(
+        'table "big" (512.0 KiB) is larger than a shard holds: split by rows into 4 pieces of at most 128.0 KiB',
+      );
+      expect(got.status!.plan!.splitTables).toBe(1);
+      expect(pods(ns, 'app.kubernetes.io/instance=split')).toHaveLength(1 + got.status!.plan!.shards!);
+      const url = `${serviceUrl(ns, 'split-main')}/v1/models/split:predict`;
+      asks.forEach((r, i) => {
+        const res = nodeHttp(url, JSON.stringify(r));
+        expect(res.status, res.text).toBe(200);
+        expect(JSON.parse(res.text)).toEqual(unsplit[i]);
+      });
+      // each shard pod holds its plan's bytes: a piece's shard 1,024 rows of big (128 KiB), read from the chunks with them
+      const shards = getRecModel(ns, 'split').status!.plan!.shardBytes!;
+      expect(shards.filter((b) => b === 131072)).toHaveLength(4);
+      shards.forEach((bytes, i) => {
+        const text = nodeHttp(podMetricsUrl(ns, `app.kubernetes.io/instance=split,recshard.io/shard=${i}`)).text;
+        expect(Number(/^recshard_table_resident_bytes\{[^}]*\} (\d+)$/m.exec(text)?.[1]), `shard ${i}`).toBe(bytes);
+      });
+    } finally {
+      kubectl(['delete', 'recmodel', 'split', '-n', ns, '--wait=true']);
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('mutual TLS from a cert-manager-layout Secret: shards serve TLS, probes pass, answers as monolithic, plain HTTP to a shard gets nothing', async () => {

@@ -59,9 +59,9 @@ rows: number
  */
 dim: number
 /**
- * Element type of the stored rows.
+ * Element type of the stored rows: fp32, fp16, or int8 (row-wise quantised: a byte per value plus an fp32 scale and bias per row).
  */
-dtype?: ("fp32" | "fp16")
+dtype?: ("fp32" | "fp16" | "int8")
 /**
  * Expected lookups per sample in this table (rows pooled into one vector).
  */
@@ -94,9 +94,9 @@ rows: number
  */
 dim: number
 /**
- * Element type of the stored rows.
+ * Element type of the stored rows: fp32, fp16, or int8 (row-wise quantised: a byte per value plus an fp32 scale and bias per row).
  */
-dtype?: ("fp32" | "fp16")
+dtype?: ("fp32" | "fp16" | "int8")
 /**
  * Expected lookups per sample in each table of the group.
  */
@@ -156,7 +156,7 @@ image?: {
  */
 sharding?: {
 /**
- * monolithic (every table in the main, no shards), singular (all tables on one sparse shard), load-balanced (N shards with even expected lookup bytes per query) or net-specific (tables of one net bin-packed into as few shards as fit, shards never mix nets).
+ * monolithic (every table in the main, no shards), singular (all tables on one sparse shard), load-balanced (N shards with even expected lookup bytes per query) or net-specific (tables of one net bin-packed into as few shards as fit, shards never mix nets). Under load-balanced and net-specific a table larger than one shard is split by rows into the fewest pieces that fit, each placed like a table.
  */
 strategy?: ("monolithic" | "singular" | "load-balanced" | "net-specific")
 /**
@@ -457,9 +457,9 @@ rows: number
  */
 dim: number
 /**
- * Element type of the stored rows.
+ * Element type of the stored rows: fp32, fp16, or int8 (row-wise quantised: a byte per value plus an fp32 scale and bias per row).
  */
-dtype: ("fp32" | "fp16")
+dtype: ("fp32" | "fp16" | "int8")
 /**
  * Expected lookups per sample in this table (rows pooled into one vector).
  */
@@ -492,9 +492,9 @@ rows: number
  */
 dim: number
 /**
- * Element type of the stored rows.
+ * Element type of the stored rows: fp32, fp16, or int8 (row-wise quantised: a byte per value plus an fp32 scale and bias per row).
  */
-dtype: ("fp32" | "fp16")
+dtype: ("fp32" | "fp16" | "int8")
 /**
  * Expected lookups per sample in each table of the group.
  */
@@ -554,7 +554,7 @@ image?: {
  */
 sharding: {
 /**
- * monolithic (every table in the main, no shards), singular (all tables on one sparse shard), load-balanced (N shards with even expected lookup bytes per query) or net-specific (tables of one net bin-packed into as few shards as fit, shards never mix nets).
+ * monolithic (every table in the main, no shards), singular (all tables on one sparse shard), load-balanced (N shards with even expected lookup bytes per query) or net-specific (tables of one net bin-packed into as few shards as fit, shards never mix nets). Under load-balanced and net-specific a table larger than one shard is split by rows into the fewest pieces that fit, each placed like a table.
  */
 strategy: ("monolithic" | "singular" | "load-balanced" | "net-specific")
 /**
@@ -854,6 +854,10 @@ shards?: number
  * Number of embedding tables.
  */
 tables?: number
+/**
+ * Tables split by rows across shards (each larger than one shard holds).
+ */
+splitTables?: number
 /**
  * Bytes of all embedding tables.
  */

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments } from 'yaml';
+import { generateCommand } from '../../../cli/commands/model.js';
 import { hpaRulesCommand, planCommand } from '../../../cli/commands/plan.js';
 import { CliError } from '../../../cli/errors.js';
 
@@ -118,5 +119,41 @@ describe('recshard hpa-rules', () => {
     expect(() => hpaRulesCommand(join(examples, 'dlrm-rmc1.yaml'))).toThrow(/no LatencyScalingPolicy found/);
     const bad = file('bad.yaml', 'apiVersion: recshard.io/v1alpha1\nkind: LatencyScalingPolicy\nmetadata: {name: x}\nspec: {target: {latency: soon}}\n');
     expect(() => hpaRulesCommand(bad)).toThrow(/LatencyScalingPolicy x is invalid: spec.target.latency/);
+  });
+});
+
+describe('recshard plan of a model with a table larger than a shard', () => {
+  it('shows the pieces of the split table per shard and says why it split', () => {
+    const out = planCommand(
+      file(
+        'split.yaml',
+        `apiVersion: recshard.io/v1alpha1
+kind: RecModel
+metadata: {name: split}
+spec:
+  model:
+    architecture: custom
+    denseFeatures: 8
+    bottomMLP: [16]
+    topMLP: [16, 1]
+    interaction: dot
+    tables:
+      - {name: big, rows: 4000000, dim: 16, poolingFactor: 20}
+      - {name: a, rows: 20000, dim: 16, poolingFactor: 4}
+  sharding: {strategy: load-balanced, shardMemory: 64Mi, headroom: 0}
+`,
+      ),
+      'table',
+    );
+    expect(out).toMatch(/shard-0 .* 1\+1 piece .* a,big\[rows 0-999999\] /);
+    expect(out).toMatch(/shard-3 .* 1 piece .* big\[rows 3000000-3999999\] /);
+    expect(out).toContain('Note: table "big" (244.1 MiB) is larger than a shard holds: split by rows into 4 pieces of at most 61.0 MiB');
+  });
+});
+
+describe('recshard model generate', () => {
+  it('refuses a chunk size that is not a quantity, naming the flag', () => {
+    expect(() => generateCommand('ncf', 0.01, 1, join(dir, 'm'), 'lots')).toThrow(new CliError('--chunk-size: invalid quantity "lots"'));
+    expect(() => generateCommand('ncf', 0.01, 1, join(dir, 'm'), '0')).toThrow(new CliError('--chunk-size must be at least 1 byte, got 0'));
   });
 });

@@ -74,7 +74,7 @@ describe('the sparse role', () => {
     );
     expect(r.status).toBe(200);
     expect(r.headers['content-type']).toBe(LOOKUP_CONTENT_TYPE);
-    const [out] = decodeResponse(view(r), 2);
+    const [out] = decodeResponse(view(r), lookup);
     // sample 0: rows 0 and 4; sample 1: row 9 (values 3000 + row * 4 + d)
     const row = (k: number) => [0, 1, 2, 3].map((d) => 3000 + k * 4 + d);
     expect(Array.from(out!.values)).toEqual([...row(0).map((v, d) => v + row(4)[d]!), ...row(9)]);
@@ -108,6 +108,54 @@ describe('the sparse role', () => {
   });
 });
 
+describe('a shard holding a piece of a split table', () => {
+  const state: ServerState = { stopping: false, notReady: () => undefined, checks: () => [] };
+  const app = buildServerApp(state, {
+    model: 'm',
+    role: 'sparse',
+    shard: 2,
+    limits,
+    maxBodyBytes: 1 << 16,
+    ...serving,
+    metrics: new ServerMetrics('m', 'sparse'),
+    log: silentLogger,
+  });
+  // rows 20..29 of a 40-row table, held as its rows 0..9
+  state.lookup = new LookupService(
+    new Map([['t5', { ...table(5, 10, 4), piece: { start: 20, end: 30, rows: 40 } }]]),
+    limits.maxBatch,
+    version,
+    limits.maxIndicesPerSample,
+  );
+  const ask = (pooling: 'rows' | 'sum', indices: number[]) => ({
+    version,
+    batch: 2,
+    lookups: [{ table: 5, pooling, offsets: Uint32Array.of(0, 0, indices.length), indices: Uint32Array.from(indices) }],
+  });
+  const post = (req: ReturnType<typeof ask>) =>
+    request(app)
+      .post('/v1/lookup')
+      .set('content-type', LOOKUP_CONTENT_TYPE)
+      .send(Buffer.from(encodeRequest(req)));
+
+  it('answers each row asked for, in order (the main pools them)', async () => {
+    const req = ask('rows', [7, 0, 7]);
+    const r = await bytes(post(req));
+    expect(r.status).toBe(200);
+    const row = (k: number) => [0, 1, 2, 3].map((d) => 5000 + k * 4 + d);
+    expect(Array.from(decodeResponse(view(r), req)[0]!.values)).toEqual([...row(7), ...row(0), ...row(7)]);
+  });
+
+  it('refuses a pooled lookup and a row outside the piece, naming the rows it holds', async () => {
+    const pooled = await post(ask('sum', [1]));
+    expect([pooled.status, pooled.body.error.code]).toEqual([400, 'INVALID_FIELD']);
+    expect(pooled.body.error.message).toBe('tables[0]: this shard holds a piece of table "t5", which answers rows (pooling 2) only');
+    const outside = await post(ask('rows', [3, 10]));
+    expect(outside.status).toBe(400);
+    expect(outside.body.error.message).toBe('tables[0].indices[1] = 10 is out of range: this shard holds 10 rows of table "t5" (rows 20..29)');
+  });
+});
+
 describe('a lookup planned for another version', () => {
   const state: ServerState = { stopping: false, notReady: () => undefined, checks: () => [] };
   const metrics = new ServerMetrics('m', 'sparse');
@@ -136,7 +184,7 @@ describe('a lookup planned for another version', () => {
     // the same lookup of the shard's own version gets its row
     const ok = await bytes(post(version));
     expect(ok.status).toBe(200);
-    expect(Array.from(decodeResponse(view(ok), 1)[0]!.values)).toEqual([3008, 3009, 3010, 3011]);
+    expect(Array.from(decodeResponse(view(ok), { batch: 1, lookups })[0]!.values)).toEqual([3008, 3009, 3010, 3011]);
     const text = (await request(app).get('/metrics')).text;
     expect(text).toMatch(/^recshard_errors_total\{model="m",role="sparse",code="VERSION_MISMATCH"\} 2$/m);
   });

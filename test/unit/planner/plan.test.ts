@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { RecModelSpec } from '../../../operator/api/v1alpha1/index.js';
 import { ffdShardCount, planModel, type Plan } from '../../../operator/planner/plan.js';
-import { expandTables } from '../../../operator/planner/tables.js';
+import { expandTables, splitTable } from '../../../operator/planner/tables.js';
 import { specOf, type TableInput } from '../fixtures.js';
 
 const MiB = 2 ** 20;
@@ -20,18 +20,39 @@ function spec(tables: TableInput[], sharding: RecModelSpec['sharding']) {
   return specOf({ tables, sharding });
 }
 
+/** Every table placed once: whole, or (a split table) each of its pieces once. */
 function placedTables(plan: Plan): string[] {
-  return [...plan.mainTables, ...plan.shards.flatMap((s) => s.tables)];
+  const pieces = plan.shards.flatMap((s) => s.pieces ?? []);
+  const split = [...new Set(pieces.map((p) => p.table))];
+  return [...plan.mainTables, ...plan.shards.flatMap((s) => s.tables), ...split];
 }
 
 function expectValidPlan(plan: Plan, tables: TableInput[]): void {
-  // every table exactly once
   expect(placedTables(plan).sort()).toEqual(tables.map((t) => t.name).sort());
+  const byName = new Map(plan.tables.map((t) => [t.name, t]));
+  const pieces = plan.shards.flatMap((s) => s.pieces ?? []);
+  for (const name of new Set(pieces.map((p) => p.table))) {
+    // pieces 0..n-1 once each, in row order, covering the table's rows with no gap or overlap, none on one shard twice
+    const own = pieces.filter((p) => p.table === name).sort((a, b) => a.piece - b.piece);
+    expect(own.map((p) => p.piece)).toEqual(own.map((_, i) => i));
+    expect(own.every((p) => p.pieces === own.length)).toBe(true);
+    expect(own[0]!.rowStart).toBe(0);
+    own.forEach((p, i) => i > 0 && expect(p.rowStart).toBe(own[i - 1]!.rowEnd));
+    expect(own.at(-1)!.rowEnd).toBe(byName.get(name)!.rows);
+    expect(byName.get(name)!.bytes).toBeGreaterThan(plan.capacityBytes);
+  }
   for (const s of plan.shards) {
     expect(s.bytes).toBeLessThanOrEqual(plan.capacityBytes);
-    const bytes = plan.tables.filter((t) => s.tables.includes(t.name)).reduce((a, t) => a + t.bytes, 0);
-    expect(s.bytes).toBe(bytes);
+    expect(new Set((s.pieces ?? []).map((p) => p.table)).size).toBe((s.pieces ?? []).length);
+    const whole = plan.tables.filter((t) => s.tables.includes(t.name)).reduce((a, t) => a + t.bytes, 0);
+    const rows = (s.pieces ?? []).reduce((a, p) => a + ((p.rowEnd - p.rowStart) * byName.get(p.table)!.bytes) / byName.get(p.table)!.rows, 0);
+    expect(s.bytes).toBe(whole + rows);
   }
+}
+
+/** What the planner places: the tables, each one larger than capacity as its pieces. */
+function placedItems(plan: Plan, tables = plan.tables) {
+  return tables.flatMap((t) => (t.bytes > plan.capacityBytes ? splitTable(t, plan.capacityBytes) : [t]));
 }
 
 describe('planner properties on random models', () => {
@@ -45,10 +66,15 @@ describe('planner properties on random models', () => {
           return;
         }
         expectValidPlan(r.plan, tables);
-        // never an empty shard: more shards than tables are planned as one per table, and the plan says so
-        expect(r.plan.shards).toHaveLength(Math.min(shards, tables.length));
-        expect(r.plan.notes).toEqual(
-          shards > tables.length ? [`${shards} shards asked for, ${tables.length} planned: one per table, more would be empty`] : [],
+        // never an empty shard: more shards than tables (and pieces) are planned as one per table, and the plan says so
+        const items = placedItems(r.plan).length;
+        expect(r.plan.shards).toHaveLength(Math.min(shards, items));
+        const splitNotes = r.plan.notes.filter((n) => n.includes('split by rows'));
+        expect(splitNotes).toHaveLength(r.plan.tables.filter((t) => t.bytes > r.plan.capacityBytes).length);
+        expect(r.plan.notes.filter((n) => !splitNotes.includes(n))).toEqual(
+          shards > items
+            ? [`${shards} shards asked for, ${items} planned: one per ${items > tables.length ? 'table or piece' : 'table'}, more would be empty`]
+            : [],
         );
         expect(planModel(s)).toEqual(r);
         const shuffled = spec([...tables].reverse(), { strategy: 'load-balanced', shards, shardMemory: `${memMiB}Mi`, headroom: 10 });
@@ -84,22 +110,21 @@ describe('planner properties on random models', () => {
       fc.property(tablesArb, fc.integer({ min: 16, max: 256 }), (tables, memMiB) => {
         const s = spec(tables, { strategy: 'net-specific', shardMemory: `${memMiB}Mi`, headroom: 0 });
         const r = planModel(s);
-        if (!r.ok) {
-          // only possible when one table alone exceeds a shard
-          expect(r.error.message).toMatch(/table "t\d+" needs/);
-          return;
-        }
+        if (!r.ok) throw r.error; // a table larger than a shard is split, so every model plans
         expectValidPlan(r.plan, tables);
         const byName = new Map(r.plan.tables.map((t) => [t.name, t]));
         for (const shard of r.plan.shards) {
-          const nets = new Set(shard.tables.map((n) => byName.get(n)!.net));
+          const nets = new Set([...shard.tables, ...(shard.pieces ?? []).map((p) => p.table)].map((n) => byName.get(n)!.net));
           expect(nets.size).toBe(1);
           expect(shard.net).toBe([...nets][0]);
         }
         const all = expandTables(s.model);
         for (const net of new Set(all.map((t) => t.net))) {
-          const own = all.filter((t) => t.net === net);
-          expect(r.plan.shards.filter((x) => x.net === net)).toHaveLength(ffdShardCount(own, r.plan.capacityBytes));
+          const own = placedItems(
+            r.plan,
+            all.filter((t) => t.net === net),
+          );
+          expect(r.plan.shards.filter((x) => x.net === net).length).toBeLessThanOrEqual(ffdShardCount(own, r.plan.capacityBytes));
         }
         expect(planModel(s)).toEqual(r);
       }),
@@ -128,21 +153,31 @@ describe('planner properties on random models', () => {
 });
 
 describe('infeasible plans name the table, its size and the capacity', () => {
-  it('a table larger than a shard', () => {
+  it('a table larger than a shard, where every table must be in one place', () => {
     const r = planModel(
       spec(
         [
           { name: 'small', rows: 10, dim: 4 },
           { name: 'huge', rows: 10_000_000, dim: 64 },
         ],
-        { strategy: 'load-balanced', shards: 4, shardMemory: '1Gi', headroom: 10 },
+        { strategy: 'singular', shardMemory: '1Gi', headroom: 10 },
       ),
     );
     expect(r.ok).toBe(false);
     if (r.ok) return;
     expect(r.error.reason).toBe('Infeasible');
-    expect(r.error.message).toContain('table "huge" needs 2.4 GiB (2560000000 bytes: 10000000 rows x 64 x fp32)');
-    expect(r.error.message).toContain('921.6 MiB (shardMemory 1Gi less 10% headroom)');
+    expect(r.error.message).toBe(
+      'table "huge" needs 2.4 GiB (2560000000 bytes: 10000000 rows x 64 x fp32) but one server holds at most 921.6 MiB (shardMemory 1Gi less 10% ' +
+        'headroom); singular keeps every table in one place (load-balanced and net-specific split it by rows)',
+    );
+  });
+
+  it('a row larger than a shard', () => {
+    const r = planModel(spec([{ name: 'wide', rows: 4, dim: 4096 }], { strategy: 'load-balanced', shardMemory: '8Ki', headroom: 0 }));
+    expect(!r.ok && r.error.message).toBe(
+      'table "wide" needs 64.0 KiB (65536 bytes: 4 rows x 4096 x fp32) but one server holds at most 8.0 KiB (shardMemory 8Ki less 0% headroom), ' +
+        'less than one row of it',
+    );
   });
 
   it('singular when the tables together do not fit', () => {
@@ -192,5 +227,64 @@ describe('plan hash', () => {
     expect(a.plan.hash).toBe(b.plan.hash);
     expect(a.plan.hash).not.toBe(c.plan.hash);
     expect(a.plan.hash).toMatch(/^[0-9a-f]{10}$/);
+  });
+});
+
+describe('row-wise split of tables larger than a shard', () => {
+  const huge = { name: 'huge', rows: 10_000_000, dim: 64 }; // 2.4 GiB of fp32 rows, poolingFactor 1 by default
+  const small = { name: 'small', rows: 10, dim: 4 };
+
+  it('load-balanced splits the table into the fewest near-equal row ranges that fit, each placed like a table', () => {
+    const r = planModel(spec([small, huge], { strategy: 'load-balanced', shards: 4, shardMemory: '1Gi', headroom: 10 }));
+    if (!r.ok) throw r.error;
+    expectValidPlan(r.plan, [small, huge]);
+    const pieces = r.plan.shards.flatMap((s) => s.pieces ?? []);
+    // 2.4 GiB at 921.6 MiB a shard: 3 pieces of 3,333,333 or 3,333,334 rows
+    expect(pieces.map((p) => [p.piece, p.rowStart, p.rowEnd]).sort((a, b) => a[0]! - b[0]!)).toEqual([
+      [0, 0, 3_333_333],
+      [1, 3_333_333, 6_666_666],
+      [2, 6_666_666, 10_000_000],
+    ]);
+    expect(r.plan.shards).toHaveLength(4);
+    expect(r.plan.notes).toEqual(['table "huge" (2.4 GiB) is larger than a shard holds: split by rows into 3 pieces of at most 813.8 MiB']);
+    // expected lookups follow the rows: a third of the table's pooling factor on each piece
+    const loads = r.plan.shards.filter((s) => s.pieces).map((s) => s.lookupsPerSample);
+    for (const l of loads) expect(l).toBeCloseTo(1 / 3, 3);
+  });
+
+  it('a table of exactly 4 shards of rows takes 4 shards, and the fewest-shards search finds them', () => {
+    const rows = 4 * ((64 * 2 ** 20) / (16 * 4)); // 4 x 64 MiB of dim-16 fp32 rows
+    const r = planModel(spec([{ name: 'big', rows, dim: 16 }], { strategy: 'load-balanced', shardMemory: '64Mi', headroom: 0 }));
+    if (!r.ok) throw r.error;
+    expect(r.plan.shards.map((s) => s.percentOfCapacity)).toEqual([100, 100, 100, 100]);
+  });
+
+  it('net-specific keeps each piece in its net', () => {
+    const tables = [
+      { ...huge, net: 'user' },
+      { ...small, net: 'item' },
+    ];
+    const r = planModel(spec(tables, { strategy: 'net-specific', shardMemory: '1Gi', headroom: 10 }));
+    if (!r.ok) throw r.error;
+    expectValidPlan(r.plan, tables);
+    expect(r.plan.shards.map((s) => [s.net, s.tables, (s.pieces ?? []).length])).toEqual([
+      ['item', ['small'], 0],
+      ['user', [], 1],
+      ['user', [], 1],
+      ['user', [], 1],
+    ]);
+  });
+
+  it('the hash changes when the split does, and plans without splits keep their hashes', () => {
+    const a = planModel(spec([small, huge], { strategy: 'load-balanced', shardMemory: '1Gi', headroom: 10 }));
+    const b = planModel(spec([small, huge], { strategy: 'load-balanced', shardMemory: '1200Mi', headroom: 10 }));
+    if (!a.ok || !b.ok) throw new Error('plans');
+    expect(a.plan.shards.flatMap((s) => s.pieces ?? [])).toHaveLength(3);
+    expect(b.plan.shards.flatMap((s) => s.pieces ?? [])).toHaveLength(3);
+    expect(a.plan.hash).toBe(b.plan.hash); // the same pieces on the same shards
+    const c = planModel(spec([small, huge], { strategy: 'load-balanced', shardMemory: '3Gi', headroom: 10 }));
+    if (!c.ok) throw c.error;
+    expect(c.plan.shards.some((s) => s.pieces)).toBe(false);
+    expect(c.plan.hash).not.toBe(a.plan.hash);
   });
 });
