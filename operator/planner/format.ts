@@ -28,12 +28,12 @@ export function formatPlan(name: string, plan: Plan, format: OutputFormat): stri
   if (format === 'json') return JSON.stringify(planDocument(name, plan), null, 2) + '\n';
   if (format === 'yaml') return stringify(planDocument(name, plan));
   const head = [
-    `Model ${name}: ${plan.strategy}, ${plan.tables.length} tables, ${formatBytes(plan.totalBytes)} in all`,
+    `Model ${name}: ${plan.strategy}${plan.auto ? ' (chosen by auto)' : ''}, ${plan.tables.length} tables, ${formatBytes(plan.totalBytes)} in all`,
     `Shard capacity ${formatBytes(plan.capacityBytes)} (${formatBytes(plan.shardMemoryBytes)} less ${plan.headroomPercent}% headroom); plan ${plan.hash}`,
   ];
   if (plan.strategy === 'monolithic') {
     head.push(`Main holds every table: ${formatBytes(plan.totalBytes)}, ${pct(plan.totalBytes, plan.capacityBytes)} of capacity; no sparse shards`);
-    return head.join('\n') + '\n';
+    return [...head, ...plan.notes.map((n) => `Note: ${n}`)].join('\n') + '\n';
   }
   const table = new Table({
     head: ['SHARD', 'NET', 'TABLES', 'BYTES', '% CAP', 'LOOKUPS/SAMPLE', 'LOOKUP BYTES/SAMPLE', 'TABLE NAMES'],

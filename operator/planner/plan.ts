@@ -4,6 +4,7 @@ import type { ShardDocument } from '../../contracts/plan.js';
 import { formatBytes, parseQuantity } from '../../lib/quantity.js';
 import { plural } from '../../lib/text.js';
 import type { ResolvedRecModelSpec } from '../api/v1alpha1/index.js';
+import { cheaper, describeCost, planCost, QUERY_SAMPLES, type PlanCost } from './cost.js';
 import { PlanError } from './errors.js';
 import { balance, firstFitDecreasing, netSpecific, provenTooFew, type Bin } from './strategies.js';
 import { expandTables, splitTable, type PlannedTable } from './tables.js';
@@ -30,6 +31,8 @@ export interface Plan {
   hash: string;
   /** What the planner changed from what was asked (e.g. fewer load-balanced shards than tables would leave empty). */
   notes: string[];
+  /** Set when strategy auto chose this plan's strategy (notes[0] says why). */
+  auto?: true;
 }
 
 /** Bounds on what one model may plan: the operator's settings (--max-shards), shown in the refusal. */
@@ -47,7 +50,7 @@ const byName = new Intl.Collator('en', { numeric: true }).compare;
 
 export function planModel(spec: ResolvedRecModelSpec, limits: PlanLimits = DEFAULT_PLAN_LIMITS): PlanResult {
   try {
-    return { ok: true, plan: buildPlan(spec, limits) };
+    return { ok: true, plan: spec.sharding.strategy === 'auto' ? choosePlan(spec, limits) : buildPlan(spec, limits) };
   } catch (e) {
     if (e instanceof PlanError) return { ok: false, error: e };
     throw e;
@@ -160,7 +163,40 @@ function assign(sharding: ResolvedRecModelSpec['sharding'], s: Sizing, limits: P
       return loadBalanced(sharding.shards, s, limits, notes);
     case 'net-specific':
       return { bins: netSpecific(s.items, s.capacity).flatMap(({ net, bins }) => bins.map((bin) => ({ net, bin }))), mainTables: [] };
+    case 'auto':
+      throw new Error('auto is planned by choosePlan');
   }
+}
+
+const CANDIDATES = ['monolithic', 'singular', 'load-balanced', 'net-specific'] as const;
+
+/**
+ * strategy auto: every strategy that holds the tables is planned (load-balanced over the fewest shards that hold
+ * them; net-specific where there are two nets or more), and the cheapest per query by the cost model (cost.ts) is
+ * kept; its notes say why, and what the runner-up would cost. Where none holds them, the error is load-balanced's.
+ */
+function choosePlan(spec: ResolvedRecModelSpec, limits: PlanLimits): Plan {
+  const nets = new Set(expandTables(spec.model).map((t) => t.net));
+  const options: { plan: Plan; cost: PlanCost }[] = [];
+  let refusal: PlanError | undefined;
+  for (const strategy of CANDIDATES) {
+    if (strategy === 'net-specific' && nets.size < 2) continue;
+    try {
+      const plan = buildPlan({ ...spec, sharding: { ...spec.sharding, strategy } }, limits);
+      options.push({ plan, cost: planCost(plan) });
+    } catch (e) {
+      if (!(e instanceof PlanError)) throw e;
+      if (strategy === 'load-balanced') refusal = e;
+    }
+  }
+  if (!options.length) throw new PlanError(refusal!.reason, `auto: no strategy holds the tables; ${refusal!.message}`);
+  options.sort((a, b) => (cheaper(a.cost, b.cost) ? -1 : cheaper(b.cost, a.cost) ? 1 : 0));
+  const [best, next] = options as [(typeof options)[number], ...typeof options];
+  const what = (o: (typeof options)[number]) => `${o.plan.strategy}${o.plan.shards.length ? ` (${plural(o.plan.shards.length, 'shard')})` : ''}`;
+  const why =
+    `auto chose ${what(best)}: per ${QUERY_SAMPLES}-sample query ${describeCost(best.cost)}` +
+    (next ? `; runner-up ${what(next)}: ${describeCost(next.cost)}` : '; no other strategy holds the tables');
+  return { ...best.plan, notes: [why, ...best.plan.notes], auto: true };
 }
 
 function shardPlan({ net, bin }: { net?: string; bin: Bin }, index: number, capacity: number): ShardPlan {

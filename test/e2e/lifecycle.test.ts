@@ -317,6 +317,28 @@ describe('bad specs', () => {
     await waitUntil('Warning event', () => events(ns, 'tight').some((e) => e.type === 'Warning' && e.reason === 'Infeasible' && e.message === planned.message));
   });
 
+  it('strategy auto: the Planned condition names the strategy it chose and why; asking for that strategy outright keeps the version', async () => {
+    applyYaml(ns, [recModel('auto', { sharding: { strategy: 'auto', shardMemory: '256Mi' } })]);
+    await waitReady(ns, 'auto');
+    const rm = getRecModel(ns, 'auto');
+    expect(condition(rm, 'Planned')!.message).toMatch(
+      new RegExp(
+        '^(load-balanced|net-specific): \\d+ shards, 12 tables, .*; ' +
+          'auto chose (load-balanced|net-specific) \\(\\d+ shards\\): per 64-sample query \\d+ shard calls, .*; runner-up ',
+      ),
+    );
+    const chosen = rm.status!.plan!.strategy!;
+    const version = servingVersion(ns, 'auto');
+    kubectl(['patch', 'recmodel', 'auto', '-n', ns, '--type=merge', '-p', JSON.stringify({ spec: { sharding: { strategy: chosen } } })]);
+    const after = await waitUntil('re-planned', () => {
+      const r = getRecModel(ns, 'auto');
+      return r.status?.observedGeneration === r.metadata.generation && !condition(r, 'Planned')!.message!.includes('auto chose') && r;
+    });
+    expect(after.status!.plan!.strategy).toBe(chosen);
+    expect(servingVersion(ns, 'auto')).toBe(version);
+    kubectl(['delete', 'recmodel', 'auto', '-n', ns, '--wait=true']);
+  });
+
   it('refused before anything is applied: a placement its device contradicts, a plan too large for its ConfigMap', async () => {
     const conflict = recModel('contradicts', { placement: { sparse: { nodeSelector: { 'nvidia.com/gpu.present': 'true' } } } });
     // 65,536 tables with long names on 1,024 shards: the plan ConfigMap would be over 3 MiB

@@ -156,9 +156,9 @@ image?: {
  */
 sharding?: {
 /**
- * monolithic (every table in the main, no shards), singular (all tables on one sparse shard), load-balanced (N shards with even expected lookup bytes per query) or net-specific (tables of one net bin-packed into as few shards as fit, shards never mix nets). Under load-balanced and net-specific a table larger than one shard is split by rows into the fewest pieces that fit, each placed like a table.
+ * monolithic (every table in the main, no shards), singular (all tables on one sparse shard), load-balanced (N shards with even expected lookup bytes per query) or net-specific (tables of one net bin-packed into as few shards as fit, shards never mix nets). Under load-balanced and net-specific a table larger than one shard is split by rows into the fewest pieces that fit, each placed like a table. auto plans each strategy that holds the tables and keeps the cheapest per query by the planner's cost model (shard calls, bytes moved, lookups); the Planned condition says why, and what the runner-up would cost.
  */
-strategy?: ("monolithic" | "singular" | "load-balanced" | "net-specific")
+strategy?: ("monolithic" | "singular" | "load-balanced" | "net-specific" | "auto")
 /**
  * Number of sparse shards for load-balanced (at most one per table: more would be empty); when omitted, the fewest (at least 2) whose capacity holds the tables. The operator's --max-shards (1024 by default) bounds every strategy's shard count.
  */
@@ -554,9 +554,9 @@ image?: {
  */
 sharding: {
 /**
- * monolithic (every table in the main, no shards), singular (all tables on one sparse shard), load-balanced (N shards with even expected lookup bytes per query) or net-specific (tables of one net bin-packed into as few shards as fit, shards never mix nets). Under load-balanced and net-specific a table larger than one shard is split by rows into the fewest pieces that fit, each placed like a table.
+ * monolithic (every table in the main, no shards), singular (all tables on one sparse shard), load-balanced (N shards with even expected lookup bytes per query) or net-specific (tables of one net bin-packed into as few shards as fit, shards never mix nets). Under load-balanced and net-specific a table larger than one shard is split by rows into the fewest pieces that fit, each placed like a table. auto plans each strategy that holds the tables and keeps the cheapest per query by the planner's cost model (shard calls, bytes moved, lookups); the Planned condition says why, and what the runner-up would cost.
  */
-strategy: ("monolithic" | "singular" | "load-balanced" | "net-specific")
+strategy: ("monolithic" | "singular" | "load-balanced" | "net-specific" | "auto")
 /**
  * Number of sparse shards for load-balanced (at most one per table: more would be empty); when omitted, the fewest (at least 2) whose capacity holds the tables. The operator's --max-shards (1024 by default) bounds every strategy's shard count.
  */

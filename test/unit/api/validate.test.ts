@@ -54,6 +54,7 @@ describe('CEL rules from the CRD run locally', () => {
   it.each([
     [{ model: { architecture: 'custom', topMLP: [1] } }, 'spec.model', 'at least one embedding table'],
     [{ model, sharding: { strategy: 'singular', shards: 3 } }, 'spec.sharding', 'shards may only be set when strategy is load-balanced'],
+    [{ model, sharding: { strategy: 'auto', shards: 3 } }, 'spec.sharding', 'shards may only be set when strategy is load-balanced'],
     [{ model, placement: { main: { resources: { limits: { 'nvidia.com/gpu': 1 } } } } }, 'spec.placement.main', 'requires device gpu'],
     [{ model, placement: { sparse: { gpus: 2 } } }, 'spec.placement.sparse', 'gpus may only be set when device is gpu'],
     [{ model, autoscaling: { enabled: true } }, 'spec.autoscaling', 'policyRef is required'],

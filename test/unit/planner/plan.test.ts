@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { RecModelSpec } from '../../../operator/api/v1alpha1/index.js';
+import { cheaper, planCost } from '../../../operator/planner/cost.js';
 import { ffdShardCount, planModel, type Plan } from '../../../operator/planner/plan.js';
 import { expandTables, splitTable } from '../../../operator/planner/tables.js';
 import { specOf, type TableInput } from '../fixtures.js';
@@ -286,5 +287,73 @@ describe('row-wise split of tables larger than a shard', () => {
     if (!c.ok) throw c.error;
     expect(c.plan.shards.some((s) => s.pieces)).toBe(false);
     expect(c.plan.hash).not.toBe(a.plan.hash);
+  });
+});
+
+describe('strategy auto', () => {
+  const users = Array.from({ length: 6 }, (_, i) => ({ name: `u${i}`, rows: 2_000_000, dim: 16, poolingFactor: 20, net: 'user' }));
+  const items = Array.from({ length: 6 }, (_, i) => ({ name: `i${i}`, rows: 2_000_000, dim: 16, poolingFactor: 5, net: 'item' }));
+  const auto = (shardMemory: string, tables: TableInput[] = [...users, ...items]) => planModel(spec(tables, { strategy: 'auto', shardMemory }));
+  const explicit = (
+    strategy: 'monolithic' | 'singular' | 'load-balanced' | 'net-specific',
+    shardMemory: string,
+    tables: TableInput[] = [...users, ...items],
+  ) => {
+    const r = planModel(spec(tables, { strategy, shardMemory }));
+    if (!r.ok) throw r.error;
+    return r.plan;
+  };
+
+  it('keeps the tables in the main where they fit it (no shard calls), and says what singular would cost', () => {
+    const r = auto('2Gi');
+    if (!r.ok) throw r.error;
+    expect(r.plan.strategy).toBe('monolithic');
+    expect(r.plan.auto).toBe(true);
+    expect(r.plan.hash).toBe(explicit('monolithic', '2Gi').hash);
+    expect(r.plan.notes[0]).toBe(
+      'auto chose monolithic: per 64-sample query 0 shard calls, 0 B moved, 0.12 ms CPU, 0.12 ms critical path; ' +
+        'runner-up singular (1 shard): 1 shard call, 85.5 KiB moved, 1.07 ms CPU, 0.52 ms critical path',
+    );
+  });
+
+  it('where they do not fit one server: the cheapest of the strategies that hold them, the same plan as asking for it', () => {
+    const r = auto('300Mi');
+    if (!r.ok) throw r.error;
+    const options = (['load-balanced', 'net-specific'] as const).map((s) => ({ s, plan: explicit(s, '300Mi') }));
+    const costs = options.map((o) => ({ ...o, cost: planCost(o.plan) }));
+    const best = costs.reduce((a, b) => (cheaper(b.cost, a.cost) ? b : a));
+    expect(r.plan.strategy).toBe(best.s);
+    expect(r.plan.shards).toEqual(best.plan.shards);
+    expect(r.plan.hash).toBe(best.plan.hash);
+    expect(r.plan.notes[0]).toMatch(
+      /^auto chose (load-balanced|net-specific) \(6 shards\): per 64-sample query 6 shard calls, .*; runner-up (net-specific|load-balanced) \(\d+ shards\): /,
+    );
+  });
+
+  it('fewer shard calls win: a net that fills few shards beats spreading every table over more', () => {
+    // 92.2 KB shards: load-balanced over 2 (a + c, b) against net-specific over 3 (a and b do not fit together, then c)
+    const tables = [
+      { name: 'a', rows: 800, dim: 16, net: 'user' },
+      { name: 'b', rows: 800, dim: 16, net: 'user' },
+      { name: 'c', rows: 600, dim: 16, net: 'item' },
+    ];
+    const r = auto('100Ki', tables);
+    if (!r.ok) throw r.error;
+    expect([r.plan.strategy, r.plan.shards.length]).toEqual(['load-balanced', 2]);
+    expect(r.plan.notes[0]).toContain('runner-up net-specific (3 shards)');
+  });
+
+  it('splits a table larger than a shard, and says why no strategy holds a row larger than one', () => {
+    const split = auto('70Mi', [{ name: 'big', rows: 4_000_000, dim: 16, poolingFactor: 20 }]);
+    if (!split.ok) throw split.error;
+    expect(split.plan.strategy).toBe('load-balanced');
+    expect(split.plan.shards.flatMap((s) => s.pieces ?? [])).toHaveLength(4);
+    expect(split.plan.notes).toContain('table "big" (244.1 MiB) is larger than a shard holds: split by rows into 4 pieces of at most 61.0 MiB');
+    const none = auto('8Ki', [{ name: 'wide', rows: 4, dim: 4096 }]);
+    expect(!none.ok && [none.error.reason, none.error.message]).toEqual([
+      'Infeasible',
+      'auto: no strategy holds the tables; table "wide" needs 64.0 KiB (65536 bytes: 4 rows x 4096 x fp32) but one server holds at most 7.2 KiB ' +
+        '(shardMemory 8Ki less 10% headroom), less than one row of it',
+    ]);
   });
 });
