@@ -6,7 +6,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { serveLocal } from '../cli/local.js';
+import { processCpuSeconds, serveLocal } from '../cli/local.js';
 import { rowBytes, type DType, type Manifest } from '../contracts/model-format.js';
 import { decodePredict, decodeScores, PREDICT_CONTENT_TYPE } from '../contracts/wire/predict.js';
 import { parseQuantity } from '../lib/quantity.js';
@@ -47,6 +47,30 @@ export interface CapacityResult {
     /** The split model's scores equal the whole model's, bit for bit, on every query. */
     exact: boolean;
   };
+  hotRows: {
+    model: string;
+    shards: number;
+    zipf: number;
+    batch: number;
+    cacheKiB: number;
+    tableKiB: number;
+    off: HotRowRun;
+    on: HotRowRun;
+    /** Largest |score with the cache - score without| over the largest score. */
+    maxRelDiff: number;
+  };
+}
+
+export interface HotRowRun {
+  p50Ms: number;
+  p99Ms: number;
+  /** Indices the shards pooled per query, and the request bytes they were sent (4 per index plus framing). */
+  shardLookups: number;
+  shardRequestKiB: number;
+  /** CPU of the shard processes per query, and of the main. */
+  shardCpuMs: number;
+  mainCpuMs: number;
+  hitRate: number;
 }
 
 /** Rows of a dim-wide table one shard of `shardMemory` holds (no headroom), per dtype. */
@@ -230,15 +254,94 @@ async function splitCost(dir: string, o: { rows: number; dim: number; shardMemor
   return out;
 }
 
+/**
+ * The hot-row cache: DLRM-RMC2 (scaled rows) load-balanced over 4 shards under Zipf traffic, served without and
+ * with a cache of a quarter of the rows, each warmed by the same queries; then the same queries one at a time.
+ */
+export async function hotRowCost(dir: string, o: { model: RecModelSpec['model']; scale: number; cacheShare: number; queries: number; repeats: number }) {
+  const m = generate(dir, 'hot', o.model, o.scale);
+  const batch = 64;
+  const zipf = 1.05;
+  const qs = queriesOf(m, batch, zipf, o.queries);
+  const tableBytes = m.tables.reduce((n, t) => n + t.bytes, 0);
+  const cacheBytes = Math.round(tableBytes * o.cacheShare);
+  const run = async (cache: boolean): Promise<{ run: HotRowRun; scores: Float32Array[] }> => {
+    const rm = recModel('hot', o.model, { strategy: 'load-balanced', shards: 4, shardMemory: '64Gi' });
+    if (cache) rm.spec.serving = { hotRowCache: String(cacheBytes) };
+    const d = await serveLocal(rm, { modelDir: join(dir, 'hot'), scale: o.scale, seed: 9, hotRowRefreshMs: 500 });
+    try {
+      const shards = d.processes.filter((p) => p.name.startsWith('shard-'));
+      const main = d.processes.find((p) => p.name === 'main')!;
+      const scrape = async (port: number, name: string) =>
+        [...(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()).matchAll(new RegExp(`^${name}(?:\\{([^}]*)\\})? (\\S+)$`, 'gm'))].map(
+          (x) => [x[1] ?? '', Number(x[2])] as const,
+        );
+      const lookups = async () => (await Promise.all(shards.map((p) => scrape(p.port, 'recshard_lookups_total')))).flat().reduce((n, [, v]) => n + v, 0);
+      const cpu = (ps: typeof shards) => ps.reduce((n, p) => n + (p.proc.pid ? processCpuSeconds(p.proc.pid) : 0), 0);
+      await scoresOf(d.predictUrl, qs); // warms the cache (and the JIT)
+      await new Promise((r) => setTimeout(r, 1200));
+      const [l0, s0, m0] = [await lookups(), cpu(shards), cpu([main])];
+      const n = qs.length * o.repeats;
+      const ms = (await oneAtATime(d, qs, n)).sort((a, b) => a - b);
+      const [l1, s1, m1] = [await lookups(), cpu(shards), cpu([main])];
+      const hits = await scrape(main.port, 'recshard_hot_row_lookups_total');
+      const hit = hits.find(([l]) => l.includes('result="hit"'))?.[1] ?? 0;
+      const miss = hits.find(([l]) => l.includes('result="miss"'))?.[1] ?? 0;
+      const at = (p: number) => round(ms[Math.min(ms.length - 1, Math.floor(p * ms.length))]!, 2);
+      const shardLookups = (l1 - l0) / n;
+      return {
+        scores: await scoresOf(d.predictUrl, qs),
+        run: {
+          p50Ms: at(0.5),
+          p99Ms: at(0.99),
+          shardLookups: Math.round(shardLookups),
+          shardRequestKiB: round((shardLookups * 4) / 1024, 1),
+          shardCpuMs: round(((s1 - s0) * 1000) / n, 3),
+          mainCpuMs: round(((m1 - m0) * 1000) / n, 3),
+          hitRate: hit + miss ? round(hit / (hit + miss), 3) : 0,
+        },
+      };
+    } finally {
+      await d.stop();
+    }
+  };
+  const off = await run(false);
+  const on = await run(true);
+  let maxRelDiff = 0;
+  const top = Math.max(...off.scores.flatMap((x) => Array.from(x, Math.abs)));
+  off.scores.forEach((x, i) => x.forEach((v, j) => (maxRelDiff = Math.max(maxRelDiff, Math.abs(v - on.scores[i]![j]!) / top))));
+  const out = {
+    model: 'DLRM-RMC2',
+    shards: 4,
+    zipf,
+    batch,
+    cacheKiB: round(cacheBytes / 1024, 1),
+    tableKiB: round(tableBytes / 1024, 1),
+    off: off.run,
+    on: on.run,
+    maxRelDiff,
+  };
+  log(`capacity: hot rows ${JSON.stringify(out)}`);
+  return out;
+}
+
 export async function benchCapacity(o: {
   int8: { model: RecModelSpec['model']; scale: number; queries: number; kernelRows: number; seconds: number };
   split: { rows: number; dim: number; shardMemory: string; queries: number; repeats: number };
+  hotRows: { model: RecModelSpec['model']; scale: number; cacheShare: number; queries: number; repeats: number };
 }): Promise<CapacityResult> {
   const dir = mkdtempSync(join(tmpdir(), 'recshard-capacity-'));
   try {
     const shardMemory = '16Gi';
     const dim = 64;
-    return { shardMemory, dim, rowsPerShard: rowsPerShard(shardMemory, dim), int8: await int8Accuracy(dir, o.int8), split: await splitCost(dir, o.split) };
+    return {
+      shardMemory,
+      dim,
+      rowsPerShard: rowsPerShard(shardMemory, dim),
+      int8: await int8Accuracy(dir, o.int8),
+      split: await splitCost(dir, o.split),
+      hotRows: await hotRowCost(dir, o.hotRows),
+    };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

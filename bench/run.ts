@@ -199,6 +199,7 @@ if (only.has('capacity')) {
       kernelRows: quick ? 100_000 : 2_000_000,
       seconds: quick ? 0.2 : 3,
     },
+    hotRows: { model: ZOO['dlrm-rmc2']!, scale: 0.001, cacheShare: 0.25, queries: quick ? 4 : 40, repeats: quick ? 1 : 5 },
     split: quick
       ? { rows: 40_000, dim: 32, shardMemory: '1280Ki', queries: 8, repeats: 2 }
       : { rows: 1_000_000, dim: 64, shardMemory: '64Mi', queries: 100, repeats: 10 },

@@ -36,6 +36,8 @@ export interface LocalOptions {
   shardReplicas?: number;
   /** The main's hedging of calls to a shard's replicas (--hedge-percentile; default: the shard-server's, 0: off). */
   hedgePercentile?: number;
+  /** How often the main re-chooses its hot rows (spec.serving.hotRowCache sets their budget). */
+  hotRowRefreshMs?: number;
   /** Restart a process that exits by itself, on its port with its args, after an exponential backoff (default true). */
   supervise?: boolean;
   /** Where process logs go (and plan.json, model.json). */
@@ -228,7 +230,7 @@ function argsOf(o: LocalOptions, files: { plan: string; modelConfig: string }, m
   const scheduling = { scheduler: o.scheduler, batchSize: o.batchSize, workers: o.workers, emulateServiceMs: o.emulateServiceMs };
   return {
     sparse: (shard: number, port: number) => shardServerArgs({ ...common, role: 'sparse', shard, port }),
-    main: shardServerArgs({ ...common, role: 'main', port: mainPort, ...scheduling, hedgePercentile: o.hedgePercentile }),
+    main: shardServerArgs({ ...common, role: 'main', port: mainPort, ...scheduling, hedgePercentile: o.hedgePercentile, hotRowRefreshMs: o.hotRowRefreshMs }),
   };
 }
 

@@ -26,6 +26,10 @@ export const Metric = {
   requestParts: 'recshard_request_parts_total',
   schedulerBatchSize: 'recshard_scheduler_batch_size',
   schedulerAcceleratorThreshold: 'recshard_scheduler_accelerator_threshold',
+  /** The main's lookups of tables whose hot rows it caches, by result (hit: pooled by the main, miss: by a shard). */
+  hotRowLookups: 'recshard_hot_row_lookups_total',
+  /** Bytes of hot rows the main holds (spec.serving.hotRowCache). */
+  hotRowCacheBytes: 'recshard_hot_row_cache_bytes',
 } as const;
 
 export const Label = {
@@ -43,6 +47,7 @@ export const Label = {
   executor: 'executor',
   mode: 'mode',
   reason: 'reason',
+  result: 'result',
 } as const;
 
 /** The stages of recshard_request_duration_seconds. */

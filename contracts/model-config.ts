@@ -11,6 +11,8 @@ export interface ServingConfig {
   scheduler?: 'auto' | 'fixed';
   batchSize?: number;
   workers?: number;
+  /** Bytes of hot rows the main caches, as a quantity (spec.serving.hotRowCache). */
+  hotRowCache?: string;
 }
 
 export interface ModelConfig {

@@ -30,6 +30,9 @@ export interface ShardServerArgs {
   maxConnections?: number;
   probeMs?: number;
   hedgePercentile?: number;
+  /** The main's cache of hot rows, in bytes (0: none) and how often it re-chooses them. */
+  hotRowCacheBytes?: number;
+  hotRowRefreshMs?: number;
   scheduler?: SchedulerMode;
   batchSize?: number;
   workers?: number;
@@ -97,6 +100,20 @@ export const SHARD_SERVER_FLAGS: { [K in keyof ShardServerArgs]-?: FlagSpec } = 
     description:
       "main: a call to a shard with several replicas that has no answer after this percentile of the shard's recent calls " +
       'is re-sent to another replica, the first answer winning (at most 5% extra calls); 0 turns hedging off (default 95)',
+    number: true,
+  },
+  hotRowCacheBytes: {
+    flag: '--hot-row-cache-bytes',
+    value: '<n>',
+    description:
+      "main: hold the most used rows of the shards' tables, up to this many bytes, and pool their lookups itself " +
+      '(default: model.json serving.hotRowCache, else 0: none)',
+    number: true,
+  },
+  hotRowRefreshMs: {
+    flag: '--hot-row-refresh-ms',
+    value: '<n>',
+    description: 'main: how often the hot rows are chosen again from recent traffic and fetched from their shards (default 10000)',
     number: true,
   },
   scheduler: {

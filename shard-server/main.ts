@@ -7,6 +7,7 @@ import { parseModelConfig } from '../contracts/model-config.js';
 import { parseServingPlan } from '../contracts/plan.js';
 import { durationMs } from '../lib/duration.js';
 import { jsonLogger, type Level } from '../lib/log.js';
+import { parseQuantity } from '../lib/quantity.js';
 import { parseFlags, type ParsedFlags } from './flags.js';
 import { DEFAULT_SCHEDULING, startServer, type ServerOptions } from './server.js';
 
@@ -73,6 +74,10 @@ const options: ServerOptions = {
   maxConnections: flags.maxConnections,
   probeMs: flags.probeMs,
   hedgePercentile: flags.hedgePercentile,
+  hotRows: {
+    bytes: flags.hotRowCacheBytes ?? (serving.hotRowCache !== undefined ? parseQuantity(serving.hotRowCache) : 0),
+    refreshMs: flags.hotRowRefreshMs ?? 10_000,
+  },
   emulateServiceMs: flags.emulateServiceMs,
   ...tlsFiles(),
   scheduling: {

@@ -11,6 +11,7 @@ import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/log.js';
 import type { ServerMetrics } from './http/metrics.js';
 import type { Executor, WorkerInit } from './inference/executor.js';
+import { HotRows } from './inference/hot-rows.js';
 import { LookupService } from './inference/lookup-service.js';
 import { Predictor } from './inference/predictor.js';
 import { Scheduler } from './inference/scheduler.js';
@@ -38,6 +39,12 @@ export interface SchedulingOptions {
 
 export const DEFAULT_SCHEDULING: SchedulingOptions = { mode: 'auto', batchSize: 64, percentile: 95 };
 
+/** The main's cache of hot rows: its budget in bytes (0: none) and how often it re-chooses them. */
+export interface HotRowOptions {
+  bytes: number;
+  refreshMs: number;
+}
+
 export interface MainOptions {
   plan: ShardServerPlan;
   /** What every lookup carries (the plan's version, the loaded manifest's). */
@@ -46,6 +53,7 @@ export interface MainOptions {
   policy: FailurePolicy;
   probeMs: number;
   hedgePercentile?: number;
+  hotRows?: HotRowOptions;
   /** Mutual TLS to shards whose endpoints are https://. */
   tls?: TlsMaterial;
   log: Logger;
@@ -206,11 +214,14 @@ export async function loadMain(src: ModelSource, manifest: Manifest, o: MainOpti
     cpuMs: processCpuMs,
   });
   metrics.observeScheduler(() => scheduler.state());
+  const hot = o.hotRows && o.hotRows.bytes > 0 ? hotRowCache(manifest, clients, o.hotRows, o.log) : undefined;
+  if (hot) metrics.observeHotRows(() => ({ hits: hot.rows.hits, misses: hot.rows.misses, bytes: hot.rows.cachedBytes }));
   const predictor = new Predictor({
     manifest,
     localTables: local.map((t) => t.index),
     shards: clients,
     splits: splitTables(manifest, o.plan),
+    ...(hot ? { hotRows: hot.rows } : {}),
     executor: cpu,
     accelerator,
     scheduler,
@@ -221,10 +232,62 @@ export async function loadMain(src: ModelSource, manifest: Manifest, o: MainOpti
     predictor,
     clients,
     async stop() {
+      hot?.stop();
       clients.forEach((c) => c.stop());
       await Promise.all(executors.map((x) => x.close()));
     },
   };
+}
+
+/** Rows fetched from a shard per call while the cache refreshes. */
+const HOT_ROW_FETCH = 16_384;
+
+/**
+ * The hot-row cache of the whole tables the shards hold: every refreshMs it chooses the most used rows from recent
+ * traffic, fetches them from their shards (rows lookups) and holds them; a failed fetch keeps what it held.
+ */
+function hotRowCache(manifest: Manifest, clients: ShardClient[], o: HotRowOptions, log: Logger) {
+  const holder = new Map<number, ShardClient>();
+  for (const c of clients) for (const t of c.tables) holder.set(t, c);
+  const rows = new HotRows(new Map([...holder.keys()].map((t) => [t, { dim: manifest.tables[t]!.dim, rows: manifest.tables[t]!.rows }])), o.bytes);
+  let running = false;
+  const refresh = async () => {
+    if (running) return;
+    running = true;
+    try {
+      const chosen = rows.choose();
+      for (const t of holder.keys()) if (!chosen.has(t)) rows.drop(t);
+      for (const [t, want] of chosen) {
+        const dim = manifest.tables[t]!.dim;
+        const values = new Float32Array(want.length * dim);
+        // rows held already are kept; only the new ones are fetched
+        const held = rows.held(t);
+        const missing: number[] = [];
+        want.forEach((r, i) => {
+          const s = held ? held.slotOf(r) : -1;
+          if (s < 0) missing.push(i);
+          else values.set(held!.values.subarray(s * dim, (s + 1) * dim), i * dim);
+        });
+        for (let at = 0; at < missing.length; at += HOT_ROW_FETCH) {
+          const places = missing.slice(at, at + HOT_ROW_FETCH);
+          const indices = Uint32Array.from(places, (i) => want[i]!);
+          const batch = Math.ceil(indices.length / 4096); // a rows lookup may ask for 4,096 rows per sample of its batch
+          const offsets = new Uint32Array(batch + 1);
+          offsets[batch] = indices.length;
+          const [answer] = await holder.get(t)!.lookup({ batch, lookups: [{ table: t, pooling: 'rows', offsets, indices }] }, Date.now() + 10_000);
+          places.forEach((i, k) => values.set(answer!.values.subarray(k * dim, (k + 1) * dim), i * dim));
+        }
+        rows.install(t, want, values);
+      }
+    } catch (e) {
+      log.warn('hot rows not refreshed', { error: (e as Error).message });
+    } finally {
+      running = false;
+    }
+  };
+  const timer = setInterval(() => void refresh(), o.refreshMs);
+  timer.unref();
+  return { rows, stop: () => clearInterval(timer) };
 }
 
 /** CPU time of this process, every thread (the workers included), in ms. */

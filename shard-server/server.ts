@@ -12,7 +12,7 @@ import type { Logger } from '../lib/log.js';
 import { buildServerApp, metricsListener, type ServerState } from './http/app.js';
 import { ServerMetrics } from './http/metrics.js';
 import { checkManifest, modelSource, ModelLoadError, readManifestDigest } from './model/load.js';
-import { loadMain, loadSparse, type MainRole, type SchedulingOptions } from './roles.js';
+import { loadMain, loadSparse, type HotRowOptions, type MainRole, type SchedulingOptions } from './roles.js';
 import { MIN_TLS_VERSION, TlsMaterial, type TlsFiles } from './tls.js';
 
 export { DEFAULT_SCHEDULING, type SchedulingOptions } from './roles.js';
@@ -47,6 +47,8 @@ export interface ServerOptions {
   probeMs: number;
   /** The main's hedging of shard calls (ShardClientOptions.hedgePercentile; default 95, 0: off). */
   hedgePercentile?: number;
+  /** The main's hot-row cache (bytes 0: none). */
+  hotRows?: HotRowOptions;
   /**
    * Mutual TLS (tls.ts): a sparse shard serves its port over TLS and answers lookups only to callers with a
    * certificate its CA signed; a main presents its certificate to https:// shard endpoints.
@@ -148,6 +150,7 @@ async function load(o: ServerOptions, state: ModelState, metrics: ServerMetrics,
       policy: o.policy,
       probeMs: o.probeMs,
       hedgePercentile: o.hedgePercentile,
+      ...(o.hotRows ? { hotRows: o.hotRows } : {}),
       ...(tls ? { tls } : {}),
       log: o.log,
       clock,

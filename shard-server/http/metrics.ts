@@ -151,6 +151,32 @@ export class ServerMetrics {
     this.scheduler = fn;
   }
 
+  /** The main's hot-row cache, read at each scrape: its lookups by result and the bytes it holds. */
+  observeHotRows(fn: () => { hits: number; misses: number; bytes: number }): void {
+    const labels = () => this.labels;
+    new Counter({
+      name: Metric.hotRowLookups,
+      help: 'Lookups of tables whose hot rows the main caches: hit (pooled by the main) or miss (sent to a shard).',
+      labelNames: [...OWN, Label.result],
+      registers: [this.registry],
+      collect() {
+        const s = fn();
+        this.reset();
+        this.inc({ ...labels(), result: 'hit' }, s.hits);
+        this.inc({ ...labels(), result: 'miss' }, s.misses);
+      },
+    });
+    new Gauge({
+      name: Metric.hotRowCacheBytes,
+      help: 'Bytes of hot rows the main holds.',
+      labelNames: OWN,
+      registers: [this.registry],
+      collect() {
+        this.set(labels(), fn().bytes);
+      },
+    });
+  }
+
   get labels() {
     return { [Label.model]: this.model, [Label.role]: this.role };
   }

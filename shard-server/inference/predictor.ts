@@ -11,6 +11,7 @@ import type { Clock } from '../../lib/clock.js';
 import { joinScores, splitQuery, type Part } from './batching.js';
 import type { PartTask } from './compute.js';
 import type { Executor } from './executor.js';
+import { cachedSum, combine, type CacheSplit, type HotRows } from './hot-rows.js';
 import type { PredictInput } from './request.js';
 import type { Scheduler } from './scheduler.js';
 import type { ShardClient } from './shard-client.js';
@@ -48,6 +49,8 @@ export interface PredictorParts {
   shards: ShardClient[];
   /** Tables split by rows across shards: the main pools them from the rows their pieces answer. */
   splits?: SplitTable[];
+  /** The hot rows the main holds itself (spec.serving.hotRowCache): their lookups go to no shard. */
+  hotRows?: HotRows;
   executor: Executor;
   accelerator?: Executor;
   scheduler: Scheduler;
@@ -192,9 +195,19 @@ export class Predictor {
     splits: Map<SplitTable, SplitCall>,
   ): Promise<void> {
     const lookups: TableLookup[] = [];
+    // tables with cached rows: the shard pools the others, the main adds the cached rows' sum
+    const cached: [number, CacheSplit, number | undefined][] = [];
+    const hot = this.p.hotRows;
     for (const t of s.tables) {
       const sp = input.sparse.get(t);
-      if (sp) lookups.push({ table: t, pooling: input.pooling, offsets: sp.offsets, indices: sp.indices });
+      if (!sp) continue;
+      hot?.observe(t, sp.indices);
+      const c = hot?.split(t, sp.offsets, sp.indices, input.batch);
+      if (!c) lookups.push({ table: t, pooling: input.pooling, offsets: sp.offsets, indices: sp.indices });
+      else {
+        cached.push([t, c, c.indices.length ? lookups.length : undefined]);
+        if (c.indices.length) lookups.push({ table: t, pooling: 'sum', offsets: c.offsets, indices: c.indices });
+      }
     }
     // the rows of its pieces this query reads, each once (as if one sample of them, framed for a batch)
     const pieces: [SplitCall, number][] = [];
@@ -207,12 +220,26 @@ export class Predictor {
       lookups.push({ table: split.table, pooling: 'rows', offsets, indices: asks });
       pieces.push([call!, piece]);
     }
-    if (!lookups.length) return;
+    const withCache = (sums: Float32Array[], answers: { values: Float32Array }[]) =>
+      cached.forEach(([t, , at], i) =>
+        remote.push([t, combine(sums[i]!, at === undefined ? undefined : answers[at]!.values, input.sparse.get(t)!.offsets, input.batch, input.pooling)]),
+      );
+    const poolCached = () => cached.map(([, c]) => cachedSum(c, input.batch));
+    if (!lookups.length) return withCache(poolCached(), []);
     const ts = performance.now();
     try {
-      const answers = await s.lookup({ batch: input.batch, lookups }, scope.deadline, scope.signal);
+      const pending = s.lookup({ batch: input.batch, lookups }, scope.deadline, scope.signal);
+      // the cached rows are pooled while the shard works, once the other shards' requests have gone out too
+      let sums: Float32Array[] = [];
+      if (cached.length) {
+        await null;
+        sums = poolCached();
+      }
+      const answers = await pending;
       const pooled = answers.length - pieces.length;
-      for (let i = 0; i < pooled; i++) remote.push([answers[i]!.table, answers[i]!.values]);
+      const isCached = new Set(cached.flatMap(([, , at]) => (at === undefined ? [] : [at])));
+      for (let i = 0; i < pooled; i++) if (!isCached.has(i)) remote.push([answers[i]!.table, answers[i]!.values]);
+      withCache(sums, answers);
       pieces.forEach(([call, piece], i) => (call.rows[piece] = answers[pooled + i]!.values));
     } catch (e) {
       // the zero policy replaces an unavailable shard, not a request that is over (deadline, client gone)

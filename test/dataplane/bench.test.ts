@@ -40,6 +40,7 @@ describe('bench --quick', () => {
     expect(md).toMatch(/Target: at least half the C kernel's rate: \*\*(met|not met)\*\*/);
     // the split table's scores are the whole table's, bit for bit, even at smoke-test sizes
     expect(md).toContain('Scores bit-for-bit equal: **met**');
+    expect(md).toMatch(/Target \(at least 50% fewer bytes and shard CPU, p99 down, answers within 1e-5\): \*\*(met|not met)\*\*/);
     expect(md).toMatch(
       new RegExp(
         'Target: fewer seconds over the target than HPA on every trace, at no more than 10% more replica-seconds, and no flapping ' +
@@ -89,6 +90,10 @@ describe('bench --quick', () => {
     expect(c.int8.kernel.int8).toBeGreaterThan(0);
     expect(c.split.pieces).toBeGreaterThanOrEqual(4);
     expect(c.split.exact).toBe(true);
+    // the hot-row cache took lookups off the shards, and the answers stayed within fp32 rounding
+    expect(c.hotRows.on.hitRate).toBeGreaterThan(0.5);
+    expect(c.hotRows.on.shardLookups).toBeLessThan(c.hotRows.off.shardLookups / 2);
+    expect(c.hotRows.maxRelDiff).toBeLessThan(1e-5);
     expect(res.kernel!.rows[0]!.cBlocked).toBeGreaterThan(0);
     expect(res.kernel!.readGBps).toBeGreaterThan(0);
     expect(res.kernel!.rows[0]!.torch).toBeGreaterThan(0);

@@ -314,6 +314,10 @@ batchSize?: number
  */
 workers?: number
 /**
+ * Bytes of the hottest rows of the shards' tables the main holds itself, as a quantity (e.g. 64Mi): chosen from recent traffic every 10 s, their lookups cost no shard call. The main's memory must allow for it. Off when absent.
+ */
+hotRowCache?: string
+/**
  * Mutual TLS between the main and its shards (off when absent). The Secret, of type kubernetes.io/tls as a cert-manager Certificate writes it, holds tls.crt, tls.key and ca.crt; its certificate must carry the DNS name *.<namespace>.svc and both server and client auth usages (docs/security.md has a Certificate to copy). The shards then serve their port over TLS and answer lookups only to a certificate that CA signed; the main checks each shard's certificate against the name it dials. Probes and /metrics stay open. A renewed certificate is picked up without a restart; turning TLS on or off, or another Secret, rolls out a new shard set beside the running one.
  */
 tls?: {
@@ -711,6 +715,10 @@ batchSize: number
  * Worker threads of the main that run request parts, each single-threaded; 0 runs them on the event loop. Default is the main's CPU limit (or request), else the node's cores.
  */
 workers?: number
+/**
+ * Bytes of the hottest rows of the shards' tables the main holds itself, as a quantity (e.g. 64Mi): chosen from recent traffic every 10 s, their lookups cost no shard call. The main's memory must allow for it. Off when absent.
+ */
+hotRowCache?: string
 /**
  * Mutual TLS between the main and its shards (off when absent). The Secret, of type kubernetes.io/tls as a cert-manager Certificate writes it, holds tls.crt, tls.key and ca.crt; its certificate must carry the DNS name *.<namespace>.svc and both server and client auth usages (docs/security.md has a Certificate to copy). The shards then serve their port over TLS and answer lookups only to a certificate that CA signed; the main checks each shard's certificate against the name it dials. Probes and /metrics stay open. A renewed certificate is picked up without a restart; turning TLS on or off, or another Secret, rolls out a new shard set beside the running one.
  */
