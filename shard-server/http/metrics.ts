@@ -32,6 +32,7 @@ export class ServerMetrics {
   readonly hedgeWins: Counter<'model' | 'shard'>;
   readonly parts: Counter<'model' | 'role' | 'executor'>;
   private scheduler?: () => SchedulerInfo;
+  private hotRows?: () => { hits: number; misses: number; bytes: number };
   /** Children of this server's own series, resolved once: a label lookup costs more than the observation. */
   readonly own: {
     batch: { observe(v: number): void };
@@ -153,6 +154,10 @@ export class ServerMetrics {
 
   /** The main's hot-row cache, read at each scrape: its lookups by result and the bytes it holds. */
   observeHotRows(fn: () => { hits: number; misses: number; bytes: number }): void {
+    const registered = this.hotRows !== undefined;
+    this.hotRows = fn;
+    if (registered) return;
+    const state = () => this.hotRows!();
     const labels = () => this.labels;
     new Counter({
       name: Metric.hotRowLookups,
@@ -160,7 +165,7 @@ export class ServerMetrics {
       labelNames: [...OWN, Label.result],
       registers: [this.registry],
       collect() {
-        const s = fn();
+        const s = state();
         this.reset();
         this.inc({ ...labels(), result: 'hit' }, s.hits);
         this.inc({ ...labels(), result: 'miss' }, s.misses);
@@ -172,7 +177,7 @@ export class ServerMetrics {
       labelNames: OWN,
       registers: [this.registry],
       collect() {
-        this.set(labels(), fn().bytes);
+        this.set(labels(), state().bytes);
       },
     });
   }

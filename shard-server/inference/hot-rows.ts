@@ -21,6 +21,8 @@ export interface CachedTable {
   dim: number;
   /** Row -> its place in `values`, -1 when not cached. */
   slotOf(row: number): number;
+  /** The same as an array over the table's rows, where the table is small enough (DENSE_SLOTS_MAX_ROWS). */
+  dense?: Int32Array;
   /** The cached rows as a table of their own (in a kernel arena), row i at slot i. */
   rows: EmbeddingTable;
   /** The cached rows, slot order. */
@@ -92,10 +94,11 @@ export class HotRows {
   install(table: number, rows: Uint32Array, values: Float32Array): void {
     const { dim, rows: tableRows } = this.shapes.get(table)!;
     let slotOf: (row: number) => number;
+    let dense: Int32Array | undefined;
     if (tableRows <= DENSE_SLOTS_MAX_ROWS) {
-      const dense = new Int32Array(tableRows).fill(-1);
-      rows.forEach((r, i) => (dense[r] = i));
-      slotOf = (row) => dense[row]!;
+      const slots = (dense = new Int32Array(tableRows).fill(-1));
+      rows.forEach((r, i) => (slots[r] = i));
+      slotOf = (row) => slots[row]!;
     } else {
       const map = new Map(Array.from(rows, (r, i) => [r, i]));
       slotOf = (row) => map.get(row) ?? -1;
@@ -105,7 +108,14 @@ export class HotRows {
     const data = arena ? new Float32Array(arena.memory.buffer, arena.tableOffset, values.length) : values;
     if (arena) data.set(values);
     const meta = { name: `hot-${table}`, rows: rows.length, dim, dtype: 'fp32' as const, net: '', poolingFactor: 0, bytes: values.byteLength };
-    this.cached.set(table, { dim, slotOf, rows: { index: table, meta, data, ...(arena ? { arena } : {}) }, cachedRows: rows, values: data });
+    this.cached.set(table, {
+      dim,
+      slotOf,
+      ...(dense ? { dense } : {}),
+      rows: { index: table, meta, data, ...(arena ? { arena } : {}) },
+      cachedRows: rows,
+      values: data,
+    });
   }
 
   /** The rows of a table held now. */
@@ -128,10 +138,12 @@ export class HotRows {
     const hitOffsets = new Uint32Array(batch + 1);
     let n = 0;
     let h = 0;
+    const dense = c.dense;
     for (let b = 0; b < batch; b++) {
-      for (let k = offsets[b]!; k < offsets[b + 1]!; k++) {
-        const s = c.slotOf(indices[k]!);
-        if (s < 0) keep[n++] = indices[k]!;
+      for (let k = offsets[b]!, end = offsets[b + 1]!; k < end; k++) {
+        const row = indices[k]!;
+        const s = dense ? dense[row]! : c.slotOf(row);
+        if (s < 0) keep[n++] = row;
         else slots[h++] = s;
       }
       kept[b + 1] = n;
