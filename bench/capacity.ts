@@ -16,8 +16,8 @@ import { generateModel } from '../models/generate.js';
 import { resolveSpec, type RecModel, type RecModelSpec } from '../operator/api/v1alpha1/index.js';
 import { planModel } from '../operator/planner/plan.js';
 import { poolInto } from '../shard-server/inference/embeddings.js';
-import { SplitTable } from '../shard-server/inference/split.js';
 import { loadTables, modelSource, type EmbeddingTable } from '../shard-server/model/load.js';
+import { splitTables } from '../shard-server/roles.js';
 import { timeKernel } from './kernel.js';
 import { log, oneAtATime, round } from './lib.js';
 
@@ -206,14 +206,9 @@ async function splitCost(dir: string, o: { rows: number; dim: number; shardMemor
   if (!r.ok) throw new Error('spec');
   const plan = planModel(r.spec);
   if (!plan.ok) throw plan.error;
-  const pieces = plan.plan.shards.flatMap((s) => (s.pieces ?? []).map((p) => ({ shard: s.index, piece: p.piece, pieces: p.pieces })));
   const big = m.tables.findIndex((t) => t.name === 'big');
-  const rows = (p: (typeof pieces)[number]) => ({ start: Math.floor((p.piece * o.rows) / p.pieces), end: Math.floor(((p.piece + 1) * o.rows) / p.pieces) });
-  const router = new SplitTable(
-    big,
-    o.dim,
-    pieces.sort((a, b) => a.piece - b.piece).map((p) => ({ shard: p.shard, ...rows(p) })),
-  );
+  const router = splitTables(m, { main: { tables: plan.plan.mainTables }, shards: plan.plan.shards }).find((s) => s.table === big)!;
+  const pieces = router.pieces;
   // the bytes the shards answer per query: a pooled vector per sample and table, or a row per distinct index of a piece
   const answerBytes = (splitBig: boolean) =>
     qs.reduce((n, q) => {

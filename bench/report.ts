@@ -32,6 +32,8 @@ export interface BenchResults {
 }
 
 const pct = (r: number) => `${(r * 100).toFixed(1)}%`;
+/** The share by which b is below a (0 where a is 0). */
+const cut = (a: number, b: number) => (a > 0 ? 1 - b / a : 0);
 const SEEDS_DIFFER = 'the arrivals, routing and service times differ, the trace and the controllers do not';
 const verdict = (ok: boolean) => (ok ? '**met**' : '**not met**');
 const table = (head: string[], rows: (string | number)[][]) =>
@@ -693,7 +695,6 @@ function capacityGoals(r: BenchResults): Goal[] {
   const c = r.capacity;
   if (!c) return [{ goal: 'capacity beyond one server', target: '', measured: 'not measured (run `--only capacity`)', why: '' }];
   const h = c.hotRows;
-  const cut = (a: number, b: number) => (a > 0 ? 1 - b / a : 0);
   const int8 = c.rowsPerShard.find((x) => x.dtype === 'int8')!;
   return [
     {
@@ -812,7 +813,6 @@ function capacitySection(c: CapacityResult): string[] {
 }
 
 function hotRowLines(h: CapacityResult['hotRows']): string[] {
-  const cut = (a: number, b: number) => (a > 0 ? 1 - b / a : 0);
   const bytesCut = cut(h.off.shardRequestKiB, h.on.shardRequestKiB);
   const cpuCut = cut(h.off.shardCpuMs, h.on.shardCpuMs);
   const met = bytesCut >= 0.5 && cpuCut >= 0.5 && h.on.p99Ms < h.off.p99Ms && h.maxRelDiff <= 1e-5;

@@ -64,6 +64,9 @@ export function rowBytes(dim: number, dtype: DType): number {
 /** Where an int8 row's scale starts (its bias follows): dim rounded up to a multiple of 4. */
 export const int8Stride = (dim: number) => Math.ceil(dim / 4) * 4;
 
+/** Element value of an int8 row: q x scale, then + bias, each an fp32 operation (what the SIMD kernel computes too). */
+export const int8Value = (q: number, scale: number, bias: number) => Math.fround(Math.fround(q * scale) + bias);
+
 /** The rows a generated table of `rows` has at `scale` (tests and demos serve scaled-down models). */
 export const scaledRows = (rows: number, scale = 1) => (scale === 1 ? rows : Math.max(8, Math.round(rows * scale)));
 

@@ -155,7 +155,10 @@ function shardClients(manifest: Manifest, o: MainOptions, metrics: ServerMetrics
  * The tables the plan splits by rows, each with its pieces' shards and the rows of the artifact each holds; a plan
  * whose pieces of a table are not 0..n-1 once each, or that also places the table whole, is refused.
  */
-export function splitTables(manifest: Manifest, plan: Pick<ShardServerPlan, 'main' | 'shards'>): SplitTable[] {
+export function splitTables(
+  manifest: Manifest,
+  plan: { main: Pick<ShardServerPlan['main'], 'tables'>; shards: Pick<ShardServerPlan['shards'][number], 'index' | 'tables' | 'pieces'>[] },
+): SplitTable[] {
   const byTable = new Map<string, { shard: number; piece: number; pieces: number }[]>();
   for (const s of plan.shards)
     for (const p of s.pieces ?? []) {
@@ -214,7 +217,7 @@ export async function loadMain(src: ModelSource, manifest: Manifest, o: MainOpti
     cpuMs: processCpuMs,
   });
   metrics.observeScheduler(() => scheduler.state());
-  const hot = o.hotRows && o.hotRows.bytes > 0 ? hotRowCache(manifest, clients, o.hotRows, o.log) : undefined;
+  const hot = o.hotRows && o.hotRows.bytes > 0 ? hotRowCache(manifest, clients, o.hotRows, o.log, o.clock) : undefined;
   if (hot) metrics.observeHotRows(() => ({ hits: hot.rows.hits, misses: hot.rows.misses, bytes: hot.rows.cachedBytes }));
   const predictor = new Predictor({
     manifest,
@@ -246,7 +249,7 @@ const HOT_ROW_FETCH = 16_384;
  * The hot-row cache of the whole tables the shards hold: every refreshMs it chooses the most used rows from recent
  * traffic, fetches them from their shards (rows lookups) and holds them; a failed fetch keeps what it held.
  */
-function hotRowCache(manifest: Manifest, clients: ShardClient[], o: HotRowOptions, log: Logger) {
+function hotRowCache(manifest: Manifest, clients: ShardClient[], o: HotRowOptions, log: Logger, clock: Clock) {
   const holder = new Map<number, ShardClient>();
   for (const c of clients) for (const t of c.tables) holder.set(t, c);
   const rows = new HotRows(new Map([...holder.keys()].map((t) => [t, { dim: manifest.tables[t]!.dim, rows: manifest.tables[t]!.rows }])), o.bytes);
@@ -274,7 +277,7 @@ function hotRowCache(manifest: Manifest, clients: ShardClient[], o: HotRowOption
           const batch = Math.ceil(indices.length / 4096); // a rows lookup may ask for 4,096 rows per sample of its batch
           const offsets = new Uint32Array(batch + 1);
           offsets[batch] = indices.length;
-          const [answer] = await holder.get(t)!.lookup({ batch, lookups: [{ table: t, pooling: 'rows', offsets, indices }] }, Date.now() + 10_000);
+          const [answer] = await holder.get(t)!.lookup({ batch, lookups: [{ table: t, pooling: 'rows', offsets, indices }] }, clock.now().getTime() + 10_000);
           places.forEach((i, k) => values.set(answer!.values.subarray(k * dim, (k + 1) * dim), i * dim));
         }
         rows.install(t, want, values);

@@ -2,7 +2,7 @@
 // caller-owned output with no allocation per sample or per index. fp32 and int8 tables in a WebAssembly arena use
 // the SIMD kernels (kernels/pool.wat); fp16 tables and tables too large for an arena use the JavaScript loops.
 // Every element is summed in index order from +0 in fp32, so all of them agree bit for bit.
-import { int8Stride } from '../../contracts/model-format.js';
+import { int8Stride, int8Value } from '../../contracts/model-format.js';
 import type { Pooling } from '../../contracts/wire/sections.js';
 import { HALF_TO_FLOAT } from '../../lib/fp16.js';
 import { poolerFor } from '../kernels/pool.js';
@@ -26,15 +26,17 @@ export function poolInto(
   else if (table.data instanceof Uint16Array) poolHalf(table.data, table.meta.dim, offsets, indices, batch, out, outOffset);
   else if (table.data instanceof Uint8Array) poolInt8(table.data, table.meta.dim, offsets, indices, batch, out, outOffset);
   else poolFloat(table.data, table.meta.dim, offsets, indices, batch, out, outOffset);
-  if (pooling === 'mean') {
-    const dim = table.meta.dim;
-    for (let b = 0; b < batch; b++) {
-      const count = offsets[b + 1]! - offsets[b]!;
-      if (count < 2) continue;
-      const inv = 1 / count;
-      const o = outOffset + b * dim;
-      for (let d = 0; d < dim; d++) out[o + d]! *= inv;
-    }
+  if (pooling === 'mean') meanInPlace(out, offsets, batch, table.meta.dim, outOffset);
+}
+
+/** A mean from the sums: each sample of two or more indices times 1 / its count (the same rounding everywhere). */
+export function meanInPlace(out: Float32Array, offsets: Uint32Array, batch: number, dim: number, outOffset = 0): void {
+  for (let b = 0; b < batch; b++) {
+    const count = offsets[b + 1]! - offsets[b]!;
+    if (count < 2) continue;
+    const inv = 1 / count;
+    const o = outOffset + b * dim;
+    for (let d = 0; d < dim; d++) out[o + d]! *= inv;
   }
 }
 
@@ -52,9 +54,6 @@ function poolFloat(data: Float32Array, dim: number, offsets: Uint32Array, indice
 /** An int8 table's rows as words: each row's scale and bias are at word (row start + stride) / 4 and the next. */
 const words = (data: Uint8Array) => new Float32Array(data.buffer, data.byteOffset, data.byteLength >> 2);
 
-/** Element d of an int8 row: two fp32 operations, q x scale then + bias (what a SIMD kernel computes too). */
-const dequant = (q: number, scale: number, bias: number) => Math.fround(Math.fround(q * scale) + bias);
-
 function poolInt8(data: Uint8Array, dim: number, offsets: Uint32Array, indices: Uint32Array, batch: number, out: Float32Array, outOffset: number): void {
   const stride = int8Stride(dim);
   const rowBytes = stride + 8;
@@ -66,7 +65,7 @@ function poolInt8(data: Uint8Array, dim: number, offsets: Uint32Array, indices: 
       const row = indices[k]! * rowBytes;
       const scale = w[(row + stride) >> 2]!;
       const bias = w[(row + stride + 4) >> 2]!;
-      for (let d = 0; d < dim; d++) out[o + d]! += dequant(data[row + d]!, scale, bias);
+      for (let d = 0; d < dim; d++) out[o + d]! += int8Value(data[row + d]!, scale, bias);
     }
   }
 }
@@ -100,7 +99,7 @@ export function gatherInto(table: EmbeddingTable, indices: Uint32Array, out: Flo
     for (let k = 0; k < indices.length; k++) {
       const row = indices[k]! * (stride + 8);
       const [scale, bias] = [w[(row + stride) >> 2]!, w[(row + stride + 4) >> 2]!];
-      for (let d = 0; d < dim; d++) out[outOffset + k * dim + d] = dequant(data[row + d]!, scale, bias);
+      for (let d = 0; d < dim; d++) out[outOffset + k * dim + d] = int8Value(data[row + d]!, scale, bias);
     }
     return;
   }

@@ -7,7 +7,7 @@
 import type { Pooling } from '../../contracts/wire/sections.js';
 import { createArena } from '../kernels/pool.js';
 import type { EmbeddingTable } from '../model/load.js';
-import { poolInto } from './embeddings.js';
+import { meanInPlace, poolInto } from './embeddings.js';
 
 /** Indices counted per table per query, at most. */
 export const SAMPLED_PER_QUERY = 256;
@@ -25,8 +25,6 @@ export interface CachedTable {
   dense?: Int32Array;
   /** The cached rows as a table of their own (in a kernel arena), row i at slot i. */
   rows: EmbeddingTable;
-  /** The cached rows, slot order. */
-  cachedRows: Uint32Array;
   values: Float32Array;
 }
 
@@ -113,7 +111,6 @@ export class HotRows {
       slotOf,
       ...(dense ? { dense } : {}),
       rows: { index: table, meta, data, ...(arena ? { arena } : {}) },
-      cachedRows: rows,
       values: data,
     });
   }
@@ -166,13 +163,7 @@ export function cachedSum(split: CacheSplit, batch: number): Float32Array {
 export function combine(sum: Float32Array, shardSum: Float32Array | undefined, offsets: Uint32Array, batch: number, pooling: Pooling): Float32Array {
   const dim = sum.length / batch;
   if (shardSum) for (let i = 0; i < sum.length; i++) sum[i]! += shardSum[i]!;
-  if (pooling === 'mean')
-    for (let b = 0; b < batch; b++) {
-      const count = offsets[b + 1]! - offsets[b]!;
-      if (count < 2) continue;
-      const inv = 1 / count;
-      for (let d = 0; d < dim; d++) sum[b * dim + d]! *= inv;
-    }
+  if (pooling === 'mean') meanInPlace(sum, offsets, batch, dim);
   return sum;
 }
 

@@ -4,6 +4,7 @@
 // order, exactly as the kernel pools an unsplit table: the sums are bit-for-bit those of the unsplit table, the
 // means too (the same sum times the same 1 / count), with no rounding of partial sums in between.
 import type { Pooling } from '../../contracts/wire/sections.js';
+import { meanInPlace } from './embeddings.js';
 
 /** One piece: rows [start, end) of the table, held by shard `shard`. */
 export interface Piece {
@@ -85,11 +86,8 @@ export class SplitTable {
         const at = route.slot[k]! * dim;
         for (let d = 0; d < dim; d++) out[o + d]! += r[at + d]!;
       }
-      if (pooling === 'mean' && end - first >= 2) {
-        const inv = 1 / (end - first);
-        for (let d = 0; d < dim; d++) out[o + d]! *= inv;
-      }
     }
+    if (pooling === 'mean') meanInPlace(out, offsets, batch, dim);
     return out;
   }
 }

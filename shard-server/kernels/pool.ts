@@ -3,6 +3,7 @@
 // once and every thread (the event loop is slot 0, worker i is slot i + 1) runs the kernel over the same rows
 // through its own instance, copying a chunk of indices into its scratch and the pooled rows out of it.
 import { readFileSync } from 'node:fs';
+import { int8Stride, int8Value, rowBytes as rowBytesOf } from '../../contracts/model-format.js';
 import { builtSibling } from '../../lib/paths.js';
 
 export interface Arena {
@@ -89,7 +90,7 @@ class Pooler {
     // Either the whole table is read into the cache first, or the rows are likely to miss it, and then the kernel
     // touches all of each row's lines in its first pass over them.
     const { tableOffset, tableBytes } = this.arena;
-    const rowBytes = this.arena.kind === 'int8' ? ((dim + 3) & ~3) + 8 : dim * 4;
+    const rowBytes = rowBytesOf(dim, this.arena.kind);
     const streamed = tableBytes <= STREAM_MAX_BYTES && (offsets[batch]! - offsets[0]!) * rowBytes >= tableBytes;
     if (streamed) this.stream(tableOffset, tableBytes);
     for (let b0 = 0; b0 < batch;) {
@@ -116,12 +117,12 @@ class Pooler {
   private poolOne(dim: number, indices: Uint32Array, out: Float32Array, o: number): void {
     out.fill(0, o, o + dim);
     if (this.arena.kind === 'int8') {
-      const stride = (dim + 3) & ~3;
+      const stride = int8Stride(dim);
       const u8 = new Uint8Array(this.arena.memory.buffer);
       for (const i of indices) {
         const row = this.arena.tableOffset + i * (stride + 8);
         const [scale, bias] = [this.f32[(row + stride) >> 2]!, this.f32[(row + stride + 4) >> 2]!];
-        for (let d = 0; d < dim; d++) out[o + d]! += Math.fround(Math.fround(u8[row + d]! * scale) + bias);
+        for (let d = 0; d < dim; d++) out[o + d]! += int8Value(u8[row + d]!, scale, bias);
       }
       return;
     }

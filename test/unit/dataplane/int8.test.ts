@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { int8Stride, rowBytes, type Manifest } from '../../../contracts/model-format.js';
+import { int8Stride, int8Value, rowBytes, type Manifest } from '../../../contracts/model-format.js';
 import { encoder, generateModel } from '../../../models/generate.js';
 import { ZOO } from '../../../models/zoo.js';
 import { resolveSpec, type ResolvedModel } from '../../../operator/api/v1alpha1/index.js';
@@ -44,7 +44,7 @@ function int8Row(t: EmbeddingTable, r: number): { scale: number; values: number[
   const words = new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
   const at = r * (stride + 8);
   const [scale, bias] = [words[(at + stride) / 4]!, words[(at + stride + 4) / 4]!];
-  return { scale, values: Array.from({ length: dim }, (_, d) => Math.fround(Math.fround(bytes[at + d]! * scale) + bias)) };
+  return { scale, values: Array.from({ length: dim }, (_, d) => int8Value(bytes[at + d]!, scale, bias)) };
 }
 
 describe('int8 row-wise tables', () => {
